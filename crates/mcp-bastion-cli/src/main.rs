@@ -1,0 +1,226 @@
+//! `mcp-bastion`: put a stdio MCP server on the network.
+//!
+//! ```text
+//! mcp-bastion [--listen 127.0.0.1:8080] [--session-mode per-session|shared] -- <command> [args…]
+//! ```
+//!
+//! Serves Streamable HTTP at `/mcp`, the legacy SSE transport at `/sse`
+//! (messages at `/messages`), and `/healthz`, `/readyz`.
+
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+
+use axum::{Router, http::StatusCode, routing::get, serve::ListenerExt};
+use clap::{Parser, ValueEnum};
+use mcp_bastion::{
+    backend::{
+        Backend, DynBackend,
+        stdio::{StdioBackend, StdioMode},
+    },
+    inspect::McpInspectLayer,
+    transport::{Sse, StreamableHttp},
+};
+use tracing_subscriber::EnvFilter;
+
+/// Put a stdio MCP server on the network: Streamable HTTP at /mcp, legacy SSE at /sse.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-bastion", version, about)]
+struct Cli {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "MCP_BASTION_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// One child process per session, or one shared by all sessions.
+    #[arg(long, value_enum, env = "MCP_BASTION_SESSION_MODE", default_value_t = SessionMode::PerSession)]
+    session_mode: SessionMode,
+
+    /// Serve everything under this path prefix (e.g. `/k/abc`).
+    #[arg(long, env = "MCP_BASTION_PATH_PREFIX", default_value = "")]
+    path_prefix: String,
+
+    /// Answer Streamable HTTP requests with JSON instead of SSE streams.
+    #[arg(long)]
+    json_response: bool,
+
+    /// Seconds between SSE keepalive comments (0 turns them off).
+    #[arg(long, default_value_t = 30)]
+    keepalive_secs: u64,
+
+    /// Largest accepted POST body in bytes.
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    max_body_bytes: usize,
+
+    /// Environment variables passed to the child from this process's own
+    /// environment (repeatable). Default: PATH, HOME, USER, LANG, TMPDIR.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pass_env: Vec<String>,
+
+    /// Fixed environment variables for the child, `NAME=VALUE` (repeatable).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
+    /// Seconds to wait for in-flight work on shutdown.
+    #[arg(long, default_value_t = 10)]
+    shutdown_timeout: u64,
+
+    /// The stdio MCP server to run, after `--`.
+    #[arg(last = true, required = true, num_args = 1..)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SessionMode {
+    /// A child process per session.
+    PerSession,
+    /// One child process for all sessions.
+    Shared,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("MCP_BASTION_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
+    let (program, args) = cli.command.split_first().ok_or("a command to run is required after `--`")?;
+    let mut builder = StdioBackend::builder(program).args(args.iter().cloned()).mode(match cli.session_mode {
+        SessionMode::PerSession => StdioMode::PerSession,
+        SessionMode::Shared => StdioMode::Shared,
+    });
+    if !cli.pass_env.is_empty() {
+        builder = builder.inherit_env(cli.pass_env.iter().cloned());
+    }
+    for pair in &cli.env {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("--env expects NAME=VALUE, got `{}`", pair.split('=').next().unwrap_or("")))?;
+        builder = builder.env(name, value);
+    }
+    let backend = builder.build().map_err(|e| e.to_string())?;
+    Ok(Arc::new(backend))
+}
+
+fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, Sse<DynBackend>) {
+    let keepalive = (cli.keepalive_secs > 0).then(|| Duration::from_secs(cli.keepalive_secs));
+    let streamable = StreamableHttp::new(backend.clone())
+        .json_response(cli.json_response)
+        .keepalive(keepalive);
+    let sse = Sse::new(backend.clone()).keepalive(keepalive);
+    let ready_backend = backend;
+    let mcp = Router::new()
+        .route_service("/mcp", streamable.clone())
+        .merge(sse.clone().into_router())
+        .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let backend = ready_backend.clone();
+                async move {
+                    match backend.ready().await {
+                        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
+                    }
+                }
+            }),
+        );
+    let prefix = cli.path_prefix.trim_end_matches('/');
+    let router = if prefix.is_empty() {
+        mcp
+    } else {
+        Router::new().nest(prefix, mcp)
+    };
+    (router, streamable, sse)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    if !cli.path_prefix.is_empty() && !cli.path_prefix.starts_with('/') {
+        eprintln!("mcp-bastion: --path-prefix must start with `/`");
+        return ExitCode::from(2);
+    }
+    let backend = match build_backend(&cli) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (router, streamable, sse) = app(&cli, backend.clone());
+    let listener = match tokio::net::TcpListener::bind(cli.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("mcp-bastion: cannot listen on {}: {e}", cli.listen);
+            return ExitCode::from(1);
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(cli.listen);
+    eprintln!("mcp-bastion listening on http://{addr}");
+    tracing::info!(%addr, prefix = %cli.path_prefix, "serving /mcp (Streamable HTTP) and /sse (legacy SSE)");
+
+    let listener = listener.tap_io(|tcp| {
+        // SSE replies are several small writes: without this, Nagle and
+        // delayed ACKs add ~40 ms per request.
+        let _ = tcp.set_nodelay(true);
+    });
+    let timeout = Duration::from_secs(cli.shutdown_timeout);
+    let shutdown = {
+        let backend = backend.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing sessions and children");
+            streamable.close_all_sessions();
+            sse.close_all_sessions();
+            let _ = tokio::time::timeout(timeout, backend.shutdown()).await;
+            // Leave the server a bounded time to finish in-flight requests.
+            tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                tracing::warn!("shutdown timeout reached; exiting");
+                std::process::exit(0);
+            });
+        }
+    };
+    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        eprintln!("mcp-bastion: server error: {e}");
+        return ExitCode::from(1);
+    }
+    backend.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,140 @@
+//! Backends: where MCP messages go once a transport has accepted them.
+//!
+//! A [`Backend`] opens a [`Connection`] per session (or, for a shared stdio
+//! child, multiplexes many sessions over one process). A connection is a pair
+//! of channels of JSON-RPC [`Message`]s plus a close handle; transports know
+//! nothing else about what is behind it.
+//!
+//! | backend | feature | what it serves |
+//! |---|---|---|
+//! | [`stdio::StdioBackend`] | `stdio` | a child process speaking newline-delimited JSON, one per session or one shared |
+//! | [`rmcp::RmcpBackend`] | `rmcp` | any rmcp `ServerHandler`, in process |
+//!
+//! Writing your own: implement [`Backend::connect`], return the two channel
+//! ends, and stop work when the connection's [`CancellationToken`] fires or
+//! the `outgoing` sender is dropped.
+
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::jsonrpc::Message;
+
+#[cfg(feature = "stdio")]
+pub mod stdio;
+
+#[cfg(feature = "rmcp")]
+pub mod rmcp;
+
+/// A boxed, `Send` future, as returned by [`Backend`] methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a transport knows about the session a connection is opened for.
+///
+/// `extensions` carries whatever the outer layers attached to the request that
+/// opened the session (the authenticated `Principal`, captured `SessionParams`),
+/// so that backends can act on them, e.g. a stdio child's environment.
+#[derive(Debug, Clone, Default)]
+pub struct SessionContext {
+    /// The transport session id, when the transport has sessions.
+    pub session_id: Option<String>,
+    /// The protocol version the client asked for, if known.
+    pub protocol_version: Option<String>,
+    /// Request extensions of the request that opened the session.
+    pub extensions: http::Extensions,
+}
+
+/// An open connection to a backend for one session.
+///
+/// Send client messages on `outgoing`; read server messages from `incoming`.
+/// `incoming` ends (returns `None`) when the backend is gone. Cancelling
+/// [`Connection::closed`] ends the connection; backends must also treat the
+/// `outgoing` channel closing (every sender dropped) as the end.
+#[derive(Debug)]
+pub struct Connection {
+    /// Client-to-server messages.
+    pub outgoing: mpsc::Sender<Message>,
+    /// Server-to-client messages.
+    pub incoming: mpsc::Receiver<Message>,
+    /// Cancel to end the connection; the backend releases its resources
+    /// (a per-session child is terminated).
+    pub closed: CancellationToken,
+}
+
+impl Connection {
+    /// Builds a connection from its parts.
+    pub fn new(
+        outgoing: mpsc::Sender<Message>,
+        incoming: mpsc::Receiver<Message>,
+        closed: CancellationToken,
+    ) -> Self {
+        Self {
+            outgoing,
+            incoming,
+            closed,
+        }
+    }
+}
+
+/// Why a backend could not open a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The child process could not be started.
+    #[error("failed to spawn backend process `{program}`: {source}")]
+    Spawn {
+        /// The program that failed to start.
+        program: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backend refused or is not available.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The configuration cannot work.
+    #[error("invalid backend configuration: {0}")]
+    Config(String),
+}
+
+/// Something that serves MCP sessions.
+///
+/// Cheap to clone and shared by all requests; [`Backend::connect`] is called
+/// once per session (for the sessionless 2026-07-28 revision, once per
+/// request).
+pub trait Backend: Send + Sync + 'static {
+    /// Opens a connection for a new session.
+    fn connect(&self, ctx: SessionContext) -> BoxFuture<'static, Result<Connection, BackendError>>;
+
+    /// Whether the backend can serve now (used by `/readyz`). Default: yes.
+    fn ready(&self) -> BoxFuture<'static, Result<(), BackendError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Ends all connections and releases every resource (children are
+    /// terminated). Called on shutdown. Default: nothing to do.
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
+impl<B: Backend + ?Sized> Backend for Arc<B> {
+    fn connect(&self, ctx: SessionContext) -> BoxFuture<'static, Result<Connection, BackendError>> {
+        (**self).connect(ctx)
+    }
+    fn ready(&self) -> BoxFuture<'static, Result<(), BackendError>> {
+        (**self).ready()
+    }
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        (**self).shutdown()
+    }
+}
+
+/// A type-erased backend, for choosing one at run time.
+pub type DynBackend = Arc<dyn Backend>;
+
+impl fmt::Debug for dyn Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn Backend")
+    }
+}

@@ -1,0 +1,26 @@
+//! # mcp-bastion
+//!
+//! Composable tower layers and transports that put Model Context Protocol
+//! servers on the network safely.
+//!
+//! - [`inspect::McpInspectLayer`] reads a POST body once, bounded, and puts the
+//!   parsed [`inspect::McpRequest`] in the request extensions for every later
+//!   layer.
+//! - [`transport::StreamableHttp`] (revisions 2025-03-26 to 2025-11-25, and the
+//!   sessionless 2026-07-28 requests) and [`transport::Sse`] (2024-11-05) are
+//!   tower services over any [`backend::Backend`].
+//! - [`backend::stdio::StdioBackend`] runs a stdio MCP server as a child
+//!   process, one per session or one shared; `backend::rmcp::RmcpBackend`
+//!   (feature `rmcp`) serves an rmcp `ServerHandler` in process.
+//!
+//! See `docs/architecture.md` in the repository for how the pieces fit.
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod backend;
+#[cfg(feature = "inspect")]
+pub mod inspect;
+pub mod jsonrpc;
+pub mod protocol;
+pub mod net;
+pub mod session;
+pub mod transport;

@@ -1,0 +1,128 @@
+//! MCP protocol revisions and the HTTP header names the transports use.
+//!
+//! Every rule that depends on the revision asks [`ProtocolVersion`], so the
+//! list of supported revisions lives here and nowhere else.
+
+use std::{fmt, str::FromStr};
+
+/// `MCP-Protocol-Version` (sent by clients on every request after initialize, from 2025-06-18).
+pub const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
+/// `Mcp-Session-Id`.
+pub const HEADER_SESSION_ID: &str = "mcp-session-id";
+/// `Mcp-Method` (2026-07-28).
+pub const HEADER_METHOD: &str = "mcp-method";
+/// `Mcp-Name` (2026-07-28): the tool, resource URI or prompt a request names.
+pub const HEADER_NAME: &str = "mcp-name";
+/// `Last-Event-ID`.
+pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
+
+/// An MCP protocol revision that mcp-bastion speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProtocolVersion {
+    /// 2024-11-05: the legacy HTTP+SSE transport.
+    V2024_11_05,
+    /// 2025-03-26: Streamable HTTP; JSON-RPC batches allowed.
+    V2025_03_26,
+    /// 2025-06-18: `MCP-Protocol-Version` header; no batches.
+    V2025_06_18,
+    /// 2025-11-25: priming events on SSE streams.
+    V2025_11_25,
+    /// 2026-07-28: sessionless requests, `Mcp-Method`/`Mcp-Name` headers.
+    V2026_07_28,
+}
+
+impl ProtocolVersion {
+    /// Every revision, oldest first.
+    pub const ALL: [ProtocolVersion; 5] = [
+        ProtocolVersion::V2024_11_05,
+        ProtocolVersion::V2025_03_26,
+        ProtocolVersion::V2025_06_18,
+        ProtocolVersion::V2025_11_25,
+        ProtocolVersion::V2026_07_28,
+    ];
+
+    /// The newest revision that has sessions and `initialize`.
+    pub const LATEST_SESSIONFUL: ProtocolVersion = ProtocolVersion::V2025_11_25;
+
+    /// What a Streamable HTTP server assumes when the header is missing.
+    pub const DEFAULT_STREAMABLE: ProtocolVersion = ProtocolVersion::V2025_03_26;
+
+    /// The revision's date string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolVersion::V2024_11_05 => "2024-11-05",
+            ProtocolVersion::V2025_03_26 => "2025-03-26",
+            ProtocolVersion::V2025_06_18 => "2025-06-18",
+            ProtocolVersion::V2025_11_25 => "2025-11-25",
+            ProtocolVersion::V2026_07_28 => "2026-07-28",
+        }
+    }
+
+    /// JSON-RPC batches (arrays) are allowed only in 2025-03-26.
+    pub fn allows_batches(self) -> bool {
+        matches!(self, ProtocolVersion::V2024_11_05 | ProtocolVersion::V2025_03_26)
+    }
+
+    /// 2026-07-28 requests are sessionless and carry routing headers.
+    pub fn is_sessionless(self) -> bool {
+        self >= ProtocolVersion::V2026_07_28
+    }
+
+    /// 2025-11-25 and later send a priming event first on each SSE stream.
+    pub fn sends_priming_event(self) -> bool {
+        self >= ProtocolVersion::V2025_11_25
+    }
+}
+
+/// The revisions this build serves: those with the `initialize` handshake
+/// (sessionless 2026-07-28 requests are answered `-32022` for now). Sent as
+/// `data.supported` whenever a version is refused.
+pub fn served_versions() -> Vec<&'static str> {
+    ProtocolVersion::ALL
+        .into_iter()
+        .filter(|v| !v.is_sessionless())
+        .map(ProtocolVersion::as_str)
+        .collect()
+}
+
+impl fmt::Display for ProtocolVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown protocol revision string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unsupported MCP protocol version")]
+pub struct UnsupportedVersion;
+
+impl FromStr for ProtocolVersion {
+    type Err = UnsupportedVersion;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ProtocolVersion::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or(UnsupportedVersion)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_supported_revision_and_nothing_else() {
+        for v in ProtocolVersion::ALL {
+            assert_eq!(v.as_str().parse::<ProtocolVersion>(), Ok(v));
+        }
+        assert!("2024-10-07".parse::<ProtocolVersion>().is_err());
+        assert!("".parse::<ProtocolVersion>().is_err());
+    }
+
+    #[test]
+    fn batches_only_before_2025_06_18() {
+        assert!(ProtocolVersion::V2025_03_26.allows_batches());
+        assert!(!ProtocolVersion::V2025_06_18.allows_batches());
+        assert!(!ProtocolVersion::V2025_11_25.allows_batches());
+    }
+}

@@ -1,0 +1,139 @@
+//! Where SSE events are kept so a client that lost its connection can resume
+//! with `Last-Event-ID`.
+//!
+//! Event ids are `<stream>-<seq>`: `seq` grows across the whole session, so
+//! ids are unique per session and name the stream they belong to. A store
+//! only keeps messages; the transport owns the id format.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Mutex,
+};
+
+use crate::jsonrpc::Message;
+
+/// A stream within a session (a POST's response stream, or the GET stream).
+pub type StreamId = u64;
+
+/// Keeps the events of each stream for replay.
+///
+/// Called with the session's routing lock held: implementations must not
+/// block for long.
+pub trait EventStore: Send + Sync + 'static {
+    /// Records `message` as event `seq` of `stream`.
+    fn append(&self, session: &str, stream: StreamId, seq: u64, message: &Message);
+    /// Events of `stream` after `seq`, oldest first.
+    fn replay_after(&self, session: &str, stream: StreamId, seq: u64) -> Vec<(u64, Message)>;
+    /// Drops everything about a session that ended.
+    fn forget(&self, session: &str);
+}
+
+/// The default store: in memory, bounded to the last `capacity` events of
+/// each stream.
+#[derive(Debug)]
+pub struct InMemoryEventStore {
+    capacity: usize,
+    sessions: Mutex<HashMap<String, HashMap<StreamId, VecDeque<(u64, Message)>>>>,
+}
+
+impl InMemoryEventStore {
+    /// A store keeping at most `capacity` events per stream.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Default for InMemoryEventStore {
+    /// 256 events per stream.
+    fn default() -> Self {
+        Self::new(256)
+    }
+}
+
+impl EventStore for InMemoryEventStore {
+    fn append(&self, session: &str, stream: StreamId, seq: u64, message: &Message) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let events = sessions
+            .entry(session.to_owned())
+            .or_default()
+            .entry(stream)
+            .or_default();
+        if events.len() == self.capacity {
+            events.pop_front();
+        }
+        events.push_back((seq, message.clone()));
+    }
+
+    fn replay_after(&self, session: &str, stream: StreamId, seq: u64) -> Vec<(u64, Message)> {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions
+            .get(session)
+            .and_then(|s| s.get(&stream))
+            .map(|events| events.iter().filter(|(s, _)| *s > seq).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn forget(&self, session: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(session);
+    }
+}
+
+/// Formats an event id.
+pub(crate) fn event_id(stream: StreamId, seq: u64) -> String {
+    format!("{stream}-{seq}")
+}
+
+/// Parses an event id made by [`event_id`].
+pub(crate) fn parse_event_id(id: &str) -> Option<(StreamId, u64)> {
+    let (stream, seq) = id.trim().split_once('-')?;
+    Some((stream.parse().ok()?, seq.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::Notification;
+
+    fn note(n: u64) -> Message {
+        Message::Notification(Notification {
+            method: format!("n{n}"),
+            params: None,
+        })
+    }
+
+    #[test]
+    fn replays_only_the_named_stream_after_the_id() {
+        let store = InMemoryEventStore::new(10);
+        store.append("s", 1, 1, &note(1));
+        store.append("s", 2, 2, &note(2));
+        store.append("s", 1, 3, &note(3));
+        let replay = store.replay_after("s", 1, 1);
+        assert_eq!(replay, vec![(3, note(3))]);
+        assert!(store.replay_after("other", 1, 0).is_empty());
+        store.forget("s");
+        assert!(store.replay_after("s", 1, 0).is_empty());
+    }
+
+    #[test]
+    fn keeps_at_most_capacity_events_per_stream() {
+        let store = InMemoryEventStore::new(2);
+        for i in 1..=5 {
+            store.append("s", 1, i, &note(i));
+        }
+        assert_eq!(store.replay_after("s", 1, 0).len(), 2);
+    }
+
+    #[test]
+    fn event_ids_round_trip_and_garbage_is_refused() {
+        assert_eq!(parse_event_id(&event_id(3, 99)), Some((3, 99)));
+        for bad in ["", "3", "a-1", "1-b", "-1"] {
+            assert_eq!(parse_event_id(bad), None, "{bad}");
+        }
+    }
+}

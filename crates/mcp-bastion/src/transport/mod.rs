@@ -1,0 +1,51 @@
+//! Transports: the MCP HTTP transports as tower services over any
+//! [`Backend`](crate::backend::Backend).
+//!
+//! | service | revision | endpoints |
+//! |---|---|---|
+//! | [`StreamableHttp`] | 2025-03-26, 2025-06-18, 2025-11-25 (2026-07-28 requests are answered `-32022`, so negotiating clients fall back) | one path for POST, GET, DELETE |
+//! | [`Sse`] | 2024-11-05 | `GET …/sse` and `POST …/messages` |
+//!
+//! Both read the [`McpRequest`](crate::inspect::McpRequest) that
+//! [`McpInspectLayer`](crate::inspect::McpInspectLayer) left in the request
+//! extensions, and parse the body themselves (with the same rules) only when
+//! no such layer ran.
+//!
+//! # `TCP_NODELAY`
+//!
+//! SSE replies are written as several small frames. Without `TCP_NODELAY`,
+//! Nagle's algorithm and delayed ACKs add about 40 ms to each request on
+//! loopback. Set it on each accepted socket; with axum 0.8:
+//! `listener.tap_io(|tcp| { let _ = tcp.set_nodelay(true); })`.
+//!
+//! # Example: both transports over one stdio child per session
+//!
+//! ```no_run
+//! use axum::{Router, serve::ListenerExt};
+//! use mcp_bastion::{backend::stdio::StdioBackend, transport::{Sse, StreamableHttp}};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = std::sync::Arc::new(StdioBackend::builder("my-mcp-server").build()?);
+//! let app = Router::new()
+//!     .route_service("/mcp", StreamableHttp::new(backend.clone()))
+//!     .merge(Sse::new(backend).into_router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?
+//!     .tap_io(|tcp| { let _ = tcp.set_nodelay(true); });
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+pub mod event_store;
+mod session;
+mod sse;
+pub mod sse_codec;
+mod stateless;
+mod streamable;
+
+pub use event_store::{EventStore, InMemoryEventStore, StreamId};
+pub use sse::Sse;
+pub use streamable::StreamableHttp;
+
+#[cfg(test)]
+mod tests;

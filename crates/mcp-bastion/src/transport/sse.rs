@@ -1,0 +1,292 @@
+//! The legacy HTTP+SSE transport (2024-11-05).
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::OriginalUri,
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, header, request::Parts};
+use http_body::Body as HttpBody;
+use tower::Service;
+
+use super::{
+    config::{reject, session_not_found},
+    session::{Session, SessionTable},
+    sse_codec::{SseBody, encode_event, set_sse_headers},
+};
+use crate::{
+    backend::{Backend, BoxFuture, SessionContext},
+    inspect::{McpRequest, read_and_parse},
+    jsonrpc::{ErrorObject, codes, http_error},
+    protocol::{HEADER_SESSION_ID, ProtocolVersion},
+    session::{new_session_id, validate_session_id},
+};
+
+#[derive(Debug, Clone)]
+struct SseConfig {
+    keepalive: Option<Duration>,
+    message_path: String,
+    route_key: Option<String>,
+    max_body_bytes: usize,
+}
+
+/// The legacy HTTP+SSE transport (protocol 2024-11-05) as a tower service.
+///
+/// `GET` opens the event stream: its first event is `endpoint`, whose data is
+/// the URI to POST messages to, relative to the URL the client used (so it
+/// resolves under any path prefix, including one that a reverse proxy strips).
+/// `POST` to that URI (`?session_id=` or `?sessionId=`) answers 202 and the
+/// reply arrives on the stream as a `message` event. The session ends when the
+/// stream closes.
+///
+/// ```no_run
+/// use axum::serve::ListenerExt;
+/// use mcp_bastion::{backend::stdio::StdioBackend, transport::Sse};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let backend = StdioBackend::builder("my-mcp-server").build()?;
+/// // GET /sse and POST /messages
+/// let app = Sse::new(backend).into_router();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?
+///     .tap_io(|tcp| { let _ = tcp.set_nodelay(true); });
+/// axum::serve(listener, app).await?;
+/// # Ok(()) }
+/// ```
+pub struct Sse<B> {
+    backend: Arc<B>,
+    sessions: Arc<SessionTable>,
+    config: Arc<SseConfig>,
+}
+
+impl<B> Clone for Sse<B> {
+    fn clone(&self) -> Self {
+        Self {
+            backend: Arc::clone(&self.backend),
+            sessions: Arc::clone(&self.sessions),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for Sse<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sse")
+            .field("config", &self.config)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl<B: Backend> Sse<B> {
+    /// A transport over `backend`: keepalive every 30 s, messages POSTed to
+    /// `messages` beside the SSE endpoint.
+    pub fn new(backend: B) -> Self {
+        Self {
+            backend: Arc::new(backend),
+            sessions: Arc::new(SessionTable::default()),
+            config: Arc::new(SseConfig {
+                keepalive: Some(super::session::DEFAULT_KEEPALIVE),
+                message_path: "messages".into(),
+                route_key: None,
+                max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
+            }),
+        }
+    }
+
+    /// SSE keepalive comment period; `None` turns keepalives off.
+    pub fn keepalive(mut self, every: Option<Duration>) -> Self {
+        Arc::make_mut(&mut self.config).keepalive = every;
+        self
+    }
+
+    /// The message endpoint, relative to the SSE endpoint's directory
+    /// (default `messages`: `/x/sse` posts to `/x/messages`).
+    pub fn message_path(mut self, path: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config).message_path = path.into().trim_start_matches('/').to_owned();
+        self
+    }
+
+    /// Prefixes new session ids with this replica's route key.
+    pub fn route_key(mut self, key: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.config).route_key = Some(key.into());
+        self
+    }
+
+    /// Body limit used when no `McpInspectLayer` ran before this service.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.config).max_body_bytes = limit;
+        self
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Ends every session.
+    pub fn close_all_sessions(&self) {
+        self.sessions.end_all();
+    }
+
+    /// A router serving `GET /sse` and `POST /<message_path>`; nest it
+    /// anywhere.
+    pub fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {
+        let messages = format!("/{}", self.config.message_path);
+        Router::new()
+            .route_service("/sse", self.clone())
+            .route_service(&messages, self)
+    }
+
+    async fn open(&self, parts: Parts) -> Response {
+        let id = match new_session_id(self.config.route_key.as_deref()) {
+            Ok(id) => id,
+            Err(_) => return reject(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, "Internal error"),
+        };
+        let endpoint = endpoint_uri(&parts, &self.config.message_path, &id);
+        let ctx = SessionContext {
+            session_id: Some(id.clone()),
+            protocol_version: Some(ProtocolVersion::V2024_11_05.as_str().to_owned()),
+            extensions: parts.extensions,
+        };
+        let conn = match self.backend.connect(ctx).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::error!(target: "mcp_bastion::transport", error = %e, "backend failed to open a session");
+                return http_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    ErrorObject::new(codes::INTERNAL_ERROR, "MCP backend unavailable"),
+                );
+            }
+        };
+        let session = Session::start(id.clone(), conn, None, true, Arc::clone(&self.sessions));
+        let mut stream = session.open_standalone();
+        stream
+            .prelude
+            .push_front(encode_event(Some("endpoint"), None, &endpoint));
+        self.sessions.insert(Arc::clone(&session));
+        // The session lives as long as its stream: a client that goes away
+        // ends it, and with it the backend connection.
+        let guard = session.ended().drop_guard();
+        let body = SseBody::new(stream.prelude, stream.rx, self.config.keepalive, Some(guard));
+        let mut res = Response::new(Body::new(body));
+        set_sse_headers(res.headers_mut());
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert(HEADER_SESSION_ID, v);
+        }
+        res
+    }
+
+    async fn message(&self, parts: &Parts, mcp: McpRequest) -> Response {
+        let Some(id) = mcp.session_id() else {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                "Bad Request: session_id query parameter is required",
+            );
+        };
+        if validate_session_id(id).is_err() {
+            return reject(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "Bad Request: malformed session_id");
+        }
+        let Some(session) = self.sessions.get(id) else {
+            return session_not_found();
+        };
+        let _ = parts;
+        let messages = match mcp.into_payload() {
+            crate::inspect::Payload::Single(m) => vec![m],
+            crate::inspect::Payload::Batch(v) => v,
+        };
+        if session.forward(messages).await.is_err() {
+            return session_not_found();
+        }
+        (StatusCode::ACCEPTED, "Accepted").into_response()
+    }
+}
+
+/// The message endpoint as a reference relative to the SSE URL the client
+/// used: it resolves correctly wherever the app is mounted, even behind a
+/// proxy that strips a path prefix the app never sees.
+fn endpoint_uri(parts: &Parts, message_path: &str, session_id: &str) -> String {
+    let path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map(|u| u.0.path().to_owned())
+        .unwrap_or_else(|| parts.uri.path().to_owned());
+    // A URL ending in `/` resolves relative references inside itself; step out.
+    let up = if path.ends_with('/') && path.len() > 1 { "../" } else { "" };
+    format!("{up}{message_path}?session_id={session_id}")
+}
+
+impl<B, ReqBody> Service<Request<ReqBody>> for Sse<B>
+where
+    B: Backend,
+    ReqBody: HttpBody<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let res = match parts.method {
+                Method::GET => this.open(parts).await,
+                Method::POST => {
+                    let mcp = match parts.extensions.remove::<McpRequest>() {
+                        Some(mcp) => Ok(mcp),
+                        None => read_and_parse(&parts, body, this.config.max_body_bytes).await,
+                    };
+                    match mcp {
+                        Ok(mcp) => this.message(&parts, mcp).await,
+                        Err(rejection) => rejection.into_response(),
+                    }
+                }
+                _ => {
+                    let mut res = reject(StatusCode::METHOD_NOT_ALLOWED, codes::BAD_REQUEST, "Method not allowed");
+                    res.headers_mut()
+                        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+                    res
+                }
+            };
+            Ok(res)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, original: Option<&str>) -> Parts {
+        let mut req = Request::get(uri).body(()).unwrap();
+        if let Some(o) = original {
+            req.extensions_mut().insert(OriginalUri(o.parse().unwrap()));
+        }
+        req.into_parts().0
+    }
+
+    #[test]
+    fn endpoint_is_relative_to_the_sse_url() {
+        assert_eq!(endpoint_uri(&parts("/sse", None), "messages", "abc"), "messages?session_id=abc");
+        assert_eq!(
+            endpoint_uri(&parts("/sse", Some("/k/abc/sse")), "messages", "abc"),
+            "messages?session_id=abc"
+        );
+        assert_eq!(endpoint_uri(&parts("/sse/", None), "messages", "x"), "../messages?session_id=x");
+    }
+}

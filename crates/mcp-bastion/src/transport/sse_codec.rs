@@ -1,0 +1,188 @@
+//! Server-Sent Events: encoding one event into one buffer, and the response
+//! body that streams events with keepalive comments.
+//!
+//! Each event is encoded into a single [`Bytes`] and handed to hyper as one
+//! frame, so it leaves in one write (see the `TCP_NODELAY` note in the crate
+//! docs: several small writes meet Nagle plus delayed ACK).
+
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderValue, header};
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::mpsc;
+use tokio_util::sync::DropGuard;
+
+/// Encodes one event. `data` may contain newlines: each line becomes its own
+/// `data:` field, as the SSE grammar requires. `\r\n` and lone `\r` count as
+/// line breaks too.
+pub fn encode_event(event: Option<&str>, id: Option<&str>, data: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(data.len() + 48);
+    if let Some(event) = event {
+        put_field(&mut buf, "event", event);
+    }
+    if let Some(id) = id {
+        put_field(&mut buf, "id", id);
+    }
+    let mut rest = data;
+    loop {
+        match rest.find(['\r', '\n']) {
+            Some(i) => {
+                put_field(&mut buf, "data", &rest[..i]);
+                let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = &rest[i + skip..];
+            }
+            None => {
+                put_field(&mut buf, "data", rest);
+                break;
+            }
+        }
+    }
+    buf.put_u8(b'\n');
+    buf.freeze()
+}
+
+/// A field value must not break the line: `event` and `id` values come from
+/// us, but strip line breaks anyway so a bad id can never inject a field.
+fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
+    buf.put_slice(name.as_bytes());
+    buf.put_slice(b": ");
+    for part in value.split(['\r', '\n']) {
+        buf.put_slice(part.as_bytes());
+    }
+    buf.put_u8(b'\n');
+}
+
+/// The keepalive comment.
+pub(crate) const KEEPALIVE: &[u8] = b": keepalive\n\n";
+
+/// Sets `Content-Type: text/event-stream`, `Cache-Control: no-cache` and
+/// `X-Accel-Buffering: no` (so nginx does not buffer the stream).
+pub(crate) fn set_sse_headers(headers: &mut http::HeaderMap) {
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+}
+
+/// A streaming SSE response body: first `prelude` frames, then frames from a
+/// channel, with a keepalive comment whenever the stream has been idle for
+/// the keepalive period. The stream ends when the channel's senders are gone.
+/// Dropping the body (the client went away) drops `guard`, which tells the
+/// owner.
+pub(crate) struct SseBody {
+    prelude: VecDeque<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
+    keepalive: Option<Pin<Box<tokio::time::Sleep>>>,
+    period: Option<Duration>,
+    _guard: Option<DropGuard>,
+}
+
+impl SseBody {
+    pub(crate) fn new(
+        prelude: VecDeque<Bytes>,
+        rx: mpsc::Receiver<Bytes>,
+        keepalive: Option<Duration>,
+        guard: Option<DropGuard>,
+    ) -> Self {
+        Self {
+            prelude,
+            rx,
+            keepalive: keepalive.map(|d| Box::pin(tokio::time::sleep(d))),
+            period: keepalive,
+            _guard: guard,
+        }
+    }
+
+    fn reset_keepalive(&mut self) {
+        if let (Some(sleep), Some(period)) = (self.keepalive.as_mut(), self.period) {
+            sleep.as_mut().reset(tokio::time::Instant::now() + period);
+        }
+    }
+}
+
+impl Body for SseBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(first) = self.prelude.pop_front() {
+            self.reset_keepalive();
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(bytes)) => {
+                self.reset_keepalive();
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        if let Some(sleep) = self.keepalive.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            self.reset_keepalive();
+            // Register the timer again before returning.
+            if let Some(sleep) = self.keepalive.as_mut() {
+                let _ = sleep.as_mut().poll(cx);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(KEEPALIVE)))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[test]
+    fn multi_line_data_becomes_several_data_fields() {
+        let ev = encode_event(Some("message"), Some("1-2"), "a\nb\r\nc\rd");
+        assert_eq!(&ev[..], b"event: message\nid: 1-2\ndata: a\ndata: b\ndata: c\ndata: d\n\n");
+    }
+
+    #[test]
+    fn ids_cannot_inject_fields() {
+        let ev = encode_event(None, Some("1\ndata: evil"), "x");
+        assert_eq!(&ev[..], b"id: 1data: evil\ndata: x\n\n");
+    }
+
+    #[test]
+    fn empty_data_is_a_priming_event() {
+        assert_eq!(&encode_event(None, Some("0-0"), "")[..], b"id: 0-0\ndata: \n\n");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn body_sends_prelude_then_channel_then_keepalives_and_ends() {
+        let (tx, rx) = mpsc::channel(4);
+        let mut body = SseBody::new(
+            VecDeque::from([Bytes::from_static(b"first")]),
+            rx,
+            Some(Duration::from_secs(30)),
+            None,
+        );
+        tx.send(Bytes::from_static(b"second")).await.unwrap();
+        let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&f[..], b"first");
+        let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&f[..], b"second");
+        let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&f[..], KEEPALIVE);
+        drop(tx);
+        assert!(body.frame().await.is_none());
+    }
+}

@@ -1,0 +1,443 @@
+//! The Streamable HTTP transport (2025-03-26, 2025-06-18, 2025-11-25), and
+//! sessionless 2026-07-28 requests on the same path.
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{
+    body::Body,
+    response::{IntoResponse, Response},
+};
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, header, request::Parts};
+use http_body::Body as HttpBody;
+use tower::Service;
+
+use super::{
+    config::{TransportConfig, accepts, reject, session_not_found},
+    event_store::EventStore,
+    session::{Encoding, OpenedStream, Session, SessionTable},
+    sse_codec::{SseBody, encode_event, set_sse_headers},
+    stateless,
+};
+use crate::{
+    backend::{Backend, BoxFuture, SessionContext},
+    inspect::{McpRequest, Payload, read_and_parse},
+    jsonrpc::{ErrorObject, Message, codes, http_error},
+    protocol::{HEADER_LAST_EVENT_ID, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, ProtocolVersion},
+    session::{new_session_id, validate_session_id},
+};
+
+/// The Streamable HTTP transport as a tower service.
+///
+/// Mount it on one path for POST, GET and DELETE:
+///
+/// ```no_run
+/// use axum::{Router, serve::ListenerExt};
+/// use mcp_bastion::{backend::stdio::StdioBackend, transport::StreamableHttp};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let backend = StdioBackend::builder("npx")
+///     .args(["-y", "@modelcontextprotocol/server-everything", "stdio"])
+///     .build()?;
+/// let app = Router::new().route_service("/mcp", StreamableHttp::new(backend));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?
+///     .tap_io(|tcp| { let _ = tcp.set_nodelay(true); });
+/// axum::serve(listener, app).await?;
+/// # Ok(()) }
+/// ```
+///
+/// It answers the protocol's rules itself: `Accept` must list
+/// `application/json` and `text/event-stream` on POST (406), the session id
+/// is assigned on the `InitializeResult` response, a request without one is
+/// 400 and one with an unknown or ended id is 404, notifications and
+/// responses get 202, requests get an SSE stream (or JSON with
+/// [`json_response`](Self::json_response)), GET opens the server-to-client
+/// stream and resumes any stream after `Last-Event-ID`, DELETE ends the
+/// session.
+pub struct StreamableHttp<B> {
+    backend: Arc<B>,
+    sessions: Arc<SessionTable>,
+    config: Arc<TransportConfig>,
+}
+
+impl<B> Clone for StreamableHttp<B> {
+    fn clone(&self) -> Self {
+        Self {
+            backend: Arc::clone(&self.backend),
+            sessions: Arc::clone(&self.sessions),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for StreamableHttp<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamableHttp")
+            .field("config", &self.config)
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl<B: Backend> StreamableHttp<B> {
+    /// A transport over `backend` with the defaults: SSE replies, keepalive
+    /// every 30 s, a bounded in-memory event store for resumption.
+    pub fn new(backend: B) -> Self {
+        Self {
+            backend: Arc::new(backend),
+            sessions: Arc::new(SessionTable::default()),
+            config: Arc::new(TransportConfig::default()),
+        }
+    }
+
+    fn map_config(mut self, f: impl FnOnce(&mut TransportConfig)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Answer requests with one `application/json` body instead of an SSE
+    /// stream. Server-to-client messages then travel on the GET stream only.
+    pub fn json_response(self, on: bool) -> Self {
+        self.map_config(|c| c.json_response = on)
+    }
+
+    /// SSE keepalive comment period; `None` turns keepalives off.
+    pub fn keepalive(self, every: Option<Duration>) -> Self {
+        self.map_config(|c| c.keepalive = every)
+    }
+
+    /// Where events are kept for `Last-Event-ID` resumption.
+    pub fn event_store(self, store: impl EventStore) -> Self {
+        self.map_config(|c| c.events = Some(Arc::new(store)))
+    }
+
+    /// Turns resumption off: events carry no ids and nothing is stored.
+    pub fn without_event_store(self) -> Self {
+        self.map_config(|c| c.events = None)
+    }
+
+    /// Prefixes new session ids with this replica's route key (see
+    /// [`crate::session::new_session_id`]).
+    pub fn route_key(self, key: impl Into<String>) -> Self {
+        let key = key.into();
+        self.map_config(|c| c.route_key = Some(key))
+    }
+
+    /// Body limit used when no [`McpInspectLayer`](crate::inspect::McpInspectLayer)
+    /// ran before this service (default 4 MiB).
+    pub fn max_body_bytes(self, limit: usize) -> Self {
+        self.map_config(|c| c.max_body_bytes = limit)
+    }
+
+    /// Number of open sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Ends every session (their backend connections close).
+    pub fn close_all_sessions(&self) {
+        self.sessions.end_all();
+    }
+}
+
+impl<B, ReqBody> Service<Request<ReqBody>> for StreamableHttp<B>
+where
+    B: Backend,
+    ReqBody: HttpBody<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let res = match parts.method {
+                Method::POST => {
+                    let mcp = match parts.extensions.remove::<McpRequest>() {
+                        Some(mcp) => Ok(mcp),
+                        None => read_and_parse(&parts, body, this.config.max_body_bytes).await,
+                    };
+                    match mcp {
+                        Ok(mcp) => this.post(parts, mcp).await,
+                        Err(rejection) => rejection.into_response(),
+                    }
+                }
+                Method::GET => this.get(&parts),
+                Method::DELETE => this.delete(&parts),
+                _ => method_not_allowed(),
+            };
+            Ok(res)
+        })
+    }
+}
+
+fn method_not_allowed() -> Response {
+    let mut res = reject(StatusCode::METHOD_NOT_ALLOWED, codes::BAD_REQUEST, "Method not allowed");
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+    res
+}
+
+/// The `MCP-Protocol-Version` header of a GET or DELETE. Missing means
+/// 2025-03-26.
+fn header_version(parts: &Parts) -> Result<ProtocolVersion, Response> {
+    match parts.headers.get(HEADER_PROTOCOL_VERSION) {
+        None => Ok(ProtocolVersion::DEFAULT_STREAMABLE),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(unsupported_version),
+    }
+}
+
+pub(crate) fn unsupported_version() -> Response {
+    crate::inspect::InspectRejection::UnsupportedProtocolVersion.into_response()
+}
+
+impl<B: Backend> StreamableHttp<B> {
+    fn lookup(&self, parts: &Parts, from_body: Option<&str>) -> Result<Arc<Session>, Response> {
+        let id = from_body.or_else(|| parts.headers.get(HEADER_SESSION_ID).and_then(|v| v.to_str().ok()));
+        let Some(id) = id else {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                "Bad Request: Mcp-Session-Id header is required",
+            ));
+        };
+        if validate_session_id(id).is_err() {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                "Bad Request: malformed Mcp-Session-Id",
+            ));
+        }
+        self.sessions.get(id).ok_or_else(session_not_found)
+    }
+
+    async fn post(&self, parts: Parts, mcp: McpRequest) -> Response {
+        if !(accepts(&parts.headers, "application/json") && accepts(&parts.headers, "text/event-stream")) {
+            return reject(
+                StatusCode::NOT_ACCEPTABLE,
+                codes::BAD_REQUEST,
+                "Not Acceptable: Accept must list application/json and text/event-stream",
+            );
+        }
+        if mcp.protocol_version().is_some_and(ProtocolVersion::is_sessionless) {
+            return stateless::version_not_served();
+        }
+        if mcp.is_initialize() {
+            return self.initialize(parts, mcp).await;
+        }
+        let session = match self.lookup(&parts, mcp.session_id()) {
+            Ok(s) => s,
+            Err(res) => return res,
+        };
+        let has_requests = mcp.has_requests();
+        let batch = matches!(mcp.payload(), Payload::Batch(_));
+        let messages = match mcp.into_payload() {
+            Payload::Single(m) => vec![m],
+            Payload::Batch(v) => v,
+        };
+        if !has_requests {
+            if session.forward(messages).await.is_err() {
+                return session_not_found();
+            }
+            return accepted();
+        }
+        let encoding = if self.config.json_response {
+            Encoding::Json
+        } else {
+            Encoding::Sse
+        };
+        let requests: Vec<&Message> = messages.iter().filter(|m| m.is_request()).collect();
+        let stream = session.open_request_stream(&requests, encoding);
+        if session.forward(messages).await.is_err() {
+            return session_not_found();
+        }
+        match encoding {
+            Encoding::Sse => self.sse_response(stream, None),
+            Encoding::Json => json_reply(stream, batch).await,
+        }
+    }
+
+    async fn initialize(&self, parts: Parts, mcp: McpRequest) -> Response {
+        let id = match new_session_id(self.config.route_key.as_deref()) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(target: "mcp_bastion::transport", error = %e, "cannot make a session id");
+                return reject(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, "Internal error");
+            }
+        };
+        let requested = mcp
+            .messages()
+            .first()
+            .and_then(Message::params)
+            .and_then(|p| p.get("protocolVersion"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let ctx = SessionContext {
+            session_id: Some(id.clone()),
+            protocol_version: requested,
+            extensions: parts.extensions,
+        };
+        let conn = match self.backend.connect(ctx).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::error!(target: "mcp_bastion::transport", error = %e, "backend failed to open a session");
+                return http_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    mcp.id().cloned(),
+                    ErrorObject::new(codes::INTERNAL_ERROR, "MCP backend unavailable"),
+                );
+            }
+        };
+        let session = Session::start(id.clone(), conn, self.config.events.clone(), false, Arc::clone(&self.sessions));
+        let messages = match mcp.into_payload() {
+            Payload::Single(m) => vec![m],
+            Payload::Batch(v) => v,
+        };
+        let requests: Vec<&Message> = messages.iter().collect();
+        let mut stream = session.open_request_stream(&requests, Encoding::Json);
+        if session.forward(messages).await.is_err() {
+            session.end();
+            return reject(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, "MCP backend closed");
+        }
+        // Wait for the InitializeResult: the session id goes on its response,
+        // and only a successful initialize creates a session.
+        let Some(reply) = stream.rx.recv().await else {
+            session.end();
+            return reject(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, "MCP backend closed");
+        };
+        let parsed = Message::from_slice(&reply).ok();
+        let result = match &parsed {
+            Some(Message::Response(r)) => r.outcome.as_ref().ok(),
+            _ => None,
+        };
+        let Some(result) = result else {
+            session.end();
+            return json_body(StatusCode::OK, reply);
+        };
+        let negotiated = result
+            .get("protocolVersion")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse::<ProtocolVersion>().ok())
+            .unwrap_or(ProtocolVersion::DEFAULT_STREAMABLE);
+        session.set_priming(negotiated.sends_priming_event());
+        self.sessions.insert(Arc::clone(&session));
+        tracing::debug!(target: "mcp_bastion::transport", version = %negotiated, "session opened");
+        let mut res = if self.config.json_response {
+            json_body(StatusCode::OK, reply)
+        } else {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            drop(tx);
+            let event = encode_event(None, None, &String::from_utf8_lossy(&reply));
+            self.sse_response(
+                OpenedStream {
+                    prelude: [event].into(),
+                    rx,
+                },
+                None,
+            )
+        };
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert(HEADER_SESSION_ID, v);
+        }
+        res
+    }
+
+    fn get(&self, parts: &Parts) -> Response {
+        let version = match header_version(parts) {
+            Ok(v) => v,
+            Err(res) => return res,
+        };
+        if version.is_sessionless() {
+            return method_not_allowed();
+        }
+        if !accepts(&parts.headers, "text/event-stream") {
+            return reject(
+                StatusCode::NOT_ACCEPTABLE,
+                codes::BAD_REQUEST,
+                "Not Acceptable: Accept must list text/event-stream",
+            );
+        }
+        let session = match self.lookup(parts, None) {
+            Ok(s) => s,
+            Err(res) => return res,
+        };
+        let resumed = parts
+            .headers
+            .get(HEADER_LAST_EVENT_ID)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|id| session.resume(id));
+        let stream = resumed.unwrap_or_else(|| session.open_standalone());
+        self.sse_response(stream, None)
+    }
+
+    fn delete(&self, parts: &Parts) -> Response {
+        match header_version(parts) {
+            Ok(v) if v.is_sessionless() => return method_not_allowed(),
+            Ok(_) => {}
+            Err(res) => return res,
+        }
+        let session = match self.lookup(parts, None) {
+            Ok(s) => s,
+            Err(res) => return res,
+        };
+        self.sessions.remove(&session.id);
+        session.end();
+        StatusCode::OK.into_response()
+    }
+
+    fn sse_response(&self, stream: OpenedStream, guard: Option<tokio_util::sync::DropGuard>) -> Response {
+        let body = SseBody::new(stream.prelude, stream.rx, self.config.keepalive, guard);
+        let mut res = Response::new(Body::new(body));
+        set_sse_headers(res.headers_mut());
+        res
+    }
+}
+
+fn accepted() -> Response {
+    StatusCode::ACCEPTED.into_response()
+}
+
+fn json_body(status: StatusCode, body: Bytes) -> Response {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// Collects the responses of a JSON-mode request stream into one body.
+async fn json_reply(mut stream: OpenedStream, batch: bool) -> Response {
+    let mut replies = Vec::new();
+    while let Some(bytes) = stream.rx.recv().await {
+        replies.push(bytes);
+    }
+    if !batch && replies.len() == 1 {
+        return json_body(StatusCode::OK, replies.remove(0));
+    }
+    let mut out = Vec::with_capacity(replies.iter().map(Bytes::len).sum::<usize>() + replies.len() + 2);
+    out.push(b'[');
+    for (i, r) in replies.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.push(b']');
+    json_body(StatusCode::OK, Bytes::from(out))
+}

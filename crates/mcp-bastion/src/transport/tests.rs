@@ -1,0 +1,414 @@
+//! Protocol-rule tests of both transports over a small in-process backend.
+//! (The real-client tests against real servers live in the `tests` package.)
+
+use std::{collections::HashSet, time::Duration};
+
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use super::*;
+use crate::{
+    backend::{Backend, BackendError, BoxFuture, Connection, SessionContext},
+    jsonrpc::{Message, Request as RpcRequest, Response as RpcResponse},
+};
+
+/// Answers initialize, echoes tools/call, streams progress for `slow`, asks
+/// the client for sampling for `ask`.
+#[derive(Clone, Default)]
+struct EchoBackend;
+
+impl Backend for EchoBackend {
+    fn connect(&self, _ctx: SessionContext) -> BoxFuture<'static, Result<Connection, BackendError>> {
+        Box::pin(async {
+            let (to_server, mut from_client) = mpsc::channel::<Message>(16);
+            let (to_client, from_server) = mpsc::channel::<Message>(16);
+            let closed = CancellationToken::new();
+            let done = closed.clone();
+            tokio::spawn(async move {
+                let mut waiting_sample: Option<crate::jsonrpc::RequestId> = None;
+                loop {
+                    let msg = tokio::select! {
+                        _ = done.cancelled() => break,
+                        m = from_client.recv() => match m { Some(m) => m, None => break },
+                    };
+                    match msg {
+                        Message::Request(r) => {
+                            let reply = |v: Value| Message::Response(RpcResponse::result(r.id.clone(), v));
+                            match r.method.as_str() {
+                                "initialize" => {
+                                    let v = r.params.as_ref().and_then(|p| p.get("protocolVersion")).cloned();
+                                    let _ = to_client
+                                        .send(reply(json!({"protocolVersion": v, "capabilities": {}, "serverInfo": {"name":"echo","version":"0"}})))
+                                        .await;
+                                }
+                                "slow" => {
+                                    let token = r.params.as_ref().and_then(|p| p.get("_meta")).and_then(|m| m.get("progressToken")).cloned();
+                                    for i in 0..5 {
+                                        tokio::time::sleep(Duration::from_millis(30)).await;
+                                        let _ = to_client
+                                            .send(Message::Notification(crate::jsonrpc::Notification {
+                                                method: "notifications/progress".into(),
+                                                params: Some(json!({"progressToken": token, "progress": i})),
+                                            }))
+                                            .await;
+                                    }
+                                    let _ = to_client.send(reply(json!({"done": true}))).await;
+                                }
+                                "ask" => {
+                                    waiting_sample = Some(r.id.clone());
+                                    let _ = to_client
+                                        .send(Message::Request(RpcRequest {
+                                            id: "srv-1".into(),
+                                            method: "sampling/createMessage".into(),
+                                            params: Some(json!({})),
+                                        }))
+                                        .await;
+                                }
+                                _ => {
+                                    let _ = to_client.send(reply(json!({"echo": r.params}))).await;
+                                }
+                            }
+                        }
+                        Message::Response(resp) => {
+                            if let Some(id) = waiting_sample.take() {
+                                let answer = resp.outcome.unwrap_or(Value::Null);
+                                let _ = to_client
+                                    .send(Message::Response(RpcResponse::result(id, json!({"sampled": answer}))))
+                                    .await;
+                            }
+                        }
+                        Message::Notification(_) => {}
+                    }
+                }
+            });
+            Ok(Connection::new(to_server, from_server, closed))
+        })
+    }
+}
+
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+
+fn post(body: &Value, session: Option<&str>) -> Request<Body> {
+    let mut b = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", ACCEPT_BOTH);
+    if let Some(s) = session {
+        b = b.header("mcp-session-id", s).header("mcp-protocol-version", "2025-11-25");
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+fn init_body(version: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":version,"capabilities":{},"clientInfo":{"name":"t","version":"0"}}})
+}
+
+async fn initialize(svc: &StreamableHttp<EchoBackend>, version: &str) -> String {
+    let res = svc.clone().oneshot(post(&init_body(version), None)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let id = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let events = sse_events(res.into_body()).await;
+    assert_eq!(events.last().unwrap().1["result"]["protocolVersion"], version);
+    id
+}
+
+/// Reads a whole SSE body into (id, data) pairs, skipping priming events.
+async fn sse_events(body: Body) -> Vec<(Option<String>, Value)> {
+    let bytes = body.collect().await.unwrap().to_bytes();
+    parse_sse(&bytes)
+}
+
+fn parse_sse(bytes: &[u8]) -> Vec<(Option<String>, Value)> {
+    let text = String::from_utf8_lossy(bytes);
+    text.split("\n\n")
+        .filter_map(|block| {
+            let mut id = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data.push_str(v);
+                }
+            }
+            serde_json::from_str(&data).ok().map(|v| (id, v))
+        })
+        .collect()
+}
+
+async fn status_and_json(res: axum::response::Response) -> (StatusCode, Value) {
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn initialize_assigns_a_session_id_and_requests_stream_their_answer() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let sid = initialize(&svc, "2025-06-18").await;
+    assert!(crate::session::validate_session_id(&sid).is_ok());
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}});
+    let res = svc.clone().oneshot(post(&call, Some(&sid))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(res.headers()["cache-control"], "no-cache");
+    assert_eq!(res.headers()["x-accel-buffering"], "no");
+    let events = sse_events(res.into_body()).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].1["id"], 1);
+    assert_eq!(events[0].1["result"]["echo"]["name"], "echo");
+}
+
+#[tokio::test]
+async fn notifications_and_responses_get_202_without_body() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let sid = initialize(&svc, "2025-06-18").await;
+    let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    let res = svc.clone().oneshot(post(&note, Some(&sid))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert!(res.into_body().collect().await.unwrap().to_bytes().is_empty());
+    let resp = json!({"jsonrpc":"2.0","id":"x","result":{}});
+    let res = svc.clone().oneshot(post(&resp, Some(&sid))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn missing_session_is_400_unknown_is_404_deleted_is_404() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"});
+    let (status, v) = status_and_json(svc.clone().oneshot(post(&call, None)).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], crate::jsonrpc::codes::BAD_REQUEST);
+    let (status, v) = status_and_json(svc.clone().oneshot(post(&call, Some("nope"))).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], crate::jsonrpc::codes::SESSION_NOT_FOUND);
+
+    let sid = initialize(&svc, "2025-06-18").await;
+    let del = Request::delete("/mcp").header("mcp-session-id", &sid).body(Body::empty()).unwrap();
+    assert_eq!(svc.clone().oneshot(del).await.unwrap().status(), StatusCode::OK);
+    let (status, _) = status_and_json(svc.clone().oneshot(post(&call, Some(&sid))).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(svc.session_count(), 0);
+}
+
+#[tokio::test]
+async fn post_without_both_accept_types_is_406() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let req = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(Body::from(init_body("2025-06-18").to_string()))
+        .unwrap();
+    let (status, v) = status_and_json(svc.clone().oneshot(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(v["jsonrpc"], "2.0");
+    let get = Request::get("/mcp").header("accept", "application/json").body(Body::empty()).unwrap();
+    assert_eq!(svc.oneshot(get).await.unwrap().status(), StatusCode::NOT_ACCEPTABLE);
+}
+
+#[tokio::test]
+async fn unsupported_protocol_version_on_get_and_delete_is_400() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let sid = initialize(&svc, "2025-06-18").await;
+    let get = Request::get("/mcp")
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "1900-01-01")
+        .body(Body::empty())
+        .unwrap();
+    let (status, v) = status_and_json(svc.clone().oneshot(get).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], crate::jsonrpc::codes::UNSUPPORTED_PROTOCOL_VERSION);
+}
+
+#[tokio::test]
+async fn sessionless_2026_requests_are_refused_so_clients_fall_back() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let req = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", ACCEPT_BOTH)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "server/discover")
+        .body(Body::from(json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}).to_string()))
+        .unwrap();
+    let (status, v) = status_and_json(svc.clone().oneshot(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], -32022);
+    assert!(v["error"]["data"]["supported"].as_array().unwrap().contains(&json!("2025-11-25")));
+    let get = Request::get("/mcp")
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(svc.oneshot(get).await.unwrap().status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn other_methods_are_405_with_allow() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let res = svc.oneshot(Request::put("/mcp").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.headers()["allow"], "GET, POST, DELETE");
+}
+
+#[tokio::test]
+async fn json_response_mode_answers_with_one_json_body() {
+    let svc = StreamableHttp::new(EchoBackend).json_response(true);
+    let res = svc.clone().oneshot(post(&init_body("2025-03-26"), None)).await.unwrap();
+    let sid = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let batch = json!([
+        {"jsonrpc":"2.0","id":1,"method":"tools/list"},
+        {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a"}},
+    ]);
+    let mut req = post(&batch, Some(&sid));
+    req.headers_mut().insert("mcp-protocol-version", "2025-03-26".parse().unwrap());
+    let (status, v) = status_and_json(svc.oneshot(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: HashSet<i64> = v.as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, HashSet::from([1, 2]));
+}
+
+#[tokio::test]
+async fn progress_goes_to_the_request_stream_and_2025_11_25_primes_it() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let sid = initialize(&svc, "2025-11-25").await;
+    let slow = json!({"jsonrpc":"2.0","id":7,"method":"slow","params":{"_meta":{"progressToken":"p"}}});
+    let res = svc.clone().oneshot(post(&slow, Some(&sid))).await.unwrap();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("id: "), "priming event first: {text}");
+    assert!(text.split("\n\n").next().unwrap().ends_with("data: "));
+    let events = parse_sse(&bytes);
+    assert_eq!(events.len(), 6);
+    assert!(events[..5].iter().all(|(_, v)| v["method"] == "notifications/progress"));
+    assert_eq!(events[5].1["id"], 7);
+}
+
+#[tokio::test]
+async fn server_requests_reach_the_client_and_its_answer_reaches_the_server() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let sid = initialize(&svc, "2025-06-18").await;
+    let ask = json!({"jsonrpc":"2.0","id":3,"method":"ask"});
+    let res = svc.clone().oneshot(post(&ask, Some(&sid))).await.unwrap();
+    let mut body = res.into_body();
+    let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    let events = parse_sse(&frame);
+    assert_eq!(events[0].1["method"], "sampling/createMessage");
+    let answer = json!({"jsonrpc":"2.0","id":"srv-1","result":{"content":{"type":"text","text":"hi"}}});
+    let res = svc.clone().oneshot(post(&answer, Some(&sid))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let rest = body.collect().await.unwrap().to_bytes();
+    let events = parse_sse(&rest);
+    assert_eq!(events[0].1["result"]["sampled"]["content"]["text"], "hi");
+}
+
+#[tokio::test]
+async fn resumption_after_a_dropped_stream_delivers_every_event_exactly_once() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let sid = initialize(&svc, "2025-11-25").await;
+    let slow = json!({"jsonrpc":"2.0","id":9,"method":"slow","params":{"_meta":{"progressToken":1}}});
+    let res = svc.clone().oneshot(post(&slow, Some(&sid))).await.unwrap();
+    let mut body = res.into_body();
+    // Read the priming event and the first progress event, then drop.
+    let mut seen = Vec::new();
+    let mut last_id = None;
+    while seen.is_empty() {
+        let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let text = String::from_utf8_lossy(&frame).to_string();
+        if let Some(id) = text.lines().find_map(|l| l.strip_prefix("id: ")) {
+            last_id = Some(id.to_owned());
+        }
+        seen.extend(parse_sse(&frame).into_iter().map(|(_, v)| v));
+    }
+    drop(body);
+    tokio::time::sleep(Duration::from_millis(70)).await;
+    let get = Request::get("/mcp")
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("last-event-id", last_id.unwrap())
+        .body(Body::empty())
+        .unwrap();
+    let res = svc.clone().oneshot(get).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    seen.extend(sse_events(res.into_body()).await.into_iter().map(|(_, v)| v));
+    let progress: Vec<i64> = seen
+        .iter()
+        .filter(|v| v["method"] == "notifications/progress")
+        .map(|v| v["params"]["progress"].as_i64().unwrap())
+        .collect();
+    assert_eq!(progress, vec![0, 1, 2, 3, 4]);
+    assert_eq!(seen.iter().filter(|v| v["id"] == 9).count(), 1);
+}
+
+#[tokio::test]
+async fn legacy_sse_sends_endpoint_first_then_replies_as_message_events() {
+    let app = Sse::new(EchoBackend).keepalive(None).into_router::<()>();
+    let res = app
+        .clone()
+        .oneshot(Request::get("/sse").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-accel-buffering"], "no");
+    let sid = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&first),
+        format!("event: endpoint\ndata: messages?session_id={sid}\n\n")
+    );
+    for (param, id) in [("session_id", 1), ("sessionId", 2)] {
+        let req = Request::post(format!("/messages?{param}={sid}"))
+            .header("content-type", "application/json")
+            .body(Body::from(json!({"jsonrpc":"2.0","id":id,"method":"tools/list"}).to_string()))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let frame: Bytes = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert!(String::from_utf8_lossy(&frame).starts_with("event: message\n"));
+        assert_eq!(parse_sse(&frame)[0].1["id"], id);
+    }
+}
+
+#[tokio::test]
+async fn legacy_sse_post_without_or_with_unknown_session_is_400_or_404() {
+    let app = Sse::new(EchoBackend).into_router::<()>();
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    let req = Request::post("/messages")
+        .header("content-type", "application/json")
+        .body(Body::from(body.clone()))
+        .unwrap();
+    let (status, v) = status_and_json(app.clone().oneshot(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["jsonrpc"], "2.0");
+    let req = Request::post("/messages?session_id=unknown")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let (status, v) = status_and_json(app.oneshot(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], crate::jsonrpc::codes::SESSION_NOT_FOUND);
+}
+
+#[tokio::test]
+async fn legacy_session_ends_when_its_stream_closes() {
+    let sse = Sse::new(EchoBackend);
+    let app = sse.clone().into_router::<()>();
+    let res = app.oneshot(Request::get("/sse").body(Body::empty()).unwrap()).await.unwrap();
+    assert_eq!(sse.session_count(), 1);
+    drop(res);
+    for _ in 0..50 {
+        if sse.session_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("session still open after its stream closed");
+}
