@@ -1,0 +1,1 @@
+//! Trusted proxies: client IP and external base URL (being written).
