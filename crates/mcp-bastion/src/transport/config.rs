@@ -18,6 +18,7 @@ pub(crate) struct TransportConfig {
     pub(crate) json_response: bool,
     pub(crate) route_key: Option<String>,
     pub(crate) max_body_bytes: usize,
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 impl Default for TransportConfig {
@@ -28,6 +29,7 @@ impl Default for TransportConfig {
             json_response: false,
             route_key: None,
             max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
+            idle_timeout: Some(super::session::DEFAULT_IDLE_TIMEOUT),
         }
     }
 }
@@ -40,6 +42,7 @@ impl fmt::Debug for TransportConfig {
             .field("json_response", &self.json_response)
             .field("route_key", &self.route_key)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }

@@ -15,9 +15,9 @@ use std::{
     collections::{HashMap, VecDeque},
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -83,6 +83,14 @@ pub(crate) struct Session {
     events: Option<Arc<dyn EventStore>>,
     legacy: bool,
     priming: AtomicBool,
+    /// When the client last did anything, in ms since `CLOCK_EPOCH`.
+    last_active: AtomicU64,
+}
+
+static CLOCK_EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    u64::try_from(CLOCK_EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Session {
@@ -108,6 +116,7 @@ impl Session {
             events,
             legacy,
             priming: AtomicBool::new(false),
+            last_active: AtomicU64::new(now_ms()),
         });
         let pump = Arc::clone(&session);
         tokio::spawn(async move {
@@ -144,6 +153,17 @@ impl Session {
         if let Some(store) = &self.events {
             store.forget(&self.id);
         }
+    }
+
+    /// Records client activity (every request of the session calls this).
+    pub(crate) fn touch(&self) {
+        self.last_active.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Idle: no client activity for `idle` and no stream connected.
+    fn is_idle(&self, idle: Duration, now: u64) -> bool {
+        let quiet = now.saturating_sub(self.last_active.load(Ordering::Relaxed)) >= idle.as_millis() as u64;
+        quiet && self.lock().streams.values().all(|e| e.tx.is_closed())
     }
 
     /// True once the session has ended.
@@ -371,27 +391,48 @@ fn progress_token(params: Option<&Value>) -> Option<String> {
     Some(token.to_string())
 }
 
-/// Live sessions by id.
-#[derive(Default)]
+/// Live sessions by id. With an idle timeout, a reaper task ends sessions
+/// that have had no request and no connected stream for that long, so a
+/// client that vanishes without DELETE does not leave a child running.
 pub(crate) struct SessionTable {
     map: RwLock<HashMap<String, Arc<Session>>>,
+    idle_timeout: Option<Duration>,
+    reaper: std::sync::Once,
 }
 
 impl SessionTable {
-    pub(crate) fn insert(&self, session: Arc<Session>) {
+    pub(crate) fn new(idle_timeout: Option<Duration>) -> Self {
+        Self {
+            map: RwLock::new(HashMap::new()),
+            idle_timeout,
+            reaper: std::sync::Once::new(),
+        }
+    }
+
+    pub(crate) fn insert(self: &Arc<Self>, session: Arc<Session>) {
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(session.id.clone(), session);
+        if let Some(idle) = self.idle_timeout {
+            self.reaper.call_once(|| {
+                let table = Arc::downgrade(self);
+                tokio::spawn(reap(table, idle));
+            });
+        }
     }
 
+    /// The live session with this id; counts as activity.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.map
+        let session = self
+            .map
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .filter(|s| !s.is_ended())
-            .cloned()
+            .cloned()?;
+        session.touch();
+        Some(session)
     }
 
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
@@ -416,6 +457,31 @@ impl SessionTable {
         }
     }
 }
+
+async fn reap(table: std::sync::Weak<SessionTable>, idle: Duration) {
+    let period = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(30));
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(table) = table.upgrade() else { return };
+        let now = now_ms();
+        let idle_sessions: Vec<Arc<Session>> = table
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|s| s.is_idle(idle, now))
+            .cloned()
+            .collect();
+        for s in idle_sessions {
+            tracing::debug!(target: "mcp_bastion::transport", "ending idle session");
+            table.remove(&s.id);
+            s.end();
+        }
+    }
+}
+
+/// Default idle timeout of transport sessions.
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Keepalive default for SSE streams.
 pub(crate) const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);

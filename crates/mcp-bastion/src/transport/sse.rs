@@ -92,7 +92,7 @@ impl<B: Backend> Sse<B> {
     pub fn new(backend: B) -> Self {
         Self {
             backend: Arc::new(backend),
-            sessions: Arc::new(SessionTable::default()),
+            sessions: Arc::new(SessionTable::new(None)),
             config: Arc::new(SseConfig {
                 keepalive: Some(super::session::DEFAULT_KEEPALIVE),
                 message_path: "messages".into(),

@@ -90,9 +90,17 @@ impl<B: Backend> StreamableHttp<B> {
     pub fn new(backend: B) -> Self {
         Self {
             backend: Arc::new(backend),
-            sessions: Arc::new(SessionTable::default()),
+            sessions: Arc::new(SessionTable::new(TransportConfig::default().idle_timeout)),
             config: Arc::new(TransportConfig::default()),
         }
+    }
+
+    /// Ends sessions that have had no request and no open stream for this
+    /// long (default 30 minutes; `None`: never). Their backend connections
+    /// close (a per-session child exits).
+    pub fn session_idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.sessions = Arc::new(SessionTable::new(idle));
+        self.map_config(|c| c.idle_timeout = idle)
     }
 
     fn map_config(mut self, f: impl FnOnce(&mut TransportConfig)) -> Self {

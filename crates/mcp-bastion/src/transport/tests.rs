@@ -412,3 +412,30 @@ async fn legacy_session_ends_when_its_stream_closes() {
     }
     panic!("session still open after its stream closed");
 }
+
+#[tokio::test]
+async fn idle_sessions_are_ended_and_then_unknown() {
+    let svc = StreamableHttp::new(EchoBackend).session_idle_timeout(Some(Duration::from_millis(40)));
+    let sid = initialize(&svc, "2025-06-18").await;
+    assert_eq!(svc.session_count(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(svc.session_count(), 0);
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"});
+    let (status, _) = status_and_json(svc.oneshot(post(&call, Some(&sid))).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_session_with_an_open_get_stream_is_not_idle() {
+    let svc = StreamableHttp::new(EchoBackend).session_idle_timeout(Some(Duration::from_millis(40)));
+    let sid = initialize(&svc, "2025-06-18").await;
+    let get = Request::get("/mcp")
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &sid)
+        .body(Body::empty())
+        .unwrap();
+    let stream = svc.clone().oneshot(get).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(svc.session_count(), 1);
+    drop(stream);
+}
