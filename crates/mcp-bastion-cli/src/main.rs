@@ -86,8 +86,11 @@ enum LogFormat {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("MCP_BASTION_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_env("MCP_BASTION_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -95,18 +98,26 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
-    let (program, args) = cli.command.split_first().ok_or("a command to run is required after `--`")?;
-    let mut builder = StdioBackend::builder(program).args(args.iter().cloned()).mode(match cli.session_mode {
-        SessionMode::PerSession => StdioMode::PerSession,
-        SessionMode::Shared => StdioMode::Shared,
-    });
+    let (program, args) = cli
+        .command
+        .split_first()
+        .ok_or("a command to run is required after `--`")?;
+    let mut builder = StdioBackend::builder(program)
+        .args(args.iter().cloned())
+        .mode(match cli.session_mode {
+            SessionMode::PerSession => StdioMode::PerSession,
+            SessionMode::Shared => StdioMode::Shared,
+        });
     if !cli.pass_env.is_empty() {
         builder = builder.inherit_env(cli.pass_env.iter().cloned());
     }
     for pair in &cli.env {
-        let (name, value) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("--env expects NAME=VALUE, got `{}`", pair.split('=').next().unwrap_or("")))?;
+        let (name, value) = pair.split_once('=').ok_or_else(|| {
+            format!(
+                "--env expects NAME=VALUE, got `{}`",
+                pair.split('=').next().unwrap_or("")
+            )
+        })?;
         builder = builder.env(name, value);
     }
     let backend = builder.build().map_err(|e| e.to_string())?;
@@ -150,13 +161,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -217,7 +229,10 @@ async fn main() -> ExitCode {
             });
         }
     };
-    if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         eprintln!("mcp-bastion: server error: {e}");
         return ExitCode::from(1);
     }

@@ -190,7 +190,9 @@ impl MessageError {
     /// The JSON-RPC error object for this failure.
     pub fn to_error_object(&self) -> ErrorObject {
         match self {
-            MessageError::Parse(_) => ErrorObject::new(codes::PARSE_ERROR, "Parse error: invalid JSON"),
+            MessageError::Parse(_) => {
+                ErrorObject::new(codes::PARSE_ERROR, "Parse error: invalid JSON")
+            }
             MessageError::Invalid(why) => {
                 ErrorObject::new(codes::INVALID_REQUEST, format!("Invalid request: {why}"))
             }
@@ -220,16 +222,26 @@ impl Message {
             Some(Value::Null) => Some(None),
             Some(Value::Number(n)) => match n.as_i64() {
                 Some(n) => Some(Some(RequestId::Number(n))),
-                None => return Err(MessageError::Invalid("\"id\" must be an integer or a string")),
+                None => {
+                    return Err(MessageError::Invalid(
+                        "\"id\" must be an integer or a string",
+                    ));
+                }
             },
             Some(Value::String(s)) => Some(Some(RequestId::String(s))),
-            Some(_) => return Err(MessageError::Invalid("\"id\" must be an integer or a string")),
+            Some(_) => {
+                return Err(MessageError::Invalid(
+                    "\"id\" must be an integer or a string",
+                ));
+            }
         };
         let params = obj.remove("params");
         if let Some(p) = &params
             && !(p.is_object() || p.is_array())
         {
-            return Err(MessageError::Invalid("\"params\" must be an object or an array"));
+            return Err(MessageError::Invalid(
+                "\"params\" must be an object or an array",
+            ));
         }
         match obj.remove("method") {
             Some(Value::String(method)) => match id {
@@ -391,17 +403,25 @@ mod tests {
             .unwrap();
         assert!(matches!(n, Message::Notification(_)));
         let ok = Message::from_value(json!({"jsonrpc":"2.0","id":1,"result":{}})).unwrap();
-        assert!(matches!(ok, Message::Response(Response { outcome: Ok(_), .. })));
+        assert!(matches!(
+            ok,
+            Message::Response(Response { outcome: Ok(_), .. })
+        ));
         let err = Message::from_value(
             json!({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"nope"}}),
         )
         .unwrap();
-        assert!(matches!(err, Message::Response(Response { outcome: Err(ref e), .. }) if e.code == -32601));
+        assert!(
+            matches!(err, Message::Response(Response { outcome: Err(ref e), .. }) if e.code == -32601)
+        );
     }
 
     #[test]
     fn rejects_what_is_not_json_rpc() {
-        assert!(matches!(Message::from_slice(b"{"), Err(MessageError::Parse(_))));
+        assert!(matches!(
+            Message::from_slice(b"{"),
+            Err(MessageError::Parse(_))
+        ));
         for bad in [
             json!([]),
             json!({"id":1,"method":"x"}),
@@ -414,7 +434,10 @@ mod tests {
             json!({"jsonrpc":"2.0","id":1,"result":1,"error":{"code":1,"message":""}}),
         ] {
             assert!(
-                matches!(Message::from_value(bad.clone()), Err(MessageError::Invalid(_))),
+                matches!(
+                    Message::from_value(bad.clone()),
+                    Err(MessageError::Invalid(_))
+                ),
                 "{bad}"
             );
         }

@@ -20,7 +20,8 @@ pub mod backend;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod jsonrpc;
-pub mod protocol;
 pub mod net;
+pub mod protocol;
 pub mod session;
+#[cfg(any(feature = "streamable-http", feature = "sse"))]
 pub mod transport;

@@ -60,7 +60,10 @@ impl ProtocolVersion {
 
     /// JSON-RPC batches (arrays) are allowed only in 2025-03-26.
     pub fn allows_batches(self) -> bool {
-        matches!(self, ProtocolVersion::V2024_11_05 | ProtocolVersion::V2025_03_26)
+        matches!(
+            self,
+            ProtocolVersion::V2024_11_05 | ProtocolVersion::V2025_03_26
+        )
     }
 
     /// 2026-07-28 requests are sessionless and carry routing headers.

@@ -7,7 +7,9 @@ use serde_json::Value;
 use super::InspectRejection;
 use crate::{
     jsonrpc::{Message, MessageError, RequestId},
-    protocol::{HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, ProtocolVersion},
+    protocol::{
+        HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, ProtocolVersion,
+    },
 };
 
 /// The parsed body of a POST: one message or (2025-03-26 only) a batch.
@@ -48,7 +50,11 @@ pub struct McpRequest {
 impl McpRequest {
     /// Parses a body with the request's headers and query. This is the one
     /// place a body becomes an `McpRequest`.
-    pub fn parse(headers: &HeaderMap, query: Option<&str>, body: Bytes) -> Result<Self, InspectRejection> {
+    pub fn parse(
+        headers: &HeaderMap,
+        query: Option<&str>,
+        body: Bytes,
+    ) -> Result<Self, InspectRejection> {
         let protocol_version = match headers.get(HEADER_PROTOCOL_VERSION) {
             None => None,
             Some(v) => Some(
@@ -63,7 +69,9 @@ impl McpRequest {
         let payload = match value {
             Value::Array(items) => {
                 if items.is_empty() {
-                    return Err(InspectRejection::InvalidBatch("an empty batch is not a valid request"));
+                    return Err(InspectRejection::InvalidBatch(
+                        "an empty batch is not a valid request",
+                    ));
                 }
                 let version = protocol_version.unwrap_or(ProtocolVersion::DEFAULT_STREAMABLE);
                 if !version.allows_batches() {
@@ -77,11 +85,15 @@ impl McpRequest {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(InspectRejection::Message)?;
                 if msgs.iter().any(|m| m.method() == Some("initialize")) {
-                    return Err(InspectRejection::InvalidBatch("initialize must not be part of a batch"));
+                    return Err(InspectRejection::InvalidBatch(
+                        "initialize must not be part of a batch",
+                    ));
                 }
                 Payload::Batch(msgs)
             }
-            other => Payload::Single(Message::from_value(other).map_err(InspectRejection::Message)?),
+            other => {
+                Payload::Single(Message::from_value(other).map_err(InspectRejection::Message)?)
+            }
         };
         let session_id = headers
             .get(HEADER_SESSION_ID)
@@ -103,7 +115,9 @@ impl McpRequest {
     /// with the body is refused so no layer can be steered by a lie. Headers
     /// sent under earlier revisions are checked the same way when present.
     fn check_routing_headers(&self, headers: &HeaderMap) -> Result<(), InspectRejection> {
-        let sessionless = self.protocol_version.is_some_and(ProtocolVersion::is_sessionless);
+        let sessionless = self
+            .protocol_version
+            .is_some_and(ProtocolVersion::is_sessionless);
         let Payload::Single(msg) = &self.payload else {
             return Ok(());
         };
@@ -111,7 +125,11 @@ impl McpRequest {
             header,
             id: msg.id().cloned(),
         };
-        let header = |name| headers.get(name).map(|v| v.to_str().map_err(|_| mismatch(name)));
+        let header = |name| {
+            headers
+                .get(name)
+                .map(|v| v.to_str().map_err(|_| mismatch(name)))
+        };
         if let Some(method) = msg.method() {
             match header(HEADER_METHOD).transpose()? {
                 Some(h) if h != method => return Err(mismatch("Mcp-Method")),
@@ -184,7 +202,10 @@ impl McpRequest {
 
     /// Ids of every request in the body.
     pub fn request_ids(&self) -> impl Iterator<Item = &RequestId> {
-        self.messages().iter().filter(|m| m.is_request()).filter_map(Message::id)
+        self.messages()
+            .iter()
+            .filter(|m| m.is_request())
+            .filter_map(Message::id)
     }
 
     /// True for an `initialize` request.
@@ -218,7 +239,9 @@ impl McpRequest {
     /// What `Mcp-Name` must equal: the tool, resource URI or prompt a single
     /// request names.
     pub fn named_target(&self) -> Option<&str> {
-        self.tool_name().or_else(|| self.resource_uri()).or_else(|| self.prompt_name())
+        self.tool_name()
+            .or_else(|| self.resource_uri())
+            .or_else(|| self.prompt_name())
     }
 
     /// The session id from `Mcp-Session-Id`, or the `session_id`/`sessionId`
@@ -269,7 +292,9 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);

@@ -55,7 +55,9 @@ where
             };
             let bytes = mcp.body().clone();
             parts.extensions.insert(mcp);
-            let res = inner.call(Request::from_parts(parts, Body::from(bytes))).await?;
+            let res = inner
+                .call(Request::from_parts(parts, Body::from(bytes)))
+                .await?;
             Ok(res.map(Body::new))
         })
     }

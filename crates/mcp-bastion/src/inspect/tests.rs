@@ -10,19 +10,21 @@ fn app() -> Router {
     Router::new()
         .route(
             "/mcp",
-            post(|Extension(req): Extension<McpRequest>, body: String| async move {
-                json!({
-                    "kind": format!("{:?}", req.kind()),
-                    "method": req.method(),
-                    "tool": req.tool_name(),
-                    "uri": req.resource_uri(),
-                    "prompt": req.prompt_name(),
-                    "session": req.session_id(),
-                    "count": req.messages().len(),
-                    "same_body": body.as_bytes() == req.body().as_ref(),
-                })
-                .to_string()
-            }),
+            post(
+                |Extension(req): Extension<McpRequest>, body: String| async move {
+                    json!({
+                        "kind": format!("{:?}", req.kind()),
+                        "method": req.method(),
+                        "tool": req.tool_name(),
+                        "uri": req.resource_uri(),
+                        "prompt": req.prompt_name(),
+                        "session": req.session_id(),
+                        "count": req.messages().len(),
+                        "same_body": body.as_bytes() == req.body().as_ref(),
+                    })
+                    .to_string()
+                },
+            ),
         )
         .layer(McpInspectLayer::new().max_body_bytes(256))
 }
@@ -31,7 +33,10 @@ async fn send(req: Request<Body>) -> (StatusCode, Value) {
     let res = app().oneshot(req).await.unwrap();
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn post_json(body: &str) -> http::request::Builder {
@@ -41,7 +46,8 @@ fn post_json(body: &str) -> http::request::Builder {
 
 #[tokio::test]
 async fn parses_tool_calls_resources_prompts_and_session() {
-    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+    let body =
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
     let (status, v) = send(
         post_json(body)
             .header("mcp-session-id", "abc")
@@ -87,7 +93,10 @@ async fn wrong_content_type_is_415_with_json_rpc_body() {
 
 #[tokio::test]
 async fn body_over_the_limit_is_413_declared_or_streamed() {
-    let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{}"}}"#, "x".repeat(300));
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"{}"}}"#,
+        "x".repeat(300)
+    );
     let (status, _) = send(post_json(&big).body(Body::from(big.clone())).unwrap()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     // No Content-Length: the limit still holds while streaming.
@@ -112,7 +121,12 @@ async fn malformed_json_is_400_parse_error() {
 
 #[tokio::test]
 async fn non_json_rpc_shapes_are_400_invalid_request() {
-    for body in [r#"{"id":1,"method":"x"}"#, r#""hello""#, r#"[]"#, r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#] {
+    for body in [
+        r#"{"id":1,"method":"x"}"#,
+        r#""hello""#,
+        r#"[]"#,
+        r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#,
+    ] {
         let (status, v) = send(post_json(body).body(Body::from(body)).unwrap()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(v["error"]["code"], -32600, "{body}");
@@ -205,6 +219,9 @@ async fn the_server_keeps_serving_after_bad_input() {
         .unwrap();
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
-    let good = app.oneshot(post_json(body).body(Body::from(body)).unwrap()).await.unwrap();
+    let good = app
+        .oneshot(post_json(body).body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
     assert_eq!(good.status(), StatusCode::OK);
 }

@@ -47,16 +47,27 @@ pub fn new_session_id(route_key: Option<&str>) -> Result<String, SessionIdError>
 /// Checks a route key: `[A-Za-z0-9_-]{1,32}`.
 pub fn check_route_key(key: &str) -> Result<(), SessionIdError> {
     let ok = (1..=32).contains(&key.len())
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(SessionIdError::BadRouteKey) }
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(SessionIdError::BadRouteKey)
+    }
 }
 
 /// Checks that a client-sent session id is well formed (visible ASCII
 /// 0x21..=0x7E, at most [`MAX_SESSION_ID_LEN`]). It says nothing about whether
 /// the session exists.
 pub fn validate_session_id(id: &str) -> Result<(), SessionIdError> {
-    let ok = (1..=MAX_SESSION_ID_LEN).contains(&id.len()) && id.bytes().all(|b| (0x21..=0x7e).contains(&b));
-    if ok { Ok(()) } else { Err(SessionIdError::Malformed) }
+    let ok = (1..=MAX_SESSION_ID_LEN).contains(&id.len())
+        && id.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(SessionIdError::Malformed)
+    }
 }
 
 /// The route key of a session id, if it has one.

@@ -28,12 +28,15 @@ pub trait EventStore: Send + Sync + 'static {
     fn forget(&self, session: &str);
 }
 
+/// The stored events of one session, by stream.
+type SessionEvents = HashMap<StreamId, VecDeque<(u64, Message)>>;
+
 /// The default store: in memory, bounded to the last `capacity` events of
 /// each stream.
 #[derive(Debug)]
 pub struct InMemoryEventStore {
     capacity: usize,
-    sessions: Mutex<HashMap<String, HashMap<StreamId, VecDeque<(u64, Message)>>>>,
+    sessions: Mutex<HashMap<String, SessionEvents>>,
 }
 
 impl InMemoryEventStore {

@@ -35,17 +35,28 @@
 //! # Ok(()) }
 //! ```
 
+// With only one transport enabled, parts of the shared session core go unused.
+#![cfg_attr(
+    not(all(feature = "sse", feature = "streamable-http")),
+    allow(dead_code)
+)]
+
 mod config;
 pub mod event_store;
 mod session;
+#[cfg(feature = "sse")]
 mod sse;
 pub mod sse_codec;
+#[cfg(feature = "streamable-http")]
 mod stateless;
+#[cfg(feature = "streamable-http")]
 mod streamable;
 
 pub use event_store::{EventStore, InMemoryEventStore, StreamId};
+#[cfg(feature = "sse")]
 pub use sse::Sse;
+#[cfg(feature = "streamable-http")]
 pub use streamable::StreamableHttp;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sse", feature = "streamable-http"))]
 mod tests;

@@ -139,7 +139,8 @@ impl Session {
 
     /// Whether new streams start with a priming event (2025-11-25 and later).
     pub(crate) fn set_priming(&self, on: bool) {
-        self.priming.store(on && self.events.is_some(), Ordering::Relaxed);
+        self.priming
+            .store(on && self.events.is_some(), Ordering::Relaxed);
     }
 
     /// Ends the session: the backend connection is closed and every stream
@@ -162,7 +163,8 @@ impl Session {
 
     /// Idle: no client activity for `idle` and no stream connected.
     fn is_idle(&self, idle: Duration, now: u64) -> bool {
-        let quiet = now.saturating_sub(self.last_active.load(Ordering::Relaxed)) >= idle.as_millis() as u64;
+        let quiet =
+            now.saturating_sub(self.last_active.load(Ordering::Relaxed)) >= idle.as_millis() as u64;
         quiet && self.lock().streams.values().all(|e| e.tx.is_closed())
     }
 
@@ -177,7 +179,10 @@ impl Session {
     }
 
     /// Sends client messages to the backend. Fails when the backend is gone.
-    pub(crate) async fn forward(&self, messages: impl IntoIterator<Item = Message>) -> Result<(), ()> {
+    pub(crate) async fn forward(
+        &self,
+        messages: impl IntoIterator<Item = Message>,
+    ) -> Result<(), ()> {
         for msg in messages {
             self.outgoing.send(msg).await.map_err(|_| ())?;
         }
@@ -189,7 +194,11 @@ impl Session {
     }
 
     /// Opens the stream that will carry the responses to `requests`.
-    pub(crate) fn open_request_stream(&self, requests: &[&Message], encoding: Encoding) -> OpenedStream {
+    pub(crate) fn open_request_stream(
+        &self,
+        requests: &[&Message],
+        encoding: Encoding,
+    ) -> OpenedStream {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let mut routes = self.lock();
         let stream = routes.next_stream;
@@ -261,7 +270,12 @@ impl Session {
         Some(OpenedStream { prelude, rx })
     }
 
-    fn priming_frame(&self, routes: &mut Routes, stream: StreamId, encoding: Encoding) -> VecDeque<Bytes> {
+    fn priming_frame(
+        &self,
+        routes: &mut Routes,
+        stream: StreamId,
+        encoding: Encoding,
+    ) -> VecDeque<Bytes> {
         let mut prelude = VecDeque::new();
         if encoding == Encoding::Sse && self.priming.load(Ordering::Relaxed) {
             let seq = routes.next_seq;
@@ -324,7 +338,12 @@ impl Session {
                     .open_requests
                     .iter()
                     .rev()
-                    .find(|s| routes.streams.get(s).is_some_and(|e| e.encoding == Encoding::Sse))
+                    .find(|s| {
+                        routes
+                            .streams
+                            .get(s)
+                            .is_some_and(|e| e.encoding == Encoding::Sse)
+                    })
                     .copied()
             })
     }
@@ -343,7 +362,9 @@ impl Session {
             if let Message::Response(_) = msg {
                 entry.waiting = entry.waiting.saturating_sub(1);
             }
-            let done = entry.waiting == 0 && routes.standalone != Some(stream) && matches!(msg, Message::Response(_));
+            let done = entry.waiting == 0
+                && routes.standalone != Some(stream)
+                && matches!(msg, Message::Response(_));
             let tx = if done {
                 routes.open_requests.retain(|s| *s != stream);
                 routes.progress.retain(|_, s| *s != stream);
@@ -436,7 +457,10 @@ impl SessionTable {
     }
 
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.map.write().unwrap_or_else(|e| e.into_inner()).remove(id)
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -111,7 +111,8 @@ impl<B: Backend> Sse<B> {
     /// The message endpoint, relative to the SSE endpoint's directory
     /// (default `messages`: `/x/sse` posts to `/x/messages`).
     pub fn message_path(mut self, path: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.config).message_path = path.into().trim_start_matches('/').to_owned();
+        Arc::make_mut(&mut self.config).message_path =
+            path.into().trim_start_matches('/').to_owned();
         self
     }
 
@@ -149,7 +150,13 @@ impl<B: Backend> Sse<B> {
     async fn open(&self, parts: Parts) -> Response {
         let id = match new_session_id(self.config.route_key.as_deref()) {
             Ok(id) => id,
-            Err(_) => return reject(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, "Internal error"),
+            Err(_) => {
+                return reject(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL_ERROR,
+                    "Internal error",
+                );
+            }
         };
         let endpoint = endpoint_uri(&parts, &self.config.message_path, &id);
         let ctx = SessionContext {
@@ -177,7 +184,12 @@ impl<B: Backend> Sse<B> {
         // The session lives as long as its stream: a client that goes away
         // ends it, and with it the backend connection.
         let guard = session.ended().drop_guard();
-        let body = SseBody::new(stream.prelude, stream.rx, self.config.keepalive, Some(guard));
+        let body = SseBody::new(
+            stream.prelude,
+            stream.rx,
+            self.config.keepalive,
+            Some(guard),
+        );
         let mut res = Response::new(Body::new(body));
         set_sse_headers(res.headers_mut());
         if let Ok(v) = HeaderValue::from_str(&id) {
@@ -195,7 +207,11 @@ impl<B: Backend> Sse<B> {
             );
         };
         if validate_session_id(id).is_err() {
-            return reject(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, "Bad Request: malformed session_id");
+            return reject(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                "Bad Request: malformed session_id",
+            );
         }
         let Some(session) = self.sessions.get(id) else {
             return session_not_found();
@@ -222,7 +238,11 @@ fn endpoint_uri(parts: &Parts, message_path: &str, session_id: &str) -> String {
         .map(|u| u.0.path().to_owned())
         .unwrap_or_else(|| parts.uri.path().to_owned());
     // A URL ending in `/` resolves relative references inside itself; step out.
-    let up = if path.ends_with('/') && path.len() > 1 { "../" } else { "" };
+    let up = if path.ends_with('/') && path.len() > 1 {
+        "../"
+    } else {
+        ""
+    };
     format!("{up}{message_path}?session_id={session_id}")
 }
 
@@ -257,7 +277,11 @@ where
                     }
                 }
                 _ => {
-                    let mut res = reject(StatusCode::METHOD_NOT_ALLOWED, codes::BAD_REQUEST, "Method not allowed");
+                    let mut res = reject(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        codes::BAD_REQUEST,
+                        "Method not allowed",
+                    );
                     res.headers_mut()
                         .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
                     res
@@ -282,11 +306,17 @@ mod tests {
 
     #[test]
     fn endpoint_is_relative_to_the_sse_url() {
-        assert_eq!(endpoint_uri(&parts("/sse", None), "messages", "abc"), "messages?session_id=abc");
+        assert_eq!(
+            endpoint_uri(&parts("/sse", None), "messages", "abc"),
+            "messages?session_id=abc"
+        );
         assert_eq!(
             endpoint_uri(&parts("/sse", Some("/k/abc/sse")), "messages", "abc"),
             "messages?session_id=abc"
         );
-        assert_eq!(endpoint_uri(&parts("/sse/", None), "messages", "x"), "../messages?session_id=x");
+        assert_eq!(
+            endpoint_uri(&parts("/sse/", None), "messages", "x"),
+            "../messages?session_id=x"
+        );
     }
 }

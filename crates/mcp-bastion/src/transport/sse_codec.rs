@@ -64,7 +64,10 @@ pub(crate) const KEEPALIVE: &[u8] = b": keepalive\n\n";
 /// Sets `Content-Type: text/event-stream`, `Cache-Control: no-cache` and
 /// `X-Accel-Buffering: no` (so nginx does not buffer the stream).
 pub(crate) fn set_sse_headers(headers: &mut http::HeaderMap) {
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
 }
@@ -109,7 +112,10 @@ impl Body for SseBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if let Some(first) = self.prelude.pop_front() {
             self.reset_keepalive();
             return Poll::Ready(Some(Ok(Frame::data(first))));
@@ -152,7 +158,10 @@ mod tests {
     #[test]
     fn multi_line_data_becomes_several_data_fields() {
         let ev = encode_event(Some("message"), Some("1-2"), "a\nb\r\nc\rd");
-        assert_eq!(&ev[..], b"event: message\nid: 1-2\ndata: a\ndata: b\ndata: c\ndata: d\n\n");
+        assert_eq!(
+            &ev[..],
+            b"event: message\nid: 1-2\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+        );
     }
 
     #[test]
@@ -163,7 +172,10 @@ mod tests {
 
     #[test]
     fn empty_data_is_a_priming_event() {
-        assert_eq!(&encode_event(None, Some("0-0"), "")[..], b"id: 0-0\ndata: \n\n");
+        assert_eq!(
+            &encode_event(None, Some("0-0"), "")[..],
+            b"id: 0-0\ndata: \n\n"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -192,7 +192,11 @@ where
 }
 
 fn method_not_allowed() -> Response {
-    let mut res = reject(StatusCode::METHOD_NOT_ALLOWED, codes::BAD_REQUEST, "Method not allowed");
+    let mut res = reject(
+        StatusCode::METHOD_NOT_ALLOWED,
+        codes::BAD_REQUEST,
+        "Method not allowed",
+    );
     res.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
     res
@@ -200,14 +204,14 @@ fn method_not_allowed() -> Response {
 
 /// The `MCP-Protocol-Version` header of a GET or DELETE. Missing means
 /// 2025-03-26.
-fn header_version(parts: &Parts) -> Result<ProtocolVersion, Response> {
+fn header_version(parts: &Parts) -> Result<ProtocolVersion, Box<Response>> {
     match parts.headers.get(HEADER_PROTOCOL_VERSION) {
         None => Ok(ProtocolVersion::DEFAULT_STREAMABLE),
         Some(v) => v
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(unsupported_version),
+            .ok_or_else(|| Box::new(unsupported_version())),
     }
 }
 
@@ -216,34 +220,50 @@ pub(crate) fn unsupported_version() -> Response {
 }
 
 impl<B: Backend> StreamableHttp<B> {
-    fn lookup(&self, parts: &Parts, from_body: Option<&str>) -> Result<Arc<Session>, Response> {
-        let id = from_body.or_else(|| parts.headers.get(HEADER_SESSION_ID).and_then(|v| v.to_str().ok()));
+    fn lookup(
+        &self,
+        parts: &Parts,
+        from_body: Option<&str>,
+    ) -> Result<Arc<Session>, Box<Response>> {
+        let id = from_body.or_else(|| {
+            parts
+                .headers
+                .get(HEADER_SESSION_ID)
+                .and_then(|v| v.to_str().ok())
+        });
         let Some(id) = id else {
-            return Err(reject(
+            return Err(Box::new(reject(
                 StatusCode::BAD_REQUEST,
                 codes::BAD_REQUEST,
                 "Bad Request: Mcp-Session-Id header is required",
-            ));
+            )));
         };
         if validate_session_id(id).is_err() {
-            return Err(reject(
+            return Err(Box::new(reject(
                 StatusCode::BAD_REQUEST,
                 codes::BAD_REQUEST,
                 "Bad Request: malformed Mcp-Session-Id",
-            ));
+            )));
         }
-        self.sessions.get(id).ok_or_else(session_not_found)
+        self.sessions
+            .get(id)
+            .ok_or_else(|| Box::new(session_not_found()))
     }
 
     async fn post(&self, parts: Parts, mcp: McpRequest) -> Response {
-        if !(accepts(&parts.headers, "application/json") && accepts(&parts.headers, "text/event-stream")) {
+        if !(accepts(&parts.headers, "application/json")
+            && accepts(&parts.headers, "text/event-stream"))
+        {
             return reject(
                 StatusCode::NOT_ACCEPTABLE,
                 codes::BAD_REQUEST,
                 "Not Acceptable: Accept must list application/json and text/event-stream",
             );
         }
-        if mcp.protocol_version().is_some_and(ProtocolVersion::is_sessionless) {
+        if mcp
+            .protocol_version()
+            .is_some_and(ProtocolVersion::is_sessionless)
+        {
             return stateless::version_not_served();
         }
         if mcp.is_initialize() {
@@ -251,7 +271,7 @@ impl<B: Backend> StreamableHttp<B> {
         }
         let session = match self.lookup(&parts, mcp.session_id()) {
             Ok(s) => s,
-            Err(res) => return res,
+            Err(res) => return *res,
         };
         let has_requests = mcp.has_requests();
         let batch = matches!(mcp.payload(), Payload::Batch(_));
@@ -286,7 +306,11 @@ impl<B: Backend> StreamableHttp<B> {
             Ok(id) => id,
             Err(e) => {
                 tracing::error!(target: "mcp_bastion::transport", error = %e, "cannot make a session id");
-                return reject(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, "Internal error");
+                return reject(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    codes::INTERNAL_ERROR,
+                    "Internal error",
+                );
             }
         };
         let requested = mcp
@@ -312,7 +336,13 @@ impl<B: Backend> StreamableHttp<B> {
                 );
             }
         };
-        let session = Session::start(id.clone(), conn, self.config.events.clone(), false, Arc::clone(&self.sessions));
+        let session = Session::start(
+            id.clone(),
+            conn,
+            self.config.events.clone(),
+            false,
+            Arc::clone(&self.sessions),
+        );
         let messages = match mcp.into_payload() {
             Payload::Single(m) => vec![m],
             Payload::Batch(v) => v,
@@ -321,13 +351,21 @@ impl<B: Backend> StreamableHttp<B> {
         let mut stream = session.open_request_stream(&requests, Encoding::Json);
         if session.forward(messages).await.is_err() {
             session.end();
-            return reject(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, "MCP backend closed");
+            return reject(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL_ERROR,
+                "MCP backend closed",
+            );
         }
         // Wait for the InitializeResult: the session id goes on its response,
         // and only a successful initialize creates a session.
         let Some(reply) = stream.rx.recv().await else {
             session.end();
-            return reject(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL_ERROR, "MCP backend closed");
+            return reject(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL_ERROR,
+                "MCP backend closed",
+            );
         };
         let parsed = Message::from_slice(&reply).ok();
         let result = match &parsed {
@@ -369,7 +407,7 @@ impl<B: Backend> StreamableHttp<B> {
     fn get(&self, parts: &Parts) -> Response {
         let version = match header_version(parts) {
             Ok(v) => v,
-            Err(res) => return res,
+            Err(res) => return *res,
         };
         if version.is_sessionless() {
             return method_not_allowed();
@@ -383,7 +421,7 @@ impl<B: Backend> StreamableHttp<B> {
         }
         let session = match self.lookup(parts, None) {
             Ok(s) => s,
-            Err(res) => return res,
+            Err(res) => return *res,
         };
         let resumed = parts
             .headers
@@ -398,18 +436,22 @@ impl<B: Backend> StreamableHttp<B> {
         match header_version(parts) {
             Ok(v) if v.is_sessionless() => return method_not_allowed(),
             Ok(_) => {}
-            Err(res) => return res,
+            Err(res) => return *res,
         }
         let session = match self.lookup(parts, None) {
             Ok(s) => s,
-            Err(res) => return res,
+            Err(res) => return *res,
         };
         self.sessions.remove(&session.id);
         session.end();
         StatusCode::OK.into_response()
     }
 
-    fn sse_response(&self, stream: OpenedStream, guard: Option<tokio_util::sync::DropGuard>) -> Response {
+    fn sse_response(
+        &self,
+        stream: OpenedStream,
+        guard: Option<tokio_util::sync::DropGuard>,
+    ) -> Response {
         let body = SseBody::new(stream.prelude, stream.rx, self.config.keepalive, guard);
         let mut res = Response::new(Body::new(body));
         set_sse_headers(res.headers_mut());
@@ -424,8 +466,10 @@ fn accepted() -> Response {
 fn json_body(status: StatusCode, body: Bytes) -> Response {
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }
 
@@ -438,7 +482,8 @@ async fn json_reply(mut stream: OpenedStream, batch: bool) -> Response {
     if !batch && replies.len() == 1 {
         return json_body(StatusCode::OK, replies.remove(0));
     }
-    let mut out = Vec::with_capacity(replies.iter().map(Bytes::len).sum::<usize>() + replies.len() + 2);
+    let mut out =
+        Vec::with_capacity(replies.iter().map(Bytes::len).sum::<usize>() + replies.len() + 2);
     out.push(b'[');
     for (i, r) in replies.iter().enumerate() {
         if i > 0 {

@@ -24,7 +24,10 @@ use crate::{
 struct EchoBackend;
 
 impl Backend for EchoBackend {
-    fn connect(&self, _ctx: SessionContext) -> BoxFuture<'static, Result<Connection, BackendError>> {
+    fn connect(
+        &self,
+        _ctx: SessionContext,
+    ) -> BoxFuture<'static, Result<Connection, BackendError>> {
         Box::pin(async {
             let (to_server, mut from_client) = mpsc::channel::<Message>(16);
             let (to_client, from_server) = mpsc::channel::<Message>(16);
@@ -39,16 +42,26 @@ impl Backend for EchoBackend {
                     };
                     match msg {
                         Message::Request(r) => {
-                            let reply = |v: Value| Message::Response(RpcResponse::result(r.id.clone(), v));
+                            let reply =
+                                |v: Value| Message::Response(RpcResponse::result(r.id.clone(), v));
                             match r.method.as_str() {
                                 "initialize" => {
-                                    let v = r.params.as_ref().and_then(|p| p.get("protocolVersion")).cloned();
+                                    let v = r
+                                        .params
+                                        .as_ref()
+                                        .and_then(|p| p.get("protocolVersion"))
+                                        .cloned();
                                     let _ = to_client
                                         .send(reply(json!({"protocolVersion": v, "capabilities": {}, "serverInfo": {"name":"echo","version":"0"}})))
                                         .await;
                                 }
                                 "slow" => {
-                                    let token = r.params.as_ref().and_then(|p| p.get("_meta")).and_then(|m| m.get("progressToken")).cloned();
+                                    let token = r
+                                        .params
+                                        .as_ref()
+                                        .and_then(|p| p.get("_meta"))
+                                        .and_then(|m| m.get("progressToken"))
+                                        .cloned();
                                     for i in 0..5 {
                                         tokio::time::sleep(Duration::from_millis(30)).await;
                                         let _ = to_client
@@ -79,7 +92,10 @@ impl Backend for EchoBackend {
                             if let Some(id) = waiting_sample.take() {
                                 let answer = resp.outcome.unwrap_or(Value::Null);
                                 let _ = to_client
-                                    .send(Message::Response(RpcResponse::result(id, json!({"sampled": answer}))))
+                                    .send(Message::Response(RpcResponse::result(
+                                        id,
+                                        json!({"sampled": answer}),
+                                    )))
                                     .await;
                             }
                         }
@@ -99,7 +115,9 @@ fn post(body: &Value, session: Option<&str>) -> Request<Body> {
         .header("content-type", "application/json")
         .header("accept", ACCEPT_BOTH);
     if let Some(s) = session {
-        b = b.header("mcp-session-id", s).header("mcp-protocol-version", "2025-11-25");
+        b = b
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-11-25");
     }
     b.body(Body::from(body.to_string())).unwrap()
 }
@@ -109,11 +127,18 @@ fn init_body(version: &str) -> Value {
 }
 
 async fn initialize(svc: &StreamableHttp<EchoBackend>, version: &str) -> String {
-    let res = svc.clone().oneshot(post(&init_body(version), None)).await.unwrap();
+    let res = svc
+        .clone()
+        .oneshot(post(&init_body(version), None))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let id = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let events = sse_events(res.into_body()).await;
-    assert_eq!(events.last().unwrap().1["result"]["protocolVersion"], version);
+    assert_eq!(
+        events.last().unwrap().1["result"]["protocolVersion"],
+        version
+    );
     id
 }
 
@@ -144,7 +169,10 @@ fn parse_sse(bytes: &[u8]) -> Vec<(Option<String>, Value)> {
 async fn status_and_json(res: axum::response::Response) -> (StatusCode, Value) {
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -171,7 +199,14 @@ async fn notifications_and_responses_get_202_without_body() {
     let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
     let res = svc.clone().oneshot(post(&note, Some(&sid))).await.unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    assert!(res.into_body().collect().await.unwrap().to_bytes().is_empty());
+    assert!(
+        res.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .is_empty()
+    );
     let resp = json!({"jsonrpc":"2.0","id":"x","result":{}});
     let res = svc.clone().oneshot(post(&resp, Some(&sid))).await.unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
@@ -184,14 +219,27 @@ async fn missing_session_is_400_unknown_is_404_deleted_is_404() {
     let (status, v) = status_and_json(svc.clone().oneshot(post(&call, None)).await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], crate::jsonrpc::codes::BAD_REQUEST);
-    let (status, v) = status_and_json(svc.clone().oneshot(post(&call, Some("nope"))).await.unwrap()).await;
+    let (status, v) = status_and_json(
+        svc.clone()
+            .oneshot(post(&call, Some("nope")))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], crate::jsonrpc::codes::SESSION_NOT_FOUND);
 
     let sid = initialize(&svc, "2025-06-18").await;
-    let del = Request::delete("/mcp").header("mcp-session-id", &sid).body(Body::empty()).unwrap();
-    assert_eq!(svc.clone().oneshot(del).await.unwrap().status(), StatusCode::OK);
-    let (status, _) = status_and_json(svc.clone().oneshot(post(&call, Some(&sid))).await.unwrap()).await;
+    let del = Request::delete("/mcp")
+        .header("mcp-session-id", &sid)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        svc.clone().oneshot(del).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (status, _) =
+        status_and_json(svc.clone().oneshot(post(&call, Some(&sid))).await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(svc.session_count(), 0);
 }
@@ -207,8 +255,14 @@ async fn post_without_both_accept_types_is_406() {
     let (status, v) = status_and_json(svc.clone().oneshot(req).await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
     assert_eq!(v["jsonrpc"], "2.0");
-    let get = Request::get("/mcp").header("accept", "application/json").body(Body::empty()).unwrap();
-    assert_eq!(svc.oneshot(get).await.unwrap().status(), StatusCode::NOT_ACCEPTABLE);
+    let get = Request::get("/mcp")
+        .header("accept", "application/json")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        svc.oneshot(get).await.unwrap().status(),
+        StatusCode::NOT_ACCEPTABLE
+    );
 }
 
 #[tokio::test]
@@ -223,7 +277,10 @@ async fn unsupported_protocol_version_on_get_and_delete_is_400() {
         .unwrap();
     let (status, v) = status_and_json(svc.clone().oneshot(get).await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(v["error"]["code"], crate::jsonrpc::codes::UNSUPPORTED_PROTOCOL_VERSION);
+    assert_eq!(
+        v["error"]["code"],
+        crate::jsonrpc::codes::UNSUPPORTED_PROTOCOL_VERSION
+    );
 }
 
 #[tokio::test]
@@ -234,24 +291,37 @@ async fn sessionless_2026_requests_are_refused_so_clients_fall_back() {
         .header("accept", ACCEPT_BOTH)
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "server/discover")
-        .body(Body::from(json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}).to_string()))
+        .body(Body::from(
+            json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}).to_string(),
+        ))
         .unwrap();
     let (status, v) = status_and_json(svc.clone().oneshot(req).await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], -32022);
-    assert!(v["error"]["data"]["supported"].as_array().unwrap().contains(&json!("2025-11-25")));
+    assert!(
+        v["error"]["data"]["supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2025-11-25"))
+    );
     let get = Request::get("/mcp")
         .header("accept", "text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
         .body(Body::empty())
         .unwrap();
-    assert_eq!(svc.oneshot(get).await.unwrap().status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        svc.oneshot(get).await.unwrap().status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 }
 
 #[tokio::test]
 async fn other_methods_are_405_with_allow() {
     let svc = StreamableHttp::new(EchoBackend);
-    let res = svc.oneshot(Request::put("/mcp").body(Body::empty()).unwrap()).await.unwrap();
+    let res = svc
+        .oneshot(Request::put("/mcp").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(res.headers()["allow"], "GET, POST, DELETE");
 }
@@ -259,7 +329,11 @@ async fn other_methods_are_405_with_allow() {
 #[tokio::test]
 async fn json_response_mode_answers_with_one_json_body() {
     let svc = StreamableHttp::new(EchoBackend).json_response(true);
-    let res = svc.clone().oneshot(post(&init_body("2025-03-26"), None)).await.unwrap();
+    let res = svc
+        .clone()
+        .oneshot(post(&init_body("2025-03-26"), None))
+        .await
+        .unwrap();
     let sid = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     assert_eq!(res.headers()["content-type"], "application/json");
     let batch = json!([
@@ -267,10 +341,16 @@ async fn json_response_mode_answers_with_one_json_body() {
         {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a"}},
     ]);
     let mut req = post(&batch, Some(&sid));
-    req.headers_mut().insert("mcp-protocol-version", "2025-03-26".parse().unwrap());
+    req.headers_mut()
+        .insert("mcp-protocol-version", "2025-03-26".parse().unwrap());
     let (status, v) = status_and_json(svc.oneshot(req).await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    let ids: HashSet<i64> = v.as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    let ids: HashSet<i64> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(ids, HashSet::from([1, 2]));
 }
 
@@ -278,7 +358,8 @@ async fn json_response_mode_answers_with_one_json_body() {
 async fn progress_goes_to_the_request_stream_and_2025_11_25_primes_it() {
     let svc = StreamableHttp::new(EchoBackend);
     let sid = initialize(&svc, "2025-11-25").await;
-    let slow = json!({"jsonrpc":"2.0","id":7,"method":"slow","params":{"_meta":{"progressToken":"p"}}});
+    let slow =
+        json!({"jsonrpc":"2.0","id":7,"method":"slow","params":{"_meta":{"progressToken":"p"}}});
     let res = svc.clone().oneshot(post(&slow, Some(&sid))).await.unwrap();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&bytes);
@@ -286,7 +367,11 @@ async fn progress_goes_to_the_request_stream_and_2025_11_25_primes_it() {
     assert!(text.split("\n\n").next().unwrap().ends_with("data: "));
     let events = parse_sse(&bytes);
     assert_eq!(events.len(), 6);
-    assert!(events[..5].iter().all(|(_, v)| v["method"] == "notifications/progress"));
+    assert!(
+        events[..5]
+            .iter()
+            .all(|(_, v)| v["method"] == "notifications/progress")
+    );
     assert_eq!(events[5].1["id"], 7);
 }
 
@@ -300,8 +385,13 @@ async fn server_requests_reach_the_client_and_its_answer_reaches_the_server() {
     let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
     let events = parse_sse(&frame);
     assert_eq!(events[0].1["method"], "sampling/createMessage");
-    let answer = json!({"jsonrpc":"2.0","id":"srv-1","result":{"content":{"type":"text","text":"hi"}}});
-    let res = svc.clone().oneshot(post(&answer, Some(&sid))).await.unwrap();
+    let answer =
+        json!({"jsonrpc":"2.0","id":"srv-1","result":{"content":{"type":"text","text":"hi"}}});
+    let res = svc
+        .clone()
+        .oneshot(post(&answer, Some(&sid)))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let rest = body.collect().await.unwrap().to_bytes();
     let events = parse_sse(&rest);
@@ -312,7 +402,8 @@ async fn server_requests_reach_the_client_and_its_answer_reaches_the_server() {
 async fn resumption_after_a_dropped_stream_delivers_every_event_exactly_once() {
     let svc = StreamableHttp::new(EchoBackend);
     let sid = initialize(&svc, "2025-11-25").await;
-    let slow = json!({"jsonrpc":"2.0","id":9,"method":"slow","params":{"_meta":{"progressToken":1}}});
+    let slow =
+        json!({"jsonrpc":"2.0","id":9,"method":"slow","params":{"_meta":{"progressToken":1}}});
     let res = svc.clone().oneshot(post(&slow, Some(&sid))).await.unwrap();
     let mut body = res.into_body();
     // Read the priming event and the first progress event, then drop.
@@ -337,7 +428,12 @@ async fn resumption_after_a_dropped_stream_delivers_every_event_exactly_once() {
         .unwrap();
     let res = svc.clone().oneshot(get).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    seen.extend(sse_events(res.into_body()).await.into_iter().map(|(_, v)| v));
+    seen.extend(
+        sse_events(res.into_body())
+            .await
+            .into_iter()
+            .map(|(_, v)| v),
+    );
     let progress: Vec<i64> = seen
         .iter()
         .filter(|v| v["method"] == "notifications/progress")
@@ -367,7 +463,9 @@ async fn legacy_sse_sends_endpoint_first_then_replies_as_message_events() {
     for (param, id) in [("session_id", 1), ("sessionId", 2)] {
         let req = Request::post(format!("/messages?{param}={sid}"))
             .header("content-type", "application/json")
-            .body(Body::from(json!({"jsonrpc":"2.0","id":id,"method":"tools/list"}).to_string()))
+            .body(Body::from(
+                json!({"jsonrpc":"2.0","id":id,"method":"tools/list"}).to_string(),
+            ))
             .unwrap();
         let res = app.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::ACCEPTED);
@@ -401,7 +499,10 @@ async fn legacy_sse_post_without_or_with_unknown_session_is_400_or_404() {
 async fn legacy_session_ends_when_its_stream_closes() {
     let sse = Sse::new(EchoBackend);
     let app = sse.clone().into_router::<()>();
-    let res = app.oneshot(Request::get("/sse").body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .oneshot(Request::get("/sse").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(sse.session_count(), 1);
     drop(res);
     for _ in 0..50 {
@@ -415,7 +516,8 @@ async fn legacy_session_ends_when_its_stream_closes() {
 
 #[tokio::test]
 async fn idle_sessions_are_ended_and_then_unknown() {
-    let svc = StreamableHttp::new(EchoBackend).session_idle_timeout(Some(Duration::from_millis(40)));
+    let svc =
+        StreamableHttp::new(EchoBackend).session_idle_timeout(Some(Duration::from_millis(40)));
     let sid = initialize(&svc, "2025-06-18").await;
     assert_eq!(svc.session_count(), 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -427,7 +529,8 @@ async fn idle_sessions_are_ended_and_then_unknown() {
 
 #[tokio::test]
 async fn a_session_with_an_open_get_stream_is_not_idle() {
-    let svc = StreamableHttp::new(EchoBackend).session_idle_timeout(Some(Duration::from_millis(40)));
+    let svc =
+        StreamableHttp::new(EchoBackend).session_idle_timeout(Some(Duration::from_millis(40)));
     let sid = initialize(&svc, "2025-06-18").await;
     let get = Request::get("/mcp")
         .header("accept", "text/event-stream")

@@ -1,0 +1,2 @@
+//! Load harness (see issue 8).
+fn main() {}
