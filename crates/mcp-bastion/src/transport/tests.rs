@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, reason = "tests")]
 //! Protocol-rule tests of both transports over a small in-process backend.
 //! (The real-client tests against real servers live in the `tests` package.)
 
