@@ -21,6 +21,7 @@ pub mod backend;
 pub mod inspect;
 pub mod jsonrpc;
 pub mod net;
+pub mod principal;
 pub mod protocol;
 pub mod session;
 #[cfg(any(feature = "streamable-http", feature = "sse"))]
