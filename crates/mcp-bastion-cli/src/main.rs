@@ -41,6 +41,12 @@ struct Cli {
     #[arg(long)]
     json_response: bool,
 
+    /// Also serve revision 2026-07-28 (sessionless) requests, each over a
+    /// short backend connection. Best with `--session-mode shared`: in
+    /// per-session mode every such request starts a child.
+    #[arg(long, env = "MCP_BASTION_SESSIONLESS")]
+    sessionless: bool,
+
     /// Seconds between SSE keepalive comments (0 turns them off).
     #[arg(long, default_value_t = 30)]
     keepalive_secs: u64,
@@ -128,6 +134,7 @@ fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, S
     let keepalive = (cli.keepalive_secs > 0).then(|| Duration::from_secs(cli.keepalive_secs));
     let streamable = StreamableHttp::new(backend.clone())
         .json_response(cli.json_response)
+        .sessionless(cli.sessionless)
         .keepalive(keepalive);
     let sse = Sse::new(backend.clone()).keepalive(keepalive);
     let ready_backend = backend;

@@ -19,6 +19,7 @@ pub(crate) struct TransportConfig {
     pub(crate) route_key: Option<String>,
     pub(crate) max_body_bytes: usize,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) sessionless: bool,
 }
 
 impl Default for TransportConfig {
@@ -30,6 +31,7 @@ impl Default for TransportConfig {
             route_key: None,
             max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
             idle_timeout: Some(super::session::DEFAULT_IDLE_TIMEOUT),
+            sessionless: false,
         }
     }
 }
@@ -43,6 +45,7 @@ impl fmt::Debug for TransportConfig {
             .field("route_key", &self.route_key)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("idle_timeout", &self.idle_timeout)
+            .field("sessionless", &self.sessionless)
             .finish()
     }
 }

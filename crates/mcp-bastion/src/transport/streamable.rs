@@ -114,6 +114,18 @@ impl<B: Backend> StreamableHttp<B> {
         self.map_config(|c| c.json_response = on)
     }
 
+    /// Serve revision 2026-07-28 (sessionless) requests on this path, each
+    /// over a short backend connection initialized at 2025-11-25 (see
+    /// [`stateless`](super::stateless) for how and what it cannot relay).
+    /// Off by default: such requests then get `400` with `-32022` listing
+    /// the handshake revisions, and negotiating clients fall back to
+    /// `initialize`. With a per-session stdio backend each sessionless
+    /// request starts a child, so prefer a shared child or an in-process
+    /// backend when turning this on.
+    pub fn sessionless(self, on: bool) -> Self {
+        self.map_config(|c| c.sessionless = on)
+    }
+
     /// SSE keepalive comment period; `None` turns keepalives off.
     pub fn keepalive(self, every: Option<Duration>) -> Self {
         self.map_config(|c| c.keepalive = every)
@@ -264,6 +276,9 @@ impl<B: Backend> StreamableHttp<B> {
             .protocol_version()
             .is_some_and(ProtocolVersion::is_sessionless)
         {
+            if self.config.sessionless {
+                return stateless::serve(&self.backend, &self.config, parts, mcp).await;
+            }
             return stateless::version_not_served();
         }
         if mcp.is_initialize() {
