@@ -13,6 +13,8 @@
 //! Test dependencies are installed by `bash .ci/test` (`pip install -r tests/requirements.txt`,
 //! `npm ci --prefix tests/node`).
 
+pub mod nginx;
+
 use std::{
     collections::{BTreeMap, VecDeque},
     ffi::OsString,

@@ -47,6 +47,12 @@ struct Cli {
     #[arg(long, env = "MCP_BASTION_SESSIONLESS")]
     sessionless: bool,
 
+    /// This replica's route key, `[A-Za-z0-9_-]{1,32}`: session ids start with
+    /// `KEY.` so that a load balancer can send each session to its replica
+    /// (see docs/deployment.md).
+    #[arg(long, env = "MCP_BASTION_ROUTE_KEY", value_parser = parse_route_key)]
+    route_key: Option<String>,
+
     /// Seconds between SSE keepalive comments (0 turns them off).
     #[arg(long, default_value_t = 30)]
     keepalive_secs: u64,
@@ -130,13 +136,23 @@ fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
     Ok(Arc::new(backend))
 }
 
+fn parse_route_key(key: &str) -> Result<String, String> {
+    mcp_bastion::session::check_route_key(key)
+        .map(|()| key.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, Sse<DynBackend>) {
     let keepalive = (cli.keepalive_secs > 0).then(|| Duration::from_secs(cli.keepalive_secs));
-    let streamable = StreamableHttp::new(backend.clone())
+    let mut streamable = StreamableHttp::new(backend.clone())
         .json_response(cli.json_response)
         .sessionless(cli.sessionless)
         .keepalive(keepalive);
-    let sse = Sse::new(backend.clone()).keepalive(keepalive);
+    let mut sse = Sse::new(backend.clone()).keepalive(keepalive);
+    if let Some(key) = &cli.route_key {
+        streamable = streamable.route_key(key.clone());
+        sse = sse.route_key(key.clone());
+    }
     let ready_backend = backend;
     let mcp = Router::new()
         .route_service("/mcp", streamable.clone())
