@@ -155,8 +155,11 @@ fn bad_input_gets_spec_shaped_errors_and_the_proxy_keeps_serving() {
         assert_eq!(got, StatusCode::NOT_FOUND, "legacy POST, unknown session");
 
         // a body over the 4 MiB limit is refused from its Content-Length, before it is read
-        let status = declared_too_large(&mcp).await;
-        assert_eq!(status, 413, "body over 4 MiB");
+        let too_large = format!("content-type: application/json\r\naccept: {ACCEPT_BOTH}\r\ncontent-length: {}\r\n", 5 * 1024 * 1024);
+        assert_eq!(raw_status(&mcp, &too_large, "").await, 413, "body over 4 MiB");
+        // (reqwest always sends `Accept: */*`; a raw request can leave it out)
+        let no_accept = format!("content-type: application/json\r\nmcp-session-id: {sid}\r\ncontent-length: {}\r\n", ping.len());
+        assert_eq!(raw_status(&mcp, &no_accept, &ping).await, 406, "no Accept header");
 
         let put = http.put(&mcp).body(ping.clone()).send().await.unwrap();
         assert_eq!(put.status(), StatusCode::METHOD_NOT_ALLOWED);
@@ -279,18 +282,18 @@ fn resumption_over_http_replays_missed_events_exactly_once() {
     });
 }
 
-/// Sends only the head of a POST declaring a 5 MiB body and returns the status code answered.
-async fn declared_too_large(url: &str) -> u16 {
+/// Sends a POST with exactly the header lines `headers` (each ending in CRLF) and `body` (which
+/// may be shorter than its declared length) and returns the status code answered.
+async fn raw_status(url: &str, headers: &str, body: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let url = reqwest::Url::parse(url).unwrap();
     let addr = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST {} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\naccept: {ACCEPT_BOTH}\r\ncontent-length: {}\r\n\r\n",
-        url.path(),
-        5 * 1024 * 1024
+    let request = format!(
+        "POST {} HTTP/1.1\r\nhost: x\r\n{headers}\r\n{body}",
+        url.path()
     );
-    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 1024];
     let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf))
         .await
@@ -330,6 +333,13 @@ fn a_child_dying_mid_call_fails_the_call_and_leaves_no_zombie() {
     for transport in [Transport::Streamable, Transport::Sse] {
         let outcome = crash_run(&server, transport);
         assert!(outcome["code"].is_i64(), "{transport:?}: {outcome}");
+        // the bound: an error within a second, not a hang (the child's exit is seen at
+        // once; this is a liveness bound, not a performance figure)
+        assert!(
+            outcome["seconds"].as_f64().unwrap() < 1.0,
+            "{transport:?}: the error took {}",
+            outcome["seconds"]
+        );
         server.wait_for_children(0, Duration::from_secs(10));
         assert!(
             server.children().iter().all(|(_, state, _)| *state != 'Z'),
