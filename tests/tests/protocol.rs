@@ -309,15 +309,16 @@ async fn raw_status(url: &str, headers: &str, body: &str) -> u16 {
 fn crash_run(server: &Server, transport: Transport) -> Value {
     let url = server.url(transport.endpoint());
     let out = std::process::Command::new(python())
-        .arg(clients_dir().join("py_crash.py"))
+        .arg(clients_dir().join("py_call.py"))
         .args(["--url", &url, "--transport", transport.as_arg()])
+        .args(["--tool", "crash", "--expect", "error"])
         .current_dir(clients_dir())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "py_crash failed: {}\n{stdout}\n--- server log ---\n{}",
+        "py_call failed: {}\n{stdout}\n--- server log ---\n{}",
         String::from_utf8_lossy(&out.stderr),
         server.logs()
     );

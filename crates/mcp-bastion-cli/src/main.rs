@@ -203,6 +203,56 @@ async fn shutdown_signal() {
     }
 }
 
+/// How long a graceful shutdown leaves the last answers to reach their
+/// clients before it ends the sessions.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Graceful shutdown: no new sessions (503) while requests in flight finish
+/// (up to `timeout`; their sessions are still served, so clients can answer
+/// a server's request or cancel), then sessions close (their SSE streams
+/// end) and children are ended. When this returns, the listener stops
+/// accepting; a second `timeout` bounds the connections still open.
+async fn drain(
+    streamable: StreamableHttp<DynBackend>,
+    sse: Sse<DynBackend>,
+    backend: DynBackend,
+    timeout: Duration,
+) {
+    streamable.start_draining();
+    sse.start_draining();
+    let in_flight = || streamable.in_flight_requests() + sse.in_flight_requests();
+    tracing::info!(
+        in_flight = in_flight(),
+        "shutting down: no new sessions; waiting for requests in flight"
+    );
+    let deadline = tokio::time::Instant::now() + timeout;
+    while in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = in_flight();
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "shutdown timeout reached with requests in flight; ending them"
+        );
+    } else {
+        // The last answers are routed but may still be on their way out: let
+        // clients read them before their other streams (GET) end, which some
+        // SDKs treat as a failure of the whole session.
+        let left_time = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(SETTLE.min(left_time)).await;
+    }
+    tracing::info!("closing sessions and ending children");
+    streamable.close_all_sessions();
+    sse.close_all_sessions();
+    let _ = tokio::time::timeout(timeout, backend.shutdown()).await;
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        tracing::warn!("connections still open after the shutdown timeout; exiting");
+        std::process::exit(0);
+    });
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -236,21 +286,10 @@ async fn main() -> ExitCode {
         let _ = tcp.set_nodelay(true);
     });
     let timeout = Duration::from_secs(cli.shutdown_timeout);
-    let shutdown = {
-        let backend = backend.clone();
-        async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: closing sessions and children");
-            streamable.close_all_sessions();
-            sse.close_all_sessions();
-            let _ = tokio::time::timeout(timeout, backend.shutdown()).await;
-            // Leave the server a bounded time to finish in-flight requests.
-            tokio::spawn(async move {
-                tokio::time::sleep(timeout).await;
-                tracing::warn!("shutdown timeout reached; exiting");
-                std::process::exit(0);
-            });
-        }
+    let backend_for_drain = backend.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        drain(streamable, sse, backend_for_drain, timeout).await;
     };
     if let Err(e) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

@@ -82,6 +82,19 @@ pub(crate) fn session_not_found() -> axum::response::Response {
     )
 }
 
+/// `503` with `Retry-After`: the server is shutting down and opens no new
+/// session (existing sessions are still served until it stops).
+pub(crate) fn draining() -> axum::response::Response {
+    let mut res = reject(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::jsonrpc::codes::BAD_REQUEST,
+        "Service Unavailable: the server is shutting down",
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

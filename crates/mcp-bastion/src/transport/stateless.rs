@@ -41,6 +41,7 @@ use tokio::sync::mpsc;
 
 use super::{
     config::TransportConfig,
+    session::SessionlessRequest,
     sse_codec::{SseBody, encode_event, set_sse_headers},
 };
 use crate::{
@@ -92,6 +93,7 @@ pub(crate) async fn serve<B: Backend>(
     config: &TransportConfig,
     parts: Parts,
     mcp: McpRequest,
+    in_flight: SessionlessRequest,
 ) -> Response {
     let request = match mcp.into_payload() {
         Payload::Single(Message::Request(r)) => r,
@@ -151,7 +153,7 @@ pub(crate) async fn serve<B: Backend>(
         extensions: parts.extensions,
     };
     let mut link = match backend.connect(ctx).await {
-        Ok(conn) => Link::new(conn),
+        Ok(conn) => Link::new(conn, in_flight),
         Err(e) => {
             tracing::error!(target: TARGET, error = %e, "backend failed to open a sessionless connection");
             return backend_unavailable(id);
@@ -192,9 +194,11 @@ pub(crate) async fn serve<B: Backend>(
     }
 }
 
-/// One backend connection, closed when dropped.
+/// One backend connection, closed when dropped; the request counts as in
+/// flight while it lives.
 struct Link {
     conn: Connection,
+    _in_flight: SessionlessRequest,
 }
 
 impl Drop for Link {
@@ -224,8 +228,11 @@ impl LinkError {
 const INIT_ID: &str = "mcp-bastion/initialize";
 
 impl Link {
-    fn new(conn: Connection) -> Self {
-        Self { conn }
+    fn new(conn: Connection, in_flight: SessionlessRequest) -> Self {
+        Self {
+            conn,
+            _in_flight: in_flight,
+        }
     }
 
     async fn send(&self, message: Message) -> Result<(), ()> {

@@ -159,6 +159,23 @@ impl<B: Backend> StreamableHttp<B> {
         self.sessions.len()
     }
 
+    /// Starts a graceful shutdown: from now on no session opens (`503` with
+    /// `Retry-After`), while existing sessions are still served so that
+    /// their requests in flight can finish (a client may still need to
+    /// answer a server's request, or cancel). Then wait for
+    /// [`in_flight_requests`](Self::in_flight_requests) to reach 0 and
+    /// [`close_all_sessions`](Self::close_all_sessions).
+    pub fn start_draining(&self) {
+        self.sessions.start_draining();
+    }
+
+    /// Client requests waiting for their response, in sessions and
+    /// sessionless. A graceful shutdown waits for this to reach 0 (bounded)
+    /// before [`close_all_sessions`](Self::close_all_sessions).
+    pub fn in_flight_requests(&self) -> usize {
+        self.sessions.in_flight()
+    }
+
     /// Ends every session (their backend connections close).
     pub fn close_all_sessions(&self) {
         self.sessions.end_all();
@@ -276,12 +293,19 @@ impl<B: Backend> StreamableHttp<B> {
             .protocol_version()
             .is_some_and(ProtocolVersion::is_sessionless)
         {
+            if self.sessions.is_draining() {
+                return super::config::draining();
+            }
             if self.config.sessionless {
-                return stateless::serve(&self.backend, &self.config, parts, mcp).await;
+                let in_flight = self.sessions.sessionless_request();
+                return stateless::serve(&self.backend, &self.config, parts, mcp, in_flight).await;
             }
             return stateless::version_not_served();
         }
         if mcp.is_initialize() {
+            if self.sessions.is_draining() {
+                return super::config::draining();
+            }
             return self.initialize(parts, mcp).await;
         }
         let session = match self.lookup(&parts, mcp.session_id()) {

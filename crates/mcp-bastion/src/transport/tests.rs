@@ -698,3 +698,50 @@ async fn sessionless_subscriptions_listen_is_404_method_not_found() {
     assert_eq!(v["error"]["code"], -32601);
     assert_eq!(v["id"], 4);
 }
+
+#[tokio::test]
+async fn draining_refuses_new_sessions_but_serves_open_ones() {
+    let svc = StreamableHttp::new(EchoBackend).json_response(true);
+    let sid = {
+        let res = svc
+            .clone()
+            .oneshot(post(&init_body("2025-11-25"), None))
+            .await
+            .unwrap();
+        res.headers()["mcp-session-id"].to_str().unwrap().to_owned()
+    };
+    svc.start_draining();
+    let res = svc
+        .clone()
+        .oneshot(post(&init_body("2025-11-25"), None))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let (status, v) = status_and_json(
+        svc.clone()
+            .oneshot(post(
+                &json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x"}}),
+                Some(&sid),
+            ))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["id"], 2);
+    assert_eq!(svc.in_flight_requests(), 0);
+
+    let sse = Sse::new(EchoBackend);
+    sse.start_draining();
+    let res = sse
+        .oneshot(
+            Request::get("/sse")
+                .header("accept", "text/event-stream")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
