@@ -7,7 +7,12 @@
 //! Serves Streamable HTTP at `/mcp`, the legacy SSE transport at `/sse`
 //! (messages at `/messages`), and `/healthz`, `/readyz`.
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+mod config;
+
+use std::{
+    collections::BTreeMap, ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode,
+    sync::Arc, time::Duration,
+};
 
 use axum::{Router, http::StatusCode, routing::get, serve::ListenerExt};
 use clap::{Parser, ValueEnum};
@@ -25,6 +30,12 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "mcp-bastion", version, about)]
 struct Cli {
+    /// A TOML file with any of these options under their long names (and the
+    /// server as `command = [..]`); flags override it, `MCP_BASTION_<NAME>`
+    /// variables override both. `mcp-bastion check-config FILE` validates one.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "MCP_BASTION_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -253,9 +264,52 @@ async fn drain(
     });
 }
 
+/// The command line merged with the configuration file and the environment
+/// (see [`config`]); `check-config FILE` validates and prints instead.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    if argv.get(1).is_some_and(|a| a == "check-config") {
+        let Some(file) = argv.get(2) else {
+            eprintln!("usage: mcp-bastion check-config FILE");
+            return Err(ExitCode::from(2));
+        };
+        let args = [argv[0].clone(), "--config".into(), file.clone()];
+        let layered = match config::layer::<Cli>(&args, &env) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("mcp-bastion: {e}");
+                return Err(ExitCode::from(2));
+            }
+        };
+        if let Err(e) = Cli::try_parse_from(layered.to_args()) {
+            eprintln!("mcp-bastion: {}: {}", file.to_string_lossy(), e.kind());
+            let _ = e.print();
+            return Err(ExitCode::from(2));
+        }
+        print!("{}", config::render(&layered));
+        return Err(ExitCode::SUCCESS);
+    }
+    match config::layer::<Cli>(&argv, &env) {
+        Ok(layered) => Cli::try_parse_from(layered.to_args()).map_err(|e| {
+            let _ = e.print();
+            ExitCode::from(2)
+        }),
+        // help, version or a mistyped flag: clap explains
+        Err(e) if config::is_unparsed(&e) => Ok(Cli::parse_from(argv)),
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_tracing(cli.log_format);
     if !cli.path_prefix.is_empty() && !cli.path_prefix.starts_with('/') {
         eprintln!("mcp-bastion: --path-prefix must start with `/`");
