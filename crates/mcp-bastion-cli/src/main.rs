@@ -8,6 +8,7 @@
 //! (messages at `/messages`), and `/healthz`, `/readyz`.
 
 mod config;
+mod tls;
 
 use std::{
     collections::BTreeMap, ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode,
@@ -84,6 +85,15 @@ struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`), for
+    /// deployments without a TLS-terminating proxy in front.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 
     /// Seconds to wait for in-flight work on shutdown.
     #[arg(long, default_value_t = 10)]
@@ -322,6 +332,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => match tls::server_config(cert, key) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("mcp-bastion: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let (router, streamable, sse) = app(&cli, backend.clone());
     let listener = match tokio::net::TcpListener::bind(cli.listen).await {
         Ok(l) => l,
@@ -331,26 +351,32 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(cli.listen);
-    eprintln!("mcp-bastion listening on http://{addr}");
-    tracing::info!(%addr, prefix = %cli.path_prefix, "serving /mcp (Streamable HTTP) and /sse (legacy SSE)");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("mcp-bastion listening on {scheme}://{addr}");
+    tracing::info!(%addr, prefix = %cli.path_prefix, tls = tls.is_some(), "serving /mcp (Streamable HTTP) and /sse (legacy SSE)");
 
-    let listener = listener.tap_io(|tcp| {
-        // SSE replies are several small writes: without this, Nagle and
-        // delayed ACKs add ~40 ms per request.
-        let _ = tcp.set_nodelay(true);
-    });
     let timeout = Duration::from_secs(cli.shutdown_timeout);
     let backend_for_drain = backend.clone();
     let shutdown = async move {
         shutdown_signal().await;
         drain(streamable, sse, backend_for_drain, timeout).await;
     };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        eprintln!("mcp-bastion: server error: {e}");
-        return ExitCode::from(1);
+    if let Some(tls) = tls {
+        tls::serve(listener, router, tls, shutdown).await;
+    } else {
+        let listener = listener.tap_io(|tcp| {
+            // SSE replies are several small writes: without this, Nagle and
+            // delayed ACKs add ~40 ms per request.
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            eprintln!("mcp-bastion: server error: {e}");
+            return ExitCode::from(1);
+        }
     }
     backend.shutdown().await;
     ExitCode::SUCCESS
