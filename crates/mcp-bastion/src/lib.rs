@@ -20,6 +20,8 @@ pub mod backend;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod jsonrpc;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod net;
 pub mod principal;
 pub mod protocol;
