@@ -7,6 +7,8 @@
 //! Serves Streamable HTTP at `/mcp`, the legacy SSE transport at `/sse`
 //! (messages at `/messages`), and `/healthz`, `/readyz`.
 
+mod ratelimit;
+
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::get, serve::ListenerExt};
@@ -65,6 +67,9 @@ struct Cli {
     /// Seconds to wait for in-flight work on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_timeout: u64,
+
+    #[command(flatten)]
+    rate_limit: ratelimit::RateLimitArgs,
 
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, required = true, num_args = 1..)]
@@ -134,6 +139,7 @@ fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, S
     let mcp = Router::new()
         .route_service("/mcp", streamable.clone())
         .merge(sse.clone().into_router())
+        .layer(cli.rate_limit.layer())
         .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -229,7 +235,9 @@ async fn main() -> ExitCode {
             });
         }
     };
-    if let Err(e) = axum::serve(listener, router)
+    // peer addresses for the rate limits' client IP (and TrustedProxies)
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
     {
