@@ -19,7 +19,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use tests::{Server, clients_dir, everything_stdio};
+use tests::{Server, clients_dir, everything_stdio, example_bin};
 
 // ---------------------------------------------------------------------------------------------
 // raw HTTP/1.1, one request per connection
@@ -154,9 +154,13 @@ fn bastion(args: &[&str]) -> Server {
 // real SDK clients
 
 fn run_client(program: &str, script: &str, url: &str) -> Value {
+    run_client_on(program, script, url, "echo", 3)
+}
+
+fn run_client_on(program: &str, script: &str, url: &str, tool: &str, calls: u32) -> Value {
     let out = Command::new(program)
         .arg(clients_dir().join(script))
-        .args(["--url", url, "--tool", "echo", "--calls", "3"])
+        .args(["--url", url, "--tool", tool, "--calls", &calls.to_string()])
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .output()
@@ -225,6 +229,45 @@ fn typescript_sdk_gets_429_with_the_json_rpc_rate_limit_body() {
         v["after"].as_str().unwrap().starts_with("tools/list ok"),
         "{v}"
     );
+}
+
+/// `examples/examples/rate_limit_tools.rs`: limits declared with `#[rate_limit]` on rmcp tools
+/// (`echo` 2/min; `summarize`, fn `slow_summary`, `6/min gcra burst=3` per session).
+#[test]
+fn limits_declared_with_the_rate_limit_attribute_on_rmcp_tools_are_enforced() {
+    let bin = example_bin("rate_limit_tools");
+    let server = Server::spawn(
+        "rate_limit_tools",
+        &bin,
+        &["--listen".into(), "127.0.0.1:0".into()],
+    );
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let v = run_client_on(&python, "py_ratelimit.py", &server.url("/mcp"), "echo", 3);
+    let ok: Vec<bool> = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ok"] == true)
+        .collect();
+    assert_eq!(ok, [true, true, false], "{v}");
+    assert_eq!(v["calls"][2]["code"], -32029, "{v}");
+    assert_eq!(v["calls"][2]["data"]["policy"], "tool.echo", "{v}");
+    // the tool's name came from #[tool(name = "summarize")], the burst from the declaration
+    let v = run_client_on(
+        &python,
+        "py_ratelimit.py",
+        &server.url("/mcp"),
+        "summarize",
+        4,
+    );
+    let ok: Vec<bool> = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ok"] == true)
+        .collect();
+    assert_eq!(ok, [true, true, true, false], "{v}");
+    assert_eq!(v["calls"][3]["data"]["policy"], "tool.summarize", "{v}");
 }
 
 // ---------------------------------------------------------------------------------------------
