@@ -181,11 +181,11 @@ fn expand(
 /// `name = "…"` of a `#[tool(…)]` attribute on the same function.
 fn tool_attr_name(func: &ImplItemFn) -> Option<String> {
     func.attrs.iter().find_map(|attr| {
-        if !attr
+        if attr
             .path()
             .segments
             .last()
-            .is_some_and(|s| s.ident == "tool")
+            .is_none_or(|s| s.ident != "tool")
         {
             return None;
         }
