@@ -483,6 +483,35 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// `INFO commandstats` as `(command, calls, failed_calls)`.
+    fn command_stats(&self) -> Vec<(String, u64, u64)> {
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        tcp.write_all(b"INFO commandstats\r\n").unwrap();
+        let mut reader = BufReader::new(tcp);
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        let len: usize = header.trim().trim_start_matches('$').parse().unwrap();
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body).unwrap();
+        let field = |fields: &str, name: &str| -> u64 {
+            fields
+                .split(',')
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+                .unwrap_or(0)
+        };
+        String::from_utf8_lossy(&body)
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_")?.split_once(':'))
+            .map(|(cmd, fields)| {
+                (
+                    cmd.to_owned(),
+                    field(fields, "calls"),
+                    field(fields, "failed_calls"),
+                )
+            })
+            .collect()
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -530,6 +559,18 @@ fn two_binaries_sharing_one_redis_enforce_one_limit_and_redis_down_yields_the_de
     assert_eq!(call_tool(&open, 6, "burst", &[]).status, 400);
     assert_eq!(call_tool(&closed, 7, "burst", &[]).status, 400);
     assert_rate_limited(&call_tool(&open, 8, "burst", &[]), 8, "tool.burst");
+
+    // one round trip per decision: one successful EVALSHA each (a first EVALSHA of a script
+    // fails with NOSCRIPT, which loads it), nothing else from the proxies
+    let stats = redis.command_stats();
+    let evalsha = stats.iter().find(|(c, ..)| c == "evalsha").unwrap();
+    assert_eq!(evalsha.1 - evalsha.2, 8, "{stats:?}");
+    let loads = stats
+        .iter()
+        .find(|(c, ..)| c == "script|load")
+        .map_or(0, |s| s.1);
+    assert!(loads <= 4, "{stats:?}");
+    assert!(!stats.iter().any(|(c, ..)| c == "eval"), "{stats:?}");
 
     // Redis goes away mid-test
     redis.stop();
