@@ -431,6 +431,43 @@ fn x_forwarded_for_from_a_trusted_proxy_keys_the_limit() {
     assert_rate_limited(&a, 4, "default");
 }
 
+#[test]
+fn open_streams_are_capped_per_client() {
+    let server = bastion(&["--max-streams", "1"]);
+    let open_sse = || {
+        let mut tcp = TcpStream::connect(host_of(&server)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            tcp,
+            "GET /sse HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            host_of(&server)
+        )
+        .unwrap();
+        let mut reader = BufReader::new(tcp);
+        let mut status = String::new();
+        reader.read_line(&mut status).unwrap();
+        (reader, status)
+    };
+    let (first, status) = open_sse();
+    assert!(status.contains(" 200 "), "{status}");
+    let (_, status) = open_sse();
+    assert!(status.contains(" 429 "), "{status}");
+    // closing the first stream frees the slot
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_stream, status) = open_sse();
+        if status.contains(" 200 ") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slot was never freed: {status}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Redis
 
@@ -447,6 +484,10 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
+        Redis::start_on(port)
+    }
+
+    fn start_on(port: u16) -> Redis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -587,11 +628,24 @@ fn two_binaries_sharing_one_redis_enforce_one_limit_and_redis_down_yields_the_de
     // both keep answering everything else
     assert_eq!(request(&closed, "GET", "/healthz", &[], "").status, 200);
     assert_eq!(request(&open, "GET", "/healthz", &[], "").status, 200);
-    // and each logged the outage once, not once per request
+    // Redis comes back on the same port: limits apply again (fresh, empty counters)
+    let _back = Redis::start_on(redis.port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while call_tool(&closed, 20, "echo", &[]).status != 400 {
+        assert!(Instant::now() < deadline, "{}", closed.logs());
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(call_tool(&open, 21, "echo", &[]).status, 400);
+    // each logged the outage once, not once per request, and its end once
     for server in [&closed, &open] {
         let logs = server.logs();
         assert_eq!(
             logs.matches("rate-limit store unreachable").count(),
+            1,
+            "{logs}"
+        );
+        assert_eq!(
+            logs.matches("rate-limit store reachable again").count(),
             1,
             "{logs}"
         );

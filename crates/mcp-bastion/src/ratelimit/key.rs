@@ -40,6 +40,10 @@ pub enum KeyBy {
 
 impl KeyBy {
     /// Keys by a function of the request head (`None` falls back to the IP).
+    ///
+    /// The value is logged (at debug level) and, with Redis, stored in a key
+    /// name: never return a secret such as a raw API key; return its id or a
+    /// digest.
     pub fn custom(f: impl Fn(&Parts) -> Option<String> + Send + Sync + 'static) -> Self {
         KeyBy::Custom(Arc::new(f))
     }
