@@ -157,7 +157,10 @@ mod tests {
         // all 4 are in this window: the 5th fits once the next window has
         // slid 1/4 past them: at 10 s + 2.5 s
         assert_eq!(d.retry_after, t(12_500) - t(1004));
-        assert!(!check(&mut st, &l, t(12_499), 1).allowed);
+        // refused only by the previous window's weight: 1 ms more
+        let d = check(&mut st, &l, t(12_499), 1);
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after, t(1));
         assert!(check(&mut st, &l, t(12_500), 1).allowed);
         assert!(!check(&mut st, &l, t(12_500), 1).allowed);
         // two windows later, nothing of the past is left
