@@ -138,12 +138,18 @@ impl Engine {
                 continue;
             }
             let key = rule.key.resolve(parts, ip);
-            match rule
-                .limiter
-                .check(&key, &rule.limit, cost, self.epoch)
-                .await
-            {
-                Ok(decision) => {
+            // while the shared store is down, only one probe a second reaches it
+            let result = if rule.limiter.is_shared() && !self.health.should_try() {
+                None
+            } else {
+                Some(
+                    rule.limiter
+                        .check(&key, &rule.limit, cost, self.epoch)
+                        .await,
+                )
+            };
+            match result {
+                Some(Ok(decision)) => {
                     self.health.succeeded();
                     let pd = PolicyDecision {
                         name: rule.name.clone(),
@@ -156,8 +162,11 @@ impl Engine {
                     }
                     decisions.push(pd);
                 }
-                Err(e) => {
-                    self.health.failed(&e, self.failure);
+                failed => {
+                    match failed {
+                        Some(Err(e)) => self.health.failed(&e, self.failure),
+                        _ => self.health.skipped(),
+                    }
                     if self.failure == FailurePolicy::Closed {
                         return Outcome::Refused(RateLimitRejection::unavailable(
                             rule.name.clone(),

@@ -42,7 +42,8 @@
 //! it lasts (about 100 bytes a key; see `docs/rate-limiting.md` for the
 //! measurement). With the `redis` feature, [`McpRateLimitLayer::redis`] shares
 //! the counters between processes through atomic Lua scripts; when Redis is
-//! unreachable the [`FailurePolicy`] applies, the outage is logged once and
+//! unreachable the [`FailurePolicy`] applies at once (one request a second
+//! probes Redis until it answers), the outage is logged once and
 //! counted in `mcp_bastion_ratelimit_store_failures_total`.
 //!
 //! # Example

@@ -79,18 +79,74 @@ impl FromStr for FailurePolicy {
     }
 }
 
+/// How long an unreachable store is left alone before one request probes it
+/// again: during an outage requests are decided at once instead of each
+/// waiting for a connection timeout.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Tracks outages of the shared store: logs once when one starts and once when
-/// it ends, and counts every request decided without the store.
-#[derive(Debug, Default)]
+/// it ends, counts every request decided without the store, and keeps
+/// requests off a store that is down (one probe per [`PROBE_INTERVAL`]).
+#[derive(Debug)]
 pub(crate) struct StoreHealth {
     down: AtomicBool,
     failures: AtomicU64,
+    epoch: std::time::Instant,
+    /// Milliseconds since `epoch` before which nobody tries the store.
+    retry_at: AtomicU64,
+}
+
+impl Default for StoreHealth {
+    fn default() -> Self {
+        Self {
+            down: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            retry_at: AtomicU64::new(0),
+        }
+    }
 }
 
 impl StoreHealth {
-    pub(crate) fn failed(&self, error: &dyn std::fmt::Display, policy: FailurePolicy) {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether this request should use the store: always while it is up; while
+    /// it is down, one request per probe interval (the one that wins the race).
+    pub(crate) fn should_try(&self) -> bool {
+        if !self.down.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now = self.now_ms();
+        let at = self.retry_at.load(Ordering::Relaxed);
+        now >= at
+            && self
+                .retry_at
+                .compare_exchange(
+                    at,
+                    now + PROBE_INTERVAL.as_millis() as u64,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    /// A request decided without the store because it is known to be down.
+    pub(crate) fn skipped(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("mcp_bastion_ratelimit_store_failures_total").increment(1);
+    }
+
+    /// A request that tried the store and failed.
+    pub(crate) fn failed(&self, error: &dyn std::fmt::Display, policy: FailurePolicy) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.retry_at.fetch_max(
+            self.now_ms() + PROBE_INTERVAL.as_millis() as u64,
+            Ordering::AcqRel,
+        );
+        metrics::counter!("mcp_bastion_ratelimit_store_failures_total").increment(1);
+        tracing::debug!(target: "mcp_bastion::ratelimit", %error, "rate-limit store failed");
         if !self.down.swap(true, Ordering::AcqRel) {
             tracing::error!(
                 target: "mcp_bastion::ratelimit",
@@ -145,6 +201,15 @@ impl Limiter {
             Limiter::Gcra(s) => Ok(s.check(key, limit, cost)),
             #[cfg(feature = "redis")]
             Limiter::Redis(r) => r.check(key, limit, cost).await,
+        }
+    }
+
+    /// Whether the counts live in a shared store that can be unreachable.
+    pub(crate) fn is_shared(&self) -> bool {
+        match self {
+            Limiter::Window(_) | Limiter::Gcra(_) => false,
+            #[cfg(feature = "redis")]
+            Limiter::Redis(_) => true,
         }
     }
 
