@@ -15,7 +15,7 @@ pub type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 /// | `Global` | everyone together | - |
 /// | `Principal` | [`Principal::subject`] | client IP |
 /// | `KeyId` | [`Principal::key_id`] (the credential's id, never the secret) | the subject, then client IP |
-/// | `Ip` | client IP (through [`TrustedProxies`](crate::net::TrustedProxies)) | one shared "unknown" bucket |
+/// | `Ip` | client IP (through [`TrustedProxies`](crate::net::TrustedProxies)); IPv6 per /64 | one shared "unknown" bucket |
 /// | `Session` | `Mcp-Session-Id` or the `session_id`/`sessionId` query | client IP (e.g. `initialize`) |
 /// | `Custom` | whatever the function returns | client IP |
 ///
@@ -50,7 +50,7 @@ impl KeyBy {
 
     pub(crate) fn resolve(&self, parts: &Parts, ip: Option<IpAddr>) -> RateKey {
         let principal = || parts.extensions.get::<Principal>();
-        let by_ip = || ip.map_or(RateKey::UnknownIp, RateKey::Ip);
+        let by_ip = || ip.map_or(RateKey::UnknownIp, |ip| RateKey::Ip(client_network(ip)));
         match self {
             KeyBy::Global => RateKey::Global,
             KeyBy::Ip => by_ip(),
@@ -69,6 +69,19 @@ impl KeyBy {
             KeyBy::Custom(f) => f(parts)
                 .map(|s| RateKey::Custom(s.into()))
                 .unwrap_or_else(by_ip),
+        }
+    }
+}
+
+/// The bucket of a client address: the address itself for IPv4, its /64 for
+/// IPv6 (one subscriber usually holds a whole /64, so per-address buckets
+/// would let a single client mint 2^64 keys).
+pub(crate) fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
         }
     }
 }
@@ -153,5 +166,23 @@ impl fmt::Display for RateKey {
             RateKey::Session(s) => write!(f, "sid:{s}"),
             RateKey::Custom(s) => write!(f, "fn:{s}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_keyed_per_64_and_ipv4_per_address() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_network(a), client_network(b));
+        assert_ne!(client_network(a), client_network(c));
+        assert_eq!(client_network(a).to_string(), "2001:db8:1:2::");
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client_network(v4), v4);
     }
 }
