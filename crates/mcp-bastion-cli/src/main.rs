@@ -8,6 +8,7 @@
 //! (messages at `/messages`), and `/healthz`, `/readyz`.
 
 mod config;
+mod ratelimit;
 mod tls;
 
 use std::{
@@ -99,6 +100,9 @@ struct Cli {
     #[arg(long, default_value_t = 10)]
     shutdown_timeout: u64,
 
+    #[command(flatten)]
+    rate_limit: ratelimit::RateLimitArgs,
+
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, required = true, num_args = 1..)]
     command: Vec<String>,
@@ -178,6 +182,7 @@ fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, S
     let mcp = Router::new()
         .route_service("/mcp", streamable.clone())
         .merge(sse.clone().into_router())
+        .layer(cli.rate_limit.layer())
         .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -369,6 +374,7 @@ async fn main() -> ExitCode {
             // delayed ACKs add ~40 ms per request.
             let _ = tcp.set_nodelay(true);
         });
+        // peer addresses for the rate limits' client IP (and TrustedProxies)
         let app = router.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

@@ -12,6 +12,9 @@
 //! - [`backend::stdio::StdioBackend`] runs a stdio MCP server as a child
 //!   process, one per session or one shared; `backend::rmcp::RmcpBackend`
 //!   (feature `rmcp`) serves an rmcp `ServerHandler` in process.
+//! - `ratelimit::McpRateLimitLayer` (feature `ratelimit`, on by default)
+//!   limits requests per principal, key, IP or session, per method and per
+//!   tool, in memory or in Redis (feature `redis`).
 //!
 //! See `docs/architecture.md` in the repository for how the pieces fit.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -25,6 +28,8 @@ pub mod metrics;
 pub mod net;
 pub mod principal;
 pub mod protocol;
+#[cfg(feature = "ratelimit")]
+pub mod ratelimit;
 pub mod session;
 #[cfg(any(feature = "streamable-http", feature = "sse"))]
 pub mod transport;
