@@ -8,6 +8,7 @@
 //! (messages at `/messages`), and `/healthz`, `/readyz`.
 
 mod config;
+mod metrics;
 mod ratelimit;
 mod tls;
 
@@ -24,6 +25,7 @@ use mcp_bastion::{
         stdio::{StdioBackend, StdioMode},
     },
     inspect::McpInspectLayer,
+    metrics::McpMetricsLayer,
     transport::{Sse, StreamableHttp},
 };
 use tracing_subscriber::EnvFilter;
@@ -95,6 +97,12 @@ struct Cli {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at `/metrics` on this address only (for
+    /// example a loopback port for the scraper), instead of on the main
+    /// listener.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 
     /// Seconds to wait for in-flight work on shutdown.
     #[arg(long, default_value_t = 10)]
@@ -183,6 +191,7 @@ fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, S
         .route_service("/mcp", streamable.clone())
         .merge(sse.clone().into_router())
         .layer(cli.rate_limit.layer())
+        .layer(McpMetricsLayer::new())
         .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -348,6 +357,26 @@ async fn main() -> ExitCode {
         _ => None,
     };
     let (router, streamable, sse) = app(&cli, backend.clone());
+    let scrape = match metrics::Scrape::install(streamable.clone(), sse.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let router = match cli.metrics_listen {
+        Some(addr) => match scrape.serve_alone(addr).await {
+            Ok(local) => {
+                eprintln!("mcp-bastion metrics on http://{local}/metrics");
+                router
+            }
+            Err(e) => {
+                eprintln!("mcp-bastion: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => router.merge(scrape.router()),
+    };
     let listener = match tokio::net::TcpListener::bind(cli.listen).await {
         Ok(l) => l,
         Err(e) => {
