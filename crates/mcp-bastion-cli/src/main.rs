@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! mcp-bastion [--listen 127.0.0.1:8080] [--session-mode per-session|shared] -- <command> [args…]
+//! mcp-bastion [--listen 127.0.0.1:8080] --upstream URL [--upstream-header "Name: value"] [--upstream-bearer-env VAR]
 //! ```
 //!
 //! Serves Streamable HTTP at `/mcp`, the legacy SSE transport at `/sse`
@@ -20,6 +21,8 @@ use mcp_bastion::{
     transport::{Sse, StreamableHttp},
 };
 use tracing_subscriber::EnvFilter;
+
+mod upstream;
 
 /// Put a stdio MCP server on the network: Streamable HTTP at /mcp, legacy SSE at /sse.
 #[derive(Debug, Parser)]
@@ -66,8 +69,12 @@ struct Cli {
     #[arg(long, default_value_t = 10)]
     shutdown_timeout: u64,
 
-    /// The stdio MCP server to run, after `--`.
-    #[arg(last = true, required = true, num_args = 1..)]
+    /// The remote MCP server to proxy to, instead of a command.
+    #[command(flatten)]
+    upstream: upstream::UpstreamArgs,
+
+    /// The stdio MCP server to run, after `--` (or `--upstream URL` instead).
+    #[arg(last = true, num_args = 1.., conflicts_with = "upstream")]
     command: Vec<String>,
 }
 
@@ -98,10 +105,13 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
+    if let Some(backend) = cli.upstream.build()? {
+        return Ok(backend);
+    }
     let (program, args) = cli
         .command
         .split_first()
-        .ok_or("a command to run is required after `--`")?;
+        .ok_or("give the MCP server to run after `--`, or `--upstream URL`")?;
     let mut builder = StdioBackend::builder(program)
         .args(args.iter().cloned())
         .mode(match cli.session_mode {

@@ -1,0 +1,1 @@
+//! Unit tests of the upstream backend against small in-process upstreams.
