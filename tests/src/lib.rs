@@ -244,13 +244,32 @@ impl Server {
         Server::bastion(&args, &everything_stdio())
     }
 
+    /// Spawns `mcp-bastion --listen 127.0.0.1:0 <args…>` with no `-- command` (e.g. with
+    /// `--upstream URL`), with extra environment variables, and waits for it to listen.
+    pub fn bastion_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut all: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        Server::spawn_with_env("mcp-bastion", &bastion_bin(), &all, env)
+    }
+
     /// Spawns any server that prints `… listening on http://HOST:PORT` on stderr once it listens
     /// (the `mcp-bastion` binary, the `rmcp_server` example), and waits for that line.
     pub fn spawn(name: &str, program: &Path, args: &[String]) -> Server {
+        Server::spawn_with_env(name, program, args, &[])
+    }
+
+    /// [`Server::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Server {
         use std::os::unix::process::CommandExt;
 
         let mut cmd = Command::new(program);
         cmd.args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,0 +1,568 @@
+//! `mcp-bastion --upstream URL` in front of a real remote MCP server: `@modelcontextprotocol/
+//! server-everything` run as a process in its Streamable HTTP mode, and in its legacy HTTP+SSE
+//! (2024-11-05) mode, driven by the official Python and TypeScript SDK clients over both of the
+//! proxy's transports (full scenario: initialize, tools/list, echo, progress, sampling,
+//! elicitation, resource, prompt, session end).
+//!
+//! Between the proxy and server-everything sits a recording reverse proxy (axum + reqwest, in
+//! this test process) that keeps the headers of every upstream request. The clients send an
+//! `Authorization` bearer, a `Cookie` and an `X-Api-Key` of their own; the test asserts that
+//! none of them reaches the upstream, and that the proxy's configured credentials
+//! (`--upstream-bearer-env`, `--upstream-header`) reach it on every request.
+//!
+//! Also: an upstream that is down gives the client a clear JSON-RPC error while the proxy keeps
+//! serving (`/healthz` 200, `/readyz` 503), and once the upstream is up, clients succeed.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    net::{SocketAddr, TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Request, State},
+    response::Response,
+};
+use serde_json::{Value, json};
+use tests::{ClientRun, Sdk, Server, Transport, node_modules_dir};
+
+/// The proxy's own token for the upstream, given through this environment variable.
+const TOKEN_VAR: &str = "MCP_BASTION_TEST_UPSTREAM_TOKEN";
+const UPSTREAM_TOKEN: &str = "upstream-token-7f3a9c";
+const STATIC_HEADER: (&str, &str) = ("x-upstream-static", "static-4d2e");
+
+/// What the clients send to the proxy and must never reach the upstream.
+const CLIENT_HEADERS: [&str; 3] = [
+    "Authorization: Bearer client-bearer-secret-1b8e",
+    "Cookie: sid=client-cookie-secret-5c0d",
+    "X-Api-Key: client-api-key-secret-9e61",
+];
+const CLIENT_SECRETS: [&str; 3] = [
+    "client-bearer-secret-1b8e",
+    "client-cookie-secret-5c0d",
+    "client-api-key-secret-9e61",
+];
+
+const STEPS: [&str; 9] = [
+    "initialize",
+    "tools/list",
+    "echo",
+    "progress",
+    "sampling",
+    "elicitation",
+    "resource",
+    "prompt",
+    "session_end",
+];
+
+// ---------------------------------------------------------------------------------------------
+// server-everything over HTTP, as a process
+
+/// The HTTP modes of server-everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `streamableHttp`: Streamable HTTP at `/mcp`.
+    Streamable,
+    /// `sse`: legacy HTTP+SSE, stream at `/sse`, messages at `/message`.
+    LegacySse,
+}
+
+impl Mode {
+    fn arg(self) -> &'static str {
+        match self {
+            Mode::Streamable => "streamableHttp",
+            Mode::LegacySse => "sse",
+        }
+    }
+
+    /// The URL path the proxy is pointed at.
+    fn path(self) -> &'static str {
+        match self {
+            Mode::Streamable => "/mcp",
+            Mode::LegacySse => "/sse",
+        }
+    }
+}
+
+/// server-everything listening on `127.0.0.1:port`; its process group is killed on drop.
+struct Everything {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Everything {
+    /// Starts it on a free port (it takes the port from `PORT`; port 0 would hide the real one).
+    fn start(mode: Mode) -> Everything {
+        for _ in 0..3 {
+            if let Some(server) = Everything::start_on(mode, free_port()) {
+                return server;
+            }
+        }
+        panic!("server-everything ({}) did not start", mode.arg());
+    }
+
+    fn start_on(mode: Mode, port: u16) -> Option<Everything> {
+        use std::os::unix::process::CommandExt;
+
+        let entry =
+            node_modules_dir().join("@modelcontextprotocol/server-everything/dist/index.js");
+        assert!(
+            entry.is_file(),
+            "{} is missing: run `npm ci --prefix tests/node`",
+            entry.display()
+        );
+        let node = std::env::var("NODE").unwrap_or_else(|_| "node".to_owned());
+        let mut child = Command::new(node)
+            .arg(entry)
+            .arg(mode.arg())
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("start node");
+        let log = Arc::new(Mutex::new(String::new()));
+        drain(child.stdout.take().unwrap(), Arc::clone(&log));
+        drain(child.stderr.take().unwrap(), Arc::clone(&log));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Everything { child, port, log });
+            }
+            if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+                eprintln!(
+                    "server-everything failed on port {port}:\n{}",
+                    log.lock().unwrap()
+                );
+                kill_group(&mut child);
+                return None;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Everything {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn drain(reader: impl Read + Send + 'static, log: Arc<Mutex<String>>) {
+    thread::spawn(move || {
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+// ---------------------------------------------------------------------------------------------
+// the recording reverse proxy
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone)]
+struct ProxyState {
+    target: String,
+    client: reqwest::Client,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+/// A reverse proxy on `127.0.0.1:0` that records every request's headers and forwards it,
+/// streaming the answer back (SSE included).
+struct RecordingProxy {
+    _runtime: tokio::runtime::Runtime,
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl RecordingProxy {
+    fn start(target: String) -> RecordingProxy {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = ProxyState {
+            target,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            seen: Arc::clone(&seen),
+        };
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().fallback(forward).with_state(state);
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        RecordingProxy {
+            _runtime: runtime,
+            addr,
+            seen,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until a request matching `what` has been seen.
+    fn wait_for(&self, timeout: Duration, what: impl Fn(&Seen) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.seen().iter().any(&what) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+const HOP_BY_HOP: [&str; 5] = [
+    "host",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+];
+
+async fn forward(State(state): State<ProxyState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    state.seen.lock().unwrap().push(Seen {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+    });
+    let body = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .unwrap_or_default();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = state
+        .client
+        .request(parts.method, format!("{}{path}", state.target))
+        .body(body);
+    for (name, value) in &parts.headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            out = out.header(name, value);
+        }
+    }
+    let upstream = match out.send().await {
+        Ok(upstream) => upstream,
+        Err(_) => {
+            let mut res = Response::new(Body::from("upstream unreachable"));
+            *res.status_mut() = http_status(502);
+            return res;
+        }
+    };
+    let mut res = Response::builder().status(upstream.status().as_u16());
+    for (name, value) in upstream.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            res = res.header(name.as_str(), value.as_bytes());
+        }
+    }
+    res.body(Body::from_stream(upstream.bytes_stream()))
+        .unwrap_or_default()
+}
+
+fn http_status(code: u16) -> axum::http::StatusCode {
+    axum::http::StatusCode::from_u16(code).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// scenarios
+
+/// The proxy in front of `upstream_url`, with its own credentials.
+fn bastion_for(upstream_url: &str) -> Server {
+    let static_header = format!("{}: {}", STATIC_HEADER.0, STATIC_HEADER.1);
+    Server::bastion_with_env(
+        &[
+            "--upstream",
+            upstream_url,
+            "--upstream-bearer-env",
+            TOKEN_VAR,
+            "--upstream-header",
+            &static_header,
+            "--upstream-timeout",
+            "60",
+        ],
+        &[(TOKEN_VAR, UPSTREAM_TOKEN)],
+    )
+}
+
+fn with_client_credentials(mut run: ClientRun) -> ClientRun {
+    for header in CLIENT_HEADERS {
+        run = run.arg("--header").arg(header);
+    }
+    run
+}
+
+fn assert_full_summary(summary: &Value) {
+    for step in STEPS {
+        let done = &summary["steps"][step];
+        assert!(!done.is_null(), "step {step} missing: {summary}");
+        assert!(
+            done["skipped"].is_null(),
+            "step {step} was skipped: {summary}"
+        );
+    }
+    let progress = summary["steps"]["progress"]["notifications"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        progress >= 2,
+        "fewer than 2 progress notifications: {summary}"
+    );
+    assert_eq!(
+        summary["steps"]["session_end"]["after_end_status"], 404,
+        "{summary}"
+    );
+}
+
+/// No client credential reached the upstream; the proxy's own did, on every request.
+fn assert_credentials_isolated(seen: &[Seen], bastion: &Server) {
+    assert!(
+        !seen.is_empty(),
+        "the upstream saw no request\n{}",
+        bastion.logs()
+    );
+    let bearer = format!("Bearer {UPSTREAM_TOKEN}");
+    for request in seen {
+        for (name, value) in &request.headers {
+            for secret in CLIENT_SECRETS {
+                assert!(
+                    !value.contains(secret),
+                    "the client's credential reached the upstream in `{name}` of {request:?}"
+                );
+            }
+        }
+        assert!(request.header("cookie").is_none(), "{request:?}");
+        assert!(request.header("x-api-key").is_none(), "{request:?}");
+        assert_eq!(
+            request.header("authorization"),
+            Some(bearer.as_str()),
+            "the configured bearer must be on every upstream request: {request:?}"
+        );
+        assert_eq!(
+            request.header(STATIC_HEADER.0),
+            Some(STATIC_HEADER.1),
+            "{request:?}"
+        );
+    }
+    let logs = bastion.logs();
+    assert!(
+        !logs.contains(UPSTREAM_TOKEN) && !logs.contains(STATIC_HEADER.1),
+        "the proxy logged its upstream credentials:\n{logs}"
+    );
+}
+
+fn full_scenario_through_upstream(mode: Mode, sdk: Sdk, transport: Transport) {
+    let everything = Everything::start(mode);
+    let recorder = RecordingProxy::start(everything.base_url());
+    let bastion = bastion_for(&recorder.url(mode.path()));
+    let run = with_client_credentials(ClientRun::against(sdk, transport, &bastion, ""));
+    let outcome = run.run();
+    if !outcome.success() {
+        eprintln!(
+            "--- server-everything log ---\n{}",
+            everything.log.lock().unwrap()
+        );
+    }
+    let summary = outcome.assert_ok(&bastion);
+    assert_full_summary(&summary);
+
+    match mode {
+        Mode::Streamable => {
+            // The upstream session was opened, used with its own id, and deleted at the end.
+            assert!(
+                recorder.wait_for(Duration::from_secs(10), |s| s.method == "DELETE"
+                    && s.header("mcp-session-id").is_some()),
+                "no DELETE of the upstream session: {:#?}\n{}",
+                recorder.seen(),
+                bastion.logs()
+            );
+            let seen = recorder.seen();
+            assert!(
+                seen.iter().any(|s| s.method == "GET" && s.path == "/mcp"),
+                "the GET stream was not opened: {seen:#?}"
+            );
+            let versioned = seen
+                .iter()
+                .filter(|s| s.method == "POST" && s.header("mcp-session-id").is_some())
+                .all(|s| s.header("mcp-protocol-version").is_some());
+            assert!(versioned, "{seen:#?}");
+        }
+        Mode::LegacySse => {
+            let seen = recorder.seen();
+            assert!(
+                seen.iter().any(|s| s.method == "GET" && s.path == "/sse"),
+                "{seen:#?}"
+            );
+            assert!(
+                seen.iter()
+                    .any(|s| s.method == "POST" && s.path == "/message"),
+                "{seen:#?}"
+            );
+        }
+    }
+    assert_credentials_isolated(&recorder.seen(), &bastion);
+}
+
+macro_rules! upstream_tests {
+    ($($name:ident: $mode:ident, $sdk:ident, $transport:ident;)*) => {$(
+        #[test]
+        fn $name() {
+            full_scenario_through_upstream(Mode::$mode, Sdk::$sdk, Transport::$transport);
+        }
+    )*};
+}
+
+upstream_tests! {
+    streamable_upstream_python_streamable_full_scenario_with_own_credentials: Streamable, Python, Streamable;
+    streamable_upstream_python_sse_full_scenario_with_own_credentials: Streamable, Python, Sse;
+    streamable_upstream_typescript_streamable_full_scenario_with_own_credentials: Streamable, TypeScript, Streamable;
+    streamable_upstream_typescript_sse_full_scenario_with_own_credentials: Streamable, TypeScript, Sse;
+    legacy_sse_upstream_python_streamable_full_scenario_with_own_credentials: LegacySse, Python, Streamable;
+    legacy_sse_upstream_python_sse_full_scenario_with_own_credentials: LegacySse, Python, Sse;
+    legacy_sse_upstream_typescript_streamable_full_scenario_with_own_credentials: LegacySse, TypeScript, Streamable;
+    legacy_sse_upstream_typescript_sse_full_scenario_with_own_credentials: LegacySse, TypeScript, Sse;
+}
+
+/// POSTs `initialize` to the proxy's Streamable HTTP endpoint; returns the status and the body.
+async fn initialize(client: &reqwest::Client, bastion: &Server) -> (u16, Value) {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "upstream-down-test", "version": "0"},
+        },
+    });
+    let response = client
+        .post(bastion.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    // JSON, or one SSE event carrying it
+    let json = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data:"))
+        .unwrap_or(&text)
+        .trim()
+        .to_owned();
+    (
+        status,
+        serde_json::from_str(&json).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn get_status(client: &reqwest::Client, url: String) -> u16 {
+    client.get(url).send().await.unwrap().status().as_u16()
+}
+
+#[test]
+fn upstream_down_gives_a_clear_json_rpc_error_and_the_proxy_keeps_serving() {
+    let port = free_port(); // nothing listens here (yet)
+    let bastion = bastion_for(&format!("http://127.0.0.1:{port}/mcp"));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+
+    runtime.block_on(async {
+        for _ in 0..2 {
+            let (status, body) = initialize(&client, &bastion).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["id"], 1, "{body}");
+            assert_eq!(body["error"]["code"], -32603, "{body}");
+            assert_eq!(body["error"]["data"]["upstream"], "connect", "{body}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("cannot connect to the upstream"), "{body}");
+            assert!(
+                !message.contains(&port.to_string()),
+                "no topology in client errors: {body}"
+            );
+        }
+        assert_eq!(get_status(&client, bastion.url("/healthz")).await, 200);
+        assert_eq!(get_status(&client, bastion.url("/readyz")).await, 503);
+    });
+
+    // The SDK client gets the error too (and fails cleanly, without hanging).
+    let outcome = ClientRun::new(Sdk::Python, Transport::Streamable, bastion.url("/mcp"))
+        .timeout(Duration::from_secs(30))
+        .run();
+    assert!(!outcome.success() && !outcome.timed_out, "{outcome:?}");
+    assert!(outcome.stderr.contains("upstream"), "{}", outcome.stderr);
+
+    // Once the upstream is up, the same proxy serves it.
+    let Some(_everything) = Everything::start_on(Mode::Streamable, port) else {
+        // Someone took the port meanwhile: what was asserted above still holds.
+        return;
+    };
+    runtime.block_on(async {
+        assert_eq!(get_status(&client, bastion.url("/readyz")).await, 200);
+    });
+    let summary =
+        ClientRun::against(Sdk::TypeScript, Transport::Streamable, &bastion, "").run_ok(&bastion);
+    assert_full_summary(&summary);
+}
