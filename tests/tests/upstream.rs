@@ -1,8 +1,9 @@
 //! `mcp-bastion --upstream URL` in front of a real remote MCP server: `@modelcontextprotocol/
-//! server-everything` run as a process in its Streamable HTTP mode, and in its legacy HTTP+SSE
-//! (2024-11-05) mode, driven by the official Python and TypeScript SDK clients over both of the
-//! proxy's transports (full scenario: initialize, tools/list, echo, progress, sampling,
-//! elicitation, resource, prompt, session end).
+//! server-everything` run as a process in its Streamable HTTP mode (every SDK × transport), and
+//! in its legacy HTTP+SSE (2024-11-05) mode (found by the proxy's fallback; Python over
+//! Streamable HTTP and TypeScript over SSE), driven by the official Python and TypeScript SDK
+//! clients (full scenario: initialize, tools/list, echo, progress, sampling, elicitation,
+//! resource, prompt, session end).
 //!
 //! Between the proxy and server-everything sits a recording reverse proxy (axum + reqwest, in
 //! this test process) that keeps the headers of every upstream request. The clients send an
@@ -480,9 +481,8 @@ upstream_tests! {
     streamable_upstream_python_sse_full_scenario_with_own_credentials: Streamable, Python, Sse;
     streamable_upstream_typescript_streamable_full_scenario_with_own_credentials: Streamable, TypeScript, Streamable;
     streamable_upstream_typescript_sse_full_scenario_with_own_credentials: Streamable, TypeScript, Sse;
+    // Against the legacy upstream, both SDKs and both transports, crossed (runtime budget).
     legacy_sse_upstream_python_streamable_full_scenario_with_own_credentials: LegacySse, Python, Streamable;
-    legacy_sse_upstream_python_sse_full_scenario_with_own_credentials: LegacySse, Python, Sse;
-    legacy_sse_upstream_typescript_streamable_full_scenario_with_own_credentials: LegacySse, TypeScript, Streamable;
     legacy_sse_upstream_typescript_sse_full_scenario_with_own_credentials: LegacySse, TypeScript, Sse;
 }
 
