@@ -86,9 +86,19 @@ mod streamable;
 #[cfg(test)]
 mod tests;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
-use tokio::{sync::mpsc, task::JoinSet};
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 pub use builder::{
@@ -124,6 +134,26 @@ struct Inner {
     request_timeout: Option<Duration>,
     channel_capacity: usize,
     shutdown: CancellationToken,
+    /// Connections whose task still runs, and a wake-up when one ends.
+    live: AtomicUsize,
+    ended: Notify,
+}
+
+/// Counts a connection as live until its task ends.
+struct LiveGuard(Arc<Inner>);
+
+impl LiveGuard {
+    fn new(inner: Arc<Inner>) -> Self {
+        inner.live.fetch_add(1, Ordering::AcqRel);
+        Self(inner)
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.notify_waiters();
+    }
 }
 
 impl fmt::Debug for UpstreamBackend {
@@ -158,6 +188,8 @@ impl UpstreamBackend {
                 request_timeout,
                 channel_capacity,
                 shutdown: CancellationToken::new(),
+                live: AtomicUsize::new(0),
+                ended: Notify::new(),
             }),
         }
     }
@@ -187,12 +219,8 @@ impl Backend for UpstreamBackend {
             let (outgoing, from_client) = mpsc::channel(inner.channel_capacity);
             let (to_client, incoming) = mpsc::channel(inner.channel_capacity);
             let closed = inner.shutdown.child_token();
-            tokio::spawn(run(
-                Arc::clone(&inner),
-                from_client,
-                to_client,
-                closed.clone(),
-            ));
+            let live = LiveGuard::new(Arc::clone(&inner));
+            tokio::spawn(run(live, from_client, to_client, closed.clone()));
             Ok(Connection::new(outgoing, incoming, closed))
         })
     }
@@ -220,11 +248,23 @@ impl Backend for UpstreamBackend {
         })
     }
 
-    /// Ends every connection (each deletes its upstream session) and refuses
-    /// new ones.
+    /// Ends every connection and refuses new ones; completes once every
+    /// connection has ended (each DELETEs its upstream session first, within
+    /// 30 s: bound the wait with a timeout of your own).
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         self.inner.shutdown.cancel();
-        Box::pin(async {})
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            loop {
+                let ended = inner.ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                if inner.live.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                ended.await;
+            }
+        })
     }
 }
 
@@ -236,11 +276,12 @@ enum Engine {
 
 /// One connection, from its first message to its end.
 async fn run(
-    inner: Arc<Inner>,
+    live: LiveGuard,
     mut from_client: mpsc::Receiver<Message>,
     to_client: mpsc::Sender<Message>,
     closed: CancellationToken,
 ) {
+    let inner = Arc::clone(&live.0);
     let shared = Arc::new(Shared::new(
         Arc::clone(&inner.outbound),
         inner.request_timeout,
@@ -301,4 +342,6 @@ async fn run(
     // The transport learns of the end from `closed` and from `incoming`
     // ending once the last `Shared` (and its sender) is dropped here.
     closed.cancel();
+    drop(shared);
+    drop(live);
 }

@@ -12,7 +12,8 @@ use tokio::task::JoinSet;
 use super::{
     TARGET,
     events::{
-        BodyKind, MAX_JSON_BYTES, body_kind, event_message, event_retry, json_messages, sse_events,
+        BodyKind, EventStream, MAX_JSON_BYTES, body_kind, event_message, event_retry,
+        json_messages, sse_events,
     },
     failure::UpstreamFailure,
     session::{SHORT_TIMEOUT, Shared, cancellation},
@@ -279,9 +280,11 @@ async fn status_failure(response: reqwest::Response, id: &RequestId) -> Upstream
 }
 
 /// Relays a successful POST's body. With `expect`, an SSE body is read until
-/// that response has passed (the stream ends there anyway), and a body that
-/// ends without it is a broken answer unless the status was 202 (the
-/// response then comes on the GET stream).
+/// that response has passed (the stream ends there anyway); a stream that
+/// ends before it, after events with ids, is resumed with GET and
+/// `Last-Event-ID` (2025-11-25 lets servers close a request's stream early).
+/// A body that ends without the response is a broken answer unless the
+/// status was 202 (the response then comes on the GET stream).
 async fn read_reply(
     shared: &Shared,
     response: reqwest::Response,
@@ -297,16 +300,38 @@ async fn read_reply(
             }
         }
         BodyKind::EventStream => {
+            let mut cursor = Cursor::default();
             let mut events = sse_events(response);
-            while let Some(event) = events.next().await {
-                let Some(message) = event_message(&event?) else {
-                    continue;
+            let mut quiet_resumptions = 0;
+            loop {
+                let delivered =
+                    read_events(shared, &mut events, expect, &mut observe, &mut cursor).await;
+                let Some(id) = expect.filter(|id| shared.is_pending(id)) else {
+                    break;
                 };
-                observe(&message);
-                shared.relay(message).await;
-                if expect.is_some_and(|id| !shared.is_pending(id)) {
+                quiet_resumptions = if delivered { 0 } else { quiet_resumptions + 1 };
+                let Some(last) = cursor.last_event_id.clone() else {
+                    break;
+                };
+                if quiet_resumptions > MAX_GET_FAILURES {
                     break;
                 }
+                tracing::debug!(target: TARGET, request = %id, "resuming a request's stream");
+                tokio::time::sleep(cursor.retry).await;
+                let url = shared.outbound.url().clone();
+                let response = shared
+                    .outbound
+                    .get_stream(&url, &shared.session_headers(), Some(&last))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        UpstreamFailure::from_request_error(e, "upstream stream resumption")
+                    })?;
+                let response = check_status(shared, response, None).await?;
+                if body_kind(response.headers()) != BodyKind::EventStream {
+                    break;
+                }
+                events = sse_events(response);
             }
         }
         BodyKind::Other => {}
@@ -319,20 +344,64 @@ async fn read_reply(
     }
 }
 
+/// Where a stream got to: its last event id and the reconnection delay.
+struct Cursor {
+    last_event_id: Option<String>,
+    retry: Duration,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self {
+            last_event_id: None,
+            retry: DEFAULT_RETRY,
+        }
+    }
+}
+
+/// Relays a stream's messages until it ends, breaks, or (with `expect`)
+/// that response has passed. Returns whether any event arrived.
+async fn read_events(
+    shared: &Shared,
+    events: &mut EventStream,
+    expect: Option<&RequestId>,
+    observe: &mut impl FnMut(&Message),
+    cursor: &mut Cursor,
+) -> bool {
+    let mut delivered = false;
+    while let Some(Ok(event)) = events.next().await {
+        delivered = true;
+        if let Some(id) = &event.id {
+            cursor.last_event_id = Some(id.clone());
+        }
+        if let Some(delay) = event_retry(&event) {
+            cursor.retry = delay;
+        }
+        let Some(message) = event_message(&event) else {
+            continue;
+        };
+        observe(&message);
+        shared.relay(message).await;
+        if expect.is_some_and(|id| !shared.is_pending(id)) {
+            break;
+        }
+    }
+    delivered
+}
+
 /// The GET stream: server-initiated messages not tied to a request. 405
 /// means the upstream offers none; a stream that ends is reopened (with
 /// `Last-Event-ID`) after the upstream's `retry` delay, until it fails
 /// [`MAX_GET_FAILURES`] times in a row.
 async fn listen(shared: Arc<Shared>) {
     let url = shared.outbound.url().clone();
-    let mut last_event_id: Option<String> = None;
-    let mut retry = DEFAULT_RETRY;
+    let mut cursor = Cursor::default();
     let mut failures = 0;
     loop {
         let headers = shared.session_headers();
         let request = shared
             .outbound
-            .get_stream(&url, &headers, last_event_id.as_deref())
+            .get_stream(&url, &headers, cursor.last_event_id.as_deref())
             .send();
         let mut delivered = false;
         match request.await {
@@ -357,18 +426,7 @@ async fn listen(shared: Arc<Shared>) {
             }
             Ok(response) => {
                 let mut events = sse_events(response);
-                while let Some(Ok(event)) = events.next().await {
-                    delivered = true;
-                    if let Some(id) = &event.id {
-                        last_event_id = Some(id.clone());
-                    }
-                    if let Some(delay) = event_retry(&event) {
-                        retry = delay;
-                    }
-                    if let Some(message) = event_message(&event) {
-                        shared.relay(message).await;
-                    }
-                }
+                delivered = read_events(&shared, &mut events, None, &mut |_| {}, &mut cursor).await;
             }
         }
         failures = if delivered { 0 } else { failures + 1 };
@@ -376,6 +434,6 @@ async fn listen(shared: Arc<Shared>) {
             tracing::warn!(target: TARGET, "giving up on the upstream GET stream");
             return;
         }
-        tokio::time::sleep(retry).await;
+        tokio::time::sleep(cursor.retry).await;
     }
 }

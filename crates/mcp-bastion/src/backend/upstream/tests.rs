@@ -42,6 +42,8 @@ struct Fake {
     stream: Arc<Mutex<Option<mpsc::Sender<String>>>>,
     /// Legacy mode: the `endpoint` event's data.
     endpoint: Arc<Mutex<String>>,
+    /// The id of the `resume` call, answered on the resumed stream.
+    resume_id: Arc<Mutex<Value>>,
 }
 
 impl Fake {
@@ -101,7 +103,9 @@ fn sse_reply(events: &[Value]) -> Response {
 /// A Streamable HTTP upstream at `/mcp`. Tools (by `params.name` of
 /// `tools/call`): `steps` (SSE: progress, then the result), `boom` (500),
 /// `rejected` (400 with a JSON-RPC error), `gone` (404), `slow` (never
-/// answers), `cut` (SSE that ends without the result).
+/// answers), `cut` (SSE that ends without the result), `resume` (SSE that
+/// ends after a priming event; the result comes on GET with
+/// `Last-Event-ID`).
 async fn streamable(
     fake: State<Fake>,
     method: Method,
@@ -109,8 +113,13 @@ async fn streamable(
     body: Bytes,
 ) -> Response {
     let State(fake) = fake;
+    let resuming = headers.get("last-event-id").is_some_and(|v| v == "r-1");
     let body = record(&fake, method.clone(), "/mcp", headers, &body).await;
     match method {
+        Method::GET if resuming => {
+            let id = fake.resume_id.lock().unwrap().clone();
+            return sse_reply(&[json!({"jsonrpc": "2.0", "id": id, "result": {"resumed": true}})]);
+        }
         Method::GET => return StatusCode::METHOD_NOT_ALLOWED.into_response(),
         Method::DELETE => return StatusCode::OK.into_response(),
         Method::OPTIONS => return StatusCode::NO_CONTENT.into_response(),
@@ -152,7 +161,15 @@ async fn streamable(
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 StatusCode::ACCEPTED.into_response()
             }
-            Some("cut") => sse_reply(&[]),
+            Some("cut") => {
+                let text = ": no events with ids, so nothing to resume\n\n";
+                ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response()
+            }
+            Some("resume") => {
+                *fake.resume_id.lock().unwrap() = id.clone();
+                let text = "id: r-1\nretry: 10\ndata: \n\n";
+                ([(header::CONTENT_TYPE, "text/event-stream")], text).into_response()
+            }
             _ => json_reply(StatusCode::OK, result(json!({}))),
         },
     }
@@ -370,6 +387,27 @@ async fn http_errors_become_json_rpc_errors_for_their_request() {
 }
 
 #[tokio::test]
+async fn a_stream_closed_early_is_resumed_with_last_event_id() {
+    let fake = Fake::default();
+    let url = serve(fake.clone(), streamable_router()).await;
+    let (_backend, mut conn) = open(format!("{url}/mcp"), UpstreamTransport::Auto).await;
+    initialize(&mut conn).await;
+
+    conn.outgoing.send(call(9, "resume")).await.unwrap();
+    let Message::Response(RpcResponse { id, outcome }) = next(&mut conn).await else {
+        panic!("the response");
+    };
+    assert_eq!(id, Some(RequestId::Number(9)));
+    assert_eq!(outcome.unwrap(), json!({"resumed": true}));
+    let resumed = fake
+        .received()
+        .into_iter()
+        .find(|r| r.method == Method::GET && r.headers.contains_key("last-event-id"))
+        .unwrap();
+    assert_eq!(resumed.headers["mcp-session-id"], "up-session-1");
+}
+
+#[tokio::test]
 async fn a_late_request_gets_request_timeout_and_is_cancelled_upstream() {
     let fake = Fake::default();
     let url = serve(fake.clone(), streamable_router()).await;
@@ -486,13 +524,17 @@ async fn a_legacy_endpoint_on_another_origin_is_refused() {
 }
 
 #[tokio::test]
-async fn shutdown_closes_connections_and_refuses_new_ones() {
+async fn shutdown_closes_connections_deletes_upstream_sessions_and_refuses_new_ones() {
     let fake = Fake::default();
-    let url = serve(fake, streamable_router()).await;
+    let url = serve(fake.clone(), streamable_router()).await;
     let (backend, mut conn) = open(format!("{url}/mcp"), UpstreamTransport::StreamableHttp).await;
     initialize(&mut conn).await;
     backend.shutdown().await;
     assert!(conn.closed.is_cancelled());
+    assert!(
+        fake.received().iter().any(|r| r.method == Method::DELETE),
+        "shutdown completes after the upstream sessions are deleted"
+    );
     let end = timeout(WAIT, async {
         while conn.incoming.recv().await.is_some() {}
     });
