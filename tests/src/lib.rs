@@ -86,6 +86,26 @@ fn cargo() -> OsString {
 fn cargo_build(args: &[&str]) -> Result<(), String> {
     let mut cmd = Command::new(cargo());
     cmd.arg("build").args(args).current_dir(workspace_dir());
+    // The variables cargo sets for this test crate (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`,
+    // `OUT_DIR`…) would reach the build scripts' `rerun-if-env-changed` checks (ring's has
+    // them), making this build and `cargo test` rebuild the TLS stack for each other.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || name == "OUT_DIR"
+            || name == "CARGO_TARGET_TMPDIR"
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
     if profile_dir().file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
