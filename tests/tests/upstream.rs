@@ -1,9 +1,8 @@
 //! `mcp-bastion --upstream URL` in front of a real remote MCP server: `@modelcontextprotocol/
-//! server-everything` run as a process in its Streamable HTTP mode (every SDK × transport), and
-//! in its legacy HTTP+SSE (2024-11-05) mode (found by the proxy's fallback; Python over
-//! Streamable HTTP and TypeScript over SSE), driven by the official Python and TypeScript SDK
-//! clients (full scenario: initialize, tools/list, echo, progress, sampling, elicitation,
-//! resource, prompt, session end).
+//! server-everything` run as a process in its Streamable HTTP mode, and in its legacy HTTP+SSE
+//! (2024-11-05) mode (found by the proxy's fallback), driven by the official Python and
+//! TypeScript SDK clients over both of the proxy's transports (full scenario: initialize,
+//! tools/list, echo, progress, sampling, elicitation, resource, prompt, session end).
 //!
 //! Between the proxy and server-everything sits a recording reverse proxy (axum + reqwest, in
 //! this test process) that keeps the headers of every upstream request. The clients send an
@@ -481,41 +480,68 @@ upstream_tests! {
     streamable_upstream_python_sse_full_scenario_with_own_credentials: Streamable, Python, Sse;
     streamable_upstream_typescript_streamable_full_scenario_with_own_credentials: Streamable, TypeScript, Streamable;
     streamable_upstream_typescript_sse_full_scenario_with_own_credentials: Streamable, TypeScript, Sse;
-    // Against the legacy upstream, both SDKs and both transports, crossed (runtime budget).
     legacy_sse_upstream_python_streamable_full_scenario_with_own_credentials: LegacySse, Python, Streamable;
+    legacy_sse_upstream_python_sse_full_scenario_with_own_credentials: LegacySse, Python, Sse;
+    legacy_sse_upstream_typescript_streamable_full_scenario_with_own_credentials: LegacySse, TypeScript, Streamable;
     legacy_sse_upstream_typescript_sse_full_scenario_with_own_credentials: LegacySse, TypeScript, Sse;
 }
 
-/// POSTs `initialize` to the proxy's Streamable HTTP endpoint; returns the status and the body.
-async fn initialize(client: &reqwest::Client, bastion: &Server) -> (u16, Value) {
-    let body = json!({
+/// One answer of the proxy's Streamable HTTP endpoint.
+struct Reply {
+    status: u16,
+    session: Option<String>,
+    /// The JSON-RPC message: the JSON body, or the last non-empty SSE event.
+    body: Value,
+}
+
+/// POSTs one message to the proxy's `/mcp`, on `session` if given.
+async fn post_mcp(
+    client: &reqwest::Client,
+    bastion: &Server,
+    session: Option<&str>,
+    body: Value,
+) -> Reply {
+    let mut request = client
+        .post(bastion.url("/mcp"))
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(session) = session {
+        request = request
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.unwrap();
+    let json = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .rfind(|d| !d.is_empty())
+        .unwrap_or(text.trim())
+        .to_owned();
+    let body = serde_json::from_str(&json).unwrap_or(Value::String(text));
+    Reply {
+        status,
+        session,
+        body,
+    }
+}
+
+fn initialize_body() -> Value {
+    json!({
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {
             "protocolVersion": "2025-06-18",
             "capabilities": {},
-            "clientInfo": {"name": "upstream-down-test", "version": "0"},
+            "clientInfo": {"name": "upstream-test", "version": "0"},
         },
-    });
-    let response = client
-        .post(bastion.url("/mcp"))
-        .header("accept", "application/json, text/event-stream")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    // JSON, or one SSE event carrying it
-    let json = text
-        .lines()
-        .find_map(|l| l.strip_prefix("data:"))
-        .unwrap_or(&text)
-        .trim()
-        .to_owned();
-    (
-        status,
-        serde_json::from_str(&json).unwrap_or(Value::String(text)),
-    )
+    })
 }
 
 async fn get_status(client: &reqwest::Client, url: String) -> u16 {
@@ -531,7 +557,8 @@ fn upstream_down_gives_a_clear_json_rpc_error_and_the_proxy_keeps_serving() {
 
     runtime.block_on(async {
         for _ in 0..2 {
-            let (status, body) = initialize(&client, &bastion).await;
+            let Reply { status, body, .. } =
+                post_mcp(&client, &bastion, None, initialize_body()).await;
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["id"], 1, "{body}");
             assert_eq!(body["error"]["code"], -32603, "{body}");
@@ -565,4 +592,52 @@ fn upstream_down_gives_a_clear_json_rpc_error_and_the_proxy_keeps_serving() {
     let summary =
         ClientRun::against(Sdk::TypeScript, Transport::Streamable, &bastion, "").run_ok(&bastion);
     assert_full_summary(&summary);
+}
+
+#[test]
+fn an_upstream_that_dies_mid_session_fails_the_next_call_with_a_clear_error() {
+    let everything = Everything::start(Mode::Streamable);
+    let bastion = bastion_for(&format!("{}/mcp", everything.base_url()));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let echo = |id: i64| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"message": "still there?"}}})
+    };
+
+    let session = runtime.block_on(async {
+        let init = post_mcp(&client, &bastion, None, initialize_body()).await;
+        assert_eq!(init.status, 200, "{}", init.body);
+        assert!(
+            init.body["result"]["serverInfo"].is_object(),
+            "{}",
+            init.body
+        );
+        let session = init.session.expect("a session id");
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let accepted = post_mcp(&client, &bastion, Some(&session), initialized).await;
+        assert_eq!(accepted.status, 202);
+        let answer = post_mcp(&client, &bastion, Some(&session), echo(2)).await;
+        let text = answer.body["result"]["content"][0]["text"].as_str();
+        assert_eq!(text, Some("Echo: still there?"), "{}", answer.body);
+        session
+    });
+
+    drop(everything);
+
+    runtime.block_on(async {
+        let answer = post_mcp(&client, &bastion, Some(&session), echo(3)).await;
+        let body = &answer.body;
+        assert_eq!(body["id"], 3, "{body}");
+        assert_eq!(body["error"]["code"], -32603, "{body}");
+        let kind = body["error"]["data"]["upstream"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            ["connect", "broken"].contains(&kind),
+            "a connection failure, not a hang: {body}"
+        );
+        assert_eq!(get_status(&client, bastion.url("/healthz")).await, 200);
+        assert_eq!(get_status(&client, bastion.url("/readyz")).await, 503);
+    });
 }
