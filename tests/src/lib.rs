@@ -6,12 +6,16 @@
 //!   whole process group) when dropped.
 //! - [`everything_stdio`] is the command line that runs `@modelcontextprotocol/server-everything`
 //!   over stdio from `tests/node/node_modules`, without any network.
+//! - [`upstream`] serves server-everything over HTTP as a process, and records what reaches it
+//!   through a reverse proxy (tests of `mcp-bastion --upstream`).
 //! - [`ClientRun`] runs one of the SDK client scripts in `tests/clients/` (official Python SDK or
 //!   official TypeScript SDK) against a URL, with a timeout, and [`ClientOutcome::assert_ok`]
 //!   turns a failure into a panic that shows the client's output and the server's log.
 //!
 //! Test dependencies are installed by `bash .ci/test` (`pip install -r tests/requirements.txt`,
 //! `npm ci --prefix tests/node`).
+
+pub mod upstream;
 
 use std::{
     collections::{BTreeMap, VecDeque},
