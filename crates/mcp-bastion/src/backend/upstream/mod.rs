@@ -75,6 +75,18 @@
 //!
 //! [`Backend::ready`] sends `OPTIONS` to the URL (no credentials, no MCP
 //! effect): any answer below 500 means ready.
+//!
+//! # Limits
+//!
+//! - Outbound HTTP honours `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`; HTTPS is
+//!   verified against the Mozilla roots (`webpki-roots`), so a private CA is
+//!   not supported yet.
+//! - `application/json` answers are capped at 16 MiB; SSE events are not
+//!   (the upstream is the operator's choice, and trusted that far).
+//! - A server that answers an unknown session with 400 rather than the
+//!   spec's 404 (some SDK examples do) is not recognised as "session gone":
+//!   each request gets that 400's JSON-RPC error until the client starts a
+//!   new session.
 
 mod builder;
 mod events;
