@@ -11,7 +11,10 @@
 //! (`--upstream-bearer-env`, `--upstream-header`) reach it on every request.
 //!
 //! Also: an upstream that is down gives the client a clear JSON-RPC error while the proxy keeps
-//! serving (`/healthz` 200, `/readyz` 503), and once the upstream is up, clients succeed.
+//! serving (`/healthz` 200, `/readyz` 503), and once the upstream is up, clients succeed; an
+//! upstream that dies mid-session fails the next call with a clear error; and the CLI refuses
+//! configurations that cannot work (both or neither backend, an unset token variable, a
+//! malformed or protocol header) without echoing header values.
 
 #![allow(clippy::unwrap_used)]
 
@@ -362,4 +365,65 @@ fn an_upstream_that_dies_mid_session_fails_the_next_call_with_a_clear_error() {
         assert_eq!(get_status(&client, bastion.url("/healthz")).await, 200);
         assert_eq!(get_status(&client, bastion.url("/readyz")).await, 503);
     });
+}
+
+/// Runs the binary with `args` (and `env`), expecting it to refuse to start; returns stderr.
+fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let output = std::process::Command::new(tests::bastion_bin())
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    stderr
+}
+
+#[test]
+fn the_cli_wants_exactly_one_backend_and_usable_upstream_credentials() {
+    let neither = refused(&[], &[]);
+    assert!(neither.contains("--upstream URL"), "{neither}");
+    let both = refused(&["--upstream", "http://127.0.0.1:1/mcp", "--", "true"], &[]);
+    assert!(both.contains("cannot be used with"), "{both}");
+    let orphan = refused(&["--upstream-bearer-env", TOKEN_VAR, "--", "true"], &[]);
+    assert!(orphan.contains("need --upstream"), "{orphan}");
+
+    let unset = "MCP_BASTION_TEST_UPSTREAM_TOKEN_UNSET";
+    let missing = refused(
+        &[
+            "--upstream",
+            "http://127.0.0.1:1/mcp",
+            "--upstream-bearer-env",
+            unset,
+        ],
+        &[],
+    );
+    assert!(missing.contains(unset), "{missing}");
+
+    // A malformed header is refused without echoing its value, which may be a secret.
+    let bad = refused(
+        &[
+            "--upstream",
+            "http://127.0.0.1:1/mcp",
+            "--upstream-header",
+            "secret-value-3c1f",
+        ],
+        &[],
+    );
+    assert!(
+        bad.contains("Name: value") && !bad.contains("secret-value-3c1f"),
+        "{bad}"
+    );
+    let managed = refused(
+        &[
+            "--upstream",
+            "http://127.0.0.1:1/mcp",
+            "--upstream-header",
+            "Mcp-Session-Id: x",
+        ],
+        &[],
+    );
+    assert!(managed.contains("set by the proxy"), "{managed}");
 }
