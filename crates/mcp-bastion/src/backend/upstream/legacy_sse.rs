@@ -69,11 +69,11 @@ impl LegacySession {
         match message {
             Message::Request(ref r) => {
                 let id = r.id.clone();
-                let answered = self.shared.expect(id.clone());
+                let expected = self.shared.expect(id.clone());
                 let shared = Arc::clone(&self.shared);
                 tasks.spawn(async move {
                     let exchange = post(&shared, &endpoint, &message);
-                    let outcome = shared.run_request(&id, answered, exchange).await;
+                    let outcome = shared.run_request(&id, expected, exchange).await;
                     if outcome == Err(UpstreamFailure::Timeout) {
                         notify(&shared, &endpoint, &cancellation(&id)).await;
                     }

@@ -67,7 +67,9 @@
 //! request is answered with a JSON-RPC error whose `data.upstream` names the
 //! cause (`connect`, `status` with `data.status`, `timeout`, `broken`,
 //! `protocol`, `session_gone`); an upstream JSON-RPC error body is passed on
-//! as is. A late request is also cancelled upstream. When the upstream
+//! as is. A late request is also cancelled upstream. A request the client
+//! cancels (`notifications/cancelled`, forwarded) is no longer waited for and
+//! gets no answer, as the spec asks. When the upstream
 //! session is gone (404 on a session, or the legacy stream ends), the
 //! connection ends, so the client's session ends too (404 on its next
 //! request) and the client re-initializes. A failed `initialize` leaves the
@@ -318,6 +320,10 @@ async fn run(
                 None => break,
             },
         };
+        if let Some(id) = session::cancelled_request(&message) {
+            // Forwarded below; locally, stop waiting for that answer.
+            shared.cancel(&id);
+        }
         // Inline steps (initialize, notifications) stop when the connection
         // closes, rather than holding it open until their timeout.
         let step = async {

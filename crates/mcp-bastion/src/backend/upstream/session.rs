@@ -4,7 +4,9 @@
 //!
 //! Every client request is answered exactly once: by the upstream's response
 //! (relayed), or by one JSON-RPC error from [`Shared::fail`]. Whichever comes
-//! first removes the request from the pending table; the other is dropped.
+//! first removes the request from the pending table; the other is dropped. A
+//! request the client cancels is removed too, and its exchange stopped: the
+//! client expects no answer to it.
 
 use std::{
     collections::HashMap,
@@ -29,7 +31,7 @@ pub(crate) struct Shared {
     /// Fired when the upstream session or stream is gone: the connection ends.
     pub(crate) gone: CancellationToken,
     to_client: mpsc::Sender<Message>,
-    pending: Mutex<HashMap<RequestId, oneshot::Sender<()>>>,
+    pending: Mutex<HashMap<RequestId, Waiter>>,
     headers: RwLock<SessionHeaders>,
 }
 
@@ -49,7 +51,7 @@ impl Shared {
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, oneshot::Sender<()>>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, Waiter>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -66,12 +68,26 @@ impl Shared {
         f(&mut self.headers.write().unwrap_or_else(|e| e.into_inner()));
     }
 
-    /// Records that the client waits for an answer to `id`; the receiver
-    /// fires when the upstream's response has been relayed.
-    pub(crate) fn expect(&self, id: RequestId) -> oneshot::Receiver<()> {
-        let (tx, rx) = oneshot::channel();
-        self.pending().insert(id, tx);
-        rx
+    /// Records that the client waits for an answer to `id`.
+    pub(crate) fn expect(&self, id: RequestId) -> Expected {
+        let (answered_tx, answered) = oneshot::channel();
+        let cancelled = CancellationToken::new();
+        let waiter = Waiter {
+            answered: answered_tx,
+            cancelled: cancelled.clone(),
+        };
+        self.pending().insert(id, waiter);
+        Expected {
+            answered,
+            cancelled,
+        }
+    }
+
+    /// The client cancelled `id`: stop its exchange; it gets no answer.
+    pub(crate) fn cancel(&self, id: &RequestId) {
+        if let Some(waiter) = self.pending().remove(id) {
+            waiter.cancelled.cancel();
+        }
     }
 
     /// Stops waiting for `id` without answering it (the message is handed
@@ -96,7 +112,7 @@ impl Shared {
                 return;
             };
             let _ = self.to_client.send(message).await;
-            let _ = waiter.send(());
+            let _ = waiter.answered.send(());
             return;
         }
         let _ = self.to_client.send(message).await;
@@ -118,28 +134,64 @@ impl Shared {
     /// come on another stream), waits for it. The whole is bounded by the
     /// request timeout. On failure the client gets an error for `id`, and
     /// the failure is returned (a timeout is then cancelled upstream by the
-    /// caller).
+    /// caller). A request the client cancels ends at once, unanswered.
     pub(crate) async fn run_request(
         &self,
         id: &RequestId,
-        answered: oneshot::Receiver<()>,
+        expected: Expected,
         exchange: impl Future<Output = Result<(), UpstreamFailure>>,
     ) -> Result<(), UpstreamFailure> {
+        let Expected {
+            answered,
+            cancelled,
+        } = expected;
         let work = async {
             exchange.await?;
             answered.await.map_err(|_| UpstreamFailure::Broken)
         };
-        let outcome = match self.request_timeout {
-            Some(limit) => tokio::time::timeout(limit, work)
-                .await
-                .unwrap_or(Err(UpstreamFailure::Timeout)),
-            None => work.await,
+        let bounded = async {
+            match self.request_timeout {
+                Some(limit) => tokio::time::timeout(limit, work)
+                    .await
+                    .unwrap_or(Err(UpstreamFailure::Timeout)),
+                None => work.await,
+            }
+        };
+        let outcome = tokio::select! {
+            () = cancelled.cancelled() => {
+                tracing::debug!(target: TARGET, request = %id, "cancelled by the client");
+                return Ok(());
+            }
+            outcome = bounded => outcome,
         };
         if let Err(failure) = &outcome {
             self.fail(id, failure).await;
         }
         outcome
     }
+}
+
+/// What [`Shared::fail`] and [`Shared::relay`] signal to a pending request.
+struct Waiter {
+    answered: oneshot::Sender<()>,
+    cancelled: CancellationToken,
+}
+
+/// The waiting side of a pending request, for [`Shared::run_request`].
+pub(crate) struct Expected {
+    answered: oneshot::Receiver<()>,
+    cancelled: CancellationToken,
+}
+
+/// The request a client's `notifications/cancelled` names.
+pub(crate) fn cancelled_request(message: &Message) -> Option<RequestId> {
+    let Message::Notification(n) = message else {
+        return None;
+    };
+    if n.method != "notifications/cancelled" {
+        return None;
+    }
+    serde_json::from_value(n.params.as_ref()?.get("requestId")?.clone()).ok()
 }
 
 /// The `notifications/cancelled` sent upstream for a request that timed out.
@@ -180,7 +232,7 @@ mod tests {
     async fn each_request_is_answered_once_and_late_responses_are_dropped() {
         let (shared, mut rx) = shared(None);
         let id = RequestId::Number(1);
-        let answered = shared.expect(id.clone());
+        let expected = shared.expect(id.clone());
         shared.fail(&id, &UpstreamFailure::Connect).await;
         shared.relay(result(1)).await;
         shared.fail(&id, &UpstreamFailure::Broken).await;
@@ -192,7 +244,10 @@ mod tests {
             Some(json!({"upstream": "connect"}))
         );
         assert!(rx.try_recv().is_err(), "exactly one answer");
-        assert!(answered.await.is_err(), "the waiter learns it was failed");
+        assert!(
+            expected.answered.await.is_err(),
+            "the waiter learns it was failed"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -214,12 +269,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_the_client_cancels_ends_unanswered() {
+        let (shared, mut rx) = shared(Some(Duration::from_secs(5)));
+        let id = RequestId::Number(4);
+        let expected = shared.expect(id.clone());
+        let cancel = Message::Notification(Notification {
+            method: "notifications/cancelled".into(),
+            params: Some(json!({"requestId": 4, "reason": "user"})),
+        });
+        assert_eq!(cancelled_request(&cancel), Some(id.clone()));
+        let run = shared.run_request(&id, expected, std::future::pending());
+        shared.cancel(&id);
+        assert_eq!(run.await, Ok(()));
+        shared.relay(result(4)).await;
+        assert!(rx.try_recv().is_err(), "no answer to a cancelled request");
+    }
+
+    #[tokio::test]
     async fn a_relayed_response_completes_the_request() {
         let (shared, mut rx) = shared(Some(Duration::from_secs(5)));
         let id = RequestId::Number(2);
-        let answered = shared.expect(id.clone());
+        let expected = shared.expect(id.clone());
         let outcome = shared
-            .run_request(&id, answered, async {
+            .run_request(&id, expected, async {
                 shared.relay(result(2)).await;
                 Ok(())
             })

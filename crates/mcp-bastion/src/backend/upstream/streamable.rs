@@ -70,12 +70,12 @@ impl StreamableSession {
             }
             Message::Request(ref r) => {
                 let id = r.id.clone();
-                let answered = self.shared.expect(id.clone());
+                let expected = self.shared.expect(id.clone());
                 let shared = Arc::clone(&self.shared);
                 tasks.spawn(async move {
                     let exchange = post(&shared, &message);
                     let outcome = shared
-                        .run_request(&id, answered, async { exchange.await.map(drop) })
+                        .run_request(&id, expected, async { exchange.await.map(drop) })
                         .await;
                     if outcome == Err(UpstreamFailure::Timeout) {
                         notify(&shared, &cancellation(&id)).await;
