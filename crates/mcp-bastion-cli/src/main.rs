@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! mcp-bastion [--listen 127.0.0.1:8080] [--session-mode per-session|shared] -- <command> [args…]
+//! mcp-bastion [--listen 127.0.0.1:8080] --upstream URL [--upstream-header "Name: value"] [--upstream-bearer-env VAR]
 //! ```
 //!
 //! Serves Streamable HTTP at `/mcp`, the legacy SSE transport at `/sse`
@@ -11,6 +12,7 @@ mod config;
 mod metrics;
 mod ratelimit;
 mod tls;
+mod upstream;
 
 use std::{
     collections::BTreeMap, ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode,
@@ -111,8 +113,12 @@ struct Cli {
     #[command(flatten)]
     rate_limit: ratelimit::RateLimitArgs,
 
-    /// The stdio MCP server to run, after `--`.
-    #[arg(last = true, required = true, num_args = 1..)]
+    /// The remote MCP server to proxy to, instead of a command.
+    #[command(flatten)]
+    upstream: upstream::UpstreamArgs,
+
+    /// The stdio MCP server to run, after `--` (or `--upstream URL` instead).
+    #[arg(last = true, num_args = 1.., conflicts_with = "upstream")]
     command: Vec<String>,
 }
 
@@ -143,10 +149,13 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
+    if let Some(backend) = cli.upstream.build()? {
+        return Ok(backend);
+    }
     let (program, args) = cli
         .command
         .split_first()
-        .ok_or("a command to run is required after `--`")?;
+        .ok_or("give the MCP server to run after `--`, or `--upstream URL`")?;
     let mut builder = StdioBackend::builder(program)
         .args(args.iter().cloned())
         .mode(match cli.session_mode {
