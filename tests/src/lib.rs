@@ -16,6 +16,7 @@
 //! `npm ci --prefix tests/node`).
 
 pub mod nginx;
+pub mod redis;
 pub mod upstream;
 
 use std::{
