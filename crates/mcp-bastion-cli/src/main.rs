@@ -21,6 +21,8 @@ use mcp_bastion::{
 };
 use tracing_subscriber::EnvFilter;
 
+mod auth;
+
 /// Put a stdio MCP server on the network: Streamable HTTP at /mcp, legacy SSE at /sse.
 #[derive(Debug, Parser)]
 #[command(name = "mcp-bastion", version, about)]
@@ -65,6 +67,9 @@ struct Cli {
     /// Seconds to wait for in-flight work on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_timeout: u64,
+
+    #[command(flatten)]
+    auth: auth::AuthArgs,
 
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, required = true, num_args = 1..)]
@@ -124,7 +129,11 @@ fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
     Ok(Arc::new(backend))
 }
 
-fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, Sse<DynBackend>) {
+fn app(
+    cli: &Cli,
+    backend: DynBackend,
+    auth: &auth::AuthLayers,
+) -> (Router, StreamableHttp<DynBackend>, Sse<DynBackend>) {
     let keepalive = (cli.keepalive_secs > 0).then(|| Duration::from_secs(cli.keepalive_secs));
     let streamable = StreamableHttp::new(backend.clone())
         .json_response(cli.json_response)
@@ -133,8 +142,12 @@ fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, S
     let ready_backend = backend;
     let mcp = Router::new()
         .route_service("/mcp", streamable.clone())
-        .merge(sse.clone().into_router())
-        .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
+        .merge(sse.clone().into_router());
+    let mcp = auth
+        .authorize(mcp)
+        .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes));
+    let mcp = auth
+        .authenticate(mcp)
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -195,7 +208,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (router, streamable, sse) = app(&cli, backend.clone());
+    let auth = match cli.auth.build(cli.path_prefix.trim_end_matches('/')) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (router, streamable, sse) = app(&cli, backend.clone(), &auth);
     let listener = match tokio::net::TcpListener::bind(cli.listen).await {
         Ok(l) => l,
         Err(e) => {

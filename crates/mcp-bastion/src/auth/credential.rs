@@ -193,7 +193,7 @@ impl CredentialSources {
         if let Some(query) = parts.uri.query() {
             for (name, value) in form_urlencoded::parse(query.as_bytes()) {
                 let (name, value) = (name.into_owned(), value.into_owned());
-                if self.query.iter().any(|q| *q == name) {
+                if self.query.contains(&name) {
                     if value.is_empty() {
                         continue;
                     }

@@ -76,6 +76,7 @@ mod jwt;
 mod layer;
 mod metadata;
 mod remote;
+mod scopes;
 mod service;
 mod sse_rewrite;
 
@@ -93,6 +94,7 @@ pub use jwt::{ALL_ALGORITHMS, JwtAuthenticator, JwtBuilder, JwtConfigError};
 pub use layer::McpAuthLayer;
 pub use metadata::{ProtectedResourceMetadata, WELL_KNOWN_PATH};
 pub use remote::{Introspection, RemoteAuth, RemotePolicy};
+pub use scopes::{McpScope, McpScopeLayer, ScopePolicy};
 pub use service::McpAuth;
 
 /// Re-exported so that users name algorithms without a direct dependency.
