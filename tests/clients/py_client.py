@@ -140,11 +140,24 @@ class HttpLog:
         return [status for method, _, status in self.exchanges if method == "DELETE"]
 
 
+def parse_headers(pairs: list[str]) -> dict[str, str]:
+    """`--header "Name: value"` pairs as a dict (for auth: Authorization, X-API-Key...)."""
+    headers: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition(":")
+        if not sep or not name.strip():
+            raise SystemExit(f"py_client: --header expects 'Name: value', got {pair.split(':')[0]!r}")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
 @asynccontextmanager
-async def connect(url: str, transport: str, log: HttpLog, timeout: float):
+async def connect(url: str, transport: str, log: HttpLog, timeout: float, headers: dict[str, str] | None = None):
     """Open the SDK's real transport for `url`; yields (read_stream, write_stream)."""
     if transport == "streamable":
-        http = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=timeout), event_hooks=log.hooks())
+        http = httpx2.AsyncClient(
+            timeout=httpx2.Timeout(30.0, read=timeout), event_hooks=log.hooks(), headers=headers or None
+        )
         async with http, streamable_http_client(url, http_client=http, terminate_on_close=True) as streams:
             yield streams
     else:
@@ -159,6 +172,7 @@ async def connect(url: str, transport: str, log: HttpLog, timeout: float):
 
         async with sse_client(
             url,
+            headers=headers or None,
             timeout=30.0,
             sse_read_timeout=timeout,
             httpx_client_factory=factory,
@@ -250,7 +264,7 @@ class ScenarioClient:
             "elicitation_callback": self.on_elicitation if self.profile.get("elicitation") else None,
             "client_info": types.Implementation(name="mcp-bastion-py-client", version="0.1.0"),
         }
-        transport = connect(self.args.url, self.args.transport, self.log, self.args.timeout)
+        transport = connect(self.args.url, self.args.transport, self.log, self.args.timeout, parse_headers(self.args.header))
         if self.args.handshake == "initialize":
             # the classic path: ClientSession over the transport's streams, explicit initialize
             async with transport as (read, write), ClientSession(read, write, **callbacks) as session:
@@ -455,6 +469,7 @@ class ScenarioClient:
         all_headers = {
             "accept": "application/json, text/event-stream",
             "content-type": "application/json",
+            **parse_headers(self.args.header),
             **headers,
         }
         if self.log.protocol_version:
@@ -559,6 +574,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=["initialize", "auto"],
         help="initialize: ClientSession.initialize(); auto: mcp.Client(mode='auto'), which probes "
         "server/discover (2026-07-28) first and falls back to initialize",
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help="'Name: value' sent on every HTTP request (repeatable), e.g. 'Authorization: Bearer KEY'",
     )
     parser.add_argument("--verbose", action="store_true", help="print tracebacks on failure")
     args = parser.parse_args(argv)

@@ -63,6 +63,7 @@ function parseCli(argv) {
         timeout: { type: "string", default: "60" },
         "strict-session-end": { type: "boolean", default: false },
         verbose: { type: "boolean", default: false },
+        header: { type: "string", multiple: true, default: [] },
         help: { type: "boolean", default: false },
       },
       strict: true,
@@ -75,7 +76,7 @@ function parseCli(argv) {
     process.stdout.write(
       "usage: ts_client.mjs --url URL --transport streamable|sse [--profile NAME|FILE|JSON]\n" +
         "                     [--scenario full|echo] [--concurrency N] [--calls N] [--timeout S]\n" +
-        "                     [--strict-session-end] [--verbose]\n",
+        "                     [--strict-session-end] [--verbose] [--header 'Name: value']...\n",
     );
     process.exit(0);
   }
@@ -97,7 +98,19 @@ function parseCli(argv) {
     timeout,
     strictSessionEnd: v["strict-session-end"],
     verbose: v.verbose,
+    headers: parseHeaders(v.header),
   };
+}
+
+// `--header "Name: value"` (repeatable): sent on every request, e.g. Authorization.
+function parseHeaders(pairs) {
+  const headers = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf(":");
+    if (at <= 0) usageError(`--header expects 'Name: value', got ${JSON.stringify(pair.split(":")[0])}`);
+    headers[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+  }
+  return headers;
 }
 
 function loadProfile(spec) {
@@ -224,10 +237,11 @@ class OneClient {
   makeTransport() {
     const url = new URL(this.args.url);
     const fetch = this.log.fetch();
+    const requestInit = { headers: this.args.headers };
     if (this.args.transport === "streamable") {
-      return new StreamableHTTPClientTransport(url, { fetch });
+      return new StreamableHTTPClientTransport(url, { fetch, requestInit });
     }
-    return new SSEClientTransport(url, { fetch });
+    return new SSEClientTransport(url, { fetch, requestInit });
   }
 
   async call(client, tool, args, options = {}) {
@@ -454,7 +468,7 @@ class OneClient {
   }
 
   async postAfterEnd(url, headers) {
-    const allHeaders = { accept: "application/json, text/event-stream", "content-type": "application/json", ...headers };
+    const allHeaders = { accept: "application/json, text/event-stream", "content-type": "application/json", ...this.args.headers, ...headers };
     if (this.log.protocolVersion) allHeaders["mcp-protocol-version"] = this.log.protocolVersion;
     const response = await fetch(url, {
       method: "POST",
