@@ -45,7 +45,10 @@ async def session_run(args: argparse.Namespace, read, write) -> dict:
         out["tools"] = [t.name for t in listed.tools]
         if args.call:
             try:
-                result = await session.call_tool(args.call, json.loads(args.arguments))
+                # a refused legacy-SSE POST (403) never answers on the stream: bound the wait
+                result = await session.call_tool(
+                    args.call, json.loads(args.arguments), read_timeout_seconds=args.call_timeout
+                )
                 text = "\n".join(getattr(b, "text", "") or "" for b in result.content)
                 out["call"] = {"text": text, "is_error": bool(result.is_error)}
             except Exception as exc:  # reported, not raised: a refusal may be the expected outcome
@@ -72,6 +75,7 @@ def main() -> int:
     parser.add_argument("--call", default=None)
     parser.add_argument("--arguments", default="{}")
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--call-timeout", type=float, default=8.0)
     args = parser.parse_args()
     try:
         out = anyio.run(main_async, args)

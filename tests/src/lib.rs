@@ -86,6 +86,22 @@ fn cargo() -> OsString {
 fn cargo_build(args: &[&str]) -> Result<(), String> {
     let mut cmd = Command::new(cargo());
     cmd.arg("build").args(args).current_dir(workspace_dir());
+    // `cargo test` gives the test process its package's CARGO_MANIFEST_DIR, CARGO_PKG_*…; some
+    // build scripts (ring's) track them, so passing them on would rebuild those crates on every
+    // alternation between `cargo test` and this nested build.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if name == "CARGO_MANIFEST_DIR"
+            || name == "CARGO_MANIFEST_PATH"
+            || name.starts_with("CARGO_PKG_")
+            || name == "CARGO_CRATE_NAME"
+            || name == "CARGO_BIN_NAME"
+            || name == "CARGO_PRIMARY_PACKAGE"
+            || name == "CARGO_TARGET_TMPDIR"
+        {
+            cmd.env_remove(name);
+        }
+    }
     if profile_dir().file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
@@ -247,16 +263,39 @@ impl Server {
     /// Spawns any server that prints `… listening on http://HOST:PORT` on stderr once it listens
     /// (the `mcp-bastion` binary, the `rmcp_server` example), and waits for that line.
     pub fn spawn(name: &str, program: &Path, args: &[String]) -> Server {
+        Server::spawn_with_env(name, program, args, &[])
+    }
+
+    /// `mcp-bastion --listen 127.0.0.1:0 <args…> -- <command…>` with extra environment variables
+    /// (e.g. `MCP_BASTION_LOG=trace`, or a secret read by `--jwt-secret-env`).
+    pub fn bastion_with_env(args: &[&str], command: &[String], env: &[(&str, &str)]) -> Server {
+        let mut all: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        all.push("--".into());
+        all.extend(command.iter().cloned());
+        Server::spawn_with_env("mcp-bastion", &bastion_bin(), &all, env)
+    }
+
+    /// [`Server::spawn`] with extra environment variables for the server process.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Server {
         use std::os::unix::process::CommandExt;
 
         let mut cmd = Command::new(program);
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // its own process group, so that drop can kill every process it leaves behind
             .process_group(0);
-        if std::env::var_os("MCP_BASTION_LOG").is_none() {
+        if std::env::var_os("MCP_BASTION_LOG").is_none()
+            && !env.iter().any(|(k, _)| *k == "MCP_BASTION_LOG")
+        {
             cmd.env("MCP_BASTION_LOG", "info");
         }
         let mut child = cmd

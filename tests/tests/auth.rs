@@ -1404,3 +1404,301 @@ fn jwt_from_jwks_through_the_binary_python_streamable_and_typescript_sse() {
     });
     assert!(!server.logs().contains(&token));
 }
+
+// ---------------------------------------------------------------------------------------------
+// per-tool scopes and the principal's environment, through the binary with the Python SDK
+
+fn py_tool(server: &Server, transport: Transport, key: &str, call: Option<(&str, Value)>) -> Value {
+    let path = match transport {
+        Transport::Streamable => "/mcp",
+        Transport::Sse => "/sse",
+    };
+    let mut cmd =
+        std::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
+    cmd.arg(tests::clients_dir().join("py_tool.py"))
+        .args([
+            "--url",
+            &server.url(path),
+            "--transport",
+            transport.as_arg(),
+        ])
+        .args(["--header", &format!("X-API-Key: {key}")]);
+    if let Some((tool, args)) = call {
+        cmd.args(["--call", tool, "--arguments", &args.to_string()]);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "py_tool failed: {}\n{stdout}\n--- server ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.logs()
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
+}
+
+fn keys_file(name: &str, entries: Value) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("bastion-auth-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.json");
+    std::fs::write(&path, entries.to_string()).unwrap();
+    path
+}
+
+fn scope_server(json_response: bool) -> Server {
+    let file = keys_file(
+        &format!("scopes-{json_response}"),
+        json!([
+            {"key": "sk-user", "subject": "user", "scopes": ["tools:read"]},
+            {"key": "sk-admin", "subject": "admin", "scopes": ["tools:read", "tools:admin"]}
+        ]),
+    );
+    let mut args = vec![
+        "--api-keys-file".to_owned(),
+        file.display().to_string(),
+        "--tool-scope".into(),
+        "get-sum=tools:admin".into(),
+    ];
+    if json_response {
+        args.push("--json-response".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    bastion(&args)
+}
+
+fn admin_tool_needs_tools_admin(json_response: bool, transport: Transport) {
+    let server = scope_server(json_response);
+    let sum = Some(("get-sum", json!({"a": 1, "b": 2})));
+    let user = py_tool(&server, transport, "sk-user", sum.clone());
+    let tools: Vec<&str> = user["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(tools.contains(&"echo"), "{user}");
+    assert!(
+        !tools.contains(&"get-sum"),
+        "a caller without tools:admin must not see it: {user}"
+    );
+    assert!(
+        user["call"]["error"].is_string(),
+        "the call must be refused: {user}"
+    );
+    let admin = py_tool(&server, transport, "sk-admin", sum);
+    let tools: Vec<&str> = admin["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(tools.contains(&"get-sum"), "{admin}");
+    assert_eq!(admin["call"]["is_error"], false, "{admin}");
+    assert!(
+        admin["call"]["text"].as_str().unwrap().contains('3'),
+        "{admin}"
+    );
+}
+
+#[test]
+fn scope_admin_tool_python_streamable_sse_responses() {
+    admin_tool_needs_tools_admin(false, Transport::Streamable);
+}
+
+#[test]
+fn scope_admin_tool_python_streamable_json_responses() {
+    admin_tool_needs_tools_admin(true, Transport::Streamable);
+}
+
+#[test]
+fn scope_admin_tool_python_legacy_sse() {
+    admin_tool_needs_tools_admin(false, Transport::Sse);
+}
+
+#[test]
+fn scope_refusal_is_an_http_403_insufficient_scope_challenge_through_the_binary() {
+    let server = scope_server(true);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let post = |body: Value, sid: Option<String>| {
+            let mut req = http
+                .post(server.url("/mcp"))
+                .header("x-api-key", "sk-user")
+                .header("accept", "application/json, text/event-stream")
+                .json(&body);
+            if let Some(sid) = sid {
+                req = req
+                    .header("mcp-session-id", sid)
+                    .header("mcp-protocol-version", "2025-06-18");
+            }
+            req.send()
+        };
+        let init = post(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"}}}),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(init.status(), 200);
+        let sid = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        let res = post(
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "get-sum", "arguments": {"a": 1, "b": 2}}}),
+            Some(sid.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 403);
+        let c = res.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(c.starts_with("Bearer "), "{c}");
+        assert!(c.contains(r#"error="insufficient_scope""#), "{c}");
+        assert!(c.contains(r#"scope="tools:admin""#), "{c}");
+        assert!(c.contains("resource_metadata="), "{c}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["id"], 7, "the JSON-RPC error echoes the request id: {body}");
+        assert_eq!(body["error"]["code"], -32001);
+        // the session still works for what the caller may do
+        let res = post(
+            json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "echo", "arguments": {"message": "still here"}}}),
+            Some(sid),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().contains("still here"));
+    });
+}
+
+#[test]
+fn principal_env_reaches_each_users_per_session_child() {
+    let file = keys_file(
+        "env",
+        json!([
+            {"key": "sk-alice", "subject": "alice", "env": {"GITHUB_TOKEN": "ghp_alice_token"}},
+            {"key": "sk-bob", "subject": "bob", "env": {"GITHUB_TOKEN": "ghp_bob_token"}}
+        ]),
+    );
+    let file = file.display().to_string();
+    let server = bastion(&[
+        "--api-keys-file",
+        &file,
+        "--principal-env",
+        "MCP_USER=subject",
+        "--principal-env",
+        "GITHUB_TOKEN=env:GITHUB_TOKEN",
+    ]);
+    for (key, user, token, other) in [
+        ("sk-alice", "alice", "ghp_alice_token", "ghp_bob_token"),
+        ("sk-bob", "bob", "ghp_bob_token", "ghp_alice_token"),
+    ] {
+        for transport in [Transport::Streamable, Transport::Sse] {
+            let out = py_tool(&server, transport, key, Some(("get-env", json!({}))));
+            let text = out["call"]["text"].as_str().unwrap_or_default();
+            let env: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            assert_eq!(env["MCP_USER"], user, "{transport:?}: {out}");
+            assert_eq!(env["GITHUB_TOKEN"], token, "{transport:?}: {out}");
+            assert!(!text.contains(other));
+        }
+    }
+}
+
+#[test]
+fn principal_env_refuses_reserved_names_at_startup() {
+    let out = std::process::Command::new(tests::bastion_bin())
+        .args([
+            "--api-key",
+            KEY,
+            "--principal-env",
+            "LD_PRELOAD=subject",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LD_PRELOAD"), "{stderr}");
+}
+
+#[test]
+fn binary_trace_logs_never_show_keys_or_tokens() {
+    let key = ec_key("trace");
+    let jwks = Jwks::start(vec![key.jwk.clone()]);
+    let token = sign(&key, &claims("https://issuer.test", "tracer"));
+    let mut expired = claims("https://issuer.test", "tracer");
+    expired["exp"] = json!(now() - 1000);
+    let expired = sign(&key, &expired);
+    let server = Server::bastion_with_env(
+        &[
+            "--session-mode",
+            "per-session",
+            "--api-key",
+            KEY,
+            "--api-key-query-param",
+            "auth",
+            "--jwt-jwks-url",
+            &jwks.url(),
+            "--jwt-audience",
+            AUD,
+        ],
+        &everything_stdio(),
+        &[("MCP_BASTION_LOG", "trace")],
+    );
+    let s = ClientRun::new(
+        Sdk::Python,
+        Transport::Sse,
+        server.url(&format!("/sse?auth={KEY}")),
+    )
+    .scenario("echo")
+    .run_ok(&server);
+    assert_eq!(s["ok"], true);
+    let s = client_with_headers(
+        Sdk::TypeScript,
+        Transport::Streamable,
+        &server,
+        &[&format!("Authorization: Bearer {token}")],
+    );
+    assert_full(&s);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        for bad in [expired.as_str(), "sk-wrong-key", &token[..40]] {
+            let res = http
+                .post(server.url("/mcp"))
+                .bearer_auth(bad)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 401);
+        }
+        let res = http
+            .post(server.url(&format!("/mcp?apiKey={token}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    });
+    let logs = server.logs();
+    assert!(
+        logs.lines().count() < 2000,
+        "the log was truncated: cannot check it all"
+    );
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "logs at TRACE level: {logs}"
+    );
+    for secret in [
+        KEY,
+        token.as_str(),
+        expired.as_str(),
+        token.rsplit('.').next().unwrap(),
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret ({}…) appears in the log",
+            &secret[..6]
+        );
+    }
+}
