@@ -6,6 +6,7 @@ struct Suite {
     app: Router,
     rsa: TestKey,
     jwks: Jwks,
+    valid: String,
 }
 
 impl Suite {
@@ -16,11 +17,17 @@ impl Suite {
             .with(ApiKeys::new().key("sk-suite-key", Principal::new("suite")))
             .with(jwt_over(&jwks, fast_policy(Duration::from_secs(60))));
         let app = protected(auth, CredentialSources::new());
-        Suite { app, rsa, jwks }
+        let valid = sign(&rsa, &claims("https://issuer.test", "alice"));
+        Suite {
+            app,
+            rsa,
+            jwks,
+            valid,
+        }
     }
 
     fn valid(&self) -> String {
-        sign(&self.rsa, &claims("https://issuer.test", "alice"))
+        self.valid.clone()
     }
 
     async fn attack(&self, req: Request<Body>, error: &str, description: &str) {
@@ -178,7 +185,13 @@ async fn attack_bad_signature_is_refused() {
 async fn attack_truncated_and_non_base64_tokens_are_refused() {
     let s = Suite::new();
     let token = s.valid();
-    let truncated = &token[..token.len() / 2];
+    // cut inside the payload (two segments), and inside the signature where the base64 length
+    // (4n + 1) cannot be valid
+    let truncated = &token[..token.find('.').unwrap() + 12];
+    s.attack(bearer(truncated), "invalid_token", "malformed")
+        .await;
+    let sig_at = token.rfind('.').unwrap() + 1;
+    let truncated = &token[..sig_at + 41];
     s.attack(bearer(truncated), "invalid_token", "malformed")
         .await;
     let two_parts = token.rsplit_once('.').unwrap().0;

@@ -140,7 +140,7 @@ async fn jwks_old_keys_are_served_while_a_refetch_fails() {
     let jwks = Jwks::start(vec![key.jwk.clone()]);
     *jwks.max_age.lock().unwrap() = Some(1);
     let app = protected(
-        jwt_over(&jwks, fast_policy(Duration::from_millis(200))),
+        jwt_over(&jwks, fast_policy(Duration::from_millis(1000))),
         CredentialSources::new(),
     );
     let c = claims("https://issuer.test", "u");
