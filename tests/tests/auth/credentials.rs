@@ -188,3 +188,64 @@ async fn introspection_down_answers_503() {
     let a = send(&app, bearer("at-active")).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{a:?}");
 }
+
+/// `--auth-server-url`, `--introspection-url`, `--jwt-oidc-issuer` and `--principal-env
+/// VAR=env:NAME` through the binary: the remote-auth `env` reaches the caller's child.
+#[test]
+fn binary_remote_auth_introspection_and_oidc_flags() {
+    let remote = format!("{}/check", remote_auth_server(Calls::default()));
+    let intro = format!("{}/introspect", introspection_server(Calls::default()));
+    let server = bastion(&[
+        "--auth-server-url",
+        &remote,
+        "--introspection-url",
+        &intro,
+        "--resource-url",
+        AUD,
+        "--principal-env",
+        "GITHUB_TOKEN=env:GITHUB_TOKEN",
+    ]);
+    let out = py_tool(
+        &server,
+        Transport::Streamable,
+        "rk-valid",
+        Some(("get-env", json!({}))),
+    );
+    let env: Value =
+        serde_json::from_str(out["call"]["text"].as_str().unwrap_or("")).unwrap_or(Value::Null);
+    assert_eq!(env["GITHUB_TOKEN"], "ghp_remote", "{out}");
+
+    let key = ec_key("oidc-bin");
+    let idp = Jwks::start(vec![key.jwk.clone()]);
+    let oidc = bastion(&["--jwt-oidc-issuer", &idp.base, "--jwt-audience", AUD]);
+    let down = bastion(&["--auth-server-url", &closed_port_url("/check")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+        let post = |url: String, token: String| {
+            http.post(url)
+                .bearer_auth(token)
+                .header("accept", "application/json, text/event-stream")
+                .json(&init)
+                .send()
+        };
+        // introspection: active, then revoked (the remote-auth service refuses both first)
+        let res = post(server.url("/mcp"), "at-active".into()).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let res = post(server.url("/mcp"), "at-revoked".into()).await.unwrap();
+        assert_eq!(res.status(), 401);
+        // OIDC discovery from the issuer, `iss` checked against it
+        let good = sign(&key, &claims(&idp.base, "oidc-user"));
+        assert_eq!(post(oidc.url("/mcp"), good).await.unwrap().status(), 200);
+        let wrong_iss = sign(&key, &claims("https://evil.test", "oidc-user"));
+        let res = post(oidc.url("/mcp"), wrong_iss).await.unwrap();
+        assert_eq!(res.status(), 401);
+        assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("wrong issuer"));
+        // the remote is down: 503, never a pass
+        let res = post(down.url("/mcp"), "rk-valid".into()).await.unwrap();
+        assert_eq!(res.status(), 503);
+        assert!(res.headers().get("retry-after").is_some());
+    });
+}
