@@ -203,3 +203,32 @@ fn example_auth_rmcp_tool_greets_the_authenticated_subject() {
     tools.sort_unstable();
     assert_eq!(tools, ["shutdown_all", "whoami"], "{admin}");
 }
+
+#[test]
+fn under_a_path_prefix_the_challenge_points_to_metadata_that_is_served() {
+    let server = bastion(&["--api-key", KEY, "--path-prefix", "/k/abc"]);
+    let s = ClientRun::against(Sdk::Python, Transport::Sse, &server, "/k/abc")
+        .scenario("echo")
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {KEY}"))
+        .run_ok(&server);
+    assert_echo(&s);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let res = http.post(server.url("/k/abc/mcp")).send().await.unwrap();
+        assert_eq!(res.status(), 401);
+        let c = res.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let url = challenge_param(&c, "resource_metadata").unwrap();
+        let host = server.base_url().trim_start_matches("http://");
+        assert_eq!(
+            url,
+            format!("http://{host}/k/abc/.well-known/oauth-protected-resource/mcp")
+        );
+        let md: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+        assert_eq!(md["resource"], format!("http://{host}/k/abc/mcp"));
+    });
+}

@@ -70,7 +70,10 @@ enum Source {
     },
 }
 
-/// A cached JSON Web Key Set. See the [module docs](self).
+/// A cached JSON Web Key Set: fetched from a URL or found through OIDC
+/// discovery, cached per `Cache-Control`, refetched on an unknown `kid` at most
+/// once per [`JwksPolicy::min_refetch_interval`], served stale while a refetch
+/// fails.
 pub struct JwksCache {
     source: Source,
     client: reqwest::Client,

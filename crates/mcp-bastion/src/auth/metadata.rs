@@ -2,7 +2,9 @@
 //! `/.well-known/oauth-protected-resource` and its path-suffixed form, never
 //! behind authentication (clients read it to learn how to authenticate).
 
-use axum::{Json, Router, http::HeaderMap, response::IntoResponse, routing::get};
+use axum::{
+    Json, Router, extract::OriginalUri, http::HeaderMap, response::IntoResponse, routing::get,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -131,10 +133,13 @@ impl ProtectedResourceMetadata {
             let suffix = suffix.clone();
             router = router.route(
                 &path,
-                get(move |headers: HeaderMap| {
+                get(move |OriginalUri(uri): OriginalUri, headers: HeaderMap| {
                     let md = md.clone();
                     let suffix = suffix.clone();
                     async move {
+                        // nested under a prefix (`/k/abc/.well-known/…`), the resource is under it too
+                        let path = uri.path();
+                        let prefix = path.find(WELL_KNOWN_PATH).map_or("", |i| &path[..i]);
                         let host = headers
                             .get(http::header::HOST)
                             .and_then(|v| v.to_str().ok())
@@ -142,7 +147,7 @@ impl ProtectedResourceMetadata {
                                 h.bytes()
                                     .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
                             })
-                            .map(|h| format!("http://{h}{suffix}"));
+                            .map(|h| format!("http://{h}{prefix}{suffix}"));
                         let mut res = Json(md.document(host)).into_response();
                         res.headers_mut().insert(
                             http::header::CACHE_CONTROL,

@@ -35,7 +35,7 @@ const MAX_FILTERED_BODY: usize = 16 * 1024 * 1024;
 /// [`McpInspectLayer`](crate::inspect::McpInspectLayer) (it reads
 /// [`McpRequest`], never the body) and inside
 /// [`McpAuthLayer`](crate::auth::McpAuthLayer) (it reads
-/// [`Principal`]). See the [module docs](super).
+/// [`Principal`]). See the [`auth`](crate::auth) module docs.
 #[derive(Debug, Clone)]
 pub struct McpScopeLayer {
     policy: Arc<ScopePolicy>,
