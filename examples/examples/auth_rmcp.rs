@@ -9,6 +9,8 @@
 //! Each key in `MCP_API_KEYS` (comma-separated) is a principal named
 //! `user-N`; `--admin-key` adds one named `admin` with the `tools:admin`
 //! scope, the only one allowed to call (and to see) the `shutdown_all` tool.
+//! The same handler is also served by rmcp's own `StreamableHttpService` at
+//! `/rmcp`, behind the same layers.
 //! A client sends `Authorization: Bearer <key>` (or `X-API-Key`); without
 //! one, it gets `401` and `WWW-Authenticate: Bearer resource_metadata="…"`
 //! pointing at `/.well-known/oauth-protected-resource/mcp`, served outside
@@ -33,6 +35,9 @@ use rmcp::{
     handler::server::{common::Extension, tool::ToolRouter},
     model::{Implementation, ServerCapabilities, ServerConfig},
     tool, tool_handler, tool_router,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
 };
 
 /// Serve an authenticated rmcp server.
@@ -109,12 +114,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = RmcpBackend::new(|| Greeter {
         tools: Greeter::tool_router(),
     });
+    // rmcp's own Streamable HTTP service works behind the same layers: its
+    // handlers find the same `http::request::Parts` (with the `Principal`).
+    let rmcp_service = StreamableHttpService::new(
+        || {
+            Ok(Greeter {
+                tools: Greeter::tool_router(),
+            })
+        },
+        LocalSessionManager::default().into(),
+        StreamableHttpServerConfig::default().disable_allowed_hosts(),
+    );
     let policy = ScopePolicy::new().tool("shutdown_all", ["tools:admin"]);
     let metadata = ProtectedResourceMetadata::new().scopes(policy.all_scopes());
     let metadata_path = format!("{WELL_KNOWN_PATH}/mcp");
     let app = Router::new()
         .route_service("/mcp", StreamableHttp::new(backend.clone()))
         .merge(Sse::new(backend.clone()).into_router())
+        .route_service("/rmcp", rmcp_service)
         // order, inside out: scopes need the parsed request, parsing needs a principal
         .layer(McpScopeLayer::new(policy).resource_metadata_path(&metadata_path))
         .layer(McpInspectLayer::new())

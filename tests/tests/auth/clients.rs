@@ -202,6 +202,16 @@ fn example_auth_rmcp_tool_greets_the_authenticated_subject() {
         .collect();
     tools.sort_unstable();
     assert_eq!(tools, ["shutdown_all", "whoami"], "{admin}");
+    // rmcp's own StreamableHttpService behind the same layers
+    let rmcp = py_tool_at(
+        &server,
+        "/rmcp",
+        Transport::Streamable,
+        "sk-example-user",
+        Some(("whoami", json!({}))),
+    );
+    assert_eq!(rmcp["call"]["text"], "Hello, user-1!", "{rmcp}");
+    assert_eq!(rmcp["tools"], json!(["whoami"]), "{rmcp}");
 }
 
 #[test]

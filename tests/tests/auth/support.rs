@@ -506,10 +506,17 @@ pub(crate) fn py_tool(
     key: &str,
     call: Option<(&str, Value)>,
 ) -> Value {
-    let path = match transport {
-        Transport::Streamable => "/mcp",
-        Transport::Sse => "/sse",
-    };
+    py_tool_at(server, transport.endpoint(), transport, key, call)
+}
+
+/// [`py_tool`] against another endpoint path.
+pub(crate) fn py_tool_at(
+    server: &Server,
+    path: &str,
+    transport: Transport,
+    key: &str,
+    call: Option<(&str, Value)>,
+) -> Value {
     let mut cmd =
         std::process::Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()));
     cmd.arg(tests::clients_dir().join("py_tool.py"))
