@@ -72,7 +72,7 @@ impl fmt::Display for InvalidToken {
 /// |---|---|---|
 /// | `Missing` | 401 | `Bearer resource_metadata="…"` |
 /// | `InvalidToken` | 401 | `… error="invalid_token", error_description="…"` |
-/// | `InvalidRequest` | 400 | `… error="invalid_request", error_description="…"` (401 for a disabled query token) |
+/// | `InvalidRequest` | 401 | `… error="invalid_request", error_description="…"` |
 /// | `InsufficientScope` | 403 | `… error="insufficient_scope", scope="…"` |
 /// | `Unavailable` | 503 | none: the server could not decide |
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,8 +102,11 @@ impl AuthError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            AuthError::Missing | AuthError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            AuthError::InvalidRequest(_) => StatusCode::UNAUTHORIZED,
+            // invalid_request is a credential the server refuses to read (in
+            // the query, or twice): a challenge, so that clients re-authenticate
+            AuthError::Missing | AuthError::InvalidToken(_) | AuthError::InvalidRequest(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             AuthError::InsufficientScope(_) => StatusCode::FORBIDDEN,
             AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
