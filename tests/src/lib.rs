@@ -273,7 +273,7 @@ impl Server {
 
     /// Spawns `mcp-bastion --listen 127.0.0.1:0 <args…>` with no `-- command` (e.g. with
     /// `--upstream URL`), with extra environment variables, and waits for it to listen.
-    pub fn bastion_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub fn bastion_args_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut all: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
         all.extend(args.iter().map(|a| (*a).to_owned()));
         Server::spawn_with_env("mcp-bastion", &bastion_bin(), &all, env)
@@ -285,7 +285,17 @@ impl Server {
         Server::spawn_with_env(name, program, args, &[])
     }
 
-    /// [`Server::spawn`] with extra environment variables.
+    /// `mcp-bastion --listen 127.0.0.1:0 <args…> -- <command…>` with extra environment variables
+    /// (e.g. `MCP_BASTION_LOG=trace`, or a secret read by `--jwt-secret-env`).
+    pub fn bastion_with_env(args: &[&str], command: &[String], env: &[(&str, &str)]) -> Server {
+        let mut all: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        all.push("--".into());
+        all.extend(command.iter().cloned());
+        Server::spawn_with_env("mcp-bastion", &bastion_bin(), &all, env)
+    }
+
+    /// [`Server::spawn`] with extra environment variables for the server process.
     pub fn spawn_with_env(
         name: &str,
         program: &Path,
@@ -302,7 +312,9 @@ impl Server {
             .stderr(Stdio::piped())
             // its own process group, so that drop can kill every process it leaves behind
             .process_group(0);
-        if std::env::var_os("MCP_BASTION_LOG").is_none() {
+        if std::env::var_os("MCP_BASTION_LOG").is_none()
+            && !env.iter().any(|(k, _)| *k == "MCP_BASTION_LOG")
+        {
             cmd.env("MCP_BASTION_LOG", "info");
         }
         let mut child = cmd

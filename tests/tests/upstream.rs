@@ -61,7 +61,7 @@ const STEPS: [&str; 9] = [
 /// The proxy in front of `upstream_url`, with its own credentials.
 fn bastion_for(upstream_url: &str) -> Server {
     let static_header = format!("{}: {}", STATIC_HEADER.0, STATIC_HEADER.1);
-    Server::bastion_with_env(
+    Server::bastion_args_with_env(
         &[
             "--upstream",
             upstream_url,

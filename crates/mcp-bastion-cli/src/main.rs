@@ -28,9 +28,12 @@ use mcp_bastion::{
     },
     inspect::McpInspectLayer,
     metrics::McpMetricsLayer,
+    trace::McpTraceLayer,
     transport::{Sse, StreamableHttp},
 };
 use tracing_subscriber::EnvFilter;
+
+mod auth;
 
 /// Put a stdio MCP server on the network: Streamable HTTP at /mcp, legacy SSE at /sse.
 #[derive(Debug, Parser)]
@@ -113,6 +116,9 @@ struct Cli {
     #[command(flatten)]
     rate_limit: ratelimit::RateLimitArgs,
 
+    #[command(flatten)]
+    auth: auth::AuthArgs,
+
     /// The remote MCP server to proxy to, instead of a command.
     #[command(flatten)]
     upstream: upstream::UpstreamArgs,
@@ -184,7 +190,16 @@ fn parse_route_key(key: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, Sse<DynBackend>) {
+/// The router, in the layer order of ARCHITECTURE.md (each `.layer` wraps
+/// the ones before it): authentication, then the body parsed once, then
+/// tracing and metrics (which see the parsed request and the principal, and
+/// count refusals by the layers inside), per-tool scopes, rate limits, and
+/// the transports.
+fn app(
+    cli: &Cli,
+    backend: DynBackend,
+    auth: &auth::AuthLayers,
+) -> (Router, StreamableHttp<DynBackend>, Sse<DynBackend>) {
     let keepalive = (cli.keepalive_secs > 0).then(|| Duration::from_secs(cli.keepalive_secs));
     let mut streamable = StreamableHttp::new(backend.clone())
         .json_response(cli.json_response)
@@ -199,9 +214,14 @@ fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, S
     let mcp = Router::new()
         .route_service("/mcp", streamable.clone())
         .merge(sse.clone().into_router())
-        .layer(cli.rate_limit.layer())
+        .layer(cli.rate_limit.layer());
+    let mcp = auth
+        .authorize(mcp)
         .layer(McpMetricsLayer::new())
-        .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
+        .layer(McpTraceLayer::new())
+        .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes));
+    let mcp = auth
+        .authenticate(mcp)
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -365,7 +385,14 @@ async fn main() -> ExitCode {
         },
         _ => None,
     };
-    let (router, streamable, sse) = app(&cli, backend.clone());
+    let auth = match cli.auth.build(cli.path_prefix.trim_end_matches('/')) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (router, streamable, sse) = app(&cli, backend.clone(), &auth);
     let scrape = match metrics::Scrape::install(streamable.clone(), sse.clone()) {
         Ok(s) => s,
         Err(e) => {

@@ -19,6 +19,8 @@
 //! See `docs/architecture.md` in the repository for how the pieces fit.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "auth")]
+pub mod auth;
 pub mod backend;
 #[cfg(feature = "inspect")]
 pub mod inspect;
