@@ -254,7 +254,12 @@ impl SessionMode {
 impl Server {
     /// Spawns `mcp-bastion --listen 127.0.0.1:0 <args…> -- <command…>` and waits for it to listen.
     pub fn bastion(args: &[&str], command: &[String]) -> Server {
-        let mut all: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
+        // tests opt out of the generated API key unless they configure auth themselves
+        let mut all: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--allow-unauthenticated".into(),
+        ];
         all.extend(args.iter().map(|a| (*a).to_owned()));
         all.push("--".into());
         all.extend(command.iter().cloned());
@@ -274,7 +279,12 @@ impl Server {
     /// Spawns `mcp-bastion --listen 127.0.0.1:0 <args…>` with no `-- command` (e.g. with
     /// `--upstream URL`), with extra environment variables, and waits for it to listen.
     pub fn bastion_args_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut all: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
+        // tests opt out of the generated API key unless they configure auth themselves
+        let mut all: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--allow-unauthenticated".into(),
+        ];
         all.extend(args.iter().map(|a| (*a).to_owned()));
         Server::spawn_with_env("mcp-bastion", &bastion_bin(), &all, env)
     }
@@ -288,7 +298,12 @@ impl Server {
     /// `mcp-bastion --listen 127.0.0.1:0 <args…> -- <command…>` with extra environment variables
     /// (e.g. `MCP_BASTION_LOG=trace`, or a secret read by `--jwt-secret-env`).
     pub fn bastion_with_env(args: &[&str], command: &[String], env: &[(&str, &str)]) -> Server {
-        let mut all: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
+        // tests opt out of the generated API key unless they configure auth themselves
+        let mut all: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--allow-unauthenticated".into(),
+        ];
         all.extend(args.iter().map(|a| (*a).to_owned()));
         all.push("--".into());
         all.extend(command.iter().cloned());

@@ -23,7 +23,7 @@ fn the_proxy_runs_from_a_config_file_alone() {
     let path = write(
         "run.toml",
         &format!(
-            "# a whole deployment in one file\nlisten = \"127.0.0.1:0\"\npath_prefix = \"/k/cfg\"\n\
+            "# a whole deployment in one file\nlisten = \"127.0.0.1:0\"\nallow-unauthenticated = true\npath_prefix = \"/k/cfg\"\n\
              session-mode = \"per-session\"\nkeepalive-secs = 20\ncommand = {}\n",
             toml_list(&everything_stdio())
         ),

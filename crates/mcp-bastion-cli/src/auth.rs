@@ -170,6 +170,18 @@ fn secs(s: u64) -> Duration {
 }
 
 impl AuthArgs {
+    /// Whether any way of authenticating callers is configured.
+    pub fn authenticates(&self) -> bool {
+        !self.api_keys.is_empty()
+            || self.api_keys_file.is_some()
+            || self.jwt_secret_env.is_some()
+            || self.jwt_public_key_file.is_some()
+            || self.jwt_jwks_url.is_some()
+            || self.jwt_oidc_issuer.is_some()
+            || self.auth_server_url.is_some()
+            || self.introspection_url.is_some()
+    }
+
     /// Builds the layers. `prefix` is the `--path-prefix`.
     ///
     /// # Errors

@@ -109,6 +109,13 @@ struct Cli {
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
 
+    /// Serve without authentication when none is configured. Without this
+    /// flag the proxy then generates an API key at start (printed once to
+    /// stderr) and requires it, and refuses to listen on a non-loopback
+    /// address.
+    #[arg(long)]
+    allow_unauthenticated: bool,
+
     /// Seconds to wait for in-flight work on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_timeout: u64,
@@ -317,6 +324,50 @@ async fn drain(
     });
 }
 
+/// The safe default when no authentication is configured: on a loopback
+/// address, a random API key generated now, printed once to stderr (not to
+/// the logs) with a ready client URL and header, and required; on any other
+/// address, a refusal. `--allow-unauthenticated` serves without
+/// authentication instead (with a warning off loopback).
+fn embedded_default_auth(cli: &mut Cli) -> Result<Option<String>, String> {
+    if cli.auth.authenticates() {
+        return Ok(None);
+    }
+    let loopback = cli.listen.ip().is_loopback();
+    if cli.allow_unauthenticated {
+        if !loopback {
+            tracing::warn!(listen = %cli.listen, "serving WITHOUT authentication on a non-loopback address (--allow-unauthenticated)");
+        }
+        return Ok(None);
+    }
+    if !loopback {
+        return Err(format!(
+            "refusing to listen on {} without authentication: configure --api-key, \
+             --api-keys-file, a --jwt-* key source, --auth-server-url or --introspection-url \
+             (or pass --allow-unauthenticated)",
+            cli.listen
+        ));
+    }
+    let mut bytes = [0u8; 24];
+    rand::fill(&mut bytes);
+    let key: String = std::iter::once("mcpb_".to_owned())
+        .chain(bytes.iter().map(|b| format!("{b:02x}")))
+        .collect();
+    cli.auth.api_keys.push(key.clone());
+    Ok(Some(key))
+}
+
+/// Tells the operator, once, the key [`embedded_default_auth`] generated.
+fn print_generated_key(key: &str, scheme: &str, addr: SocketAddr, prefix: &str) {
+    let prefix = prefix.trim_end_matches('/');
+    eprintln!(
+        "mcp-bastion: no authentication configured; generated an API key for this run \
+         (shown once, never logged):\n\n    {key}\n\n  \
+         connect to   {scheme}://{addr}{prefix}/mcp   (legacy SSE: {scheme}://{addr}{prefix}/sse)\n  \
+         with header  Authorization: Bearer {key}\n"
+    );
+}
+
 /// The command line merged with the configuration file and the environment
 /// (see [`config`]); `check-config FILE` validates and prints instead.
 fn parse_cli() -> Result<Cli, ExitCode> {
@@ -359,7 +410,7 @@ fn parse_cli() -> Result<Cli, ExitCode> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match parse_cli() {
+    let mut cli = match parse_cli() {
         Ok(cli) => cli,
         Err(code) => return code,
     };
@@ -384,6 +435,13 @@ async fn main() -> ExitCode {
             }
         },
         _ => None,
+    };
+    let generated_key = match embedded_default_auth(&mut cli) {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(2);
+        }
     };
     let auth = match cli.auth.build(cli.path_prefix.trim_end_matches('/')) {
         Ok(a) => a,
@@ -422,6 +480,9 @@ async fn main() -> ExitCode {
     };
     let addr = listener.local_addr().unwrap_or(cli.listen);
     let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(key) = &generated_key {
+        print_generated_key(key, scheme, addr, &cli.path_prefix);
+    }
     eprintln!("mcp-bastion listening on {scheme}://{addr}");
     tracing::info!(%addr, prefix = %cli.path_prefix, tls = tls.is_some(), "serving /mcp (Streamable HTTP) and /sse (legacy SSE)");
 
