@@ -251,19 +251,25 @@ impl SessionMode {
     }
 }
 
+/// `--listen 127.0.0.1:0 --allow-unauthenticated <args…> [-- <command…>]`: tests opt out of the
+/// generated API key (tests/tests/defaults.rs covers it) unless they configure auth themselves.
+fn bastion_args(args: &[&str], command: Option<&[String]>) -> Vec<String> {
+    let mut all: Vec<String> = ["--listen", "127.0.0.1:0", "--allow-unauthenticated"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    if let Some(command) = command {
+        all.push("--".into());
+        all.extend(command.iter().cloned());
+    }
+    all
+}
+
 impl Server {
     /// Spawns `mcp-bastion --listen 127.0.0.1:0 <args…> -- <command…>` and waits for it to listen.
     pub fn bastion(args: &[&str], command: &[String]) -> Server {
-        // tests opt out of the generated API key unless they configure auth themselves
-        let mut all: Vec<String> = vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--allow-unauthenticated".into(),
-        ];
-        all.extend(args.iter().map(|a| (*a).to_owned()));
-        all.push("--".into());
-        all.extend(command.iter().cloned());
-        Server::spawn("mcp-bastion", &bastion_bin(), &all)
+        Server::bastion_with_env(args, command, &[])
     }
 
     /// `mcp-bastion` in front of stdio server-everything, in the given session mode, optionally
@@ -279,14 +285,12 @@ impl Server {
     /// Spawns `mcp-bastion --listen 127.0.0.1:0 <args…>` with no `-- command` (e.g. with
     /// `--upstream URL`), with extra environment variables, and waits for it to listen.
     pub fn bastion_args_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        // tests opt out of the generated API key unless they configure auth themselves
-        let mut all: Vec<String> = vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--allow-unauthenticated".into(),
-        ];
-        all.extend(args.iter().map(|a| (*a).to_owned()));
-        Server::spawn_with_env("mcp-bastion", &bastion_bin(), &all, env)
+        Server::spawn_with_env(
+            "mcp-bastion",
+            &bastion_bin(),
+            &bastion_args(args, None),
+            env,
+        )
     }
 
     /// Spawns any server that prints `… listening on http://HOST:PORT` on stderr once it listens
@@ -298,15 +302,7 @@ impl Server {
     /// `mcp-bastion --listen 127.0.0.1:0 <args…> -- <command…>` with extra environment variables
     /// (e.g. `MCP_BASTION_LOG=trace`, or a secret read by `--jwt-secret-env`).
     pub fn bastion_with_env(args: &[&str], command: &[String], env: &[(&str, &str)]) -> Server {
-        // tests opt out of the generated API key unless they configure auth themselves
-        let mut all: Vec<String> = vec![
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--allow-unauthenticated".into(),
-        ];
-        all.extend(args.iter().map(|a| (*a).to_owned()));
-        all.push("--".into());
-        all.extend(command.iter().cloned());
+        let all = bastion_args(args, Some(command));
         Server::spawn_with_env("mcp-bastion", &bastion_bin(), &all, env)
     }
 
