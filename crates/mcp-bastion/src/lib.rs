@@ -17,6 +17,8 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod backend;
+#[cfg(feature = "cors")]
+pub mod cors;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod jsonrpc;
