@@ -17,9 +17,12 @@ use mcp_bastion::{
         stdio::{StdioBackend, StdioMode},
     },
     inspect::McpInspectLayer,
+    session::SessionLayer,
     transport::{Sse, StreamableHttp},
 };
 use tracing_subscriber::EnvFilter;
+
+mod session;
 
 /// Put a stdio MCP server on the network: Streamable HTTP at /mcp, legacy SSE at /sse.
 #[derive(Debug, Parser)]
@@ -65,6 +68,9 @@ struct Cli {
     /// Seconds to wait for in-flight work on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_timeout: u64,
+
+    #[command(flatten)]
+    session: session::SessionArgs,
 
     /// The stdio MCP server to run, after `--`.
     #[arg(last = true, required = true, num_args = 1..)]
@@ -124,17 +130,31 @@ fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
     Ok(Arc::new(backend))
 }
 
-fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, Sse<DynBackend>) {
+fn app(
+    cli: &Cli,
+    backend: DynBackend,
+    sessions: SessionLayer,
+) -> Result<(Router, StreamableHttp<DynBackend>, Sse<DynBackend>), String> {
     let keepalive = (cli.keepalive_secs > 0).then(|| Duration::from_secs(cli.keepalive_secs));
-    let streamable = StreamableHttp::new(backend.clone())
+    let mut streamable = StreamableHttp::new(backend.clone())
         .json_response(cli.json_response)
-        .keepalive(keepalive);
-    let sse = Sse::new(backend.clone()).keepalive(keepalive);
+        .keepalive(keepalive)
+        .session_idle_timeout(cli.session.session_idle_timeout.0);
+    let mut sse = Sse::new(backend.clone()).keepalive(keepalive);
+    if let Some(id) = cli.session.replica_id()? {
+        streamable = streamable.route_key(id);
+        sse = sse.route_key(id);
+    }
+    let sessions = sessions.closer(streamable.clone()).closer(sse.clone());
+    let (cors, origin_guard) = cli.session.browser_layers(cli.session.origins(cli.listen)?);
     let ready_backend = backend;
     let mcp = Router::new()
         .route_service("/mcp", streamable.clone())
         .merge(sse.clone().into_router())
+        .layer(sessions)
         .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
+        .layer(origin_guard)
+        .layer(cors)
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -154,7 +174,7 @@ fn app(cli: &Cli, backend: DynBackend) -> (Router, StreamableHttp<DynBackend>, S
     } else {
         Router::new().nest(prefix, mcp)
     };
-    (router, streamable, sse)
+    Ok((router, streamable, sse))
 }
 
 async fn shutdown_signal() {
@@ -195,7 +215,26 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (router, streamable, sse) = app(&cli, backend.clone());
+    if !cli.session.param_env.is_empty() && cli.session_mode == SessionMode::Shared {
+        eprintln!(
+            "mcp-bastion: --param-env sets a per-session child's environment: it needs --session-mode per-session"
+        );
+        return ExitCode::from(2);
+    }
+    let sessions = match cli.session.session_layer().await {
+        Ok(layer) => layer,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (router, streamable, sse) = match app(&cli, backend.clone(), sessions) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let listener = match tokio::net::TcpListener::bind(cli.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -62,6 +62,8 @@ mod preset;
 pub use guard::{OriginGuard, OriginGuardLayer, OriginRejection};
 pub use origins::{AllowedOrigins, OriginPatternError};
 pub use preset::{MCP_ALLOW_HEADERS, MCP_EXPOSE_HEADERS, McpCors, mcp_cors};
+/// tower-http's CORS layer, which [`mcp_cors`] returns.
+pub use tower_http::cors::CorsLayer;
 
 #[cfg(test)]
 mod tests;
