@@ -10,6 +10,11 @@
 //! # TypeScript:  new StreamableHTTPClientTransport(new URL("http://127.0.0.1:8080/mcp?auth=K1&service=billing"))
 //! ```
 //!
+//! Served three ways, all behind the same layers: our Streamable HTTP at
+//! `/mcp`, our legacy SSE at `/sse`, and rmcp's own `StreamableHttpService` at
+//! `/rmcp` (`SessionLayer` learns session ids from responses, so it works in
+//! front of any transport).
+//!
 //! | tool | returns |
 //! |---|---|
 //! | `param` | `{"name": "service"}` → the captured value (`<unset>` if none; `<redacted>` for a sensitive name such as `auth`) |
@@ -43,12 +48,16 @@ use mcp_bastion::{
     inspect::McpInspectLayer,
     jsonrpc::{ErrorObject, codes, http_error},
     principal::Principal,
-    session::{SessionLayer, SessionParams},
+    session::{SessionCloser, SessionLayer, SessionParams},
     transport::{Sse, StreamableHttp},
 };
 use rmcp::{
     handler::server::{common::Extension, wrapper::Parameters},
     schemars, tool, tool_router,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+        session::{SessionManager, local::LocalSessionManager},
+    },
 };
 
 /// Serve the session-params demo.
@@ -104,6 +113,21 @@ impl Demo {
     }
 }
 
+/// Ends sessions of rmcp's own `StreamableHttpService` for `SessionLayer`
+/// (idle, expired, evicted), through its session manager.
+#[derive(Debug, Clone)]
+struct RmcpSessions(Arc<LocalSessionManager>);
+
+impl SessionCloser for RmcpSessions {
+    fn close_session(&self, id: &str) -> bool {
+        let (manager, id) = (Arc::clone(&self.0), Arc::<str>::from(id));
+        tokio::spawn(async move {
+            let _ = manager.close_session(&id).await;
+        });
+        true
+    }
+}
+
 /// Key → subject.
 type Keys = Arc<BTreeMap<String, String>>;
 
@@ -154,15 +178,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let backend = RmcpBackend::new(Demo::default);
     let streamable = StreamableHttp::new(backend.clone());
     let sse = Sse::new(backend.clone());
+    // rmcp's own Streamable HTTP server, behind the same layers: SessionLayer
+    // learns its session ids from the responses like ours.
+    let rmcp_sessions = Arc::new(LocalSessionManager::default());
+    let rmcp_http = StreamableHttpService::new(
+        || Ok(Demo),
+        Arc::clone(&rmcp_sessions),
+        StreamableHttpServerConfig::default(),
+    );
     let sessions = SessionLayer::new()
         .capture_param("service")
         .capture_param("auth")
         .sensitive_param("auth")
         .closer(streamable.clone())
-        .closer(sse.clone());
+        .closer(sse.clone())
+        .closer(RmcpSessions(rmcp_sessions));
     let origins = AllowedOrigins::loopback();
     let app = Router::new()
         .route_service("/mcp", streamable)
+        .route_service("/rmcp", rmcp_http)
         .merge(sse.into_router())
         .layer(sessions)
         .layer(McpInspectLayer::new())

@@ -2,7 +2,8 @@
 //! Sessions through real processes and real SDK clients:
 //!
 //! - the `session_params` example (an rmcp tool reading `SessionParams`, behind `SessionLayer`
-//!   and a toy bearer authenticator): the Python SDK over legacy SSE
+//!   and a toy bearer authenticator; served by our transports and by rmcp's own
+//!   `StreamableHttpService`): the Python SDK over legacy SSE
 //!   (`/sse?auth=…&service=billing`) and the TypeScript SDK over Streamable HTTP with a query
 //!   string see `service = billing`; the `auth` value never reaches the logs (at debug level);
 //!   another principal presenting the session id gets 404 and the owner goes on;
@@ -92,7 +93,8 @@ fn session_params_server() -> Server {
         "--api-key",
         "bob=KEY-BOB-19c2",
         "--log",
-        "debug",
+        // rmcp's own server logs its session ids; ours must not
+        "debug,rmcp=warn",
     ]
     .map(String::from)
     .to_vec();
@@ -218,6 +220,17 @@ fn python_sse_session_presented_by_another_principal_is_404_and_the_owner_contin
 #[test]
 fn typescript_streamable_session_presented_by_another_principal_is_404_and_the_owner_continues() {
     hijack(Sdk::TypeScript, "streamable", "/mcp?service=billing");
+}
+
+/// rmcp's own `StreamableHttpService` behind the same layers (the example's `/rmcp`): the layer
+/// learns its (UUID) session ids from responses, so capture and binding work there too.
+#[test]
+fn rmcp_streamable_http_service_behind_the_session_layer_sees_params_and_refuses_hijack() {
+    hijack(
+        Sdk::TypeScript,
+        "streamable",
+        "/rmcp?auth=SECRET-AUTH-5e1d&service=billing",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

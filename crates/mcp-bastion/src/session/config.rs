@@ -106,14 +106,15 @@ impl SessionConfig {
         out
     }
 
-    /// Interval of the cleanup task.
-    pub(crate) fn sweep_period(&self) -> Option<Duration> {
+    /// Interval of the cleanup task: a quarter of the shortest limit (the
+    /// record TTL when no limit is set), between 10 ms and 30 s.
+    pub(crate) fn sweep_period(&self) -> Duration {
         let shortest = match (self.idle, self.max_lifetime) {
             (Some(a), Some(b)) => a.min(b),
             (Some(a), None) | (None, Some(a)) => a,
-            (None, None) => return None,
+            (None, None) => self.ttl(),
         };
-        Some((shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(30)))
+        (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(30))
     }
 }
 

@@ -214,9 +214,7 @@ impl Shared {
     }
 
     fn start_cleanup(self: &Arc<Self>) {
-        let Some(period) = self.config.sweep_period() else {
-            return;
-        };
+        let period = self.config.sweep_period();
         self.cleanup.call_once(|| {
             let weak = Arc::downgrade(self);
             spawn(cleanup(weak, period));
@@ -224,14 +222,20 @@ impl Shared {
     }
 
     /// One sweep: end expired sessions, refresh the store TTL of busy ones.
+    /// Without any limit, a session quiet for longer than the record TTL is
+    /// ended too: its record is gone, so no request could reach it again.
     async fn sweep(&self) {
         let now = Instant::now();
-        let (idle, max) = (self.config.idle, self.config.max_lifetime);
+        let (idle, max, ttl) = (
+            self.config.idle,
+            self.config.max_lifetime,
+            self.config.ttl(),
+        );
         let mut ended = Vec::new();
         let mut busy = Vec::new();
         for (id, live) in self.lock().iter() {
             let old = max.is_some_and(|m| now.saturating_duration_since(live.created) >= m);
-            let quiet = idle.is_some_and(|i| live.idle_for(now).is_some_and(|d| d >= i));
+            let quiet = live.idle_for(now).is_some_and(|d| d >= idle.unwrap_or(ttl));
             if old || quiet {
                 ended.push(id.clone());
             } else if live.in_flight > 0 {
@@ -242,7 +246,6 @@ impl Shared {
             tracing::info!(target: TARGET, session = %short_hash(&id), "ending a session: idle timeout or maximum lifetime reached");
             self.end(&id);
         }
-        let ttl = self.config.ttl();
         let seen = unix_ms();
         for id in busy {
             if let Err(e) = self.store.touch(&id, seen, ttl).await {
