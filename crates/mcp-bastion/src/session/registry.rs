@@ -111,6 +111,11 @@ impl Shared {
         Ok(())
     }
 
+    /// Whether this replica opened (and so owns) the session.
+    pub(crate) fn owns(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
     /// Counts one more activity on a session this replica owns.
     pub(crate) fn begin(&self, id: &str) {
         if let Some(live) = self.lock().get_mut(id) {

@@ -228,8 +228,11 @@ where
     ));
     let delete = parts.method == Method::DELETE;
     let res = inner.call(Request::from_parts(parts, body)).await?;
-    if res.status() == http::StatusCode::NOT_FOUND || (delete && res.status().is_success()) {
-        // The transport ended it (or never had it): forget it too.
+    // The transport ended it: forget it too. A 404 from a replica that does
+    // not own the session (a misrouted request) says nothing about the owner.
+    let ended = (res.status() == http::StatusCode::NOT_FOUND && shared.owns(&id))
+        || (delete && res.status().is_success());
+    if ended {
         shared.forget(&id);
     }
     Ok(wrap(res, Some(guard)))

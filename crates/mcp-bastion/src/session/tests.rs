@@ -309,6 +309,24 @@ async fn two_layers_sharing_a_store_validate_each_others_sessions() {
     assert!(!format!("{record:?}").contains(&sid));
 }
 
+#[tokio::test]
+async fn a_404_from_a_replica_that_does_not_own_the_session_keeps_the_shared_record() {
+    let store = Arc::new(MemorySessionStore::new());
+    let owner = app(SessionLayer::new().store(store.clone()));
+    // another replica whose transport does not know the session (a misrouted request)
+    let other = Router::new()
+        .route("/mcp", any(|| async { StatusCode::NOT_FOUND }))
+        .layer(SessionLayer::new().store(store.clone()));
+    let (_, sid, _) = send(&owner, req("POST", "/mcp", None, Some("alice"))).await;
+    let sid = sid.unwrap();
+    let (status, _, _) = send(&other, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    tokio::task::yield_now().await;
+    let (status, _, _) = send(&owner, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+    assert_eq!(status, StatusCode::OK, "the owner's session must survive");
+    assert!(store.get(&sid).await.unwrap().is_some());
+}
+
 // ---------------------------------------------------------------------------------------------
 // lifetimes over the real transport and real stdio children, on a paused clock
 
