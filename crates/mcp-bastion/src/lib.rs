@@ -12,6 +12,12 @@
 //! - [`backend::stdio::StdioBackend`] runs a stdio MCP server as a child
 //!   process, one per session or one shared; `backend::rmcp::RmcpBackend`
 //!   (feature `rmcp`) serves an rmcp `ServerHandler` in process.
+//! - `session::SessionLayer` (feature `session-layer`) captures allowlisted
+//!   parameters when a session opens (`SessionParams`), binds the session to
+//!   its principal, and enforces idle, lifetime and per-principal limits over
+//!   a memory or Redis (feature `redis`) store.
+//! - `cors::mcp_cors` and `cors::OriginGuardLayer` (feature `cors`): the MCP
+//!   CORS preset and the 403 for a present `Origin` that is not allowed.
 //!
 //! See `docs/architecture.md` in the repository for how the pieces fit.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]

@@ -1,7 +1,5 @@
 //! [`SessionCloser`]: how the session layer ends a transport session.
 
-use crate::backend::Backend;
-
 /// Ends one transport session, closing its backend connection (a
 /// per-session stdio child exits).
 ///
@@ -18,14 +16,14 @@ pub trait SessionCloser: Send + Sync + 'static {
 }
 
 #[cfg(feature = "streamable-http")]
-impl<B: Backend> SessionCloser for crate::transport::StreamableHttp<B> {
+impl<B: crate::backend::Backend> SessionCloser for crate::transport::StreamableHttp<B> {
     fn close_session(&self, id: &str) -> bool {
         crate::transport::StreamableHttp::close_session(self, id)
     }
 }
 
 #[cfg(feature = "sse")]
-impl<B: Backend> SessionCloser for crate::transport::Sse<B> {
+impl<B: crate::backend::Backend> SessionCloser for crate::transport::Sse<B> {
     fn close_session(&self, id: &str) -> bool {
         crate::transport::Sse::close_session(self, id)
     }

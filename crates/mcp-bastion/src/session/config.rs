@@ -57,6 +57,8 @@ pub(crate) struct SessionConfig {
     pub(crate) capture: BTreeSet<String>,
     pub(crate) headers: Vec<(HeaderName, String)>,
     pub(crate) sensitive: Arc<BTreeSet<String>>,
+    /// Parameter → child environment variable (used with the `stdio` feature).
+    #[cfg_attr(not(feature = "stdio"), allow(dead_code))]
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) idle: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
