@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Installs redis-server for the black-box tests (session store, rate limiting). Idempotent; starts
-# nothing: each test starts its own `redis-server --port <ephemeral> --save ''`.
+# Installs redis-server (Debian package) for the rate-limit tests that share one Redis between
+# two proxies. Idempotent; starts nothing: each test runs its own `redis-server --port <ephemeral>
+# --save ''` on 127.0.0.1.
 set -euo pipefail
 if command -v redis-server >/dev/null 2>&1; then
-    echo "redis-server: $(redis-server --version | head -n1)"
+    redis-server --version
     exit 0
 fi
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq redis-server >/dev/null
-echo "redis-server: $(redis-server --version | head -n1)"
+# apt may be busy with another dependency script: wait for its lock instead of failing.
+apt_get() { apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends redis-server >/dev/null
+# the package's own service is not needed (and not wanted) on a CI machine
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now redis-server >/dev/null 2>&1 || true; fi
+redis-server --version
