@@ -258,10 +258,12 @@ class ScenarioClient:
                 await session.initialize()
                 await self.scenario(session)
         else:
-            # the SDK's high-level Client in its default mode: probe server/discover
-            # (2026-07-28) first, fall back to the initialize handshake on older servers
-            self.step = "initialize (auto: server/discover, then initialize)"
-            async with McpClient(transport, mode="auto", cache=None, **callbacks) as client:
+            # the SDK's high-level Client: in mode 'auto' it probes server/discover
+            # (2026-07-28) first and falls back to the initialize handshake on older
+            # servers; in mode '2026-07-28' it only speaks sessionless requests
+            mode = self.args.handshake
+            self.step = f"initialize ({mode}: server/discover" + (", then initialize)" if mode == "auto" else ")")
+            async with McpClient(transport, mode=mode, cache=None, **callbacks) as client:
                 await self.scenario(client.session)
         # leaving the transport context sent DELETE (streamable) or closed the stream (sse)
         self.summary["sessionId"] = self.log.session_id
@@ -556,9 +558,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--handshake",
         default="initialize",
-        choices=["initialize", "auto"],
+        choices=["initialize", "auto", "2026-07-28"],
         help="initialize: ClientSession.initialize(); auto: mcp.Client(mode='auto'), which probes "
-        "server/discover (2026-07-28) first and falls back to initialize",
+        "server/discover (2026-07-28) first and falls back to initialize; 2026-07-28: "
+        "mcp.Client(mode='2026-07-28'), sessionless requests only",
     )
     parser.add_argument("--verbose", action="store_true", help="print tracebacks on failure")
     args = parser.parse_args(argv)

@@ -13,6 +13,8 @@
 //! Test dependencies are installed by `bash .ci/test` (`pip install -r tests/requirements.txt`,
 //! `npm ci --prefix tests/node`).
 
+pub mod nginx;
+
 use std::{
     collections::{BTreeMap, VecDeque},
     ffi::OsString,
@@ -180,7 +182,8 @@ fn node() -> String {
     std::env::var("NODE").unwrap_or_else(|_| "node".to_owned())
 }
 
-fn python() -> String {
+/// The Python interpreter the client scripts run with: `$PYTHON`, else `python3`.
+pub fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 

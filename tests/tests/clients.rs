@@ -277,3 +277,71 @@ fn python_streamable_auto_negotiation_falls_back_to_initialize_full_scenario() {
 fn python_sse_auto_negotiation_falls_back_to_initialize_full_scenario() {
     python_auto_negotiation(Transport::Sse);
 }
+
+/// The `everything` profile without the steps a sessionless request cannot carry (the server's
+/// own sampling and elicitation requests need a session to reach the client).
+fn everything_sessionless_profile() -> String {
+    let all: Value =
+        serde_json::from_str(include_str!("../clients/profiles.json")).expect("profiles.json");
+    let mut profile = all["everything"].clone();
+    profile["sampling"] = Value::Null;
+    profile["elicitation"] = Value::Null;
+    profile.to_string()
+}
+
+/// Revision 2026-07-28 end to end: with `--sessionless`, the Python SDK pinned to 2026-07-28 runs
+/// tools/list, echo, progress, resources/read and prompts/get as sessionless requests through
+/// the proxy (each one a short connection to the shared child), and no session id is ever
+/// assigned.
+#[test]
+fn python_2026_07_28_sessionless_requests_through_the_proxy() {
+    let server = Server::bastion(
+        &["--session-mode", "shared", "--sessionless"],
+        &tests::everything_stdio(),
+    );
+    let run = ClientRun::against(Sdk::Python, Transport::Streamable, &server, "")
+        .strict_session_end(false)
+        .profile(everything_sessionless_profile())
+        .arg("--handshake")
+        .arg("2026-07-28");
+    let summary = run.run_ok(&server);
+    assert_eq!(summary["protocolVersion"], "2026-07-28", "{summary}");
+    for step in ["tools/list", "echo", "progress", "resource", "prompt"] {
+        let done = &summary["steps"][step];
+        assert!(
+            !done.is_null() && done["skipped"].is_null(),
+            "step {step} not done: {summary}"
+        );
+    }
+    assert!(
+        summary["sessionId"].is_null(),
+        "a sessionless client got a session id: {summary}"
+    );
+    // the shared child served every request and is still the only one
+    server.wait_for_children(1, CHILD_EXIT);
+}
+
+/// With `--sessionless`, the Python SDK in its default mode discovers 2026-07-28 through
+/// `server/discover`, while the TypeScript SDK (2025-11-25) keeps using sessions on the same path.
+#[test]
+fn old_and_new_clients_share_one_path_with_sessionless_on() {
+    let server = Server::bastion(
+        &["--session-mode", "shared", "--sessionless"],
+        &tests::everything_stdio(),
+    );
+    let py = ClientRun::against(Sdk::Python, Transport::Streamable, &server, "")
+        .strict_session_end(false)
+        .profile(everything_sessionless_profile())
+        .arg("--handshake")
+        .arg("auto");
+    let ts = ClientRun::against(Sdk::TypeScript, Transport::Streamable, &server, "");
+    let (py_summary, ts_summary) = thread::scope(|s| {
+        let py = s.spawn(|| py.run_ok(&server));
+        let ts = s.spawn(|| ts.run_ok(&server));
+        (py.join().unwrap(), ts.join().unwrap())
+    });
+    assert_eq!(py_summary["protocolVersion"], "2026-07-28", "{py_summary}");
+    assert!(py_summary["sessionId"].is_null(), "{py_summary}");
+    assert_full_summary(&ts_summary);
+    assert_eq!(ts_summary["protocolVersion"], "2025-11-25", "{ts_summary}");
+}

@@ -44,6 +44,18 @@ struct Cli {
     #[arg(long)]
     json_response: bool,
 
+    /// Also serve revision 2026-07-28 (sessionless) requests, each over a
+    /// short backend connection. Best with `--session-mode shared`: in
+    /// per-session mode every such request starts a child.
+    #[arg(long, env = "MCP_BASTION_SESSIONLESS")]
+    sessionless: bool,
+
+    /// This replica's route key, `[A-Za-z0-9_-]{1,32}`: session ids start with
+    /// `KEY.` so that a load balancer can send each session to its replica
+    /// (see docs/deployment.md).
+    #[arg(long, alias = "replica-id", env = "MCP_BASTION_ROUTE_KEY", value_parser = parse_route_key)]
+    route_key: Option<String>,
+
     /// Seconds between SSE keepalive comments (0 turns them off).
     #[arg(long, default_value_t = 30)]
     keepalive_secs: u64,
@@ -130,6 +142,12 @@ fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
     Ok(Arc::new(backend))
 }
 
+fn parse_route_key(key: &str) -> Result<String, String> {
+    mcp_bastion::session::check_route_key(key)
+        .map(|()| key.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 fn app(
     cli: &Cli,
     backend: DynBackend,
@@ -138,12 +156,15 @@ fn app(
     let keepalive = (cli.keepalive_secs > 0).then(|| Duration::from_secs(cli.keepalive_secs));
     let mut streamable = StreamableHttp::new(backend.clone())
         .json_response(cli.json_response)
+        .sessionless(cli.sessionless)
         .keepalive(keepalive)
         .session_idle_timeout(cli.session.session_idle_timeout.0);
     let mut sse = Sse::new(backend.clone()).keepalive(keepalive);
-    if let Some(id) = cli.session.replica_id()? {
-        streamable = streamable.route_key(id);
-        sse = sse.route_key(id);
+    let mut sessions = sessions;
+    if let Some(key) = &cli.route_key {
+        streamable = streamable.route_key(key.clone());
+        sse = sse.route_key(key.clone());
+        sessions = sessions.replica_id(key.clone());
     }
     let sessions = sessions.closer(streamable.clone()).closer(sse.clone());
     let (cors, origin_guard) = cli.session.browser_layers(cli.session.origins(cli.listen)?);
@@ -200,6 +221,56 @@ async fn shutdown_signal() {
     }
 }
 
+/// How long a graceful shutdown leaves the last answers to reach their
+/// clients before it ends the sessions.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Graceful shutdown: no new sessions (503) while requests in flight finish
+/// (up to `timeout`; their sessions are still served, so clients can answer
+/// a server's request or cancel), then sessions close (their SSE streams
+/// end) and children are ended. When this returns, the listener stops
+/// accepting; a second `timeout` bounds the connections still open.
+async fn drain(
+    streamable: StreamableHttp<DynBackend>,
+    sse: Sse<DynBackend>,
+    backend: DynBackend,
+    timeout: Duration,
+) {
+    streamable.start_draining();
+    sse.start_draining();
+    let in_flight = || streamable.in_flight_requests() + sse.in_flight_requests();
+    tracing::info!(
+        in_flight = in_flight(),
+        "shutting down: no new sessions; waiting for requests in flight"
+    );
+    let deadline = tokio::time::Instant::now() + timeout;
+    while in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let left = in_flight();
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "shutdown timeout reached with requests in flight; ending them"
+        );
+    } else {
+        // The last answers are routed but may still be on their way out: let
+        // clients read them before their other streams (GET) end, which some
+        // SDKs treat as a failure of the whole session.
+        let left_time = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(SETTLE.min(left_time)).await;
+    }
+    tracing::info!("closing sessions and ending children");
+    streamable.close_all_sessions();
+    sse.close_all_sessions();
+    let _ = tokio::time::timeout(timeout, backend.shutdown()).await;
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        tracing::warn!("connections still open after the shutdown timeout; exiting");
+        std::process::exit(0);
+    });
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -252,21 +323,10 @@ async fn main() -> ExitCode {
         let _ = tcp.set_nodelay(true);
     });
     let timeout = Duration::from_secs(cli.shutdown_timeout);
-    let shutdown = {
-        let backend = backend.clone();
-        async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: closing sessions and children");
-            streamable.close_all_sessions();
-            sse.close_all_sessions();
-            let _ = tokio::time::timeout(timeout, backend.shutdown()).await;
-            // Leave the server a bounded time to finish in-flight requests.
-            tokio::spawn(async move {
-                tokio::time::sleep(timeout).await;
-                tracing::warn!("shutdown timeout reached; exiting");
-                std::process::exit(0);
-            });
-        }
+    let backend_for_drain = backend.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        drain(streamable, sse, backend_for_drain, timeout).await;
     };
     if let Err(e) = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use clap::{Args, ValueEnum};
 use mcp_bastion::{
     cors::{AllowedOrigins, CorsLayer, McpCors, OriginGuardLayer},
-    session::{OverflowPolicy, SessionLayer, check_route_key},
+    session::{OverflowPolicy, SessionLayer},
 };
 
 /// Session and browser flags, flattened into the main command line.
@@ -56,16 +56,6 @@ pub struct SessionArgs {
     /// Redis URL (`redis://host:6379`), for `--session-store redis`.
     #[arg(long, env = "MCP_BASTION_REDIS_URL", value_name = "URL")]
     pub redis_url: Option<String>,
-
-    /// This replica's id, put in front of its session ids so nginx can route
-    /// them back here (`[A-Za-z0-9_-]{1,32}`).
-    #[arg(
-        long,
-        alias = "route-key",
-        env = "MCP_BASTION_REPLICA_ID",
-        value_name = "ID"
-    )]
-    pub replica_id: Option<String>,
 
     /// Browser origin allowed to call the server (repeatable): exact
     /// (`https://app.example.com`), wildcard (`https://*.example.com`), or
@@ -143,19 +133,8 @@ fn pair<'a>(flag: &str, value: &'a str) -> Result<(&'a str, &'a str), String> {
 }
 
 impl SessionArgs {
-    /// The replica id, checked.
-    pub fn replica_id(&self) -> Result<Option<&str>, String> {
-        match &self.replica_id {
-            Some(id) => {
-                check_route_key(id).map_err(|e| format!("--replica-id: {e}"))?;
-                Ok(Some(id))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// The session layer these flags describe (without closers; the caller
-    /// adds its transports).
+    /// The session layer these flags describe (without closers and replica id:
+    /// the caller adds its transports and `--route-key`).
     pub async fn session_layer(&self) -> Result<SessionLayer, String> {
         let mut layer = SessionLayer::new()
             .idle_timeout(self.session_idle_timeout.0)
@@ -182,9 +161,6 @@ impl SessionArgs {
                 Overflow::Refuse => OverflowPolicy::Refuse,
             };
             layer = layer.max_sessions_per_principal(max, policy);
-        }
-        if let Some(id) = self.replica_id()? {
-            layer = layer.replica_id(id);
         }
         match self.session_store {
             StoreKind::Memory => Ok(layer),
@@ -273,8 +249,6 @@ mod tests {
             "3",
             "--session-overflow",
             "refuse",
-            "--replica-id",
-            "r1",
             "--allow-origin",
             "https://app.example.com",
             "--cors-origin",
@@ -315,8 +289,6 @@ mod tests {
         let s = parse(&["--param-env", "x=LD_PRELOAD"]);
         let err = s.session_layer().await.unwrap_err();
         assert!(err.contains("LD_PRELOAD"), "{err}");
-        let s = parse(&["--replica-id", "no spaces"]);
-        assert!(s.session_layer().await.is_err());
     }
 
     #[test]

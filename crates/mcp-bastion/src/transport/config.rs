@@ -19,6 +19,7 @@ pub(crate) struct TransportConfig {
     pub(crate) route_key: Option<String>,
     pub(crate) max_body_bytes: usize,
     pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) sessionless: bool,
 }
 
 impl Default for TransportConfig {
@@ -30,6 +31,7 @@ impl Default for TransportConfig {
             route_key: None,
             max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
             idle_timeout: Some(super::session::DEFAULT_IDLE_TIMEOUT),
+            sessionless: false,
         }
     }
 }
@@ -43,6 +45,7 @@ impl fmt::Debug for TransportConfig {
             .field("route_key", &self.route_key)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("idle_timeout", &self.idle_timeout)
+            .field("sessionless", &self.sessionless)
             .finish()
     }
 }
@@ -77,6 +80,19 @@ pub(crate) fn session_not_found() -> axum::response::Response {
         codes::SESSION_NOT_FOUND,
         "Session not found: it is unknown or has ended; initialize a new session",
     )
+}
+
+/// `503` with `Retry-After`: the server is shutting down and opens no new
+/// session (existing sessions are still served until it stops).
+pub(crate) fn draining() -> axum::response::Response {
+    let mut res = reject(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::jsonrpc::codes::BAD_REQUEST,
+        "Service Unavailable: the server is shutting down",
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    res
 }
 
 #[cfg(test)]

@@ -157,6 +157,11 @@ impl Session {
     }
 
     /// Records client activity (every request of the session calls this).
+    /// Requests of this session still waiting for their response.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.lock().pending.len()
+    }
+
     pub(crate) fn touch(&self) {
         self.last_active.store(now_ms(), Ordering::Relaxed);
     }
@@ -419,6 +424,21 @@ pub(crate) struct SessionTable {
     map: RwLock<HashMap<String, Arc<Session>>>,
     idle_timeout: Option<Duration>,
     reaper: std::sync::Once,
+    /// Requests in flight outside any session (revision 2026-07-28).
+    sessionless: std::sync::atomic::AtomicUsize,
+    /// Shutting down: no new sessions, existing ones still served.
+    draining: std::sync::atomic::AtomicBool,
+}
+
+/// Counts one sessionless request as in flight until dropped.
+pub(crate) struct SessionlessRequest(Arc<SessionTable>);
+
+impl Drop for SessionlessRequest {
+    fn drop(&mut self) {
+        self.0
+            .sessionless
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl SessionTable {
@@ -427,7 +447,40 @@ impl SessionTable {
             map: RwLock::new(HashMap::new()),
             idle_timeout,
             reaper: std::sync::Once::new(),
+            sessionless: std::sync::atomic::AtomicUsize::new(0),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// From now on no session opens; existing ones are still served.
+    pub(crate) fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// See [`Self::start_draining`].
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks a sessionless request in flight (see [`Self::in_flight`]).
+    pub(crate) fn sessionless_request(self: &Arc<Self>) -> SessionlessRequest {
+        self.sessionless
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        SessionlessRequest(Arc::clone(self))
+    }
+
+    /// Client requests still waiting for their response, in every session
+    /// and outside any: what a graceful shutdown waits for.
+    pub(crate) fn in_flight(&self) -> usize {
+        let in_sessions: usize = self
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|s| s.in_flight())
+            .sum();
+        in_sessions + self.sessionless.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn insert(self: &Arc<Self>, session: Arc<Session>) {

@@ -133,6 +133,23 @@ impl<B: Backend> Sse<B> {
         self.sessions.len()
     }
 
+    /// Starts a graceful shutdown: from now on no session opens (`503` with
+    /// `Retry-After`), while existing sessions are still served so that
+    /// their requests in flight can finish (a client may still need to
+    /// answer a server's request, or cancel). Then wait for
+    /// [`in_flight_requests`](Self::in_flight_requests) to reach 0 and
+    /// [`close_all_sessions`](Self::close_all_sessions).
+    pub fn start_draining(&self) {
+        self.sessions.start_draining();
+    }
+
+    /// Client requests waiting for their response. A graceful shutdown
+    /// waits for this to reach 0 (bounded) before
+    /// [`close_all_sessions`](Self::close_all_sessions).
+    pub fn in_flight_requests(&self) -> usize {
+        self.sessions.in_flight()
+    }
+
     /// Ends every session.
     pub fn close_all_sessions(&self) {
         self.sessions.end_all();
@@ -273,6 +290,7 @@ where
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
             let res = match parts.method {
+                Method::GET if this.sessions.is_draining() => super::config::draining(),
                 Method::GET => this.open(parts).await,
                 Method::POST => {
                     let mcp = match parts.extensions.remove::<McpRequest>() {

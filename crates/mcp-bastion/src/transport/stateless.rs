@@ -1,17 +1,77 @@
 //! Revision 2026-07-28 (sessionless requests) on the Streamable HTTP path.
 //!
-//! Today mcp-bastion answers 2026-07-28 requests with `400` and JSON-RPC
-//! `-32022` listing the revisions it serves. Clients that negotiate (the
-//! Python SDK probes `server/discover` first) fall back to the `initialize`
-//! handshake on the same path, so old and new clients share one endpoint.
+//! A 2026-07-28 client has no `initialize` handshake and no session: every
+//! request carries its protocol version, client info and capabilities in
+//! `_meta`, and `server/discover` replaces the handshake. Backends speak the
+//! handshake revisions, so [`StreamableHttp`](super::StreamableHttp) with
+//! [`sessionless`](super::StreamableHttp::sessionless) on translates each such
+//! request into a short backend connection:
+//!
+//! 1. connect the backend (the request's extensions, so the principal and
+//!    captured parameters reach it as for a session);
+//! 2. `initialize` it at 2025-11-25 with the client's `clientInfo` from
+//!    `_meta`, and send `notifications/initialized`;
+//! 3. answer `server/discover` from the `InitializeResult` (capabilities,
+//!    instructions, server info), or forward the request and relay what the
+//!    backend sends for it (progress and log notifications on an SSE reply)
+//!    until its response;
+//! 4. close the connection: after the response, or as soon as the client
+//!    closes its response stream (which, in 2026-07-28, cancels the request).
+//!
+//! The backend is initialized with empty client capabilities: a sessionless
+//! request has no channel on which a backend's own requests (sampling,
+//! elicitation, roots) could reach the client, so they are answered with a
+//! JSON-RPC error and the backend sees a client that declared none of them.
+//! `subscriptions/listen` needs a long-lived backend connection and is
+//! answered `404` with `-32601`.
+//!
+//! With `sessionless` off (the default), 2026-07-28 requests get `400` and
+//! `-32022` listing the handshake revisions, and clients that negotiate (the
+//! Python SDK probes `server/discover` first) fall back to `initialize` on
+//! the same path. Either way old and new clients share one endpoint.
 
-use axum::response::Response;
-use http::StatusCode;
-
-use crate::{
-    jsonrpc::{ErrorObject, codes, http_error},
-    protocol::served_versions,
+use axum::{
+    body::Body,
+    response::{IntoResponse, Response},
 };
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header, request::Parts};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::{
+    config::TransportConfig,
+    session::SessionlessRequest,
+    sse_codec::{SseBody, encode_event, set_sse_headers},
+};
+use crate::{
+    backend::{Backend, Connection, SessionContext},
+    inspect::{McpRequest, Payload},
+    jsonrpc::{self, ErrorObject, Message, Notification, RequestId, codes, http_error},
+    protocol::{ProtocolVersion, served_versions},
+};
+
+/// `_meta` key: the client's protocol version.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// `_meta` key: the client's name and version.
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// `_meta` key on a discover result: the server's name and version.
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+
+/// The handshake revision backends are spoken to at.
+const BACKEND_VERSION: ProtocolVersion = ProtocolVersion::V2025_11_25;
+const TARGET: &str = "mcp_bastion::transport";
+
+/// Methods whose 2026-07-28 results carry caching directives (`ttlMs`,
+/// `cacheScope`); a handshake-era backend never sets them.
+const CACHEABLE: &[&str] = &[
+    "server/discover",
+    "resources/read",
+    "tools/list",
+    "resources/list",
+    "resources/templates/list",
+    "prompts/list",
+];
 
 /// `400` + `-32022` naming the handshake revisions served here.
 pub(crate) fn version_not_served() -> Response {
@@ -23,6 +83,336 @@ pub(crate) fn version_not_served() -> Response {
             codes::UNSUPPORTED_PROTOCOL_VERSION,
             "Unsupported protocol version: this server speaks the initialize handshake",
         )
-        .with_data(serde_json::json!({ "supported": supported })),
+        .with_data(json!({ "supported": supported })),
+    )
+}
+
+/// Serves one 2026-07-28 POST (Accept and header checks already done).
+pub(crate) async fn serve<B: Backend>(
+    backend: &B,
+    config: &TransportConfig,
+    parts: Parts,
+    mcp: McpRequest,
+    in_flight: SessionlessRequest,
+) -> Response {
+    let request = match mcp.into_payload() {
+        Payload::Single(Message::Request(r)) => r,
+        // 2026-07-28 has no client-to-server notifications over HTTP
+        // (closing a stream is the cancel signal); accept and drop them.
+        Payload::Single(Message::Notification(_)) => {
+            return StatusCode::ACCEPTED.into_response();
+        }
+        _ => {
+            return http_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                ErrorObject::new(
+                    codes::INVALID_REQUEST,
+                    "A 2026-07-28 POST carries exactly one JSON-RPC request",
+                ),
+            );
+        }
+    };
+    let id = request.id.clone();
+    let meta = request
+        .params
+        .as_ref()
+        .and_then(|p| p.get("_meta"))
+        .and_then(Value::as_object);
+    if let Some(v) = meta.and_then(|m| m.get(META_PROTOCOL_VERSION))
+        && v.as_str() != Some(ProtocolVersion::V2026_07_28.as_str())
+    {
+        return http_error(
+            StatusCode::BAD_REQUEST,
+            Some(id),
+            ErrorObject::new(
+                codes::HEADER_MISMATCH,
+                "MCP-Protocol-Version header and _meta protocolVersion disagree",
+            ),
+        );
+    }
+    if request.method == "subscriptions/listen" {
+        return http_error(
+            StatusCode::NOT_FOUND,
+            Some(id),
+            ErrorObject::new(
+                codes::METHOD_NOT_FOUND,
+                "subscriptions/listen is not served by this gateway",
+            ),
+        );
+    }
+    let client_info = meta
+        .and_then(|m| m.get(META_CLIENT_INFO))
+        .filter(|v| v.is_object())
+        .cloned()
+        .unwrap_or_else(|| json!({ "name": "mcp-client", "version": "0" }));
+
+    let ctx = SessionContext {
+        session_id: None,
+        protocol_version: Some(BACKEND_VERSION.as_str().to_owned()),
+        extensions: parts.extensions,
+    };
+    let mut link = match backend.connect(ctx).await {
+        Ok(conn) => Link::new(conn, in_flight),
+        Err(e) => {
+            tracing::error!(target: TARGET, error = %e, "backend failed to open a sessionless connection");
+            return backend_unavailable(id);
+        }
+    };
+    let init = match link.initialize(client_info).await {
+        Ok(init) => init,
+        Err(res) => return res.with_id(id),
+    };
+    if request.method == "server/discover" {
+        let result = discover_result(init);
+        return reply(
+            config,
+            &Message::Response(jsonrpc::Response::result(id, result)),
+        );
+    }
+    let method = request.method.clone();
+    if link.send(Message::Request(request)).await.is_err() {
+        return backend_unavailable(id);
+    }
+    if config.json_response {
+        let response = link.until_response(&id, &method, None).await;
+        json_message(StatusCode::OK, &Message::Response(response))
+    } else {
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let response = link.until_response(&id, &method, Some(&tx)).await;
+            let _ = tx.send(event(&Message::Response(response))).await;
+        });
+        let mut res = Response::new(Body::new(SseBody::new(
+            Default::default(),
+            rx,
+            config.keepalive,
+            None,
+        )));
+        set_sse_headers(res.headers_mut());
+        res
+    }
+}
+
+/// One backend connection, closed when dropped; the request counts as in
+/// flight while it lives.
+struct Link {
+    conn: Connection,
+    _in_flight: SessionlessRequest,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.conn.closed.cancel();
+    }
+}
+
+/// Why a link failed before the client's request was forwarded.
+enum LinkError {
+    Closed,
+    Refused(ErrorObject),
+}
+
+impl LinkError {
+    fn with_id(self, id: RequestId) -> Response {
+        match self {
+            LinkError::Closed => backend_unavailable(id),
+            LinkError::Refused(err) => {
+                tracing::warn!(target: TARGET, code = err.code, "backend refused initialize");
+                http_error(StatusCode::INTERNAL_SERVER_ERROR, Some(id), err)
+            }
+        }
+    }
+}
+
+const INIT_ID: &str = "mcp-bastion/initialize";
+
+impl Link {
+    fn new(conn: Connection, in_flight: SessionlessRequest) -> Self {
+        Self {
+            conn,
+            _in_flight: in_flight,
+        }
+    }
+
+    async fn send(&self, message: Message) -> Result<(), ()> {
+        self.conn.outgoing.send(message).await.map_err(|_| ())
+    }
+
+    /// `initialize` at [`BACKEND_VERSION`], then `notifications/initialized`.
+    async fn initialize(&mut self, client_info: Value) -> Result<Map<String, Value>, LinkError> {
+        let init_id = RequestId::String(INIT_ID.into());
+        let params = json!({
+            "protocolVersion": BACKEND_VERSION.as_str(),
+            "capabilities": {},
+            "clientInfo": client_info,
+        });
+        self.send(Message::Request(jsonrpc::Request {
+            id: init_id.clone(),
+            method: "initialize".into(),
+            params: Some(params),
+        }))
+        .await
+        .map_err(|()| LinkError::Closed)?;
+        let response = self.until_response(&init_id, "initialize", None).await;
+        let result = match response.outcome {
+            Ok(Value::Object(result)) => result,
+            Ok(_) => {
+                return Err(LinkError::Refused(ErrorObject::new(
+                    codes::INTERNAL_ERROR,
+                    "MCP backend sent a malformed InitializeResult",
+                )));
+            }
+            Err(err) if err.code == codes::INTERNAL_ERROR && err.message == CLOSED => {
+                return Err(LinkError::Closed);
+            }
+            Err(err) => return Err(LinkError::Refused(err)),
+        };
+        self.send(Message::Notification(Notification {
+            method: "notifications/initialized".into(),
+            params: None,
+        }))
+        .await
+        .map_err(|()| LinkError::Closed)?;
+        Ok(result)
+    }
+
+    /// Reads backend messages until the response to `id`. Notifications go
+    /// to `events` (an SSE reply) or are dropped (a JSON reply); the
+    /// backend's own requests are answered here (ping) or refused. Ends early
+    /// with an error response when the backend goes away, or with `None`
+    /// semantics (the returned error is never sent) when the client closed
+    /// its stream.
+    async fn until_response(
+        &mut self,
+        id: &RequestId,
+        method: &str,
+        events: Option<&mpsc::Sender<Bytes>>,
+    ) -> jsonrpc::Response {
+        loop {
+            let next = match events {
+                Some(tx) => tokio::select! {
+                    m = self.conn.incoming.recv() => m,
+                    () = tx.closed() => {
+                        tracing::debug!(target: TARGET, "client closed a sessionless stream: request cancelled");
+                        return closed_response(id);
+                    }
+                },
+                None => self.conn.incoming.recv().await,
+            };
+            let Some(message) = next else {
+                tracing::warn!(target: TARGET, "backend closed during a sessionless request");
+                return closed_response(id);
+            };
+            match message {
+                Message::Response(mut r) if r.id.as_ref() == Some(id) => {
+                    if let Ok(result) = &mut r.outcome {
+                        mark_result(method, result);
+                    }
+                    return r;
+                }
+                Message::Response(_) => {}
+                Message::Notification(n) => {
+                    if let Some(tx) = events {
+                        let _ = tx.send(event(&Message::Notification(n))).await;
+                    }
+                }
+                Message::Request(r) => {
+                    let answer = if r.method == "ping" {
+                        jsonrpc::Response::result(r.id, json!({}))
+                    } else {
+                        jsonrpc::Response::error(
+                            Some(r.id),
+                            ErrorObject::new(
+                                codes::METHOD_NOT_FOUND,
+                                "a sessionless (2026-07-28) client cannot be reached for server requests",
+                            ),
+                        )
+                    };
+                    let _ = self.send(Message::Response(answer)).await;
+                }
+            }
+        }
+    }
+}
+
+const CLOSED: &str = "MCP backend closed";
+
+fn closed_response(id: &RequestId) -> jsonrpc::Response {
+    jsonrpc::Response::error(
+        Some(id.clone()),
+        ErrorObject::new(codes::INTERNAL_ERROR, CLOSED),
+    )
+}
+
+/// Adds the fields a 2026-07-28 result requires and a handshake-era backend
+/// does not send: `resultType`, and caching directives where they apply.
+fn mark_result(method: &str, result: &mut Value) {
+    let Value::Object(map) = result else { return };
+    map.entry("resultType").or_insert_with(|| json!("complete"));
+    if CACHEABLE.contains(&method) {
+        map.entry("ttlMs").or_insert_with(|| json!(0));
+        map.entry("cacheScope").or_insert_with(|| json!("private"));
+    }
+}
+
+/// The `server/discover` result built from the backend's `InitializeResult`.
+fn discover_result(mut init: Map<String, Value>) -> Value {
+    let mut result = Map::new();
+    result.insert(
+        "supportedVersions".into(),
+        json!([ProtocolVersion::V2026_07_28.as_str()]),
+    );
+    result.insert(
+        "capabilities".into(),
+        init.remove("capabilities").unwrap_or_else(|| json!({})),
+    );
+    if let Some(instructions) = init.remove("instructions") {
+        result.insert("instructions".into(), instructions);
+    }
+    if let Some(server_info) = init.remove("serverInfo") {
+        result.insert("_meta".into(), json!({ META_SERVER_INFO: server_info }));
+    }
+    let mut result = Value::Object(result);
+    mark_result("server/discover", &mut result);
+    result
+}
+
+fn event(message: &Message) -> Bytes {
+    encode_event(None, None, &message.to_json())
+}
+
+/// The single reply to a request answered without forwarding it.
+fn reply(config: &TransportConfig, message: &Message) -> Response {
+    if config.json_response {
+        return json_message(StatusCode::OK, message);
+    }
+    let (tx, rx) = mpsc::channel(1);
+    drop(tx);
+    let mut res = Response::new(Body::new(SseBody::new(
+        [event(message)].into(),
+        rx,
+        None,
+        None,
+    )));
+    set_sse_headers(res.headers_mut());
+    res
+}
+
+fn json_message(status: StatusCode, message: &Message) -> Response {
+    let mut res = Response::new(Body::from(message.to_json()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn backend_unavailable(id: RequestId) -> Response {
+    http_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Some(id),
+        ErrorObject::new(codes::INTERNAL_ERROR, "MCP backend unavailable"),
     )
 }

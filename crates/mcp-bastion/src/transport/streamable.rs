@@ -114,6 +114,18 @@ impl<B: Backend> StreamableHttp<B> {
         self.map_config(|c| c.json_response = on)
     }
 
+    /// Serve revision 2026-07-28 (sessionless) requests on this path, each
+    /// over a short backend connection initialized at 2025-11-25 (see
+    /// [`stateless`](super::stateless) for how and what it cannot relay).
+    /// Off by default: such requests then get `400` with `-32022` listing
+    /// the handshake revisions, and negotiating clients fall back to
+    /// `initialize`. With a per-session stdio backend each sessionless
+    /// request starts a child, so prefer a shared child or an in-process
+    /// backend when turning this on.
+    pub fn sessionless(self, on: bool) -> Self {
+        self.map_config(|c| c.sessionless = on)
+    }
+
     /// SSE keepalive comment period; `None` turns keepalives off.
     pub fn keepalive(self, every: Option<Duration>) -> Self {
         self.map_config(|c| c.keepalive = every)
@@ -145,6 +157,23 @@ impl<B: Backend> StreamableHttp<B> {
     /// Number of open sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Starts a graceful shutdown: from now on no session opens (`503` with
+    /// `Retry-After`), while existing sessions are still served so that
+    /// their requests in flight can finish (a client may still need to
+    /// answer a server's request, or cancel). Then wait for
+    /// [`in_flight_requests`](Self::in_flight_requests) to reach 0 and
+    /// [`close_all_sessions`](Self::close_all_sessions).
+    pub fn start_draining(&self) {
+        self.sessions.start_draining();
+    }
+
+    /// Client requests waiting for their response, in sessions and
+    /// sessionless. A graceful shutdown waits for this to reach 0 (bounded)
+    /// before [`close_all_sessions`](Self::close_all_sessions).
+    pub fn in_flight_requests(&self) -> usize {
+        self.sessions.in_flight()
     }
 
     /// Ends every session (their backend connections close).
@@ -272,9 +301,19 @@ impl<B: Backend> StreamableHttp<B> {
             .protocol_version()
             .is_some_and(ProtocolVersion::is_sessionless)
         {
+            if self.sessions.is_draining() {
+                return super::config::draining();
+            }
+            if self.config.sessionless {
+                let in_flight = self.sessions.sessionless_request();
+                return stateless::serve(&self.backend, &self.config, parts, mcp, in_flight).await;
+            }
             return stateless::version_not_served();
         }
         if mcp.is_initialize() {
+            if self.sessions.is_draining() {
+                return super::config::draining();
+            }
             return self.initialize(parts, mcp).await;
         }
         let session = match self.lookup(&parts, mcp.session_id()) {

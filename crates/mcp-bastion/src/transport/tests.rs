@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Answers initialize, echoes tools/call, streams progress for `slow`, asks
-/// the client for sampling for `ask`.
+/// the client for sampling for `ask`, never answers `hang`.
 #[derive(Clone, Default)]
 struct EchoBackend;
 
@@ -84,6 +84,7 @@ impl Backend for EchoBackend {
                                         }))
                                         .await;
                                 }
+                                "hang" => {}
                                 _ => {
                                     let _ = to_client.send(reply(json!({"echo": r.params}))).await;
                                 }
@@ -542,4 +543,205 @@ async fn a_session_with_an_open_get_stream_is_not_idle() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(svc.session_count(), 1);
     drop(stream);
+}
+
+/// Records the close handle of every connection it opens.
+#[derive(Clone, Default)]
+struct Recording(std::sync::Arc<std::sync::Mutex<Vec<CancellationToken>>>);
+
+impl Backend for Recording {
+    fn connect(&self, ctx: SessionContext) -> BoxFuture<'static, Result<Connection, BackendError>> {
+        let seen = self.0.clone();
+        Box::pin(async move {
+            let conn = EchoBackend.connect(ctx).await?;
+            seen.lock().unwrap().push(conn.closed.clone());
+            Ok(conn)
+        })
+    }
+}
+
+impl Recording {
+    fn all_closed(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(CancellationToken::is_cancelled)
+    }
+    fn opened(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+fn post_2026(method: &str, id: i64, params: Value) -> Request<Body> {
+    let mut params = params;
+    params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2026-07-28");
+    params["_meta"]["io.modelcontextprotocol/clientInfo"] = json!({"name": "t26", "version": "1"});
+    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
+    Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", ACCEPT_BOTH)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .body(Body::from(
+            json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}).to_string(),
+        ))
+        .unwrap()
+}
+
+/// Waits (bounded) until every backend connection opened so far is closed.
+async fn eventually_all_closed(backend: &Recording) -> bool {
+    for _ in 0..100 {
+        if backend.all_closed() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn sessionless_discover_is_answered_from_the_backends_initialize_result() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let res = svc
+        .clone()
+        .oneshot(post_2026("server/discover", 1, json!({})))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("mcp-session-id").is_none());
+    let events = sse_events(res.into_body()).await;
+    let result = &events.last().unwrap().1["result"];
+    assert_eq!(result["supportedVersions"], json!(["2026-07-28"]));
+    assert_eq!(result["resultType"], "complete");
+    assert_eq!(result["cacheScope"], "private");
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "echo"
+    );
+    assert!(result["capabilities"].is_object());
+    assert_eq!(
+        svc.session_count(),
+        0,
+        "a sessionless request opens no session"
+    );
+    assert!(
+        eventually_all_closed(&backend).await,
+        "the backend connection is closed"
+    );
+}
+
+#[tokio::test]
+async fn sessionless_request_streams_its_progress_then_its_answer_then_closes() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let res = svc
+        .clone()
+        .oneshot(post_2026(
+            "slow",
+            7,
+            json!({"_meta": {"progressToken": "p"}}),
+        ))
+        .await
+        .unwrap();
+    let events = sse_events(res.into_body()).await;
+    let progress = events
+        .iter()
+        .filter(|(_, v)| v["method"] == "notifications/progress")
+        .count();
+    assert_eq!(progress, 5);
+    let last = &events.last().unwrap().1;
+    assert_eq!(last["id"], 7);
+    assert_eq!(last["result"]["done"], true);
+    assert_eq!(last["result"]["resultType"], "complete");
+    assert_eq!(backend.opened(), 1);
+    assert!(eventually_all_closed(&backend).await);
+}
+
+#[tokio::test]
+async fn sessionless_backend_requests_are_refused_not_relayed() {
+    let svc = StreamableHttp::new(EchoBackend)
+        .sessionless(true)
+        .json_response(true);
+    let (status, v) =
+        status_and_json(svc.oneshot(post_2026("ask", 3, json!({}))).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["id"], 3);
+    // EchoBackend answers `ask` with what the client said to its sampling
+    // request: nothing, since the gateway refused it on the client's behalf.
+    assert_eq!(v["result"]["sampled"], Value::Null);
+}
+
+#[tokio::test]
+async fn sessionless_client_closing_its_stream_closes_the_backend_connection() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let res = svc.oneshot(post_2026("slow", 8, json!({}))).await.unwrap();
+    let mut body = res.into_body();
+    // read the first frame, then hang up mid-request
+    let _ = body.frame().await;
+    drop(body);
+    assert!(eventually_all_closed(&backend).await);
+}
+
+#[tokio::test]
+async fn sessionless_subscriptions_listen_is_404_method_not_found() {
+    let svc = StreamableHttp::new(EchoBackend).sessionless(true);
+    let (status, v) = status_and_json(
+        svc.oneshot(post_2026("subscriptions/listen", 4, json!({})))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], -32601);
+    assert_eq!(v["id"], 4);
+}
+
+#[tokio::test]
+async fn draining_refuses_new_sessions_but_serves_open_ones() {
+    let svc = StreamableHttp::new(EchoBackend).json_response(true);
+    let sid = {
+        let res = svc
+            .clone()
+            .oneshot(post(&init_body("2025-11-25"), None))
+            .await
+            .unwrap();
+        res.headers()["mcp-session-id"].to_str().unwrap().to_owned()
+    };
+    svc.start_draining();
+    let res = svc
+        .clone()
+        .oneshot(post(&init_body("2025-11-25"), None))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let (status, v) = status_and_json(
+        svc.clone()
+            .oneshot(post(
+                &json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x"}}),
+                Some(&sid),
+            ))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["id"], 2);
+    assert_eq!(svc.in_flight_requests(), 0);
+
+    let sse = Sse::new(EchoBackend);
+    sse.start_draining();
+    let res = sse
+        .oneshot(
+            Request::get("/sse")
+                .header("accept", "text/event-stream")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -142,6 +142,10 @@ pub(crate) fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // Its own process group, so that ending it also ends what it started
+    // (`npx` runs the real server as a grandchild).
+    #[cfg(unix)]
+    cmd.process_group(0);
     if let Some(dir) = &spec.current_dir {
         cmd.current_dir(dir);
     }
@@ -327,6 +331,7 @@ async fn supervise(
                 Ok(status) => status,
                 Err(_) => {
                     tracing::warn!(target: TARGET, pid, ?grace, "backend process did not exit after stdin closed; killing it");
+                    signal_group(pid, GroupSignal::Kill);
                     if let Err(e) = child.start_kill() {
                         tracing::warn!(target: TARGET, pid, "killing the backend process failed: {e}");
                     }
@@ -335,12 +340,51 @@ async fn supervise(
             }
         }
     };
+    // Whatever the child started and left behind in its group goes too. The
+    // group id stays reserved while any member lives, so this reaches only
+    // our own leftovers (or, with the group empty, nothing).
+    signal_group(pid, GroupSignal::Terminate);
     let report = ExitReport(status.ok());
     tracing::info!(target: TARGET, pid, status = %report, "backend process exited");
     terminate.cancel();
     registry.remove(id);
     exit.send_replace(Some(report));
 }
+
+#[derive(Clone, Copy, Debug)]
+enum GroupSignal {
+    Terminate,
+    Kill,
+}
+
+/// Signals the process group a child leads (see `process_group(0)` at spawn).
+#[cfg(unix)]
+fn signal_group(pid: Option<u32>, signal: GroupSignal) {
+    use nix::{
+        errno::Errno,
+        sys::signal::{Signal, killpg},
+        unistd::Pid,
+    };
+    let Some(pgid) = pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 1) else {
+        return;
+    };
+    let sig = match signal {
+        GroupSignal::Terminate => Signal::SIGTERM,
+        GroupSignal::Kill => Signal::SIGKILL,
+    };
+    match killpg(Pid::from_raw(pgid), sig) {
+        Ok(()) => {
+            tracing::debug!(target: TARGET, pgid, ?signal, "signalled the backend's process group")
+        }
+        Err(Errno::ESRCH) => {}
+        Err(e) => {
+            tracing::warn!(target: TARGET, pgid, ?signal, "signalling the backend's process group failed: {e}")
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn signal_group(_pid: Option<u32>, _signal: GroupSignal) {}
 
 /// A registered child.
 struct LiveChild {

@@ -356,3 +356,50 @@ async fn a_server_request_reaches_the_session_and_its_answer_the_child() {
         json!({"model": "m"})
     );
 }
+
+/// Gone, or killed and waiting for an init that does not reap (containers).
+fn ended(pid: u32) -> bool {
+    process_gone(pid) || process_state(pid) == Some('Z')
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn what_the_child_started_ends_with_it() {
+    // Like `npx`: the server process leaves a grandchild of its own.
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-group-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pid_file = dir.join("grandchild.pid");
+    let script = format!(
+        "sleep 300 & echo $! > '{}'; exec '{}' -u '{}'",
+        pid_file.display(),
+        python(),
+        super::FIXTURE
+    );
+    let backend = StdioBackend::builder("/bin/sh")
+        .args(["-c", script.as_str()])
+        .grace_period(Duration::from_secs(5))
+        .build()
+        .expect("valid config");
+    let mut client = Client::connect(&backend, SessionContext::default()).await;
+    client.initialize(1).await;
+    let grandchild: u32 = std::fs::read_to_string(&pid_file)
+        .expect("the grandchild's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(
+        !ended(grandchild),
+        "the grandchild runs while the session lives"
+    );
+    client.conn.closed.cancel();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ended(grandchild) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        ended(grandchild),
+        "the grandchild {grandchild} outlived its session: state {:?}",
+        process_state(grandchild)
+    );
+}
