@@ -292,7 +292,11 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let sessions = match cli.session.session_layer().await {
+    let sessions = match cli
+        .session
+        .session_layer(cli.session.redis_url.as_deref())
+        .await
+    {
         Ok(layer) => layer,
         Err(e) => {
             eprintln!("mcp-bastion: {e}");

@@ -53,8 +53,14 @@ pub struct SessionArgs {
     #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
     pub session_store: StoreKind,
 
-    /// Redis URL (`redis://host:6379`), for `--session-store redis`.
-    #[arg(long, env = "MCP_BASTION_REDIS_URL", value_name = "URL")]
+    /// Redis URL (`redis://host:6379`), for `--session-store redis`. (Shared
+    /// with rate limiting when both are built: one flag, one Redis.)
+    #[arg(
+        long,
+        env = "MCP_BASTION_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub redis_url: Option<String>,
 
     /// Browser origin allowed to call the server (repeatable): exact
@@ -134,8 +140,9 @@ fn pair<'a>(flag: &str, value: &'a str) -> Result<(&'a str, &'a str), String> {
 
 impl SessionArgs {
     /// The session layer these flags describe (without closers and replica id:
-    /// the caller adds its transports and `--route-key`).
-    pub async fn session_layer(&self) -> Result<SessionLayer, String> {
+    /// the caller adds its transports and `--route-key`), with its store in
+    /// Redis at `redis_url` for `--session-store redis`.
+    pub async fn session_layer(&self, redis_url: Option<&str>) -> Result<SessionLayer, String> {
         let mut layer = SessionLayer::new()
             .idle_timeout(self.session_idle_timeout.0)
             .max_lifetime(self.session_max_lifetime.and_then(|l| l.0));
@@ -165,10 +172,7 @@ impl SessionArgs {
         match self.session_store {
             StoreKind::Memory => Ok(layer),
             StoreKind::Redis => {
-                let url = self
-                    .redis_url
-                    .as_deref()
-                    .ok_or("--session-store redis needs --redis-url")?;
+                let url = redis_url.ok_or("--session-store redis needs --redis-url")?;
                 let store = mcp_bastion::session::RedisSessionStore::connect(url)
                     .await
                     .map_err(|e| format!("--redis-url: {e}"))?;
@@ -285,9 +289,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_redis_store_needs_a_url() {
+        let s = parse(&["--session-store", "redis"]);
+        let err = s.session_layer(None).await.unwrap_err();
+        assert!(err.contains("--redis-url"), "{err}");
+    }
+
+    #[tokio::test]
     async fn reserved_env_names_are_refused_at_startup() {
         let s = parse(&["--param-env", "x=LD_PRELOAD"]);
-        let err = s.session_layer().await.unwrap_err();
+        let err = s.session_layer(None).await.unwrap_err();
         assert!(err.contains("LD_PRELOAD"), "{err}");
     }
 
