@@ -469,6 +469,17 @@ mod in_process {
         assert_eq!((status, body.as_str()), (StatusCode::OK, "billing"));
         let (status, _, _) = send(&two, "/mcp", Some(&sid), "bob").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        // every request restarts the TTL (2 s): busy past the first TTL, the session lives on
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            send(&two, "/mcp", Some(&sid), "alice").await.0,
+            StatusCode::OK
+        );
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(
+            send(&one, "/mcp", Some(&sid), "alice").await.0,
+            StatusCode::OK
+        );
         // idle past the TTL: the record expires and both stacks answer 404
         tokio::time::sleep(Duration::from_millis(2300)).await;
         assert_eq!(redis.cli(&["EXISTS", &key]), "0");

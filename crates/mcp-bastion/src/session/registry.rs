@@ -43,11 +43,29 @@ pub(crate) struct Shared {
     cleanup: Once,
 }
 
+/// Wall-clock ms since the Unix epoch, advanced by tokio's clock from one
+/// anchor per process: record timestamps then agree with the local timers
+/// (and follow a paused test clock), and across replicas they are wall time.
 pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    static ANCHOR: std::sync::LazyLock<(u64, Instant)> = std::sync::LazyLock::new(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        (wall, Instant::now())
+    });
+    let (wall, at) = *ANCHOR;
+    let since = Instant::now().saturating_duration_since(at);
+    wall.saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Idle by the record: no request on any replica for `idle`.
+fn record_quiet(record: &SessionRecord, idle: std::time::Duration) -> bool {
+    unix_ms().saturating_sub(record.last_seen_ms) >= ms(idle)
 }
 
 impl Shared {
@@ -132,25 +150,22 @@ impl Shared {
         }
     }
 
-    /// Whether the session is past its maximum lifetime or idle timeout:
-    /// by this replica's clock when it owns it, else by the record's times.
+    /// Whether the session is past its maximum lifetime or idle timeout. The
+    /// owner counts open streams and requests in flight; a request served by
+    /// another replica (a transport that shares sessions) shows in the
+    /// record's `last_seen`, so both must be quiet.
     pub(crate) fn expired(&self, record: &SessionRecord) -> bool {
         let (idle, max) = (self.config.idle, self.config.max_lifetime);
         if let Some(live) = self.lock().get(&record.id) {
             let now = Instant::now();
             let old = max.is_some_and(|m| now.saturating_duration_since(live.created) >= m);
-            let quiet = idle.is_some_and(|i| live.idle_for(now).is_some_and(|d| d >= i));
+            let quiet = idle.is_some_and(|i| {
+                live.idle_for(now).is_some_and(|d| d >= i) && record_quiet(record, i)
+            });
             return old || quiet;
         }
-        let now = unix_ms();
-        let old = max.is_some_and(|m| {
-            now.saturating_sub(record.created_at_ms)
-                >= u64::try_from(m.as_millis()).unwrap_or(u64::MAX)
-        });
-        let quiet = idle.is_some_and(|i| {
-            now.saturating_sub(record.last_seen_ms)
-                >= u64::try_from(i.as_millis()).unwrap_or(u64::MAX)
-        });
+        let old = max.is_some_and(|m| unix_ms().saturating_sub(record.created_at_ms) >= ms(m));
+        let quiet = idle.is_some_and(|i| record_quiet(record, i));
         old || quiet
     }
 
@@ -218,6 +233,40 @@ impl Shared {
         }
     }
 
+    /// Confirms with the store that a session this replica sees as over is
+    /// over: past its lifetime, or quiet on every replica (its record gone
+    /// or not touched for the idle timeout).
+    async fn store_says_over(&self, id: &str, now: Instant) -> bool {
+        let old = {
+            let live = self.lock();
+            let Some(l) = live.get(id) else { return false };
+            self.config
+                .max_lifetime
+                .is_some_and(|m| now.saturating_duration_since(l.created) >= m)
+        };
+        if old {
+            return true;
+        }
+        let idle = self.config.idle.unwrap_or(self.config.ttl());
+        match self.store.get(id).await {
+            Ok(Some(record)) if !record_quiet(&record, idle) => {
+                // active elsewhere: count that as activity here too
+                if let Some(l) = self.lock().get_mut(id) {
+                    let ago = unix_ms().saturating_sub(record.last_seen_ms);
+                    l.last_seen = now
+                        .checked_sub(std::time::Duration::from_millis(ago))
+                        .unwrap_or(now);
+                }
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(target: TARGET, error = %e, "session store failed; keeping a session for now");
+                false
+            }
+        }
+    }
+
     fn start_cleanup(self: &Arc<Self>) {
         let period = self.config.sweep_period();
         self.cleanup.call_once(|| {
@@ -248,6 +297,9 @@ impl Shared {
             }
         }
         for id in ended {
+            if !self.store_says_over(&id, now).await {
+                continue;
+            }
             tracing::info!(target: TARGET, session = %short_hash(&id), "ending a session: idle timeout or maximum lifetime reached");
             self.end(&id);
         }
