@@ -461,7 +461,7 @@ class ScenarioClient:
         }
         if self.log.protocol_version:
             all_headers[PROTOCOL_VERSION_HEADER] = self.log.protocol_version
-        async with httpx2.AsyncClient(timeout=5.0) as http:
+        async with httpx2.AsyncClient(timeout=20.0) as http:
             response = await http.post(url, json=body, headers=all_headers)
             return response.status_code
 

@@ -440,9 +440,12 @@ fn drain(
     });
 }
 
-/// `http://…` from a line such as `mcp-bastion listening on http://127.0.0.1:41234`.
+/// `http://…` (or `https://…`) from a line such as
+/// `mcp-bastion listening on http://127.0.0.1:41234`.
 fn listening_url(line: &str) -> Option<String> {
-    let at = line.find("listening on http://")?;
+    let at = line
+        .find("listening on http://")
+        .or_else(|| line.find("listening on https://"))?;
     let url = line[at + "listening on ".len()..]
         .split_whitespace()
         .next()?;
@@ -542,6 +545,7 @@ pub struct ClientRun {
     timeout: Duration,
     strict_session_end: bool,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ClientRun {
@@ -558,6 +562,7 @@ impl ClientRun {
             timeout: CLIENT_TIMEOUT,
             strict_session_end: false,
             extra: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -608,6 +613,12 @@ impl ClientRun {
         self
     }
 
+    /// An environment variable for the script.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
     /// More arguments for the script.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra.push(arg.into());
@@ -642,6 +653,7 @@ impl ClientRun {
         if self.strict_session_end {
             cmd.arg("--strict-session-end");
         }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.arg("--verbose")
             .args(&self.extra)
             .current_dir(workspace_dir())

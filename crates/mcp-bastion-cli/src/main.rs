@@ -7,7 +7,14 @@
 //! Serves Streamable HTTP at `/mcp`, the legacy SSE transport at `/sse`
 //! (messages at `/messages`), and `/healthz`, `/readyz`.
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+mod config;
+mod ratelimit;
+mod tls;
+
+use std::{
+    collections::BTreeMap, ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode,
+    sync::Arc, time::Duration,
+};
 
 use axum::{Router, http::StatusCode, routing::get, serve::ListenerExt};
 use clap::{Parser, ValueEnum};
@@ -28,6 +35,12 @@ mod session;
 #[derive(Debug, Parser)]
 #[command(name = "mcp-bastion", version, about)]
 struct Cli {
+    /// A TOML file with any of these options under their long names (and the
+    /// server as `command = [..]`); flags override it, `MCP_BASTION_<NAME>`
+    /// variables override both. `mcp-bastion check-config FILE` validates one.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "MCP_BASTION_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -77,9 +90,21 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`), for
+    /// deployments without a TLS-terminating proxy in front.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     /// Seconds to wait for in-flight work on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_timeout: u64,
+
+    #[command(flatten)]
+    rate_limit: ratelimit::RateLimitArgs,
 
     #[command(flatten)]
     session: session::SessionArgs,
@@ -173,6 +198,7 @@ fn app(
         .route_service("/mcp", streamable.clone())
         .merge(sse.clone().into_router())
         .layer(sessions)
+        .layer(cli.rate_limit.layer())
         .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
         .layer(origin_guard)
         .layer(cors)
@@ -271,9 +297,52 @@ async fn drain(
     });
 }
 
+/// The command line merged with the configuration file and the environment
+/// (see [`config`]); `check-config FILE` validates and prints instead.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    if argv.get(1).is_some_and(|a| a == "check-config") {
+        let Some(file) = argv.get(2) else {
+            eprintln!("usage: mcp-bastion check-config FILE");
+            return Err(ExitCode::from(2));
+        };
+        let args = [argv[0].clone(), "--config".into(), file.clone()];
+        let layered = match config::layer::<Cli>(&args, &env) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("mcp-bastion: {e}");
+                return Err(ExitCode::from(2));
+            }
+        };
+        if let Err(e) = Cli::try_parse_from(layered.to_args()) {
+            eprintln!("mcp-bastion: {}: {}", file.to_string_lossy(), e.kind());
+            let _ = e.print();
+            return Err(ExitCode::from(2));
+        }
+        print!("{}", config::render(&layered));
+        return Err(ExitCode::SUCCESS);
+    }
+    match config::layer::<Cli>(&argv, &env) {
+        Ok(layered) => Cli::try_parse_from(layered.to_args()).map_err(|e| {
+            let _ = e.print();
+            ExitCode::from(2)
+        }),
+        // help, version or a mistyped flag: clap explains
+        Err(e) if config::is_unparsed(&e) => Ok(Cli::parse_from(argv)),
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_tracing(cli.log_format);
     if !cli.path_prefix.is_empty() && !cli.path_prefix.starts_with('/') {
         eprintln!("mcp-bastion: --path-prefix must start with `/`");
@@ -286,6 +355,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => match tls::server_config(cert, key) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                eprintln!("mcp-bastion: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     if !cli.session.param_env.is_empty() && cli.session_mode == SessionMode::Shared {
         eprintln!(
             "mcp-bastion: --param-env sets a per-session child's environment: it needs --session-mode per-session"
@@ -294,7 +373,7 @@ async fn main() -> ExitCode {
     }
     let sessions = match cli
         .session
-        .session_layer(cli.session.redis_url.as_deref())
+        .session_layer(cli.rate_limit.redis_url.as_ref())
         .await
     {
         Ok(layer) => layer,
@@ -318,26 +397,33 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(cli.listen);
-    eprintln!("mcp-bastion listening on http://{addr}");
-    tracing::info!(%addr, prefix = %cli.path_prefix, "serving /mcp (Streamable HTTP) and /sse (legacy SSE)");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("mcp-bastion listening on {scheme}://{addr}");
+    tracing::info!(%addr, prefix = %cli.path_prefix, tls = tls.is_some(), "serving /mcp (Streamable HTTP) and /sse (legacy SSE)");
 
-    let listener = listener.tap_io(|tcp| {
-        // SSE replies are several small writes: without this, Nagle and
-        // delayed ACKs add ~40 ms per request.
-        let _ = tcp.set_nodelay(true);
-    });
     let timeout = Duration::from_secs(cli.shutdown_timeout);
     let backend_for_drain = backend.clone();
     let shutdown = async move {
         shutdown_signal().await;
         drain(streamable, sse, backend_for_drain, timeout).await;
     };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        eprintln!("mcp-bastion: server error: {e}");
-        return ExitCode::from(1);
+    if let Some(tls) = tls {
+        tls::serve(listener, router, tls, shutdown).await;
+    } else {
+        let listener = listener.tap_io(|tcp| {
+            // SSE replies are several small writes: without this, Nagle and
+            // delayed ACKs add ~40 ms per request.
+            let _ = tcp.set_nodelay(true);
+        });
+        // peer addresses for the rate limits' client IP (and TrustedProxies)
+        let app = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            eprintln!("mcp-bastion: server error: {e}");
+            return ExitCode::from(1);
+        }
     }
     backend.shutdown().await;
     ExitCode::SUCCESS

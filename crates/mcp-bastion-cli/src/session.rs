@@ -6,7 +6,8 @@ use std::{net::SocketAddr, time::Duration};
 use clap::{Args, ValueEnum};
 use mcp_bastion::{
     cors::{AllowedOrigins, CorsLayer, McpCors, OriginGuardLayer},
-    session::{OverflowPolicy, SessionLayer},
+    ratelimit::RedisStore,
+    session::{OverflowPolicy, RedisSessionStore, SessionLayer},
 };
 
 /// Session and browser flags, flattened into the main command line.
@@ -49,19 +50,10 @@ pub struct SessionArgs {
     #[arg(long, value_enum, default_value_t = Overflow::EvictOldestIdle)]
     pub session_overflow: Overflow,
 
-    /// Where session records live.
+    /// Where session records live (`redis`: the Redis of `--redis-url`,
+    /// shared with rate limiting).
     #[arg(long, value_enum, default_value_t = StoreKind::Memory)]
     pub session_store: StoreKind,
-
-    /// Redis URL (`redis://host:6379`), for `--session-store redis`. (Shared
-    /// with rate limiting when both are built: one flag, one Redis.)
-    #[arg(
-        long,
-        env = "MCP_BASTION_REDIS_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub redis_url: Option<String>,
 
     /// Browser origin allowed to call the server (repeatable): exact
     /// (`https://app.example.com`), wildcard (`https://*.example.com`), or
@@ -141,8 +133,8 @@ fn pair<'a>(flag: &str, value: &'a str) -> Result<(&'a str, &'a str), String> {
 impl SessionArgs {
     /// The session layer these flags describe (without closers and replica id:
     /// the caller adds its transports and `--route-key`), with its store in
-    /// Redis at `redis_url` for `--session-store redis`.
-    pub async fn session_layer(&self, redis_url: Option<&str>) -> Result<SessionLayer, String> {
+    /// `redis` (the `--redis-url` connection) for `--session-store redis`.
+    pub async fn session_layer(&self, redis: Option<&RedisStore>) -> Result<SessionLayer, String> {
         let mut layer = SessionLayer::new()
             .idle_timeout(self.session_idle_timeout.0)
             .max_lifetime(self.session_max_lifetime.and_then(|l| l.0));
@@ -172,8 +164,8 @@ impl SessionArgs {
         match self.session_store {
             StoreKind::Memory => Ok(layer),
             StoreKind::Redis => {
-                let url = redis_url.ok_or("--session-store redis needs --redis-url")?;
-                let store = mcp_bastion::session::RedisSessionStore::connect(url)
+                let redis = redis.ok_or("--session-store redis needs --redis-url")?;
+                let store = RedisSessionStore::from_client(redis.client().clone())
                     .await
                     .map_err(|e| format!("--redis-url: {e}"))?;
                 Ok(layer.store(store))

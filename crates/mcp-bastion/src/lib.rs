@@ -12,6 +12,9 @@
 //! - [`backend::stdio::StdioBackend`] runs a stdio MCP server as a child
 //!   process, one per session or one shared; `backend::rmcp::RmcpBackend`
 //!   (feature `rmcp`) serves an rmcp `ServerHandler` in process.
+//! - `ratelimit::McpRateLimitLayer` (feature `ratelimit`, on by default)
+//!   limits requests per principal, key, IP or session, per method and per
+//!   tool, in memory or in Redis (feature `redis`).
 //! - `session::SessionLayer` (feature `session-layer`) captures allowlisted
 //!   parameters when a session opens (`SessionParams`), binds the session to
 //!   its principal, and enforces idle, lifetime and per-principal limits over
@@ -28,9 +31,13 @@ pub mod cors;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod jsonrpc;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod net;
 pub mod principal;
 pub mod protocol;
+#[cfg(feature = "ratelimit")]
+pub mod ratelimit;
 pub mod session;
 #[cfg(any(feature = "streamable-http", feature = "sse"))]
 pub mod transport;

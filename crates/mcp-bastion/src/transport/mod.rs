@@ -55,6 +55,7 @@ mod streamable;
 pub use event_store::{EventStore, InMemoryEventStore, StreamId};
 #[cfg(feature = "sse")]
 pub use sse::Sse;
+pub use sse_codec::open_sse_streams;
 #[cfg(feature = "streamable-http")]
 pub use streamable::StreamableHttp;
 

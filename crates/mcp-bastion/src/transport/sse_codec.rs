@@ -85,6 +85,21 @@ pub(crate) struct SseBody {
     _guard: Option<DropGuard>,
 }
 
+/// SSE response bodies alive in this process.
+static OPEN_STREAMS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many SSE response streams (request streams, GET streams, legacy
+/// `/sse` streams) this process has open: for a gauge or a leak check.
+pub fn open_sse_streams() -> usize {
+    OPEN_STREAMS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        OPEN_STREAMS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl SseBody {
     pub(crate) fn new(
         prelude: VecDeque<Bytes>,
@@ -92,6 +107,7 @@ impl SseBody {
         keepalive: Option<Duration>,
         guard: Option<DropGuard>,
     ) -> Self {
+        OPEN_STREAMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             prelude,
             rx,

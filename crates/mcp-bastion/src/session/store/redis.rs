@@ -60,7 +60,12 @@ impl RedisSessionStore {
     /// `rediss://` with TLS when the redis crate has it). The connection
     /// reconnects by itself.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(err)?;
+        Self::from_client(redis::Client::open(url).map_err(err)?).await
+    }
+
+    /// Connects with an existing client (the rate limiter's, to share one
+    /// `--redis-url`).
+    pub async fn from_client(client: redis::Client) -> Result<Self, StoreError> {
         let conn = ConnectionManager::new(client).await.map_err(err)?;
         Ok(Self {
             conn,

@@ -1,0 +1,140 @@
+//! Criterion benchmarks of one rate-limit decision through `McpRateLimit`:
+//! in memory (sliding window and GCRA; target: median under 1 µs) and in Redis
+//! (one round trip to a `redis-server` this bench starts on an ephemeral
+//! loopback port, when `redis-server` is installed).
+//!
+//! ```text
+//! cargo bench -p benches --bench ratelimit
+//! ```
+//!
+//! Results and the machine they came from: `docs/benchmarks.md`.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::{
+    convert::Infallible,
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use axum::{body::Body, extract::ConnectInfo};
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use mcp_bastion::ratelimit::{McpRateLimitLayer, RateLimitPolicy, RedisStore};
+use tower::{Layer, Service, service_fn};
+
+/// A GET from one of 1024 client IPs (a realistic spread over the map).
+fn request(i: u32) -> Request<Body> {
+    let mut req = Request::get("/mcp").body(Body::empty()).unwrap();
+    let ip = Ipv4Addr::from(0x0a00_0000 + (i % 1024));
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+    req
+}
+
+fn bench_layer(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    layer: McpRateLimitLayer,
+) {
+    let svc = layer.layer(service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    }));
+    let mut i = 0u32;
+    c.bench_function(name, |b| {
+        b.to_async(rt).iter(|| {
+            i = i.wrapping_add(1);
+            let mut svc = svc.clone();
+            let req = request(i);
+            async move { svc.call(req).await.unwrap() }
+        })
+    });
+}
+
+fn in_memory(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // limits high enough that every decision is "allowed": the steady state
+    for (name, limit) in [
+        ("ratelimit/in_memory/sliding_window", "1000000000/s"),
+        ("ratelimit/in_memory/gcra", "1000000000/s gcra"),
+    ] {
+        let layer =
+            McpRateLimitLayer::new(RateLimitPolicy::new().default_limit(limit.parse().unwrap()));
+        bench_layer(c, &rt, name, layer);
+    }
+    let baseline = McpRateLimitLayer::new(RateLimitPolicy::new());
+    bench_layer(c, &rt, "ratelimit/no_limit_baseline", baseline);
+}
+
+struct Redis(Child, u16);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis() -> Option<Redis> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let redis = Redis(child, port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(redis)
+}
+
+fn in_redis(c: &mut Criterion) {
+    let Some(redis) = start_redis() else {
+        eprintln!(
+            "redis-server not found: skipping the Redis benchmarks (install it with .ci/deps/redis.sh)"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("redis://127.0.0.1:{}", redis.1);
+    for (name, limit) in [
+        ("ratelimit/redis/sliding_window", "1000000000/s"),
+        ("ratelimit/redis/gcra", "1000000000/s gcra"),
+    ] {
+        let store = RedisStore::open(&url).unwrap();
+        let layer =
+            McpRateLimitLayer::new(RateLimitPolicy::new().default_limit(limit.parse().unwrap()))
+                .redis(store);
+        bench_layer(c, &rt, name, layer);
+    }
+    drop(redis);
+}
+
+criterion_group!(benches, in_memory, in_redis);
+criterion_main!(benches);

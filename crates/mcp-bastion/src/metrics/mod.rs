@@ -1,0 +1,48 @@
+//! Request metrics: [`McpMetricsLayer`] counts every MCP request by method,
+//! tool and HTTP status and times it, through the [`metrics`] facade, so any
+//! recorder (Prometheus, StatsD…) collects them.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `mcp_requests_total` | counter | `method`, `tool`, `status` |
+//! | `mcp_request_duration_seconds` | histogram | `method` (time to the response head; an SSE reply streams on after it) |
+//! | `mcp_sessions_open` | gauge | `transport` (set by the application, see below) |
+//! | `mcp_sse_streams_open` | gauge | (from [`open_sse_streams`](crate::transport::open_sse_streams)) |
+//!
+//! Method and tool names come from the client, so they are bounded before
+//! they become labels: a method outside MCP's vocabulary is `other`, a tool
+//! name that is long or has unusual characters is `other`, and after
+//! [`MAX_TOOL_LABELS`] distinct tools every new one is `other`. A flood of
+//! made-up names cannot grow the metric set without bound.
+//!
+//! Mount it after [`McpInspectLayer`](crate::inspect::McpInspectLayer) (it
+//! reads the parsed [`McpRequest`](crate::inspect::McpRequest); requests
+//! without one, such as GET and DELETE, are labelled `http:GET`…):
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use mcp_bastion::{inspect::McpInspectLayer, metrics::McpMetricsLayer};
+//!
+//! let app: Router = Router::new()
+//!     .route("/mcp", post(|| async { "ok" }))
+//!     .layer(McpMetricsLayer::new())
+//!     .layer(McpInspectLayer::new());
+//! ```
+
+mod labels;
+mod layer;
+
+pub use labels::MAX_TOOL_LABELS;
+pub use layer::{McpMetrics, McpMetricsLayer, ResponseFuture};
+
+/// Counter of requests.
+pub const REQUESTS_TOTAL: &str = "mcp_requests_total";
+/// Histogram of the time to the response head, in seconds.
+pub const REQUEST_DURATION_SECONDS: &str = "mcp_request_duration_seconds";
+/// Gauge of open sessions by transport.
+pub const SESSIONS_OPEN: &str = "mcp_sessions_open";
+/// Gauge of open SSE response streams.
+pub const SSE_STREAMS_OPEN: &str = "mcp_sse_streams_open";
+
+#[cfg(test)]
+mod tests;

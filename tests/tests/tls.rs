@@ -1,0 +1,108 @@
+//! `mcp-bastion --tls-cert --tls-key`: HTTPS straight from the proxy, with a certificate made at
+//! test time, and the official SDK clients trusting it.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::{path::PathBuf, process::Command};
+
+use tests::{ClientRun, Sdk, Server, Transport, everything_stdio};
+
+/// A self-signed certificate for `localhost` and `127.0.0.1`: (dir, cert, key).
+fn self_signed() -> (PathBuf, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (run .ci/deps/openssl.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, cert, key)
+}
+
+#[test]
+fn both_sdks_run_their_scenario_over_https() {
+    let (dir, cert, key) = self_signed();
+    let server = Server::bastion(
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &everything_stdio(),
+    );
+    assert!(
+        server.base_url().starts_with("https://"),
+        "{}",
+        server.base_url()
+    );
+    let cert_path = cert.display().to_string();
+    ClientRun::against(Sdk::TypeScript, Transport::Streamable, &server, "")
+        .env("NODE_EXTRA_CA_CERTS", &cert_path)
+        .run_ok(&server);
+    ClientRun::against(Sdk::Python, Transport::Sse, &server, "")
+        .env("SSL_CERT_FILE", &cert_path)
+        .run_ok(&server);
+    // plain HTTP on the TLS port gets no MCP answer
+    let plain = server.base_url().replace("https://", "http://");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg(format!("{plain}/healthz"))
+        .output();
+    if let Ok(out) = out {
+        assert_ne!(
+            String::from_utf8_lossy(&out.stdout),
+            "200",
+            "plain HTTP was served"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_bad_certificate_file_is_refused_at_start_with_its_name() {
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-badtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = dir.join("cert.pem");
+    std::fs::write(&cert, "not a certificate").unwrap();
+    let out = Command::new(tests::bastion_bin())
+        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&cert)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--tls-cert") && err.contains("cert.pem"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
