@@ -116,13 +116,17 @@ def short(text: str, limit: int = 400) -> str:
 class HttpLog:
     """Records the status of every HTTP exchange the SDK makes, and the session id it was given."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_headers: dict[str, str] | None = None) -> None:
+        self.extra_headers = extra_headers or {}
         self.exchanges: list[tuple[str, str, int]] = []
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self.endpoint: str | None = None
 
     async def on_request(self, request: httpx2.Request) -> None:
+        # --header: sent on every request the SDK makes (e.g. a client token the proxy must not forward)
+        for name, value in self.extra_headers.items():
+            request.headers[name] = value
         version = request.headers.get(PROTOCOL_VERSION_HEADER)
         if version:
             self.protocol_version = version
@@ -179,7 +183,7 @@ class ScenarioClient:
         self.profile = profile
         self.index = index
         self.step = "connect"
-        self.log = HttpLog()
+        self.log = HttpLog(parse_headers(args.header))
         self.summary: dict[str, Any] = {"client": index, "steps": {}}
         self.sampling_requests: list[str] = []
         self.sampling_answer: str | None = None
@@ -457,6 +461,7 @@ class ScenarioClient:
         all_headers = {
             "accept": "application/json, text/event-stream",
             "content-type": "application/json",
+            **self.log.extra_headers,
             **headers,
         }
         if self.log.protocol_version:
@@ -541,6 +546,17 @@ def _sdk_version() -> str:
     return version("mcp")
 
 
+def parse_headers(specs: list[str]) -> dict[str, str]:
+    """`--header "Name: value"` values as a dict."""
+    headers: dict[str, str] = {}
+    for spec in specs:
+        name, sep, value = spec.partition(":")
+        if not sep or not name.strip():
+            raise SystemExit(f"py_client: --header expects 'Name: value', got {spec!r}")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True, help="streamable: the MCP endpoint (…/mcp); sse: the stream URL (…/sse)")
@@ -562,6 +578,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="initialize: ClientSession.initialize(); auto: mcp.Client(mode='auto'), which probes "
         "server/discover (2026-07-28) first and falls back to initialize; 2026-07-28: "
         "mcp.Client(mode='2026-07-28'), sessionless requests only",
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help="'Name: value' sent on every HTTP request (repeatable)",
     )
     parser.add_argument("--verbose", action="store_true", help="print tracebacks on failure")
     args = parser.parse_args(argv)

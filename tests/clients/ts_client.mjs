@@ -62,6 +62,7 @@ function parseCli(argv) {
         calls: { type: "string", default: "3" },
         timeout: { type: "string", default: "60" },
         "strict-session-end": { type: "boolean", default: false },
+        header: { type: "string", multiple: true, default: [] },
         verbose: { type: "boolean", default: false },
         help: { type: "boolean", default: false },
       },
@@ -75,7 +76,7 @@ function parseCli(argv) {
     process.stdout.write(
       "usage: ts_client.mjs --url URL --transport streamable|sse [--profile NAME|FILE|JSON]\n" +
         "                     [--scenario full|echo] [--concurrency N] [--calls N] [--timeout S]\n" +
-        "                     [--strict-session-end] [--verbose]\n",
+        "                     [--strict-session-end] [--header 'Name: value']... [--verbose]\n",
     );
     process.exit(0);
   }
@@ -87,7 +88,14 @@ function parseCli(argv) {
   if (!(concurrency >= 1) || !(calls >= 1) || !(timeout > 0)) usageError("--concurrency/--calls must be >= 1, --timeout > 0");
   const scenario = v.scenario ?? (concurrency === 1 ? "full" : "echo");
   if (!["full", "echo"].includes(scenario)) usageError("--scenario must be full or echo");
+  const headers = {};
+  for (const spec of v.header) {
+    const at = spec.indexOf(":");
+    if (at <= 0) usageError(`--header expects 'Name: value', got ${JSON.stringify(spec)}`);
+    headers[spec.slice(0, at).trim()] = spec.slice(at + 1).trim();
+  }
   return {
+    headers,
     url: v.url,
     transport: v.transport,
     profile: v.profile,
@@ -144,7 +152,9 @@ function toolText(result) {
 // HTTP observation: the SDK transports take a custom fetch; we record every exchange
 
 class HttpLog {
-  constructor() {
+  constructor(extraHeaders = {}) {
+    // --header: sent on every request the SDK makes (e.g. a client token the proxy must not forward)
+    this.extraHeaders = extraHeaders;
     this.exchanges = [];
     this.sessionId = undefined;
     this.protocolVersion = undefined;
@@ -156,7 +166,8 @@ class HttpLog {
       const headers = new Headers(init.headers ?? {});
       const version = headers.get("mcp-protocol-version");
       if (version) this.protocolVersion = version;
-      const response = await fetch(url, init);
+      for (const [name, value] of Object.entries(this.extraHeaders)) headers.set(name, value);
+      const response = await fetch(url, { ...init, headers });
       this.exchanges.push({ method, url: String(url), status: response.status });
       const sid = response.headers.get("mcp-session-id");
       if (sid && method !== "DELETE") this.sessionId = sid;
@@ -178,7 +189,7 @@ class OneClient {
     this.profile = profile;
     this.index = index;
     this.step = "connect";
-    this.log = new HttpLog();
+    this.log = new HttpLog(args.headers);
     this.summary = { client: index, steps: {} };
     this.samplingRequests = [];
     this.samplingAnswer = undefined;
@@ -454,7 +465,12 @@ class OneClient {
   }
 
   async postAfterEnd(url, headers) {
-    const allHeaders = { accept: "application/json, text/event-stream", "content-type": "application/json", ...headers };
+    const allHeaders = {
+      accept: "application/json, text/event-stream",
+      "content-type": "application/json",
+      ...this.log.extraHeaders,
+      ...headers,
+    };
     if (this.log.protocolVersion) allHeaders["mcp-protocol-version"] = this.log.protocolVersion;
     const response = await fetch(url, {
       method: "POST",

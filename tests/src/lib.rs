@@ -6,6 +6,8 @@
 //!   whole process group) when dropped.
 //! - [`everything_stdio`] is the command line that runs `@modelcontextprotocol/server-everything`
 //!   over stdio from `tests/node/node_modules`, without any network.
+//! - [`upstream`] serves server-everything over HTTP as a process, and records what reaches it
+//!   through a reverse proxy (tests of `mcp-bastion --upstream`).
 //! - [`ClientRun`] runs one of the SDK client scripts in `tests/clients/` (official Python SDK or
 //!   official TypeScript SDK) against a URL, with a timeout, and [`ClientOutcome::assert_ok`]
 //!   turns a failure into a panic that shows the client's output and the server's log.
@@ -14,6 +16,8 @@
 //! `npm ci --prefix tests/node`).
 
 pub mod nginx;
+pub mod redis;
+pub mod upstream;
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -88,6 +92,26 @@ fn cargo() -> OsString {
 fn cargo_build(args: &[&str]) -> Result<(), String> {
     let mut cmd = Command::new(cargo());
     cmd.arg("build").args(args).current_dir(workspace_dir());
+    // The variables cargo sets for this test crate (`CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR`,
+    // `OUT_DIR`…) would reach the build scripts' `rerun-if-env-changed` checks (ring's has
+    // them), making this build and `cargo test` rebuild the TLS stack for each other.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || name == "OUT_DIR"
+            || name == "CARGO_TARGET_TMPDIR"
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
     if profile_dir().file_name().is_some_and(|n| n == "release") {
         cmd.arg("--release");
     }
@@ -247,13 +271,32 @@ impl Server {
         Server::bastion(&args, &everything_stdio())
     }
 
+    /// Spawns `mcp-bastion --listen 127.0.0.1:0 <args…>` with no `-- command` (e.g. with
+    /// `--upstream URL`), with extra environment variables, and waits for it to listen.
+    pub fn bastion_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut all: Vec<String> = vec!["--listen".into(), "127.0.0.1:0".into()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        Server::spawn_with_env("mcp-bastion", &bastion_bin(), &all, env)
+    }
+
     /// Spawns any server that prints `… listening on http://HOST:PORT` on stderr once it listens
     /// (the `mcp-bastion` binary, the `rmcp_server` example), and waits for that line.
     pub fn spawn(name: &str, program: &Path, args: &[String]) -> Server {
+        Server::spawn_with_env(name, program, args, &[])
+    }
+
+    /// [`Server::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Server {
         use std::os::unix::process::CommandExt;
 
         let mut cmd = Command::new(program);
         cmd.args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -2,14 +2,17 @@
 //!
 //! ```text
 //! mcp-bastion [--listen 127.0.0.1:8080] [--session-mode per-session|shared] -- <command> [args…]
+//! mcp-bastion [--listen 127.0.0.1:8080] --upstream URL [--upstream-header "Name: value"] [--upstream-bearer-env VAR]
 //! ```
 //!
 //! Serves Streamable HTTP at `/mcp`, the legacy SSE transport at `/sse`
 //! (messages at `/messages`), and `/healthz`, `/readyz`.
 
 mod config;
+mod metrics;
 mod ratelimit;
 mod tls;
+mod upstream;
 
 use std::{
     collections::BTreeMap, ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode,
@@ -24,6 +27,7 @@ use mcp_bastion::{
         stdio::{StdioBackend, StdioMode},
     },
     inspect::McpInspectLayer,
+    metrics::McpMetricsLayer,
     session::SessionLayer,
     transport::{Sse, StreamableHttp},
 };
@@ -99,6 +103,12 @@ struct Cli {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at `/metrics` on this address only (for
+    /// example a loopback port for the scraper), instead of on the main
+    /// listener.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+
     /// Seconds to wait for in-flight work on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_timeout: u64,
@@ -109,8 +119,12 @@ struct Cli {
     #[command(flatten)]
     session: session::SessionArgs,
 
-    /// The stdio MCP server to run, after `--`.
-    #[arg(last = true, required = true, num_args = 1..)]
+    /// The remote MCP server to proxy to, instead of a command.
+    #[command(flatten)]
+    upstream: upstream::UpstreamArgs,
+
+    /// The stdio MCP server to run, after `--` (or `--upstream URL` instead).
+    #[arg(last = true, num_args = 1.., conflicts_with = "upstream")]
     command: Vec<String>,
 }
 
@@ -141,10 +155,13 @@ fn init_tracing(format: LogFormat) {
 }
 
 fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
+    if let Some(backend) = cli.upstream.build()? {
+        return Ok(backend);
+    }
     let (program, args) = cli
         .command
         .split_first()
-        .ok_or("a command to run is required after `--`")?;
+        .ok_or("give the MCP server to run after `--`, or `--upstream URL`")?;
     let mut builder = StdioBackend::builder(program)
         .args(args.iter().cloned())
         .mode(match cli.session_mode {
@@ -199,6 +216,7 @@ fn app(
         .merge(sse.clone().into_router())
         .layer(sessions)
         .layer(cli.rate_limit.layer())
+        .layer(McpMetricsLayer::new())
         .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
         .layer(origin_guard)
         .layer(cors)
@@ -388,6 +406,26 @@ async fn main() -> ExitCode {
             eprintln!("mcp-bastion: {e}");
             return ExitCode::from(2);
         }
+    };
+    let scrape = match metrics::Scrape::install(streamable.clone(), sse.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let router = match cli.metrics_listen {
+        Some(addr) => match scrape.serve_alone(addr).await {
+            Ok(local) => {
+                eprintln!("mcp-bastion metrics on http://{local}/metrics");
+                router
+            }
+            Err(e) => {
+                eprintln!("mcp-bastion: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => router.merge(scrape.router()),
     };
     let listener = match tokio::net::TcpListener::bind(cli.listen).await {
         Ok(l) => l,

@@ -39,5 +39,7 @@ pub mod protocol;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
 pub mod session;
+#[cfg(feature = "inspect")]
+pub mod trace;
 #[cfg(any(feature = "streamable-http", feature = "sse"))]
 pub mod transport;

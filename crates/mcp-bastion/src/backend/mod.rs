@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | [`stdio::StdioBackend`] | `stdio` | a child process speaking newline-delimited JSON, one per session or one shared |
 //! | [`rmcp::RmcpBackend`] | `rmcp` | any rmcp `ServerHandler`, in process |
+//! | [`upstream::UpstreamBackend`] | `upstream` | a remote MCP server over Streamable HTTP or legacy SSE, with its own credentials |
 //!
 //! Writing your own: implement [`Backend::connect`], return the two channel
 //! ends, and stop work when the connection's [`CancellationToken`] fires or
@@ -26,6 +27,9 @@ pub mod stdio;
 
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
+
+#[cfg(feature = "upstream")]
+pub mod upstream;
 
 /// A boxed, `Send` future, as returned by [`Backend`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

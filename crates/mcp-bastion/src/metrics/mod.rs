@@ -7,7 +7,8 @@
 //! | `mcp_requests_total` | counter | `method`, `tool`, `status` |
 //! | `mcp_request_duration_seconds` | histogram | `method` (time to the response head; an SSE reply streams on after it) |
 //! | `mcp_sessions_open` | gauge | `transport` (set by the application, see below) |
-//! | `mcp_sse_streams_open` | gauge | (from [`open_sse_streams`](crate::transport::open_sse_streams)) |
+//! | `mcp_sse_streams_open` | gauge | (kept by the transports' SSE bodies) |
+//! | `mcp_backend_children` | gauge | (kept by the stdio backend) |
 //!
 //! Method and tool names come from the client, so they are bounded before
 //! they become labels: a method outside MCP's vocabulary is `other`, a tool
@@ -43,6 +44,8 @@ pub const REQUEST_DURATION_SECONDS: &str = "mcp_request_duration_seconds";
 pub const SESSIONS_OPEN: &str = "mcp_sessions_open";
 /// Gauge of open SSE response streams.
 pub const SSE_STREAMS_OPEN: &str = "mcp_sse_streams_open";
+/// Gauge of live stdio child processes.
+pub const BACKEND_CHILDREN: &str = "mcp_backend_children";
 
 #[cfg(test)]
 mod tests;

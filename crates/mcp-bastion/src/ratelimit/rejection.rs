@@ -122,11 +122,18 @@ impl RateLimitRejection {
 impl IntoResponse for RateLimitRejection {
     fn into_response(self) -> Response {
         let secs = self.retry_after_seconds();
-        let message = match self.kind {
-            RejectionKind::RateLimited => "Rate limit exceeded",
-            RejectionKind::TooManyConcurrent => "Too many concurrent requests",
-            RejectionKind::StoreUnavailable => "Rate limiter unavailable",
+        let (message, reason) = match self.kind {
+            RejectionKind::RateLimited => ("Rate limit exceeded", "rate"),
+            RejectionKind::TooManyConcurrent => ("Too many concurrent requests", "concurrency"),
+            RejectionKind::StoreUnavailable => ("Rate limiter unavailable", "store_unavailable"),
         };
+        // policy names come from the configuration, so the label set is bounded
+        metrics::counter!(
+            "mcp_rate_limited_total",
+            "policy" => self.policy.to_string(),
+            "reason" => reason
+        )
+        .increment(1);
         let mut data = json!({ "retryAfterSeconds": secs, "policy": &*self.policy });
         if let Some(pd) = self
             .decisions

@@ -97,6 +97,8 @@ pub fn open_sse_streams() -> usize {
 impl Drop for SseBody {
     fn drop(&mut self) {
         OPEN_STREAMS.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(crate::metrics::SSE_STREAMS_OPEN).decrement(1.0);
     }
 }
 
@@ -108,6 +110,8 @@ impl SseBody {
         guard: Option<DropGuard>,
     ) -> Self {
         OPEN_STREAMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(crate::metrics::SSE_STREAMS_OPEN).increment(1.0);
         Self {
             prelude,
             rx,

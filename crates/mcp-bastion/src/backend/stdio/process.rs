@@ -429,11 +429,16 @@ impl ChildRegistry {
         state.next += 1;
         let id = state.next;
         state.children.insert(id, child);
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(crate::metrics::BACKEND_CHILDREN).increment(1.0);
         id
     }
 
     fn remove(&self, id: u64) {
-        self.lock().children.remove(&id);
+        if self.lock().children.remove(&id).is_some() {
+            #[cfg(feature = "metrics")]
+            metrics::gauge!(crate::metrics::BACKEND_CHILDREN).decrement(1.0);
+        }
     }
 
     /// Terminates every child and waits until all are reaped. No child can be

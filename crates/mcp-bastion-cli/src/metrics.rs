@@ -1,0 +1,77 @@
+//! Prometheus metrics: the recorder, and the `/metrics` route (on the main
+//! listener, or alone on `--metrics-listen ADDR`).
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{Router, http::header, response::IntoResponse, routing::get};
+use mcp_bastion::{
+    backend::DynBackend,
+    metrics::SESSIONS_OPEN,
+    transport::{Sse, StreamableHttp},
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// What `/metrics` renders.
+#[derive(Clone)]
+pub(crate) struct Scrape {
+    handle: PrometheusHandle,
+    sessions: Arc<dyn Fn() -> [(&'static str, usize); 2] + Send + Sync>,
+}
+
+impl Scrape {
+    /// Installs the process-wide Prometheus recorder. Call once, before any
+    /// metric is recorded.
+    pub(crate) fn install(
+        streamable: StreamableHttp<DynBackend>,
+        sse: Sse<DynBackend>,
+    ) -> Result<Self, String> {
+        let handle = PrometheusBuilder::new()
+            .install_recorder()
+            .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+        Ok(Self {
+            handle,
+            sessions: Arc::new(move || {
+                [
+                    ("streamable-http", streamable.session_count()),
+                    ("sse", sse.session_count()),
+                ]
+            }),
+        })
+    }
+
+    fn render(&self) -> String {
+        for (transport, n) in (self.sessions)() {
+            metrics::gauge!(SESSIONS_OPEN, "transport" => transport).set(n as f64);
+        }
+        self.handle.render()
+    }
+
+    /// `GET /metrics`.
+    pub(crate) fn router(&self) -> Router {
+        let this = self.clone();
+        Router::new().route(
+            "/metrics",
+            get(move || {
+                let body = this.render();
+                async move {
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+                }
+            }),
+        )
+    }
+
+    /// Serves `/metrics` alone on `addr` until the process ends.
+    pub(crate) async fn serve_alone(&self, addr: SocketAddr) -> Result<SocketAddr, String> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on --metrics-listen {addr}: {e}"))?;
+        let local = listener.local_addr().unwrap_or(addr);
+        let router = self.router();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!("metrics listener failed: {e}");
+            }
+        });
+        Ok(local)
+    }
+}

@@ -1,0 +1,305 @@
+//! [`UpstreamBackendBuilder`]: where the upstream is, how to reach it, and
+//! which credentials the proxy presents to it.
+
+use std::{fmt, time::Duration};
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use reqwest::Url;
+
+use super::{UpstreamBackend, outbound::Outbound};
+use crate::backend::BackendError;
+
+/// The default [`UpstreamBackendBuilder::connect_timeout`]: 10 seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default [`UpstreamBackendBuilder::request_timeout`]: 5 minutes.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Headers the operator cannot set: the proxy manages them for the upstream
+/// session, or they belong to the HTTP connection.
+const MANAGED_HEADERS: &[&str] = &[
+    "accept",
+    "connection",
+    "content-length",
+    "content-type",
+    "host",
+    "keep-alive",
+    "last-event-id",
+    "mcp-protocol-version",
+    "mcp-session-id",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Which MCP transport the upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamTransport {
+    /// Try Streamable HTTP first; when the `initialize` POST gets a 4xx
+    /// other than 401, 403 or 429, fall back to the legacy HTTP+SSE transport
+    /// on the same URL (the spec's backwards-compatibility rule).
+    #[default]
+    Auto,
+    /// Streamable HTTP only (2025-03-26 and later).
+    StreamableHttp,
+    /// Legacy HTTP+SSE only (2024-11-05): GET the URL for the event stream,
+    /// POST to the endpoint it announces.
+    LegacySse,
+}
+
+/// Configures an [`UpstreamBackend`]; made by [`UpstreamBackend::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_bastion::backend::upstream::{UpstreamBackend, UpstreamTransport};
+///
+/// let backend = UpstreamBackend::builder("https://mcp.example.com/mcp")
+///     .header("X-Tenant", "acme")
+///     .bearer("s3cr3t")
+///     .transport(UpstreamTransport::StreamableHttp)
+///     .request_timeout(Some(Duration::from_secs(60)))
+///     .build()
+///     .unwrap();
+/// // Secrets never show in Debug output.
+/// assert!(!format!("{backend:?}").contains("s3cr3t"));
+///
+/// // Configuration that cannot work is refused up front.
+/// assert!(UpstreamBackend::builder("ftp://example.com").build().is_err());
+/// assert!(UpstreamBackend::builder("http://h/mcp").header("Mcp-Session-Id", "x").build().is_err());
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct UpstreamBackendBuilder {
+    url: String,
+    headers: Vec<(String, String)>,
+    bearer: Option<Bearer>,
+    transport: UpstreamTransport,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+    channel_capacity: usize,
+}
+
+#[derive(Clone)]
+enum Bearer {
+    Token(String),
+    Env(String),
+}
+
+impl fmt::Debug for UpstreamBackendBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values and tokens are credentials: names only.
+        let bearer = match &self.bearer {
+            None => "none".to_owned(),
+            Some(Bearer::Token(_)) => "token".to_owned(),
+            Some(Bearer::Env(var)) => format!("from ${var}"),
+        };
+        let url = Url::parse(&self.url)
+            .map(|u| super::outbound::redacted(&u))
+            .unwrap_or_else(|_| "<invalid>".to_owned());
+        f.debug_struct("UpstreamBackendBuilder")
+            .field("url", &url)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("bearer", &bearer)
+            .field("transport", &self.transport)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamBackendBuilder {
+    pub(super) fn new(url: String) -> Self {
+        Self {
+            url,
+            headers: Vec::new(),
+            bearer: None,
+            transport: UpstreamTransport::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+            channel_capacity: 64,
+        }
+    }
+
+    /// Adds a header sent on every request to the upstream (repeatable; the
+    /// same name twice sends both values). Values are treated as secrets:
+    /// never logged, never in `Debug` output. Protocol and connection headers
+    /// (`Mcp-Session-Id`, `MCP-Protocol-Version`, `Accept`, `Content-Type`,
+    /// `Host`…) are refused by [`build`](Self::build).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends `Authorization: Bearer <token>` on every request to the upstream.
+    pub fn bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(Bearer::Token(token.into()));
+        self
+    }
+
+    /// Like [`bearer`](Self::bearer), with the token read from the
+    /// environment variable `var` when [`build`](Self::build) runs (missing
+    /// or empty: an error naming the variable).
+    pub fn bearer_from_env(mut self, var: impl Into<String>) -> Self {
+        self.bearer = Some(Bearer::Env(var.into()));
+        self
+    }
+
+    /// Which transport the upstream speaks (default [`UpstreamTransport::Auto`]).
+    pub fn transport(mut self, transport: UpstreamTransport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// How long establishing a TCP (and TLS) connection may take (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long the upstream may take to answer one request, progress
+    /// notifications included (default 5 minutes; `None`: no limit). A late
+    /// request is answered with `REQUEST_TIMEOUT` and cancelled upstream with
+    /// `notifications/cancelled`.
+    pub fn request_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Messages buffered per direction and connection (default 64, minimum 1).
+    pub fn channel_capacity(mut self, capacity: usize) -> Self {
+        self.channel_capacity = capacity.max(1);
+        self
+    }
+
+    /// Checks the configuration and builds the backend. No network access
+    /// happens here.
+    pub fn build(self) -> Result<UpstreamBackend, BackendError> {
+        let url = Url::parse(&self.url)
+            .map_err(|e| BackendError::Config(format!("upstream URL: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(BackendError::Config(format!(
+                "upstream URL: scheme must be http or https, not `{}`",
+                url.scheme()
+            )));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(BackendError::Config(
+                "upstream URL: put credentials in a header or a bearer token, not in the URL"
+                    .into(),
+            ));
+        }
+        let credentials = self.credentials()?;
+        let outbound = Outbound::new(url, credentials, self.connect_timeout)
+            .map_err(|e| BackendError::Config(format!("HTTP client: {e}")))?;
+        Ok(UpstreamBackend::from_parts(
+            outbound,
+            self.transport,
+            self.request_timeout,
+            self.channel_capacity,
+        ))
+    }
+
+    fn credentials(&self) -> Result<HeaderMap, BackendError> {
+        let mut map = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                BackendError::Config(format!("upstream header: `{name}` is not a header name"))
+            })?;
+            if MANAGED_HEADERS.contains(&header.as_str()) {
+                return Err(BackendError::Config(format!(
+                    "upstream header: `{header}` is set by the proxy itself"
+                )));
+            }
+            let value = secret_value(value.trim()).ok_or_else(|| {
+                BackendError::Config(format!(
+                    "upstream header `{header}`: the value is not a valid header value"
+                ))
+            })?;
+            map.append(header, value);
+        }
+        let token = match &self.bearer {
+            None => None,
+            Some(Bearer::Token(token)) => Some(token.clone()),
+            Some(Bearer::Env(var)) => match std::env::var(var) {
+                Ok(token) if !token.trim().is_empty() => Some(token),
+                _ => {
+                    return Err(BackendError::Config(format!(
+                        "upstream bearer token: environment variable `{var}` is not set or empty"
+                    )));
+                }
+            },
+        };
+        if let Some(token) = token {
+            if map.contains_key(header::AUTHORIZATION) {
+                return Err(BackendError::Config(
+                    "upstream: an `Authorization` header and a bearer token are both configured"
+                        .into(),
+                ));
+            }
+            let value = secret_value(&format!("Bearer {}", token.trim())).ok_or_else(|| {
+                BackendError::Config("upstream bearer token: not a valid header value".into())
+            })?;
+            map.insert(header::AUTHORIZATION, value);
+        }
+        Ok(map)
+    }
+}
+
+/// A header value marked sensitive (hidden from `Debug`, never indexed by
+/// HPACK).
+fn secret_value(value: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_missing_bearer_variable_is_refused_and_secrets_stay_hidden() {
+        // `set_var` needs `unsafe` in edition 2024 (forbidden here): only the
+        // missing case is checked here; the black-box tests set the variable.
+        let var = "MCP_BASTION_TEST_UPSTREAM_BEARER_NEVER_SET";
+        let missing = UpstreamBackend::builder("http://127.0.0.1:1/mcp")
+            .bearer_from_env(var)
+            .build();
+        let Err(BackendError::Config(why)) = missing else {
+            panic!("a missing variable is a configuration error");
+        };
+        assert!(why.contains(var), "{why}");
+
+        let backend = UpstreamBackend::builder("http://127.0.0.1:1/mcp")
+            .bearer("tok-123")
+            .header("X-Api-Key", "key-456")
+            .build()
+            .unwrap();
+        let shown = format!("{backend:?}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("key-456"),
+            "{shown}"
+        );
+        assert!(shown.contains("x-api-key") && shown.contains("authorization"));
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        let build = |b: UpstreamBackendBuilder| b.build().map(|_| ());
+        let base = || UpstreamBackend::builder("http://127.0.0.1:1/mcp");
+        assert!(build(UpstreamBackend::builder("not a url")).is_err());
+        assert!(build(UpstreamBackend::builder("file:///etc/passwd")).is_err());
+        assert!(build(UpstreamBackend::builder("http://u:p@host/mcp")).is_err());
+        assert!(build(base().header("Bad Name", "x")).is_err());
+        assert!(build(base().header("X-Ok", "line\nbreak")).is_err());
+        assert!(build(base().header("Host", "other")).is_err());
+        assert!(build(base().header("mcp-session-id", "x")).is_err());
+        assert!(build(base().header("Authorization", "Basic x").bearer("t")).is_err());
+        assert!(build(base().header("Authorization", "Basic x")).is_ok());
+    }
+}

@@ -1,0 +1,365 @@
+//! The upstream backend: each session is forwarded to a remote MCP server
+//! over Streamable HTTP, or over the legacy HTTP+SSE transport (2024-11-05)
+//! when the remote only speaks that, with the proxy's own credentials.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use mcp_bastion::backend::upstream::UpstreamBackend;
+//! use mcp_bastion::transport::StreamableHttp;
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = UpstreamBackend::builder("https://mcp.internal.example/mcp")
+//!     .header("X-Tenant", "acme")
+//!     .bearer_from_env("UPSTREAM_TOKEN") // read once, at build
+//!     .request_timeout(Some(Duration::from_secs(120)))
+//!     .build()?;
+//! let service = StreamableHttp::new(std::sync::Arc::new(backend));
+//! # Ok(()) }
+//! ```
+//!
+//! # Credentials: what crosses to the upstream
+//!
+//! The MCP authorization spec forbids passing the client's token through, and
+//! this backend goes further: **nothing of the client's HTTP request reaches
+//! the upstream except the JSON-RPC messages themselves.** Every upstream
+//! request carries only
+//!
+//! | header | from |
+//! |---|---|
+//! | the operator's [`header`](UpstreamBackendBuilder::header)s and [`bearer`](UpstreamBackendBuilder::bearer) `Authorization` | configuration |
+//! | `Mcp-Session-Id`, `MCP-Protocol-Version` | the *upstream* session's own `initialize` exchange |
+//! | `Last-Event-ID` | the upstream's own event ids (GET stream resumption) |
+//! | `Accept`, `Content-Type` | fixed by the transport |
+//!
+//! The client's `Authorization`, `Cookie`, API-key headers, `Mcp-Session-Id`
+//! and `MCP-Protocol-Version` are never copied, and [`SessionContext`]
+//! extensions (the `Principal`…) are not used. Credential values are marked
+//! sensitive and appear in no log line and no `Debug` output; logs show the
+//! URL without its query string. Redirects are not followed (they could carry
+//! the credentials elsewhere), and a legacy server's `endpoint` on another
+//! origin is refused for the same reason.
+//!
+//! # Lifecycle of a connection
+//!
+//! - [`Backend::connect`] sends nothing: the upstream is contacted when the
+//!   client's first message (normally `initialize`) arrives.
+//! - **Streamable HTTP**: `initialize` is POSTed and its answer read before
+//!   the next client message is taken, so the upstream's `Mcp-Session-Id`
+//!   and negotiated protocol version go on every later request. Then the GET
+//!   stream is opened for server-initiated messages (405: none; a stream that
+//!   ends is reopened with `Last-Event-ID`). Requests run concurrently, one
+//!   POST each, answered by JSON or an SSE stream whose progress
+//!   notifications and server requests (sampling, elicitation) are relayed
+//!   as they come. Notifications and responses are POSTed in order. Closing
+//!   the connection sends DELETE for the upstream session.
+//! - **Legacy SSE**: the first message opens `GET <url>`; its `endpoint`
+//!   event names where to POST; every answer comes as a `message` event.
+//! - [`UpstreamTransport::Auto`] (the default) follows the spec's
+//!   backwards-compatibility rule: a 4xx to the `initialize` POST (other than
+//!   401, 403, 429) makes the connection try the legacy transport on the same
+//!   URL.
+//!
+//! # Failures
+//!
+//! Every client request gets exactly one answer. When the upstream cannot be
+//! reached, answers with an HTTP error, breaks the stream, or takes longer
+//! than the [request timeout](UpstreamBackendBuilder::request_timeout), the
+//! request is answered with a JSON-RPC error whose `data.upstream` names the
+//! cause (`connect`, `status` with `data.status`, `timeout`, `broken`,
+//! `protocol`, `session_gone`); an upstream JSON-RPC error body is passed on
+//! as is. A late request is also cancelled upstream. A request the client
+//! cancels (`notifications/cancelled`, forwarded) is no longer waited for and
+//! gets no answer, as the spec asks. When the upstream
+//! session is gone (404 on a session, or the legacy stream ends), the
+//! connection ends, so the client's session ends too (404 on its next
+//! request) and the client re-initializes. A failed `initialize` leaves the
+//! connection unopened: the next message tries again.
+//!
+//! [`Backend::ready`] sends `OPTIONS` to the URL (no credentials, no MCP
+//! effect): any answer below 500 means ready.
+//!
+//! # Limits
+//!
+//! - Outbound HTTP honours `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`; HTTPS is
+//!   verified against the Mozilla roots (`webpki-roots`), so a private CA is
+//!   not supported yet.
+//! - `application/json` answers are capped at 16 MiB; SSE events are not
+//!   (the upstream is the operator's choice, and trusted that far).
+//! - A server that answers an unknown session with 400 rather than the
+//!   spec's 404 (some SDK examples do) is not recognised as "session gone":
+//!   each request gets that 400's JSON-RPC error until the client starts a
+//!   new session.
+
+mod builder;
+mod events;
+mod failure;
+mod legacy_sse;
+mod outbound;
+mod session;
+mod streamable;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinSet,
+};
+use tokio_util::sync::CancellationToken;
+
+pub use builder::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, UpstreamBackendBuilder, UpstreamTransport,
+};
+
+use self::{
+    failure::UpstreamFailure,
+    legacy_sse::LegacySession,
+    outbound::{Outbound, redacted},
+    session::Shared,
+    streamable::{Sent, StreamableSession},
+};
+use crate::{
+    backend::{Backend, BackendError, BoxFuture, Connection, SessionContext},
+    jsonrpc::Message,
+};
+
+/// The `tracing` target of everything this backend logs.
+const TARGET: &str = "mcp_bastion::upstream";
+
+/// Forwards MCP sessions to a remote server; see the [module docs](self).
+///
+/// Cheap to clone: clones share the HTTP connection pool.
+#[derive(Clone)]
+pub struct UpstreamBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    outbound: Arc<Outbound>,
+    transport: UpstreamTransport,
+    request_timeout: Option<Duration>,
+    channel_capacity: usize,
+    shutdown: CancellationToken,
+    /// Connections whose task still runs, and a wake-up when one ends.
+    live: AtomicUsize,
+    ended: Notify,
+}
+
+/// Counts a connection as live until its task ends.
+struct LiveGuard(Arc<Inner>);
+
+impl LiveGuard {
+    fn new(inner: Arc<Inner>) -> Self {
+        inner.live.fetch_add(1, Ordering::AcqRel);
+        Self(inner)
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+        self.0.ended.notify_waiters();
+    }
+}
+
+impl fmt::Debug for UpstreamBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("UpstreamBackend")
+            .field("url", &redacted(inner.outbound.url()))
+            .field("headers", &inner.outbound.header_names())
+            .field("transport", &inner.transport)
+            .field("request_timeout", &inner.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamBackend {
+    /// Starts configuring a backend for the MCP endpoint at `url` (the
+    /// Streamable HTTP endpoint, or a legacy server's SSE URL).
+    pub fn builder(url: impl Into<String>) -> UpstreamBackendBuilder {
+        UpstreamBackendBuilder::new(url.into())
+    }
+
+    fn from_parts(
+        outbound: Outbound,
+        transport: UpstreamTransport,
+        request_timeout: Option<Duration>,
+        channel_capacity: usize,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                outbound: Arc::new(outbound),
+                transport,
+                request_timeout,
+                channel_capacity,
+                shutdown: CancellationToken::new(),
+                live: AtomicUsize::new(0),
+                ended: Notify::new(),
+            }),
+        }
+    }
+
+    /// The configured transport.
+    pub fn transport(&self) -> UpstreamTransport {
+        self.inner.transport
+    }
+}
+
+impl Backend for UpstreamBackend {
+    /// Opens the channels and starts the connection's task; nothing is sent
+    /// upstream until the client's first message.
+    fn connect(
+        &self,
+        _ctx: SessionContext,
+    ) -> BoxFuture<'static, Result<Connection, BackendError>> {
+        // `_ctx` is deliberately unused: nothing of the client's request is
+        // forwarded (see "Credentials" in the module docs).
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            if inner.shutdown.is_cancelled() {
+                return Err(BackendError::Unavailable(
+                    "the upstream backend is shut down".into(),
+                ));
+            }
+            let (outgoing, from_client) = mpsc::channel(inner.channel_capacity);
+            let (to_client, incoming) = mpsc::channel(inner.channel_capacity);
+            let closed = inner.shutdown.child_token();
+            let live = LiveGuard::new(Arc::clone(&inner));
+            tokio::spawn(run(live, from_client, to_client, closed.clone()));
+            Ok(Connection::new(outgoing, incoming, closed))
+        })
+    }
+
+    /// Ready when the upstream answers an `OPTIONS` request with a status
+    /// below 500 within the connect timeout.
+    fn ready(&self) -> BoxFuture<'static, Result<(), BackendError>> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            if inner.shutdown.is_cancelled() {
+                return Err(BackendError::Unavailable(
+                    "the upstream backend is shut down".into(),
+                ));
+            }
+            match inner.outbound.probe().send().await {
+                Ok(response) if !response.status().is_server_error() => Ok(()),
+                Ok(response) => Err(BackendError::Unavailable(format!(
+                    "upstream answered HTTP {}",
+                    response.status().as_u16()
+                ))),
+                Err(error) => Err(BackendError::Unavailable(
+                    UpstreamFailure::from_reqwest(&error).to_string(),
+                )),
+            }
+        })
+    }
+
+    /// Ends every connection and refuses new ones; completes once every
+    /// connection has ended (each DELETEs its upstream session first, within
+    /// 30 s: bound the wait with a timeout of your own).
+    fn shutdown(&self) -> BoxFuture<'static, ()> {
+        self.inner.shutdown.cancel();
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            loop {
+                let ended = inner.ended.notified();
+                tokio::pin!(ended);
+                ended.as_mut().enable();
+                if inner.live.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                ended.await;
+            }
+        })
+    }
+}
+
+/// The transport a connection speaks with the upstream.
+enum Engine {
+    Streamable(StreamableSession),
+    Legacy(LegacySession),
+}
+
+/// One connection, from its first message to its end.
+async fn run(
+    live: LiveGuard,
+    mut from_client: mpsc::Receiver<Message>,
+    to_client: mpsc::Sender<Message>,
+    closed: CancellationToken,
+) {
+    let inner = Arc::clone(&live.0);
+    let shared = Arc::new(Shared::new(
+        Arc::clone(&inner.outbound),
+        inner.request_timeout,
+        to_client,
+    ));
+    let mut engine = match inner.transport {
+        UpstreamTransport::LegacySse => Engine::Legacy(LegacySession::new(Arc::clone(&shared))),
+        transport => Engine::Streamable(StreamableSession::new(
+            Arc::clone(&shared),
+            transport == UpstreamTransport::Auto,
+        )),
+    };
+    let mut tasks = JoinSet::new();
+    loop {
+        let message = tokio::select! {
+            biased;
+            () = closed.cancelled() => break,
+            () = shared.gone.cancelled() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            message = from_client.recv() => match message {
+                Some(message) => message,
+                None => break,
+            },
+        };
+        if let Some(id) = session::cancelled_request(&message) {
+            // Forwarded below; locally, stop waiting for that answer.
+            shared.cancel(&id);
+        }
+        // Inline steps (initialize, notifications) stop when the connection
+        // closes, rather than holding it open until their timeout.
+        let step = async {
+            match &mut engine {
+                Engine::Streamable(session) => match session.send(message, &mut tasks).await {
+                    Sent::Done => None,
+                    Sent::Fallback { message, failure } => {
+                        tracing::debug!(target: TARGET, %failure, "initialize refused; trying the legacy SSE transport");
+                        let mut legacy = LegacySession::new(Arc::clone(&shared));
+                        legacy.send(message, &mut tasks, Some(failure)).await;
+                        // Stay with Streamable HTTP unless the legacy stream opened.
+                        legacy.is_open().then_some(legacy)
+                    }
+                },
+                Engine::Legacy(session) => {
+                    session.send(message, &mut tasks, None).await;
+                    None
+                }
+            }
+        };
+        let switched = tokio::select! {
+            () = closed.cancelled() => break,
+            switched = step => switched,
+        };
+        if let Some(legacy) = switched {
+            engine = Engine::Legacy(legacy);
+        }
+    }
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    if let Engine::Streamable(session) = engine {
+        session.close().await;
+    }
+    // The transport learns of the end from `closed` and from `incoming`
+    // ending once the last `Shared` (and its sender) is dropped here.
+    closed.cancel();
+    drop(shared);
+    drop(live);
+}

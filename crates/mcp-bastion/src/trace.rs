@@ -1,0 +1,193 @@
+//! One tracing span per MCP request: [`McpTraceLayer`].
+//!
+//! The span `mcp.request` carries the JSON-RPC method, the tool (for
+//! `tools/call`), a short fingerprint of the session id, and the principal's
+//! subject; every event logged while the request is served (by the
+//! transport, the backend, a child's stderr) sits inside it, so a JSON log
+//! line says which request and which caller it belongs to.
+//!
+//! Nothing secret enters the span: no header, no query string, no body, and
+//! the session id only as a fingerprint (a session id lets whoever holds it
+//! speak in that session).
+//!
+//! Mount it inside [`McpInspectLayer`](crate::inspect::McpInspectLayer) and
+//! authentication, so that the parsed request and the `Principal` are there:
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use mcp_bastion::{inspect::McpInspectLayer, trace::McpTraceLayer};
+//!
+//! let app: Router = Router::new()
+//!     .route("/mcp", post(|| async { "ok" }))
+//!     .layer(McpTraceLayer::new())
+//!     .layer(McpInspectLayer::new());
+//! ```
+
+use std::task::{Context, Poll};
+
+use http::Request;
+use tower::{Layer, Service};
+use tracing::{Instrument, instrument::Instrumented};
+
+use crate::{inspect::McpRequest, principal::Principal};
+
+/// Adds the `mcp.request` span; see the [module docs](self).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct McpTraceLayer {
+    _priv: (),
+}
+
+impl McpTraceLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl<S> Layer<S> for McpTraceLayer {
+    type Service = McpTrace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        McpTrace { inner }
+    }
+}
+
+/// The service of [`McpTraceLayer`].
+#[derive(Debug, Clone)]
+pub struct McpTrace<S> {
+    inner: S,
+}
+
+/// A short, stable, non-reversible tag for a session id in logs.
+pub fn session_fingerprint(session_id: &str) -> String {
+    // FNV-1a: not for security, only so that log lines of one session match
+    // without the id itself being written down.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in session_id.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", hash >> 32)
+}
+
+impl<S, B> Service<Request<B>> for McpTrace<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let span = tracing::info_span!(
+            "mcp.request",
+            http.method = %req.method(),
+            method = tracing::field::Empty,
+            tool = tracing::field::Empty,
+            session = tracing::field::Empty,
+            principal = tracing::field::Empty,
+        );
+        if let Some(mcp) = req.extensions().get::<McpRequest>() {
+            if let Some(method) = mcp.method() {
+                span.record("method", method);
+            }
+            if let Some(tool) = mcp.tool_name() {
+                span.record("tool", tool);
+            }
+            if let Some(session) = mcp.session_id() {
+                span.record("session", session_fingerprint(session));
+            }
+        } else if let Some(session) = req
+            .headers()
+            .get(crate::protocol::HEADER_SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+        {
+            span.record("session", session_fingerprint(session));
+        }
+        if let Some(principal) = req.extensions().get::<Principal>() {
+            span.record("principal", principal.subject());
+        }
+        self.inner.call(req).instrument(span)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::sync::{Arc, Mutex};
+
+    use axum::{Router, body::Body, routing::post};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::inspect::McpInspectLayer;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn events_inside_a_request_carry_method_tool_session_tag_and_principal() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app: Router = Router::new()
+            .route(
+                "/mcp",
+                post(|| async {
+                    tracing::info!("handled");
+                    "ok"
+                }),
+            )
+            .layer(McpTraceLayer::new())
+            .layer(axum::middleware::map_request(
+                |mut req: Request<Body>| async move {
+                    req.extensions_mut().insert(Principal::new("alice"));
+                    req
+                },
+            ))
+            .layer(McpInspectLayer::new());
+        let sid = "0123456789abcdef0123456789abcdef";
+        let req = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", sid)
+            .body(Body::from(
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"secret":"hunter2"}}}"#,
+            ))
+            .unwrap();
+        let res = app.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let line = out.lines().find(|l| l.contains("handled")).unwrap();
+        assert!(line.contains(r#"method="tools/call""#), "{line}");
+        assert!(line.contains(r#"tool="echo""#), "{line}");
+        assert!(line.contains(r#"principal="alice""#), "{line}");
+        let tag = session_fingerprint(sid);
+        assert!(line.contains(&format!(r#"session="{tag}""#)), "{line}");
+        assert!(
+            !out.contains(sid),
+            "the session id itself is never logged: {out}"
+        );
+        assert!(
+            !out.contains("hunter2"),
+            "arguments are never logged: {out}"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! A throwaway `redis-server` for the tests that share state between processes (rate limits,
+//! sessions): on an ephemeral loopback port, without persistence, killed when dropped.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test harness: a failure is a test failure"
+)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// A `redis-server` on an ephemeral loopback port, without persistence; killed when dropped.
+pub struct Redis {
+    child: Child,
+    /// Its loopback port.
+    pub port: u16,
+}
+
+impl Redis {
+    /// Starts one on a free port.
+    pub fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis::start_on(port)
+    }
+
+    /// Starts one on `port` (to restart a stopped one where it was).
+    pub fn start_on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (install it with `bash .ci/deps/redis.sh`)");
+        let redis = Redis { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", port)) {
+                let mut pong = [0u8; 7];
+                if tcp.write_all(b"PING\r\n").is_ok() && tcp.read_exact(&mut pong).is_ok() {
+                    return redis;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `INFO commandstats` as `(command, calls, failed_calls)`.
+    pub fn command_stats(&self) -> Vec<(String, u64, u64)> {
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        tcp.write_all(b"INFO commandstats\r\n").unwrap();
+        let mut reader = BufReader::new(tcp);
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        let len: usize = header.trim().trim_start_matches('$').parse().unwrap();
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body).unwrap();
+        let field = |fields: &str, name: &str| -> u64 {
+            fields
+                .split(',')
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+                .unwrap_or(0)
+        };
+        String::from_utf8_lossy(&body)
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_")?.split_once(':'))
+            .map(|(cmd, fields)| {
+                (
+                    cmd.to_owned(),
+                    field(fields, "calls"),
+                    field(fields, "failed_calls"),
+                )
+            })
+            .collect()
+    }
+
+    /// Kills it (a Redis outage).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
