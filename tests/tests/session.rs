@@ -15,14 +15,13 @@
 //!   that Redis, expires by TTL, and the binary runs with `--session-store redis`.
 
 use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
-use tests::{Server, clients_dir, everything_stdio, example_bin, workspace_dir};
+use tests::{Server, clients_dir, everything_stdio, example_bin, redis::Redis, workspace_dir};
 
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -320,71 +319,14 @@ fn a_reserved_variable_in_param_env_is_refused_at_startup() {
 // ---------------------------------------------------------------------------------------------
 // Redis
 
-/// A `redis-server` on an ephemeral loopback port, without persistence; killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("mcp-bastion-redis-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server (run `bash .ci/deps/redis.sh`): {e}")
-            });
-        let redis = Redis { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while redis.cli(&["PING"]) != "PONG" {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `redis-cli -p PORT ARGS…`, trimmed.
+fn redis_cli(redis: &Redis, args: &[&str]) -> String {
+    Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 mod in_process {
@@ -452,7 +394,7 @@ mod in_process {
         (status, id, String::from_utf8_lossy(&body).into_owned())
     }
 
-    pub(super) async fn two_stacks_share_sessions(url: &str, redis: &super::Redis) {
+    pub(super) async fn two_stacks_share_sessions(url: &str, redis: &tests::redis::Redis) {
         let one = stack(RedisSessionStore::connect(url).await.unwrap(), "r1");
         let two = stack(RedisSessionStore::connect(url).await.unwrap(), "r2");
         let (status, sid, _) = send(&one, "/mcp?service=billing", None, "alice").await;
@@ -461,8 +403,8 @@ mod in_process {
         assert!(sid.starts_with("r1."), "{sid}");
         // the record is in Redis, with its TTL
         let key = format!("mcp-bastion:session:{sid}");
-        assert_eq!(redis.cli(&["EXISTS", &key]), "1");
-        let ttl: i64 = redis.cli(&["PTTL", &key]).parse().unwrap();
+        assert_eq!(super::redis_cli(redis, &["EXISTS", &key]), "1");
+        let ttl: i64 = super::redis_cli(redis, &["PTTL", &key]).parse().unwrap();
         assert!((1..=2000).contains(&ttl), "ttl {ttl}");
         // the second stack validates it: params for the owner, 404 for anyone else
         let (status, _, body) = send(&two, "/mcp", Some(&sid), "alice").await;
@@ -482,7 +424,7 @@ mod in_process {
         );
         // idle past the TTL: the record expires and both stacks answer 404
         tokio::time::sleep(Duration::from_millis(2300)).await;
-        assert_eq!(redis.cli(&["EXISTS", &key]), "0");
+        assert_eq!(super::redis_cli(redis, &["EXISTS", &key]), "0");
         let (status, _, _) = send(&two, "/mcp", Some(&sid), "alice").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
@@ -534,7 +476,7 @@ fn the_binary_keeps_its_sessions_in_redis_with_the_replica_route_key() {
     // DELETE at the end removed the record
     let key = format!("mcp-bastion:session:{sid}");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while redis.cli(&["EXISTS", &key]) != "0" {
+    while redis_cli(&redis, &["EXISTS", &key]) != "0" {
         assert!(
             Instant::now() < deadline,
             "the ended session's record is still in Redis"
