@@ -28,12 +28,14 @@ use mcp_bastion::{
     },
     inspect::McpInspectLayer,
     metrics::McpMetricsLayer,
+    session::SessionLayer,
     trace::McpTraceLayer,
     transport::{Sse, StreamableHttp},
 };
 use tracing_subscriber::EnvFilter;
 
 mod auth;
+mod session;
 
 /// Put a stdio MCP server on the network: Streamable HTTP at /mcp, legacy SSE at /sse.
 #[derive(Debug, Parser)]
@@ -70,7 +72,7 @@ struct Cli {
     /// This replica's route key, `[A-Za-z0-9_-]{1,32}`: session ids start with
     /// `KEY.` so that a load balancer can send each session to its replica
     /// (see docs/deployment.md).
-    #[arg(long, env = "MCP_BASTION_ROUTE_KEY", value_parser = parse_route_key)]
+    #[arg(long, alias = "replica-id", env = "MCP_BASTION_ROUTE_KEY", value_parser = parse_route_key)]
     route_key: Option<String>,
 
     /// Seconds between SSE keepalive comments (0 turns them off).
@@ -125,6 +127,9 @@ struct Cli {
 
     #[command(flatten)]
     auth: auth::AuthArgs,
+
+    #[command(flatten)]
+    session: session::SessionArgs,
 
     /// The remote MCP server to proxy to, instead of a command.
     #[command(flatten)]
@@ -198,29 +203,37 @@ fn parse_route_key(key: &str) -> Result<String, String> {
 }
 
 /// The router, in the layer order of ARCHITECTURE.md (each `.layer` wraps
-/// the ones before it): authentication, then the body parsed once, then
-/// tracing and metrics (which see the parsed request and the principal, and
-/// count refusals by the layers inside), per-tool scopes, rate limits, and
+/// the ones before it): CORS (preflights answered before anything else), the
+/// Origin guard, authentication, the body parsed once, tracing and metrics
+/// (which see the parsed request and the principal, and count refusals by
+/// the layers inside), per-tool scopes, rate limits, the session layer, and
 /// the transports.
 fn app(
     cli: &Cli,
     backend: DynBackend,
     auth: &auth::AuthLayers,
-) -> (Router, StreamableHttp<DynBackend>, Sse<DynBackend>) {
+    sessions: SessionLayer,
+) -> Result<(Router, StreamableHttp<DynBackend>, Sse<DynBackend>), String> {
     let keepalive = (cli.keepalive_secs > 0).then(|| Duration::from_secs(cli.keepalive_secs));
     let mut streamable = StreamableHttp::new(backend.clone())
         .json_response(cli.json_response)
         .sessionless(cli.sessionless)
-        .keepalive(keepalive);
+        .keepalive(keepalive)
+        .session_idle_timeout(cli.session.session_idle_timeout.0);
     let mut sse = Sse::new(backend.clone()).keepalive(keepalive);
+    let mut sessions = sessions;
     if let Some(key) = &cli.route_key {
         streamable = streamable.route_key(key.clone());
         sse = sse.route_key(key.clone());
+        sessions = sessions.replica_id(key.clone());
     }
+    let sessions = sessions.closer(streamable.clone()).closer(sse.clone());
+    let (cors, origin_guard) = cli.session.browser_layers(cli.session.origins(cli.listen)?);
     let ready_backend = backend;
     let mcp = Router::new()
         .route_service("/mcp", streamable.clone())
         .merge(sse.clone().into_router())
+        .layer(sessions)
         .layer(cli.rate_limit.layer());
     let mcp = auth
         .authorize(mcp)
@@ -229,6 +242,8 @@ fn app(
         .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes));
     let mcp = auth
         .authenticate(mcp)
+        .layer(origin_guard)
+        .layer(cors)
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -248,7 +263,7 @@ fn app(
     } else {
         Router::new().nest(prefix, mcp)
     };
-    (router, streamable, sse)
+    Ok((router, streamable, sse))
 }
 
 async fn shutdown_signal() {
@@ -450,7 +465,30 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (router, streamable, sse) = app(&cli, backend.clone(), &auth);
+    if !cli.session.param_env.is_empty() && cli.session_mode == SessionMode::Shared {
+        eprintln!(
+            "mcp-bastion: --param-env sets a per-session child's environment: it needs --session-mode per-session"
+        );
+        return ExitCode::from(2);
+    }
+    let sessions = match cli
+        .session
+        .session_layer(cli.rate_limit.redis_url.as_ref())
+        .await
+    {
+        Ok(layer) => layer,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (router, streamable, sse) = match app(&cli, backend.clone(), &auth, sessions) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("mcp-bastion: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let scrape = match metrics::Scrape::install(streamable.clone(), sse.clone()) {
         Ok(s) => s,
         Err(e) => {

@@ -15,6 +15,12 @@
 //! - `ratelimit::McpRateLimitLayer` (feature `ratelimit`, on by default)
 //!   limits requests per principal, key, IP or session, per method and per
 //!   tool, in memory or in Redis (feature `redis`).
+//! - `session::SessionLayer` (feature `session-layer`) captures allowlisted
+//!   parameters when a session opens (`SessionParams`), binds the session to
+//!   its principal, and enforces idle, lifetime and per-principal limits over
+//!   a memory or Redis (feature `redis`) store.
+//! - `cors::mcp_cors` and `cors::OriginGuardLayer` (feature `cors`): the MCP
+//!   CORS preset and the 403 for a present `Origin` that is not allowed.
 //!
 //! See `docs/architecture.md` in the repository for how the pieces fit.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -22,6 +28,8 @@
 #[cfg(feature = "auth")]
 pub mod auth;
 pub mod backend;
+#[cfg(feature = "cors")]
+pub mod cors;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod jsonrpc;

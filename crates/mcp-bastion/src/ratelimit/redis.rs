@@ -116,6 +116,12 @@ impl RedisStore {
         })
     }
 
+    /// The Redis client, so another store (sessions) can share the same
+    /// `--redis-url`.
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
     pub(crate) fn limiter(&self, rule: &str, limit: &Limit) -> RedisLimiter {
         // the limit is part of the key: changing it starts fresh counters
         // instead of reading another limit's state

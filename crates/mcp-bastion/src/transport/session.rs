@@ -520,6 +520,17 @@ impl SessionTable {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Ends one session; `false` when it was not live.
+    pub(crate) fn end_one(&self, id: &str) -> bool {
+        match self.remove(id) {
+            Some(s) => {
+                s.end();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Ends every session (shutdown).
     pub(crate) fn end_all(&self) {
         let sessions: Vec<_> = self

@@ -155,6 +155,14 @@ impl<B: Backend> Sse<B> {
         self.sessions.end_all();
     }
 
+    /// Ends one session (its backend connection closes); `false` when no
+    /// live session has this id. [`SessionLayer`](crate::session::SessionLayer)
+    /// uses it, through [`SessionCloser`](crate::session::SessionCloser), to
+    /// end idle, expired and evicted sessions.
+    pub fn close_session(&self, id: &str) -> bool {
+        self.sessions.end_one(id)
+    }
+
     /// A router serving `GET /sse` and `POST /<message_path>`; nest it
     /// anywhere.
     pub fn into_router<S: Clone + Send + Sync + 'static>(self) -> Router<S> {

@@ -180,6 +180,14 @@ impl<B: Backend> StreamableHttp<B> {
     pub fn close_all_sessions(&self) {
         self.sessions.end_all();
     }
+
+    /// Ends one session (its backend connection closes); `false` when no
+    /// live session has this id. [`SessionLayer`](crate::session::SessionLayer)
+    /// uses it, through [`SessionCloser`](crate::session::SessionCloser), to
+    /// end idle, expired and evicted sessions.
+    pub fn close_session(&self, id: &str) -> bool {
+        self.sessions.end_one(id)
+    }
 }
 
 impl<B, ReqBody> Service<Request<ReqBody>> for StreamableHttp<B>
