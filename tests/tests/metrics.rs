@@ -121,3 +121,62 @@ fn metrics_listen_serves_them_on_their_own_port_only() {
     let main = rt.block_on(async { reqwest::get(server.url("/metrics")).await.unwrap().status() });
     assert_eq!(main, 404, "the main listener does not serve /metrics then");
 }
+
+#[test]
+fn auth_failures_are_counted_by_reason_and_metrics_need_credentials_on_the_main_listener() {
+    let server = Server::bastion(&["--api-key", "k-metrics-test"], &everything_stdio());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        for auth in [None, Some("Bearer wrong-key")] {
+            let mut req = http
+                .post(server.url("/mcp"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream");
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let res = req
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 401);
+        }
+        let anonymous = http.get(server.url("/metrics")).send().await.unwrap();
+        assert_eq!(
+            anonymous.status(),
+            401,
+            "/metrics is behind auth on the main listener"
+        );
+        let text = http
+            .get(server.url("/metrics"))
+            .header("authorization", "Bearer k-metrics-test")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            sample(&text, &["mcp_auth_failures_total{", "reason=\"missing\""]).unwrap_or(0.0)
+                >= 1.0,
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                &["mcp_auth_failures_total{", "reason=\"unrecognized\""]
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert!(
+            !text.contains("wrong-key") && !text.contains("k-metrics-test"),
+            "{text}"
+        );
+    });
+}

@@ -151,6 +151,15 @@ impl AuthLayers {
         }
     }
 
+    /// Adds authentication around `router`, and nothing else (for operator
+    /// routes such as `/metrics` on the main listener).
+    pub fn protect(&self, router: Router) -> Router {
+        match &self.auth {
+            Some(layer) => router.layer(layer.clone()),
+            None => router,
+        }
+    }
+
     /// Adds authentication around `router`, then the metadata routes
     /// outside it.
     pub fn authenticate(&self, router: Router) -> Router {

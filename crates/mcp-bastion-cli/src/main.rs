@@ -507,7 +507,8 @@ async fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         },
-        None => router.merge(scrape.router()),
+        // on the main listener, /metrics needs the same credentials as MCP
+        None => router.merge(auth.protect(scrape.router())),
     };
     let listener = match tokio::net::TcpListener::bind(cli.listen).await {
         Ok(l) => l,

@@ -168,6 +168,35 @@ impl AuthError {
     }
 }
 
+impl AuthError {
+    /// A short stable label for metrics and logs: `missing`, `expired`,
+    /// `not_yet_valid`, `wrong_audience`, `wrong_issuer`, `unknown_key`,
+    /// `bad_signature`, `malformed`, `algorithm_not_allowed`,
+    /// `missing_claim`, `unrecognized`, `rejected`, `invalid_request`,
+    /// `insufficient_scope`, `unavailable`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::InvalidToken(why) => match why {
+                InvalidToken::Expired => "expired",
+                InvalidToken::NotYetValid => "not_yet_valid",
+                InvalidToken::WrongAudience => "wrong_audience",
+                InvalidToken::WrongIssuer => "wrong_issuer",
+                InvalidToken::UnknownKey => "unknown_key",
+                InvalidToken::BadSignature => "bad_signature",
+                InvalidToken::Malformed => "malformed",
+                InvalidToken::AlgorithmNotAllowed => "algorithm_not_allowed",
+                InvalidToken::MissingClaim => "missing_claim",
+                InvalidToken::Unrecognized => "unrecognized",
+                InvalidToken::Rejected => "rejected",
+            },
+            AuthError::InvalidRequest(_) => "invalid_request",
+            AuthError::InsufficientScope(_) => "insufficient_scope",
+            AuthError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
 impl From<InvalidToken> for AuthError {
     fn from(why: InvalidToken) -> Self {
         AuthError::InvalidToken(why)
@@ -189,6 +218,8 @@ pub struct AuthRejection {
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         tracing::debug!(target: "mcp_bastion::auth", status = %self.error.status(), reason = %self.error, "request rejected");
+        #[cfg(feature = "metrics")]
+        metrics::counter!("mcp_auth_failures_total", "reason" => self.error.reason()).increment(1);
         self.error
             .to_response(self.resource_metadata.as_deref(), self.id)
     }
