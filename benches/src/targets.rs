@@ -204,6 +204,7 @@ pub struct Tools {
 #[derive(Debug)]
 pub struct Running {
     child: Child,
+    stopped: bool,
     /// Its address.
     pub addr: SocketAddr,
     /// Its log file.
@@ -244,7 +245,12 @@ impl Running {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", target.name()))?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut running = Running { child, addr, log };
+        let mut running = Running {
+            child,
+            stopped: false,
+            addr,
+            log,
+        };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -285,6 +291,10 @@ impl Running {
 
     /// SIGTERM to the group, up to 3 s, then SIGKILL to the group.
     pub fn stop(&mut self) {
+        // Once reaped, the group id may be reused: signal it only once.
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
         let Ok(raw) = i32::try_from(self.child.id()) else {
             return;
         };
