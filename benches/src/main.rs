@@ -251,6 +251,16 @@ fn idle(rt: &tokio::runtime::Runtime, tools: &Tools, n: usize) -> Result<IdleRep
     })
 }
 
+/// `arg` as a POSIX shell word.
+fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
     if cli.quick {
@@ -392,7 +402,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         None
     };
 
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
     let report = Report {
         command: format!("cargo run -p benches --release -- {}", args.join(" ")),
         context,

@@ -239,46 +239,42 @@ impl Report {
                 );
             }
         }
-        // 3. the proxy vs the best peer, per transport
+        // 3. the proxy (each session mode) vs the best peer, per transport
         for tr in [Transport::Streamable, Transport::Sse] {
-            let best = |targets: &mut dyn Iterator<Item = Target>| {
-                targets
-                    .filter_map(|t| self.row(t, tr).map(|r| (t, r)))
-                    .max_by(|a, b| {
-                        a.1.rps()
-                            .unwrap_or(0.0)
-                            .total_cmp(&b.1.rps().unwrap_or(0.0))
-                    })
-            };
-            let ours = best(&mut [Target::ProxyPerSession, Target::ProxyShared].into_iter());
-            let peer = best(
-                &mut Target::ALL
-                    .into_iter()
-                    .filter(|t| matches!(t, Target::Peer(_))),
-            );
-            let what = format!(
-                "proxy ≥ 3× the best peer's req/s at ≤ 0.25× its peak RSS ({})",
-                tr.as_str()
-            );
-            match (ours, peer) {
-                (Some((ot, o)), Some((pt, p))) => {
-                    let rps = o.rps().unwrap_or(0.0) / p.rps().unwrap_or(f64::NAN);
-                    let rss =
-                        o.peak_rss().unwrap_or(0) as f64 / p.peak_rss().unwrap_or(1).max(1) as f64;
-                    let _ = writeln!(
-                        s,
-                        "| {what} | `{}` {:.0} req/s, {} MB vs best peer `{}` {:.0} req/s, {} MB: {rps:.2}× req/s at {rss:.2}× RSS | {} |",
-                        ot.name(),
-                        o.rps().unwrap_or(0.0),
-                        o.peak_rss().map_or("–".into(), mb),
-                        pt.name(),
-                        p.rps().unwrap_or(0.0),
-                        p.peak_rss().map_or("–".into(), mb),
-                        yes(rps >= 3.0 && rss <= 0.25)
-                    );
-                }
-                _ => {
-                    let _ = writeln!(s, "| {what} | not measured (no proxy or no peer row) | – |");
+            let peer = Target::ALL
+                .into_iter()
+                .filter(|t| matches!(t, Target::Peer(_)))
+                .filter_map(|t| self.row(t, tr).map(|r| (t, r)))
+                .max_by(|a, b| {
+                    a.1.rps()
+                        .unwrap_or(0.0)
+                        .total_cmp(&b.1.rps().unwrap_or(0.0))
+                });
+            for ours in [Target::ProxyPerSession, Target::ProxyShared] {
+                let what = format!(
+                    "proxy ≥ 3× the best peer's req/s at ≤ 0.25× its peak RSS (`{}`, {})",
+                    ours.name(),
+                    tr.as_str()
+                );
+                match (self.row(ours, tr), peer) {
+                    (Some(o), Some((pt, p))) => {
+                        let rps = o.rps().unwrap_or(0.0) / p.rps().unwrap_or(f64::NAN);
+                        let rss = o.peak_rss().unwrap_or(0) as f64
+                            / p.peak_rss().unwrap_or(1).max(1) as f64;
+                        let _ = writeln!(
+                            s,
+                            "| {what} | {:.0} req/s, {} MB vs best peer `{}` {:.0} req/s, {} MB: {rps:.2}× req/s at {rss:.2}× RSS | {} |",
+                            o.rps().unwrap_or(0.0),
+                            o.peak_rss().map_or("–".into(), mb),
+                            pt.name(),
+                            p.rps().unwrap_or(0.0),
+                            p.peak_rss().map_or("–".into(), mb),
+                            yes(rps >= 3.0 && rss <= 0.25)
+                        );
+                    }
+                    _ => {
+                        let _ = writeln!(s, "| {what} | not measured | – |");
+                    }
                 }
             }
         }
