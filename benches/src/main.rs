@@ -191,7 +191,7 @@ fn measure(
     tools: &Tools,
     target: Target,
     transport: Transport,
-) -> Result<(benches::load::LoadResult, u64, f64), String> {
+) -> Result<(benches::load::LoadResult, process_tree::PeakMemory, f64), String> {
     let mut running = Running::start(target, transport, tools)?;
     let pid = running.pid();
     let sampler = PeakSampler::start(pid);
@@ -247,7 +247,8 @@ fn idle(rt: &tokio::runtime::Runtime, tools: &Tools, n: usize) -> Result<IdleRep
         errors,
         first_error,
         rss_before,
-        rss_open: peak,
+        rss_open: peak.rss_bytes,
+        pss_open: peak.pss_bytes,
     })
 }
 
@@ -351,13 +352,14 @@ fn run(cli: &Cli) -> Result<(), String> {
             );
             let row = rows.entry((t, tr)).or_default();
             match measure(&rt, cli, &tools, t, tr) {
-                Ok((load, peak_rss, cpu_seconds)) => {
+                Ok((load, peak, cpu_seconds)) => {
                     eprintln!(
-                        "{:.0} req/s, {} errors, p99 {:.2} ms, {:.1} MB, {:.1} CPU s",
+                        "{:.0} req/s, {} errors, p99 {:.2} ms, RSS {:.1} MB, PSS {:.1} MB, {:.1} CPU s",
                         load.rps(),
                         load.errors,
                         load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
-                        peak_rss as f64 / 1_048_576.0,
+                        peak.rss_bytes as f64 / 1_048_576.0,
+                        peak.pss_bytes as f64 / 1_048_576.0,
                         cpu_seconds
                     );
                     if let Some(e) = &load.first_error {
@@ -368,7 +370,8 @@ fn run(cli: &Cli) -> Result<(), String> {
                     }
                     row.rounds.push(Measurement {
                         load,
-                        peak_rss,
+                        peak_rss: peak.rss_bytes,
+                        peak_pss: peak.pss_bytes,
                         cpu_seconds,
                         baseline_rps: baseline,
                         round,

@@ -19,6 +19,8 @@ pub struct Measurement {
     pub load: LoadResult,
     /// Peak RSS of the target's process tree over the round, bytes.
     pub peak_rss: u64,
+    /// Peak PSS of the tree over the round, bytes.
+    pub peak_pss: u64,
     /// CPU seconds of the tree during the measured window.
     pub cpu_seconds: f64,
     /// Requests/s of this round's baseline.
@@ -66,6 +68,11 @@ impl Row {
         self.rounds.iter().map(|m| m.peak_rss).max()
     }
 
+    /// Highest peak PSS of any round, bytes.
+    pub fn peak_pss(&self) -> Option<u64> {
+        self.rounds.iter().map(|m| m.peak_pss).max()
+    }
+
     /// Mean CPU seconds per round.
     pub fn cpu_seconds(&self) -> Option<f64> {
         mean(self.rounds.iter().map(|m| m.cpu_seconds))
@@ -96,6 +103,8 @@ pub struct IdleReport {
     pub rss_before: u64,
     /// RSS of the tree with the streams open (peak), bytes.
     pub rss_open: u64,
+    /// PSS of the tree with the streams open (peak), bytes.
+    pub pss_open: u64,
 }
 
 /// A whole run.
@@ -139,7 +148,7 @@ impl Report {
     /// The markdown table of results.
     pub fn table(&self) -> String {
         let mut s = String::from(
-            "| # | target | transport | clients | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MB | CPU s |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "| # | target | transport | clients | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MB | peak PSS MB | CPU s |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         let mut keys: Vec<(Target, Transport)> = self
             .rows
@@ -163,7 +172,7 @@ impl Report {
                     let q = |p: f64| h.map_or("–".into(), |h| ms(h.value_at_quantile(p)));
                     let _ = writeln!(
                         s,
-                        "{lead} {} | {:.0} | {} | {} | {} | {} | {} | {} | {:.1} |",
+                        "{lead} {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
                         self.clients,
                         row.rps().unwrap_or(0.0),
                         row.ratio().map_or("–".into(), |r| format!("{r:.3}")),
@@ -172,6 +181,7 @@ impl Report {
                         q(0.999),
                         m.as_ref().map_or(0, |m| m.errors),
                         row.peak_rss().map_or("–".into(), mb),
+                        row.peak_pss().map_or("–".into(), mb),
                         row.cpu_seconds().unwrap_or(0.0),
                     );
                 }
@@ -181,7 +191,7 @@ impl Report {
                         .or_else(|| row.and_then(|r| r.failure.clone()))
                         .unwrap_or_else(|| "not run".into());
                     let why = why.lines().next().unwrap_or("").replace('|', "\\|");
-                    let _ = writeln!(s, "{lead} {} | {why} | | | | | | | |", self.clients);
+                    let _ = writeln!(s, "{lead} {} | {why} | | | | | | | | |", self.clients);
                 }
             }
         }
@@ -261,14 +271,18 @@ impl Report {
                         let rps = o.rps().unwrap_or(0.0) / p.rps().unwrap_or(f64::NAN);
                         let rss = o.peak_rss().unwrap_or(0) as f64
                             / p.peak_rss().unwrap_or(1).max(1) as f64;
+                        let pss = o.peak_pss().unwrap_or(0) as f64
+                            / p.peak_pss().unwrap_or(1).max(1) as f64;
                         let _ = writeln!(
                             s,
-                            "| {what} | {:.0} req/s, {} MB vs best peer `{}` {:.0} req/s, {} MB: {rps:.2}× req/s at {rss:.2}× RSS | {} |",
+                            "| {what} | {:.0} req/s, RSS {} MB (PSS {}) vs best peer `{}` {:.0} req/s, RSS {} MB (PSS {}): {rps:.2}× req/s at {rss:.2}× RSS ({pss:.2}× PSS) | {} |",
                             o.rps().unwrap_or(0.0),
                             o.peak_rss().map_or("–".into(), mb),
+                            o.peak_pss().map_or("–".into(), mb),
                             pt.name(),
                             p.rps().unwrap_or(0.0),
                             p.peak_rss().map_or("–".into(), mb),
+                            p.peak_pss().map_or("–".into(), mb),
                             yes(rps >= 3.0 && rss <= 0.25)
                         );
                     }
@@ -283,10 +297,11 @@ impl Report {
             Some(idle) if idle.open > 0 => {
                 let _ = writeln!(
                     s,
-                    "| {} idle SSE sessions ≤ 150 MB resident | {} streams open: {} MB ({} MB before) | {} |",
+                    "| {} idle SSE sessions ≤ 150 MB resident | {} streams open: RSS {} MB (PSS {} MB; {} MB RSS before) | {} |",
                     idle.requested,
                     idle.open,
                     mb(idle.rss_open),
+                    mb(idle.pss_open),
                     mb(idle.rss_before),
                     yes(idle.open == idle.requested && idle.rss_open <= 150 * 1_048_576)
                 );
@@ -350,7 +365,7 @@ impl Report {
             let _ = writeln!(s, "- Note: {note}");
         }
         let _ = writeln!(s, "\n### Results\n");
-        s.push_str("Requests/s is the mean over rounds; `× baseline` is the mean over rounds of each round's ratio to that round's axum echo; latencies are over all rounds; peak RSS is the highest of the rounds; CPU s is the target process tree's user+system time in one measured window (mean over rounds).\n\n");
+        s.push_str("Requests/s is the mean over rounds; `× baseline` is the mean over rounds of each round's ratio to that round's axum echo; latencies are over all rounds; peak RSS (sum of `VmRSS`, as the issue asks) and peak PSS (shared pages counted once: the fairer figure for trees with a child per session) are the highest of the rounds; CPU s is the target process tree's user+system time in one measured window (mean over rounds).\n\n");
         s.push_str(&self.table());
         s.push_str("\n![requests per second by target](benchmarks.svg)\n");
         let _ = writeln!(s, "\n### Idle sessions\n");

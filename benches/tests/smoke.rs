@@ -57,7 +57,10 @@ async fn harness_loads_the_in_process_transport_without_errors() {
         );
         assert_eq!(result.latency_us.len(), result.requests);
         if cfg!(target_os = "linux") {
-            assert!(peak > 0 && usage.rss_bytes > 0, "no RSS read from /proc");
+            assert!(
+                peak.rss_bytes > 0 && usage.rss_bytes > 0,
+                "no RSS read from /proc"
+            );
         }
     }
 }
