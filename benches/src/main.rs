@@ -1,7 +1,7 @@
 //! The load harness (issue 8): `cargo run -p benches --release -- all`.
 //!
 //! ```text
-//! benches <all|idle|TARGET> [--duration S] [--clients N] [--rounds R]
+//! benches <all|idle|TARGET[,TARGET…]> [--duration S] [--clients N] [--rounds R]
 //!         [--transport streamable|sse|both] [--idle-sessions N] [--quick]
 //! ```
 //!
@@ -31,9 +31,10 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "benches")]
 struct Cli {
-    /// `all`, `idle`, or one target: baseline, bastion-inproc, full-stack,
-    /// rmcp, bastion-per-session, bastion-shared, supergateway,
-    /// mcp-proxy-npm, mcp-proxy-auth, mcp-proxy-py (the baseline always runs).
+    /// `all`, `idle`, or targets separated by commas: baseline,
+    /// bastion-inproc, bastion-inproc-no-events, full-stack, rmcp,
+    /// bastion-per-session, bastion-shared, supergateway, mcp-proxy-npm,
+    /// mcp-proxy-auth, mcp-proxy-py (the baseline always runs).
     target: String,
     /// Measured seconds per target per round.
     #[arg(long, default_value_t = 10.0)]
@@ -292,11 +293,14 @@ fn run(cli: &Cli) -> Result<(), String> {
     let (targets, run_idle) = match cli.target.as_str() {
         "all" => (Target::ALL.to_vec(), true),
         "idle" => (Vec::new(), true),
-        name => {
-            let t = Target::from_name(name).ok_or_else(|| format!("unknown target `{name}`"))?;
+        names => {
             let mut v = vec![Target::Baseline];
-            if t != Target::Baseline {
-                v.push(t);
+            for name in names.split(',') {
+                let t =
+                    Target::from_name(name).ok_or_else(|| format!("unknown target `{name}`"))?;
+                if !v.contains(&t) {
+                    v.push(t);
+                }
             }
             (v, false)
         }

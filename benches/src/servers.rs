@@ -30,6 +30,9 @@ pub enum ServerKind {
     /// Target 2: mcp-bastion's `StreamableHttp` (at `/mcp`) and `Sse` (at
     /// `/sse`), no layers, over `RmcpBackend` serving [`EchoServer`].
     Bastion,
+    /// Target 2 with resumption off (`StreamableHttp::without_event_store`):
+    /// what the event store costs.
+    BastionNoEvents,
     /// Target 3: the full stack in front of target 2 (see [`full_stack`]).
     FullStack,
     /// Target 4: rmcp's own `StreamableHttpService` over [`EchoServer`].
@@ -42,6 +45,7 @@ impl ServerKind {
         match self {
             Self::AxumEcho => "axum-echo",
             Self::Bastion => "bastion",
+            Self::BastionNoEvents => "bastion-no-events",
             Self::FullStack => "full-stack",
             Self::Rmcp => "rmcp",
         }
@@ -57,10 +61,18 @@ impl fmt::Display for ServerKind {
 impl FromStr for ServerKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [Self::AxumEcho, Self::Bastion, Self::FullStack, Self::Rmcp]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown server `{s}`: axum-echo, bastion, full-stack, rmcp"))
+        [
+            Self::AxumEcho,
+            Self::Bastion,
+            Self::BastionNoEvents,
+            Self::FullStack,
+            Self::Rmcp,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| {
+            format!("unknown server `{s}`: axum-echo, bastion, bastion-no-events, full-stack, rmcp")
+        })
     }
 }
 
@@ -68,7 +80,8 @@ impl FromStr for ServerKind {
 pub fn router(kind: ServerKind) -> Result<Router, String> {
     match kind {
         ServerKind::AxumEcho => Ok(Router::new().fallback(post(json_echo))),
-        ServerKind::Bastion => Ok(bastion_router()),
+        ServerKind::Bastion => Ok(bastion_router(true)),
+        ServerKind::BastionNoEvents => Ok(bastion_router(false)),
         ServerKind::FullStack => full_stack(),
         ServerKind::Rmcp => Ok(rmcp_router()),
     }
@@ -89,10 +102,16 @@ async fn json_echo(Json(request): Json<Value>) -> Json<Value> {
     Json(json!({ "jsonrpc": "2.0", "id": id, "result": { "echo": params } }))
 }
 
-fn bastion_router() -> Router {
+fn bastion_router(event_store: bool) -> Router {
     let backend = Arc::new(RmcpBackend::new(EchoServer::default));
+    let streamable = StreamableHttp::new(backend.clone());
+    let streamable = if event_store {
+        streamable
+    } else {
+        streamable.without_event_store()
+    };
     Router::new()
-        .route_service("/mcp", StreamableHttp::new(backend.clone()))
+        .route_service("/mcp", streamable)
         .merge(Sse::new(backend).into_router())
 }
 

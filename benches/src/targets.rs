@@ -36,6 +36,8 @@ pub enum Target {
     Baseline,
     /// 2. our `StreamableHttp`/`Sse`, no layers, rmcp backend in process.
     Bastion,
+    /// 2, resumption off (no event store).
+    BastionNoEvents,
     /// 3. the full stack in front of 2.
     FullStack,
     /// 4. rmcp's own `StreamableHttpService`.
@@ -50,9 +52,10 @@ pub enum Target {
 
 impl Target {
     /// Every target, in table order.
-    pub const ALL: [Target; 10] = [
+    pub const ALL: [Target; 11] = [
         Target::Baseline,
         Target::Bastion,
+        Target::BastionNoEvents,
         Target::FullStack,
         Target::Rmcp,
         Target::ProxyPerSession,
@@ -68,6 +71,7 @@ impl Target {
         match self {
             Self::Baseline => "baseline",
             Self::Bastion => "bastion-inproc",
+            Self::BastionNoEvents => "bastion-inproc-no-events",
             Self::FullStack => "full-stack",
             Self::Rmcp => "rmcp",
             Self::ProxyPerSession => "bastion-per-session",
@@ -80,7 +84,7 @@ impl Target {
     pub fn number(self) -> u8 {
         match self {
             Self::Baseline => 1,
-            Self::Bastion => 2,
+            Self::Bastion | Self::BastionNoEvents => 2,
             Self::FullStack => 3,
             Self::Rmcp => 4,
             Self::ProxyPerSession | Self::ProxyShared => 5,
@@ -93,6 +97,7 @@ impl Target {
         match self {
             Self::Baseline => "axum JSON echo (the limit)".into(),
             Self::Bastion => "mcp-bastion transport, no layers, rmcp in process".into(),
+            Self::BastionNoEvents => "the same, resumption off (`without_event_store`)".into(),
             Self::FullStack => {
                 "mcp-bastion full stack (JWT, limits, CORS, Origin, sessions)".into()
             }
@@ -113,7 +118,7 @@ impl Target {
         match self {
             // The limit is transport-agnostic: one JSON POST per call.
             Self::Baseline => &[Transport::Streamable],
-            Self::Rmcp => &[Transport::Streamable],
+            Self::Rmcp | Self::BastionNoEvents => &[Transport::Streamable],
             Self::Peer(p) => p.transports(),
             _ => &[Transport::Streamable, Transport::Sse],
         }
@@ -174,6 +179,7 @@ impl Target {
         Ok(match self {
             Self::Baseline => server(ServerKind::AxumEcho),
             Self::Bastion => server(ServerKind::Bastion),
+            Self::BastionNoEvents => server(ServerKind::BastionNoEvents),
             Self::FullStack => server(ServerKind::FullStack),
             Self::Rmcp => server(ServerKind::Rmcp),
             Self::ProxyPerSession => proxy("per-session"),
