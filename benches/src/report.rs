@@ -313,7 +313,13 @@ impl Report {
                 );
             }
         }
-        // 5. JWT through the JWKS cache
+        // 5. JWT through the JWKS cache.
+        // TODO(issue 8, JWT bench): once `mcp_bastion::auth`'s `JwksCache`
+        // is merged, add a criterion bench (`benches/benches/jwt.rs`, a
+        // `[[bench]]` with `harness = false`, `criterion` in the `# benches`
+        // block of the workspace dependencies) comparing verification through
+        // a warm `JwksCache` with `jsonwebtoken::decode` on the same RS256
+        // token and key, and report its ratio here.
         let _ = writeln!(
             s,
             "| JWT verification through the JWKS cache ≤ 1.2× `jsonwebtoken`'s raw verify (criterion) | not measured yet: `JwksCache` is not merged (TODO hook in `benches/src/servers.rs` and this check) | – |"
