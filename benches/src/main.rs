@@ -1,2 +1,437 @@
-//! Load harness (see issue 8).
-fn main() {}
+//! The load harness (issue 8): `cargo run -p benches --release -- all`.
+//!
+//! ```text
+//! benches <all|idle|TARGET[,TARGET…]> [--duration S] [--clients N] [--rounds R]
+//!         [--transport streamable|sse|both] [--idle-sessions N] [--quick]
+//! ```
+//!
+//! Builds the binaries it runs, installs the peers into `target/bench-peers/`,
+//! measures every target alternately (round 1: A B C …, round 2: A B C …),
+//! prints the table, and with `all` rewrites the generated part of
+//! `docs/benchmarks.md` and `docs/benchmarks.svg`.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+    time::Duration,
+};
+
+use benches::{
+    client::Transport,
+    load::{self, LoadSpec},
+    peers::{Peer, PeerInstalls},
+    process_tree::{self, PeakSampler},
+    report::{IdleReport, Measurement, Report, Row},
+    targets::{Running, Target, Tools},
+};
+use clap::{Parser, ValueEnum};
+
+/// Load benchmarks of mcp-bastion against rmcp and the peer proxies.
+#[derive(Debug, Parser)]
+#[command(name = "benches")]
+struct Cli {
+    /// `all`, `idle`, or targets separated by commas: baseline,
+    /// bastion-inproc, bastion-inproc-no-events, full-stack, rmcp,
+    /// bastion-per-session, bastion-shared, supergateway, mcp-proxy-npm,
+    /// mcp-proxy-auth, mcp-proxy-py (the baseline always runs).
+    target: String,
+    /// Measured seconds per target per round.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of load before measuring (sessions open, caches warm).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Rounds (each round runs every target once).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Transport(s) to load.
+    #[arg(long, value_enum, default_value_t = TransportArg::Both)]
+    transport: TransportArg,
+    /// Idle streams held open on `mcp-bastion` (target 7).
+    #[arg(long, default_value_t = 10_000)]
+    idle_sessions: usize,
+    /// A short run to check that everything works: 2 s, 1 round, 8 clients,
+    /// 500 idle streams.
+    #[arg(long)]
+    quick: bool,
+    /// Write docs/benchmarks.md and docs/benchmarks.svg even for one target
+    /// (default: only for `all`).
+    #[arg(long)]
+    write: bool,
+    /// Never write the docs.
+    #[arg(long, conflicts_with = "write")]
+    no_write: bool,
+    /// A note printed with the machine (e.g. "other builds were running").
+    #[arg(long)]
+    note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TransportArg {
+    Streamable,
+    Sse,
+    Both,
+}
+
+impl TransportArg {
+    fn list(self) -> Vec<Transport> {
+        match self {
+            Self::Streamable => vec![Transport::Streamable],
+            Self::Sse => vec![Transport::Sse],
+            Self::Both => vec![Transport::Streamable, Transport::Sse],
+        }
+    }
+}
+
+fn workspace_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// `target/<profile>` of this executable, and whether it is a release build.
+fn profile_dir() -> Result<(PathBuf, bool), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().ok_or("no executable directory")?.to_path_buf();
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    Ok((dir, release))
+}
+
+/// Builds the binaries the targets run, with this build's profile.
+fn build_binaries(release: bool) -> Result<(), String> {
+    if std::env::var_os("BENCH_NO_BUILD").is_some() {
+        return Ok(());
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", "benches", "--bins", "-p", "mcp-bastion-cli"])
+        .current_dir(workspace_dir());
+    if release {
+        cmd.arg("--release");
+    }
+    eprintln!("bench: {cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo build failed ({status})"))
+    }
+}
+
+/// Raises the open-file limit to its hard limit (10,000 streams need 10,000
+/// sockets here and as many in the server, which inherits the limit).
+fn raise_nofile() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+fn read_trimmed(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(workspace_dir())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn machine_context() -> Vec<(String, String)> {
+    let cpuinfo = read_trimmed("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut commit = command_output("git", &["rev-parse", "--short", "HEAD"])
+        .unwrap_or_else(|| "unknown".into());
+    if command_output("git", &["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|s| !s.is_empty())
+    {
+        commit.push_str(" (with uncommitted changes)");
+    }
+    let date = command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    let load = read_trimmed("/proc/loadavg");
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    vec![
+        ("Date".into(), date),
+        ("Commit".into(), format!("`{commit}`")),
+        ("CPU".into(), format!("{cpu}, {cores} cores available")),
+        (
+            "Kernel".into(),
+            format!("Linux {}", read_trimmed("/proc/sys/kernel/osrelease")),
+        ),
+        (
+            "Load average (1, 5, 15 min) when the run started".into(),
+            load,
+        ),
+    ]
+}
+
+/// Starts `target`, loads it, stops it.
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    cli: &Cli,
+    tools: &Tools,
+    target: Target,
+    transport: Transport,
+) -> Result<(benches::load::LoadResult, process_tree::PeakMemory, f64), String> {
+    let mut running = Running::start(target, transport, tools)?;
+    let pid = running.pid();
+    let sampler = PeakSampler::start(pid);
+    let spec = LoadSpec {
+        endpoint: running.endpoint(target, transport),
+        clients: cli.clients,
+        warmup: Duration::from_secs_f64(cli.warmup),
+        duration: Duration::from_secs_f64(cli.duration),
+        timeout: Duration::from_secs(10),
+    };
+    let (result, cpu) = rt.block_on(async {
+        let load = tokio::spawn({
+            let spec = spec.clone();
+            async move { load::run(&spec).await }
+        });
+        tokio::time::sleep(spec.warmup).await;
+        let before = process_tree::usage(pid).cpu_seconds;
+        let result = load.await.map_err(|e| e.to_string());
+        let after = process_tree::usage(pid).cpu_seconds;
+        (result, after - before)
+    });
+    let peak = sampler.stop();
+    running.stop();
+    Ok((result?, peak, cpu))
+}
+
+fn idle(rt: &tokio::runtime::Runtime, tools: &Tools, n: usize) -> Result<IdleReport, String> {
+    let target = Target::ProxyShared;
+    let transport = Transport::Sse;
+    let mut running = Running::start(target, transport, tools)?;
+    let pid = running.pid();
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_before = process_tree::usage(pid).rss_bytes;
+    let sampler = PeakSampler::start(pid);
+    let ep = running.endpoint(target, transport);
+    eprintln!("bench: idle: opening {n} SSE streams on {}", target.name());
+    let (open, errors, first_error) = rt.block_on(async {
+        let held = load::hold_idle(&ep, n, 64).await;
+        // let the server settle with every stream open
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let open = held.len();
+        let out = (open, held.errors, held.first_error.clone());
+        drop(held);
+        out
+    });
+    let peak = sampler.stop();
+    running.stop();
+    Ok(IdleReport {
+        target: "`mcp-bastion --session-mode shared`".into(),
+        transport,
+        requested: n,
+        open,
+        errors,
+        first_error,
+        rss_before,
+        rss_open: peak.rss_bytes,
+        pss_open: peak.pss_bytes,
+    })
+}
+
+/// `arg` as a POSIX shell word.
+fn shell_quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    if cli.quick {
+        cli.duration = 2.0;
+        cli.warmup = 1.0;
+        cli.rounds = 1;
+        cli.clients = 8;
+        cli.idle_sessions = 500;
+    }
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let (profile, release) = profile_dir()?;
+    if !release {
+        eprintln!("bench: warning: a debug build measures nothing useful; use --release");
+    }
+    build_binaries(release)?;
+    raise_nofile();
+    let target_dir = profile.parent().unwrap_or(&profile).to_path_buf();
+
+    let (targets, run_idle) = match cli.target.as_str() {
+        "all" => (Target::ALL.to_vec(), true),
+        "idle" => (Vec::new(), true),
+        names => {
+            let mut v = vec![Target::Baseline];
+            for name in names.split(',') {
+                let t =
+                    Target::from_name(name).ok_or_else(|| format!("unknown target `{name}`"))?;
+                if !v.contains(&t) {
+                    v.push(t);
+                }
+            }
+            (v, false)
+        }
+    };
+    let peers: Vec<Peer> = targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Peer(p) => Some(*p),
+            _ => None,
+        })
+        .collect();
+    let context = machine_context();
+    let tools = Tools {
+        bench_server: profile.join("bench-server"),
+        echo_server: profile.join("bench-echo-server"),
+        bastion: profile.join("mcp-bastion"),
+        peers: PeerInstalls::ensure(&target_dir.join("bench-peers"), &peers),
+        log_dir: target_dir.join("bench-logs"),
+    };
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let transports = cli.transport.list();
+
+    let mut rows: BTreeMap<(Target, Transport), Row> = BTreeMap::new();
+    let mut skipped: BTreeMap<(Target, Transport), String> = BTreeMap::new();
+    for round in 0..cli.rounds {
+        let mut baseline = None;
+        let mut plan = Vec::new();
+        if targets.contains(&Target::Baseline) {
+            plan.push((Target::Baseline, Transport::Streamable));
+        }
+        for &tr in &transports {
+            for &t in targets.iter().filter(|t| **t != Target::Baseline) {
+                if !t.transports().contains(&tr) {
+                    if matches!(t, Target::Peer(_)) {
+                        skipped.insert((t, tr), format!("serves no {} endpoint", tr.as_str()));
+                    }
+                    continue;
+                }
+                if let Some(why) = t.unavailable(&tools) {
+                    skipped.insert((t, tr), why);
+                    continue;
+                }
+                plan.push((t, tr));
+            }
+        }
+        for (t, tr) in plan {
+            eprint!(
+                "bench: round {}/{}: {} ({}) … ",
+                round + 1,
+                cli.rounds,
+                t.name(),
+                tr.as_str()
+            );
+            let row = rows.entry((t, tr)).or_default();
+            match measure(&rt, cli, &tools, t, tr) {
+                Ok((load, peak, cpu_seconds)) => {
+                    eprintln!(
+                        "{:.0} req/s, {} errors, p99 {:.2} ms, RSS {:.1} MB, PSS {:.1} MB, {:.1} CPU s",
+                        load.rps(),
+                        load.errors,
+                        load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+                        peak.rss_bytes as f64 / 1_048_576.0,
+                        peak.pss_bytes as f64 / 1_048_576.0,
+                        cpu_seconds
+                    );
+                    if let Some(e) = &load.first_error {
+                        eprintln!("bench:   first failure: {e}");
+                    }
+                    if t == Target::Baseline {
+                        baseline = Some(load.rps());
+                    }
+                    row.rounds.push(Measurement {
+                        load,
+                        peak_rss: peak.rss_bytes,
+                        peak_pss: peak.pss_bytes,
+                        cpu_seconds,
+                        baseline_rps: baseline,
+                        round,
+                    });
+                }
+                Err(e) => {
+                    eprintln!("failed: {e}");
+                    row.failure = Some(format!("failed to start: {e}"));
+                }
+            }
+        }
+    }
+
+    let idle_report = if run_idle {
+        match idle(&rt, &tools, cli.idle_sessions) {
+            Ok(r) => {
+                eprintln!(
+                    "bench: idle: {} of {} streams open, RSS {:.1} MB",
+                    r.open,
+                    r.requested,
+                    r.rss_open as f64 / 1_048_576.0
+                );
+                Some(r)
+            }
+            Err(e) => {
+                eprintln!("bench: idle failed: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
+    let report = Report {
+        command: format!("cargo run -p benches --release -- {}", args.join(" ")),
+        context,
+        clients: cli.clients,
+        rounds: cli.rounds,
+        duration_s: cli.duration,
+        rows,
+        skipped,
+        idle: idle_report,
+        peers: tools.peers.clone(),
+        note: cli.note.clone(),
+    };
+    println!("{}", report.table());
+    println!("{}", report.checks());
+    let write = !cli.no_write && (cli.write || cli.target == "all");
+    if write {
+        let docs = workspace_dir().join("docs");
+        report
+            .write_markdown(&docs.join("benchmarks.md"))
+            .map_err(|e| format!("writing docs/benchmarks.md: {e}"))?;
+        report.write_chart(&docs.join("benchmarks.svg"))?;
+        eprintln!("bench: wrote docs/benchmarks.md and docs/benchmarks.svg");
+    }
+    Ok(())
+}

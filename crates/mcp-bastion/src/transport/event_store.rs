@@ -28,11 +28,23 @@ pub trait EventStore: Send + Sync + 'static {
     fn forget(&self, session: &str);
 }
 
-/// The stored events of one session, by stream.
-type SessionEvents = HashMap<StreamId, VecDeque<(u64, Message)>>;
+/// The stored events of one session: by stream, and the order they came in
+/// (one entry per stored event), so the oldest can be evicted first.
+#[derive(Debug, Default)]
+struct SessionEvents {
+    streams: HashMap<StreamId, VecDeque<(u64, Message)>>,
+    order: VecDeque<StreamId>,
+}
 
 /// The default store: in memory, bounded to the last `capacity` events of
-/// each stream.
+/// each session, all its streams together.
+///
+/// The bound is per session, not per stream, because every POSTed request
+/// opens a stream of its own: a per-stream bound would keep one event per
+/// request for as long as the session lives (a long-lived session calling a
+/// tool in a loop grew by about 1 KB per call; see `docs/benchmarks.md`).
+/// The oldest events go first, and a stream whose events are all gone is
+/// forgotten.
 #[derive(Debug)]
 pub struct InMemoryEventStore {
     capacity: usize,
@@ -40,7 +52,7 @@ pub struct InMemoryEventStore {
 }
 
 impl InMemoryEventStore {
-    /// A store keeping at most `capacity` events per stream.
+    /// A store keeping at most `capacity` events per session.
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
@@ -50,7 +62,7 @@ impl InMemoryEventStore {
 }
 
 impl Default for InMemoryEventStore {
-    /// 256 events per stream.
+    /// 256 events per session.
     fn default() -> Self {
         Self::new(256)
     }
@@ -59,22 +71,31 @@ impl Default for InMemoryEventStore {
 impl EventStore for InMemoryEventStore {
     fn append(&self, session: &str, stream: StreamId, seq: u64, message: &Message) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let events = sessions
-            .entry(session.to_owned())
-            .or_default()
+        let events = sessions.entry(session.to_owned()).or_default();
+        events
+            .streams
             .entry(stream)
-            .or_default();
-        if events.len() == self.capacity {
-            events.pop_front();
+            .or_default()
+            .push_back((seq, message.clone()));
+        events.order.push_back(stream);
+        while events.order.len() > self.capacity {
+            let Some(oldest) = events.order.pop_front() else {
+                break;
+            };
+            if let Some(queue) = events.streams.get_mut(&oldest) {
+                queue.pop_front();
+                if queue.is_empty() {
+                    events.streams.remove(&oldest);
+                }
+            }
         }
-        events.push_back((seq, message.clone()));
     }
 
     fn replay_after(&self, session: &str, stream: StreamId, seq: u64) -> Vec<(u64, Message)> {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions
             .get(session)
-            .and_then(|s| s.get(&stream))
+            .and_then(|s| s.streams.get(&stream))
             .map(|events| events.iter().filter(|(s, _)| *s > seq).cloned().collect())
             .unwrap_or_default()
     }
@@ -121,6 +142,22 @@ mod tests {
         assert!(store.replay_after("other", 1, 0).is_empty());
         store.forget("s");
         assert!(store.replay_after("s", 1, 0).is_empty());
+    }
+
+    #[test]
+    fn keeps_at_most_capacity_events_per_session_across_streams() {
+        // One stream per request, as POSTs make them: the session stays bounded.
+        let store = InMemoryEventStore::new(3);
+        for i in 1..=100 {
+            store.append("s", i, i, &note(i));
+        }
+        let kept: usize = (1..=100).map(|s| store.replay_after("s", s, 0).len()).sum();
+        assert_eq!(kept, 3);
+        assert_eq!(store.replay_after("s", 100, 0), vec![(100, note(100))]);
+        assert!(store.replay_after("s", 97, 0).is_empty());
+        let sessions = store.sessions.lock().unwrap();
+        assert_eq!(sessions["s"].streams.len(), 3);
+        assert_eq!(sessions["s"].order.len(), 3);
     }
 
     #[test]

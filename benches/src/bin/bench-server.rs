@@ -1,0 +1,46 @@
+//! Serves one in-process benchmark target over HTTP:
+//! `bench-server <axum-echo|bastion|bastion-no-events|full-stack|rmcp> [--listen 127.0.0.1:0]`.
+//! Prints `bench-server listening on http://ADDR` to stderr once bound.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use benches::servers::{self, ServerKind};
+use clap::Parser;
+
+/// Serve one in-process benchmark target.
+#[derive(Debug, Parser)]
+#[command(name = "bench-server")]
+struct Cli {
+    /// axum-echo, bastion, bastion-no-events, full-stack or rmcp.
+    kind: ServerKind,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = servers::router(cli.kind) {
+        eprintln!("bench-server: {}: {e}", cli.kind);
+        return ExitCode::from(3);
+    }
+    let listener = match tokio::net::TcpListener::bind(cli.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("bench-server: cannot listen on {}: {e}", cli.listen);
+            return ExitCode::from(1);
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => eprintln!("bench-server listening on http://{addr}"),
+        Err(e) => eprintln!("bench-server: {e}"),
+    }
+    match servers::serve(cli.kind, listener).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The load harness of issue 8: N concurrent MCP clients against each target
+//! (a bare axum echo, mcp-bastion's transports, rmcp's own service, the
+//! `mcp-bastion` proxy and its peers), measured alternately in one run, with
+//! the results written to `docs/benchmarks.md` and `docs/benchmarks.svg`.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`echo`] | the rmcp `echo` handler every target serves |
+//! | [`servers`] | the in-process HTTP targets that `bench-server` runs |
+//! | [`client`] | a lean MCP client over raw hyper: Streamable HTTP and legacy SSE |
+//! | [`load`] | the load loop (requests/s, hdrhistogram latencies) and the idle mode |
+//! | [`process_tree`] | peak RSS and CPU seconds of a process and its descendants (`/proc`) |
+//! | [`targets`] | what is measured and how each target is started and stopped |
+//! | [`peers`] | installing the peer proxies from npm and PyPI into `target/bench-peers/` |
+//! | [`report`] | the markdown table, the target checks and the SVG chart |
+
+pub mod client;
+pub mod echo;
+pub mod load;
+pub mod peers;
+pub mod process_tree;
+pub mod report;
+pub mod servers;
+pub mod targets;

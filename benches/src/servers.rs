@@ -1,0 +1,141 @@
+//! The in-process HTTP targets, served by the `bench-server` binary so that
+//! each one runs in its own process and its RSS and CPU are measured the same
+//! way as a proxy's.
+//!
+//! Every server sets `TCP_NODELAY` on accepted sockets (SSE replies are
+//! several small writes; without it Nagle and delayed ACKs add ~40 ms).
+
+use std::{fmt, str::FromStr, sync::Arc};
+
+use axum::{Json, Router, routing::post, serve::ListenerExt};
+use mcp_bastion::{
+    backend::rmcp::RmcpBackend,
+    transport::{Sse, StreamableHttp},
+};
+use rmcp::transport::{
+    StreamableHttpServerConfig, StreamableHttpService,
+    streamable_http_server::session::local::LocalSessionManager,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::echo::EchoServer;
+
+/// Which in-process server `bench-server` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// Target 1: axum answering every POST with a JSON-RPC result echoing
+    /// the request's params: the HTTP + JSON limit on this machine.
+    AxumEcho,
+    /// Target 2: mcp-bastion's `StreamableHttp` (at `/mcp`) and `Sse` (at
+    /// `/sse`), no layers, over `RmcpBackend` serving [`EchoServer`].
+    Bastion,
+    /// Target 2 with resumption off (`StreamableHttp::without_event_store`):
+    /// what the event store costs.
+    BastionNoEvents,
+    /// Target 3: the full stack in front of target 2 (see [`full_stack`]).
+    FullStack,
+    /// Target 4: rmcp's own `StreamableHttpService` over [`EchoServer`].
+    Rmcp,
+}
+
+impl ServerKind {
+    /// The name on the `bench-server` command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AxumEcho => "axum-echo",
+            Self::Bastion => "bastion",
+            Self::BastionNoEvents => "bastion-no-events",
+            Self::FullStack => "full-stack",
+            Self::Rmcp => "rmcp",
+        }
+    }
+}
+
+impl fmt::Display for ServerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ServerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            Self::AxumEcho,
+            Self::Bastion,
+            Self::BastionNoEvents,
+            Self::FullStack,
+            Self::Rmcp,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| {
+            format!("unknown server `{s}`: axum-echo, bastion, bastion-no-events, full-stack, rmcp")
+        })
+    }
+}
+
+/// Builds the router of `kind`, or says why it cannot be served yet.
+pub fn router(kind: ServerKind) -> Result<Router, String> {
+    match kind {
+        ServerKind::AxumEcho => Ok(Router::new().fallback(post(json_echo))),
+        ServerKind::Bastion => Ok(bastion_router(true)),
+        ServerKind::BastionNoEvents => Ok(bastion_router(false)),
+        ServerKind::FullStack => full_stack(),
+        ServerKind::Rmcp => Ok(rmcp_router()),
+    }
+}
+
+/// Serves `kind` on `listener` until the process is killed.
+pub async fn serve(kind: ServerKind, listener: TcpListener) -> Result<(), String> {
+    let app = router(kind)?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await.map_err(|e| e.to_string())
+}
+
+async fn json_echo(Json(request): Json<Value>) -> Json<Value> {
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let params = request.get("params").cloned().unwrap_or(Value::Null);
+    Json(json!({ "jsonrpc": "2.0", "id": id, "result": { "echo": params } }))
+}
+
+fn bastion_router(event_store: bool) -> Router {
+    let backend = Arc::new(RmcpBackend::new(EchoServer::default));
+    let streamable = StreamableHttp::new(backend.clone());
+    let streamable = if event_store {
+        streamable
+    } else {
+        streamable.without_event_store()
+    };
+    Router::new()
+        .route_service("/mcp", streamable)
+        .merge(Sse::new(backend).into_router())
+}
+
+fn rmcp_router() -> Router {
+    let service = StreamableHttpService::new(
+        || Ok(EchoServer),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    Router::new().route_service("/mcp", service)
+}
+
+/// Target 3, the full stack: RS256 JWT through a cached JWKS, per-tool
+/// limits, CORS, the Origin guard and session capture, in front of the same
+/// transports as [`ServerKind::Bastion`].
+///
+/// TODO(issue 8, target 3): wire this once `mcp_bastion::auth`,
+/// `mcp_bastion::ratelimit`, `mcp_bastion::cors` and the `SessionLayer` are
+/// merged (ideally through `McpStack`). The harness then needs: a local JWKS
+/// (serve a static RS256 key set from this process on another path, e.g.
+/// `/jwks.json`), a token signed with that key passed to the clients as
+/// `Authorization: Bearer …` (see `targets::Target::auth_headers`), a
+/// per-tool limit high enough never to trigger, an allowed `Origin`, and then
+/// `Ok(router)` here. Until then the harness reports "not measured yet".
+pub fn full_stack() -> Result<Router, String> {
+    Err("not measured yet: the auth, rate-limit, CORS and session layers are not merged".into())
+}

@@ -1,0 +1,326 @@
+//! What is measured, and how each target is started and stopped.
+//!
+//! Every target runs as its own process tree (its own process group), on a
+//! free loopback port, with its output in `target/bench-logs/<name>.log`;
+//! readiness is the port accepting connections.
+
+use std::{
+    fs,
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use http::{HeaderName, HeaderValue};
+use nix::{sys::signal::Signal, unistd::Pid};
+
+use crate::{
+    client::{Endpoint, Transport},
+    peers::{Peer, PeerInstalls},
+    servers::ServerKind,
+};
+
+/// The API key given to peers that have one, and sent by the clients.
+pub const API_KEY: &str = "bench-key-0123456789";
+
+/// How long a target may take to listen.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One thing that is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    /// 1. bare axum JSON echo: the limit.
+    Baseline,
+    /// 2. our `StreamableHttp`/`Sse`, no layers, rmcp backend in process.
+    Bastion,
+    /// 2, resumption off (no event store).
+    BastionNoEvents,
+    /// 3. the full stack in front of 2.
+    FullStack,
+    /// 4. rmcp's own `StreamableHttpService`.
+    Rmcp,
+    /// 5. the `mcp-bastion` binary, one stdio child per session.
+    ProxyPerSession,
+    /// 5. the `mcp-bastion` binary, one shared stdio child.
+    ProxyShared,
+    /// 6. a peer proxy.
+    Peer(Peer),
+}
+
+impl Target {
+    /// Every target, in table order.
+    pub const ALL: [Target; 11] = [
+        Target::Baseline,
+        Target::Bastion,
+        Target::BastionNoEvents,
+        Target::FullStack,
+        Target::Rmcp,
+        Target::ProxyPerSession,
+        Target::ProxyShared,
+        Target::Peer(Peer::Supergateway),
+        Target::Peer(Peer::McpProxyNpm),
+        Target::Peer(Peer::McpProxyAuth),
+        Target::Peer(Peer::McpProxyPy),
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Bastion => "bastion-inproc",
+            Self::BastionNoEvents => "bastion-inproc-no-events",
+            Self::FullStack => "full-stack",
+            Self::Rmcp => "rmcp",
+            Self::ProxyPerSession => "bastion-per-session",
+            Self::ProxyShared => "bastion-shared",
+            Self::Peer(p) => p.name(),
+        }
+    }
+
+    /// The issue's target number (1–6).
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Baseline => 1,
+            Self::Bastion | Self::BastionNoEvents => 2,
+            Self::FullStack => 3,
+            Self::Rmcp => 4,
+            Self::ProxyPerSession | Self::ProxyShared => 5,
+            Self::Peer(_) => 6,
+        }
+    }
+
+    /// What it is, for the table.
+    pub fn label(self, peers: &PeerInstalls) -> String {
+        match self {
+            Self::Baseline => "axum JSON echo (the limit)".into(),
+            Self::Bastion => "mcp-bastion transport, no layers, rmcp in process".into(),
+            Self::BastionNoEvents => "the same, resumption off (`without_event_store`)".into(),
+            Self::FullStack => {
+                "mcp-bastion full stack (JWT, limits, CORS, Origin, sessions)".into()
+            }
+            Self::Rmcp => "rmcp `StreamableHttpService`, no layers".into(),
+            Self::ProxyPerSession => "`mcp-bastion` proxy, per-session child".into(),
+            Self::ProxyShared => "`mcp-bastion` proxy, shared child".into(),
+            Self::Peer(p) => p.label(peers),
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn from_name(name: &str) -> Option<Target> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The transports this target serves.
+    pub fn transports(self) -> &'static [Transport] {
+        match self {
+            // The limit is transport-agnostic: one JSON POST per call.
+            Self::Baseline => &[Transport::Streamable],
+            Self::Rmcp | Self::BastionNoEvents => &[Transport::Streamable],
+            Self::Peer(p) => p.transports(),
+            _ => &[Transport::Streamable, Transport::Sse],
+        }
+    }
+
+    /// The path clients use for `transport`.
+    pub fn path(self, transport: Transport) -> &'static str {
+        match (self, transport) {
+            (Self::Baseline, _) => "/mcp",
+            (_, Transport::Streamable) => "/mcp",
+            (_, Transport::Sse) => "/sse",
+        }
+    }
+
+    /// Headers every client request carries (API keys).
+    pub fn auth_headers(self) -> Vec<(HeaderName, HeaderValue)> {
+        match self {
+            Self::Peer(p) if p.api_key_header().is_some() => {
+                let name = p.api_key_header().unwrap_or("x-api-key");
+                match (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(API_KEY),
+                ) {
+                    (Ok(n), Ok(v)) => vec![(n, v)],
+                    _ => Vec::new(),
+                }
+            }
+            // TODO(issue 8, target 3): `Authorization: Bearer <RS256 token>`
+            // for the full stack, signed by the key its JWKS serves.
+            _ => Vec::new(),
+        }
+    }
+
+    /// Why this target cannot be measured now, if it cannot.
+    pub fn unavailable(self, tools: &Tools) -> Option<String> {
+        match self {
+            Self::FullStack => crate::servers::full_stack().err(),
+            Self::Peer(p) => tools.peers.problem(p),
+            _ => None,
+        }
+    }
+
+    /// The command that serves this target on `port`.
+    fn command(self, tools: &Tools, port: u16, transport: Transport) -> Result<Command, String> {
+        let listen = format!("127.0.0.1:{port}");
+        let server = |kind: ServerKind| {
+            let mut c = Command::new(&tools.bench_server);
+            c.arg(kind.as_str()).args(["--listen", &listen]);
+            c
+        };
+        let proxy = |mode: &str| {
+            let mut c = Command::new(&tools.bastion);
+            c.args(["--listen", &listen, "--session-mode", mode, "--"])
+                .arg(&tools.echo_server)
+                .env("MCP_BASTION_LOG", "warn");
+            c
+        };
+        Ok(match self {
+            Self::Baseline => server(ServerKind::AxumEcho),
+            Self::Bastion => server(ServerKind::Bastion),
+            Self::BastionNoEvents => server(ServerKind::BastionNoEvents),
+            Self::FullStack => server(ServerKind::FullStack),
+            Self::Rmcp => server(ServerKind::Rmcp),
+            Self::ProxyPerSession => proxy("per-session"),
+            Self::ProxyShared => proxy("shared"),
+            Self::Peer(p) => tools
+                .peers
+                .command(p, port, transport, &tools.echo_server)?,
+        })
+    }
+}
+
+/// The binaries and installs the targets run.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    /// `bench-server`.
+    pub bench_server: PathBuf,
+    /// `bench-echo-server`, the stdio backend of every proxy.
+    pub echo_server: PathBuf,
+    /// `mcp-bastion`.
+    pub bastion: PathBuf,
+    /// The peer proxies.
+    pub peers: PeerInstalls,
+    /// Where target logs go.
+    pub log_dir: PathBuf,
+}
+
+/// A started target; stopped (its whole process group) when dropped.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    stopped: bool,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// The last lines of a log file.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Running {
+    /// Starts `target` for `transport` and waits until it accepts connections.
+    pub fn start(target: Target, transport: Transport, tools: &Tools) -> Result<Running, String> {
+        let port = free_port()?;
+        let mut cmd = target.command(tools, port, transport)?;
+        fs::create_dir_all(&tools.log_dir).map_err(|e| e.to_string())?;
+        let log = tools
+            .log_dir
+            .join(format!("{}-{}.log", target.name(), transport.as_str()));
+        let out = fs::File::create(&log).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", target.name()))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut running = Running {
+            child,
+            stopped: false,
+            addr,
+            log,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(running);
+            }
+            if let Ok(Some(status)) = running.child.try_wait() {
+                return Err(format!(
+                    "{} exited ({status}) before listening:\n{}",
+                    target.name(),
+                    log_tail(&running.log, 15)
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} did not listen within {START_TIMEOUT:?}:\n{}",
+                    target.name(),
+                    log_tail(&running.log, 15)
+                ));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The root process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The endpoint clients use for `target` over `transport`.
+    pub fn endpoint(&self, target: Target, transport: Transport) -> Endpoint {
+        Endpoint {
+            addr: self.addr,
+            path: target.path(transport).to_owned(),
+            transport,
+            headers: target.auth_headers(),
+        }
+    }
+
+    /// SIGTERM to the group, up to 3 s, then SIGKILL to the group.
+    pub fn stop(&mut self) {
+        // Once reaped, the group id may be reused: signal it only once.
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
+        let Ok(raw) = i32::try_from(self.child.id()) else {
+            return;
+        };
+        let group = Pid::from_raw(raw);
+        let _ = nix::sys::signal::killpg(group, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(25));
+        }
+        let _ = nix::sys::signal::killpg(group, Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
