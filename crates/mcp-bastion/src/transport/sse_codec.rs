@@ -218,3 +218,49 @@ mod tests {
         assert!(body.frame().await.is_none());
     }
 }
+
+/// Round trip through an independent decoder (`sse-stream`, the upstream
+/// backend's): whatever the data, the client reads back exactly what was
+/// sent, line breaks normalized to `\n` as the SSE grammar defines.
+#[cfg(all(test, feature = "upstream"))]
+mod round_trip {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use futures_util::StreamExt;
+    use proptest::prelude::*;
+
+    use super::encode_event;
+
+    fn decode(bytes: bytes::Bytes) -> Vec<(Option<String>, Option<String>, String)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes)]);
+            sse_stream::SseByteStream::new(stream)
+                .map(|e| {
+                    let e = e.unwrap();
+                    (e.event, e.id, e.data.unwrap_or_default())
+                })
+                .collect()
+                .await
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_data_survives_encoding(
+            data in "(?s).{0,200}",
+            id in proptest::option::of("[ -~]{1,20}"),
+            event in proptest::option::of("[a-z]{1,10}"),
+        ) {
+            let wire = encode_event(event.as_deref(), id.as_deref(), &data);
+            let events = decode(wire);
+            prop_assert_eq!(events.len(), 1);
+            let (got_event, got_id, got_data) = events[0].clone();
+            let normalized = data.replace("\r\n", "\n").replace('\r', "\n");
+            prop_assert_eq!(got_data, normalized);
+            prop_assert_eq!(got_event, event);
+            prop_assert_eq!(got_id, id);
+        }
+    }
+}
