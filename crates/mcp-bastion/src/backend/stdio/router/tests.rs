@@ -303,3 +303,94 @@ fn progress_goes_to_the_owner_with_its_own_token_and_unknown_tokens_are_dropped(
     r.on_child_message(progress(t2.unwrap_or_default()), &mut out);
     assert!(out.is_empty());
 }
+
+mod bijection {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Requests from several sessions in any interleaving, with ids that
+    /// collide across sessions, answered by the child in any order.
+    fn scenario() -> impl Strategy<Value = (Vec<(u64, i64)>, Vec<usize>)> {
+        // up to 6 sessions, ids from a small range so sessions reuse each other's ids
+        proptest::collection::vec((0u64..6, 0i64..8), 1..60)
+            .prop_map(|pairs| {
+                // unique per session: a client never reuses an id in flight
+                let mut seen = std::collections::BTreeSet::new();
+                pairs
+                    .into_iter()
+                    .filter(|p| seen.insert(*p))
+                    .collect::<Vec<_>>()
+            })
+            .prop_flat_map(|requests| {
+                let order: Vec<usize> = (0..requests.len()).collect();
+                (Just(requests), Just(order).prop_shuffle())
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn id_rewriting_is_a_bijection_in_any_interleaving((requests, answer_order) in scenario()) {
+            let mut router = Router::new(true, None);
+            for key in 0..6 {
+                router.attach(key);
+            }
+            let now = Instant::now();
+            let mut out = Vec::new();
+            for (key, id) in &requests {
+                router.on_session_message(
+                    *key,
+                    Message::Request(Request {
+                        id: RequestId::Number(*id),
+                        method: "tools/call".into(),
+                        params: Some(json!({"name": "echo"})),
+                    }),
+                    now,
+                    &mut out,
+                );
+            }
+            // every request reached the child once, each with its own child-side id
+            let child_ids: Vec<RequestId> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Out::Child(Message::Request(r)) => Some(r.id.clone()),
+                    _ => None,
+                })
+                .collect();
+            prop_assert_eq!(child_ids.len(), requests.len());
+            let distinct: std::collections::BTreeSet<String> =
+                child_ids.iter().map(|id| format!("{id:?}")).collect();
+            prop_assert_eq!(distinct.len(), child_ids.len(), "child-side ids collide");
+
+            // the child answers in any order; each answer names which request it was
+            let mut back = Vec::new();
+            for i in answer_order {
+                router.on_child_message(
+                    Message::Response(Response::result(child_ids[i].clone(), json!({"n": i}))),
+                    &mut back,
+                );
+            }
+            let mut delivered: Vec<(u64, i64, usize)> = back
+                .into_iter()
+                .filter_map(|o| match o {
+                    Out::Session(key, Message::Response(r)) => match (r.id, r.outcome) {
+                        (Some(RequestId::Number(id)), Ok(v)) => {
+                            Some((key, id, v["n"].as_u64().unwrap_or(u64::MAX) as usize))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            delivered.sort_unstable();
+            let mut expected: Vec<(u64, i64, usize)> = requests
+                .iter()
+                .enumerate()
+                .map(|(i, (key, id))| (*key, *id, i))
+                .collect();
+            expected.sort_unstable();
+            // exactly one answer per request, to its own session, with its own id
+            prop_assert_eq!(delivered, expected);
+        }
+    }
+}
