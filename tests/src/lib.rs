@@ -15,6 +15,7 @@
 //! Test dependencies are installed by `bash .ci/test` (`pip install -r tests/requirements.txt`,
 //! `npm ci --prefix tests/node`).
 
+pub mod certs;
 pub mod nginx;
 pub mod redis;
 pub mod upstream;

@@ -20,14 +20,33 @@ fn replica(key: &str) -> Server {
     )
 }
 
-/// The shipped configuration with the test's own addresses.
-fn shipped_conf(a: &Server, b: &Server) -> String {
+/// The shipped configuration with the test's own addresses and a certificate made for it (whose
+/// path it returns); the port nginx serves TLS on is `tls_port`.
+fn shipped_conf_tls(a: &Server, b: &Server, tls_port: u16) -> (String, String) {
     let conf = std::fs::read_to_string(workspace_dir().join("deploy/nginx/mcp-bastion.conf"))
         .expect("deploy/nginx/mcp-bastion.conf");
+    let dir = std::env::temp_dir().join(format!(
+        "mcp-bastion-nginx-tls-{}-{tls_port}",
+        std::process::id()
+    ));
+    let (cert, key) = tests::certs::self_signed(&dir);
     let host = |s: &Server| s.base_url().trim_start_matches("http://").to_owned();
-    conf.replace("127.0.0.1:8080", "{{LISTEN}}")
+    let conf = conf
+        .replace("127.0.0.1:8080", "{{LISTEN}}")
+        .replace("127.0.0.1:8443", &format!("127.0.0.1:{tls_port}"))
+        .replace(
+            "/etc/nginx/tls/mcp-bastion.crt",
+            &cert.display().to_string(),
+        )
+        .replace("/etc/nginx/tls/mcp-bastion.key", &key.display().to_string())
         .replace("127.0.0.1:8081", &host(a))
-        .replace("127.0.0.1:8082", &host(b))
+        .replace("127.0.0.1:8082", &host(b));
+    (conf, cert.display().to_string())
+}
+
+/// [`shipped_conf_tls`] on a free TLS port.
+fn shipped_conf(a: &Server, b: &Server) -> String {
+    shipped_conf_tls(a, b, tests::nginx::free_port()).0
 }
 
 #[test]
@@ -73,6 +92,42 @@ fn two_replicas_behind_nginx_route_every_session_to_its_owner() {
         BTreeSet::from(["a".to_owned(), "b".to_owned()]),
         "both replicas owned sessions"
     );
+}
+
+/// TLS terminates at nginx: both SDKs, trusting the test's certificate, run their scenario over
+/// HTTPS to nginx and plain HTTP behind it.
+#[test]
+fn tls_terminates_at_nginx() {
+    let a = replica("a");
+    let b = replica("b");
+    let tls_port = tests::nginx::free_port();
+    let (conf, cert) = shipped_conf_tls(&a, &b, tls_port);
+    let nginx = Nginx::start(&conf);
+    for (sdk, transport, var) in [
+        (
+            Sdk::TypeScript,
+            Transport::Streamable,
+            "NODE_EXTRA_CA_CERTS",
+        ),
+        (Sdk::Python, Transport::Sse, "SSL_CERT_FILE"),
+    ] {
+        let url = format!(
+            "https://127.0.0.1:{tls_port}/k/demo{}",
+            transport.endpoint()
+        );
+        let outcome = ClientRun::new(sdk, transport, url)
+            .strict_session_end(true)
+            .env(var, &cert)
+            .run();
+        let summary = outcome.summary().unwrap_or_default();
+        assert!(
+            outcome.success() && summary["ok"] == true,
+            "{sdk:?} {transport:?} over TLS failed:\n{}\n{}\n--- nginx ---\n{}",
+            outcome.stdout,
+            outcome.stderr,
+            nginx.error_log()
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,30 +9,7 @@ use tests::{ClientRun, Sdk, Server, Transport, everything_stdio};
 /// A self-signed certificate for `localhost` and `127.0.0.1`: (dir, cert, key).
 fn self_signed() -> (PathBuf, PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("mcp-bastion-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl (run .ci/deps/openssl.sh)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (cert, key) = tests::certs::self_signed(&dir);
     (dir, cert, key)
 }
 
