@@ -875,6 +875,60 @@ impl ClientOutcome {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// client summaries
+
+/// The steps a full scenario with the `everything` profile must have done (none skipped).
+pub const FULL_STEPS: [&str; 9] = [
+    "initialize",
+    "tools/list",
+    "echo",
+    "progress",
+    "sampling",
+    "elicitation",
+    "resource",
+    "prompt",
+    "session_end",
+];
+
+/// Every step of [`FULL_STEPS`] done, none skipped; progress seen; 404 after the session ended.
+pub fn assert_full_summary(summary: &serde_json::Value) {
+    assert_summary(summary, &[]);
+}
+
+/// Every step of [`FULL_STEPS`] done, none skipped but `skipped`.
+pub fn assert_summary(summary: &serde_json::Value, skipped: &[&str]) {
+    for step in FULL_STEPS {
+        let done = &summary["steps"][step];
+        assert!(
+            !done.is_null(),
+            "step {step} missing from the client summary: {summary}"
+        );
+        if skipped.contains(&step) {
+            assert_eq!(
+                done["skipped"], true,
+                "step {step} should have been skipped: {summary}"
+            );
+        } else {
+            assert!(
+                done["skipped"].is_null(),
+                "step {step} was skipped: {summary}"
+            );
+        }
+    }
+    let progress = summary["steps"]["progress"]["notifications"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        progress >= 2,
+        "fewer than 2 progress notifications: {summary}"
+    );
+    assert_eq!(
+        summary["steps"]["session_end"]["after_end_status"], 404,
+        "{summary}"
+    );
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;

@@ -23,60 +23,13 @@ use std::{
 };
 
 use serde_json::Value;
-use tests::{ClientRun, Sdk, Server, SessionMode, Transport, example_bin};
+use tests::{
+    ClientRun, Sdk, Server, SessionMode, Transport, assert_full_summary, assert_summary,
+    example_bin,
+};
 
 /// How long the proxy may take to stop a per-session child after its session ended.
 const CHILD_EXIT: Duration = Duration::from_secs(10);
-
-/// The steps a full scenario with the `everything` profile must have done (none skipped).
-const FULL_STEPS: [&str; 9] = [
-    "initialize",
-    "tools/list",
-    "echo",
-    "progress",
-    "sampling",
-    "elicitation",
-    "resource",
-    "prompt",
-    "session_end",
-];
-
-fn assert_full_summary(summary: &Value) {
-    assert_summary(summary, &[]);
-}
-
-/// Every step of [`FULL_STEPS`] done, none skipped but `skipped`.
-fn assert_summary(summary: &Value, skipped: &[&str]) {
-    for step in FULL_STEPS {
-        let done = &summary["steps"][step];
-        assert!(
-            !done.is_null(),
-            "step {step} missing from the client summary: {summary}"
-        );
-        if skipped.contains(&step) {
-            assert_eq!(
-                done["skipped"], true,
-                "step {step} should have been skipped: {summary}"
-            );
-        } else {
-            assert!(
-                done["skipped"].is_null(),
-                "step {step} was skipped: {summary}"
-            );
-        }
-    }
-    let progress = summary["steps"]["progress"]["notifications"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(
-        progress >= 2,
-        "fewer than 2 progress notifications: {summary}"
-    );
-    assert_eq!(
-        summary["steps"]["session_end"]["after_end_status"], 404,
-        "{summary}"
-    );
-}
 
 /// Runs `f` while sampling the server's child-process count; returns `f`'s value and the largest
 /// count seen.

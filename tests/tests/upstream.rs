@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tests::{
-    ClientRun, Sdk, Server, Transport,
+    ClientRun, Sdk, Server, Transport, assert_full_summary,
     upstream::{Everything, Mode, RecordingProxy, Seen, free_port},
 };
 
@@ -41,18 +41,6 @@ const CLIENT_SECRETS: [&str; 3] = [
     "client-bearer-secret-1b8e",
     "client-cookie-secret-5c0d",
     "client-api-key-secret-9e61",
-];
-
-const STEPS: [&str; 9] = [
-    "initialize",
-    "tools/list",
-    "echo",
-    "progress",
-    "sampling",
-    "elicitation",
-    "resource",
-    "prompt",
-    "session_end",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -81,28 +69,6 @@ fn with_client_credentials(mut run: ClientRun) -> ClientRun {
         run = run.arg("--header").arg(header);
     }
     run
-}
-
-fn assert_full_summary(summary: &Value) {
-    for step in STEPS {
-        let done = &summary["steps"][step];
-        assert!(!done.is_null(), "step {step} missing: {summary}");
-        assert!(
-            done["skipped"].is_null(),
-            "step {step} was skipped: {summary}"
-        );
-    }
-    let progress = summary["steps"]["progress"]["notifications"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(
-        progress >= 2,
-        "fewer than 2 progress notifications: {summary}"
-    );
-    assert_eq!(
-        summary["steps"]["session_end"]["after_end_status"], 404,
-        "{summary}"
-    );
 }
 
 /// No client credential reached the upstream; the proxy's own did, on every request.
