@@ -175,12 +175,19 @@ pub(crate) async fn serve<B: Backend>(
         return backend_unavailable(id);
     }
     if config.json_response {
-        let response = link.until_response(&id, &method, None).await;
+        let response = link
+            .until_response(&id, &method, None)
+            .await
+            .unwrap_or_else(|| closed_response(&id));
         json_message(StatusCode::OK, &Message::Response(response))
     } else {
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
-            let response = link.until_response(&id, &method, Some(&tx)).await;
+            // `None`: the backend went away, or the client did (then nobody reads this)
+            let response = link
+                .until_response(&id, &method, Some(&tx))
+                .await
+                .unwrap_or_else(|| closed_response(&id));
             let _ = tx.send(event(&Message::Response(response))).await;
         });
         let mut res = Response::new(Body::new(SseBody::new(
@@ -254,7 +261,9 @@ impl Link {
         }))
         .await
         .map_err(|()| LinkError::Closed)?;
-        let response = self.until_response(&init_id, "initialize", None).await;
+        let Some(response) = self.until_response(&init_id, "initialize", None).await else {
+            return Err(LinkError::Closed);
+        };
         let result = match response.outcome {
             Ok(Value::Object(result)) => result,
             Ok(_) => {
@@ -262,9 +271,6 @@ impl Link {
                     codes::INTERNAL_ERROR,
                     "MCP backend sent a malformed InitializeResult",
                 )));
-            }
-            Err(err) if err.code == codes::INTERNAL_ERROR && err.message == CLOSED => {
-                return Err(LinkError::Closed);
             }
             Err(err) => return Err(LinkError::Refused(err)),
         };
@@ -279,37 +285,36 @@ impl Link {
 
     /// Reads backend messages until the response to `id`. Notifications go
     /// to `events` (an SSE reply) or are dropped (a JSON reply); the
-    /// backend's own requests are answered here (ping) or refused. Ends early
-    /// with an error response when the backend goes away, or with `None`
-    /// semantics (the returned error is never sent) when the client closed
+    /// backend's own requests are answered here (ping) or refused. `None`
+    /// when the link ended first: the backend went away, or the client closed
     /// its stream.
     async fn until_response(
         &mut self,
         id: &RequestId,
         method: &str,
         events: Option<&mpsc::Sender<Bytes>>,
-    ) -> jsonrpc::Response {
+    ) -> Option<jsonrpc::Response> {
         loop {
             let next = match events {
                 Some(tx) => tokio::select! {
                     m = self.conn.incoming.recv() => m,
                     () = tx.closed() => {
                         tracing::debug!(target: TARGET, "client closed a sessionless stream: request cancelled");
-                        return closed_response(id);
+                        return None;
                     }
                 },
                 None => self.conn.incoming.recv().await,
             };
             let Some(message) = next else {
                 tracing::warn!(target: TARGET, "backend closed during a sessionless request");
-                return closed_response(id);
+                return None;
             };
             match message {
                 Message::Response(mut r) if r.id.as_ref() == Some(id) => {
                     if let Ok(result) = &mut r.outcome {
                         mark_result(method, result);
                     }
-                    return r;
+                    return Some(r);
                 }
                 Message::Response(_) => {}
                 Message::Notification(n) => {
@@ -336,12 +341,11 @@ impl Link {
     }
 }
 
-const CLOSED: &str = "MCP backend closed";
-
+/// The answer to a request whose backend connection ended first.
 fn closed_response(id: &RequestId) -> jsonrpc::Response {
     jsonrpc::Response::error(
         Some(id.clone()),
-        ErrorObject::new(codes::INTERNAL_ERROR, CLOSED),
+        ErrorObject::new(codes::INTERNAL_ERROR, "MCP backend closed"),
     )
 }
 
