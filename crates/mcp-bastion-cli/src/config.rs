@@ -127,6 +127,70 @@ pub(crate) struct Layered {
     pub(crate) settings: BTreeMap<String, Setting>,
     pub(crate) command: Option<(Vec<String>, Origin)>,
     pub(crate) file: Option<PathBuf>,
+    /// The named backends, `[servers.<name>]` (and `MCP_SERVER_CONFIG`'s).
+    pub(crate) servers: BTreeMap<String, ServerTable>,
+    /// The named server that `MCP_SERVER_CONFIG` also makes the default one
+    /// (at `/mcp`, `/sse`), when its file has one server and nothing else
+    /// configures a default command or upstream.
+    pub(crate) default_alias: Option<String>,
+}
+
+/// One named backend: its settings under the long names of
+/// [`ServerCli`](crate::servers::ServerCli), and its command.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ServerTable {
+    /// Where the table starts (`[servers.<name>]`'s line).
+    pub(crate) origin: Option<Origin>,
+    pub(crate) settings: BTreeMap<String, Setting>,
+    pub(crate) command: Option<Vec<String>>,
+}
+
+impl ServerTable {
+    /// The argument list for [`ServerCli`](crate::servers::ServerCli).
+    pub(crate) fn to_args(&self) -> Vec<OsString> {
+        let kinds: BTreeMap<String, bool> = Schema::of::<crate::servers::ServerCli>()
+            .options
+            .into_iter()
+            .map(|(name, (takes_value, _))| (name, takes_value))
+            .collect();
+        to_args(&kinds, &self.settings, self.command.as_deref())
+    }
+}
+
+/// `[A-Za-z0-9_-]{1,64}`: a named server's name, a path segment as it is.
+pub(crate) fn valid_server_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn to_args(
+    kinds: &BTreeMap<String, bool>,
+    settings: &BTreeMap<String, Setting>,
+    command: Option<&[String]>,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["mcp-bastion".into()];
+    for (name, setting) in settings {
+        match kinds.get(name).copied() {
+            Some(true) => {
+                for v in &setting.values {
+                    args.push(format!("--{name}").into());
+                    args.push(v.into());
+                }
+            }
+            Some(false) if setting.values.first().is_some_and(|v| v == "true") => {
+                args.push(format!("--{name}").into());
+            }
+            Some(false) => {}
+            None => {}
+        }
+    }
+    if let Some(command) = command {
+        args.push("--".into());
+        args.extend(command.iter().map(OsString::from));
+    }
+    args
 }
 
 impl Layered {
@@ -137,27 +201,11 @@ impl Layered {
 
     /// The argument list for clap.
     pub(crate) fn to_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["mcp-bastion".into()];
-        for (name, setting) in &self.settings {
-            match self.kinds.get(name).copied() {
-                Some(true) => {
-                    for v in &setting.values {
-                        args.push(format!("--{name}").into());
-                        args.push(v.into());
-                    }
-                }
-                Some(false) if setting.values.first().is_some_and(|v| v == "true") => {
-                    args.push(format!("--{name}").into());
-                }
-                Some(false) => {}
-                None => {}
-            }
-        }
-        if let Some((command, _)) = &self.command {
-            args.push("--".into());
-            args.extend(command.iter().map(OsString::from));
-        }
-        args
+        to_args(
+            &self.kinds,
+            &self.settings,
+            self.command.as_ref().map(|(c, _)| c.as_slice()),
+        )
     }
 }
 
@@ -254,6 +302,7 @@ pub(crate) fn layer<C: CommandFactory>(
             },
         );
     }
+    finish_servers(&mut out);
     Ok(out)
 }
 
@@ -341,76 +390,81 @@ fn scalar(value: &toml::de::DeValue<'_>) -> Option<String> {
     }
 }
 
-fn from_toml<C: CommandFactory>(
-    schema: &Schema,
-    path: &Path,
-    text: &str,
-    out: &mut Layered,
-) -> Result<(), ConfigError> {
-    let err = |line: Option<usize>, key: Option<&str>, message: String| ConfigError {
+/// The table of named backends, `[servers.<name>]`.
+const SERVERS: &str = "servers";
+
+fn file_error(path: &Path, line: Option<usize>, key: Option<&str>, message: String) -> ConfigError {
+    ConfigError {
         file: Some(path.to_path_buf()),
         line,
         key: key.map(str::to_owned),
         message,
-    };
-    let table = toml::de::DeTable::parse(text).map_err(|e| {
-        let line = e.span().map(|s| line_of(text, s.start));
-        err(line, None, format!("not valid TOML: {}", e.message()))
-    })?;
-    // A parser that checks one value at a time (the command is not required
-    // there).
-    let mut check = C::command().mut_arg(COMMAND, |a| a.required(false));
-    for (key, value) in table.get_ref() {
-        let raw_key = key.get_ref().to_string();
+    }
+}
+
+/// What one key of a table said.
+enum Entry {
+    /// `command = [..]`.
+    Command(Vec<String>),
+    /// An option (long name) and its values.
+    Setting(String, Vec<String>),
+}
+
+/// Where one key is read: the file, its options, and a parser that checks
+/// one value at a time.
+struct TableCtx<'a> {
+    path: &'a Path,
+    schema: &'a Schema,
+    check: clap::Command,
+    /// Keys known besides the schema's options (for the unknown-key error).
+    extra_keys: &'a [&'a str],
+}
+
+impl TableCtx<'_> {
+    /// Checks one `key = value` (`shown` is the key as errors name it).
+    fn entry(
+        &mut self,
+        line: usize,
+        raw_key: &str,
+        shown: &str,
+        value: &toml::de::DeValue<'_>,
+    ) -> Result<Entry, ConfigError> {
+        let path = self.path;
+        let err = |message: String| file_error(path, Some(line), Some(shown), message);
         let name = raw_key.replace('_', "-");
-        let line = line_of(text, key.span().start);
         if name == COMMAND {
-            let Some(items) = value.get_ref().as_array() else {
+            let Some(items) = value.as_array() else {
                 return Err(err(
-                    Some(line),
-                    Some(&raw_key),
                     "expected an array of strings: the program and its arguments".into(),
                 ));
             };
             let command: Option<Vec<String>> = items.iter().map(|v| scalar(v.get_ref())).collect();
             let Some(command) = command.filter(|c| !c.is_empty()) else {
-                return Err(err(
-                    Some(line),
-                    Some(&raw_key),
-                    "expected a non-empty array of strings".into(),
-                ));
+                return Err(err("expected a non-empty array of strings".into()));
             };
-            out.command = Some((command, Origin::File(line)));
-            continue;
+            return Ok(Entry::Command(command));
         }
-        let Some((takes_value, repeatable)) = schema.get(&name).filter(|_| name != CONFIG) else {
-            let known: BTreeSet<&str> = schema
+        let Some((takes_value, repeatable)) = self.schema.get(&name).filter(|_| name != CONFIG)
+        else {
+            let known: BTreeSet<&str> = self
+                .schema
                 .options
                 .keys()
                 .map(String::as_str)
                 .filter(|k| *k != CONFIG)
                 .chain([COMMAND])
+                .chain(self.extra_keys.iter().copied())
                 .collect();
-            return Err(err(
-                Some(line),
-                Some(&raw_key),
-                format!(
-                    "unknown key; expected one of: {}",
-                    known.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-            ));
+            return Err(err(format!(
+                "unknown key; expected one of: {}",
+                known.into_iter().collect::<Vec<_>>().join(", ")
+            )));
         };
-        let values: Vec<String> = match value.get_ref() {
+        let values: Vec<String> = match value {
             toml::de::DeValue::Array(items) if repeatable => {
                 let parsed: Option<Vec<String>> =
                     items.iter().map(|v| scalar(v.get_ref())).collect();
-                parsed.ok_or_else(|| {
-                    err(
-                        Some(line),
-                        Some(&raw_key),
-                        "expected an array of strings or numbers".into(),
-                    )
-                })?
+                parsed.ok_or_else(|| err("expected an array of strings or numbers".into()))?
             }
             other => {
                 let Some(v) = scalar(other) else {
@@ -421,22 +475,17 @@ fn from_toml<C: CommandFactory>(
                     } else {
                         "true or false"
                     };
-                    return Err(err(
-                        Some(line),
-                        Some(&raw_key),
-                        format!("expected {expected}, got {}", other.type_str()),
-                    ));
+                    return Err(err(format!(
+                        "expected {expected}, got {}",
+                        other.type_str()
+                    )));
                 };
                 vec![v]
             }
         };
         if !takes_value {
             if !values.iter().all(|v| v == "true" || v == "false") {
-                return Err(err(
-                    Some(line),
-                    Some(&raw_key),
-                    "expected true or false".into(),
-                ));
+                return Err(err("expected true or false".into()));
             }
         } else {
             let mut args: Vec<String> = vec!["mcp-bastion".into()];
@@ -444,34 +493,159 @@ fn from_toml<C: CommandFactory>(
                 args.push(format!("--{name}"));
                 args.push(v.clone());
             }
-            if let Err(e) = check.try_get_matches_from_mut(args) {
-                let message = e.to_string();
-                let first = message
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid value")
-                    .trim_start_matches("error: ")
-                    .to_owned();
-                let hint = message
-                    .lines()
-                    .find(|l| l.contains("possible values"))
-                    .map(|l| {
-                        format!(
-                            " ({})",
-                            l.trim().trim_start_matches("[").trim_end_matches("]")
-                        )
-                    })
-                    .unwrap_or_default();
-                return Err(err(Some(line), Some(&raw_key), format!("{first}{hint}")));
+            if let Err(e) = self.check.try_get_matches_from_mut(args) {
+                return Err(err(clap_message(&e)));
             }
         }
-        out.set(
-            &name,
-            Setting {
-                values,
-                origin: Origin::File(line),
-            },
-        );
+        Ok(Entry::Setting(name, values))
+    }
+}
+
+/// The first line of a clap error, with its list of possible values.
+fn clap_message(e: &clap::Error) -> String {
+    let message = e.to_string();
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or("invalid value")
+        .trim_start_matches("error: ")
+        .to_owned();
+    let hint = message
+        .lines()
+        .find(|l| l.contains("possible values"))
+        .map(|l| {
+            format!(
+                " ({})",
+                l.trim().trim_start_matches("[").trim_end_matches("]")
+            )
+        })
+        .unwrap_or_default();
+    format!("{first}{hint}")
+}
+
+fn from_toml<C: CommandFactory>(
+    schema: &Schema,
+    path: &Path,
+    text: &str,
+    out: &mut Layered,
+) -> Result<(), ConfigError> {
+    let table = toml::de::DeTable::parse(text).map_err(|e| {
+        let line = e.span().map(|s| line_of(text, s.start));
+        file_error(path, line, None, format!("not valid TOML: {}", e.message()))
+    })?;
+    // the command is not required in the file
+    let mut ctx = TableCtx {
+        path,
+        schema,
+        check: C::command().mut_arg(COMMAND, |a| a.required(false)),
+        extra_keys: &[SERVERS],
+    };
+    for (key, value) in table.get_ref() {
+        let raw_key = key.get_ref().to_string();
+        let line = line_of(text, key.span().start);
+        if raw_key == SERVERS {
+            servers_from_toml(path, text, line, value.get_ref(), out)?;
+            continue;
+        }
+        match ctx.entry(line, &raw_key, &raw_key, value.get_ref())? {
+            Entry::Command(command) => out.command = Some((command, Origin::File(line))),
+            Entry::Setting(name, values) => out.set(
+                &name,
+                Setting {
+                    values,
+                    origin: Origin::File(line),
+                },
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// `[servers.<name>]` tables: each a named backend with a command or an
+/// upstream and that backend's own options.
+fn servers_from_toml(
+    path: &Path,
+    text: &str,
+    line: usize,
+    value: &toml::de::DeValue<'_>,
+    out: &mut Layered,
+) -> Result<(), ConfigError> {
+    let toml::de::DeValue::Table(servers) = value else {
+        return Err(file_error(
+            path,
+            Some(line),
+            Some(SERVERS),
+            "expected tables `[servers.<name>]`, each with `command = [..]` or `upstream = \"URL\"`"
+                .into(),
+        ));
+    };
+    let schema = Schema::of::<crate::servers::ServerCli>();
+    let mut ctx = TableCtx {
+        path,
+        schema: &schema,
+        check: <crate::servers::ServerCli as CommandFactory>::command()
+            .mut_arg(COMMAND, |a| a.required(false)),
+        extra_keys: &[],
+    };
+    for (name_key, table) in servers {
+        let name = name_key.get_ref().to_string();
+        let line = line_of(text, name_key.span().start);
+        let key = format!("{SERVERS}.{name}");
+        let err = |message: String| file_error(path, Some(line), Some(&key), message);
+        if !valid_server_name(&name) {
+            return Err(err(
+                "invalid server name: expected 1 to 64 of the characters A-Z a-z 0-9 _ -".into(),
+            ));
+        }
+        let toml::de::DeValue::Table(table) = table.get_ref() else {
+            return Err(err(format!(
+                "expected a table `[{key}]` with `command = [..]` or `upstream = \"URL\"`, got {}",
+                table.get_ref().type_str()
+            )));
+        };
+        let mut server = ServerTable {
+            origin: Some(Origin::File(line)),
+            ..ServerTable::default()
+        };
+        for (k, v) in table {
+            let raw = k.get_ref().to_string();
+            let kline = line_of(text, k.span().start);
+            let shown = format!("{key}.{raw}");
+            match ctx.entry(kline, &raw, &shown, v.get_ref())? {
+                Entry::Command(command) => server.command = Some(command),
+                Entry::Setting(option, values) => {
+                    server.settings.insert(
+                        option,
+                        Setting {
+                            values,
+                            origin: Origin::File(kline),
+                        },
+                    );
+                }
+            }
+        }
+        match (
+            server.command.is_some(),
+            server.settings.contains_key("upstream"),
+        ) {
+            (true, true) => {
+                return Err(err(
+                    "give either `command = [..]` or `upstream = \"URL\"`, not both".into(),
+                ));
+            }
+            (false, false) => {
+                return Err(err(
+                    "expected `command = [\"program\", ..]` or `upstream = \"URL\"`".into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Err(e) =
+            <crate::servers::ServerCli as clap::Parser>::try_parse_from(server.to_args())
+        {
+            return Err(err(clap_message(&e)));
+        }
+        out.servers.insert(name, server);
     }
     Ok(())
 }
@@ -531,17 +705,51 @@ fn compat(
         );
     }
     if let Some(path) = env.get("MCP_SERVER_CONFIG").filter(|v| !v.is_empty()) {
-        out.command = Some((
-            server_config_command(Path::new(path))?,
-            Origin::Compat("MCP_SERVER_CONFIG"),
-        ));
+        out.servers = server_config(Path::new(path))?;
+        if out.servers.len() == 1 {
+            out.default_alias = out.servers.keys().next().cloned();
+        }
     }
     Ok(())
 }
 
-/// The one server of an `{"mcpServers": {"name": {"command", "args"}}}` file,
-/// the format MCP clients and proxies share.
-fn server_config_command(path: &Path) -> Result<Vec<String>, ConfigError> {
+/// The options of a named server that it takes from the top level when its
+/// table does not set them. Commands, upstreams, credentials and fixed
+/// environment variables are never inherited.
+const INHERITED: [&str; 5] = [
+    "session-mode",
+    "pass-env",
+    "upstream-timeout",
+    "upstream-connect-timeout",
+    "upstream-transport",
+];
+
+/// Fills each named server's unset [`INHERITED`] options from the top level,
+/// and drops `MCP_SERVER_CONFIG`'s default alias when a default server is
+/// configured otherwise.
+fn finish_servers(out: &mut Layered) {
+    for server in out.servers.values_mut() {
+        for option in INHERITED {
+            if let (None, Some(top)) = (server.settings.get(option), out.settings.get(option)) {
+                server.settings.insert(option.to_owned(), top.clone());
+            }
+        }
+    }
+    let has_default = out.command.is_some() || out.settings.contains_key("upstream");
+    if has_default
+        || out
+            .default_alias
+            .as_ref()
+            .is_some_and(|name| !out.servers.contains_key(name))
+    {
+        out.default_alias = None;
+    }
+}
+
+/// The servers of an `{"mcpServers": {"name": {"command", "args", "env"} |
+/// {"url", "headers"}}}` file, the format MCP clients and proxies share, as
+/// named servers.
+fn server_config(path: &Path) -> Result<BTreeMap<String, ServerTable>, ConfigError> {
     let err = |message: String| ConfigError {
         file: Some(path.to_path_buf()),
         line: None,
@@ -555,34 +763,93 @@ fn server_config_command(path: &Path) -> Result<Vec<String>, ConfigError> {
         .get("mcpServers")
         .and_then(|s| s.as_object())
         .ok_or_else(|| err("expected an object with an `mcpServers` object".into()))?;
-    let mut iter = servers.iter();
-    let (Some((name, server)), None) = (iter.next(), iter.next()) else {
-        return Err(err(format!(
-            "expected exactly one server in `mcpServers`, found {}",
-            servers.len()
-        )));
-    };
-    let program = server
-        .get("command")
-        .and_then(|c| c.as_str())
-        .ok_or_else(|| err(format!("server `{name}` has no `command` string")))?;
-    let mut command = vec![program.to_owned()];
-    if let Some(args) = server.get("args") {
-        let args = args
-            .as_array()
-            .and_then(|a| {
-                a.iter()
-                    .map(|v| v.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-            })
-            .ok_or_else(|| {
-                err(format!(
-                    "server `{name}`: `args` must be an array of strings"
-                ))
-            })?;
-        command.extend(args);
+    if servers.is_empty() {
+        return Err(err("`mcpServers` names no server".into()));
     }
-    Ok(command)
+    let origin = Origin::Compat("MCP_SERVER_CONFIG");
+    let setting = |values: Vec<String>| Setting {
+        values,
+        origin: origin.clone(),
+    };
+    let strings = |value: &serde_json::Value| -> Option<Vec<String>> {
+        value
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let pairs = |value: &serde_json::Value, sep: &str| -> Option<Vec<String>> {
+        value
+            .as_object()?
+            .iter()
+            .map(|(k, v)| v.as_str().map(|v| format!("{k}{sep}{v}")))
+            .collect()
+    };
+    let mut out = BTreeMap::new();
+    for (name, server) in servers {
+        if !valid_server_name(name) {
+            return Err(err(format!(
+                "server `{name}`: invalid name: expected 1 to 64 of the characters A-Z a-z 0-9 _ -"
+            )));
+        }
+        let mut table = ServerTable {
+            origin: Some(origin.clone()),
+            ..ServerTable::default()
+        };
+        match (server.get("command"), server.get("url")) {
+            (Some(command), None) => {
+                let program = command
+                    .as_str()
+                    .ok_or_else(|| err(format!("server `{name}`: `command` must be a string")))?;
+                let mut command = vec![program.to_owned()];
+                if let Some(args) = server.get("args") {
+                    command.extend(strings(args).ok_or_else(|| {
+                        err(format!(
+                            "server `{name}`: `args` must be an array of strings"
+                        ))
+                    })?);
+                }
+                table.command = Some(command);
+                if let Some(env) = server.get("env") {
+                    let env = pairs(env, "=").ok_or_else(|| {
+                        err(format!(
+                            "server `{name}`: `env` must be an object of strings"
+                        ))
+                    })?;
+                    table.settings.insert("env".into(), setting(env));
+                }
+            }
+            (None, Some(url)) => {
+                let url = url
+                    .as_str()
+                    .ok_or_else(|| err(format!("server `{name}`: `url` must be a string")))?;
+                table
+                    .settings
+                    .insert("upstream".into(), setting(vec![url.to_owned()]));
+                if let Some(headers) = server.get("headers") {
+                    let headers = pairs(headers, ": ").ok_or_else(|| {
+                        err(format!(
+                            "server `{name}`: `headers` must be an object of strings"
+                        ))
+                    })?;
+                    table
+                        .settings
+                        .insert("upstream-header".into(), setting(headers));
+                }
+            }
+            _ => {
+                return Err(err(format!(
+                    "server `{name}`: expected either `command` (with `args`, `env`) or `url`"
+                )));
+            }
+        }
+        if let Err(e) = <crate::servers::ServerCli as clap::Parser>::try_parse_from(table.to_args())
+        {
+            return Err(err(format!("server `{name}`: {}", clap_message(&e))));
+        }
+        out.insert(name.clone(), table);
+    }
+    Ok(out)
 }
 
 /// Whether an option's values are secrets to mask when printed.
@@ -600,6 +867,33 @@ pub(crate) fn is_secret(option: &str) -> bool {
     .any(|w| option.contains(w))
 }
 
+/// One setting as a TOML value, secrets masked: every value of a secret
+/// option, and the value part of `env = ["NAME=VALUE"]`.
+fn shown_value(name: &str, setting: &Setting) -> String {
+    let shown: Vec<String> = setting
+        .values
+        .iter()
+        .map(|v| {
+            if is_secret(name) {
+                "\"********\"".to_owned()
+            } else if name == "env" {
+                match v.split_once('=') {
+                    Some((var, _)) => format!("{:?}", format!("{var}=********")),
+                    None => "\"********\"".to_owned(),
+                }
+            } else if v == "true" || v == "false" || v.parse::<i64>().is_ok() {
+                v.clone()
+            } else {
+                format!("{v:?}")
+            }
+        })
+        .collect();
+    match shown.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    }
+}
+
 /// The effective configuration as TOML, secrets masked, each line noting
 /// where its value came from.
 pub(crate) fn render(layered: &Layered) -> String {
@@ -613,28 +907,37 @@ pub(crate) fn render(layered: &Layered) -> String {
         out.push_str("# effective configuration (no file)\n");
     }
     for (name, setting) in &layered.settings {
-        let shown: Vec<String> = setting
-            .values
-            .iter()
-            .map(|v| {
-                if is_secret(name) {
-                    "\"********\"".to_owned()
-                } else if v == "true" || v == "false" || v.parse::<i64>().is_ok() {
-                    v.clone()
-                } else {
-                    format!("{v:?}")
-                }
-            })
-            .collect();
-        let value = match shown.as_slice() {
-            [one] => one.clone(),
-            many => format!("[{}]", many.join(", ")),
-        };
-        out.push_str(&format!("{name} = {value}  # {}\n", setting.origin));
+        out.push_str(&format!(
+            "{name} = {}  # {}\n",
+            shown_value(name, setting),
+            setting.origin
+        ));
     }
     if let Some((command, origin)) = &layered.command {
         let shown: Vec<String> = command.iter().map(|c| format!("{c:?}")).collect();
         out.push_str(&format!("command = [{}]  # {origin}\n", shown.join(", ")));
+    }
+    for (name, server) in &layered.servers {
+        let origin = server
+            .origin
+            .as_ref()
+            .map(|o| format!("  # {o}"))
+            .unwrap_or_default();
+        out.push_str(&format!("\n[servers.{name}]{origin}\n"));
+        if layered.default_alias.as_deref() == Some(name.as_str()) {
+            out.push_str("# also the default server (/mcp, /sse)\n");
+        }
+        for (option, setting) in &server.settings {
+            out.push_str(&format!(
+                "{option} = {}  # {}\n",
+                shown_value(option, setting),
+                setting.origin
+            ));
+        }
+        if let Some(command) = &server.command {
+            let shown: Vec<String> = command.iter().map(|c| format!("{c:?}")).collect();
+            out.push_str(&format!("command = [{}]\n", shown.join(", ")));
+        }
     }
     out
 }
@@ -772,24 +1075,119 @@ mod tests {
     }
 
     #[test]
-    fn mcp_server_config_supplies_the_command() {
-        let path =
-            file(r#"{"mcpServers": {"everything": {"command": "npx", "args": ["-y", "srv"]}}}"#);
+    fn mcp_server_config_names_servers_and_one_server_is_also_the_default() {
+        let path = file(
+            r#"{"mcpServers": {"everything": {"command": "npx", "args": ["-y", "srv"], "env": {"K": "v"}}}}"#,
+        );
         let layered = layer::<Cli>(
             &argv(&[]),
-            &env(&[("MCP_SERVER_CONFIG", path.to_str().unwrap())]),
+            &env(&[
+                ("MCP_SERVER_CONFIG", path.to_str().unwrap()),
+                ("SHARED_SESSION", "1"),
+            ]),
         )
         .unwrap();
-        assert_eq!(cli(&layered).command, ["npx", "-y", "srv"]);
-        let two = file(r#"{"mcpServers": {"a": {"command": "x"}, "b": {"command": "y"}}}"#);
-        let e = layer::<Cli>(
-            &argv(&[]),
+        let server = &layered.servers["everything"];
+        assert_eq!(
+            server.command.as_deref(),
+            Some(&["npx".to_owned(), "-y".into(), "srv".into()][..])
+        );
+        assert_eq!(server.settings["env"].values, ["K=v"]);
+        assert_eq!(
+            server.settings["session-mode"].values,
+            ["shared"],
+            "SHARED_SESSION reaches the named server"
+        );
+        assert_eq!(layered.default_alias.as_deref(), Some("everything"));
+        let two = file(
+            r#"{"mcpServers": {"a": {"command": "x"}, "b": {"url": "https://example.com/mcp", "headers": {"X-Key": "s3cret"}}}}"#,
+        );
+        let layered = layer::<Cli>(
+            &argv(&["--", "default-server"]),
             &env(&[("MCP_SERVER_CONFIG", two.to_str().unwrap())]),
         )
+        .unwrap();
+        assert_eq!(layered.servers.len(), 2);
+        assert_eq!(
+            layered.servers["b"].settings["upstream-header"].values,
+            ["X-Key: s3cret"]
+        );
+        assert_eq!(layered.default_alias, None);
+        let text = render(&layered);
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("[servers.b]"), "{text}");
+        let bad = file(r#"{"mcpServers": {"a b": {"command": "x"}}}"#);
+        let e = layer::<Cli>(
+            &argv(&[]),
+            &env(&[("MCP_SERVER_CONFIG", bad.to_str().unwrap())]),
+        )
         .unwrap_err();
-        assert!(e.to_string().contains("exactly one server"), "{e}");
+        assert!(e.to_string().contains("invalid name"), "{e}");
+        for p in [path, two, bad] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn server_tables_parse_and_their_errors_name_line_key_and_expectation() {
+        let path = file(
+            "listen = \"127.0.0.1:1\"\npass-env = [\"HOME\"]\n\n[servers.a]\ncommand = [\"x\", \"y\"]\nsession-mode = \"shared\"\nenv = [\"TOKEN=hush\"]\n\n[servers.r_2]\nupstream = \"https://example.com/mcp\"\nupstream-bearer-env = \"REMOTE_TOKEN\"\n",
+        );
+        let layered =
+            layer::<Cli>(&argv(&["--config", path.to_str().unwrap()]), &env(&[])).unwrap();
+        assert_eq!(layered.servers.len(), 2);
+        assert_eq!(layered.servers["a"].origin, Some(Origin::File(4)));
+        assert_eq!(
+            layered.servers["a"].settings["pass-env"].values,
+            ["HOME"],
+            "inherited"
+        );
+        let text = render(&layered);
+        assert!(text.contains("env = \"TOKEN=********\""), "{text}");
+        assert!(!text.contains("hush"), "{text}");
         let _ = std::fs::remove_file(path);
-        let _ = std::fs::remove_file(two);
+        let cases = [
+            (
+                "[servers.\"a b\"]\ncommand = [\"x\"]\n",
+                1,
+                "servers.a b",
+                "invalid server name",
+            ),
+            (
+                "\n[servers.a]\nsession-mode = \"shared\"\n",
+                2,
+                "servers.a",
+                "expected `command",
+            ),
+            (
+                "[servers.a]\ncommand = [\"x\"]\nupstream = \"http://h/mcp\"\n",
+                1,
+                "servers.a",
+                "not both",
+            ),
+            (
+                "[servers.a]\ncommand = [\"x\"]\nlisten = \"1\"\n",
+                3,
+                "servers.a.listen",
+                "unknown key",
+            ),
+            (
+                "[servers.a]\ncommand = [\"x\"]\nsession-mode = \"all\"\n",
+                3,
+                "servers.a.session-mode",
+                "possible values",
+            ),
+            ("servers = 3\n", 1, "servers", "expected tables"),
+        ];
+        for (text, line, key, expected) in cases {
+            let path = file(text);
+            let e =
+                layer::<Cli>(&argv(&["--config", path.to_str().unwrap()]), &env(&[])).unwrap_err();
+            assert_eq!(e.line, Some(line), "{text}: {e}");
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+            assert!(e.to_string().contains(expected), "{text}: {e}");
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     #[test]

@@ -6,26 +6,25 @@
 //! ```
 //!
 //! Serves Streamable HTTP at `/mcp`, the legacy SSE transport at `/sse`
-//! (messages at `/messages`), and `/healthz`, `/readyz`.
+//! (messages at `/messages`), each named server of the configuration file at
+//! `/servers/<name>/mcp` and `/servers/<name>/sse`, and `/healthz`, `/readyz`.
 
 mod config;
 mod metrics;
 mod ratelimit;
+mod servers;
 mod tls;
 mod upstream;
 
 use std::{
     collections::BTreeMap, ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode,
-    sync::Arc, time::Duration,
+    time::Duration,
 };
 
 use axum::{Router, http::StatusCode, routing::get, serve::ListenerExt};
 use clap::{Parser, ValueEnum};
 use mcp_bastion::{
-    backend::{
-        Backend, DynBackend,
-        stdio::{StdioBackend, StdioMode},
-    },
+    backend::DynBackend,
     inspect::McpInspectLayer,
     metrics::McpMetricsLayer,
     session::SessionLayer,
@@ -138,8 +137,19 @@ struct Cli {
     /// The stdio MCP server to run, after `--` (or `--upstream URL` instead).
     #[arg(last = true, num_args = 1.., conflicts_with = "upstream")]
     command: Vec<String>,
+
+    /// The named servers of the configuration file (`[servers.<name>]`) and
+    /// of `MCP_SERVER_CONFIG`.
+    #[arg(skip)]
+    servers: Vec<servers::NamedServer>,
+
+    /// The named server also served as the default one (`MCP_SERVER_CONFIG`
+    /// with one server).
+    #[arg(skip)]
+    default_alias: Option<String>,
 }
 
+/// `--session-mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum SessionMode {
     /// A child process per session.
@@ -166,34 +176,30 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-fn build_backend(cli: &Cli) -> Result<DynBackend, String> {
+/// The default server's backend (`-- COMMAND` or `--upstream`), if any.
+fn build_backend(cli: &Cli) -> Result<Option<DynBackend>, String> {
     if let Some(backend) = cli.upstream.build()? {
-        return Ok(backend);
+        return Ok(Some(backend));
     }
-    let (program, args) = cli
-        .command
-        .split_first()
-        .ok_or("give the MCP server to run after `--`, or `--upstream URL`")?;
-    let mut builder = StdioBackend::builder(program)
-        .args(args.iter().cloned())
-        .mode(match cli.session_mode {
-            SessionMode::PerSession => StdioMode::PerSession,
-            SessionMode::Shared => StdioMode::Shared,
-        });
-    if !cli.pass_env.is_empty() {
-        builder = builder.inherit_env(cli.pass_env.iter().cloned());
+    if cli.command.is_empty() {
+        if cli.servers.is_empty() {
+            return Err(
+                "give the MCP server to run after `--`, or `--upstream URL`, or \
+                 `[servers.<name>]` tables in the --config file"
+                    .into(),
+            );
+        }
+        return Ok(None);
     }
-    for pair in &cli.env {
-        let (name, value) = pair.split_once('=').ok_or_else(|| {
-            format!(
-                "--env expects NAME=VALUE, got `{}`",
-                pair.split('=').next().unwrap_or("")
-            )
-        })?;
-        builder = builder.env(name, value);
-    }
-    let backend = builder.build().map_err(|e| e.to_string())?;
-    Ok(Arc::new(backend))
+    servers::stdio_backend(&cli.command, cli.session_mode, &cli.pass_env, &cli.env).map(Some)
+}
+
+/// One server to mount: its name (`None` for the default) and backend, and
+/// its session layer.
+struct ServerParts {
+    name: Option<String>,
+    backend: DynBackend,
+    sessions: SessionLayer,
 }
 
 fn parse_route_key(key: &str) -> Result<String, String> {
@@ -206,35 +212,59 @@ fn parse_route_key(key: &str) -> Result<String, String> {
 /// the ones before it): CORS (preflights answered before anything else), the
 /// Origin guard, authentication, the body parsed once, tracing and metrics
 /// (which see the parsed request and the principal, and count refusals by
-/// the layers inside), per-tool scopes, rate limits, the session layer, and
-/// the transports.
+/// the layers inside), per-tool scopes, rate limits, then each server's
+/// session layer and transports: the default server at `/mcp` and `/sse`,
+/// each named one under `/servers/<name>/`.
 fn app(
     cli: &Cli,
-    backend: DynBackend,
+    parts: Vec<ServerParts>,
     auth: &auth::AuthLayers,
-    sessions: SessionLayer,
-) -> Result<(Router, StreamableHttp<DynBackend>, Sse<DynBackend>), String> {
+) -> Result<(Router, servers::Servers), String> {
     let keepalive = (cli.keepalive_secs > 0).then(|| Duration::from_secs(cli.keepalive_secs));
-    let mut streamable = StreamableHttp::new(backend.clone())
-        .json_response(cli.json_response)
-        .sessionless(cli.sessionless)
-        .keepalive(keepalive)
-        .session_idle_timeout(cli.session.session_idle_timeout.0);
-    let mut sse = Sse::new(backend.clone()).keepalive(keepalive);
-    let mut sessions = sessions;
-    if let Some(key) = &cli.route_key {
-        streamable = streamable.route_key(key.clone());
-        sse = sse.route_key(key.clone());
-        sessions = sessions.replica_id(key.clone());
+    let mut mounted = servers::Servers::default();
+    let mut mcp = Router::new();
+    for ServerParts {
+        name,
+        backend,
+        sessions,
+    } in parts
+    {
+        let mut streamable = StreamableHttp::new(backend.clone())
+            .json_response(cli.json_response)
+            .sessionless(cli.sessionless)
+            .keepalive(keepalive)
+            .session_idle_timeout(cli.session.session_idle_timeout.0);
+        let mut sse = Sse::new(backend.clone()).keepalive(keepalive);
+        let mut sessions = sessions;
+        if let Some(key) = &cli.route_key {
+            streamable = streamable.route_key(key.clone());
+            sse = sse.route_key(key.clone());
+            sessions = sessions.replica_id(key.clone());
+        }
+        let sessions = sessions.closer(streamable.clone()).closer(sse.clone());
+        let server: Router = Router::new()
+            .route_service("/mcp", streamable.clone())
+            .merge(sse.clone().into_router())
+            .layer(sessions);
+        mcp = match &name {
+            None => mcp.merge(server),
+            Some(name) => {
+                if cli.default_alias.as_deref() == Some(name.as_str()) {
+                    mcp = mcp.merge(server.clone());
+                }
+                mcp.nest(&format!("/servers/{name}"), server)
+            }
+        };
+        mounted.0.push(servers::Mounted {
+            name,
+            streamable,
+            sse,
+            backend,
+        });
     }
-    let sessions = sessions.closer(streamable.clone()).closer(sse.clone());
     let (cors, origin_guard) = cli.session.browser_layers(cli.session.origins(cli.listen)?);
-    let ready_backend = backend;
-    let mcp = Router::new()
-        .route_service("/mcp", streamable.clone())
-        .merge(sse.clone().into_router())
-        .layer(sessions)
-        .layer(cli.rate_limit.layer());
+    let ready = mounted.clone();
+    let mcp = mcp.layer(cli.rate_limit.layer());
     let mcp = auth
         .authorize(mcp)
         .layer(McpMetricsLayer::new())
@@ -248,9 +278,9 @@ fn app(
         .route(
             "/readyz",
             get(move || {
-                let backend = ready_backend.clone();
+                let ready = ready.clone();
                 async move {
-                    match backend.ready().await {
+                    match ready.readiness().await {
                         Ok(()) => (StatusCode::OK, "ready".to_owned()),
                         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
                     }
@@ -263,7 +293,7 @@ fn app(
     } else {
         Router::new().nest(prefix, mcp)
     };
-    Ok((router, streamable, sse))
+    Ok((router, mounted))
 }
 
 async fn shutdown_signal() {
@@ -298,15 +328,9 @@ const SETTLE: Duration = Duration::from_millis(300);
 /// a server's request or cancel), then sessions close (their SSE streams
 /// end) and children are ended. When this returns, the listener stops
 /// accepting; a second `timeout` bounds the connections still open.
-async fn drain(
-    streamable: StreamableHttp<DynBackend>,
-    sse: Sse<DynBackend>,
-    backend: DynBackend,
-    timeout: Duration,
-) {
-    streamable.start_draining();
-    sse.start_draining();
-    let in_flight = || streamable.in_flight_requests() + sse.in_flight_requests();
+async fn drain(servers: servers::Servers, timeout: Duration) {
+    servers.start_draining();
+    let in_flight = || servers.in_flight_requests();
     tracing::info!(
         in_flight = in_flight(),
         "shutting down: no new sessions; waiting for requests in flight"
@@ -329,9 +353,8 @@ async fn drain(
         tokio::time::sleep(SETTLE.min(left_time)).await;
     }
     tracing::info!("closing sessions and ending children");
-    streamable.close_all_sessions();
-    sse.close_all_sessions();
-    let _ = tokio::time::timeout(timeout, backend.shutdown()).await;
+    servers.close_all_sessions();
+    let _ = tokio::time::timeout(timeout, servers.shutdown()).await;
     tokio::spawn(async move {
         tokio::time::sleep(timeout).await;
         tracing::warn!("connections still open after the shutdown timeout; exiting");
@@ -383,6 +406,20 @@ fn print_generated_key(key: &str, scheme: &str, addr: SocketAddr, prefix: &str) 
     );
 }
 
+/// `cli` with the named servers of `layered`.
+fn with_servers(mut cli: Cli, layered: &config::Layered) -> Result<Cli, String> {
+    for (name, table) in &layered.servers {
+        let parsed = servers::ServerCli::try_parse_from(table.to_args())
+            .map_err(|e| format!("[servers.{name}]: {}", e.kind()))?;
+        cli.servers.push(servers::NamedServer {
+            name: name.clone(),
+            cli: parsed,
+        });
+    }
+    cli.default_alias = layered.default_alias.clone();
+    Ok(cli)
+}
+
 /// The command line merged with the configuration file and the environment
 /// (see [`config`]); `check-config FILE` validates and prints instead.
 fn parse_cli() -> Result<Cli, ExitCode> {
@@ -401,19 +438,35 @@ fn parse_cli() -> Result<Cli, ExitCode> {
                 return Err(ExitCode::from(2));
             }
         };
-        if let Err(e) = Cli::try_parse_from(layered.to_args()) {
-            eprintln!("mcp-bastion: {}: {}", file.to_string_lossy(), e.kind());
-            let _ = e.print();
+        let cli = match Cli::try_parse_from(layered.to_args()) {
+            Ok(cli) => cli,
+            Err(e) => {
+                eprintln!("mcp-bastion: {}: {}", file.to_string_lossy(), e.kind());
+                let _ = e.print();
+                return Err(ExitCode::from(2));
+            }
+        };
+        if let Err(e) = with_servers(cli, &layered).and_then(|cli| {
+            build_backend(&cli)?;
+            cli.servers.iter().try_for_each(|s| s.backend().map(drop))
+        }) {
+            eprintln!("mcp-bastion: {}: {e}", file.to_string_lossy());
             return Err(ExitCode::from(2));
         }
         print!("{}", config::render(&layered));
         return Err(ExitCode::SUCCESS);
     }
     match config::layer::<Cli>(&argv, &env) {
-        Ok(layered) => Cli::try_parse_from(layered.to_args()).map_err(|e| {
-            let _ = e.print();
-            ExitCode::from(2)
-        }),
+        Ok(layered) => {
+            let cli = Cli::try_parse_from(layered.to_args()).map_err(|e| {
+                let _ = e.print();
+                ExitCode::from(2)
+            })?;
+            with_servers(cli, &layered).map_err(|e| {
+                eprintln!("mcp-bastion: {e}");
+                ExitCode::from(2)
+            })
+        }
         // help, version or a mistyped flag: clap explains
         Err(e) if config::is_unparsed(&e) => Ok(Cli::parse_from(argv)),
         Err(e) => {
@@ -441,6 +494,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut named = Vec::new();
+    for server in &cli.servers {
+        match server.backend() {
+            Ok(b) => named.push(b),
+            Err(e) => {
+                eprintln!("mcp-bastion: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let tls = match (&cli.tls_cert, &cli.tls_key) {
         (Some(cert), Some(key)) => match tls::server_config(cert, key) {
             Ok(config) => Some(config),
@@ -465,31 +528,56 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !cli.session.param_env.is_empty() && cli.session_mode == SessionMode::Shared {
+    if !cli.session.param_env.is_empty()
+        && backend.is_some()
+        && cli.upstream.upstream.is_none()
+        && cli.session_mode == SessionMode::Shared
+    {
         eprintln!(
             "mcp-bastion: --param-env sets a per-session child's environment: it needs --session-mode per-session"
         );
         return ExitCode::from(2);
     }
-    let sessions = match cli
-        .session
-        .session_layer(cli.rate_limit.redis_url.as_ref())
-        .await
-    {
-        Ok(layer) => layer,
-        Err(e) => {
-            eprintln!("mcp-bastion: {e}");
-            return ExitCode::from(2);
+    let mut parts = Vec::new();
+    let servers =
+        backend
+            .map(|b| (None, b, None))
+            .into_iter()
+            .chain(cli.servers.iter().zip(named).map(|(server, b)| {
+                let param_env =
+                    (!server.cli.param_env.is_empty()).then(|| server.cli.param_env.clone());
+                (Some(server.name.clone()), b, param_env)
+            }));
+    for (name, backend, param_env) in servers {
+        let mut session_args = cli.session.clone();
+        if let Some(param_env) = param_env {
+            session_args.param_env = param_env;
         }
-    };
-    let (router, streamable, sse) = match app(&cli, backend.clone(), &auth, sessions) {
+        let sessions = match session_args
+            .session_layer(cli.rate_limit.redis_url.as_ref(), name.as_deref())
+            .await
+        {
+            Ok(layer) => layer,
+            Err(e) => {
+                let on = name.map(|n| format!("[servers.{n}]: ")).unwrap_or_default();
+                eprintln!("mcp-bastion: {on}{e}");
+                return ExitCode::from(2);
+            }
+        };
+        parts.push(ServerParts {
+            name,
+            backend,
+            sessions,
+        });
+    }
+    let (router, mounted) = match app(&cli, parts, &auth) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("mcp-bastion: {e}");
             return ExitCode::from(2);
         }
     };
-    let scrape = match metrics::Scrape::install(streamable.clone(), sse.clone()) {
+    let scrape = match metrics::Scrape::install(mounted.clone()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("mcp-bastion: {e}");
@@ -523,13 +611,20 @@ async fn main() -> ExitCode {
         print_generated_key(key, scheme, addr, &cli.path_prefix);
     }
     eprintln!("mcp-bastion listening on {scheme}://{addr}");
-    tracing::info!(%addr, prefix = %cli.path_prefix, tls = tls.is_some(), "serving /mcp (Streamable HTTP) and /sse (legacy SSE)");
+    if cli.command.is_empty() && cli.upstream.upstream.is_none() && cli.default_alias.is_none() {
+        tracing::info!(%addr, prefix = %cli.path_prefix, tls = tls.is_some(), "serving named servers only (no default server at /mcp, /sse)");
+    } else {
+        tracing::info!(%addr, prefix = %cli.path_prefix, tls = tls.is_some(), "serving /mcp (Streamable HTTP) and /sse (legacy SSE)");
+    }
+    for server in &cli.servers {
+        tracing::info!(server = %server.name, "serving /servers/{0}/mcp and /servers/{0}/sse", server.name);
+    }
 
     let timeout = Duration::from_secs(cli.shutdown_timeout);
-    let backend_for_drain = backend.clone();
+    let for_drain = mounted.clone();
     let shutdown = async move {
         shutdown_signal().await;
-        drain(streamable, sse, backend_for_drain, timeout).await;
+        drain(for_drain, timeout).await;
     };
     if let Some(tls) = tls {
         tls::serve(listener, router, tls, shutdown).await;
@@ -549,6 +644,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    backend.shutdown().await;
+    mounted.shutdown().await;
     ExitCode::SUCCESS
 }

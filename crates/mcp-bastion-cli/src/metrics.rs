@@ -4,11 +4,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{Router, http::header, response::IntoResponse, routing::get};
-use mcp_bastion::{
-    backend::DynBackend,
-    metrics::SESSIONS_OPEN,
-    transport::{Sse, StreamableHttp},
-};
+use mcp_bastion::metrics::SESSIONS_OPEN;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// What `/metrics` renders.
@@ -21,20 +17,16 @@ pub(crate) struct Scrape {
 impl Scrape {
     /// Installs the process-wide Prometheus recorder. Call once, before any
     /// metric is recorded.
-    pub(crate) fn install(
-        streamable: StreamableHttp<DynBackend>,
-        sse: Sse<DynBackend>,
-    ) -> Result<Self, String> {
+    /// The open-session gauges count the sessions of every server.
+    pub(crate) fn install(servers: crate::servers::Servers) -> Result<Self, String> {
         let handle = PrometheusBuilder::new()
             .install_recorder()
             .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
         Ok(Self {
             handle,
             sessions: Arc::new(move || {
-                [
-                    ("streamable-http", streamable.session_count()),
-                    ("sse", sse.session_count()),
-                ]
+                let (streamable, sse) = servers.session_counts();
+                [("streamable-http", streamable), ("sse", sse)]
             }),
         })
     }

@@ -134,7 +134,13 @@ impl SessionArgs {
     /// The session layer these flags describe (without closers and replica id:
     /// the caller adds its transports and `--route-key`), with its store in
     /// `redis` (the `--redis-url` connection) for `--session-store redis`.
-    pub async fn session_layer(&self, redis: Option<&RedisStore>) -> Result<SessionLayer, String> {
+    /// A named server's records live under their own key prefix (`server`),
+    /// so that no server sees another's sessions.
+    pub async fn session_layer(
+        &self,
+        redis: Option<&RedisStore>,
+        server: Option<&str>,
+    ) -> Result<SessionLayer, String> {
         let mut layer = SessionLayer::new()
             .idle_timeout(self.session_idle_timeout.0)
             .max_lifetime(self.session_max_lifetime.and_then(|l| l.0));
@@ -165,9 +171,13 @@ impl SessionArgs {
             StoreKind::Memory => Ok(layer),
             StoreKind::Redis => {
                 let redis = redis.ok_or("--session-store redis needs --redis-url")?;
-                let store = RedisSessionStore::from_client(redis.client().clone())
+                let mut store = RedisSessionStore::from_client(redis.client().clone())
                     .await
                     .map_err(|e| format!("--redis-url: {e}"))?;
+                if let Some(name) = server {
+                    // beside the default prefix, `mcp-bastion:`
+                    store = store.prefix(format!("mcp-bastion:servers:{name}:"));
+                }
                 Ok(layer.store(store))
             }
         }
@@ -283,14 +293,14 @@ mod tests {
     #[tokio::test]
     async fn a_redis_store_needs_a_url() {
         let s = parse(&["--session-store", "redis"]);
-        let err = s.session_layer(None).await.unwrap_err();
+        let err = s.session_layer(None, None).await.unwrap_err();
         assert!(err.contains("--redis-url"), "{err}");
     }
 
     #[tokio::test]
     async fn reserved_env_names_are_refused_at_startup() {
         let s = parse(&["--param-env", "x=LD_PRELOAD"]);
-        let err = s.session_layer(None).await.unwrap_err();
+        let err = s.session_layer(None, None).await.unwrap_err();
         assert!(err.contains("LD_PRELOAD"), "{err}");
     }
 

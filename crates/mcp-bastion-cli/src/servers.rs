@@ -1,0 +1,209 @@
+//! Named backends: `[servers.<name>]` in the configuration file (or the
+//! entries of `MCP_SERVER_CONFIG`), each served under `/servers/<name>/…`
+//! beside the default server at `/mcp` and `/sse`.
+//!
+//! Each server has its own backend (a stdio command or an upstream), its own
+//! transports and its own session layer, so that a session id of one server
+//! is unknown (404) to every other. The outer layers (CORS, Origin guard,
+//! authentication, inspection, tracing, metrics, scopes, rate limits) wrap
+//! them all once.
+
+use std::sync::Arc;
+
+use clap::Parser;
+use mcp_bastion::{
+    backend::{
+        Backend, DynBackend,
+        stdio::{StdioBackend, StdioMode},
+    },
+    transport::{Sse, StreamableHttp},
+};
+
+use crate::{SessionMode, upstream::UpstreamArgs};
+
+/// The options of one named server, under the same long names as the
+/// top-level flags (in the file: `[servers.<name>]` keys).
+#[derive(Debug, Parser)]
+#[command(name = "servers.<name>")]
+pub(crate) struct ServerCli {
+    /// One child process per session, or one shared by all sessions.
+    #[arg(long, value_enum, default_value_t = SessionMode::PerSession)]
+    pub(crate) session_mode: SessionMode,
+
+    /// Variables the child inherits from the proxy's environment.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub(crate) pass_env: Vec<String>,
+
+    /// Fixed variables for the child, `NAME=VALUE`.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub(crate) env: Vec<String>,
+
+    /// This server's `PARAM=VAR` mappings, instead of the top-level ones
+    /// (per-session stdio servers only).
+    #[arg(long = "param-env", value_name = "PARAM=VAR")]
+    pub(crate) param_env: Vec<String>,
+
+    /// The remote MCP server, instead of a command.
+    #[command(flatten)]
+    pub(crate) upstream: UpstreamArgs,
+
+    /// The stdio MCP server to run.
+    #[arg(last = true, num_args = 1.., conflicts_with = "upstream")]
+    pub(crate) command: Vec<String>,
+}
+
+/// One named server as parsed.
+#[derive(Debug)]
+pub(crate) struct NamedServer {
+    /// `[A-Za-z0-9_-]{1,64}`.
+    pub(crate) name: String,
+    /// Its options.
+    pub(crate) cli: ServerCli,
+}
+
+impl NamedServer {
+    /// Its backend.
+    pub(crate) fn backend(&self) -> Result<DynBackend, String> {
+        let cli = &self.cli;
+        if !cli.param_env.is_empty()
+            && (cli.upstream.upstream.is_some() || cli.session_mode == SessionMode::Shared)
+        {
+            return Err(format!(
+                "[servers.{}]: `param-env` sets a per-session child's environment: it needs a \
+                 command with `session-mode = \"per-session\"`",
+                self.name
+            ));
+        }
+        if let Some(backend) = cli
+            .upstream
+            .build()
+            .map_err(|e| format!("[servers.{}]: {e}", self.name))?
+        {
+            return Ok(backend);
+        }
+        stdio_backend(&cli.command, cli.session_mode, &cli.pass_env, &cli.env)
+            .map_err(|e| format!("[servers.{}]: {e}", self.name))
+    }
+}
+
+/// A stdio backend running `command` (program first).
+pub(crate) fn stdio_backend(
+    command: &[String],
+    mode: SessionMode,
+    pass_env: &[String],
+    env: &[String],
+) -> Result<DynBackend, String> {
+    let (program, args) = command
+        .split_first()
+        .ok_or("give the MCP server to run after `--`, or `--upstream URL`")?;
+    let mut builder = StdioBackend::builder(program)
+        .args(args.iter().cloned())
+        .mode(match mode {
+            SessionMode::PerSession => StdioMode::PerSession,
+            SessionMode::Shared => StdioMode::Shared,
+        });
+    if !pass_env.is_empty() {
+        builder = builder.inherit_env(pass_env.iter().cloned());
+    }
+    for pair in env {
+        let (name, value) = pair.split_once('=').ok_or_else(|| {
+            format!(
+                "--env expects NAME=VALUE, got `{}`",
+                pair.split('=').next().unwrap_or("")
+            )
+        })?;
+        builder = builder.env(name, value);
+    }
+    let backend = builder.build().map_err(|e| e.to_string())?;
+    Ok(Arc::new(backend))
+}
+
+/// One server as mounted: its transports and backend.
+#[derive(Clone)]
+pub(crate) struct Mounted {
+    /// `None` for the default server.
+    pub(crate) name: Option<String>,
+    pub(crate) streamable: StreamableHttp<DynBackend>,
+    pub(crate) sse: Sse<DynBackend>,
+    pub(crate) backend: DynBackend,
+}
+
+/// Every mounted server: what shutdown, `/readyz` and `/metrics` go over.
+#[derive(Clone, Default)]
+pub(crate) struct Servers(pub(crate) Vec<Mounted>);
+
+impl Servers {
+    /// New sessions are refused (503) on every server.
+    pub(crate) fn start_draining(&self) {
+        for m in &self.0 {
+            m.streamable.start_draining();
+            m.sse.start_draining();
+        }
+    }
+
+    /// Requests in flight on every server.
+    pub(crate) fn in_flight_requests(&self) -> usize {
+        self.0
+            .iter()
+            .map(|m| m.streamable.in_flight_requests() + m.sse.in_flight_requests())
+            .sum()
+    }
+
+    /// Ends every session (their SSE streams end).
+    pub(crate) fn close_all_sessions(&self) {
+        for m in &self.0 {
+            m.streamable.close_all_sessions();
+            m.sse.close_all_sessions();
+        }
+    }
+
+    /// Ends every backend's children (or upstream connections), all at once.
+    pub(crate) async fn shutdown(&self) {
+        let mut all = tokio::task::JoinSet::new();
+        for m in &self.0 {
+            all.spawn(m.backend.shutdown());
+        }
+        while all.join_next().await.is_some() {}
+    }
+
+    /// Open sessions of every server: (Streamable HTTP, legacy SSE).
+    pub(crate) fn session_counts(&self) -> (usize, usize) {
+        self.0.iter().fold((0, 0), |(s, e), m| {
+            (s + m.streamable.session_count(), e + m.sse.session_count())
+        })
+    }
+
+    /// `Ok` when every backend is ready, else one line per backend that is
+    /// not, naming it.
+    pub(crate) async fn readiness(&self) -> Result<(), String> {
+        let mut checks = tokio::task::JoinSet::new();
+        for (i, m) in self.0.iter().enumerate() {
+            let ready = m.backend.ready();
+            checks.spawn(async move { (i, ready.await) });
+        }
+        let mut failed: Vec<(usize, String)> = Vec::new();
+        while let Some(done) = checks.join_next().await {
+            let (i, result) = match done {
+                Ok(done) => done,
+                Err(e) => {
+                    failed.push((usize::MAX, format!("a readiness check failed: {e}")));
+                    continue;
+                }
+            };
+            if let Err(e) = result {
+                let what = match self.0.get(i).and_then(|m| m.name.as_deref()) {
+                    Some(name) => format!("server `{name}`: {e}"),
+                    None => format!("default server: {e}"),
+                };
+                failed.push((i, what));
+            }
+        }
+        failed.sort();
+        let failed: Vec<String> = failed.into_iter().map(|(_, what)| what).collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
+        }
+    }
+}
