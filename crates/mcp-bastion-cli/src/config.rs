@@ -493,8 +493,12 @@ impl TableCtx<'_> {
                 args.push(format!("--{name}"));
                 args.push(v.clone());
             }
-            if let Err(e) = self.check.try_get_matches_from_mut(args) {
-                return Err(err(clap_message(&e)));
+            match self.check.try_get_matches_from_mut(args) {
+                // one value alone: an option it `requires` is checked with the whole table
+                Err(e) if e.kind() != clap::error::ErrorKind::MissingRequiredArgument => {
+                    return Err(err(clap_message(&e)));
+                }
+                _ => {}
             }
         }
         Ok(Entry::Setting(name, values))
