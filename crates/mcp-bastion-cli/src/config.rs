@@ -878,6 +878,14 @@ fn shown_value(name: &str, setting: &Setting) -> String {
         .values
         .iter()
         .map(|v| {
+            let masked;
+            let v = match without_url_password(v) {
+                Some(m) => {
+                    masked = m;
+                    &masked
+                }
+                None => v,
+            };
             if is_secret(name) {
                 "\"********\"".to_owned()
             } else if name == "env" {
@@ -896,6 +904,16 @@ fn shown_value(name: &str, setting: &Setting) -> String {
         [one] => one.clone(),
         many => format!("[{}]", many.join(", ")),
     }
+}
+
+/// `scheme://user:password@host…` with its user information masked
+/// (`scheme://********@host…`), or `None` when `value` has none.
+fn without_url_password(value: &str) -> Option<String> {
+    let (scheme, rest) = value.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (_, host) = authority.rsplit_once('@')?;
+    let path = &rest[authority.len()..];
+    Some(format!("{scheme}://********@{host}{path}"))
 }
 
 /// The effective configuration as TOML, secrets masked, each line noting
@@ -1227,6 +1245,19 @@ mod tests {
         );
         assert!(
             text.contains("listen = \"127.0.0.1:1\"  # config line 3"),
+            "{text}"
+        );
+        layered.set(
+            "redis-url",
+            Setting {
+                values: vec!["redis://:pw-in-url@10.0.0.1:6379/0".into()],
+                origin: Origin::Flag,
+            },
+        );
+        let text = render(&layered);
+        assert!(!text.contains("pw-in-url"), "{text}");
+        assert!(
+            text.contains("redis-url = \"redis://********@10.0.0.1:6379/0\"  # flag"),
             "{text}"
         );
     }

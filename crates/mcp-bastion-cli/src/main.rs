@@ -421,18 +421,30 @@ fn with_servers(mut cli: Cli, layered: &config::Layered) -> Result<Cli, String> 
 }
 
 /// The command line merged with the configuration file and the environment
-/// (see [`config`]); `check-config FILE` validates and prints instead.
+/// (see [`config`]); `check-config FILE [FLAGS…]` validates and prints
+/// instead.
 fn parse_cli() -> Result<Cli, ExitCode> {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let env: BTreeMap<String, String> = std::env::vars().collect();
     if argv.get(1).is_some_and(|a| a == "check-config") {
         let Some(file) = argv.get(2) else {
-            eprintln!("usage: mcp-bastion check-config FILE");
+            eprintln!("usage: mcp-bastion check-config FILE [FLAGS…] [-- COMMAND…]");
             return Err(ExitCode::from(2));
         };
-        let args = [argv[0].clone(), "--config".into(), file.clone()];
+        // the file, and the flags of the command line it is checked with
+        let args: Vec<OsString> = [argv[0].clone(), "--config".into(), file.clone()]
+            .into_iter()
+            .chain(argv.iter().skip(3).cloned())
+            .collect();
         let layered = match config::layer::<Cli>(&args, &env) {
             Ok(l) => l,
+            Err(e) if config::is_unparsed(&e) => {
+                let token = e.message.trim_start_matches("UNPARSED ");
+                eprintln!(
+                    "mcp-bastion: check-config: unknown flag, or a flag without its value: `{token}`"
+                );
+                return Err(ExitCode::from(2));
+            }
             Err(e) => {
                 eprintln!("mcp-bastion: {e}");
                 return Err(ExitCode::from(2));
