@@ -292,3 +292,239 @@ fn every_documented_option_parses_with_its_example_in_the_file_and_as_a_flag() {
     }
     assert!(checked > 60, "{checked}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// the compatibility variables of other MCP proxies, against the binary
+
+/// `mcp-bastion <args…>` with the compatibility variables in `env` (and none inherited).
+fn compat_server(args: &[&str], env: &[(&str, &str)]) -> Server {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let mut all = env.to_vec();
+    all.push(("MCP_BASTION_LOG", "info"));
+    Server::spawn_with_env("mcp-bastion", &bastion_bin(), &args, &all)
+}
+
+fn with_command(args: &[&str]) -> Vec<String> {
+    args.iter()
+        .map(|a| (*a).to_owned())
+        .chain(std::iter::once("--".to_owned()))
+        .chain(everything_stdio())
+        .collect()
+}
+
+/// The HTTP status of an `initialize` POST to `url` with `Authorization: Bearer <token>`.
+fn initialize_status(url: &str, token: Option<&str>) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .json(
+                &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "raw", "version": "0"}}}),
+            );
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.unwrap().status().as_u16()
+    })
+}
+
+/// Runs `tests/clients/session_call.py` (one session, the given tool calls) and returns the
+/// texts of the results.
+fn session_call(server: &Server, url: &str, transport: &str, calls: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new(tests::python());
+    cmd.arg(tests::clients_dir().join("session_call.py"))
+        .args(["--url", url, "--transport", transport, "--timeout", "60"])
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(tests::workspace_dir());
+    for call in calls {
+        cmd.args(["--call", call]);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Option<serde_json::Value> = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok());
+    match summary {
+        Some(s) if out.status.success() && s["ok"] == true => s["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        _ => panic!(
+            "session_call.py {url} failed ({})\n{stdout}\n{}\n--- server ---\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            server.logs()
+        ),
+    }
+}
+
+#[test]
+fn auth_key_requires_that_key() {
+    let args = with_command(&["--listen", "127.0.0.1:0"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = compat_server(&args, &[("AUTH_KEY", "compat-key-7d1c")]);
+    assert!(
+        !server.logs().contains("generated an API key"),
+        "AUTH_KEY is the key: {}",
+        server.logs()
+    );
+    let url = server.url("/mcp");
+    assert_eq!(initialize_status(&url, None), 401);
+    assert_eq!(initialize_status(&url, Some("another-key")), 401);
+    assert_eq!(initialize_status(&url, Some("compat-key-7d1c")), 200);
+    let summary = ClientRun::against(Sdk::Python, Transport::Streamable, &server, "")
+        .arg("--header")
+        .arg("Authorization: Bearer compat-key-7d1c")
+        .run_ok(&server);
+    tests::assert_full_summary(&summary);
+    assert!(
+        !server.logs().contains("compat-key-7d1c"),
+        "{}",
+        server.logs()
+    );
+}
+
+#[test]
+fn shared_session_runs_one_child_for_every_session() {
+    let args = with_command(&["--listen", "127.0.0.1:0", "--allow-unauthenticated"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = compat_server(&args, &[("SHARED_SESSION", "true")]);
+    ClientRun::against(Sdk::Python, Transport::Streamable, &server, "")
+        .concurrency(3)
+        .run_ok(&server);
+    server.wait_for_children(1, std::time::Duration::from_secs(30));
+    let first = server.children();
+    ClientRun::against(Sdk::TypeScript, Transport::Sse, &server, "")
+        .concurrency(2)
+        .run_ok(&server);
+    // per-session children would be others, and gone with their sessions
+    assert_eq!(server.children(), first, "{}", server.logs());
+}
+
+#[test]
+fn mcp_server_config_serves_every_server_by_name_and_a_single_one_as_the_default() {
+    let command = everything_stdio();
+    let (program, args) = command.split_first().unwrap();
+    let entry =
+        |env: &str| serde_json::json!({"command": program, "args": args, "env": {"GREETING": env}});
+    let two = write(
+        "claude.json",
+        &serde_json::json!({"mcpServers": {"alpha": entry("from-alpha"), "beta": entry("from-beta")}})
+            .to_string(),
+    );
+    let server = compat_server(
+        &["--listen", "127.0.0.1:0", "--allow-unauthenticated"],
+        &[("MCP_SERVER_CONFIG", two.to_str().unwrap())],
+    );
+    let env = session_call(
+        &server,
+        &server.url("/servers/beta/sse"),
+        "sse",
+        &["get-env"],
+    );
+    let env: serde_json::Value = serde_json::from_str(&env[0]).unwrap();
+    assert_eq!(env["GREETING"], "from-beta", "{env}");
+    let summary = ClientRun::against(
+        Sdk::TypeScript,
+        Transport::Streamable,
+        &server,
+        "/servers/alpha",
+    )
+    .run_ok(&server);
+    tests::assert_full_summary(&summary);
+    assert_eq!(
+        initialize_status(&server.url("/mcp"), None),
+        404,
+        "two servers: no default"
+    );
+    drop(server);
+
+    let one = write(
+        "claude-one.json",
+        &serde_json::json!({"mcpServers": {"solo": entry("from-solo")}}).to_string(),
+    );
+    let server = compat_server(
+        &["--listen", "127.0.0.1:0", "--allow-unauthenticated"],
+        &[("MCP_SERVER_CONFIG", one.to_str().unwrap())],
+    );
+    for url in [server.url("/mcp"), server.url("/servers/solo/mcp")] {
+        let env = session_call(&server, &url, "streamable", &["get-env"]);
+        let env: serde_json::Value = serde_json::from_str(&env[0]).unwrap();
+        assert_eq!(env["GREETING"], "from-solo", "{url}: {env}");
+    }
+    ClientRun::against(Sdk::Python, Transport::Sse, &server, "").run_ok(&server);
+    let _ = std::fs::remove_file(two);
+    let _ = std::fs::remove_file(one);
+}
+
+/// A remote auth endpoint in the contract of `--auth-server-url`:
+/// `GET /check?apiKey=KEY` → `{"valid": …, "userId": …}`. Returns its base URL.
+fn remote_auth_server() -> String {
+    use axum::{Json, Router, extract::Query, routing::get};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = Router::new().route(
+                "/check",
+                get(
+                    |Query(q): Query<std::collections::BTreeMap<String, String>>| async move {
+                        Json(match q.get("apiKey").map(String::as_str) {
+                            Some("remote-valid-key") => {
+                                serde_json::json!({"valid": true, "userId": "compat-user"})
+                            }
+                            _ => serde_json::json!({"valid": false}),
+                        })
+                    },
+                ),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn auth_server_url_checks_keys_with_the_remote_endpoint() {
+    let remote = format!("{}/check", remote_auth_server());
+    let args = with_command(&["--listen", "127.0.0.1:0"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = compat_server(&args, &[("AUTH_SERVER_URL", &remote)]);
+    let url = server.url("/mcp");
+    assert_eq!(initialize_status(&url, None), 401);
+    assert_eq!(initialize_status(&url, Some("remote-wrong-key")), 401);
+    assert_eq!(initialize_status(&url, Some("remote-valid-key")), 200);
+    ClientRun::against(Sdk::Python, Transport::Sse, &server, "")
+        .arg("--header")
+        .arg("Authorization: Bearer remote-valid-key")
+        .run_ok(&server);
+}
+
+#[test]
+fn mcp_proxy_port_is_the_port_listened_on() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let args = with_command(&["--allow-unauthenticated"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = compat_server(&args, &[("MCP_PROXY_PORT", &port.to_string())]);
+    assert_eq!(server.base_url(), format!("http://127.0.0.1:{port}"));
+    ClientRun::against(Sdk::TypeScript, Transport::Streamable, &server, "").run_ok(&server);
+}
