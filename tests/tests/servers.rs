@@ -101,11 +101,13 @@ fn initialize() -> Value {
         "clientInfo": {"name": "raw", "version": "0"}}})
 }
 
-/// The first SSE `data:` event of a body (or the body as JSON).
-fn first_message(body: &str) -> Value {
+/// The response (the message with an `id`) in an SSE body, or the body as JSON; notifications
+/// sent before it are skipped.
+fn response_message(body: &str) -> Value {
     body.lines()
-        .find_map(|l| l.strip_prefix("data:"))
-        .and_then(|d| serde_json::from_str(d.trim()).ok())
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|m| !m["id"].is_null())
         .or_else(|| serde_json::from_str(body).ok())
         .unwrap_or(Value::Null)
 }
@@ -152,12 +154,41 @@ fn a_session_of_one_server_is_unknown_to_another_and_survives_the_attempt() {
         // a still serves its session
         let res = post(&a, list).await.unwrap();
         assert_eq!(res.status(), 200, "{}", server.logs());
-        let answer = first_message(&res.text().await.unwrap());
+        let answer = response_message(&res.text().await.unwrap());
         assert!(
             answer["result"]["tools"]
                 .as_array()
                 .is_some_and(|t| !t.is_empty()),
             "{answer}"
+        );
+        // the open-session gauge counts the sessions of every server
+        let res = http
+            .post(&b)
+            .header("accept", ACCEPT)
+            .json(&initialize())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", server.logs());
+        assert!(
+            res.headers()
+                .get("mcp-session-id")
+                .is_some_and(|b_id| b_id != id.as_str())
+        );
+        let _ = res.text().await;
+        let metrics = http
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == "mcp_sessions_open{transport=\"streamable-http\"} 2"),
+            "{metrics}"
         );
         // no default server is configured: /mcp is not served
         let res = http
