@@ -222,10 +222,7 @@ fn every_documented_option_parses_with_its_example_in_the_file_and_as_a_flag() {
         let Some(name) = &row.name else {
             // `-- COMMAND…`
             let command: Vec<String> = row.example.split(' ').map(str::to_owned).collect();
-            let shown = format!(
-                "command = {}",
-                toml_list(&command).replace("\", \"", "\", \"")
-            );
+            let shown = format!("command = {}", toml_list(&command));
             let file = write(
                 &format!("opt-{i}.toml"),
                 &format!("command = {}\n", toml_list(&command)),

@@ -123,8 +123,11 @@ pub(crate) fn stdio_backend(
 pub(crate) struct Mounted {
     /// `None` for the default server.
     pub(crate) name: Option<String>,
+    /// Its Streamable HTTP transport (`…/mcp`).
     pub(crate) streamable: StreamableHttp<DynBackend>,
+    /// Its legacy SSE transport (`…/sse`, `…/messages`).
     pub(crate) sse: Sse<DynBackend>,
+    /// Its backend.
     pub(crate) backend: DynBackend,
 }
 
