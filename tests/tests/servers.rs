@@ -392,3 +392,60 @@ fn sigterm_drains_every_named_server() {
     }
     let _ = std::fs::remove_file(path);
 }
+
+/// A named upstream server beside a named stdio one: the client's scenario completes through
+/// `/servers/remote/mcp`, and the upstream sees that server's own bearer and header on every
+/// request, never the client's credentials.
+#[test]
+fn a_named_upstream_server_uses_its_own_outbound_credentials() {
+    use tests::upstream::{Everything, Mode, RecordingProxy};
+    let everything = Everything::start(Mode::Streamable);
+    let recorder = RecordingProxy::start(everything.base_url());
+    let path = write(
+        "remote.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\nallow-unauthenticated = true\n\n\
+             [servers.local]\ncommand = {}\n\n\
+             [servers.remote]\nupstream = {:?}\nupstream-bearer-env = \"NAMED_REMOTE_TOKEN\"\n\
+             upstream-header = [\"X-Upstream-Static: static-77aa\"]\n",
+            toml_list(&everything_stdio()),
+            recorder.url("/mcp")
+        ),
+    );
+    let server = Server::spawn_with_env(
+        "mcp-bastion",
+        &bastion_bin(),
+        &["--config".to_owned(), path.display().to_string()],
+        &[("NAMED_REMOTE_TOKEN", "named-upstream-token-31c9")],
+    );
+    let summary = ClientRun::against(
+        Sdk::Python,
+        Transport::Streamable,
+        &server,
+        "/servers/remote",
+    )
+    .arg("--header")
+    .arg("Authorization: Bearer client-secret-0f3b")
+    .run_ok(&server);
+    assert_full_summary(&summary);
+    let seen = recorder.seen();
+    assert!(!seen.is_empty(), "{}", server.logs());
+    for request in &seen {
+        assert_eq!(
+            request.header("authorization"),
+            Some("Bearer named-upstream-token-31c9"),
+            "{request:?}"
+        );
+        assert_eq!(
+            request.header("x-upstream-static"),
+            Some("static-77aa"),
+            "{request:?}"
+        );
+    }
+    let logs = server.logs();
+    assert!(
+        !logs.contains("named-upstream-token-31c9") && !logs.contains("static-77aa"),
+        "{logs}"
+    );
+    let _ = std::fs::remove_file(path);
+}
