@@ -17,6 +17,7 @@
 
 pub mod certs;
 pub mod nginx;
+pub mod raw;
 pub mod redis;
 pub mod upstream;
 
