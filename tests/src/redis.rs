@@ -33,6 +33,21 @@ impl Redis {
 
     /// Starts one on `port` (to restart a stopped one where it was).
     pub fn start_on(port: u16) -> Redis {
+        Redis::start_with(port, &[])
+    }
+
+    /// Starts one on a free port that requires `password` (`requirepass`); its URL is then
+    /// `redis://:PASSWORD@127.0.0.1:PORT` ([`Redis::url_with_password`]).
+    pub fn start_with_password(password: &str) -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis::start_with(port, &["--requirepass", password])
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> Redis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -44,6 +59,7 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -68,6 +84,11 @@ impl Redis {
     /// `redis://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `redis://:PASSWORD@127.0.0.1:PORT`.
+    pub fn url_with_password(&self, password: &str) -> String {
+        format!("redis://:{password}@127.0.0.1:{}", self.port)
     }
 
     /// `INFO commandstats` as `(command, calls, failed_calls)`.
