@@ -18,6 +18,8 @@ pub struct Redis {
     child: Child,
     /// Its loopback port.
     pub port: u16,
+    /// Its `requirepass`, if any.
+    password: Option<String>,
 }
 
 impl Redis {
@@ -33,7 +35,7 @@ impl Redis {
 
     /// Starts one on `port` (to restart a stopped one where it was).
     pub fn start_on(port: u16) -> Redis {
-        Redis::start_with(port, &[])
+        Redis::start_with(port, None)
     }
 
     /// Starts one on a free port that requires `password` (`requirepass`); its URL is then
@@ -44,10 +46,14 @@ impl Redis {
             .local_addr()
             .unwrap()
             .port();
-        Redis::start_with(port, &["--requirepass", password])
+        Redis::start_with(port, Some(password))
     }
 
-    fn start_with(port: u16, extra: &[&str]) -> Redis {
+    fn start_with(port: u16, password: Option<&str>) -> Redis {
+        let extra: &[&str] = match password {
+            Some(password) => &["--requirepass", password],
+            None => &[],
+        };
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -64,7 +70,11 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (install it with `bash .ci/deps/redis.sh`)");
-        let redis = Redis { child, port };
+        let redis = Redis {
+            child,
+            port,
+            password: password.map(str::to_owned),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", port)) {
@@ -94,9 +104,18 @@ impl Redis {
     /// `INFO commandstats` as `(command, calls, failed_calls)`.
     pub fn command_stats(&self) -> Vec<(String, u64, u64)> {
         let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        if let Some(password) = &self.password {
+            tcp.write_all(format!("AUTH {password}\r\n").as_bytes())
+                .unwrap();
+        }
         tcp.write_all(b"INFO commandstats\r\n").unwrap();
         let mut reader = BufReader::new(tcp);
         let mut header = String::new();
+        if self.password.is_some() {
+            // +OK
+            reader.read_line(&mut header).unwrap();
+            header.clear();
+        }
         reader.read_line(&mut header).unwrap();
         let len: usize = header.trim().trim_start_matches('$').parse().unwrap();
         let mut body = vec![0u8; len];
