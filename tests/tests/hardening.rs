@@ -1,5 +1,10 @@
 //! Clients that vanish mid-stream leak nothing: after 1,000 responses dropped half-read, the open
 //! SSE stream, session and child counts the proxy reports on `/metrics` return to where they were.
+//!
+//! Slow and hostile clients (module `hostile`), over raw TCP while a real SDK client is served:
+//! slowloris headers and silent connections cut by `--header-read-timeout`, bodies that never
+//! finish answered `408` by `--body-read-timeout`, oversized heads answered `431`, and 10,000
+//! idle connections that neither stop a real client nor outlive the header timeout.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::{Duration, Instant};
