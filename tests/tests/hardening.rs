@@ -355,9 +355,9 @@ mod hostile {
         // long enough to outlast opening them all and the SDK client's scenario on a loaded
         // machine; the opening is paced so that the listen queue never overflows (an overflow
         // costs the connecting side a 1 s SYN retry).
-        let timeout = Duration::from_secs(30);
+        let timeout = Duration::from_secs(40);
         let server = Server::bastion(
-            &["--session-mode", "shared", "--header-read-timeout", "30"],
+            &["--session-mode", "shared", "--header-read-timeout", "40"],
             &everything_stdio(),
         );
         let addr = socket_addr(server.base_url());
