@@ -17,6 +17,7 @@
 
 pub mod certs;
 pub mod nginx;
+pub mod raw;
 pub mod redis;
 pub mod upstream;
 
@@ -221,6 +222,8 @@ pub struct Server {
     child: Child,
     base_url: String,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// Every line, when the server was started with [`Server::bastion_recorded`].
+    transcript: Option<Arc<Mutex<String>>>,
 }
 
 impl fmt::Debug for Server {
@@ -314,6 +317,35 @@ impl Server {
         args: &[String],
         env: &[(&str, &str)],
     ) -> Server {
+        Server::spawn_inner(name, program, args, env, false)
+    }
+
+    /// [`Server::bastion_with_env`], keeping every line the server writes (not only the last
+    /// ones) for [`Server::transcript`]: for tests that must search all of a verbose log.
+    pub fn bastion_recorded(args: &[&str], command: &[String], env: &[(&str, &str)]) -> Server {
+        let all = bastion_args(args, Some(command));
+        Server::spawn_inner("mcp-bastion", &bastion_bin(), &all, env, true)
+    }
+
+    /// [`Server::bastion_args_with_env`] (no `-- command`), keeping every line as
+    /// [`Server::bastion_recorded`] does.
+    pub fn bastion_args_recorded(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn_inner(
+            "mcp-bastion",
+            &bastion_bin(),
+            &bastion_args(args, None),
+            env,
+            true,
+        )
+    }
+
+    fn spawn_inner(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        record: bool,
+    ) -> Server {
         use std::os::unix::process::CommandExt;
 
         let mut cmd = Command::new(program);
@@ -333,11 +365,12 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", program.display()));
         let log = Arc::new(Mutex::new(VecDeque::new()));
+        let transcript = record.then(|| Arc::new(Mutex::new(String::new())));
         let (tx, rx) = mpsc::channel::<String>();
         let stderr = child.stderr.take().expect("piped stderr");
-        drain(stderr, "", log.clone(), Some(tx));
+        drain(stderr, "", log.clone(), transcript.clone(), Some(tx));
         let stdout = child.stdout.take().expect("piped stdout");
-        drain(stdout, "[stdout] ", log.clone(), None);
+        drain(stdout, "[stdout] ", log.clone(), transcript.clone(), None);
 
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let base_url = loop {
@@ -379,6 +412,7 @@ impl Server {
             child,
             base_url,
             log,
+            transcript,
         }
     }
 
@@ -400,6 +434,18 @@ impl Server {
     /// Everything the server wrote so far (the last lines of it).
     pub fn logs(&self) -> String {
         snapshot(&self.log)
+    }
+
+    /// Every line the server wrote so far; panics unless it was started with
+    /// [`Server::bastion_recorded`].
+    pub fn transcript(&self) -> String {
+        let Some(all) = &self.transcript else {
+            panic!(
+                "{} was not started with Server::bastion_recorded",
+                self.name
+            );
+        };
+        all.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Direct child processes of the server (Linux `/proc`), as `(pid, state, command)`.
@@ -473,12 +519,13 @@ fn kill_group(pgid: u32) {
         .status();
 }
 
-/// Reads lines from `reader` into `log` on a thread; the first line that contains
+/// Reads lines from `reader` into `log` (and `transcript`, if kept) on a thread; the first line that contains
 /// `listening on http://` sends the URL on `tx`.
 fn drain(
     reader: impl Read + Send + 'static,
     prefix: &'static str,
     log: Arc<Mutex<VecDeque<String>>>,
+    transcript: Option<Arc<Mutex<String>>>,
     tx: Option<mpsc::Sender<String>>,
 ) {
     thread::spawn(move || {
@@ -497,6 +544,12 @@ fn drain(
             {
                 let _ = sender.send(url);
                 tx = None;
+            }
+            if let Some(all) = &transcript {
+                let mut all = all.lock().unwrap_or_else(|e| e.into_inner());
+                all.push_str(prefix);
+                all.push_str(&line);
+                all.push('\n');
             }
             let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
             if log.len() == LOG_LINES {

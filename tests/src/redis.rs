@@ -18,6 +18,8 @@ pub struct Redis {
     child: Child,
     /// Its loopback port.
     pub port: u16,
+    /// Its `requirepass`, if any.
+    password: Option<String>,
 }
 
 impl Redis {
@@ -33,6 +35,25 @@ impl Redis {
 
     /// Starts one on `port` (to restart a stopped one where it was).
     pub fn start_on(port: u16) -> Redis {
+        Redis::start_with(port, None)
+    }
+
+    /// Starts one on a free port that requires `password` (`requirepass`); its URL is then
+    /// `redis://:PASSWORD@127.0.0.1:PORT` ([`Redis::url_with_password`]).
+    pub fn start_with_password(password: &str) -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Redis::start_with(port, Some(password))
+    }
+
+    fn start_with(port: u16, password: Option<&str>) -> Redis {
+        let extra: &[&str] = match password {
+            Some(password) => &["--requirepass", password],
+            None => &[],
+        };
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -44,11 +65,16 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server (install it with `bash .ci/deps/redis.sh`)");
-        let redis = Redis { child, port };
+        let redis = Redis {
+            child,
+            port,
+            password: password.map(str::to_owned),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", port)) {
@@ -70,12 +96,26 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// `redis://:PASSWORD@127.0.0.1:PORT`.
+    pub fn url_with_password(&self, password: &str) -> String {
+        format!("redis://:{password}@127.0.0.1:{}", self.port)
+    }
+
     /// `INFO commandstats` as `(command, calls, failed_calls)`.
     pub fn command_stats(&self) -> Vec<(String, u64, u64)> {
         let mut tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        if let Some(password) = &self.password {
+            tcp.write_all(format!("AUTH {password}\r\n").as_bytes())
+                .unwrap();
+        }
         tcp.write_all(b"INFO commandstats\r\n").unwrap();
         let mut reader = BufReader::new(tcp);
         let mut header = String::new();
+        if self.password.is_some() {
+            // +OK
+            reader.read_line(&mut header).unwrap();
+            header.clear();
+        }
         reader.read_line(&mut header).unwrap();
         let len: usize = header.trim().trim_start_matches('$').parse().unwrap();
         let mut body = vec![0u8; len];

@@ -12,6 +12,7 @@
 mod config;
 mod metrics;
 mod ratelimit;
+mod serve;
 mod servers;
 mod tls;
 mod upstream;
@@ -21,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{Router, http::StatusCode, routing::get, serve::ListenerExt};
+use axum::{Router, http::StatusCode, routing::get};
 use clap::{Parser, ValueEnum};
 use mcp_bastion::{
     backend::DynBackend,
@@ -120,6 +121,9 @@ struct Cli {
     /// Seconds to wait for in-flight work on shutdown.
     #[arg(long, default_value_t = 10)]
     shutdown_timeout: u64,
+
+    #[command(flatten)]
+    serve: serve::ServeArgs,
 
     #[command(flatten)]
     rate_limit: ratelimit::RateLimitArgs,
@@ -638,24 +642,7 @@ async fn main() -> ExitCode {
         shutdown_signal().await;
         drain(for_drain, timeout).await;
     };
-    if let Some(tls) = tls {
-        tls::serve(listener, router, tls, shutdown).await;
-    } else {
-        let listener = listener.tap_io(|tcp| {
-            // SSE replies are several small writes: without this, Nagle and
-            // delayed ACKs add ~40 ms per request.
-            let _ = tcp.set_nodelay(true);
-        });
-        // peer addresses for the rate limits' client IP (and TrustedProxies)
-        let app = router.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            eprintln!("mcp-bastion: server error: {e}");
-            return ExitCode::from(1);
-        }
-    }
+    serve::serve(listener, router, tls, &cli.serve, shutdown).await;
     mounted.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -14,3 +14,4 @@ mod jwt;
 mod logs;
 mod scopes;
 mod support;
+mod sweep;

@@ -1,0 +1,360 @@
+//! The accept loop: one for plain HTTP and TLS, with the limits that keep a
+//! slow or hostile client from holding the server.
+//!
+//! | Client behaviour | Limit | Outcome |
+//! |---|---|---|
+//! | connects and sends nothing, or sends its headers a byte at a time (slowloris) | `--header-read-timeout` | connection closed |
+//! | starts a TLS handshake and stalls | `--header-read-timeout` | connection closed |
+//! | sends headers larger than `--max-header-bytes` | `--max-header-bytes` | `431 Request Header Fields Too Large`, connection closed |
+//! | declares a body and never finishes it | `--body-read-timeout` | `408 Request Timeout` with a JSON-RPC error, connection closed |
+//!
+//! The body is read (by the inspection layer) before a session is looked up
+//! or a backend is called, so a stalled body holds neither a session nor a
+//! child's request. Each connection gets `TCP_NODELAY` and its peer address
+//! as [`ConnectInfo<SocketAddr>`] (for the rate limits' client IP). Shutdown
+//! is graceful: the listener stops accepting, idle connections close, and
+//! requests in flight finish (the drain ends their streams).
+//!
+//! Connections speak HTTP/1.1 (plain and over TLS).
+
+use std::{
+    error::Error as StdError,
+    fmt,
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{Router, body::Body, extract::ConnectInfo, response::Response};
+use clap::Args;
+use http::{HeaderValue, StatusCode, header};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use mcp_bastion::jsonrpc::{ErrorObject, codes, http_error};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+    time::{Instant, Sleep},
+};
+use tokio_rustls::{TlsAcceptor, rustls::ServerConfig};
+use tower::ServiceExt;
+
+/// Connection limits against slow and hostile clients, flattened into the
+/// main command line.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    /// Seconds a client gets to send a request's headers (and, with TLS, to
+    /// finish its handshake) after connecting or after its previous answer;
+    /// a connection that sends nothing is closed after this long (0: no
+    /// limit).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub(crate) header_read_timeout: u64,
+
+    /// Seconds a client gets to send a whole request body, counted from the
+    /// end of its headers; a later body gets `408` and the connection is
+    /// closed (0: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub(crate) body_read_timeout: u64,
+
+    /// Largest request head (request line and headers) in bytes; a larger
+    /// one gets `431`.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = parse_header_bytes)]
+    pub(crate) max_header_bytes: usize,
+}
+
+/// Smallest `--max-header-bytes`: hyper's read buffer cannot be smaller.
+const MIN_HEADER_BYTES: usize = 8 * 1024;
+
+fn parse_header_bytes(text: &str) -> Result<usize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("expected a number of bytes, got `{text}`"))?;
+    if n < MIN_HEADER_BYTES {
+        return Err(format!("must be at least {MIN_HEADER_BYTES}"));
+    }
+    Ok(n)
+}
+
+impl ServeArgs {
+    fn header_read_timeout(&self) -> Option<Duration> {
+        (self.header_read_timeout > 0).then(|| Duration::from_secs(self.header_read_timeout))
+    }
+
+    fn body_read_timeout(&self) -> Option<Duration> {
+        (self.body_read_timeout > 0).then(|| Duration::from_secs(self.body_read_timeout))
+    }
+
+    /// The HTTP/1.1 connection settings of these limits.
+    fn http1(&self) -> hyper::server::conn::http1::Builder {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout())
+            .max_header_size(self.max_header_bytes)
+            // the read buffer holds the head; bodies stream through it
+            .max_buf_size(self.max_header_bytes.max(MIN_HEADER_BYTES));
+        http1
+    }
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is given) until
+/// `shutdown` completes, then waits for the open connections, whose streams
+/// the shutdown ends, to close.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<ServerConfig>>,
+    limits: &ServeArgs,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let acceptor = tls.map(TlsAcceptor::from);
+    let http1 = Arc::new(limits.http1());
+    let handshake_timeout = limits.header_read_timeout();
+    let body_timeout = limits.body_read_timeout();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly
+                    // rather than spin; open connections keep being served.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // SSE replies are several small writes: without this, Nagle and
+        // delayed ACKs add ~40 ms per request.
+        let _ = tcp.set_nodelay(true);
+        let router = router.clone();
+        let http1 = http1.clone();
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                handle(router.clone(), req, peer, body_timeout)
+            });
+            match acceptor {
+                None => {
+                    let conn = http1.serve_connection(TokioIo::new(tcp), service);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                }
+                Some(acceptor) => {
+                    let Some(stream) = handshake(acceptor, tcp, peer, handshake_timeout).await
+                    else {
+                        return;
+                    };
+                    let conn = http1.serve_connection(TokioIo::new(stream), service);
+                    if let Err(e) = watcher.watch(conn).await {
+                        tracing::debug!(%peer, "connection ended: {e}");
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// The TLS handshake, bounded by `timeout`; `None` (logged) when it fails.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    timeout: Option<Duration>,
+) -> Option<impl AsyncRead + AsyncWrite + Unpin + use<>> {
+    let accept = acceptor.accept(tcp);
+    let result = match timeout {
+        Some(timeout) => match tokio::time::timeout(timeout, accept).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return None;
+            }
+        },
+        None => accept.await,
+    };
+    match result {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+    }
+}
+
+/// One request: the peer address as an extension, the body under its
+/// deadline, and a `408` in place of whatever the router answered when the
+/// deadline cut the body.
+async fn handle(
+    router: Router,
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    body_timeout: Option<Duration>,
+) -> Result<Response, std::convert::Infallible> {
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(ConnectInfo(peer));
+    let Some(timeout) = body_timeout.filter(|_| !body.is_end_stream()) else {
+        return router
+            .oneshot(hyper::Request::from_parts(parts, Body::new(body)))
+            .await;
+    };
+    let expired = Arc::new(AtomicBool::new(false));
+    let body = DeadlineBody {
+        inner: body,
+        deadline: Instant::now() + timeout,
+        timer: None,
+        timeout,
+        expired: expired.clone(),
+    };
+    let res = router
+        .oneshot(hyper::Request::from_parts(parts, Body::new(body)))
+        .await;
+    if expired.load(Ordering::Acquire) {
+        tracing::debug!(%peer, ?timeout, "request body not received in time");
+        return Ok(body_timeout_response(timeout));
+    }
+    res
+}
+
+/// `408` with a JSON-RPC error; the connection closes after it (the rest of
+/// the body is never read).
+fn body_timeout_response(timeout: Duration) -> Response {
+    let mut res = http_error(
+        StatusCode::REQUEST_TIMEOUT,
+        None,
+        ErrorObject::new(codes::INVALID_REQUEST, BodyTimeout(timeout).to_string()),
+    );
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+/// The body of a request did not arrive within `--body-read-timeout`.
+#[derive(Debug)]
+struct BodyTimeout(Duration);
+
+impl fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "request body not received within {} s", self.0.as_secs())
+    }
+}
+
+impl StdError for BodyTimeout {}
+
+/// A request body that fails with [`BodyTimeout`] (and says so through
+/// `expired`) once `deadline` passes before its end.
+struct DeadlineBody<B> {
+    inner: B,
+    deadline: Instant,
+    /// Armed the first time the body has nothing to give.
+    timer: Option<Pin<Box<Sleep>>>,
+    timeout: Duration,
+    expired: Arc<AtomicBool>,
+}
+
+impl<B> HttpBody for DeadlineBody<B>
+where
+    B: HttpBody + Unpin,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    type Data = B::Data;
+    type Error = Box<dyn StdError + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        let deadline = this.deadline;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.expired.store(true, Ordering::Release);
+                Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_limit_below_hypers_buffer_is_refused() {
+        assert!(parse_header_bytes("4096").is_err());
+        assert!(parse_header_bytes("lots").is_err());
+        assert_eq!(parse_header_bytes("65536"), Ok(65536));
+    }
+
+    /// A body that gives one frame and then nothing, forever.
+    struct Stalled(bool);
+
+    impl HttpBody for Stalled {
+        type Data = axum::body::Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+            if std::mem::replace(&mut self.0, true) {
+                Poll::Pending
+            } else {
+                Poll::Ready(Some(Ok(Frame::data("{\"jsonrpc\"".into()))))
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_fails_at_its_deadline_and_says_so() {
+        let expired = Arc::new(AtomicBool::new(false));
+        let mut body = DeadlineBody {
+            inner: Stalled(false),
+            deadline: Instant::now() + Duration::from_secs(2),
+            timer: None,
+            timeout: Duration::from_secs(2),
+            expired: expired.clone(),
+        };
+        assert!(matches!(
+            std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await,
+            Some(Ok(_))
+        ));
+        assert!(!expired.load(Ordering::Acquire));
+        let started = Instant::now();
+        let err = match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            Some(Err(e)) => e,
+            _ => panic!("a stalled body did not fail"),
+        };
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        assert_eq!(err.to_string(), "request body not received within 2 s");
+        assert!(expired.load(Ordering::Acquire));
+    }
+}
