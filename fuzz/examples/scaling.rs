@@ -238,8 +238,7 @@ fn main() {
         std::env::temp_dir().join(format!("mcp-bastion-scaling-{}.toml", std::process::id()));
     let config = |s: &str| {
         std::fs::write(&path, s).expect("scratch file");
-        let took = time(|| drop(black_box(layer_config_file(&path))));
-        took
+        time(|| drop(black_box(layer_config_file(&path))))
     };
     let config_row = |name: &str, make: &dyn Fn(usize) -> String| {
         let mut per_mib = Vec::new();

@@ -4,8 +4,6 @@
 //! a crash) only when an invariant of mcp-bastion is broken.
 
 use std::{
-    collections::BTreeMap,
-    ffi::OsString,
     path::PathBuf,
     pin::pin,
     str::FromStr,
@@ -30,6 +28,8 @@ use mcp_bastion::{
 
 /// The CLI's configuration layering, compiled as it is in the binary (the
 /// CLI is a binary crate, so it is included by path rather than depended on).
+/// Not under `cfg(test)`: its unit tests need the binary's `Cli`.
+#[cfg(not(test))]
 #[allow(dead_code, clippy::all)]
 #[path = "../../crates/mcp-bastion-cli/src/config.rs"]
 mod config;
@@ -395,6 +395,7 @@ fn parse_key(s: &str) -> Result<String, String> {
 ///
 /// Input: the text of the file given with `--config`. The layering reads it
 /// from disk, so it is written to one scratch file per process.
+#[cfg(not(test))]
 pub fn config_toml(data: &[u8]) {
     use clap::Parser as _;
     thread_local! {
@@ -402,8 +403,9 @@ pub fn config_toml(data: &[u8]) {
     }
     let path = PATH.with(Clone::clone);
     std::fs::write(&path, data).expect("the scratch file is writable");
-    let argv: Vec<OsString> = vec!["mcp-bastion".into(), "--config".into(), path.clone().into()];
-    match config::layer::<FuzzCli>(&argv, &BTreeMap::new()) {
+    let argv: Vec<std::ffi::OsString> =
+        vec!["mcp-bastion".into(), "--config".into(), path.clone().into()];
+    match config::layer::<FuzzCli>(&argv, &std::collections::BTreeMap::new()) {
         Ok(layered) => {
             let args = layered.to_args();
             let rendered = config::render(&layered);
@@ -443,9 +445,10 @@ pub fn config_toml(data: &[u8]) {
 
 /// The layering of one configuration file, as the binary does it: the
 /// argument list for clap, or the error shown to the operator.
-pub fn layer_config_file(path: &std::path::Path) -> Result<Vec<OsString>, String> {
-    let argv: Vec<OsString> = vec!["mcp-bastion".into(), "--config".into(), path.into()];
-    config::layer::<FuzzCli>(&argv, &BTreeMap::new())
+#[cfg(not(test))]
+pub fn layer_config_file(path: &std::path::Path) -> Result<Vec<std::ffi::OsString>, String> {
+    let argv: Vec<std::ffi::OsString> = vec!["mcp-bastion".into(), "--config".into(), path.into()];
+    config::layer::<FuzzCli>(&argv, &std::collections::BTreeMap::new())
         .map(|l| l.to_args())
         .map_err(|e| e.to_string())
 }
