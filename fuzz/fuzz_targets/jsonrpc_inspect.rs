@@ -1,0 +1,4 @@
+//! cargo-fuzz target: see `mcp_bastion_fuzz::jsonrpc_inspect`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mcp_bastion_fuzz::jsonrpc_inspect(data));
