@@ -256,10 +256,7 @@ impl RedisLimiter {
                     if let Some(now) = now_us {
                         script.arg(now);
                     }
-                    let r: Vec<i64> = script
-                        .invoke_async(&mut conn)
-                        .await
-                        .map_err(store_error)?;
+                    let r: Vec<i64> = script.invoke_async(&mut conn).await.map_err(store_error)?;
                     let [allowed, remaining, retry_us, reset_us] = r[..] else {
                         return Err(StoreError("unexpected script reply".into()));
                     };
@@ -305,6 +302,98 @@ impl RedisLimiter {
         match tokio::time::timeout(timeout, run).await {
             Ok(r) => r,
             Err(_) => Err(StoreError("timed out".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::{
+        io::{Read, Write},
+        net::{TcpListener, TcpStream},
+        process::{Child, Command, Stdio},
+    };
+
+    use super::*;
+    use crate::ratelimit::window::{Geometry, WindowState};
+
+    /// A throwaway `redis-server` on an ephemeral loopback port.
+    struct Server(Child);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    async fn redis_server() -> (Server, String) {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (install it with `bash .ci/deps/redis.sh`)");
+        let server = Server(child);
+        for _ in 0..400 {
+            if let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", port)) {
+                let mut pong = [0u8; 7];
+                if tcp.write_all(b"PING\r\n").is_ok() && tcp.read_exact(&mut pong).is_ok() {
+                    return (server, format!("redis://127.0.0.1:{port}"));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("redis-server did not start on {port}");
+    }
+
+    /// The Lua script and `window::check` are the same arithmetic: fed the
+    /// same times (microseconds since 1970, as Redis's `TIME` gives them) and
+    /// costs, with bursts and gaps of exactly a slot or a window, they make
+    /// the same decisions with the same `Retry-After` and reset, to the
+    /// microsecond.
+    #[tokio::test]
+    async fn the_script_decides_exactly_like_the_in_memory_window() {
+        let (_server, url) = redis_server().await;
+        let store = RedisStore::open(&url).unwrap();
+        // periods of 10 s and more: the keys' expiry runs on Redis's own clock
+        for spec in ["3/10s", "20/10s", "1/min", "8/h", "7/45s"] {
+            let limit: Limit = spec.parse().unwrap();
+            let limiter = store.limiter("test", &limit);
+            let g = Geometry::new(limit.period().as_micros() as u64);
+            let mut state = WindowState::default();
+            let mut now = 1_764_000_000_123_457u64;
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            let mut refused = 0;
+            for step in 0..300 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                now += match seed % 8 {
+                    0 | 1 => 0,
+                    2 => 1,
+                    3 => g.slot,
+                    4 => g.window,
+                    _ => (seed >> 8) % (g.window / 3),
+                };
+                let cost = 1 + ((seed >> 40) % 3) as u32;
+                let got = limiter
+                    .check_at(&RateKey::Global, &limit, cost, Some(now))
+                    .await
+                    .unwrap();
+                let want = window::check(&mut state, limit.count(), g, now, cost)
+                    .decision(&limit, Duration::from_micros);
+                assert_eq!(got, want, "{spec}, step {step}, at {now} µs, cost {cost}");
+                refused += usize::from(!got.allowed);
+            }
+            assert!(refused > 10, "{spec}: the sequence must reach the limit");
         }
     }
 }

@@ -69,7 +69,10 @@ async fn sliding_window_through_the_layer_exact_boundary_on_a_paused_clock() {
         assert_eq!(res.headers()[RATELIMIT_POLICY], "\"default\";q=3;w=10");
     };
     for i in 0..2 {
-        ok(&app.clone().oneshot(call_tool(i, "echo")).await.unwrap(), 2 - i as u32);
+        ok(
+            &app.clone().oneshot(call_tool(i, "echo")).await.unwrap(),
+            2 - i as u32,
+        );
     }
     tokio::time::advance(Duration::from_secs(5)).await;
     ok(&app.clone().oneshot(call_tool(2, "echo")).await.unwrap(), 0);

@@ -71,24 +71,20 @@ pub(crate) struct WindowState {
 }
 
 impl WindowState {
-    /// The counters of the slots overlapping `(now − W, now]`, by age (`[0]` is
-    /// the slot of `now`).
-    fn live(&self, g: Geometry, now: u64) -> [u32; RING] {
-        let mut live = [0; RING];
-        if now.saturating_sub(self.last) >= g.window {
-            return live; // quiet for a whole window: nothing admitted is inside it
+    /// The counters at `now ≥ last`, in ring positions: the slots that have
+    /// left `(now − W, now]` are zeroed, so the ring holds exactly the slots
+    /// `slot(now) − SLOTS ..= slot(now)`.
+    fn at(&self, g: Geometry, now: u64) -> [u32; RING] {
+        if now - self.last >= g.window {
+            return [0; RING]; // quiet for a whole window: nothing admitted is inside it
         }
-        let k = now / g.slot;
-        let head = self.last / g.slot;
-        for (age, count) in live.iter_mut().enumerate() {
-            let Some(j) = k.checked_sub(age as u64) else {
-                break;
-            };
-            if j <= head && head - j <= SLOTS {
-                *count = self.counts[(j % RING as u64) as usize];
-            }
+        let mut counts = self.counts;
+        let (head, k) = (self.last / g.slot, now / g.slot);
+        // slots head+1..=k reuse the positions of slots that have left
+        for j in head + 1..=k.min(head + RING as u64) {
+            counts[(j % RING as u64) as usize] = 0;
         }
-        live
+        counts
     }
 
     /// Whether the state is that of a key never seen (so it can be evicted).
@@ -115,17 +111,12 @@ pub(crate) struct Verdict {
 /// arithmetic, line for line.
 pub(crate) fn check(state: &mut WindowState, n: u32, g: Geometry, now: u64, cost: u32) -> Verdict {
     let now = now.max(state.last);
-    let live = state.live(g, now);
-    let total: u64 = live.iter().map(|&c| u64::from(c)).sum();
+    let counts = state.at(g, now);
+    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
     let (n, cost) = (u64::from(n), u64::from(cost));
+    let k = now / g.slot;
     if cost <= n && total + cost <= n {
-        let k = now / g.slot;
-        let mut counts = [0; RING];
-        for (age, &c) in live.iter().enumerate() {
-            if let Some(j) = k.checked_sub(age as u64) {
-                counts[(j % RING as u64) as usize] = c;
-            }
-        }
+        let mut counts = counts;
         let cur = &mut counts[(k % RING as u64) as usize];
         *cur = cur.saturating_add(cost as u32);
         *state = WindowState { last: now, counts };
@@ -140,14 +131,14 @@ pub(crate) fn check(state: &mut WindowState, n: u32, g: Geometry, now: u64, cost
     let retry_after = if cost > n {
         g.window // never fits; try again in a window, when it will not fit either
     } else {
-        // the oldest slot leaves first: at the start of slot k + j, the j oldest are gone
-        let k = now / g.slot;
+        // the oldest slot leaves first: when slot k + j starts, slot k + j − RING
+        // (the j-th oldest) has left
         let mut left = total;
         let mut at = quiet_at;
-        for j in 1..=RING {
-            left -= u64::from(live[RING - j]);
+        for j in 1..=RING as u64 {
+            left -= u64::from(counts[((k + j) % RING as u64) as usize]);
             if left + cost <= n {
-                at = at.min((k + j as u64).saturating_mul(g.slot).saturating_sub(now));
+                at = at.min((k + j).saturating_mul(g.slot).saturating_sub(now));
                 break;
             }
         }
@@ -271,8 +262,15 @@ mod tests {
         // the 10.5 s of a per-request log
         let slot_10 = 10 * g.slot;
         assert_eq!(v.retry_after, slot_10 - 6_000 * MS);
-        assert_eq!(v.reset, 9_000 * MS, "whole again 10 s after the last admission");
-        assert!(!check(&mut st, 4, g, slot_10 - 1, 1).allowed, "a hair too early");
+        assert_eq!(
+            v.reset,
+            9_000 * MS,
+            "whole again 10 s after the last admission"
+        );
+        assert!(
+            !check(&mut st, 4, g, slot_10 - 1, 1).allowed,
+            "a hair too early"
+        );
         assert!(check(&mut st, 4, g, slot_10, 1).allowed);
         assert!(check(&mut st, 4, g, slot_10, 1).allowed);
         let v = check(&mut st, 4, g, slot_10, 1);
