@@ -453,6 +453,13 @@ fn two_binaries_sharing_one_redis_enforce_one_limit_and_redis_down_yields_the_de
         thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(call_tool(&open, 21, "echo", &[]).status, 400);
+    // the open one answers either way: wait until its once-a-second probe has found Redis back
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !open.logs().contains("rate-limit store reachable again") {
+        assert!(Instant::now() < deadline, "{}", open.logs());
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(call_tool(&open, 22, "echo", &[]).status, 400);
+    }
     // each logged the outage once, not once per request, and its end once
     for server in [&closed, &open] {
         let logs = server.logs();
