@@ -81,21 +81,42 @@ pub(crate) enum Outcome<'a> {
     Refused(RateLimitRejection),
 }
 
-/// The rules that applied to an allowed request, with their decisions.
-pub(crate) struct Allowed<'a>(Vec<(&'a Rule, Decision)>);
+/// The rules that applied to an allowed request, with their decisions. The
+/// first is held inline: one rule is the common case, and then nothing is
+/// allocated.
+pub(crate) struct Allowed<'a> {
+    first: Option<(&'a Rule, Decision)>,
+    rest: Vec<(&'a Rule, Decision)>,
+}
 
-impl Allowed<'_> {
+impl<'a> Allowed<'a> {
+    fn push(&mut self, applied: (&'a Rule, Decision)) {
+        if self.first.is_none() {
+            self.first = Some(applied);
+        } else {
+            self.rest.push(applied);
+        }
+    }
+
+    fn into_applied(self) -> impl Iterator<Item = (&'a Rule, Decision)> {
+        self.first.into_iter().chain(self.rest)
+    }
+
     /// Adds `RateLimit-Policy` and `RateLimit` for these decisions.
     pub(crate) fn insert_headers(&self, headers: &mut HeaderMap) {
-        let policy = match &self.0[..] {
-            [(rule, _)] => rule.policy_value.clone(),
+        let policy = match (&self.first, self.rest.is_empty()) {
+            (Some((rule, _)), true) => rule.policy_value.clone(),
             _ => None,
         };
-        let lines = self.0.iter().map(|(rule, decision)| HeaderLine {
-            policy: &rule.policy,
-            name: &rule.sf_name,
-            decision,
-        });
+        let lines = self
+            .first
+            .iter()
+            .chain(&self.rest)
+            .map(|(rule, decision)| HeaderLine {
+                policy: &rule.policy,
+                name: &rule.sf_name,
+                decision,
+            });
         insert_headers(headers, lines, policy);
     }
 }
@@ -156,7 +177,10 @@ impl Engine {
             .and_then(|p| self.tiers.iter().find(|(m, _)| m.matches(p)))
             .map_or(&self.base, |(_, c)| c);
         let mcp = parts.extensions.get::<McpRequest>();
-        let mut decisions: Vec<(&Rule, Decision)> = Vec::new();
+        let mut decisions = Allowed {
+            first: None,
+            rest: Vec::new(),
+        };
         for rule in &compiled.rules {
             let cost = cost(&rule.scope, &parts.method, mcp);
             if cost == 0 {
@@ -183,7 +207,7 @@ impl Engine {
                             limit: rule.limit,
                             decision,
                         };
-                        let earlier = decisions.into_iter().map(pd).collect();
+                        let earlier = decisions.into_applied().map(pd).collect();
                         return Outcome::Refused(RateLimitRejection::limited(
                             pd((rule, decision)),
                             earlier,
@@ -206,7 +230,7 @@ impl Engine {
                 }
             }
         }
-        Outcome::Allowed(Allowed(decisions))
+        Outcome::Allowed(decisions)
     }
 
     /// Keys held in memory over every rule.
