@@ -453,6 +453,13 @@ fn two_binaries_sharing_one_redis_enforce_one_limit_and_redis_down_yields_the_de
         thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(call_tool(&open, 21, "echo", &[]).status, 400);
+    // the open one answers either way: wait until its once-a-second probe has found Redis back
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !open.logs().contains("rate-limit store reachable again") {
+        assert!(Instant::now() < deadline, "{}", open.logs());
+        thread::sleep(Duration::from_millis(200));
+        assert_eq!(call_tool(&open, 22, "echo", &[]).status, 400);
+    }
     // each logged the outage once, not once per request, and its end once
     for server in [&closed, &open] {
         let logs = server.logs();
@@ -468,4 +475,46 @@ fn two_binaries_sharing_one_redis_enforce_one_limit_and_redis_down_yields_the_de
         );
         assert!(!logs.contains("panicked"), "{logs}");
     }
+}
+
+#[test]
+fn a_tier_flag_gives_principals_with_that_scope_their_own_limit() {
+    let keys =
+        std::env::temp_dir().join(format!("mcp-bastion-tier-keys-{}.json", std::process::id()));
+    std::fs::write(
+        &keys,
+        json!([
+            {"key": "k-basic-tier-test", "subject": "basic", "scopes": []},
+            {"key": "k-premium-tier-test", "subject": "premium", "scopes": ["premium"]}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let server = bastion(&[
+        "--api-keys-file",
+        keys.to_str().unwrap(),
+        "--rate-limit",
+        "1/min",
+        "--rate-limit-key",
+        "principal",
+        "--tier-rate-limit",
+        "premium=3/min",
+    ]);
+    let basic = [("X-API-Key", "k-basic-tier-test")];
+    let premium = [("X-API-Key", "k-premium-tier-test")];
+    assert_eq!(call_tool(&server, 1, "x", &basic).status, 400);
+    assert_rate_limited(&call_tool(&server, 2, "x", &basic), 2, "default");
+    for id in 3..6 {
+        let a = call_tool(&server, id, "x", &premium);
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert!(
+            a.header("ratelimit-policy")
+                .unwrap()
+                .contains("\"default\";q=3;w=60")
+        );
+    }
+    let a = call_tool(&server, 6, "x", &premium);
+    assert_rate_limited(&a, 6, "default");
+    assert_eq!(a.json()["error"]["data"]["limit"], 3);
+    let _ = std::fs::remove_file(&keys);
 }

@@ -7,7 +7,7 @@ use mcp_bastion::{
     net::{InvalidCidr, TrustedProxies, parse_cidr},
     ratelimit::{
         FailurePolicy, KeyBy, Limit, McpRateLimitLayer, MethodLimit, RateLimitPolicy, RedisStore,
-        ToolLimit,
+        TierMatch, ToolLimit,
     },
 };
 
@@ -30,6 +30,11 @@ pub struct RateLimitArgs {
     /// Limit on one JSON-RPC method, `METHOD=LIMIT` (repeatable), e.g. `resources/read=30/min`.
     #[arg(long = "method-rate-limit", value_name = "METHOD=LIMIT", value_parser = parse_method_limit)]
     pub method_rate_limit: Vec<MethodLimit>,
+
+    /// A principal holding SCOPE gets LIMIT instead of `--rate-limit`, `SCOPE=LIMIT`
+    /// (repeatable; the first scope the principal holds wins; tool and method limits still apply).
+    #[arg(long = "tier-rate-limit", value_name = "SCOPE=LIMIT", value_parser = parse_tier_limit)]
+    pub tier_rate_limit: Vec<(String, Limit)>,
 
     /// At most N requests in flight per key (a streamed answer counts until it ends).
     #[arg(long, value_name = "N")]
@@ -84,6 +89,10 @@ fn parse_method_limit(s: &str) -> Result<MethodLimit, String> {
     })
 }
 
+fn parse_tier_limit(s: &str) -> Result<(String, Limit), String> {
+    split_pair(s, "SCOPE")
+}
+
 fn parse_proxy(s: &str) -> Result<ipnet::IpNet, InvalidCidr> {
     parse_cidr(s)
 }
@@ -107,7 +116,18 @@ impl RateLimitArgs {
         for m in &self.method_rate_limit {
             policy = policy.method_limit(m.clone());
         }
-        let mut layer = McpRateLimitLayer::new(policy)
+        let tiers = self.tier_rate_limit.iter().map(|(scope, limit)| {
+            (
+                TierMatch::scope(scope.as_str()),
+                policy.clone().default_limit(*limit),
+            )
+        });
+        let tiers: Vec<_> = tiers.collect();
+        let mut layer = McpRateLimitLayer::new(policy);
+        for (tier, policy) in tiers {
+            layer = layer.tier(tier, policy);
+        }
+        let mut layer = layer
             .trusted_proxies(TrustedProxies::new(self.trusted_proxy.iter().copied()))
             .headers(!self.no_rate_limit_headers)
             .failure_policy(self.redis_failure);

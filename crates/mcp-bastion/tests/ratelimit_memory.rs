@@ -3,9 +3,11 @@
 //! the growth of this process's resident set (its own test binary, so nothing
 //! else allocates meanwhile), and then every key must be evicted once idle.
 //!
-//! The stated bound (docs/rate-limiting.md): under 160 bytes per key, i.e.
-//! < 160 MB for a million keys held at once, for each algorithm. Keys live at
-//! most two windows (sliding window) or until their bucket is full again (GCRA).
+//! The stated bound (docs/rate-limiting.md): under 192 bytes per key, i.e.
+//! < 192 MB for a million keys held at once, for each algorithm (the exact
+//! sliding window holds 48 bytes of state per key, plus the key and the hash
+//! table's slack). Keys live until a window has passed since their last
+//! admission (sliding window) or until their bucket is full again (GCRA).
 #![allow(clippy::unwrap_used)]
 #![cfg(feature = "ratelimit")]
 
@@ -21,7 +23,7 @@ use mcp_bastion::ratelimit::{McpRateLimitLayer, RateLimitPolicy};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 const KEYS: u32 = 1_000_000;
-const BOUND_BYTES_PER_KEY: u64 = 160;
+const BOUND_BYTES_PER_KEY: u64 = 192;
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -47,7 +49,7 @@ async fn flood(limit: &str) -> (u64, usize, usize) {
     }
     let grown = rss_bytes().saturating_sub(before);
     let held = stats.keys_in_memory();
-    // two idle windows later, the next request sweeps every stale key
+    // idle for a window (two, to be generous), the next request sweeps every stale key
     tokio::time::sleep(Duration::from_secs(130)).await;
     let mut req = Request::get("/mcp").body(Body::empty()).unwrap();
     req.extensions_mut()

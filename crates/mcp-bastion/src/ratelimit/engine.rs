@@ -2,14 +2,14 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use http::{Method, request::Parts};
+use http::{HeaderMap, HeaderValue, Method, request::Parts};
 
 use super::{
-    FailurePolicy, KeyBy, Limit, RateLimitPolicy, RateLimitRejection, TierMatch,
+    Decision, FailurePolicy, KeyBy, Limit, RateLimitPolicy, RateLimitRejection, TierMatch,
     concurrency::Concurrency,
     declared,
-    rejection::PolicyDecision,
-    store::{Limiter, StoreHealth},
+    rejection::{HeaderLine, PolicyDecision, insert_headers, policy_item, sf_string},
+    store::{Limiter, StoreHealth, quota_of},
 };
 use crate::{inspect::McpRequest, net::TrustedProxies, principal::Principal};
 
@@ -46,6 +46,12 @@ enum Scope {
 
 struct Rule {
     name: Arc<str>,
+    /// The name as a structured-field string, for the `RateLimit` header.
+    sf_name: Box<str>,
+    /// This rule's `RateLimit-Policy` item, and the whole header when it is
+    /// the only rule that applied: both constant, so made once.
+    policy: Box<str>,
+    policy_value: Option<HeaderValue>,
     scope: Scope,
     limit: Limit,
     key: KeyBy,
@@ -70,9 +76,49 @@ pub(crate) struct Engine {
 }
 
 /// What the engine decided.
-pub(crate) enum Outcome {
-    Allowed(Vec<PolicyDecision>),
+pub(crate) enum Outcome<'a> {
+    Allowed(Allowed<'a>),
     Refused(RateLimitRejection),
+}
+
+/// The rules that applied to an allowed request, with their decisions. The
+/// first is held inline: one rule is the common case, and then nothing is
+/// allocated.
+pub(crate) struct Allowed<'a> {
+    first: Option<(&'a Rule, Decision)>,
+    rest: Vec<(&'a Rule, Decision)>,
+}
+
+impl<'a> Allowed<'a> {
+    fn push(&mut self, applied: (&'a Rule, Decision)) {
+        if self.first.is_none() {
+            self.first = Some(applied);
+        } else {
+            self.rest.push(applied);
+        }
+    }
+
+    fn into_applied(self) -> impl Iterator<Item = (&'a Rule, Decision)> {
+        self.first.into_iter().chain(self.rest)
+    }
+
+    /// Adds `RateLimit-Policy` and `RateLimit` for these decisions.
+    pub(crate) fn insert_headers(&self, headers: &mut HeaderMap) {
+        let policy = match (&self.first, self.rest.is_empty()) {
+            (Some((rule, _)), true) => rule.policy_value.clone(),
+            _ => None,
+        };
+        let lines = self
+            .first
+            .iter()
+            .chain(&self.rest)
+            .map(|(rule, decision)| HeaderLine {
+                policy: &rule.policy,
+                name: &rule.sf_name,
+                decision,
+            });
+        insert_headers(headers, lines, policy);
+    }
 }
 
 impl Engine {
@@ -124,14 +170,17 @@ impl Engine {
 
     /// Checks every rule that applies, most specific first; stops at the
     /// first refusal.
-    pub(crate) async fn check(&self, parts: &Parts, ip: Option<IpAddr>) -> Outcome {
+    pub(crate) async fn check(&self, parts: &Parts, ip: Option<IpAddr>) -> Outcome<'_> {
         let compiled = parts
             .extensions
             .get::<Principal>()
             .and_then(|p| self.tiers.iter().find(|(m, _)| m.matches(p)))
             .map_or(&self.base, |(_, c)| c);
         let mcp = parts.extensions.get::<McpRequest>();
-        let mut decisions = Vec::new();
+        let mut decisions = Allowed {
+            first: None,
+            rest: Vec::new(),
+        };
         for rule in &compiled.rules {
             let cost = cost(&rule.scope, &parts.method, mcp);
             if cost == 0 {
@@ -151,16 +200,21 @@ impl Engine {
             match result {
                 Some(Ok(decision)) => {
                     self.health.succeeded();
-                    let pd = PolicyDecision {
-                        name: rule.name.clone(),
-                        limit: rule.limit,
-                        decision,
-                    };
                     if !decision.allowed {
                         tracing::debug!(target: "mcp_bastion::ratelimit", policy = %rule.name, %key, retry_after = ?decision.retry_after, "rate limited");
-                        return Outcome::Refused(RateLimitRejection::limited(pd, decisions, mcp));
+                        let pd = |(rule, decision): (&Rule, Decision)| PolicyDecision {
+                            name: rule.name.clone(),
+                            limit: rule.limit,
+                            decision,
+                        };
+                        let earlier = decisions.into_applied().map(pd).collect();
+                        return Outcome::Refused(RateLimitRejection::limited(
+                            pd((rule, decision)),
+                            earlier,
+                            mcp,
+                        ));
                     }
-                    decisions.push(pd);
+                    decisions.push((rule, decision));
                 }
                 failed => {
                     match failed {
@@ -220,7 +274,11 @@ fn compile(
     let mut push = |name: String, scope: Scope, limit: Limit, key: Option<&KeyBy>| {
         let key = key.unwrap_or(&policy.key).clone();
         let limiter = limiter(&format!("{prefix}{name}"), &limit, config, epoch);
+        let policy = policy_item(&name, &limit, quota_of(&limit));
         rules.push(Rule {
+            sf_name: sf_string(&name).into(),
+            policy_value: HeaderValue::try_from(policy.as_str()).ok(),
+            policy: policy.into(),
             name: name.into(),
             scope,
             limit,

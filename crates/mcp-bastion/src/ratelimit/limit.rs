@@ -3,10 +3,11 @@ use std::{fmt, num::NonZeroU32, str::FromStr, time::Duration};
 /// How a [`Limit`] counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
-    /// A sliding-window counter: two counters per key (this window and the
-    /// previous one), the previous one weighted by how much of it still
-    /// overlaps the sliding window. O(1) state; `count` per `period`, no burst
-    /// beyond it.
+    /// An exact sliding window: never more than `count` admitted in any
+    /// interval of one `period`, wherever it starts. The period is cut into 9
+    /// slots with one counter each, a slot partly inside the window counting in
+    /// full (so a request may wait up to one slot longer than strictly needed);
+    /// O(1) state per key (48 bytes); no burst beyond `count`.
     #[default]
     SlidingWindow,
     /// GCRA (through `governor`): one request every `period / count`, with up

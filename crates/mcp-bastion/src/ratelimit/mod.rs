@@ -12,9 +12,10 @@
 //! A [`TierMatch`] on a scope or claim of the [`Principal`](crate::principal::Principal)
 //! gives that tier its own policy.
 //!
-//! Limits are written `"100/min"`, `"10/s"`, `"5000/h"`, and counted with a
-//! sliding window (the default) or GCRA (`"10/s gcra burst=20"`, through
-//! `governor`). `#[rate_limit("10/min")]` from `mcp-bastion-macros` declares a
+//! Limits are written `"100/min"`, `"10/s"`, `"5000/h"`, and counted with an
+//! exact sliding window (the default: never more than the limit in any
+//! interval of one period; see [`Algorithm::SlidingWindow`]) or GCRA
+//! (`"10/s gcra burst=20"`, through `governor`). `#[rate_limit("10/min")]` from `mcp-bastion-macros` declares a
 //! tool's limit next to its code; [`McpRateLimitLayer::with_declared_tool_limits`]
 //! picks every declaration up.
 //!
@@ -37,10 +38,10 @@
 //!
 //! # State
 //!
-//! In memory by default: keys idle for a window (two for the sliding window)
-//! are evicted, so a flood of distinct IPs costs memory only for as long as
-//! it lasts (about 100 bytes a key; see `docs/rate-limiting.md` for the
-//! measurement). With the `redis` feature, [`McpRateLimitLayer::redis`] shares
+//! In memory by default: keys idle for a window are evicted, so a flood of
+//! distinct IPs costs memory only for as long as it lasts (about 150 bytes a
+//! key for the sliding window, 90 for GCRA; see `docs/rate-limiting.md` for
+//! the measurement). With the `redis` feature, [`McpRateLimitLayer::redis`] shares
 //! the counters between processes through atomic Lua scripts; when Redis is
 //! unreachable the [`FailurePolicy`] applies at once (one request a second
 //! probes Redis until it answers), the outage is logged once and

@@ -1,4 +1,4 @@
-use std::{fmt::Write as _, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header::RETRY_AFTER};
@@ -150,47 +150,149 @@ impl IntoResponse for RateLimitRejection {
         );
         res.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(secs));
-        insert_headers(res.headers_mut(), &self.decisions);
+        // refusals are not the hot path: the header items are made here
+        let items: Vec<(String, String)> = self
+            .decisions
+            .iter()
+            .map(|pd| {
+                (
+                    policy_item(&pd.name, &pd.limit, pd.decision.limit),
+                    sf_string(&pd.name),
+                )
+            })
+            .collect();
+        let lines = self
+            .decisions
+            .iter()
+            .zip(&items)
+            .map(|(pd, (policy, name))| HeaderLine {
+                policy,
+                name,
+                decision: &pd.decision,
+            });
+        insert_headers(res.headers_mut(), lines, None);
         res
     }
 }
 
-/// Adds `RateLimit-Policy` and `RateLimit` for these decisions (nothing when
-/// there are none).
-pub(crate) fn insert_headers(headers: &mut HeaderMap, decisions: &[PolicyDecision]) {
-    if decisions.is_empty() {
+/// One limit's share of the `RateLimit-Policy` and `RateLimit` headers.
+#[derive(Clone, Copy)]
+pub(crate) struct HeaderLine<'a> {
+    /// Its `RateLimit-Policy` item: `"name";q=Q;w=W` ([`policy_item`]).
+    pub(crate) policy: &'a str,
+    /// Its name as a structured-field string: `"name"` ([`sf_string`]).
+    pub(crate) name: &'a str,
+    pub(crate) decision: &'a Decision,
+}
+
+/// The `RateLimit-Policy` item of a limit: constant for a rule, so the engine
+/// computes it once.
+pub(crate) fn policy_item(name: &str, limit: &Limit, quota: u32) -> String {
+    format!(
+        "{};q={quota};w={}",
+        sf_string(name),
+        ceil_secs(limit.period()).max(1)
+    )
+}
+
+/// Adds `RateLimit-Policy` and `RateLimit` for these limits (nothing when
+/// there are none). `policy`, when given, is the `RateLimit-Policy` value
+/// already made for exactly these limits.
+///
+/// This runs for every allowed request, so it writes the values by hand into a
+/// stack buffer (one allocation per header) instead of going through
+/// `format!`.
+pub(crate) fn insert_headers<'a>(
+    headers: &mut HeaderMap,
+    lines: impl Iterator<Item = HeaderLine<'a>> + Clone,
+    policy: Option<HeaderValue>,
+) {
+    let mut state = ValueBuf::new();
+    let mut policies = ValueBuf::new();
+    for (i, line) in lines.enumerate() {
+        if i > 0 {
+            state.push(b", ");
+            policies.push(b", ");
+        }
+        policies.push(line.policy.as_bytes());
+        let d = line.decision;
+        state.push(line.name.as_bytes());
+        state.push(b";r=");
+        state.push_u64(u64::from(d.remaining));
+        state.push(b";t=");
+        state.push_u64(ceil_secs(if d.allowed { d.reset } else { d.retry_after }));
+    }
+    if state.is_empty() {
         return;
     }
-    let mut policy = String::new();
-    let mut state = String::new();
-    for (i, pd) in decisions.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
-        let name = sf_string(&pd.name);
-        let _ = write!(
-            policy,
-            "{sep}{name};q={};w={}",
-            pd.decision.limit,
-            ceil_secs(pd.limit.period()).max(1)
-        );
-        let _ = write!(
-            state,
-            "{sep}{name};r={};t={}",
-            pd.decision.remaining,
-            ceil_secs(if pd.decision.allowed {
-                pd.decision.reset
-            } else {
-                pd.decision.retry_after
-            })
-        );
-    }
-    if let (Ok(p), Ok(s)) = (HeaderValue::try_from(policy), HeaderValue::try_from(state)) {
+    let policy = policy.or_else(|| policies.value());
+    if let (Some(p), Some(s)) = (policy, state.value()) {
         headers.insert(RATELIMIT_POLICY, p);
         headers.insert(RATELIMIT, s);
     }
 }
 
+/// A header value written on the stack, spilling to the heap when long.
+struct ValueBuf {
+    buf: [u8; 192],
+    len: usize,
+    spill: Vec<u8>,
+}
+
+impl ValueBuf {
+    fn new() -> Self {
+        Self {
+            buf: [0; 192],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if self.spill.is_empty() {
+            if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+                return;
+            }
+            self.spill.extend_from_slice(&self.buf[..self.len]);
+        }
+        self.spill.extend_from_slice(bytes);
+    }
+
+    fn push_u64(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[at..]);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.spill.is_empty() {
+            &self.buf[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bytes().is_empty()
+    }
+
+    fn value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_bytes(self.bytes()).ok()
+    }
+}
+
 /// A structured-field string: printable ASCII, `"` and `\` escaped.
-fn sf_string(s: &str) -> String {
+pub(crate) fn sf_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -19,7 +19,6 @@ use super::{
     RateLimitRejection,
     engine::{Engine, Outcome},
     future::ResponseFuture,
-    rejection::insert_headers,
 };
 use crate::inspect::McpRequest;
 
@@ -93,7 +92,7 @@ where
                     None => res.map(Body::new),
                 };
                 if engine.headers {
-                    insert_headers(res.headers_mut(), &decisions);
+                    decisions.insert_headers(res.headers_mut());
                 }
                 Ok(res)
             }),

@@ -50,7 +50,7 @@ impl Decision {
     }
 }
 
-fn quota_of(limit: &Limit) -> u32 {
+pub(crate) fn quota_of(limit: &Limit) -> u32 {
     match limit.algorithm() {
         Algorithm::SlidingWindow => limit.count(),
         Algorithm::Gcra => limit.burst(),
@@ -180,7 +180,7 @@ pub(crate) enum Limiter {
 impl Limiter {
     pub(crate) fn memory(limit: &Limit, epoch: tokio::time::Instant) -> Self {
         match limit.algorithm() {
-            Algorithm::SlidingWindow => Limiter::Window(SlidingWindowStore::new()),
+            Algorithm::SlidingWindow => Limiter::Window(SlidingWindowStore::new(limit)),
             Algorithm::Gcra => Limiter::Gcra(GcraStore::new(limit, epoch)),
         }
     }
@@ -194,10 +194,10 @@ impl Limiter {
         epoch: tokio::time::Instant,
     ) -> Result<Decision, StoreError> {
         match self {
-            Limiter::Window(s) => {
-                let now = tokio::time::Instant::now().saturating_duration_since(epoch);
-                Ok(s.check(key, limit, now, cost))
-            }
+            Limiter::Window(s) => Ok(s.check(key, limit, cost, || {
+                let since = tokio::time::Instant::now().saturating_duration_since(epoch);
+                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+            })),
             Limiter::Gcra(s) => Ok(s.check(key, limit, cost)),
             #[cfg(feature = "redis")]
             Limiter::Redis(r) => r.check(key, limit, cost).await,

@@ -57,39 +57,58 @@ async fn sliding_window_through_the_layer_exact_boundary_on_a_paused_clock() {
     let app = app(McpRateLimitLayer::new(
         RateLimitPolicy::new().default_limit(limit("3/10s")),
     ));
-    // the first window starts when the layer is built: the arithmetic below is exact
-    for i in 0..3 {
-        let res = app.clone().oneshot(call_tool(i, "echo")).await.unwrap();
-        assert_eq!(res.status(), StatusCode::OK, "call {i}");
+    // the clock starts when the layer is built: the arithmetic below is exact.
+    // 10 s is nine slots of 1_111_111_112 ns.
+    let slot = Duration::from_nanos(1_111_111_112);
+    let ok = |res: &Response<Body>, left: u32| {
+        assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(
             res.headers()[RATELIMIT],
-            format!("\"default\";r={};t=10", 2 - i).as_str()
+            format!("\"default\";r={left};t=10").as_str()
         );
         assert_eq!(res.headers()[RATELIMIT_POLICY], "\"default\";q=3;w=10");
+    };
+    for i in 0..2 {
+        ok(
+            &app.clone().oneshot(call_tool(i, "echo")).await.unwrap(),
+            2 - i as u32,
+        );
     }
+    tokio::time::advance(Duration::from_secs(5)).await;
+    ok(&app.clone().oneshot(call_tool(2, "echo")).await.unwrap(), 0);
     let res = app.clone().oneshot(call_tool(9, "echo")).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    // all three in the first window: a 4th fits when the second window has
-    // slid a third of the way past them, at 10 s + 3.33 s
-    assert_eq!(res.headers()["retry-after"], "14");
+    // the two calls at 0 s sit in slot 0, which leaves the window when slot 10
+    // starts: 11.111 s, 6.111 s from now
+    assert_eq!(res.headers()["retry-after"], "7");
+    assert_eq!(res.headers()[RATELIMIT], "\"default\";r=0;t=7");
     let v = body_json(res).await;
     assert_eq!(v["id"], 9);
     assert_eq!(v["error"]["code"], -32029);
-    assert_eq!(v["error"]["data"]["retryAfterSeconds"], 14);
+    assert_eq!(v["error"]["data"]["retryAfterSeconds"], 7);
     assert_eq!(v["error"]["data"]["policy"], "default");
 
-    tokio::time::advance(Duration::from_millis(13_333)).await;
+    tokio::time::advance(slot * 10 - Duration::from_secs(5) - Duration::from_nanos(1)).await;
     let res = app.clone().oneshot(call_tool(10, "echo")).await.unwrap();
     assert_eq!(
         res.status(),
         StatusCode::TOO_MANY_REQUESTS,
-        "a hair too early"
+        "a nanosecond too early"
     );
-    tokio::time::advance(Duration::from_millis(1)).await;
-    let res = app.clone().oneshot(call_tool(11, "echo")).await.unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let res = app.clone().oneshot(call_tool(12, "echo")).await.unwrap();
+    tokio::time::advance(Duration::from_nanos(1)).await;
+    // room for two: the call at 5 s is still in the window
+    for id in 11..13 {
+        let res = app.clone().oneshot(call_tool(id, "echo")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let res = app.clone().oneshot(call_tool(13, "echo")).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    // a whole window after the last admission, all three are back at once
+    tokio::time::advance(Duration::from_secs(10)).await;
+    for id in 14..17 {
+        let res = app.clone().oneshot(call_tool(id, "echo")).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
 }
 
 #[tokio::test(start_paused = true)]
