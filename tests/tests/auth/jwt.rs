@@ -62,6 +62,35 @@ async fn jwt_every_algorithm_verifies_from_jwks_pem_and_secret() {
     }
 }
 
+/// Many requests arriving together before the key set is loaded all wait
+/// for the one fetch, instead of the ones that lose the race getting 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_first_requests_arriving_together_share_one_fetch_and_all_pass() {
+    let key = rsa_key("rs256", Algorithm::RS256);
+    let jwks = Jwks::start(vec![key.jwk.clone()]);
+    // a slow key set, so that most requests arrive while the first fetch is
+    // in flight
+    jwks.delay_ms.store(300, Ordering::SeqCst);
+    let app = protected(
+        jwt_over(&jwks, JwksPolicy::default()),
+        CredentialSources::new(),
+    );
+    let token = sign(&key, &claims("https://issuer.test", "alice"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (app, token) = (app.clone(), token.clone());
+        tasks.spawn(async move { send(&app, bearer(&token)).await });
+    }
+    while let Some(answer) = tasks.join_next().await {
+        let a = answer.unwrap();
+        assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    }
+    assert_eq!(jwks.fetches(), 1, "one fetch served all 32 requests");
+}
+
 #[tokio::test]
 async fn jwt_scopes_come_from_scope_scp_or_a_configured_claim() {
     let key = ec_key("k");

@@ -159,6 +159,11 @@ impl JwksCache {
         }
         if may_fetch {
             self.refresh(requested).await;
+        } else if found.is_none() {
+            // another task's fetch may be in flight (the very first one, when
+            // many requests arrive together): wait for its keys rather than
+            // answering 503 or `unknown key` before they land
+            drop(self.refetch.lock().await);
         }
         let (found, _, _) = self.lookup(kid, alg, Instant::now());
         if let Some(key) = found {
