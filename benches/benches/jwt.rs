@@ -1,7 +1,9 @@
 //! Criterion benchmark of one RS256 JWT verification: `jsonwebtoken::decode`
 //! with the key in hand (the raw cost), against `JwtAuthenticator::verify`
 //! through a warm `JwksCache` (the key set served by this bench on a loopback
-//! port and fetched once). Target (issue 8): the cached path ≤ 1.2× the raw
+//! port and fetched once), with the signature checked every time
+//! (`no_verified_cache`) and with the default reuse of verified tokens.
+//! Target (issue 8): the JWKS path with the signature checked ≤ 1.2× the raw
 //! one.
 //!
 //! ```text
@@ -58,45 +60,67 @@ fn verify(c: &mut Criterion) {
         tokio::spawn(async move { axum::serve(listener, app).await });
         addr
     });
-    let auth = JwtAuthenticator::builder()
-        .jwks_url(format!("http://{addr}{}", jwt::JWKS_PATH))
-        .algorithms([Algorithm::RS256])
-        .issuer(jwt::ISSUER)
-        .audience(jwt::AUDIENCE)
-        .build()
-        .unwrap();
-    rt.block_on(auth.verify(&token)).unwrap();
-    let fetches = auth.jwks().map(|j| j.fetch_count());
+    let build = |token_cache: bool| {
+        let builder = JwtAuthenticator::builder()
+            .jwks_url(format!("http://{addr}{}", jwt::JWKS_PATH))
+            .algorithms([Algorithm::RS256])
+            .issuer(jwt::ISSUER)
+            .audience(jwt::AUDIENCE);
+        let builder = if token_cache {
+            builder
+        } else {
+            builder.no_verified_cache()
+        };
+        let auth = builder.build().unwrap();
+        rt.block_on(auth.verify(&token)).unwrap();
+        auth
+    };
+    // every call checks the signature, with the key from the JWKS cache
+    let jwks_only = build(false);
+    // the default: a token verified once is reused while valid
+    let auth = build(true);
+    let fetches = |a: &JwtAuthenticator| a.jwks().map(|j| j.fetch_count());
+    let before = (fetches(&jwks_only), fetches(&auth));
     c.bench_function("jwt/jwks_cache", |b| {
+        b.to_async(&rt)
+            .iter(|| async { jwks_only.verify(black_box(&token)).await.unwrap() })
+    });
+    c.bench_function("jwt/jwks_cache_and_verified_tokens", |b| {
         b.to_async(&rt)
             .iter(|| async { auth.verify(black_box(&token)).await.unwrap() })
     });
     assert_eq!(
-        auth.jwks().map(|j| j.fetch_count()),
-        fetches,
-        "the key set was fetched once, before measuring"
+        (fetches(&jwks_only), fetches(&auth)),
+        before,
+        "each key set was fetched once, before measuring"
     );
 
-    // The ratio, measured call by call alternately (raw, cached, raw, …) so
-    // that other work on the machine weighs on both sides alike: the ratio
-    // of the two medians.
-    let (mut raw, mut cached) = (Vec::with_capacity(CALLS), Vec::with_capacity(CALLS));
+    // The ratios, measured call by call alternately (raw, JWKS, JWKS and
+    // verified tokens, raw, …) so that other work on the machine weighs on
+    // every side alike: ratios of the medians.
+    let mut times = [(); 3].map(|()| Vec::with_capacity(CALLS));
     rt.block_on(async {
         for _ in 0..CALLS {
             let start = Instant::now();
             black_box(jsonwebtoken::decode::<Value>(black_box(&token), &key, &validation).unwrap());
-            raw.push(start.elapsed());
+            times[0].push(start.elapsed());
+            let start = Instant::now();
+            black_box(jwks_only.verify(black_box(&token)).await.unwrap());
+            times[1].push(start.elapsed());
             let start = Instant::now();
             black_box(auth.verify(black_box(&token)).await.unwrap());
-            cached.push(start.elapsed());
+            times[2].push(start.elapsed());
         }
     });
-    raw.sort();
-    cached.sort();
-    let (raw, cached) = (raw[CALLS / 2], cached[CALLS / 2]);
+    let [raw, cached, reused] = times.map(|mut t| {
+        t.sort();
+        t[CALLS / 2]
+    });
     let ratio = cached.as_secs_f64() / raw.as_secs_f64();
+    let reused_ratio = reused.as_secs_f64() / raw.as_secs_f64();
     println!(
-        "jwt/paired: median of {CALLS} alternating calls: raw {raw:?}, through the JWKS cache {cached:?}: {ratio:.3}×"
+        "jwt/paired: medians of {CALLS} alternating calls: raw {raw:?}; through the JWKS cache {cached:?} ({ratio:.3}×); \
+         with verified tokens reused {reused:?} ({reused_ratio:.4}×)"
     );
     let dir = criterion_dir().join("jwt");
     let _ = std::fs::create_dir_all(&dir);
@@ -106,6 +130,7 @@ fn verify(c: &mut Criterion) {
             "ratio": ratio,
             "raw_ns": raw.as_nanos() as u64,
             "cached_ns": cached.as_nanos() as u64,
+            "reused_ns": reused.as_nanos() as u64,
             "calls": CALLS,
         })
         .to_string(),
