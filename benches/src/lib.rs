@@ -6,6 +6,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`echo`] | the rmcp `echo` handler every target serves |
+//! | [`jwt`] | the throwaway RS256 key, JWKS and tokens of target 3 and the JWT bench |
 //! | [`servers`] | the in-process HTTP targets that `bench-server` runs |
 //! | [`client`] | a lean MCP client over raw hyper: Streamable HTTP and legacy SSE |
 //! | [`load`] | the load loop (requests/s, hdrhistogram latencies) and the idle mode |
@@ -16,6 +17,7 @@
 
 pub mod client;
 pub mod echo;
+pub mod jwt;
 pub mod load;
 pub mod peers;
 pub mod process_tree;

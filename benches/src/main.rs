@@ -22,7 +22,7 @@ use benches::{
     load::{self, LoadSpec},
     peers::{Peer, PeerInstalls},
     process_tree::{self, PeakSampler},
-    report::{IdleReport, Measurement, Report, Row},
+    report::{IdleReport, JwtFigures, Measurement, Report, Row},
     targets::{Running, Target, Tools},
 };
 use clap::{Parser, ValueEnum};
@@ -119,6 +119,40 @@ fn build_binaries(release: bool) -> Result<(), String> {
     } else {
         Err(format!("cargo build failed ({status})"))
     }
+}
+
+/// Runs the JWT criterion bench (`benches/benches/jwt.rs`) and reads the
+/// figures it writes; `None` (with the reason on stderr) when it cannot.
+fn jwt_bench(release: bool) -> Option<JwtFigures> {
+    if !release {
+        eprintln!("bench: jwt: skipped in a debug build");
+        return None;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["bench", "-p", "benches", "--bench", "jwt"])
+        .current_dir(workspace_dir());
+    eprintln!("bench: {cmd:?}");
+    match cmd.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            eprintln!("bench: jwt: cargo bench failed ({status})");
+            return None;
+        }
+        Err(e) => {
+            eprintln!("bench: jwt: cannot run cargo: {e}");
+            return None;
+        }
+    }
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_dir().join("target"),
+    };
+    let figures = JwtFigures::read(&target.join("criterion"));
+    if figures.is_none() {
+        eprintln!("bench: jwt: no target/criterion/jwt/paired.json after the bench");
+    }
+    figures
 }
 
 /// Raises the open-file limit to its hard limit (10,000 streams need 10,000
@@ -409,6 +443,12 @@ fn run(cli: &Cli) -> Result<(), String> {
         None
     };
 
+    let jwt = if cli.target == "all" {
+        jwt_bench(release)
+    } else {
+        None
+    };
+
     let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
     let report = Report {
         command: format!("cargo run -p benches --release -- {}", args.join(" ")),
@@ -419,6 +459,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         rows,
         skipped,
         idle: idle_report,
+        jwt,
         peers: tools.peers.clone(),
         note: cli.note.clone(),
     };

@@ -5,11 +5,22 @@
 //! Every server sets `TCP_NODELAY` on accepted sockets (SSE replies are
 //! several small writes; without it Nagle and delayed ACKs add ~40 ms).
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::{fmt, net::SocketAddr, str::FromStr, sync::Arc};
 
-use axum::{Json, Router, routing::post, serve::ListenerExt};
+use axum::{
+    Json, Router,
+    http::header::CONTENT_TYPE,
+    routing::{get, post},
+    serve::ListenerExt,
+};
+use jsonwebtoken::Algorithm;
 use mcp_bastion::{
+    auth::{JwtAuthenticator, McpAuthLayer},
     backend::rmcp::RmcpBackend,
+    cors::{AllowedOrigins, OriginGuardLayer, mcp_cors},
+    inspect::McpInspectLayer,
+    ratelimit::{KeyBy, Limit, McpRateLimitLayer, RateLimitPolicy},
+    session::SessionLayer,
     transport::{Sse, StreamableHttp},
 };
 use rmcp::transport::{
@@ -19,7 +30,7 @@ use rmcp::transport::{
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::echo::EchoServer;
+use crate::{echo::EchoServer, jwt};
 
 /// Which in-process server `bench-server` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,19 +88,20 @@ impl FromStr for ServerKind {
 }
 
 /// Builds the router of `kind`, or says why it cannot be served yet.
-pub fn router(kind: ServerKind) -> Result<Router, String> {
+pub fn router(kind: ServerKind, addr: SocketAddr) -> Result<Router, String> {
     match kind {
         ServerKind::AxumEcho => Ok(Router::new().fallback(post(json_echo))),
         ServerKind::Bastion => Ok(bastion_router(true)),
         ServerKind::BastionNoEvents => Ok(bastion_router(false)),
-        ServerKind::FullStack => full_stack(),
+        ServerKind::FullStack => full_stack(addr),
         ServerKind::Rmcp => Ok(rmcp_router()),
     }
 }
 
 /// Serves `kind` on `listener` until the process is killed.
 pub async fn serve(kind: ServerKind, listener: TcpListener) -> Result<(), String> {
-    let app = router(kind)?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = router(kind, addr)?;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -124,18 +136,57 @@ fn rmcp_router() -> Router {
     Router::new().route_service("/mcp", service)
 }
 
-/// Target 3, the full stack: RS256 JWT through a cached JWKS, per-tool
-/// limits, CORS, the Origin guard and session capture, in front of the same
-/// transports as [`ServerKind::Bastion`].
-///
-/// TODO(issue 8, target 3): wire this once `mcp_bastion::auth`,
-/// `mcp_bastion::ratelimit`, `mcp_bastion::cors` and the `SessionLayer` are
-/// merged (ideally through `McpStack`). The harness then needs: a local JWKS
-/// (serve a static RS256 key set from this process on another path, e.g.
-/// `/jwks.json`), a token signed with that key passed to the clients as
-/// `Authorization: Bearer …` (see `targets::Target::auth_headers`), a
-/// per-tool limit high enough never to trigger, an allowed `Origin`, and then
-/// `Ok(router)` here. Until then the harness reports "not measured yet".
-pub fn full_stack() -> Result<Router, String> {
-    Err("not measured yet: the auth, rate-limit, CORS and session layers are not merged".into())
+/// Target 3, the full stack in front of the transports of
+/// [`ServerKind::Bastion`], outermost first as the binary mounts it: the MCP
+/// CORS preset, the Origin guard, `McpAuthLayer` verifying RS256 JWTs through
+/// a `JwksCache` (the JWKS served by this same process at
+/// [`jwt::JWKS_PATH`](crate::jwt::JWKS_PATH), fetched once and then cached),
+/// `McpInspectLayer`, `McpRateLimitLayer` keyed by principal with a per-tool
+/// limit on `echo` (high enough never to refuse, so every decision is made
+/// and allowed), and `SessionLayer` capturing `service` and a sensitive
+/// `auth` from the connect URL and binding sessions to their principal.
+/// Clients send the token of [`jwt::token`](crate::jwt::token) and an
+/// allowed `Origin` ([`FULL_STACK_ORIGIN`]).
+pub fn full_stack(addr: SocketAddr) -> Result<Router, String> {
+    let jwt = JwtAuthenticator::builder()
+        .jwks_url(format!("http://{addr}{}", jwt::JWKS_PATH))
+        .algorithms([Algorithm::RS256])
+        .issuer(jwt::ISSUER)
+        .audience(jwt::AUDIENCE)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let backend = Arc::new(RmcpBackend::new(EchoServer::default));
+    let streamable = StreamableHttp::new(backend.clone());
+    let sse = Sse::new(backend);
+    let sessions = SessionLayer::new()
+        .capture_param("service")
+        .capture_param("auth")
+        .sensitive_param("auth")
+        .closer(streamable.clone())
+        .closer(sse.clone());
+    let per_tool = "1000000/s".parse::<Limit>().map_err(|e| e.to_string())?;
+    let limits = McpRateLimitLayer::new(
+        RateLimitPolicy::new()
+            .key(KeyBy::Principal)
+            .tool("echo", per_tool),
+    );
+    let origins = AllowedOrigins::loopback()
+        .allow(FULL_STACK_ORIGIN)
+        .map_err(|e| e.to_string())?;
+    let mcp = Router::new()
+        .route_service("/mcp", streamable)
+        .merge(sse.into_router())
+        .layer(sessions)
+        .layer(limits)
+        .layer(McpInspectLayer::new())
+        .layer(McpAuthLayer::new(jwt))
+        .layer(OriginGuardLayer::new(origins.clone()))
+        .layer(mcp_cors(origins));
+    Ok(mcp.route(
+        jwt::JWKS_PATH,
+        get(|| async { ([(CONTENT_TYPE, "application/json")], jwt::JWKS_JSON) }),
+    ))
 }
+
+/// The `Origin` the full stack allows and its clients send.
+pub const FULL_STACK_ORIGIN: &str = "https://app.bench.invalid";

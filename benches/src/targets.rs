@@ -128,6 +128,9 @@ impl Target {
     pub fn path(self, transport: Transport) -> &'static str {
         match (self, transport) {
             (Self::Baseline, _) => "/mcp",
+            // session capture has a parameter to capture
+            (Self::FullStack, Transport::Streamable) => "/mcp?service=bench",
+            (Self::FullStack, Transport::Sse) => "/sse?service=bench",
             (_, Transport::Streamable) => "/mcp",
             (_, Transport::Sse) => "/sse",
         }
@@ -146,8 +149,22 @@ impl Target {
                     _ => Vec::new(),
                 }
             }
-            // TODO(issue 8, target 3): `Authorization: Bearer <RS256 token>`
-            // for the full stack, signed by the key its JWKS serves.
+            // the full stack: an RS256 token its JWKS verifies, and an
+            // allowed browser Origin (so the Origin guard checks one)
+            Self::FullStack => {
+                let Ok(token) = crate::jwt::token("bench-client") else {
+                    return Vec::new();
+                };
+                let mut headers = Vec::new();
+                if let Ok(v) = HeaderValue::from_str(&format!("Bearer {token}")) {
+                    headers.push((http::header::AUTHORIZATION, v));
+                }
+                headers.push((
+                    http::header::ORIGIN,
+                    HeaderValue::from_static(crate::servers::FULL_STACK_ORIGIN),
+                ));
+                headers
+            }
             _ => Vec::new(),
         }
     }
@@ -155,7 +172,6 @@ impl Target {
     /// Why this target cannot be measured now, if it cannot.
     pub fn unavailable(self, tools: &Tools) -> Option<String> {
         match self {
-            Self::FullStack => crate::servers::full_stack().err(),
             Self::Peer(p) => tools.peers.problem(p),
             _ => None,
         }

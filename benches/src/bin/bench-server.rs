@@ -21,10 +21,6 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = servers::router(cli.kind) {
-        eprintln!("bench-server: {}: {e}", cli.kind);
-        return ExitCode::from(3);
-    }
     let listener = match tokio::net::TcpListener::bind(cli.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -392,7 +392,8 @@ fn resolve_endpoint(sse_path: &str, uri: &str) -> String {
     if uri.starts_with('/') {
         return uri.to_owned();
     }
-    let dir = sse_path.rsplit_once('/').map_or("", |(d, _)| d);
+    let path = sse_path.split('?').next().unwrap_or(sse_path);
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
     format!("{dir}/{uri}")
 }
 

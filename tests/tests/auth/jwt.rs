@@ -62,6 +62,87 @@ async fn jwt_every_algorithm_verifies_from_jwks_pem_and_secret() {
     }
 }
 
+/// Many requests arriving together before the key set is loaded all wait
+/// for the one fetch, instead of the ones that lose the race getting 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwks_first_requests_arriving_together_share_one_fetch_and_all_pass() {
+    let key = rsa_key("rs256", Algorithm::RS256);
+    let jwks = Jwks::start(vec![key.jwk.clone()]);
+    // a slow key set, so that most requests arrive while the first fetch is
+    // in flight
+    jwks.delay_ms.store(300, Ordering::SeqCst);
+    let app = protected(
+        jwt_over(&jwks, JwksPolicy::default()),
+        CredentialSources::new(),
+    );
+    let token = sign(&key, &claims("https://issuer.test", "alice"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let (app, token) = (app.clone(), token.clone());
+        tasks.spawn(async move { send(&app, bearer(&token)).await });
+    }
+    while let Some(answer) = tasks.join_next().await {
+        let a = answer.unwrap();
+        assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    }
+    assert_eq!(jwks.fetches(), 1, "one fetch served all 32 requests");
+}
+
+/// A token verified once is reused from the verified-token cache, but never
+/// past its `exp` (here with no leeway).
+#[tokio::test]
+async fn a_reused_verified_token_still_expires_at_its_exp() {
+    let key = rsa_key("rs256", Algorithm::RS256);
+    let jwks = Jwks::start(vec![key.jwk.clone()]);
+    let jwt = JwtAuthenticator::builder()
+        .jwks_url(jwks.url())
+        .issuer("https://issuer.test")
+        .audience(AUD)
+        .leeway(Duration::ZERO)
+        .build()
+        .unwrap();
+    let app = protected(jwt, CredentialSources::new());
+    let mut c = claims("https://issuer.test", "short-lived");
+    c["exp"] = json!(now() + 2);
+    let token = sign(&key, &c);
+    for _ in 0..3 {
+        assert_eq!(send(&app, bearer(&token)).await.status, StatusCode::OK);
+    }
+    while now() <= c["exp"].as_u64().unwrap() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a = send(&app, bearer(&token)).await;
+    assert_401(&a, "invalid_token", "expired");
+}
+
+/// The very token string verified before its key left the key set is
+/// refused once the set is fetched again, even though it was cached as
+/// verified.
+#[tokio::test]
+async fn a_reused_verified_token_stops_when_its_key_leaves_the_key_set() {
+    let old = rsa_key("rs256", Algorithm::RS256);
+    let other = ec_key("other");
+    let jwks = Jwks::start(vec![old.jwk.clone()]);
+    *jwks.max_age.lock().unwrap() = Some(1);
+    let app = protected(
+        jwt_over(&jwks, fast_policy(Duration::from_millis(100))),
+        CredentialSources::new(),
+    );
+    let token = sign(&old, &claims("https://issuer.test", "alice"));
+    for _ in 0..3 {
+        assert_eq!(send(&app, bearer(&token)).await.status, StatusCode::OK);
+    }
+    assert_eq!(jwks.fetches(), 1);
+    *jwks.keys.lock().unwrap() = vec![other.jwk.clone()];
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let a = send(&app, bearer(&token)).await;
+    assert_401(&a, "invalid_token", "unknown key");
+    assert_eq!(jwks.fetches(), 2);
+}
+
 #[tokio::test]
 async fn jwt_scopes_come_from_scope_scp_or_a_configured_claim() {
     let key = ec_key("k");

@@ -6,7 +6,7 @@ pub(crate) use std::{
     io::Write as _,
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -176,6 +176,8 @@ pub(crate) struct Jwks {
     pub(crate) fetches: Arc<AtomicUsize>,
     pub(crate) failing: Arc<AtomicBool>,
     pub(crate) max_age: Arc<Mutex<Option<u64>>>,
+    /// Milliseconds each answer of the key set waits before it is sent.
+    pub(crate) delay_ms: Arc<AtomicU64>,
 }
 
 impl Jwks {
@@ -184,28 +186,33 @@ impl Jwks {
         let fetches = Arc::new(AtomicUsize::new(0));
         let failing = Arc::new(AtomicBool::new(false));
         let max_age = Arc::new(Mutex::new(None));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let base = Arc::new(OnceLock::<String>::new());
         let router = {
-            let (keys, fetches, failing, max_age, base) = (
+            let (keys, fetches, failing, max_age, base, delay_ms) = (
                 keys.clone(),
                 fetches.clone(),
                 failing.clone(),
                 max_age.clone(),
                 base.clone(),
+                delay_ms.clone(),
             );
             let base2 = base.clone();
             Router::new()
                 .route(
                     "/jwks.json",
                     get(move || {
-                        let (keys, fetches, failing, max_age) = (
+                        let (keys, fetches, failing, max_age, delay_ms) = (
                             keys.clone(),
                             fetches.clone(),
                             failing.clone(),
                             max_age.clone(),
+                            delay_ms.clone(),
                         );
                         async move {
                             fetches.fetch_add(1, Ordering::SeqCst);
+                            let delay = delay_ms.load(Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(delay)).await;
                             if failing.load(Ordering::SeqCst) {
                                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
                             }
@@ -242,6 +249,7 @@ impl Jwks {
             fetches,
             failing,
             max_age,
+            delay_ms,
         }
     }
 

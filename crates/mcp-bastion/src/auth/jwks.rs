@@ -12,6 +12,7 @@ use std::{
 
 use jsonwebtoken::{Algorithm, DecodingKey, jwk::JwkSet};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, OnceCell};
 
 use super::{AuthError, InvalidToken};
@@ -81,6 +82,10 @@ pub struct JwksCache {
     state: RwLock<State>,
     refetch: Mutex<()>,
     fetches: AtomicU64,
+    /// Bumped whenever a fetch brings a key set different from the last.
+    generation: AtomicU64,
+    /// SHA-256 of the last key set's body.
+    last_body: std::sync::Mutex<[u8; 32]>,
 }
 
 impl std::fmt::Debug for JwksCache {
@@ -132,12 +137,29 @@ impl JwksCache {
             state: RwLock::new(State::default()),
             refetch: Mutex::new(()),
             fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            last_body: std::sync::Mutex::new([0; 32]),
         }
     }
 
     /// Number of key-set fetches attempted so far (discovery not counted).
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Changes whenever a fetch brings a key set that differs from the one
+    /// before (a key added, removed or replaced): what a token verified
+    /// earlier was verified against is then no longer the current set.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether the key set is loaded and within its time to live.
+    pub fn is_fresh(&self) -> bool {
+        self.state
+            .read()
+            .map(|s| s.expires_at.is_some_and(|t| t > Instant::now()))
+            .unwrap_or(false)
     }
 
     /// The key for a token's `kid` and `alg`, fetching the set when it is
@@ -159,6 +181,11 @@ impl JwksCache {
         }
         if may_fetch {
             self.refresh(requested).await;
+        } else if found.is_none() {
+            // another task's fetch may be in flight (the very first one, when
+            // many requests arrive together): wait for its keys rather than
+            // answering 503 or `unknown key` before they land
+            drop(self.refetch.lock().await);
         }
         let (found, _, _) = self.lookup(kid, alg, Instant::now());
         if let Some(key) = found {
@@ -295,10 +322,19 @@ impl JwksCache {
             .and_then(max_age)
             .map(|age| age.min(self.policy.max_ttl))
             .unwrap_or(self.policy.fallback_ttl);
-        let set: JwkSet = res
-            .json()
+        let body = res
+            .bytes()
             .await
+            .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+        let set: JwkSet = serde_json::from_slice(&body)
             .map_err(|_| format!("GET {url}: not a JSON Web Key Set"))?;
+        let digest: [u8; 32] = Sha256::digest(&body).into();
+        if let Ok(mut last) = self.last_body.lock()
+            && *last != digest
+        {
+            *last = digest;
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         let mut keys = Vec::with_capacity(set.keys.len());
         for jwk in &set.keys {
             let Ok(key) = DecodingKey::from_jwk(jwk) else {
