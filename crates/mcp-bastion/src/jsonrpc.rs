@@ -303,7 +303,8 @@ impl Message {
 
     /// The message serialized as compact JSON (no trailing newline).
     pub fn to_json(&self) -> String {
-        self.to_value().to_string()
+        // Serializing a message cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_else(|_| self.to_value().to_string())
     }
 
     /// The method of a request or notification.
@@ -348,8 +349,54 @@ fn id_value(id: Option<&RequestId>) -> Value {
 }
 
 impl Serialize for Message {
+    /// Writes the members in the order `to_value` gives them (serde_json's
+    /// map sorts its keys), without building a [`Value`] first: the same
+    /// bytes, no copy of the message tree.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_value().serialize(serializer)
+        use serde::ser::SerializeMap;
+        const VERSION: &str = "2.0";
+        match self {
+            Message::Request(r) => {
+                let mut map =
+                    serializer.serialize_map(Some(3 + usize::from(r.params.is_some())))?;
+                map.serialize_entry("id", &r.id)?;
+                map.serialize_entry("jsonrpc", VERSION)?;
+                map.serialize_entry("method", &r.method)?;
+                if let Some(p) = &r.params {
+                    map.serialize_entry("params", p)?;
+                }
+                map.end()
+            }
+            Message::Notification(n) => {
+                let mut map =
+                    serializer.serialize_map(Some(2 + usize::from(n.params.is_some())))?;
+                map.serialize_entry("jsonrpc", VERSION)?;
+                map.serialize_entry("method", &n.method)?;
+                if let Some(p) = &n.params {
+                    map.serialize_entry("params", p)?;
+                }
+                map.end()
+            }
+            Message::Response(r) => {
+                let mut map = serializer.serialize_map(Some(3))?;
+                match &r.outcome {
+                    Ok(v) => {
+                        map.serialize_entry("id", &r.id)?;
+                        map.serialize_entry("jsonrpc", VERSION)?;
+                        map.serialize_entry("result", v)?;
+                    }
+                    Err(e) => {
+                        // Through a `Value`, so the error's members are
+                        // sorted as before too (errors are rare).
+                        let e = serde_json::to_value(e).unwrap_or(Value::Null);
+                        map.serialize_entry("error", &e)?;
+                        map.serialize_entry("id", &r.id)?;
+                        map.serialize_entry("jsonrpc", VERSION)?;
+                    }
+                }
+                map.end()
+            }
+        }
     }
 }
 
@@ -453,6 +500,24 @@ mod tests {
         ] {
             let m = Message::from_value(v.clone()).unwrap();
             assert_eq!(m.to_value(), v);
+        }
+    }
+
+    #[test]
+    fn to_json_writes_the_bytes_of_to_value_without_building_it() {
+        for v in [
+            json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"z":1,"a":"\n\u{1}é"}}}),
+            json!({"jsonrpc":"2.0","id":"x","method":"ping"}),
+            json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1.5}}),
+            json!({"jsonrpc":"2.0","id":"x","result":{"a":[1,2],"b":null}}),
+            json!({"jsonrpc":"2.0","id":-7,"result":{}}),
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}),
+            json!({"jsonrpc":"2.0","id":9,"error":{"message":"m","code":1,"data":{"y":2,"x":[3]}}}),
+        ] {
+            let m = Message::from_value(v.clone()).unwrap();
+            assert_eq!(m.to_json(), m.to_value().to_string());
+            assert_eq!(serde_json::to_value(&m).unwrap(), v);
         }
     }
 }

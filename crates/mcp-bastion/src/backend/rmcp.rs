@@ -97,7 +97,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Backend, BackendError, BoxFuture, Connection, SessionContext};
 use crate::{
-    jsonrpc::{ErrorObject, Message, Response, codes},
+    jsonrpc::{ErrorObject, Message, RequestId, Response, codes},
     protocol::{HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID},
 };
 
@@ -322,7 +322,7 @@ impl Transport<RoleServer> for ChannelTransport {
 fn from_message(message: Message) -> Result<ClientJsonRpcMessage, Option<Message>> {
     let id = message.id().cloned().filter(|_| message.is_request());
     let method = message.method().unwrap_or_default().to_owned();
-    serde_json::from_value(message.to_value()).map_err(|error| {
+    serde_json::from_value(into_value(message)).map_err(|error| {
         tracing::debug!(%method, %error, "message does not fit rmcp's types");
         id.map(|id| {
             let why =
@@ -333,6 +333,43 @@ fn from_message(message: Message) -> Result<ClientJsonRpcMessage, Option<Message
             ))
         })
     })
+}
+
+/// The message as a JSON value, moving its parts rather than copying them
+/// (what [`Message::to_value`] gives, without a copy of the params tree).
+fn into_value(message: Message) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    let id_value = |id: Option<RequestId>| match id {
+        Some(RequestId::Number(n)) => Value::from(n),
+        Some(RequestId::String(s)) => Value::String(s),
+        None => Value::Null,
+    };
+    let mut obj = Map::new();
+    obj.insert("jsonrpc".into(), Value::String("2.0".into()));
+    match message {
+        Message::Request(r) => {
+            obj.insert("id".into(), id_value(Some(r.id)));
+            obj.insert("method".into(), Value::String(r.method));
+            if let Some(p) = r.params {
+                obj.insert("params".into(), p);
+            }
+        }
+        Message::Notification(n) => {
+            obj.insert("method".into(), Value::String(n.method));
+            if let Some(p) = n.params {
+                obj.insert("params".into(), p);
+            }
+        }
+        Message::Response(r) => {
+            obj.insert("id".into(), id_value(r.id));
+            let (key, value) = match r.outcome {
+                Ok(v) => ("result", v),
+                Err(e) => ("error", serde_json::to_value(e).unwrap_or(Value::Null)),
+            };
+            obj.insert(key.into(), value);
+        }
+    }
+    Value::Object(obj)
 }
 
 /// rmcp's message as ours.
@@ -702,5 +739,21 @@ mod tests {
         assert_stopped(conn, &dropped).await;
         let refused = backend.connect(SessionContext::default()).await;
         assert!(matches!(refused, Err(BackendError::Unavailable(_))));
+    }
+
+    #[test]
+    fn into_value_is_to_value_without_the_copy() {
+        let messages = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":[1,2]}}}"#,
+            r#"{"jsonrpc":"2.0","id":"x","method":"ping"}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":3}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"result":{"content":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error","data":{"at":1}}}"#,
+        ];
+        for text in messages {
+            let message = Message::from_slice(text.as_bytes()).expect("valid message");
+            assert_eq!(into_value(message.clone()), message.to_value(), "{text}");
+        }
     }
 }

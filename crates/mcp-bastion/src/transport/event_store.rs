@@ -10,6 +10,8 @@ use std::{
     sync::Mutex,
 };
 
+use bytes::Bytes;
+
 use crate::jsonrpc::Message;
 
 /// A stream within a session (a POST's response stream, or the GET stream).
@@ -26,13 +28,41 @@ pub trait EventStore: Send + Sync + 'static {
     fn replay_after(&self, session: &str, stream: StreamId, seq: u64) -> Vec<(u64, Message)>;
     /// Drops everything about a session that ended.
     fn forget(&self, session: &str);
+
+    /// Records an event whose message the transport has already encoded:
+    /// `json` is `message.to_json()`. The default calls
+    /// [`append`](Self::append); a store that keeps encoded text overrides it
+    /// and saves a copy of the message per event.
+    fn append_encoded(
+        &self,
+        session: &str,
+        stream: StreamId,
+        seq: u64,
+        message: &Message,
+        json: &Bytes,
+    ) {
+        let _ = json;
+        self.append(session, stream, seq, message);
+    }
+
+    /// Events of `stream` after `seq`, oldest first, each as its message's
+    /// JSON. The default encodes what [`replay_after`](Self::replay_after)
+    /// returns.
+    fn replay_encoded_after(&self, session: &str, stream: StreamId, seq: u64) -> Vec<(u64, Bytes)> {
+        self.replay_after(session, stream, seq)
+            .into_iter()
+            .map(|(seq, msg)| (seq, Bytes::from(msg.to_json())))
+            .collect()
+    }
 }
 
 /// The stored events of one session: by stream, and the order they came in
 /// (one entry per stored event), so the oldest can be evicted first.
+/// Events are kept as their JSON text (shared with the frame the transport
+/// sent, so storing one costs a reference count, not a copy of the message).
 #[derive(Debug, Default)]
 struct SessionEvents {
-    streams: HashMap<StreamId, VecDeque<(u64, Message)>>,
+    streams: HashMap<StreamId, VecDeque<(u64, Bytes)>>,
     order: VecDeque<StreamId>,
 }
 
@@ -68,15 +98,19 @@ impl Default for InMemoryEventStore {
     }
 }
 
-impl EventStore for InMemoryEventStore {
-    fn append(&self, session: &str, stream: StreamId, seq: u64, message: &Message) {
+impl InMemoryEventStore {
+    fn push(&self, session: &str, stream: StreamId, seq: u64, json: Bytes) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        let events = sessions.entry(session.to_owned()).or_default();
+        // Look up before inserting: no owned key is made per event.
+        let events = match sessions.get_mut(session) {
+            Some(events) => events,
+            None => sessions.entry(session.to_owned()).or_default(),
+        };
         events
             .streams
             .entry(stream)
             .or_default()
-            .push_back((seq, message.clone()));
+            .push_back((seq, json));
         events.order.push_back(stream);
         while events.order.len() > self.capacity {
             let Some(oldest) = events.order.pop_front() else {
@@ -90,8 +124,32 @@ impl EventStore for InMemoryEventStore {
             }
         }
     }
+}
+
+impl EventStore for InMemoryEventStore {
+    fn append(&self, session: &str, stream: StreamId, seq: u64, message: &Message) {
+        self.push(session, stream, seq, Bytes::from(message.to_json()));
+    }
+
+    fn append_encoded(
+        &self,
+        session: &str,
+        stream: StreamId,
+        seq: u64,
+        _message: &Message,
+        json: &Bytes,
+    ) {
+        self.push(session, stream, seq, json.clone());
+    }
 
     fn replay_after(&self, session: &str, stream: StreamId, seq: u64) -> Vec<(u64, Message)> {
+        self.replay_encoded_after(session, stream, seq)
+            .into_iter()
+            .filter_map(|(seq, json)| Some((seq, Message::from_slice(&json).ok()?)))
+            .collect()
+    }
+
+    fn replay_encoded_after(&self, session: &str, stream: StreamId, seq: u64) -> Vec<(u64, Bytes)> {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions
             .get(session)
@@ -167,6 +225,51 @@ mod tests {
             store.append("s", 1, i, &note(i));
         }
         assert_eq!(store.replay_after("s", 1, 0).len(), 2);
+    }
+
+    #[test]
+    fn encoded_events_are_shared_not_copied_and_replay_as_messages() {
+        let store = InMemoryEventStore::new(10);
+        let json = Bytes::from(note(7).to_json());
+        store.append_encoded("s", 1, 7, &note(7), &json);
+        let replay = store.replay_encoded_after("s", 1, 0);
+        assert_eq!(replay.len(), 1);
+        assert_eq!(replay[0].0, 7);
+        // The very buffer the transport sent: a reference, not a copy.
+        assert_eq!(replay[0].1.as_ptr(), json.as_ptr());
+        assert_eq!(store.replay_after("s", 1, 0), vec![(7, note(7))]);
+        // `append` and `append_encoded` share one bound and one order.
+        store.append("s", 1, 8, &note(8));
+        assert_eq!(
+            store.replay_after("s", 1, 6),
+            vec![(7, note(7)), (8, note(8))]
+        );
+    }
+
+    /// A store with only the required methods: the provided ones fall back.
+    #[derive(Default)]
+    struct Plain(Mutex<Vec<(u64, Message)>>);
+
+    impl EventStore for Plain {
+        fn append(&self, _: &str, _: StreamId, seq: u64, message: &Message) {
+            self.0.lock().unwrap().push((seq, message.clone()));
+        }
+        fn replay_after(&self, _: &str, _: StreamId, seq: u64) -> Vec<(u64, Message)> {
+            let events = self.0.lock().unwrap();
+            events.iter().filter(|(s, _)| *s > seq).cloned().collect()
+        }
+        fn forget(&self, _: &str) {}
+    }
+
+    #[test]
+    fn a_store_without_encoded_methods_still_works() {
+        let store = Plain::default();
+        store.append_encoded("s", 1, 1, &note(1), &Bytes::from_static(b"ignored"));
+        assert_eq!(store.replay_after("s", 1, 0), vec![(1, note(1))]);
+        assert_eq!(
+            store.replay_encoded_after("s", 1, 0),
+            vec![(1, Bytes::from(note(1).to_json()))]
+        );
     }
 
     #[test]

@@ -262,9 +262,15 @@ impl Session {
             return None;
         }
         let prelude = store
-            .replay_after(&self.id, stream, seq)
+            .replay_encoded_after(&self.id, stream, seq)
             .into_iter()
-            .map(|(seq, msg)| encode_event(None, Some(&event_id(stream, seq)), &msg.to_json()))
+            .map(|(seq, json)| {
+                encode_event(
+                    None,
+                    Some(&event_id(stream, seq)),
+                    &String::from_utf8_lossy(&json),
+                )
+            })
             .collect();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         // Replay and attach happen under one lock: every event is either in
@@ -381,12 +387,16 @@ impl Session {
             let frame = match encoding {
                 Encoding::Json => Bytes::from(json),
                 Encoding::Sse => {
-                    let id = self.events.as_ref().map(|store| {
-                        store.append(&self.id, stream, seq, msg);
-                        event_id(stream, seq)
-                    });
                     let event = if self.legacy { Some("message") } else { None };
-                    encode_event(event, id.as_deref(), &json)
+                    match &self.events {
+                        Some(store) => {
+                            let frame = encode_event(event, Some(&event_id(stream, seq)), &json);
+                            // The store keeps the JSON text itself (moved, not copied).
+                            store.append_encoded(&self.id, stream, seq, msg, &Bytes::from(json));
+                            frame
+                        }
+                        None => encode_event(event, None, &json),
+                    }
                 }
             };
             (tx, frame)
