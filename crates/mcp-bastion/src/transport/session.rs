@@ -434,19 +434,24 @@ pub(crate) struct SessionTable {
     map: RwLock<HashMap<String, Arc<Session>>>,
     idle_timeout: Option<Duration>,
     reaper: std::sync::Once,
-    /// Requests in flight outside any session (revision 2026-07-28).
-    sessionless: std::sync::atomic::AtomicUsize,
+    /// Requests in flight that no session's pending list shows: sessionless
+    /// ones (revision 2026-07-28), and answered ones whose response stream
+    /// is still being written to the client.
+    tracked: std::sync::atomic::AtomicUsize,
     /// Shutting down: no new sessions, existing ones still served.
     draining: std::sync::atomic::AtomicBool,
 }
 
-/// Counts one sessionless request as in flight until dropped.
-pub(crate) struct SessionlessRequest(Arc<SessionTable>);
+/// Counts one request as in flight until dropped: a sessionless request, or
+/// a request stream's response body (dropped once hyper has written it, or
+/// the client went away), so that a graceful shutdown also waits for
+/// answers that are routed but not yet delivered.
+pub(crate) struct RequestInFlight(Arc<SessionTable>);
 
-impl Drop for SessionlessRequest {
+impl Drop for RequestInFlight {
     fn drop(&mut self) {
         self.0
-            .sessionless
+            .tracked
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
@@ -457,7 +462,7 @@ impl SessionTable {
             map: RwLock::new(HashMap::new()),
             idle_timeout,
             reaper: std::sync::Once::new(),
-            sessionless: std::sync::atomic::AtomicUsize::new(0),
+            tracked: std::sync::atomic::AtomicUsize::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -473,11 +478,12 @@ impl SessionTable {
         self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Marks a sessionless request in flight (see [`Self::in_flight`]).
-    pub(crate) fn sessionless_request(self: &Arc<Self>) -> SessionlessRequest {
-        self.sessionless
+    /// Marks a request in flight until the guard is dropped (see
+    /// [`Self::in_flight`]).
+    pub(crate) fn track_request(self: &Arc<Self>) -> RequestInFlight {
+        self.tracked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        SessionlessRequest(Arc::clone(self))
+        RequestInFlight(Arc::clone(self))
     }
 
     /// Client requests still waiting for their response, in every session
@@ -490,7 +496,7 @@ impl SessionTable {
             .values()
             .map(|s| s.in_flight())
             .sum();
-        in_sessions + self.sessionless.load(std::sync::atomic::Ordering::Relaxed)
+        in_sessions + self.tracked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn insert(self: &Arc<Self>, session: Arc<Session>) {

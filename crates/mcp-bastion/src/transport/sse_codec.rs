@@ -83,6 +83,8 @@ pub(crate) struct SseBody {
     keepalive: Option<Pin<Box<tokio::time::Sleep>>>,
     period: Option<Duration>,
     _guard: Option<DropGuard>,
+    /// Kept as long as the body, dropped with it (see [`Self::holding`]).
+    _held: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// SSE response bodies alive in this process.
@@ -118,7 +120,15 @@ impl SseBody {
             keepalive: keepalive.map(|d| Box::pin(tokio::time::sleep(d))),
             period: keepalive,
             _guard: guard,
+            _held: None,
         }
+    }
+
+    /// Keeps `value` alive until the body is dropped: written to the end, or
+    /// its client gone.
+    pub(crate) fn holding(mut self, value: impl std::any::Any + Send + Sync) -> Self {
+        self._held = Some(Box::new(value));
+        self
     }
 
     fn reset_keepalive(&mut self) {

@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 
 use super::{
     config::TransportConfig,
-    session::SessionlessRequest,
+    session::RequestInFlight,
     sse_codec::{SseBody, encode_event, set_sse_headers},
 };
 use crate::{
@@ -93,7 +93,7 @@ pub(crate) async fn serve<B: Backend>(
     config: &TransportConfig,
     parts: Parts,
     mcp: McpRequest,
-    in_flight: SessionlessRequest,
+    in_flight: RequestInFlight,
 ) -> Response {
     let request = match mcp.into_payload() {
         Payload::Single(Message::Request(r)) => r,
@@ -205,7 +205,7 @@ pub(crate) async fn serve<B: Backend>(
 /// flight while it lives.
 struct Link {
     conn: Connection,
-    _in_flight: SessionlessRequest,
+    _in_flight: RequestInFlight,
 }
 
 impl Drop for Link {
@@ -235,7 +235,7 @@ impl LinkError {
 const INIT_ID: &str = "mcp-bastion/initialize";
 
 impl Link {
-    fn new(conn: Connection, in_flight: SessionlessRequest) -> Self {
+    fn new(conn: Connection, in_flight: RequestInFlight) -> Self {
         Self {
             conn,
             _in_flight: in_flight,

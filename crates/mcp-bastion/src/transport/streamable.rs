@@ -169,9 +169,12 @@ impl<B: Backend> StreamableHttp<B> {
         self.sessions.start_draining();
     }
 
-    /// Client requests waiting for their response, in sessions and
-    /// sessionless. A graceful shutdown waits for this to reach 0 (bounded)
-    /// before [`close_all_sessions`](Self::close_all_sessions).
+    /// Work a graceful shutdown waits for: client requests waiting for
+    /// their response (in sessions and sessionless), plus request streams
+    /// whose answers are routed but still being written to the client (a
+    /// stream counts once). It waits for this to reach 0 (bounded) before
+    /// [`close_all_sessions`](Self::close_all_sessions), so no answer is cut
+    /// off in transit.
     pub fn in_flight_requests(&self) -> usize {
         self.sessions.in_flight()
     }
@@ -305,7 +308,7 @@ impl<B: Backend> StreamableHttp<B> {
                 return super::config::draining();
             }
             if self.config.sessionless {
-                let in_flight = self.sessions.sessionless_request();
+                let in_flight = self.sessions.track_request();
                 return stateless::serve(&self.backend, &self.config, parts, mcp, in_flight).await;
             }
             return stateless::version_not_served();
@@ -343,7 +346,11 @@ impl<B: Backend> StreamableHttp<B> {
             return session_not_found();
         }
         match encoding {
-            Encoding::Sse => self.sse_response(stream, None),
+            // in flight until the whole stream is written (a shutdown waits)
+            Encoding::Sse => {
+                let delivering = self.sessions.track_request();
+                self.sse_body_response(self.sse_body(stream, None).holding(delivering))
+            }
             Encoding::Json => json_reply(stream, batch).await,
         }
     }
@@ -499,7 +506,18 @@ impl<B: Backend> StreamableHttp<B> {
         stream: OpenedStream,
         guard: Option<tokio_util::sync::DropGuard>,
     ) -> Response {
-        let body = SseBody::new(stream.prelude, stream.rx, self.config.keepalive, guard);
+        self.sse_body_response(self.sse_body(stream, guard))
+    }
+
+    fn sse_body(
+        &self,
+        stream: OpenedStream,
+        guard: Option<tokio_util::sync::DropGuard>,
+    ) -> SseBody {
+        SseBody::new(stream.prelude, stream.rx, self.config.keepalive, guard)
+    }
+
+    fn sse_body_response(&self, body: SseBody) -> Response {
         let mut res = Response::new(Body::new(body));
         set_sse_headers(res.headers_mut());
         res

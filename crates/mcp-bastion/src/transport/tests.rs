@@ -699,6 +699,34 @@ async fn sessionless_subscriptions_listen_is_404_method_not_found() {
     assert_eq!(v["id"], 4);
 }
 
+/// A shutdown waits for answers to reach the client, not only to be routed:
+/// a request stream counts as in flight until its body is written (or
+/// dropped), so the drain does not end sessions under a reply in transit.
+#[tokio::test]
+async fn a_request_is_in_flight_until_its_answer_stream_is_written() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let sid = initialize(&svc, "2025-11-25").await;
+    let call = json!({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo"}});
+    let res = svc.clone().oneshot(post(&call, Some(&sid))).await.unwrap();
+    // the echo answers at once: routed to the stream, not yet read
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        svc.in_flight_requests(),
+        1,
+        "the answer is not delivered yet"
+    );
+    let events = sse_events(res.into_body()).await;
+    assert_eq!(events.last().unwrap().1["id"], 7);
+    assert_eq!(svc.in_flight_requests(), 0, "written and dropped");
+
+    // a client that goes away ends it too
+    let res = svc.clone().oneshot(post(&call, Some(&sid))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(svc.in_flight_requests(), 1);
+    drop(res);
+    assert_eq!(svc.in_flight_requests(), 0);
+}
+
 #[tokio::test]
 async fn draining_refuses_new_sessions_but_serves_open_ones() {
     let svc = StreamableHttp::new(EchoBackend).json_response(true);
