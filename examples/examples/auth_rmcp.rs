@@ -18,7 +18,7 @@
 
 use std::net::SocketAddr;
 
-use axum::{Router, routing::get, serve::ListenerExt};
+use axum::{Router, routing::get};
 use clap::Parser;
 use mcp_bastion::{
     auth::{
@@ -92,13 +92,7 @@ impl ServerHandler for Greeter {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rmcp=warn".into()),
-        )
-        .init();
+    examples::init_tracing();
     let cli = Cli::parse();
     let mut keys = ApiKeys::new();
     for (i, key) in cli.api_keys.iter().filter(|k| !k.is_empty()).enumerate() {
@@ -140,17 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(metadata.router("/mcp"))
         .route("/healthz", get(|| async { "ok" }));
 
-    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    eprintln!("mcp-bastion listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    examples::serve(cli.listen, app).await?;
     backend.shutdown().await;
     Ok(())
 }

@@ -94,13 +94,7 @@ impl ServerHandler for Tools {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rmcp=warn".into()),
-        )
-        .init();
+    examples::init_tracing();
     let cli = Cli::parse();
     for d in declared_tool_limits() {
         tracing::info!(tool = d.tool, limit = d.limit, key = ?d.key, at = d.location, "declared tool limit");
@@ -121,16 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(McpInspectLayer::new())
         .route("/healthz", get(|| async { "ok" }));
 
-    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    eprintln!("mcp-bastion listening on http://{}", listener.local_addr()?);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    examples::serve(cli.listen, app).await?;
     backend.shutdown().await;
     Ok(())
 }

@@ -22,7 +22,7 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use axum::{Router, routing::get, serve::ListenerExt};
+use axum::{Router, routing::get};
 use clap::Parser;
 use mcp_bastion::{
     backend::{Backend, Connection, SessionContext, rmcp::RmcpBackend},
@@ -224,13 +224,7 @@ impl ServerHandler for Demo {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rmcp=warn".into()),
-        )
-        .init();
+    examples::init_tracing();
     let cli = Cli::parse();
     let backend = RmcpBackend::new(Demo::new);
 
@@ -238,18 +232,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return serve_stdio(backend).await;
     }
 
-    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    let addr = listener.local_addr()?;
-    // SSE replies go out in several small writes; without TCP_NODELAY, Nagle
-    // and delayed ACKs add ~40 ms to each request (docs/deployment.md).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-
-    // LEAD: wire transports here. A first wiring with the transports as they
-    // stand: Streamable HTTP at `/mcp`, legacy SSE at `/sse` + `/messages`.
+    // Streamable HTTP at `/mcp`, legacy SSE at `/sse` + `/messages`
+    // (`examples::serve` sets TCP_NODELAY: SSE replies are several small
+    // writes, and Nagle plus delayed ACKs would add ~40 ms to each request)
     let mcp = Router::new()
         .route_service("/mcp", StreamableHttp::new(backend.clone()))
         .merge(Sse::new(backend.clone()).into_router())
@@ -258,31 +243,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }));
 
-    eprintln!("mcp-bastion listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    examples::serve(cli.listen, app).await?;
     backend.shutdown().await;
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM on Unix (what `kill` and container runtimes send).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }
 
 /// One session over rmcp's stdio handles, through the `RmcpBackend` (so the

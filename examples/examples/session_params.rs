@@ -39,7 +39,6 @@ use axum::{
     extract::{Request, State},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    serve::ListenerExt,
 };
 use clap::Parser;
 use mcp_bastion::{
@@ -204,13 +203,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(OriginGuardLayer::new(origins.clone()))
         .layer(mcp_cors(origins));
 
-    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
-    let addr = listener.local_addr()?;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    eprintln!("mcp-bastion listening on http://{addr}");
-    axum::serve(listener, app).await?;
+    examples::serve(cli.listen, app).await?;
     backend.shutdown().await;
     Ok(())
 }
