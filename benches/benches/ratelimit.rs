@@ -15,15 +15,14 @@
 
 use std::{
     convert::Infallible,
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    net::{Ipv4Addr, SocketAddr},
 };
 
 use axum::{body::Body, extract::ConnectInfo};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use mcp_bastion::ratelimit::{McpRateLimitLayer, RateLimitPolicy, RedisStore};
+use tests::redis::Redis;
 use tower::{Layer, Service, service_fn};
 
 /// A GET from one of 1024 client IPs (a realistic spread over the map).
@@ -76,59 +75,19 @@ fn in_memory(c: &mut Criterion) {
     bench_layer(c, &rt, "ratelimit/no_limit_baseline", baseline);
 }
 
-struct Redis(Child, u16);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Option<Redis> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let redis = Redis(child, port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(redis)
-}
-
 fn in_redis(c: &mut Criterion) {
-    let Some(redis) = start_redis() else {
+    if !Redis::installed() {
         eprintln!(
             "redis-server not found: skipping the Redis benchmarks (install it with .ci/deps/redis.sh)"
         );
         return;
-    };
+    }
+    let redis = Redis::start();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let url = format!("redis://127.0.0.1:{}", redis.1);
+    let url = redis.url();
     for (name, limit) in [
         ("ratelimit/redis/sliding_window", "1000000000/s"),
         ("ratelimit/redis/gcra", "1000000000/s gcra"),

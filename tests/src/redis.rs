@@ -23,6 +23,17 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// Whether `redis-server` can be run here (benchmarks skip their Redis
+    /// part without it; tests need it, and `.ci/deps/redis.sh` installs it).
+    pub fn installed() -> bool {
+        Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// Starts one on a free port.
     pub fn start() -> Redis {
         let port = TcpListener::bind("127.0.0.1:0")
