@@ -375,6 +375,33 @@ pub struct FuzzCli {
     command: Vec<String>,
 }
 
+/// How `config.rs` sees a `[servers.<name>]` table: the shapes of the real
+/// `servers::ServerCli` (an enumeration, repeatable lists, secrets, the
+/// trailing command), which also lives in the binary.
+#[cfg(not(test))]
+mod servers {
+    use super::Mode;
+
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "servers.<name>")]
+    pub(crate) struct ServerCli {
+        #[arg(long, value_enum, default_value_t = Mode::PerSession)]
+        session_mode: Mode,
+        #[arg(long = "pass-env", value_name = "NAME")]
+        pass_env: Vec<String>,
+        #[arg(long = "env", value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        #[arg(long = "param-env", value_name = "PARAM=VAR")]
+        param_env: Vec<String>,
+        #[arg(long)]
+        upstream: Option<String>,
+        #[arg(long = "upstream-header")]
+        upstream_header: Vec<String>,
+        #[arg(last = true, num_args = 1.., conflicts_with = "upstream")]
+        command: Vec<String>,
+    }
+}
+
 /// An enumeration option's values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
