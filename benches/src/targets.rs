@@ -149,6 +149,13 @@ impl Target {
                     _ => Vec::new(),
                 }
             }
+            // the proxy with its API key on, like the peers that have one
+            Self::ProxyPerSession | Self::ProxyShared => {
+                match HeaderValue::from_str(&format!("Bearer {API_KEY}")) {
+                    Ok(v) => vec![(http::header::AUTHORIZATION, v)],
+                    Err(_) => Vec::new(),
+                }
+            }
             // the full stack: an RS256 token its JWKS verifies, and an
             // allowed browser Origin (so the Origin guard checks one)
             Self::FullStack => {
@@ -187,7 +194,8 @@ impl Target {
         };
         let proxy = |mode: &str| {
             let mut c = Command::new(&tools.bastion);
-            c.args(["--listen", &listen, "--session-mode", mode, "--"])
+            c.args(["--listen", &listen, "--session-mode", mode])
+                .args(["--api-key", API_KEY, "--"])
                 .arg(&tools.echo_server)
                 .env("MCP_BASTION_LOG", "warn");
             c
