@@ -20,7 +20,6 @@ use std::{
     time::Instant,
 };
 
-use axum::{Router, http::header::CONTENT_TYPE, routing::get};
 use benches::jwt;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
@@ -53,19 +52,11 @@ fn verify(c: &mut Criterion) {
     let addr = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = Router::new().route(
-            jwt::JWKS_PATH,
-            get(|| async { ([(CONTENT_TYPE, "application/json")], jwt::JWKS_JSON) }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        tokio::spawn(async move { axum::serve(listener, jwt::jwks_router()).await });
         addr
     });
     let build = |token_cache: bool| {
-        let builder = JwtAuthenticator::builder()
-            .jwks_url(format!("http://{addr}{}", jwt::JWKS_PATH))
-            .algorithms([Algorithm::RS256])
-            .issuer(jwt::ISSUER)
-            .audience(jwt::AUDIENCE);
+        let builder = jwt::verifier(addr);
         let builder = if token_cache {
             builder
         } else {

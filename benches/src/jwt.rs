@@ -2,9 +2,14 @@
 //! committed in `benches/keys/` (it protects nothing), the JWKS that serves
 //! its public half, and tokens it signs.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    net::SocketAddr,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
+use axum::{Router, http::header::CONTENT_TYPE, routing::get};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mcp_bastion::auth::{JwtAuthenticator, JwtBuilder};
 use serde_json::json;
 
 /// The private key (PKCS#1 PEM).
@@ -38,4 +43,22 @@ pub fn token(subject: &str) -> Result<String, String> {
     header.kid = Some(KID.to_owned());
     let key = EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).map_err(|e| e.to_string())?;
     jsonwebtoken::encode(&header, &claims, &key).map_err(|e| e.to_string())
+}
+
+/// A router serving [`JWKS_JSON`] at [`JWKS_PATH`].
+pub fn jwks_router() -> Router {
+    Router::new().route(
+        JWKS_PATH,
+        get(|| async { ([(CONTENT_TYPE, "application/json")], JWKS_JSON) }),
+    )
+}
+
+/// A verifier of this key's tokens: RS256 only, [`ISSUER`] and [`AUDIENCE`]
+/// required, keys from the JWKS a [`jwks_router`] serves at `addr`.
+pub fn verifier(addr: SocketAddr) -> JwtBuilder {
+    JwtAuthenticator::builder()
+        .jwks_url(format!("http://{addr}{JWKS_PATH}"))
+        .algorithms([Algorithm::RS256])
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
 }

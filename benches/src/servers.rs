@@ -7,15 +7,9 @@
 
 use std::{fmt, net::SocketAddr, str::FromStr, sync::Arc};
 
-use axum::{
-    Json, Router,
-    http::header::CONTENT_TYPE,
-    routing::{get, post},
-    serve::ListenerExt,
-};
-use jsonwebtoken::Algorithm;
+use axum::{Json, Router, routing::post, serve::ListenerExt};
 use mcp_bastion::{
-    auth::{JwtAuthenticator, McpAuthLayer},
+    auth::McpAuthLayer,
     backend::rmcp::RmcpBackend,
     cors::{AllowedOrigins, OriginGuardLayer, mcp_cors},
     inspect::McpInspectLayer,
@@ -148,13 +142,7 @@ fn rmcp_router() -> Router {
 /// Clients send the token of [`jwt::token`](crate::jwt::token) and an
 /// allowed `Origin` ([`FULL_STACK_ORIGIN`]).
 pub fn full_stack(addr: SocketAddr) -> Result<Router, String> {
-    let jwt = JwtAuthenticator::builder()
-        .jwks_url(format!("http://{addr}{}", jwt::JWKS_PATH))
-        .algorithms([Algorithm::RS256])
-        .issuer(jwt::ISSUER)
-        .audience(jwt::AUDIENCE)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let jwt = jwt::verifier(addr).build().map_err(|e| e.to_string())?;
     let backend = Arc::new(RmcpBackend::new(EchoServer::default));
     let streamable = StreamableHttp::new(backend.clone());
     let sse = Sse::new(backend);
@@ -182,10 +170,7 @@ pub fn full_stack(addr: SocketAddr) -> Result<Router, String> {
         .layer(McpAuthLayer::new(jwt))
         .layer(OriginGuardLayer::new(origins.clone()))
         .layer(mcp_cors(origins));
-    Ok(mcp.route(
-        jwt::JWKS_PATH,
-        get(|| async { ([(CONTENT_TYPE, "application/json")], jwt::JWKS_JSON) }),
-    ))
+    Ok(mcp.merge(jwt::jwks_router()))
 }
 
 /// The `Origin` the full stack allows and its clients send.
