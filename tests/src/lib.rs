@@ -982,6 +982,70 @@ pub fn assert_summary(summary: &serde_json::Value, skipped: &[&str]) {
     );
 }
 
+/// Whether process `pid` is gone (no `/proc/<pid>`): a child that must not outlive the proxy.
+pub fn process_gone(pid: u32) -> bool {
+    std::fs::metadata(format!("/proc/{pid}")).is_err()
+}
+
+/// A slow tool call in flight, for the shutdown tests: server-everything's
+/// `trigger-long-running-operation` (2 s, 4 progress steps) through `py_call.py` over Streamable
+/// HTTP, in a thread.
+pub struct CallInFlight {
+    started: PathBuf,
+    call: thread::JoinHandle<std::process::Output>,
+}
+
+impl CallInFlight {
+    /// Starts the call at `url` (an MCP endpoint); `label` names its marker file.
+    pub fn start(url: String, label: &str) -> CallInFlight {
+        let started =
+            std::env::temp_dir().join(format!("mcp-bastion-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&started);
+        let started_arg = started.display().to_string();
+        let call = thread::spawn(move || {
+            Command::new(python())
+                .arg(clients_dir().join("py_call.py"))
+                .args(["--url", &url, "--transport", "streamable"])
+                .args(["--tool", "trigger-long-running-operation"])
+                .args(["--arguments", r#"{"duration": 2, "steps": 4}"#])
+                .args(["--timeout", "20", "--started-file", &started_arg])
+                .current_dir(clients_dir())
+                .output()
+                .expect("python runs py_call.py")
+        });
+        CallInFlight { started, call }
+    }
+
+    /// Blocks until the client has made its call (at most 20 s), then half a second more, so
+    /// that the 2 s call is under way.
+    pub fn wait_until_under_way(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.started.exists() {
+            assert!(Instant::now() < deadline, "the client never made its call");
+            thread::sleep(Duration::from_millis(10));
+        }
+        thread::sleep(Duration::from_millis(500));
+        let _ = std::fs::remove_file(&self.started);
+    }
+
+    /// Waits for the client and returns its report (its last line of output), asserting that the
+    /// call completed (`"outcome": "ok"`).
+    pub fn assert_completed(self, server: &Server) -> serde_json::Value {
+        let out = self.call.join().expect("the client thread does not panic");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or_default();
+        assert_eq!(
+            report["outcome"],
+            "ok",
+            "the call in flight did not complete: {stdout}\n{}\n--- server log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            server.logs()
+        );
+        report
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;

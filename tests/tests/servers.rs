@@ -332,15 +332,12 @@ fn check_config_prints_named_servers_masked_and_names_their_errors() {
     }
 }
 
-fn gone(pid: u32) -> bool {
-    std::fs::metadata(format!("/proc/{pid}")).is_err()
-}
-
 /// SIGTERM drains every server: a slow call in flight on one named server completes, the other
 /// server's shared child and this one's per-session child both end, and the process exits 0.
 #[test]
 fn sigterm_drains_every_named_server() {
-    use std::{thread, time::Duration};
+    use std::time::Duration;
+    use tests::CallInFlight;
     let path = two_servers_config("shutdown.toml", None);
     let mut server = spawn_config(&path);
     // a's shared child stays after its session
@@ -348,47 +345,15 @@ fn sigterm_drains_every_named_server() {
         .scenario("echo")
         .run_ok(&server);
     server.wait_for_children(1, Duration::from_secs(20));
-    let url = server.url("/servers/b/mcp");
-    let started = std::env::temp_dir().join(format!(
-        "mcp-bastion-servers-shutdown-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&started);
-    let started_arg = started.display().to_string();
-    let call = thread::spawn(move || {
-        Command::new(tests::python())
-            .arg(tests::clients_dir().join("py_call.py"))
-            .args(["--url", &url, "--transport", "streamable"])
-            .args(["--tool", "trigger-long-running-operation"])
-            .args(["--arguments", r#"{"duration": 2, "steps": 4}"#])
-            .args(["--timeout", "20", "--started-file", &started_arg])
-            .current_dir(tests::clients_dir())
-            .output()
-            .unwrap()
-    });
+    let call = CallInFlight::start(server.url("/servers/b/mcp"), "servers-shutdown");
     server.wait_for_children(2, Duration::from_secs(20));
     let children: Vec<u32> = server.children().iter().map(|(pid, _, _)| *pid).collect();
-    while !started.exists() {
-        thread::sleep(Duration::from_millis(10));
-    }
-    // the call (2 s long) is under way (as in tests/tests/shutdown.rs)
-    thread::sleep(Duration::from_millis(500));
-    let _ = std::fs::remove_file(&started);
+    call.wait_until_under_way();
     let status = server.stop();
-    let out = call.join().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or_default();
-    assert_eq!(
-        report["outcome"],
-        "ok",
-        "the call in flight did not complete: {stdout}\n{}\n--- server log ---\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.logs()
-    );
+    call.assert_completed(&server);
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", server.logs());
     for pid in children {
-        assert!(gone(pid), "child {pid} outlived the proxy");
+        assert!(tests::process_gone(pid), "child {pid} outlived the proxy");
     }
     let _ = std::fs::remove_file(path);
 }
