@@ -147,7 +147,7 @@ fn masked(name: &str, value: &str) -> String {
         "token",
         "password",
         "bearer",
-        "header",
+        "upstream-header",
         "credential",
     ]
     .iter()

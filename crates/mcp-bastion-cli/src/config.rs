@@ -856,7 +856,9 @@ fn server_config(path: &Path) -> Result<BTreeMap<String, ServerTable>, ConfigErr
     Ok(out)
 }
 
-/// Whether an option's values are secrets to mask when printed.
+/// Whether an option's values are secrets to mask when printed. Of the
+/// header options only `upstream-header` carries values (credentials);
+/// `capture-header`, `header-read-timeout` and `max-header-bytes` do not.
 pub(crate) fn is_secret(option: &str) -> bool {
     [
         "key",
@@ -864,7 +866,7 @@ pub(crate) fn is_secret(option: &str) -> bool {
         "token",
         "password",
         "bearer",
-        "header",
+        "upstream-header",
         "credential",
     ]
     .iter()
