@@ -1,6 +1,12 @@
 //! The `echo` tool every target serves, in process or over stdio.
 
-use rmcp::{handler::server::wrapper::Parameters, schemars, tool, tool_router};
+use std::sync::LazyLock;
+
+use rmcp::{
+    ServerHandler,
+    handler::server::{router::tool::ToolRouter, wrapper::Parameters},
+    schemars, tool, tool_handler, tool_router,
+};
 
 /// Arguments of `echo`.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -17,7 +23,12 @@ pub struct EchoArgs {
 #[derive(Debug, Clone, Default)]
 pub struct EchoServer;
 
-#[tool_router(server_handler)]
+/// The tool router, built once: rmcp's generated handler would otherwise
+/// rebuild it (schema included) on every call, which a profile showed as 14%
+/// of a call's instructions, in the backend rather than the proxy measured.
+static ROUTER: LazyLock<ToolRouter<EchoServer>> = LazyLock::new(EchoServer::tool_router);
+
+#[tool_router]
 impl EchoServer {
     /// Returns `message` unchanged.
     #[tool(description = "Echo a message back")]
@@ -25,3 +36,6 @@ impl EchoServer {
         args.message
     }
 }
+
+#[tool_handler(router = ROUTER)]
+impl ServerHandler for EchoServer {}
