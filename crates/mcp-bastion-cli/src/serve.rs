@@ -141,8 +141,12 @@ pub(crate) async fn serve(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            // Boxed: the connection task would otherwise hold the whole
+            // request future (axum and every layer, several KB) inline for
+            // the connection's life; boxed, it is freed once the response
+            // head is produced, which matters for long-lived SSE streams.
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                handle(router.clone(), req, peer, body_timeout)
+                Box::pin(handle(router.clone(), req, peer, body_timeout))
             });
             match acceptor {
                 None => {
