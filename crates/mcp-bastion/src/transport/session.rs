@@ -35,7 +35,7 @@ use crate::{
 };
 
 /// Frames buffered per stream before the backend pump waits for the client.
-const STREAM_BUFFER: usize = 64;
+pub(crate) const STREAM_BUFFER: usize = 64;
 
 /// How a stream's messages are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,11 +178,6 @@ impl Session {
         self.closed.is_cancelled()
     }
 
-    /// A token cancelled when the session ends.
-    pub(crate) fn ended(&self) -> CancellationToken {
-        self.closed.clone()
-    }
-
     /// Sends client messages to the backend. Fails when the backend is gone.
     pub(crate) async fn forward(
         &self,
@@ -249,6 +244,26 @@ impl Session {
             },
         );
         OpenedStream { prelude, rx }
+    }
+
+    /// Makes an already open stream, whose receiver the client holds, the
+    /// standalone stream (the legacy `/sse` stream, opened before its
+    /// backend session). A previous standalone stream ends.
+    pub(crate) fn adopt_standalone(&self, tx: mpsc::Sender<Bytes>) {
+        let mut routes = self.lock();
+        let stream = routes.next_stream;
+        routes.next_stream += 1;
+        if let Some(old) = routes.standalone.replace(stream) {
+            routes.streams.remove(&old);
+        }
+        routes.streams.insert(
+            stream,
+            StreamEntry {
+                tx,
+                encoding: Encoding::Sse,
+                waiting: 0,
+            },
+        );
     }
 
     /// Resumes a stream after `last_event_id`: its stored later events first,

@@ -1,8 +1,12 @@
 //! The legacy HTTP+SSE transport (2024-11-05).
 
 use std::{
+    collections::{HashMap, VecDeque},
     convert::Infallible,
-    sync::Arc,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -16,11 +20,12 @@ use axum::{
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header, request::Parts};
 use http_body::Body as HttpBody;
+use tokio::sync::mpsc;
 use tower::Service;
 
 use super::{
     config::{reject, session_not_found},
-    session::{Session, SessionTable},
+    session::{STREAM_BUFFER, Session, SessionTable},
     sse_codec::{SseBody, encode_event, set_sse_headers},
 };
 use crate::{
@@ -64,6 +69,8 @@ struct SseConfig {
 pub struct Sse<B> {
     backend: Arc<B>,
     sessions: Arc<SessionTable>,
+    /// Streams whose backend session opens on their first POST.
+    waiting: Arc<WaitingTable>,
     config: Arc<SseConfig>,
 }
 
@@ -72,6 +79,7 @@ impl<B> Clone for Sse<B> {
         Self {
             backend: Arc::clone(&self.backend),
             sessions: Arc::clone(&self.sessions),
+            waiting: Arc::clone(&self.waiting),
             config: Arc::clone(&self.config),
         }
     }
@@ -81,7 +89,7 @@ impl<B> std::fmt::Debug for Sse<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sse")
             .field("config", &self.config)
-            .field("sessions", &self.sessions.len())
+            .field("sessions", &(self.sessions.len() + self.waiting.len()))
             .finish()
     }
 }
@@ -93,6 +101,7 @@ impl<B: Backend> Sse<B> {
         Self {
             backend: Arc::new(backend),
             sessions: Arc::new(SessionTable::new(None)),
+            waiting: Arc::default(),
             config: Arc::new(SseConfig {
                 keepalive: Some(super::session::DEFAULT_KEEPALIVE),
                 message_path: "messages".into(),
@@ -128,9 +137,10 @@ impl<B: Backend> Sse<B> {
         self
     }
 
-    /// Number of open sessions.
+    /// Number of open sessions (streams whose backend session has not
+    /// opened yet included).
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.sessions.len() + self.waiting.len()
     }
 
     /// Starts a graceful shutdown: from now on no session opens (`503` with
@@ -152,6 +162,7 @@ impl<B: Backend> Sse<B> {
 
     /// Ends every session.
     pub fn close_all_sessions(&self) {
+        self.waiting.end_all();
         self.sessions.end_all();
     }
 
@@ -160,7 +171,7 @@ impl<B: Backend> Sse<B> {
     /// uses it, through [`SessionCloser`](crate::session::SessionCloser), to
     /// end idle, expired and evicted sessions.
     pub fn close_session(&self, id: &str) -> bool {
-        self.sessions.end_one(id)
+        self.waiting.end_one(id) | self.sessions.end_one(id)
     }
 
     /// A router serving `GET /sse` and `POST /<message_path>`; nest it
@@ -184,43 +195,97 @@ impl<B: Backend> Sse<B> {
             }
         };
         let endpoint = endpoint_uri(&parts, &self.config.message_path, &id);
-        let ctx = SessionContext {
-            session_id: Some(id.clone()),
-            protocol_version: Some(ProtocolVersion::V2024_11_05.as_str().to_owned()),
-            extensions: parts.extensions,
-        };
-        let conn = match self.backend.connect(ctx).await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::error!(target: "mcp_bastion::transport", error = %e, "backend failed to open a session");
-                return http_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    None,
-                    ErrorObject::new(codes::INTERNAL_ERROR, "MCP backend unavailable"),
-                );
-            }
-        };
-        let session = Session::start(id.clone(), conn, None, true, Arc::clone(&self.sessions));
-        let mut stream = session.open_standalone();
-        stream
-            .prelude
-            .push_front(encode_event(Some("endpoint"), None, &endpoint));
-        self.sessions.insert(Arc::clone(&session));
+        // The backend session opens on the first POST, not here: a stream
+        // that never posts costs no backend session (channels, tasks, or a
+        // child process per session).
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let waiting = Arc::new(Waiting {
+            id: id.clone(),
+            state: tokio::sync::Mutex::new(State::Waiting {
+                tx,
+                extensions: parts.extensions,
+            }),
+            gone: AtomicBool::new(false),
+        });
+        self.waiting.insert(Arc::clone(&waiting));
         // The session lives as long as its stream: a client that goes away
         // ends it, and with it the backend connection.
-        let guard = session.ended().drop_guard();
+        let guard = StreamGuard {
+            waiting,
+            table: Arc::clone(&self.waiting),
+        };
         let body = SseBody::new(
-            stream.prelude,
-            stream.rx,
+            VecDeque::from([encode_event(Some("endpoint"), None, &endpoint)]),
+            rx,
             self.config.keepalive,
-            Some(guard),
-        );
+            None,
+        )
+        .holding(guard);
         let mut res = Response::new(Body::new(body));
         set_sse_headers(res.headers_mut());
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(HEADER_SESSION_ID, v);
         }
         res
+    }
+
+    /// The session of a stream, its backend session opened on the stream's
+    /// first POST; `Err` is the answer to give instead.
+    async fn session(&self, id: &str) -> Result<Arc<Session>, Response> {
+        if let Some(session) = self.sessions.get(id) {
+            return Ok(session);
+        }
+        let Some(waiting) = self.waiting.get(id) else {
+            return Err(session_not_found());
+        };
+        // Held while connecting: concurrent first POSTs wait for one backend
+        // session.
+        let mut state = waiting.state.lock().await;
+        let (tx, extensions) = match std::mem::replace(&mut *state, State::Gone) {
+            State::Open(session) => {
+                *state = State::Open(Arc::clone(&session));
+                session.touch();
+                return Ok(session);
+            }
+            State::Gone => return Err(session_not_found()),
+            State::Waiting { tx, extensions } => (tx, extensions),
+        };
+        if waiting.gone.load(Ordering::SeqCst) {
+            return Err(session_not_found());
+        }
+        let ctx = SessionContext {
+            session_id: Some(waiting.id.clone()),
+            protocol_version: Some(ProtocolVersion::V2024_11_05.as_str().to_owned()),
+            extensions,
+        };
+        let conn = match self.backend.connect(ctx).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::error!(target: "mcp_bastion::transport", error = %e, "backend failed to open a session");
+                // The stream ends (its sender is dropped with `tx`), and so
+                // does the session: the client reconnects.
+                self.waiting.remove(&waiting.id);
+                return Err(backend_unavailable());
+            }
+        };
+        let session = Session::start(
+            waiting.id.clone(),
+            conn,
+            None,
+            true,
+            Arc::clone(&self.sessions),
+        );
+        session.adopt_standalone(tx);
+        self.sessions.insert(Arc::clone(&session));
+        *state = State::Open(Arc::clone(&session));
+        drop(state);
+        self.waiting.remove(&waiting.id);
+        // The stream went away while the backend session was opening.
+        if waiting.gone.load(Ordering::SeqCst) {
+            self.sessions.end_one(&waiting.id);
+            return Err(session_not_found());
+        }
+        Ok(session)
     }
 
     async fn message(&self, parts: &Parts, mcp: McpRequest) -> Response {
@@ -238,8 +303,9 @@ impl<B: Backend> Sse<B> {
                 "Bad Request: malformed session_id",
             );
         }
-        let Some(session) = self.sessions.get(id) else {
-            return session_not_found();
+        let session = match self.session(id).await {
+            Ok(session) => session,
+            Err(res) => return res,
         };
         let _ = parts;
         let messages = match mcp.into_payload() {
@@ -250,6 +316,113 @@ impl<B: Backend> Sse<B> {
             return session_not_found();
         }
         (StatusCode::ACCEPTED, "Accepted").into_response()
+    }
+}
+
+/// `500`: the backend could not open a session.
+fn backend_unavailable() -> Response {
+    http_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        ErrorObject::new(codes::INTERNAL_ERROR, "MCP backend unavailable"),
+    )
+}
+
+/// A legacy stream and, once its first POST has come, its session.
+struct Waiting {
+    id: String,
+    state: tokio::sync::Mutex<State>,
+    /// The stream has ended (client gone, or closed by the server).
+    gone: AtomicBool,
+}
+
+enum State {
+    /// No POST yet: the stream's sender and the opening request's
+    /// extensions, for the backend session.
+    Waiting {
+        tx: mpsc::Sender<Bytes>,
+        extensions: http::Extensions,
+    },
+    /// The backend session is open.
+    Open(Arc<Session>),
+    /// Ended, or its backend failed to open.
+    Gone,
+}
+
+impl Waiting {
+    /// Ends the stream, and its session if one opened. A session still
+    /// opening sees `gone` once it has opened, and ends itself.
+    fn end(&self) {
+        self.gone.store(true, Ordering::SeqCst);
+        if let Ok(mut state) = self.state.try_lock()
+            && let State::Open(session) = std::mem::replace(&mut *state, State::Gone)
+        {
+            session.end();
+        }
+    }
+}
+
+/// Streams without a backend session yet, by session id.
+#[derive(Default)]
+struct WaitingTable(Mutex<HashMap<String, Arc<Waiting>>>);
+
+impl WaitingTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Waiting>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, waiting: Arc<Waiting>) {
+        self.lock().insert(waiting.id.clone(), waiting);
+    }
+
+    fn get(&self, id: &str) -> Option<Arc<Waiting>> {
+        self.lock().get(id).cloned()
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<Waiting>> {
+        self.lock().remove(id)
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Ends one stream (its sender is dropped); `false` when none waits
+    /// under this id.
+    fn end_one(&self, id: &str) -> bool {
+        match self.remove(id) {
+            Some(w) => {
+                w.end();
+                if let Ok(mut state) = w.state.try_lock()
+                    && matches!(*state, State::Waiting { .. })
+                {
+                    *state = State::Gone;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn end_all(&self) {
+        let ids: Vec<String> = self.lock().keys().cloned().collect();
+        for id in ids {
+            self.end_one(&id);
+        }
+    }
+}
+
+/// Held by a legacy stream's body: when the body is dropped (the client
+/// went away, or the stream ended), the session ends.
+struct StreamGuard {
+    waiting: Arc<Waiting>,
+    table: Arc<WaitingTable>,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.table.remove(&self.waiting.id);
+        self.waiting.end();
     }
 }
 
