@@ -516,6 +516,116 @@ async fn legacy_session_ends_when_its_stream_closes() {
     panic!("session still open after its stream closed");
 }
 
+/// Refuses every session.
+#[derive(Clone, Default)]
+struct Unavailable;
+
+impl Backend for Unavailable {
+    fn connect(&self, _: SessionContext) -> BoxFuture<'static, Result<Connection, BackendError>> {
+        Box::pin(async { Err(BackendError::Unavailable("down".into())) })
+    }
+}
+
+async fn open_legacy(app: &axum::Router) -> (String, Body) {
+    let res = app
+        .clone()
+        .oneshot(Request::get("/sse").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let sid = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("event: endpoint\n"));
+    (sid, body)
+}
+
+fn legacy_post(sid: &str, msg: &Value) -> Request<Body> {
+    Request::post(format!("/messages?session_id={sid}"))
+        .header("content-type", "application/json")
+        .body(Body::from(msg.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn legacy_backend_session_opens_on_the_first_post_once_and_closes_with_the_stream() {
+    let backend = Recording::default();
+    let sse = Sse::new(backend.clone()).keepalive(None);
+    let app = sse.clone().into_router::<()>();
+    let (sid, mut body) = open_legacy(&app).await;
+    // A stream that has not posted holds no backend session.
+    assert_eq!(backend.opened(), 0);
+    assert_eq!(sse.session_count(), 1);
+    // Two first POSTs at once open one backend session.
+    let a = app
+        .clone()
+        .oneshot(legacy_post(&sid, &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})));
+    let b = app
+        .clone()
+        .oneshot(legacy_post(&sid, &json!({"jsonrpc":"2.0","id":2,"method":"tools/list"})));
+    let (a, b) = tokio::join!(a, b);
+    assert_eq!(a.unwrap().status(), StatusCode::ACCEPTED);
+    assert_eq!(b.unwrap().status(), StatusCode::ACCEPTED);
+    assert_eq!(backend.opened(), 1);
+    assert_eq!(sse.session_count(), 1);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let frame = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        ids.push(parse_sse(&frame)[0].1["id"].as_i64().unwrap());
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2]);
+    drop(body);
+    for _ in 0..50 {
+        if sse.session_count() == 0 && backend.all_closed() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("backend session still open after its stream closed");
+}
+
+#[tokio::test]
+async fn legacy_failing_backend_is_a_500_on_the_first_post_and_ends_the_stream() {
+    let sse = Sse::new(Unavailable).keepalive(None);
+    let app = sse.clone().into_router::<()>();
+    let (sid, mut body) = open_legacy(&app).await;
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
+    let res = app.clone().oneshot(legacy_post(&sid, &ping)).await.unwrap();
+    let (status, v) = status_and_json(res).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(v["jsonrpc"], "2.0");
+    assert_eq!(v["error"]["code"], crate::jsonrpc::codes::INTERNAL_ERROR);
+    assert_eq!(v["error"]["message"], "MCP backend unavailable");
+    // The stream ends, and the session is gone.
+    assert!(body.frame().await.is_none());
+    assert_eq!(sse.session_count(), 0);
+    let res = app.oneshot(legacy_post(&sid, &ping)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn legacy_stream_without_a_post_is_ended_by_close_session_and_close_all() {
+    let backend = Recording::default();
+    let sse = Sse::new(backend.clone()).keepalive(None);
+    let app = sse.clone().into_router::<()>();
+    let (sid, mut one) = open_legacy(&app).await;
+    let (_, mut two) = open_legacy(&app).await;
+    assert_eq!(sse.session_count(), 2);
+    assert!(sse.close_session(&sid));
+    assert!(!sse.close_session(&sid));
+    assert!(one.frame().await.is_none());
+    sse.close_all_sessions();
+    assert!(two.frame().await.is_none());
+    assert_eq!(sse.session_count(), 0);
+    assert_eq!(backend.opened(), 0);
+    let res = app
+        .oneshot(legacy_post(&sid, &json!({"jsonrpc":"2.0","id":1,"method":"ping"})))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn idle_sessions_are_ended_and_then_unknown() {
     let svc =
