@@ -199,12 +199,18 @@ impl<B: Backend> Sse<B> {
         // that never posts costs no backend session (channels, tasks, or a
         // child process per session).
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let mut extensions = parts.extensions;
+        // The request's URI shares hyper's read buffer (8 KB): a copy kept
+        // for the stream's life would keep that buffer too, beside the one
+        // hyper reserves for the next read.
+        if let Some(OriginalUri(uri)) = extensions.get::<OriginalUri>()
+            && let Ok(owned) = http::Uri::try_from(uri.to_string())
+        {
+            extensions.insert(OriginalUri(owned));
+        }
         let waiting = Arc::new(Waiting {
             id: id.clone(),
-            state: tokio::sync::Mutex::new(State::Waiting {
-                tx,
-                extensions: parts.extensions,
-            }),
+            state: tokio::sync::Mutex::new(State::Waiting { tx, extensions }),
             gone: AtomicBool::new(false),
         });
         self.waiting.insert(Arc::clone(&waiting));
