@@ -139,23 +139,26 @@ pub(crate) async fn serve(
         let router = router.clone();
         let http1 = http1.clone();
         let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            // Boxed: the connection task would otherwise hold the whole
-            // request future (axum and every layer, several KB) inline for
-            // the connection's life; boxed, it is freed once the response
-            // head is produced, which matters for long-lived SSE streams.
-            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                Box::pin(handle(router.clone(), req, peer, body_timeout))
-            });
-            match acceptor {
-                None => {
+        // Boxed: the connection task would otherwise hold the whole
+        // request future (axum and every layer, several KB) inline for
+        // the connection's life; boxed, it is freed once the response
+        // head is produced, which matters for long-lived SSE streams.
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            Box::pin(handle(router.clone(), req, peer, body_timeout))
+        });
+        // One task shape per case: a plain connection's task does not
+        // carry room for a TLS stream and its handshake.
+        match acceptor.clone() {
+            None => {
+                tokio::spawn(async move {
                     let conn = http1.serve_connection(TokioIo::new(tcp), service);
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
-                }
-                Some(acceptor) => {
+                });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
                     let Some(stream) = handshake(acceptor, tcp, peer, handshake_timeout).await
                     else {
                         return;
@@ -164,9 +167,9 @@ pub(crate) async fn serve(
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
-                }
+                });
             }
-        });
+        }
     }
     drop(listener);
     graceful.shutdown().await;
