@@ -557,12 +557,14 @@ async fn legacy_backend_session_opens_on_the_first_post_once_and_closes_with_the
     assert_eq!(backend.opened(), 0);
     assert_eq!(sse.session_count(), 1);
     // Two first POSTs at once open one backend session.
-    let a = app
-        .clone()
-        .oneshot(legacy_post(&sid, &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"})));
-    let b = app
-        .clone()
-        .oneshot(legacy_post(&sid, &json!({"jsonrpc":"2.0","id":2,"method":"tools/list"})));
+    let a = app.clone().oneshot(legacy_post(
+        &sid,
+        &json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}),
+    ));
+    let b = app.clone().oneshot(legacy_post(
+        &sid,
+        &json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+    ));
     let (a, b) = tokio::join!(a, b);
     assert_eq!(a.unwrap().status(), StatusCode::ACCEPTED);
     assert_eq!(b.unwrap().status(), StatusCode::ACCEPTED);
@@ -620,7 +622,10 @@ async fn legacy_stream_without_a_post_is_ended_by_close_session_and_close_all() 
     assert_eq!(sse.session_count(), 0);
     assert_eq!(backend.opened(), 0);
     let res = app
-        .oneshot(legacy_post(&sid, &json!({"jsonrpc":"2.0","id":1,"method":"ping"})))
+        .oneshot(legacy_post(
+            &sid,
+            &json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+        ))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
