@@ -53,6 +53,10 @@ struct SseConfig {
 /// reply arrives on the stream as a `message` event. The session ends when the
 /// stream closes.
 ///
+/// The backend session opens on the stream's first POST, so a stream that
+/// never posts costs no backend session; a backend that cannot open one
+/// answers that POST `500` (JSON-RPC `-32603`) and ends the stream.
+///
 /// ```no_run
 /// use axum::serve::ListenerExt;
 /// use mcp_bastion::{backend::stdio::StdioBackend, transport::Sse};
