@@ -3,10 +3,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     convert::Infallible,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Duration,
 };
@@ -214,8 +211,8 @@ impl<B: Backend> Sse<B> {
         }
         let waiting = Arc::new(Waiting {
             id: id.clone(),
-            state: tokio::sync::Mutex::new(State::Waiting { tx, extensions }),
-            gone: AtomicBool::new(false),
+            state: Mutex::new(State::Waiting { tx, extensions }),
+            connecting: tokio::sync::Mutex::new(()),
         });
         self.waiting.insert(Arc::clone(&waiting));
         // The session lives as long as its stream: a client that goes away
@@ -250,19 +247,22 @@ impl<B: Backend> Sse<B> {
         };
         // Held while connecting: concurrent first POSTs wait for one backend
         // session.
-        let mut state = waiting.state.lock().await;
-        let (tx, extensions) = match std::mem::replace(&mut *state, State::Gone) {
-            State::Open(session) => {
-                *state = State::Open(Arc::clone(&session));
-                session.touch();
-                return Ok(session);
+        let _turn = waiting.connecting.lock().await;
+        let (tx, extensions) = {
+            let mut state = waiting.lock();
+            match std::mem::replace(&mut *state, State::Connecting) {
+                State::Open(session) => {
+                    *state = State::Open(Arc::clone(&session));
+                    session.touch();
+                    return Ok(session);
+                }
+                State::Waiting { tx, extensions } => (tx, extensions),
+                State::Connecting | State::Ended => {
+                    *state = State::Ended;
+                    return Err(session_not_found());
+                }
             }
-            State::Gone => return Err(session_not_found()),
-            State::Waiting { tx, extensions } => (tx, extensions),
         };
-        if waiting.gone.load(Ordering::SeqCst) {
-            return Err(session_not_found());
-        }
         let ctx = SessionContext {
             session_id: Some(waiting.id.clone()),
             protocol_version: Some(ProtocolVersion::V2024_11_05.as_str().to_owned()),
@@ -274,6 +274,7 @@ impl<B: Backend> Sse<B> {
                 tracing::error!(target: "mcp_bastion::transport", error = %e, "backend failed to open a session");
                 // The stream ends (its sender is dropped with `tx`), and so
                 // does the session: the client reconnects.
+                *waiting.lock() = State::Ended;
                 self.waiting.remove(&waiting.id);
                 return Err(backend_unavailable());
             }
@@ -286,15 +287,18 @@ impl<B: Backend> Sse<B> {
             Arc::clone(&self.sessions),
         );
         session.adopt_standalone(tx);
-        self.sessions.insert(Arc::clone(&session));
-        *state = State::Open(Arc::clone(&session));
-        drop(state);
-        self.waiting.remove(&waiting.id);
-        // The stream went away while the backend session was opening.
-        if waiting.gone.load(Ordering::SeqCst) {
-            self.sessions.end_one(&waiting.id);
-            return Err(session_not_found());
+        {
+            let mut state = waiting.lock();
+            if !matches!(*state, State::Connecting) {
+                // The stream ended while the backend session was opening.
+                drop(state);
+                session.end();
+                return Err(session_not_found());
+            }
+            *state = State::Open(Arc::clone(&session));
         }
+        self.sessions.insert(Arc::clone(&session));
+        self.waiting.remove(&waiting.id);
         Ok(session)
     }
 
@@ -341,9 +345,9 @@ fn backend_unavailable() -> Response {
 /// A legacy stream and, once its first POST has come, its session.
 struct Waiting {
     id: String,
-    state: tokio::sync::Mutex<State>,
-    /// The stream has ended (client gone, or closed by the server).
-    gone: AtomicBool,
+    state: Mutex<State>,
+    /// Held by the POST that opens the backend session.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 enum State {
@@ -353,20 +357,25 @@ enum State {
         tx: mpsc::Sender<Bytes>,
         extensions: http::Extensions,
     },
+    /// A POST is opening the backend session.
+    Connecting,
     /// The backend session is open.
     Open(Arc<Session>),
-    /// Ended, or its backend failed to open.
-    Gone,
+    /// The stream ended, or its backend failed to open.
+    Ended,
 }
 
 impl Waiting {
-    /// Ends the stream, and its session if one opened. A session still
-    /// opening sees `gone` once it has opened, and ends itself.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends the stream (its sender is dropped), and its session if one
+    /// opened. A session still opening sees `Ended` once it has opened, and
+    /// ends itself.
     fn end(&self) {
-        self.gone.store(true, Ordering::SeqCst);
-        if let Ok(mut state) = self.state.try_lock()
-            && let State::Open(session) = std::mem::replace(&mut *state, State::Gone)
-        {
+        let old = std::mem::replace(&mut *self.lock(), State::Ended);
+        if let State::Open(session) = old {
             session.end();
         }
     }
@@ -403,11 +412,6 @@ impl WaitingTable {
         match self.remove(id) {
             Some(w) => {
                 w.end();
-                if let Ok(mut state) = w.state.try_lock()
-                    && matches!(*state, State::Waiting { .. })
-                {
-                    *state = State::Gone;
-                }
                 true
             }
             None => false,
