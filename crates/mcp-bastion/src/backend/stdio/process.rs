@@ -198,12 +198,19 @@ pub(crate) fn spawn(
     })
 }
 
+/// Most bytes gathered into one `write` to the child's stdin.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Writes queued messages to the child's stdin. Everything already queued
+/// when the writer wakes (up to [`WRITE_BATCH`] bytes) goes out in one
+/// `write`, instead of one system call per message.
 async fn write_stdin(
     mut stdin: ChildStdin,
     mut rx: mpsc::Receiver<Message>,
     terminate: CancellationToken,
     pid: Option<u32>,
 ) {
+    let mut batch = Vec::new();
     loop {
         let msg = tokio::select! {
             biased;
@@ -213,12 +220,18 @@ async fn write_stdin(
                 None => break,
             },
         };
-        let mut line = msg.to_json();
-        line.push('\n');
+        batch.clear();
+        append_line(&mut batch, &msg);
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(msg) => append_line(&mut batch, &msg),
+                Err(_) => break,
+            }
+        }
         let written = tokio::select! {
             () = terminate.cancelled() => break,
             r = async {
-                stdin.write_all(line.as_bytes()).await?;
+                stdin.write_all(&batch).await?;
                 stdin.flush().await
             } => r,
         };
@@ -226,8 +239,23 @@ async fn write_stdin(
             tracing::debug!(target: TARGET, pid, "backend stdin closed: {e}");
             break;
         }
+        if batch.capacity() > WRITE_BATCH {
+            // One huge message should not pin its buffer for the child's life.
+            batch = Vec::new();
+        }
     }
     // Dropping stdin closes the pipe: the child sees end of input.
+}
+
+/// Appends `msg` as one line of JSON, serialized in place (the same bytes
+/// as [`Message::to_json`]).
+fn append_line(batch: &mut Vec<u8>, msg: &Message) {
+    let start = batch.len();
+    if serde_json::to_writer(&mut *batch, msg).is_err() {
+        batch.truncate(start);
+        batch.extend_from_slice(msg.to_json().as_bytes());
+    }
+    batch.push(b'\n');
 }
 
 async fn read_stdout(
@@ -466,6 +494,36 @@ impl ChildRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn queued_messages_reach_stdin_in_order_as_lines() {
+        let (tx, rx) = mpsc::channel(STDIN_QUEUE);
+        for i in 0..5 {
+            tx.send(Message::Notification(crate::jsonrpc::Notification {
+                method: format!("m{i}"),
+                params: None,
+            }))
+            .await
+            .expect("queued");
+        }
+        drop(tx);
+        let mut batch = Vec::new();
+        let mut rx = rx;
+        while let Ok(msg) = rx.try_recv() {
+            append_line(&mut batch, &msg);
+        }
+        let lines: Vec<Message> = batch
+            .split(|&b| b == b'\n')
+            .flat_map(|line| parse_line(line, None))
+            .collect();
+        assert_eq!(lines.len(), 5);
+        for (i, msg) in lines.iter().enumerate() {
+            let Message::Notification(n) = msg else {
+                panic!("not a notification: {msg:?}");
+            };
+            assert_eq!(n.method, format!("m{i}"));
+        }
+    }
 
     #[test]
     fn parse_line_accepts_objects_and_batches_and_skips_the_rest() {
