@@ -17,7 +17,7 @@ use axum::{
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode, header, request::Parts};
 use http_body::Body as HttpBody;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tower::Service;
 
 use super::{
@@ -199,7 +199,9 @@ impl<B: Backend> Sse<B> {
         // The backend session opens on the first POST, not here: a stream
         // that never posts costs no backend session (channels, tasks, or a
         // child process per session).
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        // So does the stream's channel of frames: the body gets it with the
+        // first POST.
+        let (deliver, later) = oneshot::channel();
         let mut extensions = parts.extensions;
         // The request's URI shares hyper's read buffer (8 KB): a copy kept
         // for the stream's life would keep that buffer too, beside the one
@@ -211,7 +213,10 @@ impl<B: Backend> Sse<B> {
         }
         let waiting = Arc::new(Waiting {
             id: id.clone(),
-            state: Mutex::new(State::Waiting { tx, extensions }),
+            state: Mutex::new(State::Waiting {
+                deliver,
+                extensions,
+            }),
             connecting: tokio::sync::Mutex::new(()),
         });
         self.waiting.insert(Arc::clone(&waiting));
@@ -221,11 +226,10 @@ impl<B: Backend> Sse<B> {
             waiting,
             table: Arc::clone(&self.waiting),
         };
-        let body = SseBody::new(
+        let body = SseBody::channel_later(
             VecDeque::from([encode_event(Some("endpoint"), None, &endpoint)]),
-            rx,
+            later,
             self.config.keepalive,
-            None,
         )
         .holding(guard);
         let mut res = Response::new(Body::new(body));
@@ -256,7 +260,16 @@ impl<B: Backend> Sse<B> {
                     session.touch();
                     return Ok(session);
                 }
-                State::Waiting { tx, extensions } => (tx, extensions),
+                State::Waiting {
+                    deliver,
+                    extensions,
+                } => {
+                    // If the body is gone, the stream has ended and the
+                    // state check below sees it.
+                    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+                    let _ = deliver.send(rx);
+                    (tx, extensions)
+                }
                 State::Connecting | State::Ended => {
                     *state = State::Ended;
                     return Err(session_not_found());
@@ -351,10 +364,10 @@ struct Waiting {
 }
 
 enum State {
-    /// No POST yet: the stream's sender and the opening request's
-    /// extensions, for the backend session.
+    /// No POST yet: where to hand the stream its channel of frames, and
+    /// the opening request's extensions, for the backend session.
     Waiting {
-        tx: mpsc::Sender<Bytes>,
+        deliver: oneshot::Sender<mpsc::Receiver<Bytes>>,
         extensions: http::Extensions,
     },
     /// A POST is opening the backend session.

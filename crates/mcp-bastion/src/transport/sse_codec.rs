@@ -15,7 +15,7 @@ use std::{
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderValue, header};
 use http_body::{Body, Frame, SizeHint};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::DropGuard;
 
 /// Encodes one event. `data` may contain newlines: each line becomes its own
@@ -79,7 +79,7 @@ pub(crate) fn set_sse_headers(headers: &mut http::HeaderMap) {
 /// owner.
 pub(crate) struct SseBody {
     prelude: VecDeque<Bytes>,
-    rx: mpsc::Receiver<Bytes>,
+    frames: Frames,
     keepalive: Option<Pin<Box<tokio::time::Sleep>>>,
     period: Option<Duration>,
     _guard: Option<DropGuard>,
@@ -104,10 +104,56 @@ impl Drop for SseBody {
     }
 }
 
+/// Where a body's frames after the prelude come from.
+enum Frames {
+    /// A channel, there from the start.
+    Channel(mpsc::Receiver<Bytes>),
+    /// A channel handed over later: a legacy stream gets its channel with
+    /// its first POST, so that one that never posts does not hold a
+    /// channel's first block (about 1 KB) for its whole life. The stream
+    /// ends if the sender is dropped without handing one over.
+    Later(oneshot::Receiver<mpsc::Receiver<Bytes>>),
+}
+
+impl Frames {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Frames::Later(later) = self {
+            match Pin::new(later).poll(cx) {
+                Poll::Ready(Ok(rx)) => *self = Frames::Channel(rx),
+                Poll::Ready(Err(_)) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        match self {
+            Frames::Channel(rx) => rx.poll_recv(cx),
+            Frames::Later(_) => Poll::Pending,
+        }
+    }
+}
+
 impl SseBody {
     pub(crate) fn new(
         prelude: VecDeque<Bytes>,
         rx: mpsc::Receiver<Bytes>,
+        keepalive: Option<Duration>,
+        guard: Option<DropGuard>,
+    ) -> Self {
+        Self::with_frames(prelude, Frames::Channel(rx), keepalive, guard)
+    }
+
+    /// Like [`Self::new`], with the channel handed over later through
+    /// `later`; the body ends if `later`'s sender is dropped first.
+    pub(crate) fn channel_later(
+        prelude: VecDeque<Bytes>,
+        later: oneshot::Receiver<mpsc::Receiver<Bytes>>,
+        keepalive: Option<Duration>,
+    ) -> Self {
+        Self::with_frames(prelude, Frames::Later(later), keepalive, None)
+    }
+
+    fn with_frames(
+        prelude: VecDeque<Bytes>,
+        frames: Frames,
         keepalive: Option<Duration>,
         guard: Option<DropGuard>,
     ) -> Self {
@@ -116,7 +162,7 @@ impl SseBody {
         metrics::gauge!(crate::metrics::SSE_STREAMS_OPEN).increment(1.0);
         Self {
             prelude,
-            rx,
+            frames,
             keepalive: keepalive.map(|d| Box::pin(tokio::time::sleep(d))),
             period: keepalive,
             _guard: guard,
@@ -150,7 +196,7 @@ impl Body for SseBody {
             self.reset_keepalive();
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
-        match self.rx.poll_recv(cx) {
+        match self.frames.poll_recv(cx) {
             Poll::Ready(Some(bytes)) => {
                 self.reset_keepalive();
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
@@ -225,6 +271,36 @@ mod tests {
         let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(&f[..], KEEPALIVE);
         drop(tx);
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_channel_handed_over_later_carries_frames_and_keepalives_come_before_it() {
+        let (deliver, later) = oneshot::channel();
+        let mut body = SseBody::channel_later(
+            VecDeque::from([Bytes::from_static(b"endpoint")]),
+            later,
+            Some(Duration::from_secs(30)),
+        );
+        let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&f[..], b"endpoint");
+        // No channel yet: the stream stays open and keeps alive.
+        let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&f[..], KEEPALIVE);
+        let (tx, rx) = mpsc::channel(4);
+        deliver.send(rx).unwrap();
+        tx.send(Bytes::from_static(b"message")).await.unwrap();
+        let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&f[..], b"message");
+        drop(tx);
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_body_whose_channel_never_comes_ends_when_the_handover_is_dropped() {
+        let (deliver, later) = oneshot::channel::<mpsc::Receiver<Bytes>>();
+        let mut body = SseBody::channel_later(VecDeque::new(), later, None);
+        drop(deliver);
         assert!(body.frame().await.is_none());
     }
 }
