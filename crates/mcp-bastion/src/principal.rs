@@ -27,6 +27,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
+    sync::Arc,
 };
 
 use axum::{
@@ -41,11 +42,15 @@ use crate::jsonrpc::{ErrorObject, codes, http_error};
 /// Who is calling: a subject, the scopes they were granted, the claims they
 /// presented, and environment variables for their stdio child.
 ///
-/// Cheap to clone for the sizes it holds in practice. `Debug` prints the
+/// Cheap to clone: the fields are shared behind one reference count, so the
+/// copy each layer and handler takes costs no allocation. `Debug` prints the
 /// subject, key id and scopes, and only the *names* of env entries and
 /// claims: their values may be credentials.
 #[derive(Clone, PartialEq)]
-pub struct Principal {
+pub struct Principal(Arc<Fields>);
+
+#[derive(Clone, PartialEq)]
+struct Fields {
     subject: String,
     key_id: Option<String>,
     scopes: BTreeSet<String>,
@@ -56,20 +61,25 @@ pub struct Principal {
 impl Principal {
     /// A principal with the given subject and nothing else.
     pub fn new(subject: impl Into<String>) -> Self {
-        Self {
+        Self(Arc::new(Fields {
             subject: subject.into(),
             key_id: None,
             scopes: BTreeSet::new(),
             claims: Map::new(),
             env: BTreeMap::new(),
-        }
+        }))
+    }
+
+    /// The fields, to change: copied first only if another clone shares them.
+    fn fields_mut(&mut self) -> &mut Fields {
+        Arc::make_mut(&mut self.0)
     }
 
     /// Sets the id of the credential that authenticated this principal (an
     /// API key's name, a JWT's `jti`…): rate limits can key on it. Never the
     /// secret itself.
     pub fn with_key_id(mut self, key_id: impl Into<String>) -> Self {
-        self.key_id = Some(key_id.into());
+        self.fields_mut().key_id = Some(key_id.into());
         self
     }
 
@@ -79,13 +89,15 @@ impl Principal {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self.fields_mut()
+            .scopes
+            .extend(scopes.into_iter().map(Into::into));
         self
     }
 
     /// Replaces the claims.
     pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
-        self.claims = claims;
+        self.fields_mut().claims = claims;
         self
     }
 
@@ -97,56 +109,57 @@ impl Principal {
         K: Into<String>,
         V: Into<String>,
     {
-        self.env
+        self.fields_mut()
+            .env
             .extend(env.into_iter().map(|(k, v)| (k.into(), v.into())));
         self
     }
 
     /// The subject: a user id, a client id, or an API key's name.
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.0.subject
     }
 
     /// The id of the credential used, when the authenticator knows one.
     pub fn key_id(&self) -> Option<&str> {
-        self.key_id.as_deref()
+        self.0.key_id.as_deref()
     }
 
     /// The granted scopes.
     pub fn scopes(&self) -> &BTreeSet<String> {
-        &self.scopes
+        &self.0.scopes
     }
 
     /// Whether `scope` was granted.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.contains(scope)
+        self.0.scopes.contains(scope)
     }
 
     /// The claims the credential carried (a JWT's payload, an introspection
     /// answer); empty for API keys.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.claims
+        &self.0.claims
     }
 
     /// One claim.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.claims.get(name)
+        self.0.claims.get(name)
     }
 
     /// Environment entries for this principal's stdio child.
     pub fn env(&self) -> &BTreeMap<String, String> {
-        &self.env
+        &self.0.env
     }
 }
 
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
-            .field("subject", &self.subject)
-            .field("key_id", &self.key_id)
-            .field("scopes", &self.scopes)
-            .field("claims", &self.claims.keys().collect::<Vec<_>>())
-            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("subject", &self.0.subject)
+            .field("key_id", &self.0.key_id)
+            .field("scopes", &self.0.scopes)
+            .field("claims", &self.0.claims.keys().collect::<Vec<_>>())
+            .field("env", &self.0.env.keys().collect::<Vec<_>>())
             .finish()
     }
 }

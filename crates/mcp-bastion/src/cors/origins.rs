@@ -162,6 +162,12 @@ impl AllowedOrigins {
         if self.any {
             return true;
         }
+        // Fast path, no allocation: an origin sent exactly in its normal
+        // form (what browsers send) is itself an entry of `exact`, and
+        // normalizing it would give the same string.
+        if self.exact.contains(origin) {
+            return true;
+        }
         let Some((scheme, host, port)) = parse_origin(origin) else {
             return false;
         };
