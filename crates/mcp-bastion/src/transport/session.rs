@@ -68,6 +68,24 @@ struct Routes {
     standalone: Option<StreamId>,
 }
 
+impl Routes {
+    /// Makes `stream`, sending on `tx`, the standalone stream; a previous
+    /// one ends (its sender is dropped).
+    fn set_standalone(&mut self, stream: StreamId, tx: mpsc::Sender<Bytes>) {
+        if let Some(old) = self.standalone.replace(stream) {
+            self.streams.remove(&old);
+        }
+        self.streams.insert(
+            stream,
+            StreamEntry {
+                tx,
+                encoding: Encoding::Sse,
+                waiting: 0,
+            },
+        );
+    }
+}
+
 /// A new stream's first frames and its channel.
 pub(crate) struct OpenedStream {
     pub(crate) prelude: VecDeque<Bytes>,
@@ -232,17 +250,7 @@ impl Session {
         let stream = routes.next_stream;
         routes.next_stream += 1;
         let prelude = self.priming_frame(&mut routes, stream, Encoding::Sse);
-        if let Some(old) = routes.standalone.replace(stream) {
-            routes.streams.remove(&old);
-        }
-        routes.streams.insert(
-            stream,
-            StreamEntry {
-                tx,
-                encoding: Encoding::Sse,
-                waiting: 0,
-            },
-        );
+        routes.set_standalone(stream, tx);
         OpenedStream { prelude, rx }
     }
 
@@ -253,17 +261,7 @@ impl Session {
         let mut routes = self.lock();
         let stream = routes.next_stream;
         routes.next_stream += 1;
-        if let Some(old) = routes.standalone.replace(stream) {
-            routes.streams.remove(&old);
-        }
-        routes.streams.insert(
-            stream,
-            StreamEntry {
-                tx,
-                encoding: Encoding::Sse,
-                waiting: 0,
-            },
-        );
+        routes.set_standalone(stream, tx);
     }
 
     /// Resumes a stream after `last_event_id`: its stored later events first,
