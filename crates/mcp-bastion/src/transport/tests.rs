@@ -507,13 +507,10 @@ async fn legacy_session_ends_when_its_stream_closes() {
         .unwrap();
     assert_eq!(sse.session_count(), 1);
     drop(res);
-    for _ in 0..50 {
-        if sse.session_count() == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("session still open after its stream closed");
+    assert!(
+        eventually(50, || sse.session_count() == 0).await,
+        "session still open after its stream closed"
+    );
 }
 
 /// Refuses every session.
@@ -578,13 +575,10 @@ async fn legacy_backend_session_opens_on_the_first_post_once_and_closes_with_the
     ids.sort_unstable();
     assert_eq!(ids, vec![1, 2]);
     drop(body);
-    for _ in 0..50 {
-        if sse.session_count() == 0 && backend.all_closed() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("backend session still open after its stream closed");
+    assert!(
+        eventually(50, || sse.session_count() == 0 && backend.all_closed()).await,
+        "backend session still open after its stream closed"
+    );
 }
 
 #[tokio::test]
@@ -704,15 +698,20 @@ fn post_2026(method: &str, id: i64, params: Value) -> Request<Body> {
         .unwrap()
 }
 
-/// Waits (bounded) until every backend connection opened so far is closed.
-async fn eventually_all_closed(backend: &Recording) -> bool {
-    for _ in 0..100 {
-        if backend.all_closed() {
+/// Whether `cond` holds within `tries` checks 10 ms apart.
+async fn eventually(tries: u32, mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..tries {
+        if cond() {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+/// Waits (bounded) until every backend connection opened so far is closed.
+async fn eventually_all_closed(backend: &Recording) -> bool {
+    eventually(100, || backend.all_closed()).await
 }
 
 #[tokio::test]
