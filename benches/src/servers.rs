@@ -23,6 +23,7 @@ use rmcp::transport::{
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 
 use crate::{echo::EchoServer, jwt};
 
@@ -161,15 +162,20 @@ pub fn full_stack(addr: SocketAddr) -> Result<Router, String> {
     let origins = AllowedOrigins::loopback()
         .allow(FULL_STACK_ORIGIN)
         .map_err(|e| e.to_string())?;
+    // One stack, applied once: `Router::layer` boxes each layer it is given
+    // into a route of its own, so layering one by one would add a boxed
+    // clone and a route future per layer to every request.
+    let stack = ServiceBuilder::new()
+        .layer(mcp_cors(origins.clone()))
+        .layer(OriginGuardLayer::new(origins))
+        .layer(McpAuthLayer::new(jwt))
+        .layer(McpInspectLayer::new())
+        .layer(limits)
+        .layer(sessions);
     let mcp = Router::new()
         .route_service("/mcp", streamable)
         .merge(sse.into_router())
-        .layer(sessions)
-        .layer(limits)
-        .layer(McpInspectLayer::new())
-        .layer(McpAuthLayer::new(jwt))
-        .layer(OriginGuardLayer::new(origins.clone()))
-        .layer(mcp_cors(origins));
+        .layer(stack);
     Ok(mcp.merge(jwt::jwks_router()))
 }
 

@@ -58,6 +58,10 @@ fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
     buf.put_u8(b'\n');
 }
 
+/// How long a request stream's response head waits for the stream's first
+/// event (see [`SseBody::settled`]).
+pub(crate) const FIRST_EVENT_WAIT: Duration = Duration::from_millis(50);
+
 /// The keepalive comment.
 pub(crate) const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
@@ -74,7 +78,8 @@ pub(crate) fn set_sse_headers(headers: &mut http::HeaderMap) {
 
 /// A streaming SSE response body: first `prelude` frames, then frames from a
 /// channel, with a keepalive comment whenever the stream has been idle for
-/// the keepalive period. The stream ends when the channel's senders are gone.
+/// the keepalive period. The stream ends when the channel's senders are gone;
+/// a [`complete`](SseBody::complete) body is its prelude alone.
 /// Dropping the body (the client went away) drops `guard`, which tells the
 /// owner.
 pub(crate) struct SseBody {
@@ -113,6 +118,8 @@ enum Frames {
     /// channel's first block (about 1 KB) for its whole life. The stream
     /// ends if the sender is dropped without handing one over.
     Later(oneshot::Receiver<mpsc::Receiver<Bytes>>),
+    /// None: the prelude is the whole body.
+    Done,
 }
 
 impl Frames {
@@ -127,6 +134,7 @@ impl Frames {
         match self {
             Frames::Channel(rx) => rx.poll_recv(cx),
             Frames::Later(_) => Poll::Pending,
+            Frames::Done => Poll::Ready(None),
         }
     }
 }
@@ -149,6 +157,42 @@ impl SseBody {
         keepalive: Option<Duration>,
     ) -> Self {
         Self::with_frames(prelude, Frames::Later(later), keepalive, None)
+    }
+
+    /// A body of exactly `frames`, whose length is known: hyper writes it
+    /// with its response head in one write, with a `Content-Length`.
+    pub(crate) fn complete(frames: VecDeque<Bytes>) -> Self {
+        Self::with_frames(frames, Frames::Done, None, None)
+    }
+
+    /// The body of a request stream, built once the stream's first event is
+    /// there or `wait` has passed, whichever comes first. Events already
+    /// queued by then go into the prelude, and a stream that has already
+    /// ended (the common case: one request, answered quickly) becomes a
+    /// [`complete`](Self::complete) body. Its head, events and end then
+    /// leave in one write instead of a head first and the events later: one
+    /// packet and one wake-up of the client per request instead of two.
+    /// A slow request costs its client nothing but `wait` on the head.
+    pub(crate) async fn settled(
+        mut prelude: VecDeque<Bytes>,
+        mut rx: mpsc::Receiver<Bytes>,
+        keepalive: Option<Duration>,
+        wait: Duration,
+    ) -> Self {
+        match tokio::time::timeout(wait, rx.recv()).await {
+            Ok(Some(first)) => prelude.push_back(first),
+            Ok(None) => return Self::complete(prelude),
+            Err(_) => return Self::new(prelude, rx, keepalive, None),
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(next) => prelude.push_back(next),
+                Err(mpsc::error::TryRecvError::Disconnected) => return Self::complete(prelude),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    return Self::new(prelude, rx, keepalive, None);
+                }
+            }
+        }
     }
 
     fn with_frames(
@@ -218,11 +262,14 @@ impl Body for SseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        false
+        self.prelude.is_empty() && matches!(self.frames, Frames::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
+        match self.frames {
+            Frames::Done => SizeHint::with_exact(self.prelude.iter().map(|b| b.len() as u64).sum()),
+            _ => SizeHint::default(),
+        }
     }
 }
 
@@ -294,6 +341,53 @@ mod tests {
         assert_eq!(&f[..], b"message");
         drop(tx);
         assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_answered_within_the_wait_is_one_complete_body_of_known_length() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Bytes::from_static(b"progress")).await.unwrap();
+        tx.send(Bytes::from_static(b"reply")).await.unwrap();
+        drop(tx);
+        let prelude = VecDeque::from([Bytes::from_static(b"priming")]);
+        let body =
+            SseBody::settled(prelude, rx, Some(Duration::from_secs(30)), FIRST_EVENT_WAIT).await;
+        assert_eq!(body.size_hint().exact(), Some(20));
+        assert!(!body.is_end_stream());
+        let all = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], b"primingprogressreply");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_ends_with_its_last_frame_so_the_end_leaves_with_it() {
+        let mut body = SseBody::complete(VecDeque::from([Bytes::from_static(b"only")]));
+        let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&f[..], b"only");
+        assert!(body.is_end_stream());
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_stream_streams_after_the_wait_and_keeps_what_was_queued() {
+        let (tx, rx) = mpsc::channel(4);
+        // Nothing within the wait: the head goes out, the events follow.
+        let mut body = SseBody::settled(VecDeque::new(), rx, None, FIRST_EVENT_WAIT).await;
+        assert_eq!(body.size_hint().exact(), None);
+        tx.send(Bytes::from_static(b"late")).await.unwrap();
+        let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&f[..], b"late");
+        drop(tx);
+        assert!(body.frame().await.is_none());
+
+        // A first event but an open stream: the event is kept, the rest streams.
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Bytes::from_static(b"progress")).await.unwrap();
+        let body = SseBody::settled(VecDeque::new(), rx, None, FIRST_EVENT_WAIT).await;
+        assert_eq!(body.size_hint().exact(), None);
+        tx.send(Bytes::from_static(b"reply")).await.unwrap();
+        drop(tx);
+        let all = body.collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], b"progressreply");
     }
 
     #[tokio::test]

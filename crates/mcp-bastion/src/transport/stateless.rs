@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 use super::{
     config::TransportConfig,
     session::RequestInFlight,
-    sse_codec::{SseBody, encode_event, set_sse_headers},
+    sse_codec::{FIRST_EVENT_WAIT, SseBody, encode_event, set_sse_headers},
 };
 use crate::{
     backend::{Backend, Connection, SessionContext},
@@ -190,12 +190,9 @@ pub(crate) async fn serve<B: Backend>(
                 .unwrap_or_else(|| closed_response(&id));
             let _ = tx.send(event(&Message::Response(response))).await;
         });
-        let mut res = Response::new(Body::new(SseBody::new(
-            Default::default(),
-            rx,
-            config.keepalive,
-            None,
-        )));
+        let body =
+            SseBody::settled(Default::default(), rx, config.keepalive, FIRST_EVENT_WAIT).await;
+        let mut res = Response::new(Body::new(body));
         set_sse_headers(res.headers_mut());
         res
     }
@@ -391,14 +388,7 @@ fn reply(config: &TransportConfig, message: &Message) -> Response {
     if config.json_response {
         return json_message(StatusCode::OK, message);
     }
-    let (tx, rx) = mpsc::channel(1);
-    drop(tx);
-    let mut res = Response::new(Body::new(SseBody::new(
-        [event(message)].into(),
-        rx,
-        None,
-        None,
-    )));
+    let mut res = Response::new(Body::new(SseBody::complete([event(message)].into())));
     set_sse_headers(res.headers_mut());
     res
 }

@@ -21,7 +21,7 @@ use super::{
     config::{TransportConfig, accepts, reject, session_not_found},
     event_store::EventStore,
     session::{Encoding, OpenedStream, Session, SessionTable},
-    sse_codec::{SseBody, encode_event, set_sse_headers},
+    sse_codec::{FIRST_EVENT_WAIT, SseBody, encode_event, set_sse_headers},
     stateless,
 };
 use crate::{
@@ -349,7 +349,14 @@ impl<B: Backend> StreamableHttp<B> {
             // in flight until the whole stream is written (a shutdown waits)
             Encoding::Sse => {
                 let delivering = self.sessions.track_request();
-                self.sse_body_response(self.sse_body(stream, None).holding(delivering))
+                let body = SseBody::settled(
+                    stream.prelude,
+                    stream.rx,
+                    self.config.keepalive,
+                    FIRST_EVENT_WAIT,
+                )
+                .await;
+                self.sse_body_response(body.holding(delivering))
             }
             Encoding::Json => json_reply(stream, batch).await,
         }
@@ -441,16 +448,8 @@ impl<B: Backend> StreamableHttp<B> {
         let mut res = if self.config.json_response {
             json_body(StatusCode::OK, reply)
         } else {
-            let (tx, rx) = tokio::sync::mpsc::channel(1);
-            drop(tx);
             let event = encode_event(None, None, &String::from_utf8_lossy(&reply));
-            self.sse_response(
-                OpenedStream {
-                    prelude: [event].into(),
-                    rx,
-                },
-                None,
-            )
+            self.sse_body_response(SseBody::complete([event].into()))
         };
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(HEADER_SESSION_ID, v);

@@ -7,6 +7,7 @@ use std::{collections::HashSet, time::Duration};
 use axum::body::Body;
 use bytes::Bytes;
 use http::{Request, StatusCode};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -192,6 +193,27 @@ async fn initialize_assigns_a_session_id_and_requests_stream_their_answer() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].1["id"], 1);
     assert_eq!(events[0].1["result"]["echo"]["name"], "echo");
+}
+
+#[tokio::test]
+async fn a_request_answered_at_once_is_one_body_of_known_length_and_a_slow_one_streams() {
+    let svc = StreamableHttp::new(EchoBackend);
+    let sid = initialize(&svc, "2025-06-18").await;
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}});
+    let res = svc.clone().oneshot(post(&call, Some(&sid))).await.unwrap();
+    // head, event and end can leave in one write, with a Content-Length
+    let known = res.body().size_hint().exact();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(known, Some(bytes.len() as u64));
+    assert_eq!(parse_sse(&bytes)[0].1["id"], 1);
+
+    let slow =
+        json!({"jsonrpc":"2.0","id":2,"method":"slow","params":{"_meta":{"progressToken":"p"}}});
+    let res = svc.clone().oneshot(post(&slow, Some(&sid))).await.unwrap();
+    assert_eq!(res.body().size_hint().exact(), None, "still streaming");
+    let events = sse_events(res.into_body()).await;
+    assert_eq!(events.len(), 6);
+    assert_eq!(events[5].1["id"], 2);
 }
 
 #[tokio::test]
