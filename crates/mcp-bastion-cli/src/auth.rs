@@ -143,12 +143,15 @@ pub struct AuthLayers {
 }
 
 impl AuthLayers {
-    /// Adds per-tool authorization (mount inside `McpInspectLayer`).
-    pub fn authorize(&self, router: Router) -> Router {
-        match &self.scopes {
-            Some(layer) => router.layer(layer.clone()),
-            None => router,
-        }
+    /// Authentication, when auth is on (mount outside `McpInspectLayer`).
+    pub fn authentication(&self) -> Option<McpAuthLayer> {
+        self.auth.clone()
+    }
+
+    /// Per-tool authorization, when scopes are configured (mount inside
+    /// `McpInspectLayer`).
+    pub fn authorization(&self) -> Option<McpScopeLayer> {
+        self.scopes.clone()
     }
 
     /// Adds authentication around `router`, and nothing else (for operator
@@ -160,13 +163,9 @@ impl AuthLayers {
         }
     }
 
-    /// Adds authentication around `router`, then the metadata routes
-    /// outside it.
-    pub fn authenticate(&self, router: Router) -> Router {
-        let router = match &self.auth {
-            Some(layer) => router.layer(layer.clone()),
-            None => router,
-        };
+    /// Adds the protected-resource metadata routes beside `router` (outside
+    /// authentication: they must be readable without a credential).
+    pub fn with_metadata(&self, router: Router) -> Router {
         match &self.metadata {
             Some(md) => router.merge(md.clone().router("/mcp")),
             None => router,

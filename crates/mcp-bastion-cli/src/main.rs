@@ -32,6 +32,7 @@ use mcp_bastion::{
     trace::McpTraceLayer,
     transport::{Sse, StreamableHttp},
 };
+use tower::ServiceBuilder;
 use tracing_subscriber::EnvFilter;
 
 mod auth;
@@ -268,16 +269,21 @@ fn app(
     }
     let (cors, origin_guard) = cli.session.browser_layers(cli.session.origins(cli.listen)?);
     let ready = mounted.clone();
-    let mcp = mcp.layer(cli.rate_limit.layer());
+    // Each stack is applied with one `Router::layer`: that call boxes what it
+    // is given into a route of its own, so layering one layer at a time
+    // would add a boxed clone and a route future per layer to every request.
+    let mcp = mcp.layer(
+        ServiceBuilder::new()
+            .option_layer(auth.authentication())
+            .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes))
+            .layer(McpTraceLayer::new())
+            .layer(McpMetricsLayer::new())
+            .option_layer(auth.authorization())
+            .layer(cli.rate_limit.layer()),
+    );
     let mcp = auth
-        .authorize(mcp)
-        .layer(McpMetricsLayer::new())
-        .layer(McpTraceLayer::new())
-        .layer(McpInspectLayer::new().max_body_bytes(cli.max_body_bytes));
-    let mcp = auth
-        .authenticate(mcp)
-        .layer(origin_guard)
-        .layer(cors)
+        .with_metadata(mcp)
+        .layer(ServiceBuilder::new().layer(cors).layer(origin_guard))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -22,6 +22,14 @@
 //! - `cors::mcp_cors` and `cors::OriginGuardLayer` (feature `cors`): the MCP
 //!   CORS preset and the 403 for a present `Origin` that is not allowed.
 //!
+//! Mount the layers as one `tower::ServiceBuilder` stack with a single
+//! `Router::layer` call, outermost first: CORS, Origin guard,
+//! authentication, inspect, rate limit, sessions. Each `Router::layer` call
+//! boxes what it wraps into a route of its own, so layering one call per
+//! layer adds a boxed clone and a route future per layer to every request.
+//! Accept connections with `TCP_NODELAY` set (see the transport module's
+//! docs).
+//!
 //! See `docs/architecture.md` in the repository for how the pieces fit.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
