@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::{Args, ValueEnum};
 use mcp_bastion::{
-    cors::{AllowedOrigins, CorsLayer, McpCors, OriginGuardLayer},
+    cors::{AllowedOrigins, McpCors, McpCorsLayer, OriginGuardLayer},
     ratelimit::RedisStore,
     session::{OverflowPolicy, RedisSessionStore, SessionLayer},
 };
@@ -200,7 +200,7 @@ impl SessionArgs {
     }
 
     /// The CORS layer and Origin guard for `origins`.
-    pub fn browser_layers(&self, origins: AllowedOrigins) -> (CorsLayer, OriginGuardLayer) {
+    pub fn browser_layers(&self, origins: AllowedOrigins) -> (McpCorsLayer, OriginGuardLayer) {
         let mut guard = OriginGuardLayer::new(origins.clone());
         if !self.allow_host.is_empty() {
             guard = guard.allow_hosts(&self.allow_host);

@@ -3,8 +3,10 @@
 
 use std::{
     collections::BTreeSet,
+    future::Future,
+    pin::Pin,
     sync::Arc,
-    task::{Context, Poll},
+    task::{Context, Poll, ready},
 };
 
 use axum::response::{IntoResponse, Response};
@@ -12,10 +14,9 @@ use http::{Request, StatusCode, header};
 use tower::{Layer, Service};
 
 use super::AllowedOrigins;
-use crate::{
-    backend::BoxFuture,
-    jsonrpc::{ErrorObject, codes, http_error},
-};
+use pin_project_lite::pin_project;
+
+use crate::jsonrpc::{ErrorObject, codes, http_error};
 
 /// Why the Origin guard refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -168,19 +169,67 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = OriginGuardFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        match self.config.check(&req) {
-            Ok(()) => {
-                let fut = self.inner.call(req);
-                Box::pin(async move { Ok(fut.await?.map(axum::body::Body::new)) })
+        let state = match self.config.check(&req) {
+            Ok(()) => GuardState::Inner {
+                future: self.inner.call(req),
+            },
+            Err(rejection) => GuardState::Refused {
+                response: Some(rejection.into_response()),
+            },
+        };
+        OriginGuardFuture { state }
+    }
+}
+
+pin_project! {
+    /// The response future of [`OriginGuard`]: the inner service's, or the
+    /// refusal, ready at once.
+    pub struct OriginGuardFuture<F> {
+        #[pin]
+        state: GuardState<F>,
+    }
+}
+
+pin_project! {
+    #[project = GuardStateProj]
+    enum GuardState<F> {
+        Inner { #[pin] future: F },
+        Refused { response: Option<Response> },
+    }
+}
+
+impl<F, ResBody, E> Future for OriginGuardFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            GuardStateProj::Inner { future } => {
+                let res = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(res.map(axum::body::Body::new)))
             }
-            Err(rejection) => Box::pin(async move { Ok(rejection.into_response()) }),
+            // `None` only when polled again after completion
+            GuardStateProj::Refused { response } => match response.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => Poll::Pending,
+            },
         }
+    }
+}
+
+impl<F> std::fmt::Debug for OriginGuardFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginGuardFuture").finish_non_exhaustive()
     }
 }

@@ -1,5 +1,4 @@
-//! Browsers: the MCP CORS preset over tower-http's `CorsLayer`, and the
-//! Origin guard.
+//! Browsers: the MCP CORS layer and the Origin guard.
 //!
 //! - [`mcp_cors`] / [`McpCors`]: methods GET, POST, DELETE, OPTIONS; the MCP
 //!   request headers (`Authorization`, `Content-Type`, `Accept`,
@@ -56,14 +55,14 @@
 //! ```
 
 mod guard;
+mod layer;
 mod origins;
 mod preset;
 
-pub use guard::{OriginGuard, OriginGuardLayer, OriginRejection};
+pub use guard::{OriginGuard, OriginGuardFuture, OriginGuardLayer, OriginRejection};
+pub use layer::{CorsResponseFuture, McpCorsLayer, McpCorsService};
 pub use origins::{AllowedOrigins, OriginPatternError};
 pub use preset::{MCP_ALLOW_HEADERS, MCP_EXPOSE_HEADERS, McpCors, mcp_cors};
-/// tower-http's CORS layer, which [`mcp_cors`] returns.
-pub use tower_http::cors::CorsLayer;
 
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,14 @@
-//! [`McpCors`]: the CORS policy an MCP endpoint needs, as a tower-http
-//! [`CorsLayer`].
+//! [`McpCors`]: the CORS policy an MCP endpoint needs, built into an
+//! [`McpCorsLayer`].
 
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Method, header};
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use http::{HeaderName, HeaderValue};
 
-use super::AllowedOrigins;
+use super::{
+    AllowedOrigins,
+    layer::{CorsPolicy, McpCorsLayer},
+};
 
 /// Request headers browsers may send to an MCP endpoint.
 pub const MCP_ALLOW_HEADERS: &[&str] = &[
@@ -31,17 +33,16 @@ pub const MCP_EXPOSE_HEADERS: &[&str] = &[
     "ratelimit-policy",
 ];
 
-/// The MCP CORS preset over tower-http's [`CorsLayer`], for `origins`: see
-/// [`McpCors`] to extend it.
+/// The MCP CORS preset for `origins`: see [`McpCors`] to extend it.
 ///
 /// ```
 /// use mcp_bastion::cors::{AllowedOrigins, mcp_cors};
 ///
 /// let origins = AllowedOrigins::new().allow("https://app.example.com").unwrap();
-/// let layer = mcp_cors(origins); // a tower_http::cors::CorsLayer
+/// let layer = mcp_cors(origins); // an McpCorsLayer
 /// # let _ = layer;
 /// ```
-pub fn mcp_cors(origins: AllowedOrigins) -> CorsLayer {
+pub fn mcp_cors(origins: AllowedOrigins) -> McpCorsLayer {
     McpCors::new(origins).into_layer()
 }
 
@@ -104,22 +105,25 @@ impl McpCors {
         self
     }
 
-    /// The tower-http layer.
-    pub fn into_layer(self) -> CorsLayer {
-        let origins = self.origins;
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-                origin.to_str().is_ok_and(|o| origins.is_allowed(o))
-            }))
-            .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
-            .allow_headers(self.allow_headers)
-            .expose_headers(self.expose_headers)
-            .allow_credentials(self.credentials)
-            .max_age(self.max_age)
-            .vary([
-                header::ORIGIN,
-                header::ACCESS_CONTROL_REQUEST_METHOD,
-                header::ACCESS_CONTROL_REQUEST_HEADERS,
-            ])
+    /// The layer, with every header value computed now.
+    pub fn into_layer(self) -> McpCorsLayer {
+        McpCorsLayer::new(CorsPolicy {
+            origins: self.origins,
+            allow_methods: HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+            allow_headers: join(&self.allow_headers),
+            expose_headers: join(&self.expose_headers),
+            max_age: HeaderValue::from(self.max_age.as_secs()),
+            credentials: self.credentials,
+        })
     }
+}
+
+/// `a, b, c`: header names are tokens, so the list is a valid value.
+fn join(names: &[HeaderName]) -> HeaderValue {
+    let list = names
+        .iter()
+        .map(HeaderName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    HeaderValue::from_str(&list).unwrap_or_else(|_| HeaderValue::from_static(""))
 }

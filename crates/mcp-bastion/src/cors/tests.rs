@@ -165,3 +165,60 @@ fn origin_patterns_are_parsed_strictly() {
     assert!(loop6.is_allowed("http://[::1]:8080"));
     assert!(!loop6.is_allowed("http://localhost.evil.example"));
 }
+
+#[tokio::test]
+async fn every_answer_varies_on_origin_and_only_an_allowed_origin_gets_a_grant() {
+    let origins = AllowedOrigins::new()
+        .allow("https://app.example.com")
+        .unwrap();
+    let app = app(origins.clone());
+    // no Origin (an SDK client): no grant, but caches must still key on Origin
+    let plain = Request::post("/mcp").body(Body::empty()).unwrap();
+    let res = app.clone().oneshot(plain).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    assert!(res.headers().get("access-control-expose-headers").is_none());
+    let vary = res.headers()["vary"].to_str().unwrap();
+    assert!(vary.contains("origin"), "{vary}");
+
+    // a preflight from elsewhere learns nothing about methods or headers
+    let res = app
+        .clone()
+        .oneshot(preflight("https://evil.example"))
+        .await
+        .unwrap();
+    for name in [
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-max-age",
+    ] {
+        assert!(res.headers().get(name).is_none(), "{name}");
+    }
+    assert!(res.headers().contains_key("vary"));
+
+    // an allowed one gets the cache time, and credentials when configured
+    let app = Router::new().route("/mcp", post(|| async { "ok" })).layer(
+        McpCors::new(origins)
+            .allow_credentials(true)
+            .max_age(std::time::Duration::from_secs(600))
+            .into_layer(),
+    );
+    let res = app
+        .clone()
+        .oneshot(preflight("https://app.example.com"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["access-control-max-age"], "600");
+    assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    let post = Request::post("/mcp")
+        .header("origin", "https://app.example.com")
+        .body(Body::empty())
+        .unwrap();
+    let res = app.oneshot(post).await.unwrap();
+    assert_eq!(res.headers()["access-control-allow-credentials"], "true");
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+}

@@ -62,7 +62,9 @@ pub const SENSITIVE_NAME_WORDS: &[&str] = &[
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct SessionParams {
-    values: BTreeMap<String, String>,
+    /// Shared: every message of a session carries a copy of its extensions
+    /// to an in-process backend, and a copy is then a reference count.
+    values: Arc<BTreeMap<String, String>>,
     sensitive: Arc<BTreeSet<String>>,
 }
 
@@ -76,10 +78,12 @@ impl SessionParams {
         V: Into<String>,
     {
         Self {
-            values: values
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
+            values: Arc::new(
+                values
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
             sensitive: Arc::default(),
         }
     }
@@ -88,7 +92,10 @@ impl SessionParams {
         values: BTreeMap<String, String>,
         sensitive: Arc<BTreeSet<String>>,
     ) -> Self {
-        Self { values, sensitive }
+        Self {
+            values: Arc::new(values),
+            sensitive,
+        }
     }
 
     /// Declares more names sensitive (compared ignoring ASCII case).
@@ -143,7 +150,7 @@ pub(crate) fn is_sensitive_name(name: &str, declared: &BTreeSet<String>) -> bool
 impl fmt::Debug for SessionParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut map = f.debug_map();
-        for (k, v) in &self.values {
+        for (k, v) in self.values.iter() {
             if self.is_sensitive(k) {
                 map.entry(k, &"<redacted>");
             } else {
