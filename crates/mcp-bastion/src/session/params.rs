@@ -89,13 +89,10 @@ impl SessionParams {
     }
 
     pub(crate) fn from_parts(
-        values: BTreeMap<String, String>,
+        values: Arc<BTreeMap<String, String>>,
         sensitive: Arc<BTreeSet<String>>,
     ) -> Self {
-        Self {
-            values: Arc::new(values),
-            sensitive,
-        }
+        Self { values, sensitive }
     }
 
     /// Declares more names sensitive (compared ignoring ASCII case).

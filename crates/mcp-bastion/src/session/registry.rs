@@ -98,7 +98,7 @@ impl Shared {
         self: &Arc<Self>,
         id: &str,
         principal: Option<String>,
-        params: std::collections::BTreeMap<String, String>,
+        params: Arc<std::collections::BTreeMap<String, String>>,
     ) -> Result<(), SessionRejection> {
         let now_ms = unix_ms();
         let record = SessionRecord {

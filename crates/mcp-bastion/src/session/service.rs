@@ -121,7 +121,7 @@ where
     ResBody: HttpBody<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<axum::BoxError>,
 {
-    let values = shared.config.capture(&parts);
+    let values = Arc::new(shared.config.capture(&parts));
     #[cfg(feature = "stdio")]
     if !shared.config.env.is_empty() {
         let env = parts
@@ -134,7 +134,7 @@ where
         }
     }
     parts.extensions.insert(SessionParams::from_parts(
-        values.clone(),
+        Arc::clone(&values),
         Arc::clone(&shared.config.sensitive),
     ));
     if may_open_session(&parts)

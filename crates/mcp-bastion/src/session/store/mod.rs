@@ -8,7 +8,7 @@
 //! (and every open stream) of the session refreshes, so a store never grows
 //! with sessions whose clients vanished.
 
-use std::{collections::BTreeMap, fmt, time::Duration};
+use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +32,10 @@ pub struct SessionRecord {
     /// The subject of the principal that opened it; `None` when no
     /// authentication ran.
     pub principal: Option<String>,
-    /// The captured parameters.
-    pub params: BTreeMap<String, String>,
+    /// The captured parameters, shared: a record read from the store and
+    /// the [`SessionParams`](super::SessionParams) made from it hold the
+    /// same map. Stored as a plain JSON object.
+    pub params: Arc<BTreeMap<String, String>>,
     /// The replica id (route key) of the replica whose transport holds it.
     pub owner: Option<String>,
     /// When it opened, in ms since the Unix epoch.
