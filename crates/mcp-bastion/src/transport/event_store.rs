@@ -56,14 +56,15 @@ pub trait EventStore: Send + Sync + 'static {
     }
 }
 
-/// The stored events of one session: by stream, and the order they came in
-/// (one entry per stored event), so the oldest can be evicted first.
+/// The stored events of one session, all its streams in one ring, oldest
+/// first: storing an event is a push (and, when full, a pop of the oldest),
+/// with no per-stream map to grow and shrink on every request. A replay,
+/// rare, scans the ring (at most `capacity` entries) for its stream.
 /// Events are kept as their JSON text (shared with the frame the transport
 /// sent, so storing one costs a reference count, not a copy of the message).
 #[derive(Debug, Default)]
 struct SessionEvents {
-    streams: HashMap<StreamId, VecDeque<(u64, Bytes)>>,
-    order: VecDeque<StreamId>,
+    ring: VecDeque<(StreamId, u64, Bytes)>,
 }
 
 /// The default store: in memory, bounded to the last `capacity` events of
@@ -106,23 +107,10 @@ impl InMemoryEventStore {
             Some(events) => events,
             None => sessions.entry(session.to_owned()).or_default(),
         };
-        events
-            .streams
-            .entry(stream)
-            .or_default()
-            .push_back((seq, json));
-        events.order.push_back(stream);
-        while events.order.len() > self.capacity {
-            let Some(oldest) = events.order.pop_front() else {
-                break;
-            };
-            if let Some(queue) = events.streams.get_mut(&oldest) {
-                queue.pop_front();
-                if queue.is_empty() {
-                    events.streams.remove(&oldest);
-                }
-            }
+        if events.ring.len() >= self.capacity {
+            events.ring.pop_front();
         }
+        events.ring.push_back((stream, seq, json));
     }
 }
 
@@ -153,8 +141,14 @@ impl EventStore for InMemoryEventStore {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions
             .get(session)
-            .and_then(|s| s.streams.get(&stream))
-            .map(|events| events.iter().filter(|(s, _)| *s > seq).cloned().collect())
+            .map(|events| {
+                events
+                    .ring
+                    .iter()
+                    .filter(|(s, n, _)| *s == stream && *n > seq)
+                    .map(|(_, n, json)| (*n, json.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -214,8 +208,7 @@ mod tests {
         assert_eq!(store.replay_after("s", 100, 0), vec![(100, note(100))]);
         assert!(store.replay_after("s", 97, 0).is_empty());
         let sessions = store.sessions.lock().unwrap();
-        assert_eq!(sessions["s"].streams.len(), 3);
-        assert_eq!(sessions["s"].order.len(), 3);
+        assert_eq!(sessions["s"].ring.len(), 3);
     }
 
     #[test]
