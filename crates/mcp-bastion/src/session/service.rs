@@ -15,7 +15,6 @@ use tower::Service;
 use super::{
     SessionParams,
     body::{ActivityGuard, SessionBody},
-    config::query_pairs,
     layer::short_hash,
     registry::{Shared, TARGET, unix_ms},
     rejection::SessionRejection,
@@ -80,9 +79,11 @@ fn session_id_of(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get(HEADER_SESSION_ID) {
         return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
-    query_pairs(parts.uri.query())
-        .into_iter()
-        .find_map(|(k, v)| (k == "session_id" || k == "sessionId").then_some(v))
+    // Only the one value is decoded and copied, not every pair of the query.
+    let query = parts.uri.query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "session_id" || k == "sessionId")
+        .map(|(_, v)| v.into_owned())
 }
 
 /// Whether a request without a session id may open one: the legacy `GET
@@ -236,4 +237,36 @@ where
         shared.forget(&id);
     }
     Ok(wrap(res, Some(guard)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn parts(uri: &str, header: Option<&str>) -> Parts {
+        let mut req = Request::post(uri);
+        if let Some(h) = header {
+            req = req.header(HEADER_SESSION_ID, h);
+        }
+        req.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn the_session_id_comes_from_the_header_then_either_query_name() {
+        assert_eq!(
+            session_id_of(&parts("/message?session_id=q", Some("h"))).as_deref(),
+            Some("h")
+        );
+        assert_eq!(
+            session_id_of(&parts("/message?a=1&session_id=ab%2Dc", None)).as_deref(),
+            Some("ab-c")
+        );
+        assert_eq!(
+            session_id_of(&parts("/message?sessionId=xyz&session_id=later", None)).as_deref(),
+            Some("xyz")
+        );
+        assert_eq!(session_id_of(&parts("/message?service=x", None)), None);
+        assert_eq!(session_id_of(&parts("/mcp", None)), None);
+    }
 }
