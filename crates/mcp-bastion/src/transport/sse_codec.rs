@@ -60,7 +60,7 @@ fn put_field(buf: &mut BytesMut, name: &str, value: &str) {
 
 /// How long a request stream's response head waits for the stream's first
 /// event (see [`SseBody::settled`]).
-pub(crate) const FIRST_EVENT_WAIT: Duration = Duration::from_millis(50);
+const FIRST_EVENT_WAIT: Duration = Duration::from_millis(50);
 
 /// The keepalive comment.
 pub(crate) const KEEPALIVE: &[u8] = b": keepalive\n\n";
@@ -166,20 +166,20 @@ impl SseBody {
     }
 
     /// The body of a request stream, built once the stream's first event is
-    /// there or `wait` has passed, whichever comes first. Events already
+    /// there or [`FIRST_EVENT_WAIT`] (50 ms) has passed, whichever comes
+    /// first. Events already
     /// queued by then go into the prelude, and a stream that has already
     /// ended (the common case: one request, answered quickly) becomes a
     /// [`complete`](Self::complete) body. Its head, events and end then
     /// leave in one write instead of a head first and the events later: one
     /// packet and one wake-up of the client per request instead of two.
-    /// A slow request costs its client nothing but `wait` on the head.
+    /// A slow request costs its client nothing but the wait on the head.
     pub(crate) async fn settled(
         mut prelude: VecDeque<Bytes>,
         mut rx: mpsc::Receiver<Bytes>,
         keepalive: Option<Duration>,
-        wait: Duration,
     ) -> Self {
-        match tokio::time::timeout(wait, rx.recv()).await {
+        match tokio::time::timeout(FIRST_EVENT_WAIT, rx.recv()).await {
             Ok(Some(first)) => prelude.push_back(first),
             Ok(None) => return Self::complete(prelude),
             Err(_) => return Self::new(prelude, rx, keepalive, None),
@@ -350,8 +350,7 @@ mod tests {
         tx.send(Bytes::from_static(b"reply")).await.unwrap();
         drop(tx);
         let prelude = VecDeque::from([Bytes::from_static(b"priming")]);
-        let body =
-            SseBody::settled(prelude, rx, Some(Duration::from_secs(30)), FIRST_EVENT_WAIT).await;
+        let body = SseBody::settled(prelude, rx, Some(Duration::from_secs(30))).await;
         assert_eq!(body.size_hint().exact(), Some(20));
         assert!(!body.is_end_stream());
         let all = body.collect().await.unwrap().to_bytes();
@@ -371,7 +370,7 @@ mod tests {
     async fn a_slow_stream_streams_after_the_wait_and_keeps_what_was_queued() {
         let (tx, rx) = mpsc::channel(4);
         // Nothing within the wait: the head goes out, the events follow.
-        let mut body = SseBody::settled(VecDeque::new(), rx, None, FIRST_EVENT_WAIT).await;
+        let mut body = SseBody::settled(VecDeque::new(), rx, None).await;
         assert_eq!(body.size_hint().exact(), None);
         tx.send(Bytes::from_static(b"late")).await.unwrap();
         let f = body.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -382,7 +381,7 @@ mod tests {
         // A first event but an open stream: the event is kept, the rest streams.
         let (tx, rx) = mpsc::channel(4);
         tx.send(Bytes::from_static(b"progress")).await.unwrap();
-        let body = SseBody::settled(VecDeque::new(), rx, None, FIRST_EVENT_WAIT).await;
+        let body = SseBody::settled(VecDeque::new(), rx, None).await;
         assert_eq!(body.size_hint().exact(), None);
         tx.send(Bytes::from_static(b"reply")).await.unwrap();
         drop(tx);

@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 use super::{
     config::TransportConfig,
     session::RequestInFlight,
-    sse_codec::{FIRST_EVENT_WAIT, SseBody, encode_event, set_sse_headers},
+    sse_codec::{SseBody, encode_event, set_sse_headers},
 };
 use crate::{
     backend::{Backend, Connection, SessionContext},
@@ -190,8 +190,7 @@ pub(crate) async fn serve<B: Backend>(
                 .unwrap_or_else(|| closed_response(&id));
             let _ = tx.send(event(&Message::Response(response))).await;
         });
-        let body =
-            SseBody::settled(Default::default(), rx, config.keepalive, FIRST_EVENT_WAIT).await;
+        let body = SseBody::settled(Default::default(), rx, config.keepalive).await;
         let mut res = Response::new(Body::new(body));
         set_sse_headers(res.headers_mut());
         res

@@ -21,7 +21,7 @@ use super::{
     config::{TransportConfig, accepts, reject, session_not_found},
     event_store::EventStore,
     session::{Encoding, OpenedStream, Session, SessionTable},
-    sse_codec::{FIRST_EVENT_WAIT, SseBody, encode_event, set_sse_headers},
+    sse_codec::{SseBody, encode_event, set_sse_headers},
     stateless,
 };
 use crate::{
@@ -349,13 +349,7 @@ impl<B: Backend> StreamableHttp<B> {
             // in flight until the whole stream is written (a shutdown waits)
             Encoding::Sse => {
                 let delivering = self.sessions.track_request();
-                let body = SseBody::settled(
-                    stream.prelude,
-                    stream.rx,
-                    self.config.keepalive,
-                    FIRST_EVENT_WAIT,
-                )
-                .await;
+                let body = SseBody::settled(stream.prelude, stream.rx, self.config.keepalive).await;
                 self.sse_body_response(body.holding(delivering))
             }
             Encoding::Json => json_reply(stream, batch).await,
