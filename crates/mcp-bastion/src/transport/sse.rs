@@ -10,7 +10,6 @@ use std::{
 
 use axum::{
     Router,
-    body::Body,
     extract::OriginalUri,
     response::{IntoResponse, Response},
 };
@@ -23,7 +22,7 @@ use tower::Service;
 use super::{
     config::{reject, session_not_found},
     session::{STREAM_BUFFER, Session, SessionTable},
-    sse_codec::{SseBody, encode_event, set_sse_headers},
+    sse_codec::{SseBody, encode_event},
 };
 use crate::{
     backend::{Backend, BoxFuture, SessionContext},
@@ -232,8 +231,7 @@ impl<B: Backend> Sse<B> {
             self.config.keepalive,
         )
         .holding(guard);
-        let mut res = Response::new(Body::new(body));
-        set_sse_headers(res.headers_mut());
+        let mut res = body.into_response();
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(HEADER_SESSION_ID, v);
         }

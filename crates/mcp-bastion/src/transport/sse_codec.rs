@@ -67,7 +67,7 @@ pub(crate) const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
 /// Sets `Content-Type: text/event-stream`, `Cache-Control: no-cache` and
 /// `X-Accel-Buffering: no` (so nginx does not buffer the stream).
-pub(crate) fn set_sse_headers(headers: &mut http::HeaderMap) {
+fn set_sse_headers(headers: &mut http::HeaderMap) {
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
@@ -212,6 +212,14 @@ impl SseBody {
             _guard: guard,
             _held: None,
         }
+    }
+
+    /// The 200 response streaming this body, with the SSE headers
+    /// ([`set_sse_headers`]).
+    pub(crate) fn into_response(self) -> axum::response::Response {
+        let mut res = axum::response::Response::new(axum::body::Body::new(self));
+        set_sse_headers(res.headers_mut());
+        res
     }
 
     /// Keeps `value` alive until the body is dropped: written to the end, or

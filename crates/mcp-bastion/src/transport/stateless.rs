@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 use super::{
     config::TransportConfig,
     session::RequestInFlight,
-    sse_codec::{SseBody, encode_event, set_sse_headers},
+    sse_codec::{SseBody, encode_event},
 };
 use crate::{
     backend::{Backend, Connection, SessionContext},
@@ -190,10 +190,9 @@ pub(crate) async fn serve<B: Backend>(
                 .unwrap_or_else(|| closed_response(&id));
             let _ = tx.send(event(&Message::Response(response))).await;
         });
-        let body = SseBody::settled(Default::default(), rx, config.keepalive).await;
-        let mut res = Response::new(Body::new(body));
-        set_sse_headers(res.headers_mut());
-        res
+        SseBody::settled(Default::default(), rx, config.keepalive)
+            .await
+            .into_response()
     }
 }
 
@@ -387,9 +386,7 @@ fn reply(config: &TransportConfig, message: &Message) -> Response {
     if config.json_response {
         return json_message(StatusCode::OK, message);
     }
-    let mut res = Response::new(Body::new(SseBody::complete([event(message)].into())));
-    set_sse_headers(res.headers_mut());
-    res
+    SseBody::complete([event(message)].into()).into_response()
 }
 
 fn json_message(status: StatusCode, message: &Message) -> Response {

@@ -21,7 +21,7 @@ use super::{
     config::{TransportConfig, accepts, reject, session_not_found},
     event_store::EventStore,
     session::{Encoding, OpenedStream, Session, SessionTable},
-    sse_codec::{SseBody, encode_event, set_sse_headers},
+    sse_codec::{SseBody, encode_event},
     stateless,
 };
 use crate::{
@@ -350,7 +350,7 @@ impl<B: Backend> StreamableHttp<B> {
             Encoding::Sse => {
                 let delivering = self.sessions.track_request();
                 let body = SseBody::settled(stream.prelude, stream.rx, self.config.keepalive).await;
-                self.sse_body_response(body.holding(delivering))
+                body.holding(delivering).into_response()
             }
             Encoding::Json => json_reply(stream, batch).await,
         }
@@ -443,7 +443,7 @@ impl<B: Backend> StreamableHttp<B> {
             json_body(StatusCode::OK, reply)
         } else {
             let event = encode_event(None, None, &String::from_utf8_lossy(&reply));
-            self.sse_body_response(SseBody::complete([event].into()))
+            SseBody::complete([event].into()).into_response()
         };
         if let Ok(v) = HeaderValue::from_str(&id) {
             res.headers_mut().insert(HEADER_SESSION_ID, v);
@@ -476,7 +476,7 @@ impl<B: Backend> StreamableHttp<B> {
             .and_then(|v| v.to_str().ok())
             .and_then(|id| session.resume(id));
         let stream = resumed.unwrap_or_else(|| session.open_standalone());
-        self.sse_response(stream, None)
+        SseBody::new(stream.prelude, stream.rx, self.config.keepalive, None).into_response()
     }
 
     fn delete(&self, parts: &Parts) -> Response {
@@ -492,28 +492,6 @@ impl<B: Backend> StreamableHttp<B> {
         self.sessions.remove(&session.id);
         session.end();
         StatusCode::OK.into_response()
-    }
-
-    fn sse_response(
-        &self,
-        stream: OpenedStream,
-        guard: Option<tokio_util::sync::DropGuard>,
-    ) -> Response {
-        self.sse_body_response(self.sse_body(stream, guard))
-    }
-
-    fn sse_body(
-        &self,
-        stream: OpenedStream,
-        guard: Option<tokio_util::sync::DropGuard>,
-    ) -> SseBody {
-        SseBody::new(stream.prelude, stream.rx, self.config.keepalive, guard)
-    }
-
-    fn sse_body_response(&self, body: SseBody) -> Response {
-        let mut res = Response::new(Body::new(body));
-        set_sse_headers(res.headers_mut());
-        res
     }
 }
 
