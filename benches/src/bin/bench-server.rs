@@ -18,6 +18,10 @@ struct Cli {
     listen: SocketAddr,
 }
 
+/// The same allocator as the `mcp-bastion` binary, for every target served here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -498,6 +498,12 @@ fn parse_cli() -> Result<Cli, ExitCode> {
     }
 }
 
+/// mimalloc rather than glibc's malloc: under load, glibc's per-arena locks
+/// made most of the server's futex calls (memory freed on another worker
+/// thread than the one that allocated it). See `docs/benchmarks.md`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut cli = match parse_cli() {

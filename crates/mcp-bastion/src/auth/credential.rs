@@ -191,17 +191,20 @@ impl CredentialSources {
             }
         }
         if let Some(query) = parts.uri.query() {
+            // Pairs are decoded in place; only a credential is copied out.
             for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-                let (name, value) = (name.into_owned(), value.into_owned());
-                if self.query.contains(&name) {
+                if self.query.iter().any(|q| *q == name) {
                     if value.is_empty() {
                         continue;
                     }
                     if !value.bytes().all(|b| b.is_ascii_graphic()) {
                         return Err(InvalidToken::Malformed.into());
                     }
-                    offer(Credential::new(value, CredentialSource::Query(name)))?;
-                } else if KNOWN_QUERY_PARAMS.contains(&name.as_str()) && !value.is_empty() {
+                    offer(Credential::new(
+                        value.into_owned(),
+                        CredentialSource::Query(name.into_owned()),
+                    ))?;
+                } else if KNOWN_QUERY_PARAMS.contains(&&*name) && !value.is_empty() {
                     return Err(AuthError::InvalidRequest(
                         "credentials in the query string are not accepted",
                     ));

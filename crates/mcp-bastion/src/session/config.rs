@@ -84,9 +84,22 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
-    /// How long a record lives without activity.
+    /// How long a session lives without activity.
     pub(crate) fn ttl(&self) -> Duration {
         self.idle.or(self.max_lifetime).unwrap_or(FALLBACK_TTL)
+    }
+
+    /// How stale a record's `last_seen` may get before a request writes it
+    /// again: a sixteenth of the TTL, at most one second.
+    pub(crate) fn touch_interval(&self) -> Duration {
+        (self.ttl() / 16).min(Duration::from_secs(1))
+    }
+
+    /// The TTL records are stored with: [`ttl`](Self::ttl) plus the touch
+    /// interval, so a record whose last activity was not written yet still
+    /// outlives its session's idle timeout.
+    pub(crate) fn record_ttl(&self) -> Duration {
+        self.ttl() + self.touch_interval()
     }
 
     /// The allowlisted query parameters and mapped headers of `parts`. A

@@ -63,9 +63,15 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Idle by the record: no request on any replica for `idle`.
-fn record_quiet(record: &SessionRecord, idle: std::time::Duration) -> bool {
-    unix_ms().saturating_sub(record.last_seen_ms) >= ms(idle)
+/// Idle by the record: no request on any replica for `idle`. Requests write
+/// `last_seen` at most every touch interval, so the record may be that much
+/// behind: `slack` is added, and a session is never ended early.
+fn record_quiet(
+    record: &SessionRecord,
+    idle: std::time::Duration,
+    slack: std::time::Duration,
+) -> bool {
+    unix_ms().saturating_sub(record.last_seen_ms) >= ms(idle + slack)
 }
 
 impl Shared {
@@ -109,7 +115,7 @@ impl Shared {
             created_at_ms: now_ms,
             last_seen_ms: now_ms,
         };
-        if let Err(e) = self.store.put(record, self.config.ttl()).await {
+        if let Err(e) = self.store.put(record, self.config.record_ttl()).await {
             tracing::error!(target: TARGET, error = %e, "cannot record a new session; ending it");
             self.close(id);
             return Err(SessionRejection::StoreUnavailable);
@@ -134,14 +140,6 @@ impl Shared {
         self.lock().contains_key(id)
     }
 
-    /// Counts one more activity on a session this replica owns.
-    pub(crate) fn begin(&self, id: &str) {
-        if let Some(live) = self.lock().get_mut(id) {
-            live.in_flight += 1;
-            live.last_seen = Instant::now();
-        }
-    }
-
     /// One activity ended.
     pub(crate) fn finish(&self, id: &str) {
         if let Some(live) = self.lock().get_mut(id) {
@@ -150,23 +148,39 @@ impl Shared {
         }
     }
 
-    /// Whether the session is past its maximum lifetime or idle timeout. The
-    /// owner counts open streams and requests in flight; a request served by
-    /// another replica (a transport that shares sessions) shows in the
-    /// record's `last_seen`, so both must be quiet.
-    pub(crate) fn expired(&self, record: &SessionRecord) -> bool {
+    /// Starts one activity on a session, unless it is past its maximum
+    /// lifetime or idle timeout: then `false`, and nothing is counted.
+    ///
+    /// The owner counts open streams and requests in flight; a request served
+    /// by another replica (a transport that shares sessions) shows in the
+    /// record's `last_seen`, so both must be quiet. One lock does the check
+    /// and the count, so no sweep can end the session between them.
+    pub(crate) fn begin_unless_expired(&self, record: &SessionRecord) -> bool {
         let (idle, max) = (self.config.idle, self.config.max_lifetime);
-        if let Some(live) = self.lock().get(&record.id) {
+        let slack = self.config.touch_interval();
+        if let Some(live) = self.lock().get_mut(&record.id) {
             let now = Instant::now();
             let old = max.is_some_and(|m| now.saturating_duration_since(live.created) >= m);
             let quiet = idle.is_some_and(|i| {
-                live.idle_for(now).is_some_and(|d| d >= i) && record_quiet(record, i)
+                live.idle_for(now).is_some_and(|d| d >= i) && record_quiet(record, i, slack)
             });
-            return old || quiet;
+            if old || quiet {
+                return false;
+            }
+            live.in_flight += 1;
+            live.last_seen = now;
+            return true;
         }
         let old = max.is_some_and(|m| unix_ms().saturating_sub(record.created_at_ms) >= ms(m));
-        let quiet = idle.is_some_and(|i| record_quiet(record, i));
-        old || quiet
+        let quiet = idle.is_some_and(|i| record_quiet(record, i, slack));
+        !(old || quiet)
+    }
+
+    /// Whether a request should write its activity to the store: when the
+    /// record's `last_seen` is older than the touch interval. Requests in
+    /// between skip the write, which for Redis is a round trip each.
+    pub(crate) fn needs_touch(&self, record: &SessionRecord, now_ms: u64) -> bool {
+        now_ms.saturating_sub(record.last_seen_ms) >= ms(self.config.touch_interval())
     }
 
     /// Makes room for one more session of `principal` under the
@@ -249,7 +263,7 @@ impl Shared {
         }
         let idle = self.config.idle.unwrap_or(self.config.ttl());
         match self.store.get(id).await {
-            Ok(Some(record)) if !record_quiet(&record, idle) => {
+            Ok(Some(record)) if !record_quiet(&record, idle, self.config.touch_interval()) => {
                 // active elsewhere: count that as activity here too
                 if let Some(l) = self.lock().get_mut(id) {
                     let ago = unix_ms().saturating_sub(record.last_seen_ms);
@@ -280,10 +294,11 @@ impl Shared {
     /// ended too: its record is gone, so no request could reach it again.
     async fn sweep(&self) {
         let now = Instant::now();
-        let (idle, max, ttl) = (
+        let (idle, max, ttl, record_ttl) = (
             self.config.idle,
             self.config.max_lifetime,
             self.config.ttl(),
+            self.config.record_ttl(),
         );
         let mut ended = Vec::new();
         let mut busy = Vec::new();
@@ -305,7 +320,7 @@ impl Shared {
         }
         let seen = unix_ms();
         for id in busy {
-            if let Err(e) = self.store.touch(&id, seen, ttl).await {
+            if let Err(e) = self.store.touch(&id, seen, record_ttl).await {
                 tracing::warn!(target: TARGET, error = %e, "cannot refresh a session record");
             }
         }

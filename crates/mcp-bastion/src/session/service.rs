@@ -77,7 +77,12 @@ where
 /// endpoint's `session_id` / `sessionId` query parameter.
 fn session_id_of(parts: &Parts) -> Option<String> {
     if let Some(v) = parts.headers.get(HEADER_SESSION_ID) {
-        return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
+        // Not visible ASCII is not a session id: the lossy copy keeps it
+        // invalid for `validate_session_id` to refuse.
+        return Some(match v.to_str() {
+            Ok(id) => id.to_owned(),
+            Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        });
     }
     // Only the one value is decoded and copied, not every pair of the query.
     let query = parts.uri.query()?;
@@ -204,22 +209,23 @@ where
         );
         return Ok(SessionRejection::NotFound.into_response());
     }
-    if shared.expired(&record) {
+    // The activity starts now: a long request is not idleness.
+    if !shared.begin_unless_expired(&record) {
         tracing::info!(target: TARGET, session = %short_hash(&id), "ending a session: idle timeout or maximum lifetime reached");
         shared.end(&id);
         return Ok(SessionRejection::NotFound.into_response());
     }
-    // The activity starts now: a long request is not idleness.
-    shared.begin(&id);
     let guard = ActivityGuard {
         shared: Arc::clone(&shared),
         id: id.clone(),
         ends_session: false,
     };
-    if let Err(e) = shared
-        .store
-        .touch(&id, unix_ms(), shared.config.ttl())
-        .await
+    let now_ms = unix_ms();
+    if shared.needs_touch(&record, now_ms)
+        && let Err(e) = shared
+            .store
+            .touch(&id, now_ms, shared.config.record_ttl())
+            .await
     {
         tracing::warn!(target: TARGET, error = %e, "cannot refresh a session record");
     }

@@ -327,6 +327,40 @@ async fn a_404_from_a_replica_that_does_not_own_the_session_keeps_the_shared_rec
     assert!(store.get(&sid).await.unwrap().is_some());
 }
 
+#[tokio::test(start_paused = true)]
+async fn requests_write_their_activity_to_the_store_at_most_once_per_touch_interval() {
+    // idle 2 s: the touch interval is 2 s / 16 = 125 ms
+    let store = Arc::new(MemorySessionStore::new());
+    let app = app(SessionLayer::new()
+        .store(store.clone())
+        .idle_timeout(Some(Duration::from_secs(2))));
+    let (_, sid, _) = send(&app, req("POST", "/mcp", None, Some("alice"))).await;
+    let sid = sid.unwrap();
+    let opened = store.get(&sid).await.unwrap().unwrap().last_seen_ms;
+    tokio::time::advance(Duration::from_millis(100)).await;
+    let (status, _, _) = send(&app, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let record = store.get(&sid).await.unwrap().unwrap();
+    assert_eq!(record.last_seen_ms, opened, "100 ms later: no store write");
+    tokio::time::advance(Duration::from_millis(50)).await;
+    let (status, _, _) = send(&app, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let record = store.get(&sid).await.unwrap().unwrap();
+    assert!(
+        record.last_seen_ms >= opened + 150,
+        "150 ms after the last write: written ({} vs {opened})",
+        record.last_seen_ms
+    );
+    // a record lives for the idle timeout plus the interval after its last
+    // write (150 ms), so an activity that was not written cannot lose it:
+    // still there 2.05 s after the write...
+    tokio::time::advance(Duration::from_millis(2050)).await;
+    assert!(store.get(&sid).await.unwrap().is_some());
+    // ...and gone after 2.125 s
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert!(store.get(&sid).await.unwrap().is_none());
+}
+
 // ---------------------------------------------------------------------------------------------
 // lifetimes over the real transport and real stdio children, on a paused clock
 
