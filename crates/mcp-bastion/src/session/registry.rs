@@ -63,17 +63,6 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Idle by the record: no request on any replica for `idle`. Requests write
-/// `last_seen` at most every touch interval, so the record may be that much
-/// behind: `slack` is added, and a session is never ended early.
-fn record_quiet(
-    record: &SessionRecord,
-    idle: std::time::Duration,
-    slack: std::time::Duration,
-) -> bool {
-    unix_ms().saturating_sub(record.last_seen_ms) >= ms(idle + slack)
-}
-
 impl Shared {
     pub(crate) fn new(
         config: SessionConfig,
@@ -91,6 +80,15 @@ impl Shared {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Idle by the record: no request on any replica for `idle`. Requests
+    /// write `last_seen` at most every touch interval, so the record may be
+    /// that much behind: the interval is added, and a session is never ended
+    /// early.
+    fn record_quiet(&self, record: &SessionRecord, idle: std::time::Duration) -> bool {
+        let quiet_for = idle + self.config.touch_interval();
+        unix_ms().saturating_sub(record.last_seen_ms) >= ms(quiet_for)
     }
 
     /// Number of live sessions this replica owns.
@@ -157,12 +155,11 @@ impl Shared {
     /// and the count, so no sweep can end the session between them.
     pub(crate) fn begin_unless_expired(&self, record: &SessionRecord) -> bool {
         let (idle, max) = (self.config.idle, self.config.max_lifetime);
-        let slack = self.config.touch_interval();
         if let Some(live) = self.lock().get_mut(&record.id) {
             let now = Instant::now();
             let old = max.is_some_and(|m| now.saturating_duration_since(live.created) >= m);
             let quiet = idle.is_some_and(|i| {
-                live.idle_for(now).is_some_and(|d| d >= i) && record_quiet(record, i, slack)
+                live.idle_for(now).is_some_and(|d| d >= i) && self.record_quiet(record, i)
             });
             if old || quiet {
                 return false;
@@ -172,7 +169,7 @@ impl Shared {
             return true;
         }
         let old = max.is_some_and(|m| unix_ms().saturating_sub(record.created_at_ms) >= ms(m));
-        let quiet = idle.is_some_and(|i| record_quiet(record, i, slack));
+        let quiet = idle.is_some_and(|i| self.record_quiet(record, i));
         !(old || quiet)
     }
 
@@ -263,7 +260,7 @@ impl Shared {
         }
         let idle = self.config.idle.unwrap_or(self.config.ttl());
         match self.store.get(id).await {
-            Ok(Some(record)) if !record_quiet(&record, idle, self.config.touch_interval()) => {
+            Ok(Some(record)) if !self.record_quiet(&record, idle) => {
                 // active elsewhere: count that as activity here too
                 if let Some(l) = self.lock().get_mut(id) {
                     let ago = unix_ms().saturating_sub(record.last_seen_ms);
