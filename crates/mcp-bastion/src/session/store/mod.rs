@@ -4,9 +4,10 @@
 //!
 //! A [`SessionRecord`] is what another replica needs to validate a session:
 //! the principal that opened it, the captured parameters, the replica that
-//! owns it and two timestamps. Records expire after a TTL that every request
-//! (and every open stream) of the session refreshes, so a store never grows
-//! with sessions whose clients vanished.
+//! owns it and two timestamps. Records expire after a TTL that the
+//! session's requests (at most once per touch interval, a sixteenth of the
+//! idle timeout and at most 1 s) and open streams refresh, so a store never
+//! grows with sessions whose clients vanished.
 
 use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
