@@ -5,6 +5,15 @@
 //! warm-up and finish before the end count, in requests and in the latency
 //! histogram (microseconds, 3 significant digits); failures in that window
 //! count as errors.
+//!
+//! Paced load ([`LoadSpec::rate`]): the same clients, but each sends on a
+//! fixed schedule, so the clients together offer a constant rate below the
+//! target's capacity. Latency then measures what a request costs, not the
+//! queue in front of a saturated server (under saturation every request
+//! waits for the other clients' requests, and latency is `clients /
+//! throughput`). A request sent late because the previous answer came after
+//! its scheduled time counts from the schedule (no coordinated omission); one
+//! sent late only because the timer woke late counts from its send.
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,6 +35,9 @@ pub struct LoadSpec {
     pub duration: Duration,
     /// A call or session open that takes longer fails.
     pub timeout: Duration,
+    /// Requests/s offered by all clients together, on a fixed schedule;
+    /// `None` sends back to back (saturating load).
+    pub rate: Option<f64>,
 }
 
 /// What a load run measured.
@@ -83,9 +95,18 @@ pub async fn run(spec: &LoadSpec) -> LoadResult {
     let end = measure_at + spec.duration;
     let spec = Arc::new(spec.clone());
     let mut tasks = JoinSet::new();
-    for _ in 0..spec.clients {
+    for index in 0..spec.clients {
         let spec = spec.clone();
-        tasks.spawn(async move { client(&spec, measure_at, end).await });
+        let pacing = spec.rate.filter(|r| *r > 0.0).map(|rate| {
+            // Client i starts i/clients of an interval in, so the clients
+            // together send evenly, not in bursts.
+            let interval = Duration::from_secs_f64(spec.clients as f64 / rate);
+            Pacing {
+                interval,
+                next: start + interval.mul_f64(index as f64 / spec.clients as f64),
+            }
+        });
+        tasks.spawn(async move { client(&spec, pacing, measure_at, end).await });
     }
     let mut total = LoadResult::empty(spec.duration);
     while let Some(done) = tasks.join_next().await {
@@ -96,12 +117,44 @@ pub async fn run(spec: &LoadSpec) -> LoadResult {
     total
 }
 
-async fn client(spec: &LoadSpec, measure_at: Instant, end: Instant) -> LoadResult {
+/// One client's schedule in a paced run.
+#[derive(Debug, Clone, Copy)]
+struct Pacing {
+    interval: Duration,
+    /// When the next call is due.
+    next: Instant,
+}
+
+impl Pacing {
+    /// Waits for the next call's turn; returns the instant its latency counts
+    /// from: the send when the client was on time, the scheduled time when
+    /// the previous answer made it late.
+    async fn wait_turn(&mut self) -> Instant {
+        let due = self.next;
+        self.next += self.interval;
+        if Instant::now() < due {
+            tokio::time::sleep_until(due).await;
+            Instant::now()
+        } else {
+            due
+        }
+    }
+}
+
+async fn client(
+    spec: &LoadSpec,
+    mut pacing: Option<Pacing>,
+    measure_at: Instant,
+    end: Instant,
+) -> LoadResult {
     let mut result = LoadResult::empty(spec.duration);
     let work = async {
         let mut session: Option<Session> = None;
         loop {
-            let t0 = Instant::now();
+            let t0 = match (&mut pacing, &session) {
+                (Some(p), Some(_)) => p.wait_turn().await,
+                _ => Instant::now(),
+            };
             let in_window = t0 >= measure_at;
             let outcome = match session.as_mut() {
                 None => {

@@ -22,7 +22,7 @@ use benches::{
     load::{self, LoadSpec},
     peers::{Peer, PeerInstalls},
     process_tree::{self, PeakSampler},
-    report::{IdleReport, JwtFigures, Measurement, Report, Row},
+    report::{IdleReport, JwtFigures, Measurement, PacedRun, Report, Row},
     targets::{Running, Target, Tools},
 };
 use clap::{Parser, ValueEnum};
@@ -226,6 +226,7 @@ fn measure(
     tools: &Tools,
     target: Target,
     transport: Transport,
+    rate: Option<f64>,
 ) -> Result<(benches::load::LoadResult, process_tree::PeakMemory, f64), String> {
     let mut running = Running::start(target, transport, tools)?;
     let pid = running.pid();
@@ -236,6 +237,7 @@ fn measure(
         warmup: Duration::from_secs_f64(cli.warmup),
         duration: Duration::from_secs_f64(cli.duration),
         timeout: Duration::from_secs(10),
+        rate,
     };
     let (result, cpu) = rt.block_on(async {
         let load = tokio::spawn({
@@ -251,6 +253,73 @@ fn measure(
     let peak = sampler.stop();
     running.stop();
     Ok((result?, peak, cpu))
+}
+
+/// The share of the no-layer transport's saturated throughput that the
+/// paced latency runs offer: well below the capacity of both targets, so
+/// latency is the requests' own cost, not queueing.
+const PACED_SHARE: f64 = 0.25;
+
+/// Latency of the full stack and of the no-layer transport at the same fixed
+/// rate ([`PACED_SHARE`] of the no-layer throughput this run measured), for
+/// each transport both were measured on, alternately for the run's rounds.
+fn paced_latency(
+    rt: &tokio::runtime::Runtime,
+    cli: &Cli,
+    tools: &Tools,
+    rows: &BTreeMap<(Target, Transport), Row>,
+) -> BTreeMap<Transport, PacedRun> {
+    let mut runs = BTreeMap::new();
+    let pair = [Target::Bastion, Target::FullStack];
+    for tr in cli.transport.list() {
+        let measured = |t: Target| rows.get(&(t, tr)).and_then(Row::rps);
+        let (Some(bare), Some(_)) = (measured(Target::Bastion), measured(Target::FullStack)) else {
+            continue;
+        };
+        // A round figure, so runs can be compared.
+        let rate = ((bare * PACED_SHARE / 100.0).round() * 100.0).max(100.0);
+        let mut run = PacedRun {
+            rate,
+            rows: BTreeMap::new(),
+        };
+        for round in 0..cli.rounds {
+            for t in pair {
+                eprint!(
+                    "bench: paced {}/{}: {} ({}) at {rate:.0} req/s … ",
+                    round + 1,
+                    cli.rounds,
+                    t.name(),
+                    tr.as_str()
+                );
+                let row = run.rows.entry(t).or_default();
+                match measure(rt, cli, tools, t, tr, Some(rate)) {
+                    Ok((load, peak, cpu_seconds)) => {
+                        eprintln!(
+                            "{:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
+                            load.rps(),
+                            load.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
+                            load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+                            load.errors
+                        );
+                        row.rounds.push(Measurement {
+                            load,
+                            peak_rss: peak.rss_bytes,
+                            peak_pss: peak.pss_bytes,
+                            cpu_seconds,
+                            baseline_rps: None,
+                            round,
+                        });
+                    }
+                    Err(e) => {
+                        eprintln!("failed: {e}");
+                        row.failure = Some(format!("failed to start: {e}"));
+                    }
+                }
+            }
+        }
+        runs.insert(tr, run);
+    }
+    runs
 }
 
 fn idle(rt: &tokio::runtime::Runtime, tools: &Tools, n: usize) -> Result<IdleReport, String> {
@@ -389,7 +458,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 tr.as_str()
             );
             let row = rows.entry((t, tr)).or_default();
-            match measure(&rt, cli, &tools, t, tr) {
+            match measure(&rt, cli, &tools, t, tr, None) {
                 Ok((load, peak, cpu_seconds)) => {
                     eprintln!(
                         "{:.0} req/s, {} errors, p99 {:.2} ms, RSS {:.1} MB, PSS {:.1} MB, {:.1} CPU s",
@@ -422,6 +491,8 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
         }
     }
+
+    let paced = paced_latency(&rt, cli, &tools, &rows);
 
     let idle_report = if run_idle {
         match idle(&rt, &tools, cli.idle_sessions) {
@@ -459,6 +530,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         rows,
         skipped,
         idle: idle_report,
+        paced,
         jwt,
         peers: tools.peers.clone(),
         note: cli.note.clone(),

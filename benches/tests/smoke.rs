@@ -39,6 +39,7 @@ async fn harness_loads_the_in_process_transport_without_errors() {
             warmup: Duration::from_millis(300),
             duration: Duration::from_secs(1),
             timeout: Duration::from_secs(10),
+            rate: None,
         };
         let result = load::run(&spec).await;
         let usage = process_tree::usage(running.pid());
@@ -63,4 +64,35 @@ async fn harness_loads_the_in_process_transport_without_errors() {
             );
         }
     }
+}
+
+/// A paced run offers its rate and no more: every client sends on its
+/// schedule, so the window holds at most one call per scheduled slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_run_sends_no_more_than_its_rate() {
+    let tools = tools();
+    let (target, transport) = (Target::Bastion, Transport::Streamable);
+    let mut running = tokio::task::block_in_place(|| Running::start(target, transport, &tools))
+        .unwrap_or_else(|e| panic!("start: {e}"));
+    let (rate, clients, window) = (200.0, 4, Duration::from_secs(1));
+    let spec = LoadSpec {
+        endpoint: running.endpoint(target, transport),
+        clients,
+        warmup: Duration::from_millis(300),
+        duration: window,
+        timeout: Duration::from_secs(10),
+        rate: Some(rate),
+    };
+    let result = load::run(&spec).await;
+    // Unpaced, the same clients send far more than 200 calls in a second.
+    let saturating = load::run(&LoadSpec { rate: None, ..spec }).await;
+    tokio::task::block_in_place(|| running.stop());
+    assert_eq!(result.errors, 0, "first failure: {:?}", result.first_error);
+    let slots = rate * window.as_secs_f64();
+    assert!(
+        result.requests > 0 && result.requests as f64 <= slots + clients as f64,
+        "{} calls in a window of {slots} slots",
+        result.requests
+    );
+    assert!(saturating.requests as f64 > slots + clients as f64);
 }

@@ -31,6 +31,22 @@ pub trait Authenticator: Send + Sync + 'static {
         parts: &'a Parts,
         credential: Option<&'a Credential>,
     ) -> BoxFuture<'a, AuthResult>;
+
+    /// The answer [`authenticate`](Self::authenticate) would give, when it
+    /// is known without waiting: a static key, a token verified moments
+    /// ago. `None` (the default) means "ask `authenticate`".
+    ///
+    /// The layer tries this first and, when it answers, passes the request
+    /// on without allocating a future of its own. An implementation must
+    /// answer exactly as `authenticate` would, or not at all.
+    fn authenticate_now(
+        &self,
+        parts: &Parts,
+        credential: Option<&Credential>,
+    ) -> Option<AuthResult> {
+        let _ = (parts, credential);
+        None
+    }
 }
 
 impl<A: Authenticator + ?Sized> Authenticator for Arc<A> {
@@ -40,6 +56,14 @@ impl<A: Authenticator + ?Sized> Authenticator for Arc<A> {
         credential: Option<&'a Credential>,
     ) -> BoxFuture<'a, AuthResult> {
         (**self).authenticate(parts, credential)
+    }
+
+    fn authenticate_now(
+        &self,
+        parts: &Parts,
+        credential: Option<&Credential>,
+    ) -> Option<AuthResult> {
+        (**self).authenticate_now(parts, credential)
     }
 }
 
@@ -109,25 +133,60 @@ impl Authenticator for AnyOf {
         credential: Option<&'a Credential>,
     ) -> BoxFuture<'a, AuthResult> {
         Box::pin(async move {
-            let mut refused: Option<AuthError> = None;
-            let mut unavailable: Option<AuthError> = None;
+            let mut verdict = Verdict::default();
             for auth in &self.inner {
-                match auth.authenticate(parts, credential).await {
-                    Ok(Some(p)) => return Ok(Some(p)),
-                    Ok(None) => {}
-                    Err(e @ AuthError::Unavailable(_)) => {
-                        unavailable.get_or_insert(e);
-                    }
-                    Err(e) => {
-                        refused.get_or_insert(e);
-                    }
+                if let Some(accepted) = verdict.add(auth.authenticate(parts, credential).await) {
+                    return accepted;
                 }
             }
-            match (unavailable, refused) {
-                (Some(e), _) | (None, Some(e)) => Err(e),
-                (None, None) => Ok(None),
-            }
+            verdict.finish()
         })
+    }
+
+    /// Answers only when every authenticator it asks answers at once.
+    fn authenticate_now(
+        &self,
+        parts: &Parts,
+        credential: Option<&Credential>,
+    ) -> Option<AuthResult> {
+        let mut verdict = Verdict::default();
+        for auth in &self.inner {
+            if let Some(accepted) = verdict.add(auth.authenticate_now(parts, credential)?) {
+                return Some(accepted);
+            }
+        }
+        Some(verdict.finish())
+    }
+}
+
+/// How [`AnyOf`] combines answers: the one place its precedence lives.
+#[derive(Default)]
+struct Verdict {
+    refused: Option<AuthError>,
+    unavailable: Option<AuthError>,
+}
+
+impl Verdict {
+    /// Takes one answer; returns the final result once one accepts.
+    fn add(&mut self, answer: AuthResult) -> Option<AuthResult> {
+        match answer {
+            Ok(Some(p)) => return Some(Ok(Some(p))),
+            Ok(None) => {}
+            Err(e @ AuthError::Unavailable(_)) => {
+                self.unavailable.get_or_insert(e);
+            }
+            Err(e) => {
+                self.refused.get_or_insert(e);
+            }
+        }
+        None
+    }
+
+    fn finish(self) -> AuthResult {
+        match (self.unavailable, self.refused) {
+            (Some(e), _) | (None, Some(e)) => Err(e),
+            (None, None) => Ok(None),
+        }
     }
 }
 

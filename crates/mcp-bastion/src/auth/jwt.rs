@@ -77,7 +77,7 @@ pub struct JwtAuthenticator {
 /// the token is verified again from scratch.
 #[derive(Clone)]
 struct VerifiedTokens {
-    cache: moka::future::Cache<[u8; 32], Arc<Verified>>,
+    cache: moka::sync::Cache<[u8; 32], Arc<Verified>>,
 }
 
 struct Verified {
@@ -193,17 +193,9 @@ impl JwtAuthenticator {
         let Some(verified) = &self.verified else {
             return self.verify_uncached(token).await;
         };
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = verified.cache.get(&digest).await {
-            let unexpired = unix_now() < hit.exp.saturating_add(self.leeway.as_secs());
-            let keys_unchanged = match &self.keys {
-                Keys::Static(_) => true,
-                Keys::Jwks(c) => c.is_fresh() && c.generation() == hit.generation,
-            };
-            if unexpired && keys_unchanged {
-                return Ok(hit.principal.clone());
-            }
-            verified.cache.invalidate(&digest).await;
+        let digest = token_digest(token);
+        if let Some(principal) = self.reuse(verified, &digest) {
+            return Ok(principal);
         }
         let generation = match &self.keys {
             Keys::Static(_) => 0,
@@ -217,9 +209,26 @@ impl JwtAuthenticator {
                 exp,
                 generation,
             };
-            verified.cache.insert(digest, Arc::new(entry)).await;
+            verified.cache.insert(digest, Arc::new(entry));
         }
         Ok(principal)
+    }
+
+    /// The principal of a token verified earlier, while that verdict still
+    /// holds (the token unexpired, the key set fresh and unchanged); a stale
+    /// entry is dropped.
+    fn reuse(&self, verified: &VerifiedTokens, digest: &[u8; 32]) -> Option<Principal> {
+        let hit = verified.cache.get(digest)?;
+        let unexpired = unix_now() < hit.exp.saturating_add(self.leeway.as_secs());
+        let keys_unchanged = match &self.keys {
+            Keys::Static(_) => true,
+            Keys::Jwks(c) => c.is_fresh() && c.generation() == hit.generation,
+        };
+        if unexpired && keys_unchanged {
+            return Some(hit.principal.clone());
+        }
+        verified.cache.invalidate(digest);
+        None
     }
 
     /// [`verify`](Self::verify) without the verified-token cache.
@@ -358,6 +367,27 @@ impl Authenticator for JwtAuthenticator {
             }
         })
     }
+
+    /// Answers for a credential that is not a JWT, and for a token in the
+    /// verified-token cache; anything else needs `authenticate`.
+    fn authenticate_now(
+        &self,
+        _parts: &Parts,
+        credential: Option<&Credential>,
+    ) -> Option<AuthResult> {
+        match credential {
+            Some(c) if c.looks_like_jwt() => {
+                let verified = self.verified.as_ref()?;
+                self.reuse(verified, &token_digest(c.secret()))
+                    .map(|p| Ok(Some(p)))
+            }
+            _ => Some(Ok(None)),
+        }
+    }
+}
+
+fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 impl JwtBuilder {
@@ -554,7 +584,7 @@ impl JwtBuilder {
                 .verified_cache
                 .unwrap_or((VERIFIED_CAPACITY, VERIFIED_TTL));
             VerifiedTokens {
-                cache: moka::future::Cache::builder()
+                cache: moka::sync::Cache::builder()
                     .max_capacity(capacity)
                     .time_to_live(ttl)
                     .build(),

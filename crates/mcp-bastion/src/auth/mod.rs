@@ -71,6 +71,7 @@ mod credential;
 #[cfg(feature = "stdio")]
 mod env;
 mod error;
+mod future;
 mod jwks;
 mod jwt;
 mod layer;
@@ -89,6 +90,7 @@ pub use credential::{
 #[cfg(feature = "stdio")]
 pub use env::{PrincipalEnv, PrincipalField};
 pub use error::{AuthError, AuthRejection, InvalidToken};
+pub use future::ResponseFuture;
 pub use jwks::{JwksCache, JwksPolicy};
 pub use jwt::{ALL_ALGORITHMS, JwtAuthenticator, JwtBuilder, JwtConfigError};
 pub use layer::McpAuthLayer;

@@ -8,10 +8,11 @@ use tower::Service;
 
 use super::{
     AuthError, AuthRejection, Credential, InvalidToken,
+    future::ResponseFuture,
     layer::{AuthConfig, MetadataUrl},
     sse_rewrite::{RewriteSse, SseEvent},
 };
-use crate::{backend::BoxFuture, principal::Principal};
+use crate::principal::Principal;
 
 const TARGET: &str = "mcp_bastion::auth";
 
@@ -39,79 +40,128 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        // CORS preflights carry no credentials by design: never challenge them.
+        if is_preflight(&parts) {
+            let future = self.inner.call(Request::from_parts(parts, body));
+            return ResponseFuture::inner(future, None);
+        }
+        let credential = match self.config.sources.extract(&parts) {
+            Ok(c) => c,
+            Err(e) => return ResponseFuture::ready(reject(&self.config, &parts, e)),
+        };
+        // A verdict known at once (a static key, a token verified moments
+        // ago) passes the request on with no future of this layer's own.
+        if let Some(outcome) = self
+            .config
+            .authenticator
+            .authenticate_now(&parts, credential.as_ref())
+        {
+            return match admit(&self.config, &mut parts, credential, outcome) {
+                Ok(carry) => {
+                    let future = self.inner.call(Request::from_parts(parts, body));
+                    ResponseFuture::inner(future, carry)
+                }
+                Err(e) => ResponseFuture::ready(reject(&self.config, &parts, e)),
+            };
+        }
+        // Keep the service that was driven to readiness; leave a clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = std::sync::Arc::clone(&self.config);
-        Box::pin(async move {
-            let (mut parts, body) = req.into_parts();
-            // CORS preflights carry no credentials by design: never challenge them.
-            if is_preflight(&parts) {
-                let res = inner.call(Request::from_parts(parts, body)).await?;
-                return Ok(res.map(Body::new));
-            }
-            let reject = |parts: &Parts, error: AuthError| AuthRejection {
-                error,
-                resource_metadata: metadata_url(&config.metadata_url, parts),
-                id: None,
-            };
-            let credential = match config.sources.extract(&parts) {
-                Ok(c) => c,
-                Err(e) => {
-                    return Ok(axum::response::IntoResponse::into_response(reject(
-                        &parts, e,
-                    )));
-                }
-            };
+        ResponseFuture::boxed(async move {
             let outcome = config
                 .authenticator
                 .authenticate(&parts, credential.as_ref())
                 .await;
-            let principal = match outcome {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    let e = if credential.is_some() {
-                        AuthError::InvalidToken(InvalidToken::Unrecognized)
-                    } else {
-                        AuthError::Missing
-                    };
-                    return Ok(axum::response::IntoResponse::into_response(reject(
-                        &parts, e,
-                    )));
+            match admit(&config, &mut parts, credential, outcome) {
+                Ok(carry) => {
+                    let res = inner.call(Request::from_parts(parts, body)).await?;
+                    Ok(finish(res, carry))
                 }
-                Err(e) => {
-                    if matches!(e, AuthError::Unavailable(_)) {
-                        tracing::warn!(target: TARGET, reason = %e, "authentication could not be decided");
-                    }
-                    return Ok(axum::response::IntoResponse::into_response(reject(
-                        &parts, e,
-                    )));
-                }
-            };
-            tracing::debug!(target: TARGET, subject = %principal.subject(), key_id = ?principal.key_id(), "authenticated");
-            #[cfg(feature = "stdio")]
-            if let Some(map) = &config.principal_env {
-                map.apply(&principal, &mut parts.extensions);
-            }
-            let query_param = credential
-                .as_ref()
-                .and_then(|c| c.from_query().map(|n| (n.to_owned(), c.clone())));
-            let is_get = parts.method == Method::GET;
-            parts.extensions.insert::<Principal>(principal);
-            let res = inner.call(Request::from_parts(parts, body)).await?;
-            match query_param {
-                Some((name, cred)) if is_get && is_event_stream(&res) => {
-                    Ok(carry_query_credential(res, name, cred))
-                }
-                _ => Ok(res.map(Body::new)),
+                Err(e) => Ok(reject(&config, &parts, e)),
             }
         })
+    }
+}
+
+/// A credential sent as a query parameter on the legacy SSE `GET`: the
+/// stream's `endpoint` event must carry it on (see [`carry_query_credential`]).
+pub(super) struct QueryCredential {
+    name: String,
+    credential: Credential,
+}
+
+/// The one place an authenticator's answer becomes the request's fate: the
+/// principal inserted (and its environment for a stdio child), or the error
+/// to challenge with.
+fn admit(
+    config: &AuthConfig,
+    parts: &mut Parts,
+    credential: Option<Credential>,
+    outcome: super::AuthResult,
+) -> Result<Option<QueryCredential>, AuthError> {
+    let principal = match outcome {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            let e = if credential.is_some() {
+                AuthError::InvalidToken(InvalidToken::Unrecognized)
+            } else {
+                AuthError::Missing
+            };
+            return Err(e);
+        }
+        Err(e) => {
+            if matches!(e, AuthError::Unavailable(_)) {
+                tracing::warn!(target: TARGET, reason = %e, "authentication could not be decided");
+            }
+            return Err(e);
+        }
+    };
+    tracing::debug!(target: TARGET, subject = %principal.subject(), key_id = ?principal.key_id(), "authenticated");
+    #[cfg(feature = "stdio")]
+    if let Some(map) = &config.principal_env {
+        map.apply(&principal, &mut parts.extensions);
+    }
+    parts.extensions.insert::<Principal>(principal);
+    let carry = credential
+        .filter(|_| parts.method == Method::GET)
+        .and_then(|c| {
+            let name = c.from_query()?.to_owned();
+            Some(QueryCredential {
+                name,
+                credential: c,
+            })
+        });
+    Ok(carry)
+}
+
+/// The challenge for a refused request.
+fn reject(config: &AuthConfig, parts: &Parts, error: AuthError) -> Response {
+    axum::response::IntoResponse::into_response(AuthRejection {
+        error,
+        resource_metadata: metadata_url(&config.metadata_url, parts),
+        id: None,
+    })
+}
+
+/// The inner service's response, with a query credential carried into the
+/// legacy SSE stream's `endpoint` event.
+pub(super) fn finish<T>(res: http::Response<T>, carry: Option<QueryCredential>) -> Response
+where
+    T: HttpBody<Data = Bytes> + Send + 'static,
+    T::Error: Into<axum::BoxError>,
+{
+    match carry {
+        Some(q) if is_event_stream(&res) => carry_query_credential(res, q.name, q.credential),
+        _ => res.map(Body::new),
     }
 }
 

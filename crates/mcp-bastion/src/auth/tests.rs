@@ -191,6 +191,136 @@ fn jwt_builder_refuses_unsafe_configurations() {
     assert!(!dbg.contains("0123456789abcdef"), "{dbg}");
 }
 
+/// The inner service of the layer in the tests below: answers 200 and counts
+/// its clones (the layer's slow path keeps a clone for the next request).
+#[derive(Default)]
+struct CountingClones {
+    clones: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Clone for CountingClones {
+    fn clone(&self) -> Self {
+        self.clones
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self {
+            clones: self.clones.clone(),
+        }
+    }
+}
+
+impl tower::Service<Request<Body>> for CountingClones {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let who = req
+            .extensions()
+            .get::<Principal>()
+            .map_or("nobody", |p| p.subject())
+            .to_owned();
+        std::future::ready(Ok(who.into_response()))
+    }
+}
+
+async fn call_with(
+    svc: &mut (
+             impl tower::Service<
+        Request<Body>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+    > + Send
+         ),
+    bearer: &str,
+) -> (StatusCode, String) {
+    let req = Request::post("/mcp")
+        .header("authorization", format!("Bearer {bearer}"))
+        .body(Body::empty())
+        .unwrap();
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    (res.status(), body_text(res).await)
+}
+
+#[tokio::test]
+async fn a_verdict_known_at_once_passes_the_request_on_without_a_clone_of_the_inner_service() {
+    use tower::Layer;
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-secret";
+    let inner = CountingClones::default();
+    let clones = inner.clones.clone();
+    let count = || clones.load(std::sync::atomic::Ordering::SeqCst);
+
+    // a static API key, accepted or refused: always known at once
+    let keys = ApiKeys::new().key("sk-1", Principal::new("one"));
+    let jwt = JwtAuthenticator::builder()
+        .secret(SECRET)
+        .audience("mcp")
+        .build()
+        .unwrap();
+    let mut svc = McpAuthLayer::new(AnyOf::new().with(keys).with(jwt)).layer(inner);
+    assert_eq!(
+        call_with(&mut svc, "sk-1").await,
+        (StatusCode::OK, "one".into())
+    );
+    assert_eq!(
+        call_with(&mut svc, "sk-2").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(count(), 0);
+
+    // a JWT: its first request checks the signature (awaited, one clone);
+    // the same token again is a verified-token cache hit, known at once
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &json!({"sub": "alice", "aud": "mcp", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    assert_eq!(
+        call_with(&mut svc, &token).await,
+        (StatusCode::OK, "alice".into())
+    );
+    assert_eq!(count(), 1);
+    for _ in 0..3 {
+        assert_eq!(
+            call_with(&mut svc, &token).await,
+            (StatusCode::OK, "alice".into())
+        );
+    }
+    assert_eq!(count(), 1);
+}
+
+#[tokio::test]
+async fn any_of_answers_at_once_only_when_every_authenticator_it_asks_does() {
+    let (parts, ()) = Request::get("/").body(()).unwrap().into_parts();
+    let key = |k: &str| Credential::new(k, CredentialSource::Bearer);
+    let keys = || ApiKeys::new().key("sk-1", Principal::new("one"));
+    let slow = from_fn(|_: &http::request::Parts, _: Option<&Credential>| async { Ok(None) });
+    // the first accepts at once: the slow one is never asked
+    let chain = AnyOf::new().with(keys()).with(slow);
+    let now = chain.authenticate_now(&parts, Some(&key("sk-1")));
+    assert_eq!(now.unwrap().unwrap().unwrap().subject(), "one");
+    // the key is unknown: the slow one must be asked, so no answer now
+    assert!(chain.authenticate_now(&parts, Some(&key("sk-2"))).is_none());
+    // with only answers known at once, a refusal is one too
+    let only_keys = AnyOf::new().with(keys()).with(keys());
+    assert_eq!(
+        only_keys.authenticate_now(&parts, Some(&key("sk-2"))),
+        Some(Ok(None))
+    );
+}
+
 #[tokio::test]
 async fn metadata_is_served_at_the_well_known_and_suffixed_paths() {
     let md = ProtectedResourceMetadata::new()
