@@ -2,14 +2,15 @@
 
 use std::{net::IpAddr, sync::Arc};
 
-use http::{HeaderMap, HeaderValue, Method, request::Parts};
+use http::{HeaderValue, Method, request::Parts};
 
 use super::{
     Decision, FailurePolicy, KeyBy, Limit, RateLimitPolicy, RateLimitRejection, TierMatch,
     concurrency::Concurrency,
     declared,
-    rejection::{HeaderLine, PolicyDecision, insert_headers, policy_item, sf_string},
-    store::{Limiter, StoreHealth, quota_of},
+    key::RateKey,
+    rejection::{HeaderLine, PolicyDecision, RateLimitHeaders, policy_item, sf_string},
+    store::{Limiter, StoreError, StoreHealth, quota_of},
 };
 use crate::{inspect::McpRequest, net::TrustedProxies, principal::Principal};
 
@@ -73,6 +74,9 @@ pub(crate) struct Engine {
     pub(crate) health: StoreHealth,
     epoch: tokio::time::Instant,
     pub(crate) concurrency: Option<Concurrency>,
+    /// No rule counts in a shared store: every decision can be made without
+    /// waiting ([`Engine::check_now`]).
+    all_memory: bool,
 }
 
 /// What the engine decided.
@@ -84,6 +88,7 @@ pub(crate) enum Outcome<'a> {
 /// The rules that applied to an allowed request, with their decisions. The
 /// first is held inline: one rule is the common case, and then nothing is
 /// allocated.
+#[derive(Default)]
 pub(crate) struct Allowed<'a> {
     first: Option<(&'a Rule, Decision)>,
     rest: Vec<(&'a Rule, Decision)>,
@@ -102,8 +107,9 @@ impl<'a> Allowed<'a> {
         self.first.into_iter().chain(self.rest)
     }
 
-    /// Adds `RateLimit-Policy` and `RateLimit` for these decisions.
-    pub(crate) fn insert_headers(&self, headers: &mut HeaderMap) {
+    /// The `RateLimit-Policy` and `RateLimit` values for these decisions
+    /// (`None` when no rule applied).
+    pub(crate) fn headers(&self) -> Option<RateLimitHeaders> {
         let policy = match (&self.first, self.rest.is_empty()) {
             (Some((rule, _)), true) => rule.policy_value.clone(),
             _ => None,
@@ -117,7 +123,7 @@ impl<'a> Allowed<'a> {
                 name: &rule.sf_name,
                 decision,
             });
-        insert_headers(headers, lines, policy);
+        RateLimitHeaders::new(lines, policy)
     }
 }
 
@@ -139,7 +145,7 @@ impl Engine {
             }
         }
         let base = compile(&policy, "", config, epoch);
-        let tiers = config
+        let tiers: Vec<_> = config
             .tiers
             .iter()
             .enumerate()
@@ -156,9 +162,11 @@ impl Engine {
                     config.max_streams,
                 )
             });
+        let all_memory = !every_rule(&base, &tiers).any(|r| r.limiter.is_shared());
         Engine {
             base,
             tiers,
+            all_memory,
             proxies: config.proxies.clone(),
             headers: config.headers,
             failure: config.failure,
@@ -169,78 +177,138 @@ impl Engine {
     }
 
     /// Checks every rule that applies, most specific first; stops at the
-    /// first refusal.
+    /// first refusal. `None` when a rule counts in a shared store: then only
+    /// [`Engine::check`] can decide.
+    pub(crate) fn check_now(&self, parts: &Parts, ip: Option<IpAddr>) -> Option<Outcome<'_>> {
+        // decided up front, not at the first shared rule: by then the memory
+        // rules before it would have been spent
+        if !self.all_memory {
+            return None;
+        }
+        let (rules, mcp) = self.rules_for(parts);
+        let mut allowed = Allowed::default();
+        for rule in rules {
+            let Some((key, cost)) = rule.charge(parts, mcp, ip) else {
+                continue;
+            };
+            // all in memory: never `None`
+            let result = rule
+                .limiter
+                .check_now(&key, &rule.limit, cost, self.epoch)
+                .map(Ok);
+            if let Err(refused) = self.settle(rule, &key, result, &mut allowed, mcp) {
+                return Some(Outcome::Refused(refused));
+            }
+        }
+        Some(Outcome::Allowed(allowed))
+    }
+
+    /// [`Engine::check_now`] for any store: waits for the shared one.
     pub(crate) async fn check(&self, parts: &Parts, ip: Option<IpAddr>) -> Outcome<'_> {
+        let (rules, mcp) = self.rules_for(parts);
+        let mut allowed = Allowed::default();
+        for rule in rules {
+            let Some((key, cost)) = rule.charge(parts, mcp, ip) else {
+                continue;
+            };
+            let result = match rule.limiter.check_now(&key, &rule.limit, cost, self.epoch) {
+                Some(decision) => Some(Ok(decision)),
+                // while the shared store is down, only one probe a second reaches it
+                None if self.health.should_try() => {
+                    Some(rule.limiter.check_shared(&key, &rule.limit, cost).await)
+                }
+                None => None,
+            };
+            if let Err(refused) = self.settle(rule, &key, result, &mut allowed, mcp) {
+                return Outcome::Refused(refused);
+            }
+        }
+        Outcome::Allowed(allowed)
+    }
+
+    /// The rules of the request's tier (the base policy's without one), and
+    /// what the inspect layer parsed.
+    fn rules_for<'p>(&self, parts: &'p Parts) -> (&[Rule], Option<&'p McpRequest>) {
         let compiled = parts
             .extensions
             .get::<Principal>()
             .and_then(|p| self.tiers.iter().find(|(m, _)| m.matches(p)))
             .map_or(&self.base, |(_, c)| c);
-        let mcp = parts.extensions.get::<McpRequest>();
-        let mut decisions = Allowed {
-            first: None,
-            rest: Vec::new(),
-        };
-        for rule in &compiled.rules {
-            let cost = cost(&rule.scope, &parts.method, mcp);
-            if cost == 0 {
-                continue;
-            }
-            let key = rule.key.resolve(parts, ip);
-            // while the shared store is down, only one probe a second reaches it
-            let result = if rule.limiter.is_shared() && !self.health.should_try() {
-                None
-            } else {
-                Some(
-                    rule.limiter
-                        .check(&key, &rule.limit, cost, self.epoch)
-                        .await,
-                )
-            };
-            match result {
-                Some(Ok(decision)) => {
-                    self.health.succeeded();
-                    if !decision.allowed {
-                        tracing::debug!(target: "mcp_bastion::ratelimit", policy = %rule.name, %key, retry_after = ?decision.retry_after, "rate limited");
-                        let pd = |(rule, decision): (&Rule, Decision)| PolicyDecision {
-                            name: rule.name.clone(),
-                            limit: rule.limit,
-                            decision,
-                        };
-                        let earlier = decisions.into_applied().map(pd).collect();
-                        return Outcome::Refused(RateLimitRejection::limited(
-                            pd((rule, decision)),
-                            earlier,
-                            mcp,
-                        ));
-                    }
-                    decisions.push((rule, decision));
+        (&compiled.rules, parts.extensions.get::<McpRequest>())
+    }
+
+    /// Applies one rule's answer: `result` is `None` when the shared store
+    /// was skipped (known to be down). Records an allowance in `allowed`, or
+    /// returns the refusal, by the limit or by the failure policy.
+    fn settle<'a>(
+        &'a self,
+        rule: &'a Rule,
+        key: &RateKey,
+        result: Option<Result<Decision, StoreError>>,
+        allowed: &mut Allowed<'a>,
+        mcp: Option<&McpRequest>,
+    ) -> Result<(), RateLimitRejection> {
+        match result {
+            Some(Ok(decision)) => {
+                self.health.succeeded();
+                if !decision.allowed {
+                    tracing::debug!(target: "mcp_bastion::ratelimit", policy = %rule.name, %key, retry_after = ?decision.retry_after, "rate limited");
+                    let pd = |(rule, decision): (&Rule, Decision)| PolicyDecision {
+                        name: rule.name.clone(),
+                        limit: rule.limit,
+                        decision,
+                    };
+                    let earlier = std::mem::take(allowed).into_applied().map(pd).collect();
+                    return Err(RateLimitRejection::limited(
+                        pd((rule, decision)),
+                        earlier,
+                        mcp,
+                    ));
                 }
-                failed => {
-                    match failed {
-                        Some(Err(e)) => self.health.failed(&e, self.failure),
-                        _ => self.health.skipped(),
-                    }
-                    if self.failure == FailurePolicy::Closed {
-                        return Outcome::Refused(RateLimitRejection::unavailable(
-                            rule.name.clone(),
-                            mcp,
-                        ));
-                    }
+                allowed.push((rule, decision));
+            }
+            failed => {
+                match failed {
+                    Some(Err(e)) => self.health.failed(&e, self.failure),
+                    _ => self.health.skipped(),
+                }
+                if self.failure == FailurePolicy::Closed {
+                    return Err(RateLimitRejection::unavailable(rule.name.clone(), mcp));
                 }
             }
         }
-        Outcome::Allowed(decisions)
+        Ok(())
     }
 
     /// Keys held in memory over every rule.
     pub(crate) fn keys_in_memory(&self) -> usize {
-        self.base
-            .rules
-            .iter()
-            .chain(self.tiers.iter().flat_map(|(_, c)| c.rules.iter()))
+        every_rule(&self.base, &self.tiers)
             .map(|r| r.limiter.len())
             .sum()
+    }
+}
+
+/// The rules of the base policy and of every tier.
+fn every_rule<'a>(
+    base: &'a Compiled,
+    tiers: &'a [(TierMatch, Compiled)],
+) -> impl Iterator<Item = &'a Rule> {
+    base.rules
+        .iter()
+        .chain(tiers.iter().flat_map(|(_, c)| c.rules.iter()))
+}
+
+impl Rule {
+    /// The key this rule counts the request under and how many units it
+    /// spends; `None` when the rule does not apply to it.
+    fn charge(
+        &self,
+        parts: &Parts,
+        mcp: Option<&McpRequest>,
+        ip: Option<IpAddr>,
+    ) -> Option<(RateKey, u32)> {
+        let cost = cost(&self.scope, &parts.method, mcp);
+        (cost > 0).then(|| (self.key.resolve(parts, ip), cost))
     }
 }
 

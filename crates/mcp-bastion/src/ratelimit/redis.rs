@@ -307,7 +307,7 @@ impl RedisLimiter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
     use std::{
         io::{Read, Write},
@@ -319,7 +319,7 @@ mod tests {
     use crate::ratelimit::window::{Geometry, WindowState};
 
     /// A throwaway `redis-server` on an ephemeral loopback port.
-    struct Server(Child);
+    pub(in crate::ratelimit) struct Server(Child);
 
     impl Drop for Server {
         fn drop(&mut self) {
@@ -328,7 +328,7 @@ mod tests {
         }
     }
 
-    async fn redis_server() -> (Server, String) {
+    pub(in crate::ratelimit) async fn redis_server() -> (Server, String) {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

@@ -195,40 +195,67 @@ pub(crate) fn policy_item(name: &str, limit: &Limit, quota: u32) -> String {
     )
 }
 
+/// The `RateLimit-Policy` and `RateLimit` values of one answer, owned, so an
+/// allowed request's can be made before the inner service answers and held
+/// by the response future.
+#[derive(Debug)]
+pub(crate) struct RateLimitHeaders {
+    policy: HeaderValue,
+    state: HeaderValue,
+}
+
+impl RateLimitHeaders {
+    /// Makes the values for these limits (`None` when there are none).
+    /// `policy`, when given, is the `RateLimit-Policy` value already made for
+    /// exactly these limits.
+    ///
+    /// This runs for every allowed request, so it writes the values by hand
+    /// into a stack buffer (one allocation per header) instead of going
+    /// through `format!`.
+    pub(crate) fn new<'a>(
+        lines: impl Iterator<Item = HeaderLine<'a>>,
+        policy: Option<HeaderValue>,
+    ) -> Option<Self> {
+        let mut state = ValueBuf::new();
+        let mut policies = ValueBuf::new();
+        for (i, line) in lines.enumerate() {
+            if i > 0 {
+                state.push(b", ");
+                policies.push(b", ");
+            }
+            policies.push(line.policy.as_bytes());
+            let d = line.decision;
+            state.push(line.name.as_bytes());
+            state.push(b";r=");
+            state.push_u64(u64::from(d.remaining));
+            state.push(b";t=");
+            state.push_u64(ceil_secs(if d.allowed { d.reset } else { d.retry_after }));
+        }
+        if state.is_empty() {
+            return None;
+        }
+        Some(Self {
+            policy: policy.or_else(|| policies.value())?,
+            state: state.value()?,
+        })
+    }
+
+    /// Sets both headers, replacing any already there.
+    pub(crate) fn insert_into(self, headers: &mut HeaderMap) {
+        headers.insert(RATELIMIT_POLICY, self.policy);
+        headers.insert(RATELIMIT, self.state);
+    }
+}
+
 /// Adds `RateLimit-Policy` and `RateLimit` for these limits (nothing when
-/// there are none). `policy`, when given, is the `RateLimit-Policy` value
-/// already made for exactly these limits.
-///
-/// This runs for every allowed request, so it writes the values by hand into a
-/// stack buffer (one allocation per header) instead of going through
-/// `format!`.
+/// there are none); see [`RateLimitHeaders::new`].
 pub(crate) fn insert_headers<'a>(
     headers: &mut HeaderMap,
-    lines: impl Iterator<Item = HeaderLine<'a>> + Clone,
+    lines: impl Iterator<Item = HeaderLine<'a>>,
     policy: Option<HeaderValue>,
 ) {
-    let mut state = ValueBuf::new();
-    let mut policies = ValueBuf::new();
-    for (i, line) in lines.enumerate() {
-        if i > 0 {
-            state.push(b", ");
-            policies.push(b", ");
-        }
-        policies.push(line.policy.as_bytes());
-        let d = line.decision;
-        state.push(line.name.as_bytes());
-        state.push(b";r=");
-        state.push_u64(u64::from(d.remaining));
-        state.push(b";t=");
-        state.push_u64(ceil_secs(if d.allowed { d.reset } else { d.retry_after }));
-    }
-    if state.is_empty() {
-        return;
-    }
-    let policy = policy.or_else(|| policies.value());
-    if let (Some(p), Some(s)) = (policy, state.value()) {
-        headers.insert(RATELIMIT_POLICY, p);
-        headers.insert(RATELIMIT, s);
+    if let Some(values) = RateLimitHeaders::new(lines, policy) {
+        values.insert_into(headers);
     }
 }
 

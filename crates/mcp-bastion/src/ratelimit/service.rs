@@ -1,24 +1,23 @@
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     sync::Arc,
     task::{Context, Poll},
 };
 
 use axum::{
-    body::Body,
     extract::ConnectInfo,
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use http::Request;
+use http::{Request, request::Parts};
 use http_body::Body as HttpBody;
-use http_body_util::BodyExt;
 use tower::Service;
 
 use super::{
     RateLimitRejection,
+    concurrency::Permit,
     engine::{Engine, Outcome},
-    future::ResponseFuture,
+    future::{ResponseFuture, finish},
 };
 use crate::inspect::McpRequest;
 
@@ -48,54 +47,74 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // Keep the service that was driven to readiness; leave a clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let engine = self.engine.clone();
-        ResponseFuture {
-            inner: Box::pin(async move {
-                let (parts, body) = req.into_parts();
-                let peer = parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0.ip());
-                let ip = engine.proxies.client_ip(peer, &parts.headers);
-                let decisions = match engine.check(&parts, ip).await {
-                    Outcome::Allowed(d) => d,
-                    Outcome::Refused(rejection) => return Ok(rejection.into_response()),
-                };
-                let permit = match engine.concurrency.as_ref().map(|c| c.acquire(&parts, ip)) {
-                    None | Some(Ok(None)) => None,
-                    Some(Ok(Some(p))) => Some(p),
-                    Some(Err(name)) => {
-                        let mcp = parts.extensions.get::<McpRequest>();
-                        return Ok(RateLimitRejection::concurrency(name, mcp).into_response());
-                    }
-                };
-                let res = inner.call(Request::from_parts(parts, body)).await?;
-                let mut res = match permit {
-                    // the slot is freed when the body is dropped: at its end,
-                    // or when the client goes away
-                    Some(permit) => res.map(|b| {
-                        Body::new(b.map_frame(move |frame| {
-                            let _held = &permit;
-                            frame
-                        }))
-                    }),
-                    None => res.map(Body::new),
-                };
-                if engine.headers {
-                    decisions.insert_headers(res.headers_mut());
-                }
-                Ok(res)
-            }),
-        }
+        let (parts, body) = req.into_parts();
+        let ip = client_ip(&self.engine, &parts);
+        let decisions = match self.engine.check_now(&parts, ip) {
+            Some(Outcome::Allowed(decisions)) => decisions,
+            Some(Outcome::Refused(rejection)) => {
+                return ResponseFuture::ready(rejection.into_response());
+            }
+            None => {
+                // A rule waits for the shared store, so the inner service is
+                // called from the future: keep the one that was driven to
+                // readiness, leave a clone behind.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let engine = self.engine.clone();
+                return ResponseFuture::boxed(Box::pin(async move {
+                    let headers = match engine.check(&parts, ip).await {
+                        Outcome::Allowed(d) => engine.headers.then(|| d.headers()).flatten(),
+                        Outcome::Refused(rejection) => return Ok(rejection.into_response()),
+                    };
+                    let permit = match admit(&engine, &parts, ip) {
+                        Ok(permit) => permit,
+                        Err(rejection) => return Ok(rejection.into_response()),
+                    };
+                    let res = inner.call(Request::from_parts(parts, body)).await?;
+                    Ok(finish(res, permit, headers))
+                }));
+            }
+        };
+        let permit = match admit(&self.engine, &parts, ip) {
+            Ok(permit) => permit,
+            Err(rejection) => return ResponseFuture::ready(rejection.into_response()),
+        };
+        // made now: `decisions` borrows the engine, the future must not
+        let headers = self.engine.headers.then(|| decisions.headers()).flatten();
+        // `poll_ready` drove this very service ready: call it in place
+        let future = self.inner.call(Request::from_parts(parts, body));
+        ResponseFuture::inner(future, permit, headers)
     }
+}
+
+/// The client's address: the peer's, or what a trusted proxy forwarded.
+fn client_ip(engine: &Engine, parts: &Parts) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    engine.proxies.client_ip(peer, &parts.headers)
+}
+
+/// A concurrency slot when a cap applies to the request; the refusal when its
+/// key is over the cap.
+fn admit(
+    engine: &Engine,
+    parts: &Parts,
+    ip: Option<IpAddr>,
+) -> Result<Option<Permit>, RateLimitRejection> {
+    let Some(concurrency) = &engine.concurrency else {
+        return Ok(None);
+    };
+    concurrency.acquire(parts, ip).map_err(|name| {
+        let mcp = parts.extensions.get::<McpRequest>();
+        RateLimitRejection::concurrency(name, mcp)
+    })
 }

@@ -185,22 +185,40 @@ impl Limiter {
         }
     }
 
-    /// `Err` only from a shared store that could not be reached.
-    pub(crate) async fn check(
+    /// Decides at once when the counts are in memory; `None` for a shared
+    /// store, which only [`Limiter::check_shared`] can answer.
+    pub(crate) fn check_now(
         &self,
         key: &RateKey,
         limit: &Limit,
         cost: u32,
         epoch: tokio::time::Instant,
-    ) -> Result<Decision, StoreError> {
+    ) -> Option<Decision> {
         match self {
-            Limiter::Window(s) => Ok(s.check(key, limit, cost, || {
+            Limiter::Window(s) => Some(s.check(key, limit, cost, || {
                 let since = tokio::time::Instant::now().saturating_duration_since(epoch);
                 u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
             })),
-            Limiter::Gcra(s) => Ok(s.check(key, limit, cost)),
+            Limiter::Gcra(s) => Some(s.check(key, limit, cost)),
+            #[cfg(feature = "redis")]
+            Limiter::Redis(_) => None,
+        }
+    }
+
+    /// Asks the shared store: `Err` when it could not be reached. A memory
+    /// store has nothing to ask ([`Limiter::check_now`] decides it), so it
+    /// answers `Err` too.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    pub(crate) async fn check_shared(
+        &self,
+        key: &RateKey,
+        limit: &Limit,
+        cost: u32,
+    ) -> Result<Decision, StoreError> {
+        match self {
             #[cfg(feature = "redis")]
             Limiter::Redis(r) => r.check(key, limit, cost).await,
+            Limiter::Window(_) | Limiter::Gcra(_) => Err(StoreError("not a shared store".into())),
         }
     }
 

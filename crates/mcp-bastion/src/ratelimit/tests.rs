@@ -1,6 +1,15 @@
 #![allow(clippy::unwrap_used)]
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -11,7 +20,7 @@ use axum::{
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+use tower::{Layer, Service, ServiceExt};
 
 use super::*;
 use crate::{inspect::McpInspectLayer, net::TrustedProxies, principal::Principal};
@@ -424,4 +433,179 @@ async fn distinct_ips_are_evicted_once_idle() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(stats.keys_in_memory(), 1);
+}
+
+/// An inner service that counts its clones and its calls, answering with a
+/// body that is not axum's.
+struct Counting {
+    clones: Arc<AtomicUsize>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Clone for Counting {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Ordering::Relaxed);
+        Self {
+            clones: self.clones.clone(),
+            calls: self.calls.clone(),
+        }
+    }
+}
+
+impl tower::Service<Request<Body>> for Counting {
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response<String>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Body>) -> Self::Future {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        std::future::ready(Ok(Response::new("ok".to_owned())))
+    }
+}
+
+fn counting() -> (Counting, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let clones = Arc::default();
+    let calls = Arc::default();
+    let svc = Counting {
+        clones: Arc::clone(&clones),
+        calls: Arc::clone(&calls),
+    };
+    (svc, clones, calls)
+}
+
+fn count(n: &AtomicUsize) -> usize {
+    n.load(Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn memory_limits_are_decided_in_call_without_cloning_the_inner_service() {
+    use futures_util::FutureExt;
+
+    let layer = McpRateLimitLayer::new(RateLimitPolicy::new().default_limit(limit("2/min")))
+        .max_concurrent(1);
+    let stats = layer.stats();
+    let (inner, clones, calls) = counting();
+    let mut svc = layer.layer(inner);
+    let post = || Request::post("/mcp").body(Body::empty()).unwrap();
+
+    // allowed: the inner service's future, ready as soon as the inner one is
+    let held = svc.ready().await.unwrap().call(post()).now_or_never();
+    let held = held.expect("decided in `call`").unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    assert_eq!(held.headers()[RATELIMIT], "\"default\";r=1;t=60");
+    assert_eq!(held.headers()[RATELIMIT_POLICY], "\"default\";q=2;w=60");
+    assert_eq!(stats.concurrent(), 1, "the body holds the slot");
+
+    // over the concurrency cap: refused without the inner service
+    let res = svc.ready().await.unwrap().call(post()).now_or_never();
+    let res = res.expect("decided in `call`").unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        body_json(res).await["error"]["data"]["policy"],
+        "concurrency"
+    );
+    drop(held);
+    assert_eq!(stats.concurrent(), 0);
+
+    // over the rate limit (the refused request above spent its unit)
+    let res = svc.ready().await.unwrap().call(post()).now_or_never();
+    let res = res.expect("decided in `call`").unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()[RATELIMIT], "\"default\";r=0;t=60");
+    assert_eq!(body_json(res).await["error"]["data"]["policy"], "default");
+
+    assert_eq!(count(&calls), 1);
+    assert_eq!(count(&clones), 0, "the ready service is called in place");
+}
+
+#[tokio::test]
+async fn headers_off_and_no_caps_answer_the_inner_body_untouched() {
+    let layer =
+        McpRateLimitLayer::new(RateLimitPolicy::new().default_limit(limit("5/min"))).headers(false);
+    let (inner, clones, _) = counting();
+    let mut svc = layer.layer(inner);
+    let req = Request::post("/mcp").body(Body::empty()).unwrap();
+    let res = svc.ready().await.unwrap().call(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!res.headers().contains_key(RATELIMIT));
+    assert!(!res.headers().contains_key(RATELIMIT_POLICY));
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&bytes[..], b"ok");
+    assert_eq!(count(&clones), 0);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn an_unreachable_redis_store_is_asked_from_the_future_and_the_failure_policy_decides() {
+    // a port nobody listens on: the connection is refused at once
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = || RedisStore::with_options(&url, "test:", Duration::from_secs(2)).unwrap();
+    let policy = RateLimitPolicy::new().default_limit(limit("1/min"));
+    let post = || Request::post("/mcp").body(Body::empty()).unwrap();
+
+    let closed = McpRateLimitLayer::new(policy.clone())
+        .redis(store())
+        .failure_policy(FailurePolicy::Closed);
+    let (inner, _, calls) = counting();
+    let mut svc = closed.layer(inner);
+    let res = svc.ready().await.unwrap().call(post()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(count(&calls), 0);
+    assert_eq!(closed.stats().store_failures(), 1);
+
+    let open = McpRateLimitLayer::new(policy)
+        .redis(store())
+        .failure_policy(FailurePolicy::Open)
+        .max_concurrent(1);
+    let stats = open.stats();
+    let (inner, _, calls) = counting();
+    let mut svc = open.layer(inner);
+    for _ in 0..2 {
+        let res = svc.ready().await.unwrap().call(post()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "failing open: unlimited");
+        // no decision from the store: no `RateLimit` headers
+        assert!(!res.headers().contains_key(RATELIMIT));
+        assert_eq!(stats.concurrent(), 1, "the body holds the slot");
+    }
+    assert_eq!(count(&calls), 2);
+    assert_eq!(stats.concurrent(), 0);
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_redis_store_decides_from_the_future_with_headers_and_slots() {
+    let (_server, url) = super::redis::tests::redis_server().await;
+    let layer = McpRateLimitLayer::new(RateLimitPolicy::new().default_limit(limit("2/min")))
+        .redis(RedisStore::open(&url).unwrap())
+        .max_concurrent(1);
+    let stats = layer.stats();
+    let (inner, _, calls) = counting();
+    let mut svc = layer.layer(inner);
+    let post = || Request::post("/mcp").body(Body::empty()).unwrap();
+
+    let held = svc.ready().await.unwrap().call(post()).await.unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    assert_eq!(held.headers()[RATELIMIT], "\"default\";r=1;t=60");
+    assert_eq!(held.headers()[RATELIMIT_POLICY], "\"default\";q=2;w=60");
+    assert_eq!(stats.concurrent(), 1);
+    let res = svc.ready().await.unwrap().call(post()).await.unwrap();
+    assert_eq!(
+        body_json(res).await["error"]["data"]["policy"],
+        "concurrency"
+    );
+    drop(held);
+    let res = svc.ready().await.unwrap().call(post()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body_json(res).await["error"]["data"]["policy"], "default");
+    assert_eq!(count(&calls), 1);
+    assert_eq!(stats.concurrent(), 0);
 }
