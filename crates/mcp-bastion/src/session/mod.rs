@@ -107,6 +107,8 @@ mod closer;
 #[cfg(feature = "session-layer")]
 mod config;
 #[cfg(feature = "session-layer")]
+mod future;
+#[cfg(feature = "session-layer")]
 mod layer;
 #[cfg(feature = "session-layer")]
 mod params;
@@ -125,6 +127,8 @@ pub use body::SessionBody;
 pub use closer::SessionCloser;
 #[cfg(feature = "session-layer")]
 pub use config::{DEFAULT_IDLE_TIMEOUT, OverflowPolicy, SessionConfigError};
+#[cfg(feature = "session-layer")]
+pub use future::SessionFuture;
 #[cfg(feature = "session-layer")]
 pub use layer::SessionLayer;
 #[cfg(feature = "session-layer")]

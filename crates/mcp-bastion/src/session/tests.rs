@@ -5,7 +5,10 @@
 
 use std::{
     io::Write,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -17,7 +20,7 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
+use tower::{Layer, Service, ServiceExt};
 
 use super::*;
 use crate::{
@@ -359,6 +362,284 @@ async fn requests_write_their_activity_to_the_store_at_most_once_per_touch_inter
     // ...and gone after 2.125 s
     tokio::time::advance(Duration::from_millis(100)).await;
     assert!(store.get(&sid).await.unwrap().is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// the fast path: with a store that answers at once, `call` decides a request of an existing
+// session and calls the inner service itself
+
+/// A stand-in transport as a service that counts its clones.
+struct CountedClones {
+    inner: Router,
+    clones: Arc<AtomicUsize>,
+}
+
+impl Clone for CountedClones {
+    fn clone(&self) -> Self {
+        self.clones.fetch_add(1, Ordering::SeqCst);
+        Self {
+            inner: self.inner.clone(),
+            clones: Arc::clone(&self.clones),
+        }
+    }
+}
+
+impl Service<Request<Body>> for CountedClones {
+    type Response = <Router as Service<Request<Body>>>::Response;
+    type Error = <Router as Service<Request<Body>>>::Error;
+    type Future = <Router as Service<Request<Body>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        Service::<Request<Body>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        self.inner.call(req)
+    }
+}
+
+/// The layer over a counted stand-in transport; `/gone` answers 404, as a
+/// transport that ended the session does.
+fn counted(layer: &SessionLayer) -> (SessionService<CountedClones>, Arc<AtomicUsize>) {
+    let clones = Arc::new(AtomicUsize::new(0));
+    let inner = CountedClones {
+        inner: Router::new()
+            .route("/mcp", any(fake_transport))
+            .route("/gone", any(|| async { StatusCode::NOT_FOUND })),
+        clones: Arc::clone(&clones),
+    };
+    (layer.layer(inner), clones)
+}
+
+/// Calls the service itself (no clone of it): the state its future starts
+/// in (`Ready`, `Inner` or `Boxed`), the status and the JSON body.
+async fn call_on(
+    svc: &mut SessionService<CountedClones>,
+    r: Request<Body>,
+) -> (&'static str, StatusCode, Value) {
+    let fut = ServiceExt::<Request<Body>>::ready(svc)
+        .await
+        .unwrap()
+        .call(r);
+    let shown = format!("{fut:?}");
+    let state = ["Ready", "Inner", "Boxed"]
+        .into_iter()
+        .find(|s| shown.contains(&format!("\"{s}\"")))
+        .unwrap();
+    let res = fut.await.unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        state,
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Opens a session through `svc` (the boxed path) and returns its id.
+async fn open_on(svc: &mut SessionService<CountedClones>, uri: &str, who: &str) -> String {
+    let fut = ServiceExt::<Request<Body>>::ready(svc)
+        .await
+        .unwrap()
+        .call(req("POST", uri, None, Some(who)));
+    assert!(format!("{fut:?}").contains("Boxed"), "{fut:?}");
+    let res = fut.await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let sid = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    res.into_body().collect().await.unwrap();
+    sid
+}
+
+#[tokio::test]
+async fn memory_store_session_requests_are_decided_in_call_without_cloning_the_inner_service() {
+    let layer = SessionLayer::new().capture_param("service");
+    let (mut svc, clones) = counted(&layer);
+    let sid = open_on(&mut svc, "/mcp?service=billing", "alice").await;
+    let before = clones.load(Ordering::SeqCst);
+
+    // admitted: the inner service's future, unboxed, with the session's params
+    let (state, status, body) =
+        call_on(&mut svc, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+    assert_eq!((state, status), ("Inner", StatusCode::OK));
+    assert_eq!(body["params"]["service"], "billing");
+    let legacy = format!("/mcp?session_id={sid}");
+    let (state, status, body) = call_on(&mut svc, req("POST", &legacy, None, Some("alice"))).await;
+    assert_eq!((state, status), ("Inner", StatusCode::OK));
+    assert_eq!(body["params"]["service"], "billing");
+
+    // refused: the layer's answer, ready at once
+    let unknown = "r1.00000000000000000000000000000000";
+    for (r, expected) in [
+        (
+            req("POST", "/mcp", Some(unknown), Some("alice")),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            req("POST", "/mcp", Some(&sid), Some("bob")),
+            StatusCode::NOT_FOUND,
+        ),
+        (req("POST", "/mcp", Some(&sid), None), StatusCode::NOT_FOUND),
+        (
+            req("POST", "/mcp?session_id=a%20b", None, Some("alice")),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (state, status, body) = call_on(&mut svc, r).await;
+        assert_eq!((state, status), ("Ready", expected));
+        assert!(body["error"]["code"].is_i64(), "{body}");
+    }
+    assert_eq!(
+        layer.session_count(),
+        1,
+        "refusals leave the owner's session alone"
+    );
+
+    // a successful DELETE forgets the session
+    let (state, status, _) =
+        call_on(&mut svc, req("DELETE", "/mcp", Some(&sid), Some("alice"))).await;
+    assert_eq!((state, status), ("Inner", StatusCode::OK));
+    assert_eq!(layer.session_count(), 0);
+    let (state, status, _) =
+        call_on(&mut svc, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+    assert_eq!((state, status), ("Ready", StatusCode::NOT_FOUND));
+    assert_eq!(
+        clones.load(Ordering::SeqCst),
+        before,
+        "the inner service was cloned for a request of an existing session"
+    );
+
+    // so does a 404 from the transport of the replica that owns it
+    let sid = open_on(&mut svc, "/mcp", "alice").await;
+    let before = clones.load(Ordering::SeqCst);
+    assert_eq!(layer.session_count(), 1);
+    let (state, status, _) =
+        call_on(&mut svc, req("POST", "/gone", Some(&sid), Some("alice"))).await;
+    assert_eq!((state, status), ("Inner", StatusCode::NOT_FOUND));
+    assert_eq!(layer.session_count(), 0);
+    let (state, status, _) =
+        call_on(&mut svc, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+    assert_eq!((state, status), ("Ready", StatusCode::NOT_FOUND));
+    assert_eq!(clones.load(Ordering::SeqCst), before);
+}
+
+/// Advances the paused clock by `total` in small steps, letting the cleanup
+/// task run at each.
+async fn advance_by(total: Duration) {
+    let step = Duration::from_millis(50);
+    let mut gone = Duration::ZERO;
+    while gone < total {
+        tokio::time::advance(step).await;
+        settle().await;
+        gone += step;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_the_fast_path_an_open_response_body_keeps_its_session_from_going_idle() {
+    let layer = SessionLayer::new().idle_timeout(Some(Duration::from_secs(2)));
+    let (mut svc, _) = counted(&layer);
+    let sid = open_on(&mut svc, "/mcp", "alice").await;
+    let fut = ServiceExt::<Request<Body>>::ready(&mut svc)
+        .await
+        .unwrap()
+        .call(req("POST", "/mcp", Some(&sid), Some("alice")));
+    assert!(format!("{fut:?}").contains("Inner"), "{fut:?}");
+    let streaming = fut.await.unwrap();
+    advance_by(Duration::from_secs(5)).await;
+    assert_eq!(layer.session_count(), 1, "a body still open is activity");
+    drop(streaming);
+    advance_by(Duration::from_secs(3)).await;
+    assert_eq!(layer.session_count(), 0, "idle for 2 s once the body ended");
+    let (state, status, _) =
+        call_on(&mut svc, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+    assert_eq!((state, status), ("Ready", StatusCode::NOT_FOUND));
+}
+
+/// A store that keeps [`SessionStore::get_now`] (and, unless `sync_get`,
+/// also `touch_now`) at their defaults, as a store with I/O does.
+struct Awaited {
+    inner: MemorySessionStore,
+    sync_get: bool,
+}
+
+impl SessionStore for Awaited {
+    fn put(
+        &self,
+        record: SessionRecord,
+        ttl: Duration,
+    ) -> crate::backend::BoxFuture<'static, Result<(), StoreError>> {
+        self.inner.put(record, ttl)
+    }
+    fn get(
+        &self,
+        id: &str,
+    ) -> crate::backend::BoxFuture<'static, Result<Option<SessionRecord>, StoreError>> {
+        self.inner.get(id)
+    }
+    fn touch(
+        &self,
+        id: &str,
+        last_seen_ms: u64,
+        ttl: Duration,
+    ) -> crate::backend::BoxFuture<'static, Result<(), StoreError>> {
+        self.inner.touch(id, last_seen_ms, ttl)
+    }
+    fn remove(&self, id: &str) -> crate::backend::BoxFuture<'static, Result<(), StoreError>> {
+        self.inner.remove(id)
+    }
+    fn get_now(&self, id: &str) -> Option<Result<Option<SessionRecord>, StoreError>> {
+        self.sync_get.then(|| self.inner.get_now(id)).flatten()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stores_that_must_be_awaited_take_the_boxed_path_with_the_same_answers() {
+    // idle 2 s: the touch interval is 125 ms
+    let idle = Some(Duration::from_secs(2));
+    for sync_get in [false, true] {
+        let store = MemorySessionStore::new();
+        let layer = SessionLayer::new()
+            .store(Awaited {
+                inner: store.clone(),
+                sync_get,
+            })
+            .capture_param("service")
+            .idle_timeout(idle);
+        let (mut svc, _) = counted(&layer);
+        let sid = open_on(&mut svc, "/mcp?service=billing", "alice").await;
+        let opened = store.get_now(&sid).unwrap().unwrap().unwrap().last_seen_ms;
+        // a read that must be awaited: boxed; a read at once with no touch due: the fast path
+        let (state, status, body) =
+            call_on(&mut svc, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(state, if sync_get { "Inner" } else { "Boxed" });
+        assert_eq!(body["params"]["service"], "billing");
+        // a touch due that must be awaited: boxed either way, and written
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let (state, status, body) =
+            call_on(&mut svc, req("POST", "/mcp", Some(&sid), Some("alice"))).await;
+        assert_eq!((state, status), ("Boxed", StatusCode::OK));
+        assert_eq!(body["params"]["service"], "billing");
+        let seen = store.get_now(&sid).unwrap().unwrap().unwrap().last_seen_ms;
+        assert!(seen >= opened + 200, "{seen} vs {opened}");
+        // refusals
+        let (state, status, _) =
+            call_on(&mut svc, req("POST", "/mcp", Some(&sid), Some("bob"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(state, if sync_get { "Ready" } else { "Boxed" });
+        let (state, status, _) =
+            call_on(&mut svc, req("POST", "/mcp?session_id=a%20b", None, None)).await;
+        assert_eq!((state, status), ("Ready", StatusCode::BAD_REQUEST));
+        // DELETE forgets
+        let (_, status, _) =
+            call_on(&mut svc, req("DELETE", "/mcp", Some(&sid), Some("alice"))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(layer.session_count(), 0);
+        assert!(store.is_empty());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -40,8 +40,28 @@ impl MemorySessionStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SessionRecord, Instant)>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The live record of `id`: what both `get` and `get_now` answer.
+    fn lookup(&self, id: &str) -> Option<SessionRecord> {
+        let now = Instant::now();
+        self.lock()
+            .get(id)
+            .filter(|(_, at)| *at > now)
+            .map(|(r, _)| r.clone())
+    }
+
+    /// Refreshes the live record of `id`: what both `touch` and `touch_now`
+    /// do.
+    fn refresh(&self, id: &str, last_seen_ms: u64, ttl: Duration) {
+        let now = Instant::now();
+        if let Some((record, at)) = self.lock().get_mut(id).filter(|(_, at)| *at > now) {
+            record.last_seen_ms = last_seen_ms;
+            *at = now + ttl;
+        }
+    }
 }
 
+/// Every operation is done when it is called; the futures are ready.
 impl SessionStore for MemorySessionStore {
     fn put(
         &self,
@@ -52,17 +72,11 @@ impl SessionStore for MemorySessionStore {
         let mut map = self.lock();
         map.retain(|_, (_, at)| *at > now);
         map.insert(record.id.clone(), (record, now + ttl));
-        Box::pin(async { Ok(()) })
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn get(&self, id: &str) -> BoxFuture<'static, Result<Option<SessionRecord>, StoreError>> {
-        let now = Instant::now();
-        let found = self
-            .lock()
-            .get(id)
-            .filter(|(_, at)| *at > now)
-            .map(|(r, _)| r.clone());
-        Box::pin(async move { Ok(found) })
+        Box::pin(std::future::ready(Ok(self.lookup(id))))
     }
 
     fn touch(
@@ -71,16 +85,26 @@ impl SessionStore for MemorySessionStore {
         last_seen_ms: u64,
         ttl: Duration,
     ) -> BoxFuture<'static, Result<(), StoreError>> {
-        let now = Instant::now();
-        if let Some((record, at)) = self.lock().get_mut(id).filter(|(_, at)| *at > now) {
-            record.last_seen_ms = last_seen_ms;
-            *at = now + ttl;
-        }
-        Box::pin(async { Ok(()) })
+        self.refresh(id, last_seen_ms, ttl);
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn remove(&self, id: &str) -> BoxFuture<'static, Result<(), StoreError>> {
         self.lock().remove(id);
-        Box::pin(async { Ok(()) })
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn get_now(&self, id: &str) -> Option<Result<Option<SessionRecord>, StoreError>> {
+        Some(Ok(self.lookup(id)))
+    }
+
+    fn touch_now(
+        &self,
+        id: &str,
+        last_seen_ms: u64,
+        ttl: Duration,
+    ) -> Option<Result<(), StoreError>> {
+        self.refresh(id, last_seen_ms, ttl);
+        Some(Ok(()))
     }
 }

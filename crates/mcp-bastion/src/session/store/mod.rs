@@ -67,6 +67,16 @@ pub struct StoreError(pub String);
 ///
 /// Implementations must be cheap to share (`Arc` inside) and must let a
 /// record expire `ttl` after its last `put` or `touch`.
+///
+/// # Answering at once
+///
+/// A store that can answer without waiting (it keeps records in this
+/// process) may also implement [`get_now`](Self::get_now) and
+/// [`touch_now`](Self::touch_now). The session layer asks them first on
+/// every request of an existing session, and when they answer it decides
+/// the request without a boxed future; when they return `None` (the
+/// default) it awaits [`get`](Self::get) and [`touch`](Self::touch). The
+/// two forms must agree: same record, same effect.
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores (or replaces) a record that expires after `ttl`.
     fn put(
@@ -89,6 +99,27 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Forgets a record.
     fn remove(&self, id: &str) -> BoxFuture<'static, Result<(), StoreError>>;
+
+    /// [`get`](Self::get) answered at once, or `None` when this store cannot
+    /// answer without awaiting (then the caller uses `get`). The default is
+    /// `None`: a store with I/O (Redis) keeps it.
+    fn get_now(&self, id: &str) -> Option<Result<Option<SessionRecord>, StoreError>> {
+        let _ = id;
+        None
+    }
+
+    /// [`touch`](Self::touch) done at once, or `None` when this store cannot
+    /// do it without awaiting (then nothing happened, and the caller uses
+    /// `touch`). The default is `None`.
+    fn touch_now(
+        &self,
+        id: &str,
+        last_seen_ms: u64,
+        ttl: Duration,
+    ) -> Option<Result<(), StoreError>> {
+        let _ = (id, last_seen_ms, ttl);
+        None
+    }
 }
 
 impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
@@ -112,5 +143,16 @@ impl<T: SessionStore + ?Sized> SessionStore for std::sync::Arc<T> {
     }
     fn remove(&self, id: &str) -> BoxFuture<'static, Result<(), StoreError>> {
         (**self).remove(id)
+    }
+    fn get_now(&self, id: &str) -> Option<Result<Option<SessionRecord>, StoreError>> {
+        (**self).get_now(id)
+    }
+    fn touch_now(
+        &self,
+        id: &str,
+        last_seen_ms: u64,
+        ttl: Duration,
+    ) -> Option<Result<(), StoreError>> {
+        (**self).touch_now(id, last_seen_ms, ttl)
     }
 }
