@@ -102,6 +102,10 @@ pub(super) struct QueryCredential {
 /// The one place an authenticator's answer becomes the request's fate: the
 /// principal inserted (and its environment for a stdio child), or the error
 /// to challenge with.
+#[cfg_attr(
+    not(feature = "stdio"),
+    allow(unused_variables, reason = "the environment map needs `stdio`")
+)]
 fn admit(
     config: &AuthConfig,
     parts: &mut Parts,
