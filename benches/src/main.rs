@@ -22,7 +22,7 @@ use benches::{
     load::{self, LoadSpec},
     peers::{Peer, PeerInstalls},
     process_tree::{self, PeakSampler},
-    report::{IdleReport, JwtFigures, Measurement, PacedRun, Report, Row},
+    report::{IdleReport, JwtFigures, Measurement, PairedRun, Report, Row},
     targets::{Running, Target, Tools},
 };
 use clap::{Parser, ValueEnum};
@@ -65,6 +65,10 @@ struct Cli {
     /// Never write the docs.
     #[arg(long, conflicts_with = "write")]
     no_write: bool,
+    /// Requests/s offered in the fixed-rate latency runs (default: a
+    /// quarter of the no-layer transport's measured throughput).
+    #[arg(long)]
+    paced_rate: Option<f64>,
     /// A note printed with the machine (e.g. "other builds were running").
     #[arg(long)]
     note: Option<String>,
@@ -227,6 +231,7 @@ fn measure(
     target: Target,
     transport: Transport,
     rate: Option<f64>,
+    seconds: f64,
 ) -> Result<(benches::load::LoadResult, process_tree::PeakMemory, f64), String> {
     let mut running = Running::start(target, transport, tools)?;
     let pid = running.pid();
@@ -235,7 +240,7 @@ fn measure(
         endpoint: running.endpoint(target, transport),
         clients: cli.clients,
         warmup: Duration::from_secs_f64(cli.warmup),
-        duration: Duration::from_secs_f64(cli.duration),
+        duration: Duration::from_secs_f64(seconds),
         timeout: Duration::from_secs(10),
         rate,
     };
@@ -260,59 +265,81 @@ fn measure(
 /// latency is the requests' own cost, not queueing.
 const PACED_SHARE: f64 = 0.25;
 
-/// Latency of the full stack and of the no-layer transport at the same fixed
-/// rate ([`PACED_SHARE`] of the no-layer throughput this run measured), for
-/// each transport both were measured on, alternately for the run's rounds.
-fn paced_latency(
+/// Pairs of short runs of the no-layer transport and the full stack.
+const PAIRS: usize = 5;
+
+/// Measured seconds of each run of a pair.
+const PAIR_SECONDS: f64 = 3.0;
+
+/// The full stack against the no-layer transport, measured in [`PAIRS`]
+/// pairs of short runs back to back (which goes first alternates), for each
+/// transport both were measured on: saturated, for the throughput ratio of
+/// each pair, then paced at one fixed rate ([`PACED_SHARE`] of the no-layer
+/// throughput the rounds measured), for latency. On a machine whose speed
+/// drifts, two runs seconds apart see the same machine; the median of
+/// several pairs is not moved by one disturbed run.
+fn paired_runs(
     rt: &tokio::runtime::Runtime,
     cli: &Cli,
     tools: &Tools,
     rows: &BTreeMap<(Target, Transport), Row>,
-) -> BTreeMap<Transport, PacedRun> {
+) -> BTreeMap<Transport, PairedRun> {
     let mut runs = BTreeMap::new();
-    let pair = [Target::Bastion, Target::FullStack];
     for tr in cli.transport.list() {
         let measured = |t: Target| rows.get(&(t, tr)).and_then(Row::rps);
         let (Some(bare), Some(_)) = (measured(Target::Bastion), measured(Target::FullStack)) else {
             continue;
         };
         // A round figure, so runs can be compared.
-        let rate = ((bare * PACED_SHARE / 100.0).round() * 100.0).max(100.0);
-        let mut run = PacedRun {
+        let rate = cli
+            .paced_rate
+            .unwrap_or_else(|| ((bare * PACED_SHARE / 100.0).round() * 100.0).max(100.0));
+        let mut run = PairedRun {
             rate,
-            rows: BTreeMap::new(),
+            seconds: PAIR_SECONDS,
+            ..PairedRun::default()
         };
-        for round in 0..cli.rounds {
-            for t in pair {
-                eprint!(
-                    "bench: paced {}/{}: {} ({}) at {rate:.0} req/s … ",
-                    round + 1,
-                    cli.rounds,
-                    t.name(),
-                    tr.as_str()
-                );
-                let row = run.rows.entry(t).or_default();
-                match measure(rt, cli, tools, t, tr, Some(rate)) {
-                    Ok((load, peak, cpu_seconds)) => {
-                        eprintln!(
-                            "{:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
-                            load.rps(),
-                            load.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
-                            load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
-                            load.errors
-                        );
-                        row.rounds.push(Measurement {
-                            load,
-                            peak_rss: peak.rss_bytes,
-                            peak_pss: peak.pss_bytes,
-                            cpu_seconds,
-                            baseline_rps: None,
-                            round,
-                        });
-                    }
-                    Err(e) => {
-                        eprintln!("failed: {e}");
-                        row.failure = Some(format!("failed to start: {e}"));
+        for (kind, offered) in [("saturated", None), ("paced", Some(rate))] {
+            for pair in 0..PAIRS {
+                let mut order = [Target::Bastion, Target::FullStack];
+                if pair % 2 == 1 {
+                    order.reverse();
+                }
+                for t in order {
+                    eprint!(
+                        "bench: pair {}/{PAIRS}, {kind}: {} ({}) … ",
+                        pair + 1,
+                        t.name(),
+                        tr.as_str()
+                    );
+                    let rows = if offered.is_some() {
+                        &mut run.paced
+                    } else {
+                        &mut run.saturated
+                    };
+                    let row = rows.entry(t).or_default();
+                    match measure(rt, cli, tools, t, tr, offered, PAIR_SECONDS) {
+                        Ok((load, peak, cpu_seconds)) => {
+                            eprintln!(
+                                "{:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
+                                load.rps(),
+                                load.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
+                                load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+                                load.errors
+                            );
+                            row.rounds.push(Measurement {
+                                load,
+                                peak_rss: peak.rss_bytes,
+                                peak_pss: peak.pss_bytes,
+                                cpu_seconds,
+                                baseline_rps: None,
+                                round: pair,
+                            });
+                        }
+                        Err(e) => {
+                            eprintln!("failed: {e}");
+                            row.failure = Some(format!("failed to start: {e}"));
+                        }
                     }
                 }
             }
@@ -458,7 +485,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 tr.as_str()
             );
             let row = rows.entry((t, tr)).or_default();
-            match measure(&rt, cli, &tools, t, tr, None) {
+            match measure(&rt, cli, &tools, t, tr, None, cli.duration) {
                 Ok((load, peak, cpu_seconds)) => {
                     eprintln!(
                         "{:.0} req/s, {} errors, p99 {:.2} ms, RSS {:.1} MB, PSS {:.1} MB, {:.1} CPU s",
@@ -492,7 +519,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         }
     }
 
-    let paced = paced_latency(&rt, cli, &tools, &rows);
+    let paired = paired_runs(&rt, cli, &tools, &rows);
 
     let idle_report = if run_idle {
         match idle(&rt, &tools, cli.idle_sessions) {
@@ -530,7 +557,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         rows,
         skipped,
         idle: idle_report,
-        paced,
+        paired,
         jwt,
         peers: tools.peers.clone(),
         note: cli.note.clone(),
