@@ -68,9 +68,6 @@ pub(crate) const KEEPALIVE: &[u8] = b": keepalive\n\n";
 /// Sets `Content-Type: text/event-stream`, `Cache-Control: no-cache` and
 /// `X-Accel-Buffering: no` (so nginx does not buffer the stream).
 fn set_sse_headers(headers: &mut http::HeaderMap) {
-    // Room for what the layers add on the way out (CORS, `RateLimit`, the
-    // session id) without growing and rehashing the map per response.
-    headers.reserve(16);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
