@@ -41,6 +41,8 @@ pub mod auth;
 pub mod backend;
 #[cfg(feature = "cors")]
 pub mod cors;
+#[cfg(any(feature = "auth", feature = "ratelimit", feature = "session-layer"))]
+mod decided;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod jsonrpc;

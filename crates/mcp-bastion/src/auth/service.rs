@@ -12,7 +12,7 @@ use super::{
     layer::{AuthConfig, MetadataUrl},
     sse_rewrite::{RewriteSse, SseEvent},
 };
-use crate::principal::Principal;
+use crate::{decided::Decided, principal::Principal};
 
 const TARGET: &str = "mcp_bastion::auth";
 
@@ -51,11 +51,11 @@ where
         // CORS preflights carry no credentials by design: never challenge them.
         if is_preflight(&parts) {
             let future = self.inner.call(Request::from_parts(parts, body));
-            return ResponseFuture::inner(future, None);
+            return Decided::inner(future, None).into();
         }
         let credential = match self.config.sources.extract(&parts) {
             Ok(c) => c,
-            Err(e) => return ResponseFuture::ready(reject(&self.config, &parts, e)),
+            Err(e) => return Decided::ready(reject(&self.config, &parts, e)).into(),
         };
         // A verdict known at once (a static key, a token verified moments
         // ago) passes the request on with no future of this layer's own.
@@ -67,16 +67,16 @@ where
             return match admit(&self.config, &mut parts, credential, outcome) {
                 Ok(carry) => {
                     let future = self.inner.call(Request::from_parts(parts, body));
-                    ResponseFuture::inner(future, carry)
+                    Decided::inner(future, carry).into()
                 }
-                Err(e) => ResponseFuture::ready(reject(&self.config, &parts, e)),
+                Err(e) => Decided::ready(reject(&self.config, &parts, e)).into(),
             };
         }
         // Keep the service that was driven to readiness; leave a clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = std::sync::Arc::clone(&self.config);
-        ResponseFuture::boxed(async move {
+        Decided::boxed(async move {
             let outcome = config
                 .authenticator
                 .authenticate(&parts, credential.as_ref())
@@ -89,6 +89,7 @@ where
                 Err(e) => Ok(reject(&config, &parts, e)),
             }
         })
+        .into()
     }
 }
 

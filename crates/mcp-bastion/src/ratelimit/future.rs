@@ -2,7 +2,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
 };
 
 use axum::{BoxError, body::Body, response::Response};
@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use pin_project_lite::pin_project;
 
 use super::{concurrency::Permit, rejection::RateLimitHeaders};
-use crate::backend::BoxFuture;
+use crate::decided::{AfterResponse, Decided, debug_state};
 
 pin_project! {
     /// The response future of [`McpRateLimit`](super::McpRateLimit).
@@ -23,57 +23,30 @@ pin_project! {
     /// store (one round trip at most), then calls the inner service.
     pub struct ResponseFuture<F, E> {
         #[pin]
-        state: State<F, E>,
+        state: Decided<F, E, Held>,
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<F, E> {
-        // refused in `call`
-        Ready { response: Option<Response> },
-        // allowed in `call`
-        Inner {
-            #[pin]
-            future: F,
-            permit: Option<Permit>,
-            headers: Option<RateLimitHeaders>,
-        },
-        // decided by a shared store
-        Boxed { future: BoxFuture<'static, Result<Response, E>> },
+impl<F, E> From<Decided<F, E, Held>> for ResponseFuture<F, E> {
+    fn from(state: Decided<F, E, Held>) -> Self {
+        Self { state }
     }
 }
 
-impl<F, E> ResponseFuture<F, E> {
-    /// An answer made without the inner service.
-    pub(super) fn ready(response: Response) -> Self {
-        Self {
-            state: State::Ready {
-                response: Some(response),
-            },
-        }
-    }
+/// What an allowed request holds until its answer: the concurrency slot and
+/// the `RateLimit` headers to add.
+pub(super) struct Held {
+    pub(super) permit: Option<Permit>,
+    pub(super) headers: Option<RateLimitHeaders>,
+}
 
-    /// The inner service's answer, completed by [`finish`].
-    pub(super) fn inner(
-        future: F,
-        permit: Option<Permit>,
-        headers: Option<RateLimitHeaders>,
-    ) -> Self {
-        Self {
-            state: State::Inner {
-                future,
-                permit,
-                headers,
-            },
-        }
-    }
-
-    /// A decision that waits for the shared store.
-    pub(super) fn boxed(future: BoxFuture<'static, Result<Response, E>>) -> Self {
-        Self {
-            state: State::Boxed { future },
-        }
+impl AfterResponse for Held {
+    fn finish<B>(self, res: http::Response<B>) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        finish(res, self.permit, self.headers)
     }
 }
 
@@ -86,28 +59,13 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Ready { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                // polled again after completion: a contract violation by the caller
-                None => Poll::Pending,
-            },
-            StateProj::Inner {
-                future,
-                permit,
-                headers,
-            } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(finish(response, permit.take(), headers.take())))
-            }
-            StateProj::Boxed { future } => future.as_mut().poll(cx),
-        }
+        self.project().state.poll(cx)
     }
 }
 
 impl<F, E> fmt::Debug for ResponseFuture<F, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        debug_state(f, "ResponseFuture", self.state.state())
     }
 }
 

@@ -17,9 +17,9 @@ use super::{
     RateLimitRejection,
     concurrency::Permit,
     engine::{Engine, Outcome},
-    future::{ResponseFuture, finish},
+    future::{Held, ResponseFuture, finish},
 };
-use crate::inspect::McpRequest;
+use crate::{decided::Decided, inspect::McpRequest};
 
 /// The service built by [`McpRateLimitLayer`](super::McpRateLimitLayer).
 #[derive(Clone)]
@@ -59,7 +59,7 @@ where
         let decisions = match self.engine.check_now(&parts, ip) {
             Some(Outcome::Allowed(decisions)) => decisions,
             Some(Outcome::Refused(rejection)) => {
-                return ResponseFuture::ready(rejection.into_response());
+                return Decided::ready(rejection.into_response()).into();
             }
             None => {
                 // A rule waits for the shared store, so the inner service is
@@ -68,7 +68,7 @@ where
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let engine = self.engine.clone();
-                return ResponseFuture::boxed(Box::pin(async move {
+                return Decided::boxed(async move {
                     let headers = match engine.check(&parts, ip).await {
                         Outcome::Allowed(d) => engine.headers.then(|| d.headers()).flatten(),
                         Outcome::Refused(rejection) => return Ok(rejection.into_response()),
@@ -79,18 +79,19 @@ where
                     };
                     let res = inner.call(Request::from_parts(parts, body)).await?;
                     Ok(finish(res, permit, headers))
-                }));
+                })
+                .into();
             }
         };
         let permit = match admit(&self.engine, &parts, ip) {
             Ok(permit) => permit,
-            Err(rejection) => return ResponseFuture::ready(rejection.into_response()),
+            Err(rejection) => return Decided::ready(rejection.into_response()).into(),
         };
         // made now: `decisions` borrows the engine, the future must not
         let headers = self.engine.headers.then(|| decisions.headers()).flatten();
         // `poll_ready` drove this very service ready: call it in place
         let future = self.inner.call(Request::from_parts(parts, body));
-        ResponseFuture::inner(future, permit, headers)
+        Decided::inner(future, Held { permit, headers }).into()
     }
 }
 

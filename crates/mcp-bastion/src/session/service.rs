@@ -21,7 +21,11 @@ use super::{
     rejection::SessionRejection,
     validate_session_id,
 };
-use crate::{principal::Principal, protocol::HEADER_SESSION_ID};
+use crate::{
+    decided::{AfterResponse, Decided},
+    principal::Principal,
+    protocol::HEADER_SESSION_ID,
+};
 
 /// The service built by [`SessionLayer`](super::SessionLayer).
 ///
@@ -77,35 +81,31 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let Some(id) = session_id_of(req.headers(), req.uri()) else {
             let inner = self.take_ready();
-            return SessionFuture::boxed(open_session(Arc::clone(&self.shared), inner, req));
+            return Decided::boxed(open_session(Arc::clone(&self.shared), inner, req)).into();
         };
         if validate_session_id(&id).is_err() {
-            return SessionFuture::ready(SessionRejection::MalformedId.into_response());
+            return Decided::ready(SessionRejection::MalformedId.into_response()).into();
         }
         // The fast path: a store that answers at once lets `call` decide.
         let Some(read) = self.shared.store.get_now(&id) else {
             let inner = self.take_ready();
-            return SessionFuture::boxed(continue_session(
-                Arc::clone(&self.shared),
-                inner,
-                req,
-                id,
-            ));
+            return Decided::boxed(continue_session(Arc::clone(&self.shared), inner, req, id))
+                .into();
         };
         let admitted = match admit(&self.shared, id, read, principal_of(&req)) {
             Ok(admitted) => admitted,
-            Err(rejection) => return SessionFuture::ready(rejection.into_response()),
+            Err(rejection) => return Decided::ready(rejection.into_response()).into(),
         };
         if let Some(now_ms) = admitted.touch_at {
             let ttl = self.shared.config.record_ttl();
             let Some(result) = self.shared.store.touch_now(admitted.id(), now_ms, ttl) else {
                 let inner = self.take_ready();
-                return SessionFuture::boxed(proceed(inner, req, admitted));
+                return Decided::boxed(proceed(inner, req, admitted)).into();
             };
             touched(result);
         }
         let after = admitted.enter(&mut req);
-        SessionFuture::inner(self.inner.call(req), after)
+        Decided::inner(self.inner.call(req), after).into()
     }
 }
 
@@ -346,10 +346,10 @@ pub(super) struct After {
     delete: bool,
 }
 
-impl After {
+impl AfterResponse for After {
     /// Forgets the session if the transport ended it, and makes the response
     /// body carry the activity until it ends.
-    pub(super) fn finish<ResBody>(self, res: http::Response<ResBody>) -> Response
+    fn finish<ResBody>(self, res: http::Response<ResBody>) -> Response
     where
         ResBody: HttpBody<Data = Bytes> + Send + 'static,
         ResBody::Error: Into<axum::BoxError>,
