@@ -17,6 +17,14 @@ use pin_project_lite::pin_project;
 
 use crate::backend::BoxFuture;
 
+/// The inner service that `poll_ready` drove to readiness, for a boxed
+/// future that calls it after an `await`; a clone is left in its place for
+/// the next request.
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
+
 /// What a layer does to the inner service's response once it arrives.
 pub(crate) trait AfterResponse {
     /// The response as the layer gives it.

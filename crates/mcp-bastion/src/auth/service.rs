@@ -12,7 +12,10 @@ use super::{
     layer::{AuthConfig, MetadataUrl},
     sse_rewrite::{RewriteSse, SseEvent},
 };
-use crate::{decided::Decided, principal::Principal};
+use crate::{
+    decided::{Decided, take_ready},
+    principal::Principal,
+};
 
 const TARGET: &str = "mcp_bastion::auth";
 
@@ -72,9 +75,7 @@ where
                 Err(e) => Decided::ready(reject(&self.config, &parts, e)).into(),
             };
         }
-        // Keep the service that was driven to readiness; leave a clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         let config = std::sync::Arc::clone(&self.config);
         Decided::boxed(async move {
             let outcome = config

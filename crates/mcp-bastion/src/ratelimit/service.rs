@@ -19,7 +19,10 @@ use super::{
     engine::{Engine, Outcome},
     future::{Held, ResponseFuture, finish},
 };
-use crate::{decided::Decided, inspect::McpRequest};
+use crate::{
+    decided::{Decided, take_ready},
+    inspect::McpRequest,
+};
 
 /// The service built by [`McpRateLimitLayer`](super::McpRateLimitLayer).
 #[derive(Clone)]
@@ -63,10 +66,8 @@ where
             }
             None => {
                 // A rule waits for the shared store, so the inner service is
-                // called from the future: keep the one that was driven to
-                // readiness, leave a clone behind.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                // called from the future.
+                let mut inner = take_ready(&mut self.inner);
                 let engine = self.engine.clone();
                 return Decided::boxed(async move {
                     let headers = match engine.check(&parts, ip).await {

@@ -22,7 +22,7 @@ use super::{
     validate_session_id,
 };
 use crate::{
-    decided::{AfterResponse, Decided},
+    decided::{AfterResponse, Decided, take_ready},
     principal::Principal,
     protocol::HEADER_SESSION_ID,
 };
@@ -49,18 +49,6 @@ impl<S: std::fmt::Debug> std::fmt::Debug for SessionService<S> {
     }
 }
 
-impl<S> SessionService<S> {
-    /// The service `poll_ready` drove to readiness, for a future that calls
-    /// it later; a clone is left behind.
-    fn take_ready(&mut self) -> S
-    where
-        S: Clone,
-    {
-        let clone = self.inner.clone();
-        std::mem::replace(&mut self.inner, clone)
-    }
-}
-
 impl<S, B, ResBody> Service<Request<B>> for SessionService<S>
 where
     S: Service<Request<B>, Response = http::Response<ResBody>> + Clone + Send + 'static,
@@ -80,7 +68,7 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let Some(id) = session_id_of(req.headers(), req.uri()) else {
-            let inner = self.take_ready();
+            let inner = take_ready(&mut self.inner);
             return Decided::boxed(open_session(Arc::clone(&self.shared), inner, req)).into();
         };
         if validate_session_id(&id).is_err() {
@@ -88,7 +76,7 @@ where
         }
         // The fast path: a store that answers at once lets `call` decide.
         let Some(read) = self.shared.store.get_now(&id) else {
-            let inner = self.take_ready();
+            let inner = take_ready(&mut self.inner);
             return Decided::boxed(continue_session(Arc::clone(&self.shared), inner, req, id))
                 .into();
         };
@@ -99,7 +87,7 @@ where
         if let Some(now_ms) = admitted.touch_at {
             let ttl = self.shared.config.record_ttl();
             let Some(result) = self.shared.store.touch_now(admitted.id(), now_ms, ttl) else {
-                let inner = self.take_ready();
+                let inner = take_ready(&mut self.inner);
                 return Decided::boxed(proceed(inner, req, admitted)).into();
             };
             touched(result);
