@@ -260,6 +260,34 @@ fn measure(
     Ok((result?, peak, cpu))
 }
 
+/// Files one measurement in `row` as `round` and returns it; a target that
+/// could not be measured is printed and recorded as the row's failure.
+fn file(
+    row: &mut Row,
+    outcome: Result<(benches::load::LoadResult, process_tree::PeakMemory, f64), String>,
+    round: usize,
+    baseline_rps: Option<f64>,
+) -> Option<&mut Measurement> {
+    match outcome {
+        Ok((load, peak, cpu_seconds)) => {
+            row.rounds.push(Measurement {
+                load,
+                peak_rss: peak.rss_bytes,
+                peak_pss: peak.pss_bytes,
+                cpu_seconds,
+                baseline_rps,
+                round,
+            });
+            row.rounds.last_mut()
+        }
+        Err(e) => {
+            eprintln!("failed: {e}");
+            row.failure = Some(format!("failed to start: {e}"));
+            None
+        }
+    }
+}
+
 /// The share of the no-layer transport's saturated throughput that the
 /// paced latency runs offer: well below the capacity of both targets, so
 /// latency is the requests' own cost, not queueing.
@@ -318,28 +346,15 @@ fn paired_runs(
                         &mut run.saturated
                     };
                     let row = rows.entry(t).or_default();
-                    match measure(rt, cli, tools, t, tr, offered, PAIR_SECONDS) {
-                        Ok((load, peak, cpu_seconds)) => {
-                            eprintln!(
-                                "{:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
-                                load.rps(),
-                                load.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
-                                load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
-                                load.errors
-                            );
-                            row.rounds.push(Measurement {
-                                load,
-                                peak_rss: peak.rss_bytes,
-                                peak_pss: peak.pss_bytes,
-                                cpu_seconds,
-                                baseline_rps: None,
-                                round: pair,
-                            });
-                        }
-                        Err(e) => {
-                            eprintln!("failed: {e}");
-                            row.failure = Some(format!("failed to start: {e}"));
-                        }
+                    let outcome = measure(rt, cli, tools, t, tr, offered, PAIR_SECONDS);
+                    if let Some(m) = file(row, outcome, pair, None) {
+                        eprintln!(
+                            "{:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, {} errors",
+                            m.load.rps(),
+                            m.load.latency_us.value_at_quantile(0.5) as f64 / 1000.0,
+                            m.load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+                            m.load.errors
+                        );
                     }
                 }
             }
@@ -485,35 +500,23 @@ fn run(cli: &Cli) -> Result<(), String> {
                 tr.as_str()
             );
             let row = rows.entry((t, tr)).or_default();
-            match measure(&rt, cli, &tools, t, tr, None, cli.duration) {
-                Ok((load, peak, cpu_seconds)) => {
-                    eprintln!(
-                        "{:.0} req/s, {} errors, p99 {:.2} ms, RSS {:.1} MB, PSS {:.1} MB, {:.1} CPU s",
-                        load.rps(),
-                        load.errors,
-                        load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
-                        peak.rss_bytes as f64 / 1_048_576.0,
-                        peak.pss_bytes as f64 / 1_048_576.0,
-                        cpu_seconds
-                    );
-                    if let Some(e) = &load.first_error {
-                        eprintln!("bench:   first failure: {e}");
-                    }
-                    if t == Target::Baseline {
-                        baseline = Some(load.rps());
-                    }
-                    row.rounds.push(Measurement {
-                        load,
-                        peak_rss: peak.rss_bytes,
-                        peak_pss: peak.pss_bytes,
-                        cpu_seconds,
-                        baseline_rps: baseline,
-                        round,
-                    });
+            let outcome = measure(&rt, cli, &tools, t, tr, None, cli.duration);
+            if let Some(m) = file(row, outcome, round, baseline) {
+                if t == Target::Baseline {
+                    baseline = Some(m.load.rps());
+                    m.baseline_rps = baseline;
                 }
-                Err(e) => {
-                    eprintln!("failed: {e}");
-                    row.failure = Some(format!("failed to start: {e}"));
+                eprintln!(
+                    "{:.0} req/s, {} errors, p99 {:.2} ms, RSS {:.1} MB, PSS {:.1} MB, {:.1} CPU s",
+                    m.load.rps(),
+                    m.load.errors,
+                    m.load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
+                    m.peak_rss as f64 / 1_048_576.0,
+                    m.peak_pss as f64 / 1_048_576.0,
+                    m.cpu_seconds
+                );
+                if let Some(e) = &m.load.first_error {
+                    eprintln!("bench:   first failure: {e}");
                 }
             }
         }

@@ -63,6 +63,11 @@ impl Row {
         Some(total)
     }
 
+    /// p99 over every round, µs.
+    pub fn p99_us(&self) -> Option<u64> {
+        self.merged().map(|m| m.latency_us.value_at_quantile(0.99))
+    }
+
     /// Highest peak RSS of any round, bytes.
     pub fn peak_rss(&self) -> Option<u64> {
         self.rounds.iter().map(|m| m.peak_rss).max()
@@ -128,14 +133,7 @@ impl PairedRun {
             self.saturated.get(&Target::FullStack),
             self.saturated.get(&Target::Bastion),
         ) {
-            (Some(full), Some(bare)) => full
-                .rounds
-                .iter()
-                .filter_map(|x| {
-                    let y = bare.rounds.iter().find(|y| y.round == x.round)?;
-                    (y.load.rps() > 0.0).then(|| x.load.rps() / y.load.rps())
-                })
-                .collect(),
+            (Some(full), Some(bare)) => round_ratios(full, bare).collect(),
             _ => Vec::new(),
         }
     }
@@ -145,17 +143,11 @@ impl PairedRun {
         median(self.ratios())
     }
 
-    /// p99 of `t` over every paced run, µs.
-    fn p99(&self, t: Target) -> Option<u64> {
-        let row = self.paced.get(&t).filter(|r| !r.rounds.is_empty())?;
-        row.merged().map(|m| m.latency_us.value_at_quantile(0.99))
-    }
-
     /// What the full stack adds to the no-layer transport's p99 at the fixed
     /// rate, ms.
     pub fn p99_added_ms(&self) -> Option<f64> {
-        let full = self.p99(Target::FullStack)?;
-        let bare = self.p99(Target::Bastion)?;
+        let full = self.paced.get(&Target::FullStack)?.p99_us()?;
+        let bare = self.paced.get(&Target::Bastion)?.p99_us()?;
         Some((full as f64 - bare as f64) / 1000.0)
     }
 
@@ -313,10 +305,7 @@ impl Report {
         ) {
             (Some(full), Some(bare)) => {
                 let rounds = per_round_ratio(full, bare);
-                let p99 = |row: &Row| {
-                    row.merged()
-                        .map_or(0, |m| m.latency_us.value_at_quantile(0.99))
-                };
+                let p99 = |row: &Row| row.p99_us().unwrap_or(0);
                 let saturated = (p99(full) as f64 - p99(bare) as f64) / 1000.0;
                 let paired = self.paired.get(&st);
                 // The pairs' median when they ran: several runs seconds
@@ -702,11 +691,16 @@ impl Report {
     }
 }
 
-fn per_round_ratio(a: &Row, b: &Row) -> Option<f64> {
-    mean(a.rounds.iter().filter_map(|x| {
+/// `a`'s requests/s over `b`'s, round by round (rounds both have).
+fn round_ratios<'r>(a: &'r Row, b: &'r Row) -> impl Iterator<Item = f64> + 'r {
+    a.rounds.iter().filter_map(|x| {
         let y = b.rounds.iter().find(|y| y.round == x.round)?;
         (y.load.rps() > 0.0).then(|| x.load.rps() / y.load.rps())
-    }))
+    })
+}
+
+fn per_round_ratio(a: &Row, b: &Row) -> Option<f64> {
+    mean(round_ratios(a, b))
 }
 
 fn yes(met: bool) -> &'static str {
