@@ -5,7 +5,8 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`echo`] | the rmcp `echo` handler every target serves |
+//! | [`build`] | building the proxy, `bench-server` and the lean, static `bench-echo-server` |
+//! | [`echo`] | the rmcp `echo` handler every target serves (the `bench-echo-server` package) |
 //! | [`jwt`] | the throwaway RS256 key, JWKS and tokens of target 3 and the JWT bench |
 //! | [`servers`] | the in-process HTTP targets that `bench-server` runs |
 //! | [`client`] | a lean MCP client over raw hyper: Streamable HTTP and legacy SSE |
@@ -15,8 +16,9 @@
 //! | [`peers`] | installing the peer proxies from npm and PyPI into `target/bench-peers/` |
 //! | [`report`] | the markdown table, the target checks and the SVG chart |
 
+pub mod build;
 pub mod client;
-pub mod echo;
+pub use bench_echo_server as echo;
 pub mod jwt;
 pub mod load;
 pub mod peers;

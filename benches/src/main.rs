@@ -12,12 +12,13 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, ExitCode},
     time::Duration,
 };
 
 use benches::{
+    build,
     client::Transport,
     load::{self, LoadSpec},
     peers::{Peer, PeerInstalls},
@@ -91,38 +92,12 @@ impl TransportArg {
     }
 }
 
-fn workspace_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
 /// `target/<profile>` of this executable, and whether it is a release build.
 fn profile_dir() -> Result<(PathBuf, bool), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = exe.parent().ok_or("no executable directory")?.to_path_buf();
     let release = dir.file_name().is_some_and(|n| n == "release");
     Ok((dir, release))
-}
-
-/// Builds the binaries the targets run, with this build's profile.
-fn build_binaries(release: bool) -> Result<(), String> {
-    if std::env::var_os("BENCH_NO_BUILD").is_some() {
-        return Ok(());
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "benches", "--bins", "-p", "mcp-bastion-cli"])
-        .current_dir(workspace_dir());
-    if release {
-        cmd.arg("--release");
-    }
-    eprintln!("bench: {cmd:?}");
-    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("cargo build failed ({status})"))
-    }
 }
 
 /// Runs the JWT criterion bench (`benches/benches/jwt.rs`) and reads the
@@ -132,10 +107,7 @@ fn jwt_bench(release: bool) -> Option<JwtFigures> {
         eprintln!("bench: jwt: skipped in a debug build");
         return None;
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["bench", "-p", "benches", "--bench", "jwt"])
-        .current_dir(workspace_dir());
+    let mut cmd = build::cargo(&["bench", "-p", "benches", "--bench", "jwt"]);
     eprintln!("bench: {cmd:?}");
     match cmd.status() {
         Ok(status) if status.success() => {}
@@ -148,11 +120,7 @@ fn jwt_bench(release: bool) -> Option<JwtFigures> {
             return None;
         }
     }
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => workspace_dir().join("target"),
-    };
-    let figures = JwtFigures::read(&target.join("criterion"));
+    let figures = JwtFigures::read(&build::target_dir().join("criterion"));
     if figures.is_none() {
         eprintln!("bench: jwt: no target/criterion/jwt/paired.json after the bench");
     }
@@ -178,7 +146,7 @@ fn read_trimmed(path: &str) -> String {
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program)
         .args(args)
-        .current_dir(workspace_dir())
+        .current_dir(build::workspace_dir())
         .output()
         .ok()?;
     out.status
@@ -431,9 +399,10 @@ fn run(cli: &Cli) -> Result<(), String> {
     if !release {
         eprintln!("bench: warning: a debug build measures nothing useful; use --release");
     }
-    build_binaries(release)?;
+    build::build_binaries(release)?;
     raise_nofile();
     let target_dir = profile.parent().unwrap_or(&profile).to_path_buf();
+    let echo_server = build::build_echo_server(&target_dir)?;
 
     let (targets, run_idle) = match cli.target.as_str() {
         "all" => (Target::ALL.to_vec(), true),
@@ -457,10 +426,11 @@ fn run(cli: &Cli) -> Result<(), String> {
             _ => None,
         })
         .collect();
-    let context = machine_context();
+    let mut context = machine_context();
+    context.push(build::echo_server_context(&echo_server));
     let tools = Tools {
         bench_server: profile.join("bench-server"),
-        echo_server: profile.join("bench-echo-server"),
+        echo_server,
         bastion: profile.join("mcp-bastion"),
         peers: PeerInstalls::ensure(&target_dir.join("bench-peers"), &peers),
         log_dir: target_dir.join("bench-logs"),
@@ -569,7 +539,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     println!("{}", report.checks());
     let write = !cli.no_write && (cli.write || cli.target == "all");
     if write {
-        let docs = workspace_dir().join("docs");
+        let docs = build::workspace_dir().join("docs");
         report
             .write_markdown(&docs.join("benchmarks.md"))
             .map_err(|e| format!("writing docs/benchmarks.md: {e}"))?;

@@ -17,7 +17,7 @@ use benches::{
 fn tools() -> Tools {
     let bench_server = PathBuf::from(env!("CARGO_BIN_EXE_bench-server"));
     Tools {
-        echo_server: PathBuf::from(env!("CARGO_BIN_EXE_bench-echo-server")),
+        echo_server: PathBuf::from("bench-echo-server-not-used-here"),
         bastion: PathBuf::from("mcp-bastion-not-used-here"),
         peers: PeerInstalls::default(),
         log_dir: std::env::temp_dir().join(format!("bench-smoke-{}", std::process::id())),

@@ -1,4 +1,12 @@
-//! The `echo` tool every target serves, in process or over stdio.
+//! The `echo` tool every target of the load harness serves: in process
+//! (`benches`' servers mount [`EchoServer`] behind each transport) or over
+//! stdio (the `bench-echo-server` binary, the backend of every proxy).
+//!
+//! A package of its own so that the binary links only rmcp, serde and a
+//! current-thread tokio: `cargo run -p benches --release` builds it with the
+//! workspace's `bench-echo` profile, statically linked, because the proxy in
+//! per-session mode runs one per session and each one's mapped code counts
+//! in the tree's RSS.
 
 use std::sync::LazyLock;
 

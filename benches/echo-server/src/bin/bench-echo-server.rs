@@ -3,7 +3,7 @@
 
 use std::{fs::File, os::fd::AsFd};
 
-use benches::echo::EchoServer;
+use bench_echo_server::EchoServer;
 use rmcp::ServiceExt;
 use tokio::net::unix::pipe;
 
