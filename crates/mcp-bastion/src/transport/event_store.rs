@@ -83,6 +83,17 @@ pub struct InMemoryEventStore {
 }
 
 impl InMemoryEventStore {
+    /// The default bound: 64 events per session. A replay needs the events a
+    /// client missed while its stream was down, the newest ones, so this
+    /// covers a session's last 64 answers (or a long stream's last 64
+    /// messages). Every stored event stays in memory as long as its session,
+    /// so the bound is also each busy session's cost: about 250 bytes an
+    /// event for a small tool's answer, 16 KB a session here, where 256 made
+    /// 64 KB (2 MB over 32 sessions calling a tool in a loop). Give
+    /// [`new`](Self::new) a larger bound for streams that send many
+    /// notifications a client must not miss.
+    pub const DEFAULT_CAPACITY: usize = 64;
+
     /// A store keeping at most `capacity` events per session.
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -93,9 +104,9 @@ impl InMemoryEventStore {
 }
 
 impl Default for InMemoryEventStore {
-    /// 256 events per session.
+    /// [`InMemoryEventStore::DEFAULT_CAPACITY`] events per session.
     fn default() -> Self {
-        Self::new(256)
+        Self::new(Self::DEFAULT_CAPACITY)
     }
 }
 
@@ -209,6 +220,18 @@ mod tests {
         assert!(store.replay_after("s", 97, 0).is_empty());
         let sessions = store.sessions.lock().unwrap();
         assert_eq!(sessions["s"].ring.len(), 3);
+    }
+
+    #[test]
+    fn the_default_store_keeps_a_sessions_last_64_events() {
+        let store = InMemoryEventStore::default();
+        for i in 1..=100 {
+            store.append("s", 1, i, &note(i));
+        }
+        let replay = store.replay_after("s", 1, 0);
+        assert_eq!(replay.len(), InMemoryEventStore::DEFAULT_CAPACITY);
+        assert_eq!(replay.first(), Some(&(37, note(37))));
+        assert_eq!(replay.last(), Some(&(100, note(100))));
     }
 
     #[test]
