@@ -12,7 +12,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, ExitStatus},
 };
 
 /// The workspace root (the parent of the `benches` package).
@@ -37,12 +37,10 @@ pub fn cargo(args: &[&str]) -> Command {
     cmd
 }
 
-/// Runs `cmd`, echoing it to stderr; whether it succeeded.
-fn run(mut cmd: Command) -> Result<bool, String> {
+/// Runs `cmd` (a [`cargo`] command), echoing it to stderr; its exit status.
+pub fn run(mut cmd: Command) -> Result<ExitStatus, String> {
     eprintln!("bench: {cmd:?}");
-    cmd.status()
-        .map(|s| s.success())
-        .map_err(|e| format!("cannot run cargo: {e}"))
+    cmd.status().map_err(|e| format!("cannot run cargo: {e}"))
 }
 
 /// Whether `$BENCH_NO_BUILD` asks to use the binaries already built.
@@ -60,10 +58,11 @@ pub fn build_binaries(release: bool) -> Result<(), String> {
     if release {
         cmd.arg("--release");
     }
-    if run(cmd)? {
+    let status = run(cmd)?;
+    if status.success() {
         Ok(())
     } else {
-        Err("cargo build failed".into())
+        Err(format!("cargo build failed ({status})"))
     }
 }
 
@@ -96,7 +95,7 @@ pub fn build_echo_server(target_dir: &Path) -> Result<PathBuf, String> {
         if !flags.is_empty() {
             cmd.arg("--").args(flags);
         }
-        run(cmd)
+        run(cmd).map(|status| status.success())
     };
     if cargo_rustc(&STATIC_LINK)? {
         return Ok(path);

@@ -107,16 +107,15 @@ fn jwt_bench(release: bool) -> Option<JwtFigures> {
         eprintln!("bench: jwt: skipped in a debug build");
         return None;
     }
-    let mut cmd = build::cargo(&["bench", "-p", "benches", "--bench", "jwt"]);
-    eprintln!("bench: {cmd:?}");
-    match cmd.status() {
+    let cmd = build::cargo(&["bench", "-p", "benches", "--bench", "jwt"]);
+    match build::run(cmd) {
         Ok(status) if status.success() => {}
         Ok(status) => {
             eprintln!("bench: jwt: cargo bench failed ({status})");
             return None;
         }
         Err(e) => {
-            eprintln!("bench: jwt: cannot run cargo: {e}");
+            eprintln!("bench: jwt: {e}");
             return None;
         }
     }
