@@ -7,13 +7,16 @@
 //! maps, shared or not. A dynamically linked, speed-optimised
 //! `bench-echo-server` mapped about 5 MB (2.8 MB of its own code, 1.3 MB of
 //! libc, the loader); built with the [`ECHO_PROFILE`] and [`STATIC_LINK`] it
-//! maps about 2.0 MB, so the tree's RSS says more about the proxy than about
-//! 32 copies of a web stack's code.
+//! maps about 2.0 MB, and about 1.4 MB with the functions it runs linked
+//! first ([`layout`]), so the tree's RSS says more about the
+//! proxy than about 32 copies of a web stack's code.
 
 use std::{
     path::{Path, PathBuf},
     process::{Command, ExitStatus},
 };
+
+use crate::{elf::Elf, layout};
 
 /// The workspace root (the parent of the `benches` package).
 pub fn workspace_dir() -> PathBuf {
@@ -80,16 +83,18 @@ pub const STATIC_LINK: [&str; 4] = [
 ];
 
 /// Builds `bench-echo-server` into `target_dir/`[`ECHO_PROFILE`]`/` with the
-/// [`ECHO_PROFILE`] and the [`STATIC_LINK`] flags (given to the binary's own
-/// compile only, through `cargo rustc`); where the toolchain cannot link
-/// statically (no `libc.a`), dynamically, with a warning. Returns its path.
-/// With `$BENCH_NO_BUILD` set, only the path.
+/// [`ECHO_PROFILE`], the [`STATIC_LINK`] flags and its hot functions first
+/// ([`layout::link_flags`] with [`layout::HOT_SYMBOLS`]), all given to the
+/// binary's own compile only, through `cargo rustc`. Each of those the
+/// toolchain cannot do (a linker that is not lld, no `libc.a`) is dropped in
+/// turn, with a warning. Returns its path. With `$BENCH_NO_BUILD` set, only
+/// the path.
 pub fn build_echo_server(target_dir: &Path) -> Result<PathBuf, String> {
     let path = target_dir.join(ECHO_PROFILE).join("bench-echo-server");
     if no_build() {
         return Ok(path);
     }
-    let cargo_rustc = |flags: &[&str]| {
+    let cargo_rustc = |flags: &[String]| {
         let mut cmd = cargo(&["rustc", "--profile", ECHO_PROFILE]);
         cmd.args(["-p", "bench-echo-server", "--bin", "bench-echo-server"]);
         if !flags.is_empty() {
@@ -97,56 +102,61 @@ pub fn build_echo_server(target_dir: &Path) -> Result<PathBuf, String> {
         }
         run(cmd).map(|status| status.success())
     };
-    if cargo_rustc(&STATIC_LINK)? {
-        return Ok(path);
+    let static_link: Vec<String> = STATIC_LINK.iter().map(|f| f.to_string()).collect();
+    let mut attempts = Vec::new();
+    if let Some(list) = layout::linker_copy(&target_dir.join(ECHO_PROFILE))? {
+        let flags = [static_link.clone(), layout::link_flags(&list)].concat();
+        attempts.push((flags, "without its hot functions first"));
     }
-    eprintln!("bench: warning: cannot link bench-echo-server statically; linking it dynamically");
-    if cargo_rustc(&[])? {
-        Ok(path)
-    } else {
-        Err("cargo could not build bench-echo-server".into())
-    }
-}
-
-/// Whether the ELF executable at `path` is statically linked: it has no
-/// `PT_INTERP` program header naming a dynamic loader. `None` if it cannot
-/// be read as a 64-bit little-endian ELF file.
-pub fn statically_linked(path: &Path) -> Option<bool> {
-    const PT_INTERP: u32 = 3;
-    let elf = std::fs::read(path).ok()?;
-    let bytes = |at: usize, n: usize| elf.get(at..at.checked_add(n)?);
-    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes(at, 2)?.try_into().ok()?));
-    let u32_at = |at: usize| Some(u32::from_le_bytes(bytes(at, 4)?.try_into().ok()?));
-    let u64_at = |at: usize| Some(u64::from_le_bytes(bytes(at, 8)?.try_into().ok()?));
-    // the magic number, ELFCLASS64, ELFDATA2LSB
-    if bytes(0, 6)? != b"\x7fELF\x02\x01" {
-        return None;
-    }
-    // e_phoff, e_phentsize, e_phnum
-    let table = usize::try_from(u64_at(0x20)?).ok()?;
-    let entry = usize::from(u16_at(0x36)?);
-    let count = usize::from(u16_at(0x38)?);
-    for i in 0..count {
-        let header = table.checked_add(i.checked_mul(entry)?)?;
-        if u32_at(header)? == PT_INTERP {
-            return Some(false);
+    attempts.push((static_link, "dynamically"));
+    attempts.push((Vec::new(), ""));
+    for (flags, otherwise) in &attempts {
+        if cargo_rustc(flags)? {
+            return Ok(path);
+        }
+        if !otherwise.is_empty() {
+            eprintln!(
+                "bench: warning: that build of bench-echo-server failed; linking it {otherwise}"
+            );
         }
     }
-    Some(true)
+    Err("cargo could not build bench-echo-server".into())
 }
 
 /// The report's line on how the proxies' backend at `path` was built.
 pub fn echo_server_context(path: &Path) -> (String, String) {
-    let linked = match statically_linked(path) {
-        Some(true) => "statically linked",
-        Some(false) => "dynamically linked",
+    let elf = Elf::read(path);
+    let linked = match &elf {
+        Some(elf) if elf.interpreter => "dynamically linked",
+        Some(_) => "statically linked",
         None => "not an ELF file the harness can read",
+    };
+    let list = std::fs::read_to_string(layout::hot_symbols_path()).unwrap_or_default();
+    let layout = match elf.and_then(|elf| layout::check(&elf, &layout::read_list(&list))) {
+        Some(c) if c.applied() => format!(
+            "its hot functions first ({} of the {} in `benches/{}`, {:.2} MB in the first {:.2} MB of its {:.2} MB of code)",
+            c.found,
+            c.listed,
+            layout::HOT_SYMBOLS,
+            c.hot_bytes as f64 / 1e6,
+            c.span as f64 / 1e6,
+            c.text_bytes as f64 / 1e6
+        ),
+        Some(c) => format!(
+            "**not** laid out by `benches/{}` ({} of its {} functions found, in the first {:.2} MB of {:.2} MB of code: regenerate it with `-- hot-symbols`)",
+            layout::HOT_SYMBOLS,
+            c.found,
+            c.listed,
+            c.span as f64 / 1e6,
+            c.text_bytes as f64 / 1e6
+        ),
+        None => "layout unknown (no symbol table)".into(),
     };
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     (
         "Proxies' stdio backend".into(),
         format!(
-            "`bench-echo-server`, profile `{ECHO_PROFILE}`, {linked}, {:.1} MB",
+            "`bench-echo-server`, profile `{ECHO_PROFILE}`, {linked}, {layout}, {:.1} MB",
             size as f64 / 1e6
         ),
     )

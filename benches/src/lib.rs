@@ -6,6 +6,8 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`build`] | building the proxy, `bench-server` and the lean, static `bench-echo-server` |
+//! | [`elf`] | reading the harness's executables: static or not, sections, symbols |
+//! | [`layout`] | the echo server's hot functions, linked first, and how that list is made |
 //! | [`echo`] | the rmcp `echo` handler every target serves (the `bench-echo-server` package) |
 //! | [`jwt`] | the throwaway RS256 key, JWKS and tokens of target 3 and the JWT bench |
 //! | [`servers`] | the in-process HTTP targets that `bench-server` runs |
@@ -19,7 +21,9 @@
 pub mod build;
 pub mod client;
 pub use bench_echo_server as echo;
+pub mod elf;
 pub mod jwt;
+pub mod layout;
 pub mod load;
 pub mod peers;
 pub mod process_tree;

@@ -1,7 +1,7 @@
 //! The load harness (issue 8): `cargo run -p benches --release -- all`.
 //!
 //! ```text
-//! benches <all|idle|TARGET[,TARGET…]> [--duration S] [--clients N] [--rounds R]
+//! benches <all|idle|hot-symbols|TARGET[,TARGET…]> [--duration S] [--clients N] [--rounds R]
 //!         [--transport streamable|sse|both] [--idle-sessions N] [--quick]
 //! ```
 //!
@@ -20,6 +20,7 @@ use std::{
 use benches::{
     build,
     client::Transport,
+    layout,
     load::{self, LoadSpec},
     peers::{Peer, PeerInstalls},
     process_tree::{self, PeakSampler},
@@ -35,7 +36,9 @@ struct Cli {
     /// `all`, `idle`, or targets separated by commas: baseline,
     /// bastion-inproc, bastion-inproc-no-events, full-stack, rmcp,
     /// bastion-per-session, bastion-shared, supergateway, mcp-proxy-npm,
-    /// mcp-proxy-auth, mcp-proxy-py (the baseline always runs).
+    /// mcp-proxy-auth, mcp-proxy-py (the baseline always runs). Or
+    /// `hot-symbols`: regenerate `benches/echo-server/hot-symbols.txt`, the
+    /// echo server's functions that are linked first (needs valgrind).
     target: String,
     /// Measured seconds per target per round.
     #[arg(long, default_value_t = 10.0)]
@@ -402,6 +405,15 @@ fn run(cli: &Cli) -> Result<(), String> {
     raise_nofile();
     let target_dir = profile.parent().unwrap_or(&profile).to_path_buf();
     let echo_server = build::build_echo_server(&target_dir)?;
+    if cli.target == "hot-symbols" {
+        let out = layout::hot_symbols_path();
+        let n = layout::generate(&echo_server, &out)?;
+        eprintln!(
+            "bench: wrote {n} functions to {}; `cargo run -p benches --release -- all` links them first",
+            out.display()
+        );
+        return Ok(());
+    }
 
     let (targets, run_idle) = match cli.target.as_str() {
         "all" => (Target::ALL.to_vec(), true),

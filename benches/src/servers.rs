@@ -135,12 +135,12 @@ fn rmcp_router() -> Router {
 /// [`ServerKind::Bastion`], outermost first as the binary mounts it: the MCP
 /// CORS preset, the Origin guard, `McpAuthLayer` verifying RS256 JWTs through
 /// a `JwksCache` (the JWKS served by this same process at
-/// [`jwt::JWKS_PATH`](crate::jwt::JWKS_PATH), fetched once and then cached),
+/// [`jwt::JWKS_PATH`], fetched once and then cached),
 /// `McpInspectLayer`, `McpRateLimitLayer` keyed by principal with a per-tool
 /// limit on `echo` (high enough never to refuse, so every decision is made
 /// and allowed), and `SessionLayer` capturing `service` and a sensitive
 /// `auth` from the connect URL and binding sessions to their principal.
-/// Clients send the token of [`jwt::token`](crate::jwt::token) and an
+/// Clients send the token of [`jwt::token`] and an
 /// allowed `Origin` ([`FULL_STACK_ORIGIN`]).
 pub fn full_stack(addr: SocketAddr) -> Result<Router, String> {
     let jwt = jwt::verifier(addr).build().map_err(|e| e.to_string())?;

@@ -1,37 +1,25 @@
 //! The proxies' backend as the harness builds it (`benches::build`): the
-//! `bench-echo` profile, statically linked, answering MCP over stdio.
+//! `bench-echo` profile, statically linked, its hot functions first,
+//! answering MCP over stdio.
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::BufReader,
     path::Path,
     process::{Command, Stdio},
 };
 
-use benches::build;
-use serde_json::{Value, json};
-
-/// One JSON-RPC exchange over the child's stdin and stdout.
-fn exchange(
-    stdin: &mut impl Write,
-    stdout: &mut impl BufRead,
-    message: &Value,
-    answered: bool,
-) -> Option<Value> {
-    writeln!(stdin, "{message}").unwrap();
-    stdin.flush().unwrap();
-    answered.then(|| {
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
-    })
-}
+use benches::{
+    build,
+    elf::{self, Elf},
+    layout,
+};
 
 #[test]
 fn the_harness_builds_the_echo_server_statically_and_it_answers_over_stdio() {
     let path = build::build_echo_server(&build::target_dir()).unwrap();
     assert_eq!(
-        build::statically_linked(&path),
+        elf::statically_linked(&path),
         Some(true),
         "{} should be statically linked",
         path.display()
@@ -44,25 +32,8 @@ fn the_harness_builds_the_echo_server_statically_and_it_answers_over_stdio() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "echo-server-test", "version": "1"}}});
-    let reply = exchange(&mut stdin, &mut stdout, &init, true).unwrap();
-    assert_eq!(reply["id"], 1);
-    assert!(
-        reply["result"]["capabilities"]["tools"].is_object(),
-        "{reply}"
-    );
-    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    exchange(&mut stdin, &mut stdout, &initialized, false);
-    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-        "params": {"name": "echo", "arguments": {"message": "over a pipe"}}});
-    let reply = exchange(&mut stdin, &mut stdout, &call, true).unwrap();
-    assert_eq!(reply["id"], 2);
-    assert_eq!(
-        reply["result"]["content"][0]["text"], "over a pipe",
-        "{reply}"
-    );
+    // initialize, tools/list and three calls of `echo`, every answer checked
+    layout::echo_workload(&mut stdin, &mut stdout, 3).unwrap();
 
     // end of input ends the server
     drop(stdin);
@@ -70,11 +41,31 @@ fn the_harness_builds_the_echo_server_statically_and_it_answers_over_stdio() {
 }
 
 #[test]
+fn the_echo_servers_hot_functions_are_linked_first() {
+    let path = build::build_echo_server(&build::target_dir()).unwrap();
+    let elf = Elf::read(&path).unwrap();
+    let list = std::fs::read_to_string(layout::hot_symbols_path()).unwrap();
+    let list = layout::read_list(&list);
+    let check = layout::check(&elf, &list).expect("a .text section and a symbol table");
+    // a list that no longer matches this toolchain and Cargo.lock fails here:
+    // regenerate it with `cargo run -p benches --release -- hot-symbols`
+    assert!(
+        check.applied(),
+        "{check:?}: the functions of {} should be found and placed first in .text",
+        layout::HOT_SYMBOLS
+    );
+    assert!(
+        check.span < check.text_bytes / 2,
+        "{check:?}: the hot code should be well under half of the code"
+    );
+}
+
+#[test]
 fn statically_linked_tells_a_dynamic_executable_from_a_file_that_is_not_one() {
     // this test binary links libc dynamically
     let exe = std::env::current_exe().unwrap();
-    assert_eq!(build::statically_linked(&exe), Some(false));
+    assert_eq!(elf::statically_linked(&exe), Some(false));
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    assert_eq!(build::statically_linked(&manifest), None);
-    assert_eq!(build::statically_linked(Path::new("/no/such/file")), None);
+    assert_eq!(elf::statically_linked(&manifest), None);
+    assert_eq!(elf::statically_linked(Path::new("/no/such/file")), None);
 }
