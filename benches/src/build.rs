@@ -7,9 +7,9 @@
 //! maps, shared or not. A dynamically linked, speed-optimised
 //! `bench-echo-server` mapped about 5 MB (2.8 MB of its own code, 1.3 MB of
 //! libc, the loader); built with the [`ECHO_PROFILE`] and [`STATIC_LINK`] it
-//! maps about 2.0 MB, and about 1.4 MB with the functions it runs linked
-//! first ([`layout`]), so the tree's RSS says more about the
-//! proxy than about 32 copies of a web stack's code.
+//! maps about 2.0 MB, and about 1.2 MB with the functions it runs linked
+//! first ([`layout`]), so the tree's RSS says more about the proxy than
+//! about 32 copies of a web stack's code.
 
 use std::{
     path::{Path, PathBuf},
@@ -142,6 +142,9 @@ pub fn echo_server_context(path: &Path) -> (String, String) {
             c.span as f64 / 1e6,
             c.text_bytes as f64 / 1e6
         ),
+        Some(c) if c.listed == 0 => {
+            format!("no `benches/{}` to lay it out by", layout::HOT_SYMBOLS)
+        }
         Some(c) => format!(
             "**not** laid out by `benches/{}` ({} of its {} functions found, in the first {:.2} MB of {:.2} MB of code: regenerate it with `-- hot-symbols`)",
             layout::HOT_SYMBOLS,
