@@ -83,12 +83,12 @@ impl Elf {
             let h = header(i)?;
             Some((
                 u32_at(h)?,
-                u32_at(h + 4)?,
-                u64_at(h + 0x10)?,
-                usize_at(h + 0x18)?,
-                u64_at(h + 0x20)?,
-                u32_at(h + 0x28)?,
-                u64_at(h + 0x38)?,
+                u32_at(h.checked_add(4)?)?,
+                u64_at(h.checked_add(0x10)?)?,
+                usize_at(h.checked_add(0x18)?)?,
+                u64_at(h.checked_add(0x20)?)?,
+                u32_at(h.checked_add(0x28)?)?,
+                u64_at(h.checked_add(0x38)?)?,
             ))
         };
         let names_at = raw(usize::from(u16_at(0x3e)?)).map(|s| s.3);
@@ -110,15 +110,19 @@ impl Elf {
             let strings = raw(usize::try_from(link).ok()?)?.3;
             let (entsize, size) = (usize::try_from(entsize).ok()?, usize::try_from(size).ok()?);
             for at in (offset..offset.checked_add(size)?).step_by(entsize) {
-                let (name, info, shndx) = (u32_at(at)?, *elf.get(at + 4)?, u16_at(at + 6)?);
+                let (name, info, shndx) = (
+                    u32_at(at)?,
+                    *elf.get(at.checked_add(4)?)?,
+                    u16_at(at.checked_add(6)?)?,
+                );
                 let kind = info & 0xf;
                 if shndx == 0 || (kind != STT_FUNC && kind != STT_GNU_IFUNC) {
                     continue;
                 }
                 functions.push(Function {
                     name: c_str(strings.checked_add(usize::try_from(name).ok()?)?)?,
-                    address: u64_at(at + 8)?,
-                    size: u64_at(at + 16)?,
+                    address: u64_at(at.checked_add(8)?)?,
+                    size: u64_at(at.checked_add(16)?)?,
                 });
             }
         }

@@ -3,7 +3,7 @@
 //! A process's RSS counts every page of its executable it has mapped, and
 //! the kernel maps code 64 KiB at a time around each page fault
 //! (`fault_around_bytes`), every page of the window that is in the page
-//! cache. `bench-echo-server` runs about 550 KB of its 1.5 MB of code, spread
+//! cache. `bench-echo-server` runs about 450 KB of its 1.5 MB of code, spread
 //! over nearly every 64 KiB window, so each of the per-session proxy's 32
 //! children mapped 1.4 MB of code. Linked with the functions it runs first
 //! ([`HOT_SYMBOLS`], given to the linker as `--symbol-ordering-file`), a
@@ -110,13 +110,13 @@ pub fn check(elf: &Elf, list: &[&str]) -> Option<LayoutCheck> {
         return None;
     }
     let listed: HashSet<&str> = list.iter().copied().collect();
-    let in_text = |a: u64| a >= text.address && a < text.address + text.size;
+    let in_text = |a: u64| a >= text.address && a < text.address.saturating_add(text.size);
     let mut seen = HashSet::new();
     let (mut hot_bytes, mut end) = (0, text.address);
     for f in &elf.functions {
         if listed.contains(f.name.as_str()) && in_text(f.address) && seen.insert(&f.name) {
             hot_bytes += f.size;
-            end = end.max(f.address + f.size);
+            end = end.max(f.address.saturating_add(f.size));
         }
     }
     Some(LayoutCheck {
