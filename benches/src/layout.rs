@@ -22,6 +22,7 @@ use std::{
     io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use crate::elf::Elf;
@@ -49,8 +50,17 @@ pub fn linker_copy(dir: &Path) -> Result<Option<PathBuf>, String> {
     });
     let copy = dir.join(format!("hot-symbols-{hash:016x}.txt"));
     if !copy.is_file() {
+        // written aside and renamed into place: a linker started by another
+        // build (the tests build in parallel) never reads half a list
+        static WRITES: AtomicUsize = AtomicUsize::new(0);
+        let n = WRITES.fetch_add(1, Ordering::Relaxed);
+        let aside = dir.join(format!(
+            ".hot-symbols-{hash:016x}.{}.{n}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&copy, &list))
+            .and_then(|()| std::fs::write(&aside, &list))
+            .and_then(|()| std::fs::rename(&aside, &copy))
             .map_err(|e| format!("{}: {e}", copy.display()))?;
     }
     Ok(Some(copy))
