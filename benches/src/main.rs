@@ -401,11 +401,10 @@ fn run(cli: &Cli) -> Result<(), String> {
     if !release {
         eprintln!("bench: warning: a debug build measures nothing useful; use --release");
     }
-    build::build_binaries(release)?;
-    raise_nofile();
     let target_dir = profile.parent().unwrap_or(&profile).to_path_buf();
     let echo_server = build::build_echo_server(&target_dir)?;
     if cli.target == "hot-symbols" {
+        // traces the echo server alone: no proxy or bench-server to build
         let out = layout::hot_symbols_path();
         let n = layout::generate(&echo_server, &out)?;
         eprintln!(
@@ -414,6 +413,8 @@ fn run(cli: &Cli) -> Result<(), String> {
         );
         return Ok(());
     }
+    build::build_binaries(release)?;
+    raise_nofile();
 
     let (targets, run_idle) = match cli.target.as_str() {
         "all" => (Target::ALL.to_vec(), true),

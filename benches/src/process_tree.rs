@@ -6,7 +6,7 @@
 //! - PSS: the same sum of `Pss` from `/proc/<pid>/smaps_rollup`, where each
 //!   shared page counts once across the processes sharing it. Summed RSS
 //!   counts the shared text of 32 identical per-session children 32 times
-//!   (about 2.0 MB each for the static `bench-echo-server`), so PSS is the fairer figure
+//!   (about 1.2 MB each for the static `bench-echo-server`), so PSS is the fairer figure
 //!   for trees with children; both are reported.
 //! - CPU: `utime + stime + cutime + cstime` from `/proc/<pid>/stat`, summed
 //!   over the live tree (a reaped child's time is in its parent's `c*time`,
