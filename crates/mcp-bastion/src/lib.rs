@@ -54,6 +54,8 @@ pub mod protocol;
 #[cfg(feature = "ratelimit")]
 pub mod ratelimit;
 pub mod session;
+#[cfg(feature = "stack")]
+pub mod stack;
 #[cfg(feature = "inspect")]
 pub mod trace;
 #[cfg(any(feature = "streamable-http", feature = "sse"))]
