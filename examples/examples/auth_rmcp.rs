@@ -18,7 +18,7 @@
 
 use std::net::SocketAddr;
 
-use axum::{Router, routing::get};
+use axum::routing::get;
 use clap::Parser;
 use mcp_bastion::{
     auth::{
@@ -26,8 +26,8 @@ use mcp_bastion::{
         WELL_KNOWN_PATH,
     },
     backend::{Backend, rmcp::RmcpBackend},
-    inspect::McpInspectLayer,
     principal::Principal,
+    stack::McpStack,
     transport::{Sse, StreamableHttp},
 };
 use rmcp::{
@@ -122,16 +122,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = ScopePolicy::new().tool("shutdown_all", ["tools:admin"]);
     let metadata = ProtectedResourceMetadata::new().scopes(policy.all_scopes());
     let metadata_path = format!("{WELL_KNOWN_PATH}/mcp");
-    let app = Router::new()
-        .route_service("/mcp", StreamableHttp::new(backend.clone()))
-        .merge(Sse::new(backend.clone()).into_router())
-        .route_service("/rmcp", rmcp_service)
-        // order, inside out: scopes need the parsed request, parsing needs a principal
-        .layer(McpScopeLayer::new(policy).resource_metadata_path(&metadata_path))
-        .layer(McpInspectLayer::new())
-        .layer(McpAuthLayer::new(keys).resource_metadata_path(&metadata_path))
-        // outside authentication
-        .merge(metadata.router("/mcp"))
+    // McpStack puts authentication before the body is read, and scopes after
+    // it is parsed; the metadata routes stay outside authentication.
+    let stack = McpStack::new()
+        .auth(McpAuthLayer::new(keys).resource_metadata_path(&metadata_path))
+        .scopes(McpScopeLayer::new(policy).resource_metadata_path(&metadata_path))
+        .resource_metadata(metadata);
+    let endpoints = stack
+        .endpoints(
+            StreamableHttp::new(backend.clone()),
+            Sse::new(backend.clone()),
+        )
+        .route_service("/rmcp", rmcp_service);
+    let app = stack
+        .wrap(endpoints)
         .route("/healthz", get(|| async { "ok" }));
 
     examples::serve(cli.listen, app).await?;

@@ -17,13 +17,12 @@
 
 use std::net::SocketAddr;
 
-use axum::{Router, routing::get};
+use axum::routing::get;
 use clap::Parser;
 use mcp_bastion::{
     backend::{Backend, rmcp::RmcpBackend},
-    inspect::McpInspectLayer,
     ratelimit::{KeyBy, McpRateLimitLayer, RateLimitPolicy, declared_tool_limits},
-    transport::{Sse, StreamableHttp},
+    stack::McpStack,
 };
 use mcp_bastion_macros::rate_limit;
 use rmcp::{
@@ -108,11 +107,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .default_limit("100/min".parse()?),
     )
     .with_declared_tool_limits();
-    let app = Router::new()
-        .route_service("/mcp", StreamableHttp::new(backend.clone()))
-        .merge(Sse::new(backend.clone()).into_router())
-        .layer(limits)
-        .layer(McpInspectLayer::new())
+    // every layer in the safe order; both transports over the backend
+    let app = McpStack::new()
+        .rate_limit(limits)
+        .serve(backend.clone())
         .route("/healthz", get(|| async { "ok" }));
 
     examples::serve(cli.listen, app).await?;

@@ -22,13 +22,12 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use axum::{Router, routing::get};
+use axum::routing::get;
 use clap::Parser;
 use mcp_bastion::{
     backend::{Backend, Connection, SessionContext, rmcp::RmcpBackend},
-    inspect::McpInspectLayer,
     jsonrpc::Message,
-    transport::{Sse, StreamableHttp},
+    stack::McpStack,
 };
 use rmcp::{
     ErrorData, Peer, RoleServer, ServerHandler,
@@ -235,11 +234,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Streamable HTTP at `/mcp`, legacy SSE at `/sse` + `/messages`
     // (`examples::serve` sets TCP_NODELAY: SSE replies are several small
     // writes, and Nagle plus delayed ACKs would add ~40 ms to each request)
-    let mcp = Router::new()
-        .route_service("/mcp", StreamableHttp::new(backend.clone()))
-        .merge(Sse::new(backend.clone()).into_router())
-        .layer(McpInspectLayer::new());
-    let app = mcp
+    let app = McpStack::new()
+        .serve(backend.clone())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }));
 

@@ -20,12 +20,12 @@
 //! | `param` | `{"name": "service"}` → the captured value (`<unset>` if none; `<redacted>` for a sensitive name such as `auth`) |
 //! | `whoami` | the subject of the principal that opened the session |
 //!
-//! The stack, outermost first: MCP CORS preset, Origin guard, a toy API-key
-//! authenticator (`Authorization: Bearer KEY`, keys from `--api-key
-//! NAME=KEY`; it stands in for `McpAuthLayer`), `McpInspectLayer`,
-//! `SessionLayer` (captures `service` and `auth`, `auth` sensitive, sessions
-//! bound to their principal), then both transports over an in-process rmcp
-//! server. It prints `mcp-bastion listening on http://ADDR` once bound.
+//! The stack is an `McpStack`, outermost first: MCP CORS preset, Origin
+//! guard, `McpInspectLayer`, a trace span, a toy API-key authenticator
+//! (`Authorization: Bearer KEY`, keys from `--api-key NAME=KEY`; no key is
+//! anonymous), `SessionLayer` (captures `service` and `auth`, `auth`
+//! sensitive, sessions bound to their principal), then both transports over
+//! an in-process rmcp server. It prints `mcp-bastion listening on http://ADDR` once bound.
 //!
 //! Here `auth` is a captured credential for the tools (say, a downstream
 //! API key), not what signs the caller in: legacy SSE clients POST to the
@@ -43,11 +43,11 @@ use axum::{
 use clap::Parser;
 use mcp_bastion::{
     backend::{Backend, rmcp::RmcpBackend},
-    cors::{AllowedOrigins, OriginGuardLayer, mcp_cors},
-    inspect::McpInspectLayer,
+    cors::AllowedOrigins,
     jsonrpc::{ErrorObject, codes, http_error},
     principal::Principal,
     session::{SessionCloser, SessionLayer, SessionParams},
+    stack::McpStack,
     transport::{Sse, StreamableHttp},
 };
 use rmcp::{
@@ -189,19 +189,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .capture_param("service")
         .capture_param("auth")
         .sensitive_param("auth")
-        .closer(streamable.clone())
-        .closer(sse.clone())
         .closer(RmcpSessions(rmcp_sessions));
-    let origins = AllowedOrigins::loopback();
-    let app = Router::new()
-        .route_service("/mcp", streamable)
-        .route_service("/rmcp", rmcp_http)
-        .merge(sse.into_router())
-        .layer(sessions)
-        .layer(McpInspectLayer::new())
-        .layer(middleware::from_fn_with_state(Arc::new(keys), demo_auth))
-        .layer(OriginGuardLayer::new(origins.clone()))
-        .layer(mcp_cors(origins));
+    let stack = McpStack::new()
+        .browser(AllowedOrigins::loopback())
+        .sessions(sessions);
+    // the stack adds our two transports to the session layer's closers
+    let endpoints = stack
+        .endpoints_with(
+            Router::new().route_service("/rmcp", rmcp_http),
+            streamable,
+            sse,
+        )
+        // the toy authenticator sits just outside the session layer (a real
+        // server gives `McpStack::auth` an `McpAuthLayer`, which runs before
+        // the body is read)
+        .layer(middleware::from_fn_with_state(Arc::new(keys), demo_auth));
+    let app = stack.wrap(endpoints);
 
     examples::serve(cli.listen, app).await?;
     backend.shutdown().await;

@@ -2,7 +2,8 @@
 """Call one tool repeatedly through the official Python SDK (`mcp`, 2.x) and report what came back.
 
 Usage:
-    python3 tests/clients/py_ratelimit.py --url http://127.0.0.1:8080/mcp --tool echo --calls 3
+    python3 tests/clients/py_ratelimit.py --url http://127.0.0.1:8080/mcp --tool echo --calls 3 \
+        [--bearer KEY]
 
 Streamable HTTP only (the SDK's legacy SSE client drops non-2xx answers to its POSTs). Each call is
 `tools/call` with `{"message": "..."}`; a JSON-RPC error raised by the SDK (MCPError) is recorded
@@ -32,7 +33,8 @@ async def main(args: argparse.Namespace) -> dict:
             posts.append([response.status_code, response.headers.get("ratelimit"),
                           response.headers.get("retry-after")])
 
-    http = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=args.timeout),
+    headers = {"Authorization": f"Bearer {args.bearer}"} if args.bearer else None
+    http = httpx2.AsyncClient(timeout=httpx2.Timeout(30.0, read=args.timeout), headers=headers,
                               event_hooks={"response": [on_response]})
     calls: list[dict] = []
     async with http, streamable_http_client(args.url, http_client=http) as (read, write):
@@ -57,6 +59,7 @@ if __name__ == "__main__":
     parser.add_argument("--tool", default="echo")
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--bearer", help="send `Authorization: Bearer BEARER`")
     args = parser.parse_args()
     try:
         summary = anyio.run(main, args)

@@ -72,9 +72,21 @@ fn run_client(program: &str, script: &str, url: &str) -> Value {
 }
 
 fn run_client_on(program: &str, script: &str, url: &str, tool: &str, calls: u32) -> Value {
+    run_client_with(program, script, url, tool, calls, &[])
+}
+
+fn run_client_with(
+    program: &str,
+    script: &str,
+    url: &str,
+    tool: &str,
+    calls: u32,
+    extra: &[&str],
+) -> Value {
     let out = Command::new(program)
         .arg(clients_dir().join(script))
         .args(["--url", url, "--tool", tool, "--calls", &calls.to_string()])
+        .args(extra)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .output()
@@ -182,6 +194,55 @@ fn limits_declared_with_the_rate_limit_attribute_on_rmcp_tools_are_enforced() {
         .collect();
     assert_eq!(ok, [true, true, true, false], "{v}");
     assert_eq!(v["calls"][3]["data"]["policy"], "tool.summarize", "{v}");
+}
+
+/// `examples/examples/minimal.rs`, the 40-line server on `McpStack`: its API key is required
+/// (401 without it, before any body is read) and its tool's `#[rate_limit("2/min")]` holds.
+#[test]
+fn the_minimal_example_requires_its_api_key_and_enforces_the_declared_limit() {
+    let bin = example_bin("minimal");
+    let server = Server::spawn_with_env(
+        "minimal",
+        &bin,
+        &["127.0.0.1:0".into()],
+        &[("MCP_API_KEY", "KEY-MINIMAL-41c0")],
+    );
+    let unauthenticated = request(
+        &server,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
+        &json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string(),
+    );
+    assert_eq!(unauthenticated.status, 401, "{}", unauthenticated.body);
+    assert!(
+        unauthenticated
+            .header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Bearer")),
+        "a challenge is sent"
+    );
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let v = run_client_with(
+        &python,
+        "py_ratelimit.py",
+        &server.url("/mcp"),
+        "hello",
+        3,
+        &["--bearer", "KEY-MINIMAL-41c0"],
+    );
+    let ok: Vec<bool> = v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ok"] == true)
+        .collect();
+    assert_eq!(ok, [true, true, false], "{v}");
+    assert_eq!(v["calls"][0]["text"], "Hello!", "{v}");
+    assert_eq!(v["calls"][2]["code"], -32029, "{v}");
+    assert_eq!(v["calls"][2]["data"]["policy"], "tool.hello", "{v}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ pub mod jsonrpc;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod net;
+pub mod prelude;
 pub mod principal;
 pub mod protocol;
 #[cfg(feature = "ratelimit")]

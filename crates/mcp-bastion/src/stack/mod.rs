@@ -254,7 +254,20 @@ impl McpStack {
     /// transports' sessions). For several backends under one stack:
     /// [`wrap`](Self::wrap) the router these are nested in.
     pub fn endpoints<B: Backend>(&self, streamable: StreamableHttp<B>, sse: Sse<B>) -> Router {
-        let routes = Router::new()
+        self.endpoints_with(Router::new(), streamable, sse)
+    }
+
+    /// [`endpoints`](Self::endpoints) beside routes of your own (say, rmcp's
+    /// `StreamableHttpService` at `/rmcp`), all behind the session layer.
+    /// Closers for your routes' sessions go on the [`SessionLayer`] you give
+    /// to [`sessions`](Self::sessions).
+    pub fn endpoints_with<B: Backend>(
+        &self,
+        routes: Router,
+        streamable: StreamableHttp<B>,
+        sse: Sse<B>,
+    ) -> Router {
+        let routes = routes
             .route_service("/mcp", streamable.clone())
             .merge(sse.clone().into_router());
         match &self.sessions {

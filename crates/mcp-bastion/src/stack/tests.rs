@@ -82,7 +82,10 @@ async fn preflight_is_answered_before_authentication() {
     let preflight = Request::options("/mcp")
         .header("origin", ORIGIN)
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization, mcp-session-id")
+        .header(
+            "access-control-request-headers",
+            "authorization, mcp-session-id",
+        )
         .body(Body::empty())
         .unwrap();
     let res = app.clone().oneshot(preflight).await.unwrap();
