@@ -242,9 +242,9 @@ impl McpStack {
     fn mcp_layers<L>(&self, outer: ServiceBuilder<L>) -> ServiceBuilder<McpLayers<L>> {
         outer
             .option_layer(self.auth.clone())
-            .option_layer(self.inspect.clone())
-            .option_layer(self.trace.clone())
-            .option_layer(self.metrics.clone())
+            .option_layer(self.inspect)
+            .option_layer(self.trace)
+            .option_layer(self.metrics)
             .option_layer(self.scopes.clone())
             .option_layer(self.rate_limit.clone())
     }
