@@ -32,3 +32,72 @@ fn sigterm_lets_the_call_in_flight_finish_then_exits_0_with_no_child_left() {
         assert!(process_gone(pid), "child {pid} outlived the proxy");
     }
 }
+
+/// SIGTERM without waiting for the exit.
+fn sigterm(server: &Server) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status();
+}
+
+/// `GET /readyz` over a new connection: the status line, or `None` when refused.
+fn readyz(server: &Server) -> Option<String> {
+    use std::io::{Read, Write};
+    let addr = server.base_url().trim_start_matches("http://").to_owned();
+    let mut tcp = std::net::TcpStream::connect(&addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        tcp,
+        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// A lone server keeps accepting while it drains (its clients have nowhere else to go) and says
+/// it is not ready; a replica (route key) closes its listener at the signal, so that a load
+/// balancer's next connection attempt fails and goes to another replica.
+#[test]
+fn after_sigterm_readyz_reports_draining_and_a_replica_refuses_new_connections() {
+    for route_key in [None, Some("r1")] {
+        let mut args = vec!["--session-mode", "shared", "--shutdown-timeout", "10"];
+        if let Some(key) = route_key {
+            args.extend(["--route-key", key]);
+        }
+        let mut server = Server::bastion(&args, &everything_stdio());
+        assert!(
+            readyz(&server).is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+            "ready before the signal"
+        );
+        let call = CallInFlight::start(server.url("/mcp"), "drain-ready");
+        call.wait_until_under_way();
+        sigterm(&server);
+        std::thread::sleep(Duration::from_millis(300));
+        let answer = readyz(&server);
+        match route_key {
+            None => assert!(
+                answer
+                    .as_deref()
+                    .is_some_and(|a| a.starts_with("HTTP/1.1 503") && a.contains("draining")),
+                "a draining server is not ready: {answer:?}\n{}",
+                server.logs()
+            ),
+            Some(_) => assert_eq!(
+                answer,
+                None,
+                "a draining replica accepts no connection\n{}",
+                server.logs()
+            ),
+        }
+        if route_key.is_none() {
+            call.assert_completed(&server);
+        }
+        // (a replica's clients reach it through a load balancer, which holds the connection the
+        // call needs: tests/tests/nginx/restarts.rs; a direct client that needs a new connection
+        // to answer the server during the drain is refused)
+        let status = server.stop();
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", server.logs());
+    }
+}

@@ -72,7 +72,8 @@ struct Cli {
 
     /// This replica's route key, `[A-Za-z0-9_-]{1,32}`: session ids start with
     /// `KEY.` so that a load balancer can send each session to its replica
-    /// (see docs/deployment.md).
+    /// (see docs/deployment.md). A replica also closes its listener at the
+    /// shutdown signal, so that the load balancer tries another one.
     #[arg(long, alias = "replica-id", env = "MCP_BASTION_ROUTE_KEY", value_parser = parse_route_key)]
     route_key: Option<String>,
 
@@ -333,21 +334,33 @@ async fn shutdown_signal() {
 /// clients before it ends the sessions.
 const SETTLE: Duration = Duration::from_millis(300);
 
-/// Graceful shutdown: no new sessions (503) while requests in flight finish
-/// (up to `timeout`; their sessions are still served, so clients can answer
-/// a server's request or cancel), then sessions close (their SSE streams
-/// end) and children are ended. When this returns, the listener stops
-/// accepting; a second `timeout` bounds the connections still open.
+/// Graceful shutdown, after the signal: no new sessions (503,
+/// and `/readyz` not ready) while requests in flight finish (up to
+/// `timeout`; their sessions are still served on the connections already
+/// open, so clients can answer a server's request or cancel), then sessions
+/// close (their SSE streams end) and children are ended. When this returns,
+/// the open connections close once idle; a second `timeout` bounds them.
 async fn drain(servers: servers::Servers, timeout: Duration) {
-    servers.start_draining();
     let in_flight = || servers.in_flight_requests();
     tracing::info!(
         in_flight = in_flight(),
         "shutting down: no new sessions; waiting for requests in flight"
     );
     let deadline = tokio::time::Instant::now() + timeout;
-    while in_flight() > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let quiet = || async {
+        while in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    quiet().await;
+    if in_flight() == 0 {
+        // The last answers are routed but may still be on their way out: let
+        // clients read them before their other streams (GET) end, which some
+        // SDKs treat as a failure of the whole session. Requests that came in
+        // meanwhile (on connections still open) are waited for again.
+        let left_time = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(SETTLE.min(left_time)).await;
+        quiet().await;
     }
     let left = in_flight();
     if left > 0 {
@@ -355,12 +368,6 @@ async fn drain(servers: servers::Servers, timeout: Duration) {
             left,
             "shutdown timeout reached with requests in flight; ending them"
         );
-    } else {
-        // The last answers are routed but may still be on their way out: let
-        // clients read them before their other streams (GET) end, which some
-        // SDKs treat as a failure of the whole session.
-        let left_time = deadline.saturating_duration_since(tokio::time::Instant::now());
-        tokio::time::sleep(SETTLE.min(left_time)).await;
     }
     tracing::info!("closing sessions and ending children");
     servers.close_all_sessions();
@@ -649,12 +656,36 @@ async fn main() -> ExitCode {
     }
 
     let timeout = Duration::from_secs(cli.shutdown_timeout);
-    let for_drain = mounted.clone();
-    let shutdown = async move {
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let for_signal = mounted.clone();
+    let stop_accepting = async move {
         shutdown_signal().await;
-        drain(for_drain, timeout).await;
+        // before the listener closes: a request on a connection already open
+        // that would open a session gets 503, which a load balancer retries
+        for_signal.start_draining();
+        let _ = signalled.send(());
     };
-    serve::serve(listener, router, tls, &cli.serve, shutdown).await;
+    let for_drain = mounted.clone();
+    let drained = async move {
+        if on_signal.await.is_ok() {
+            drain(for_drain, timeout).await;
+        }
+    };
+    // a replica (route key) closes its listener at the signal, so that a load
+    // balancer tries another one; a lone server accepts until the drain ends
+    let close = match cli.route_key {
+        Some(_) => serve::ListenerClose::AtSignal,
+        None => serve::ListenerClose::AfterDrain,
+    };
+    serve::serve(
+        listener,
+        router,
+        tls,
+        &cli.serve,
+        (stop_accepting, close),
+        drained,
+    )
+    .await;
     mounted.shutdown().await;
     ExitCode::SUCCESS
 }

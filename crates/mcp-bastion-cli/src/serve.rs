@@ -11,9 +11,16 @@
 //! The body is read (by the inspection layer) before a session is looked up
 //! or a backend is called, so a stalled body holds neither a session nor a
 //! child's request. Each connection gets `TCP_NODELAY` and its peer address
-//! as [`ConnectInfo<SocketAddr>`] (for the rate limits' client IP). Shutdown
-//! is graceful: the listener stops accepting, idle connections close, and
-//! requests in flight finish (the drain ends their streams).
+//! as [`ConnectInfo<SocketAddr>`] (for the rate limits' client IP).
+//!
+//! Shutdown is graceful. A replica behind a load balancer (one with a route
+//! key) closes its listener at the signal, the order a load balancer
+//! understands: its next connection attempt fails, and it tries another
+//! replica, while the connections already open keep serving their sessions
+//! during the drain. A lone server keeps accepting during the drain, since
+//! its clients have nowhere else to go and a call in flight may need a new
+//! connection to finish (a client answering the server's request). When the
+//! drain is done, idle connections close and requests in flight finish.
 //!
 //! Connections speak HTTP/1.1 (plain and over TLS).
 
@@ -103,22 +110,36 @@ impl ServeArgs {
     }
 }
 
+/// When [`serve`] stops accepting connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListenerClose {
+    /// At the shutdown signal, before the drain (replicas behind a load
+    /// balancer).
+    AtSignal,
+    /// After the drain (a lone server).
+    AfterDrain,
+}
+
 /// Serves `router` on `listener` (over TLS when `tls` is given) until
-/// `shutdown` completes, then waits for the open connections, whose streams
-/// the shutdown ends, to close.
+/// `drained` completes (it starts at the shutdown signal, `signalled`),
+/// closing the listener when `close` says; then waits for the open
+/// connections, whose streams the drain ends, to close.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<ServerConfig>>,
     limits: &ServeArgs,
-    shutdown: impl Future<Output = ()> + Send,
+    (signalled, close): (impl Future<Output = ()> + Send, ListenerClose),
+    drained: impl Future<Output = ()> + Send,
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
     let http1 = Arc::new(limits.http1());
     let handshake_timeout = limits.header_read_timeout();
     let body_timeout = limits.body_read_timeout();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    tokio::pin!(signalled, drained);
+    let mut signal_seen = false;
+    let mut drain_done = false;
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -131,7 +152,17 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut signalled, if !signal_seen => {
+                signal_seen = true;
+                if close == ListenerClose::AtSignal {
+                    break;
+                }
+                continue;
+            }
+            () = &mut drained, if !drain_done => {
+                drain_done = true;
+                break;
+            }
         };
         // SSE replies are several small writes: without this, Nagle and
         // delayed ACKs add ~40 ms per request.
@@ -171,7 +202,13 @@ pub(crate) async fn serve(
             }
         }
     }
+    // At the signal (not after the drain) for a replica: a connection attempt
+    // is refused, so a load balancer sends it (and the session it would
+    // open) elsewhere.
     drop(listener);
+    if !drain_done {
+        drained.await;
+    }
     graceful.shutdown().await;
 }
 

@@ -179,6 +179,11 @@ impl Servers {
     /// `Ok` when every backend is ready, else one line per backend that is
     /// not, naming it.
     pub(crate) async fn readiness(&self) -> Result<(), String> {
+        // a draining replica takes no new sessions: a load balancer that
+        // reads /readyz sends them elsewhere
+        if self.0.iter().any(|m| m.streamable.is_draining()) {
+            return Err("draining: shutting down".into());
+        }
         let mut checks = tokio::task::JoinSet::new();
         for (i, m) in self.0.iter().enumerate() {
             let ready = m.backend.ready();

@@ -153,6 +153,12 @@ impl<B: Backend> Sse<B> {
         self.sessions.start_draining();
     }
 
+    /// Whether [`start_draining`](Self::start_draining) was called: a
+    /// readiness check reports not ready from then on.
+    pub fn is_draining(&self) -> bool {
+        self.sessions.is_draining()
+    }
+
     /// Client requests waiting for their response. A graceful shutdown
     /// waits for this to reach 0 (bounded) before
     /// [`close_all_sessions`](Self::close_all_sessions).

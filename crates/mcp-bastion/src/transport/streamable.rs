@@ -169,6 +169,12 @@ impl<B: Backend> StreamableHttp<B> {
         self.sessions.start_draining();
     }
 
+    /// Whether [`start_draining`](Self::start_draining) was called: a
+    /// readiness check reports not ready from then on.
+    pub fn is_draining(&self) -> bool {
+        self.sessions.is_draining()
+    }
+
     /// Work a graceful shutdown waits for: client requests waiting for
     /// their response (in sessions and sessionless), plus request streams
     /// whose answers are routed but still being written to the client (a

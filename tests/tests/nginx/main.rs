@@ -333,3 +333,5 @@ fn through_nginx_limits_are_shared_keyed_on_the_forwarded_ip_streams_flow_and_a_
             assert_eq!(res.status(), 200);
         });
 }
+
+mod restarts;
