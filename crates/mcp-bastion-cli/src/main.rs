@@ -27,6 +27,7 @@ use clap::{Parser, ValueEnum};
 use mcp_bastion::{
     backend::DynBackend,
     inspect::McpInspectLayer,
+    linger::{LingerLimits, LingeringCloseLayer},
     metrics::McpMetricsLayer,
     session::SessionLayer,
     trace::McpTraceLayer,
@@ -284,7 +285,12 @@ fn app(
     );
     let mcp = auth
         .with_metadata(mcp)
-        .layer(ServiceBuilder::new().layer(cors).layer(origin_guard))
+        .layer(
+            ServiceBuilder::new()
+                .layer(LingeringCloseLayer::new(LingerLimits::default()))
+                .layer(cors)
+                .layer(origin_guard),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -46,6 +46,7 @@ mod decided;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 pub mod jsonrpc;
+pub mod linger;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod net;

@@ -29,6 +29,7 @@
 //!
 //! | layer | set with | why here |
 //! |---|---|---|
+//! | lingering close | on by default; [`lingering_close`](McpStack::lingering_close) | an answer sent before the body is read (any refusal below) must reach a client that is still sending |
 //! | CORS | [`browser`](McpStack::browser), [`cors`](McpStack::cors) | a preflight carries no credentials: answered before authentication could refuse it |
 //! | Origin guard | [`browser`](McpStack::browser), [`origin_guard`](McpStack::origin_guard) | a foreign `Origin` is refused (403) before anything else runs |
 //! | authentication | [`auth`](McpStack::auth) | headers and query only: an unauthenticated client never makes the server buffer a body |
@@ -73,6 +74,7 @@ use crate::{
     backend::Backend,
     cors::{AllowedOrigins, McpCors, McpCorsLayer, OriginGuardLayer},
     inspect::McpInspectLayer,
+    linger::{LingerLimits, LingeringCloseLayer},
     metrics::McpMetricsLayer,
     ratelimit::McpRateLimitLayer,
     session::SessionLayer,
@@ -83,8 +85,11 @@ use crate::{
 /// A layer that may be absent: tower's `option_layer` shape.
 type Opt<L> = Either<L, Identity>;
 
-/// CORS, then the Origin guard (outermost first).
-type BrowserLayers = Stack<Opt<OriginGuardLayer>, Stack<Opt<McpCorsLayer>, Identity>>;
+/// Lingering close, CORS, then the Origin guard (outermost first).
+type BrowserLayers = Stack<
+    Opt<OriginGuardLayer>,
+    Stack<Opt<McpCorsLayer>, Stack<Opt<LingeringCloseLayer>, Identity>>,
+>;
 
 /// Authentication through rate limiting (outermost first), on top of `Inner`.
 type McpLayers<Inner> = Stack<
@@ -106,6 +111,7 @@ type AllLayers = Stack<Opt<SessionLayer>, McpLayers<BrowserLayers>>;
 /// Cheap to clone: every layer inside shares its configuration.
 #[derive(Debug, Clone)]
 pub struct McpStack {
+    linger: Option<LingeringCloseLayer>,
     cors: Option<McpCorsLayer>,
     origin_guard: Option<OriginGuardLayer>,
     auth: Option<McpAuthLayer>,
@@ -125,10 +131,11 @@ impl Default for McpStack {
 }
 
 impl McpStack {
-    /// The body inspected (default limits) and one trace span per request;
-    /// every other layer off until set.
+    /// Lingering close, the body inspected (default limits) and one trace
+    /// span per request; every other layer off until set.
     pub fn new() -> Self {
         Self {
+            linger: Some(LingeringCloseLayer::new(LingerLimits::default())),
             cors: None,
             origin_guard: None,
             auth: None,
@@ -140,6 +147,14 @@ impl McpStack {
             rate_limit: None,
             sessions: None,
         }
+    }
+
+    /// How long and how much of an unread request body is discarded after an
+    /// early answer (see [`linger`](crate::linger)); `None` turns lingering
+    /// close off.
+    pub fn lingering_close(mut self, limits: Option<LingerLimits>) -> Self {
+        self.linger = limits.map(LingeringCloseLayer::new);
+        self
     }
 
     /// The MCP CORS preset and the Origin guard for `origins`: what a server
@@ -235,6 +250,7 @@ impl McpStack {
 
     fn browser_layers(&self) -> ServiceBuilder<BrowserLayers> {
         ServiceBuilder::new()
+            .option_layer(self.linger)
             .option_layer(self.cors.clone())
             .option_layer(self.origin_guard.clone())
     }
