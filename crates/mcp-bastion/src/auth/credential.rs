@@ -22,6 +22,14 @@ pub const KNOWN_QUERY_PARAMS: &[&str] = &[
     "key",
 ];
 
+/// Why a request with a credential-like query parameter that is configured
+/// neither as a credential nor as session data is refused, and the two ways
+/// out.
+pub const QUERY_CREDENTIAL_REFUSED: &str = "credentials in the query string are not accepted: \
+     to authenticate with this parameter, enable it as a credential (--api-key-query-param NAME, \
+     CredentialSources::query_params); to pass it to the backend as session data, capture it \
+     (--capture-param NAME, SessionLayer::capture_param)";
+
 /// The longest credential accepted (a big JWT is a few KiB): anything longer
 /// is refused before any parsing or hashing.
 pub const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
@@ -102,6 +110,7 @@ impl fmt::Debug for Credential {
 pub struct CredentialSources {
     headers: Vec<HeaderName>,
     query: Vec<String>,
+    session_params: Vec<String>,
 }
 
 impl Default for CredentialSources {
@@ -116,6 +125,7 @@ impl CredentialSources {
         Self {
             headers: vec![HeaderName::from_static("x-api-key")],
             query: Vec::new(),
+            session_params: Vec::new(),
         }
     }
 
@@ -139,6 +149,36 @@ impl CredentialSources {
     /// The enabled query parameter names.
     pub fn enabled_query_params(&self) -> &[String] {
         &self.query
+    }
+
+    /// Declares these query parameters session data for the backend (what a
+    /// [`SessionLayer`](crate::session::SessionLayer) captures), not
+    /// credentials: a request may carry them whatever their name, even one of
+    /// [`KNOWN_QUERY_PARAMS`] such as `token` or `auth`. A name enabled as a
+    /// credential with [`query_params`](Self::query_params) stays a
+    /// credential; configure a name as one or the other (the `mcp-bastion`
+    /// binary refuses both at startup).
+    ///
+    /// ```
+    /// use mcp_bastion::auth::CredentialSources;
+    ///
+    /// let sources = CredentialSources::new().session_params(["token"]);
+    /// let req = http::Request::get("/sse?token=ghp_x").body(()).unwrap();
+    /// assert!(sources.extract(&req.into_parts().0).unwrap().is_none());
+    /// ```
+    pub fn session_params<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.session_params
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// The query parameters declared session data.
+    pub fn declared_session_params(&self) -> &[String] {
+        &self.session_params
     }
 
     /// Finds the request's credential: `Ok(None)` when there is none.
@@ -204,10 +244,11 @@ impl CredentialSources {
                         value.into_owned(),
                         CredentialSource::Query(name.into_owned()),
                     ))?;
-                } else if KNOWN_QUERY_PARAMS.contains(&&*name) && !value.is_empty() {
-                    return Err(AuthError::InvalidRequest(
-                        "credentials in the query string are not accepted",
-                    ));
+                } else if KNOWN_QUERY_PARAMS.contains(&&*name)
+                    && !value.is_empty()
+                    && !self.session_params.iter().any(|p| *p == name)
+                {
+                    return Err(AuthError::InvalidRequest(QUERY_CREDENTIAL_REFUSED));
                 }
             }
         }

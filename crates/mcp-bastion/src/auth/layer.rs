@@ -67,6 +67,19 @@ impl McpAuthLayer {
         self
     }
 
+    /// Declares these query parameters session data, not credentials (see
+    /// [`CredentialSources::session_params`]). `McpStack` passes the
+    /// parameters its session layer captures.
+    pub fn session_params<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let config = Arc::make_mut(&mut self.config);
+        config.sources = config.sources.clone().session_params(names);
+        self
+    }
+
     /// The RFC 9728 metadata URL sent in every challenge
     /// (`resource_metadata="…"`).
     pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {

@@ -86,6 +86,7 @@ pub use authenticator::{AnyOf, AuthResult, Authenticator, DynAuthenticator, From
 pub use challenge::Challenge;
 pub use credential::{
     Credential, CredentialSource, CredentialSources, KNOWN_QUERY_PARAMS, MAX_CREDENTIAL_BYTES,
+    QUERY_CREDENTIAL_REFUSED,
 };
 #[cfg(feature = "stdio")]
 pub use env::{PrincipalEnv, PrincipalField};

@@ -184,6 +184,13 @@ impl SessionLayer {
         self.shared.live_count()
     }
 
+    /// The query parameters captured when a session opens (session data for
+    /// the backend, never credentials: `McpStack` tells its authentication
+    /// layer so).
+    pub fn captured_params(&self) -> impl Iterator<Item = &str> {
+        self.shared.config.capture.iter().map(String::as_str)
+    }
+
     /// The names treated as sensitive, besides the built-in words.
     pub fn sensitive_params(&self) -> &BTreeSet<String> {
         &self.shared.config.sensitive

@@ -255,9 +255,19 @@ impl McpStack {
             .option_layer(self.origin_guard.clone())
     }
 
+    /// The authentication layer, told which query parameters the session
+    /// layer captures (session data, not credentials).
+    fn auth_layer(&self) -> Option<McpAuthLayer> {
+        let auth = self.auth.clone()?;
+        Some(match &self.sessions {
+            Some(sessions) => auth.session_params(sessions.captured_params()),
+            None => auth,
+        })
+    }
+
     fn mcp_layers<L>(&self, outer: ServiceBuilder<L>) -> ServiceBuilder<McpLayers<L>> {
         outer
-            .option_layer(self.auth.clone())
+            .option_layer(self.auth_layer())
             .option_layer(self.inspect)
             .option_layer(self.trace)
             .option_layer(self.metrics)

@@ -220,3 +220,24 @@ async fn serve_mounts_both_transports_and_sessions_close_them() {
     assert!(res.status().is_success(), "{}", res.status());
     assert_eq!(streamable.session_count(), 0);
 }
+
+#[tokio::test]
+async fn a_parameter_the_session_layer_captures_is_session_data_not_a_credential() {
+    let with_token = |stack: McpStack| async move {
+        let app = layered(stack);
+        let mut req = ping(Some(KEY), ping_body());
+        *req.uri_mut() = "/mcp?token=ghp_user_token".parse().unwrap();
+        app.oneshot(req).await.unwrap()
+    };
+    // not declared anywhere: refused, and the refusal names both ways out
+    let refused = with_token(stack()).await;
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("--api-key-query-param") && challenge.contains("--capture-param"),
+        "{challenge}"
+    );
+    // captured by the session layer: accepted, and the key in the header authenticates
+    let captured = with_token(stack().sessions(SessionLayer::new().capture_param("token"))).await;
+    assert_eq!(captured.status(), StatusCode::OK);
+}
