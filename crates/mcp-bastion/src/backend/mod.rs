@@ -11,6 +11,9 @@
 //! | [`rmcp::RmcpBackend`] | `rmcp` | any rmcp `ServerHandler`, in process |
 //! | [`upstream::UpstreamBackend`] | `upstream` | a remote MCP server over Streamable HTTP or legacy SSE, with its own credentials |
 //!
+//! [`tool_filter::ToolFilter`] wraps any of them to trim the tools it
+//! exposes (allow and deny lists of globs).
+//!
 //! Writing your own: implement [`Backend::connect`], return the two channel
 //! ends, and stop work when the connection's [`CancellationToken`] fires or
 //! the `outgoing` sender is dropped.
@@ -30,6 +33,8 @@ pub mod rmcp;
 
 #[cfg(feature = "upstream")]
 pub mod upstream;
+
+pub mod tool_filter;
 
 /// A boxed, `Send` future, as returned by [`Backend`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
