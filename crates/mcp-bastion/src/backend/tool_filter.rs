@@ -43,7 +43,6 @@ use std::{
 
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::{Backend, BackendError, BoxFuture, Connection, SessionContext};
 use crate::jsonrpc::{ErrorObject, Message, RequestId, Response, codes};
@@ -255,6 +254,7 @@ fn trim_listed_tools(result: &mut Value, filter: &ToolFilter) {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use serde_json::json;
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
 
