@@ -34,7 +34,6 @@ pub fn node_modules_dir() -> PathBuf {
     tests_dir().join("node").join("node_modules")
 }
 
-
 /// The cargo profile directory the running executable lives in: `target/debug` for a test
 /// executable `target/debug/deps/clients-…`, `target/release` for `target/release/benches`.
 pub fn profile_dir() -> PathBuf {
@@ -52,7 +51,9 @@ pub fn profile_dir() -> PathBuf {
 /// cargo built the running executable there).
 pub fn target_dir() -> PathBuf {
     let profile = profile_dir();
-    profile.parent().map_or_else(|| profile.clone(), Path::to_path_buf)
+    profile
+        .parent()
+        .map_or_else(|| profile.clone(), Path::to_path_buf)
 }
 
 /// Whether the running executable is a release build (its [`profile_dir`] is `release`):
@@ -110,7 +111,10 @@ pub fn run_cargo(mut cmd: Command, output: CargoOutput) -> Result<(), String> {
             let out = cmd
                 .output()
                 .map_err(|e| format!("could not run {shown}: {e}"))?;
-            (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+            (
+                out.status,
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
         }
         CargoOutput::Shown => {
             eprintln!("running {shown}");

@@ -38,7 +38,6 @@ pub fn process_gone(pid: u32) -> bool {
     std::fs::metadata(format!("/proc/{pid}")).is_err()
 }
 
-
 #[cfg(test)]
 mod unit {
     use std::process::Command;

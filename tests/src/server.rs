@@ -394,7 +394,6 @@ fn snapshot(log: &Mutex<VecDeque<String>>) -> String {
         .join("\n")
 }
 
-
 #[cfg(test)]
 mod unit {
     use super::*;
