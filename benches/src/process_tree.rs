@@ -1,13 +1,15 @@
-//! Resident memory and CPU time of a process and all its descendants, from
-//! Linux `/proc` (elsewhere every figure is zero).
+//! Memory and CPU time of a process and all its descendants, from Linux
+//! `/proc` (elsewhere every figure is zero).
 //!
-//! - RSS: the sum of `VmRSS` in `/proc/<pid>/status` over the tree, sampled
-//!   every 100 ms by [`PeakSampler`]; the peak of those sums is reported.
-//! - PSS: the same sum of `Pss` from `/proc/<pid>/smaps_rollup`, where each
-//!   shared page counts once across the processes sharing it. Summed RSS
-//!   counts the shared text of 32 identical per-session children 32 times
-//!   (about 1.2 MB each for the static `bench-echo-server`), so PSS is the fairer figure
-//!   for trees with children; both are reported.
+//! - PSS, the figure the harness compares: the sum of `Pss` from
+//!   `/proc/<pid>/smaps_rollup` over the tree, sampled every 100 ms by
+//!   [`PeakSampler`]; the peak of those sums is reported. A page shared by
+//!   several processes counts once in total, split between them, so a tree of
+//!   32 identical per-session children is not charged 32 times for the code
+//!   and libraries they share.
+//! - RSS: the same sum of `VmRSS` from `/proc/<pid>/status`, shown beside it.
+//!   Summed over a tree it counts every shared page once per process, so it
+//!   overstates a tree with children and is not used to compare trees.
 //! - CPU: `utime + stime + cutime + cstime` from `/proc/<pid>/stat`, summed
 //!   over the live tree (a reaped child's time is in its parent's `c*time`,
 //!   so nothing is counted twice), in `USER_HZ` ticks (100 per second).
