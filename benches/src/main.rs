@@ -322,7 +322,7 @@ fn idle(rt: &tokio::runtime::Runtime, tools: &Tools, n: usize) -> Result<IdleRep
     let mut running = Running::start(target, transport, tools)?;
     let pid = running.pid();
     std::thread::sleep(Duration::from_secs(1));
-    let rss_before = process_tree::usage(pid).rss_bytes;
+    let pss_before = process_tree::usage(pid).pss_bytes;
     let sampler = PeakSampler::start(pid);
     let ep = running.endpoint(target, transport);
     eprintln!("bench: idle: opening {n} SSE streams on {}", target.name());
@@ -344,9 +344,9 @@ fn idle(rt: &tokio::runtime::Runtime, tools: &Tools, n: usize) -> Result<IdleRep
         open,
         errors,
         first_error,
-        rss_before,
-        rss_open: peak.rss_bytes,
+        pss_before,
         pss_open: peak.pss_bytes,
+        rss_open: peak.rss_bytes,
     })
 }
 
@@ -462,12 +462,12 @@ fn run(cli: &Cli) -> Result<(), String> {
                     m.baseline_rps = baseline;
                 }
                 eprintln!(
-                    "{:.0} req/s, {} errors, p99 {:.2} ms, RSS {:.1} MB, PSS {:.1} MB, {:.1} CPU s",
+                    "{:.0} req/s, {} errors, p99 {:.2} ms, PSS {:.1} MB (summed RSS {:.1}), {:.1} CPU s",
                     m.load.rps(),
                     m.load.errors,
                     m.load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
-                    m.peak_rss as f64 / 1_048_576.0,
                     m.peak_pss as f64 / 1_048_576.0,
+                    m.peak_rss as f64 / 1_048_576.0,
                     m.cpu_seconds
                 );
                 if let Some(e) = &m.load.first_error {
@@ -483,10 +483,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         match idle(&rt, &tools, cli.idle_sessions) {
             Ok(r) => {
                 eprintln!(
-                    "bench: idle: {} of {} streams open, RSS {:.1} MB",
+                    "bench: idle: {} of {} streams open, PSS {:.1} MB",
                     r.open,
                     r.requested,
-                    r.rss_open as f64 / 1_048_576.0
+                    r.pss_open as f64 / 1_048_576.0
                 );
                 Some(r)
             }

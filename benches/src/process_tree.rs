@@ -36,6 +36,8 @@ pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 pub struct TreeUsage {
     /// Processes in the tree, the root included.
     pub processes: usize,
+    /// Sum of their proportional set sizes, in bytes.
+    pub pss_bytes: u64,
     /// Sum of their resident set sizes, in bytes.
     pub rss_bytes: u64,
     /// User + system CPU seconds of the tree, reaped children included.
@@ -129,6 +131,7 @@ pub fn usage(root: u32) -> TreeUsage {
     let pids = tree(root);
     TreeUsage {
         processes: pids.len(),
+        pss_bytes: pids.iter().map(|&p| pss_bytes(p)).sum(),
         rss_bytes: pids.iter().map(|&p| rss_bytes(p)).sum(),
         cpu_seconds: pids.iter().map(|&p| cpu_ticks(p)).sum::<u64>() as f64 / USER_HZ,
     }
@@ -137,13 +140,13 @@ pub fn usage(root: u32) -> TreeUsage {
 /// Peak memory of a tree over a sampling period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeakMemory {
+    /// Highest sum of `Pss`, bytes: the figure trees are compared by.
+    pub pss_bytes: u64,
     /// Highest sum of `VmRSS`, bytes.
     pub rss_bytes: u64,
-    /// Highest sum of `Pss`, bytes.
-    pub pss_bytes: u64,
 }
 
-/// Samples a tree's RSS and PSS on a thread until stopped, keeping the peaks.
+/// Samples a tree's PSS and RSS on a thread until stopped, keeping the peaks.
 #[derive(Debug)]
 pub struct PeakSampler {
     stop: Arc<AtomicBool>,
@@ -188,6 +191,7 @@ mod tests {
         assert!(u.processes >= 1);
         if cfg!(target_os = "linux") {
             assert!(u.rss_bytes > 0);
+            assert!(u.pss_bytes > 0 && u.pss_bytes <= u.rss_bytes, "{u:?}");
             assert_eq!(tree(me)[0], me);
         }
     }

@@ -20,7 +20,7 @@ impl Report {
                     format!("{}. {} ({})", t.number(), t.name(), tr.as_str()),
                     *tr,
                     r.rps().unwrap_or(0.0),
-                    r.peak_rss(),
+                    r.peak_pss(),
                 )
             })
             .collect();
@@ -31,14 +31,14 @@ impl Report {
         let err = |e: DrawingAreaErrorKind<_>| e.to_string();
         root.fill(&WHITE).map_err(err)?;
         let title = format!(
-            "MCP tools/call echo: requests/s, {} clients, mean of {} round(s); peak RSS after each bar",
+            "MCP tools/call echo: requests/s, {} clients, mean of {} round(s); peak PSS after each bar",
             self.clients, self.rounds
         );
         root.draw(&Text::new(title, (10, 15), ("sans-serif", 17).into_font()))
             .map_err(err)?;
         let max = bars.iter().map(|b| b.2).fold(1.0, f64::max);
         let span = f64::from(i32::try_from(w).unwrap_or(1000) - label_w - 190);
-        for (i, (label, tr, rps, rss)) in bars.iter().enumerate() {
+        for (i, (label, tr, rps, pss)) in bars.iter().enumerate() {
             let y = top + row_h * i32::try_from(i).unwrap_or(0);
             let color = match tr {
                 Transport::Streamable => RGBColor(52, 101, 164),
@@ -56,7 +56,7 @@ impl Report {
                 color.filled(),
             ))
             .map_err(err)?;
-            let value = format!("{rps:.0} req/s, {} MB", rss.map_or("–".into(), mb));
+            let value = format!("{rps:.0} req/s, {} MB PSS", pss.map_or("–".into(), mb));
             root.draw(&Text::new(
                 value,
                 (label_w + len + 6, y + 6),

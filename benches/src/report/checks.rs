@@ -13,6 +13,15 @@ use super::{
 };
 use crate::{client::Transport, targets::Target};
 
+/// The proxy's requests/s against the best peer's (by requests/s), at least.
+const PROXY_MIN_RPS: f64 = 3.0;
+
+/// The proxy's peak PSS against that peer's, at most.
+const PROXY_MAX_PSS: f64 = 0.25;
+
+/// Peak PSS of the tree holding 10,000 idle legacy SSE streams, at most, MiB.
+const IDLE_MAX_PSS_MB: u64 = 150;
+
 impl Report {
     /// The targets, met or not, with figures.
     pub fn checks(&self) -> String {
@@ -102,28 +111,26 @@ impl Report {
                 });
             for ours in [Target::ProxyPerSession, Target::ProxyShared] {
                 let what = format!(
-                    "proxy ≥ 3× the best peer's req/s at ≤ 0.25× its peak RSS (`{}`, {})",
+                    "proxy ≥ {PROXY_MIN_RPS}× the best peer's req/s at ≤ {PROXY_MAX_PSS}× its peak PSS (`{}`, {})",
                     ours.name(),
                     tr.as_str()
                 );
                 match (self.row(ours, tr), peer) {
                     (Some(o), Some((pt, p))) => {
                         let rps = o.rps().unwrap_or(0.0) / p.rps().unwrap_or(f64::NAN);
-                        let rss = o.peak_rss().unwrap_or(0) as f64
-                            / p.peak_rss().unwrap_or(1).max(1) as f64;
                         let pss = o.peak_pss().unwrap_or(0) as f64
                             / p.peak_pss().unwrap_or(1).max(1) as f64;
                         let _ = writeln!(
                             s,
-                            "| {what} | {:.0} req/s, RSS {} MB (PSS {}) vs best peer `{}` {:.0} req/s, RSS {} MB (PSS {}): {rps:.2}× req/s at {rss:.2}× RSS ({pss:.2}× PSS) | {} |",
+                            "| {what} | {:.0} req/s, PSS {} MB vs best peer `{}` {:.0} req/s, PSS {} MB: {rps:.2}× req/s at {pss:.2}× PSS (summed RSS {} vs {} MB) | {} |",
                             o.rps().unwrap_or(0.0),
-                            o.peak_rss().map_or("–".into(), mb),
                             o.peak_pss().map_or("–".into(), mb),
                             pt.name(),
                             p.rps().unwrap_or(0.0),
-                            p.peak_rss().map_or("–".into(), mb),
                             p.peak_pss().map_or("–".into(), mb),
-                            yes(rps >= 3.0 && rss <= 0.25)
+                            o.peak_rss().map_or("–".into(), mb),
+                            p.peak_rss().map_or("–".into(), mb),
+                            yes(rps >= PROXY_MIN_RPS && pss <= PROXY_MAX_PSS)
                         );
                     }
                     _ => {
@@ -137,19 +144,19 @@ impl Report {
             Some(idle) if idle.open > 0 => {
                 let _ = writeln!(
                     s,
-                    "| {} idle SSE sessions ≤ 150 MB resident | {} streams open: RSS {} MB (PSS {} MB; {} MB RSS before) | {} |",
+                    "| {} idle SSE sessions ≤ {IDLE_MAX_PSS_MB} MB PSS | {} streams open: PSS {} MB ({} MB before; summed RSS {} MB) | {} |",
                     idle.requested,
                     idle.open,
-                    mb(idle.rss_open),
                     mb(idle.pss_open),
-                    mb(idle.rss_before),
-                    yes(idle.open == idle.requested && idle.rss_open <= 150 * 1_048_576)
+                    mb(idle.pss_before),
+                    mb(idle.rss_open),
+                    yes(idle.open == idle.requested && idle.pss_open <= IDLE_MAX_PSS_MB * 1_048_576)
                 );
             }
             _ => {
                 let _ = writeln!(
                     s,
-                    "| 10,000 idle SSE sessions ≤ 150 MB resident | not measured | – |"
+                    "| 10,000 idle SSE sessions ≤ {IDLE_MAX_PSS_MB} MB PSS | not measured | – |"
                 );
             }
         }

@@ -11,10 +11,10 @@ use crate::{client::Transport, load::LoadResult, targets::Target};
 pub struct Measurement {
     /// The load result.
     pub load: LoadResult,
-    /// Peak RSS of the target's process tree over the round, bytes.
-    pub peak_rss: u64,
-    /// Peak PSS of the tree over the round, bytes.
+    /// Peak PSS of the target's process tree over the round, bytes.
     pub peak_pss: u64,
+    /// Peak summed RSS of the tree over the round, bytes.
+    pub peak_rss: u64,
     /// CPU seconds of the tree during the measured window.
     pub cpu_seconds: f64,
     /// Requests/s of this round's baseline.
@@ -92,18 +92,18 @@ pub struct IdleReport {
     pub transport: Transport,
     /// Streams asked for.
     pub requested: usize,
-    /// Streams open when RSS was read.
+    /// Streams open when memory was read.
     pub open: usize,
     /// Streams that failed to open.
     pub errors: u64,
     /// First failure.
     pub first_error: Option<String>,
-    /// RSS of the tree before opening any stream, bytes.
-    pub rss_before: u64,
-    /// RSS of the tree with the streams open (peak), bytes.
-    pub rss_open: u64,
+    /// PSS of the tree before opening any stream, bytes.
+    pub pss_before: u64,
     /// PSS of the tree with the streams open (peak), bytes.
     pub pss_open: u64,
+    /// Summed RSS of the tree with the streams open (peak), bytes.
+    pub rss_open: u64,
 }
 
 /// The full stack and the no-layer transport in pairs of short runs back to

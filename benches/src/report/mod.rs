@@ -67,7 +67,7 @@ impl Report {
     /// The markdown table of results.
     pub fn table(&self) -> String {
         let mut s = String::from(
-            "| # | target | transport | clients | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | errors | peak RSS MB | peak PSS MB | CPU s |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            "| # | target | transport | clients | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | errors | peak PSS MB | summed RSS MB | CPU s |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         let mut keys: Vec<(Target, Transport)> = self
             .rows
@@ -99,8 +99,8 @@ impl Report {
                         q(0.99),
                         q(0.999),
                         m.as_ref().map_or(0, |m| m.errors),
-                        row.peak_rss().map_or("–".into(), mb),
                         row.peak_pss().map_or("–".into(), mb),
+                        row.peak_rss().map_or("–".into(), mb),
                         row.cpu_seconds().unwrap_or(0.0),
                     );
                 }
@@ -123,18 +123,18 @@ impl Report {
             return "Not run.\n".into();
         };
         let mut s = format!(
-            "{} held {} of {} {} streams open ({} failed): process tree RSS {} MB before, {} MB with the streams open",
+            "{} held {} of {} {} streams open ({} failed): process tree PSS {} MB before, {} MB with the streams open",
             idle.target,
             idle.open,
             idle.requested,
             idle.transport.as_str(),
             idle.errors,
-            mb(idle.rss_before),
-            mb(idle.rss_open),
+            mb(idle.pss_before),
+            mb(idle.pss_open),
         );
         if idle.open > 0 {
             let per =
-                idle.rss_open.saturating_sub(idle.rss_before) as f64 / idle.open as f64 / 1024.0;
+                idle.pss_open.saturating_sub(idle.pss_before) as f64 / idle.open as f64 / 1024.0;
             let _ = write!(s, " (≈ {per:.1} KB per stream)");
         }
         s.push_str(".\n");
@@ -215,7 +215,7 @@ impl Report {
             let _ = writeln!(s, "- Note: {note}");
         }
         let _ = writeln!(s, "\n### Results\n");
-        s.push_str("Requests/s is the mean over rounds; `× baseline` is the mean over rounds of each round's ratio to that round's axum echo; latencies are over all rounds; peak RSS (sum of `VmRSS`, as the issue asks) and peak PSS (shared pages counted once: the fairer figure for trees with a child per session) are the highest of the rounds; CPU s is the target process tree's user+system time in one measured window (mean over rounds).\n\n");
+        s.push_str("Requests/s is the mean over rounds; `× baseline` is the mean over rounds of each round's ratio to that round's axum echo; latencies are over all rounds; peak PSS (the sum of `Pss` over the target's process tree: a page shared by several processes counts once in total) is the memory figure the targets compare, and summed RSS (the sum of `VmRSS`, which counts every shared page once per process) is shown beside it, both the highest of the rounds; CPU s is the target process tree's user+system time in one measured window (mean over rounds).\n\n");
         s.push_str(&self.table());
         s.push_str("\n![requests per second by target](benchmarks.svg)\n");
         let _ = writeln!(s, "\n### Full stack against no layers, in pairs\n");
