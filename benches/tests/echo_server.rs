@@ -82,7 +82,6 @@ fn the_harness_builds_the_echo_server_statically_and_it_answers_over_stdio() {
     }
 
     // end of input ends the server
-    drop(send);
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
