@@ -6,14 +6,12 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`build`] | building the proxy, `bench-server` and the lean, static `bench-echo-server` |
-//! | [`elf`] | reading the harness's executables: static or not, sections, symbols |
-//! | [`layout`] | the echo server's hot functions, linked first, and how that list is made |
 //! | [`echo`] | the rmcp `echo` handler every target serves (the `bench-echo-server` package) |
 //! | [`jwt`] | the throwaway RS256 key, JWKS and tokens of target 3 and the JWT bench |
 //! | [`servers`] | the in-process HTTP targets that `bench-server` runs |
 //! | [`client`] | a lean MCP client over raw hyper: Streamable HTTP and legacy SSE |
 //! | [`load`] | the load loop (requests/s, hdrhistogram latencies) and the idle mode |
-//! | [`process_tree`] | peak RSS and CPU seconds of a process and its descendants (`/proc`) |
+//! | [`process_tree`] | peak PSS (and summed RSS) and CPU seconds of a process and its descendants (`/proc`) |
 //! | [`targets`] | what is measured and how each target is started and stopped |
 //! | [`peers`] | installing the peer proxies from npm and PyPI into `target/bench-peers/` |
 //! | [`report`] | the markdown table, the target checks and the SVG chart |
@@ -21,9 +19,7 @@
 pub mod build;
 pub mod client;
 pub use bench_echo_server as echo;
-pub mod elf;
 pub mod jwt;
-pub mod layout;
 pub mod load;
 pub mod peers;
 pub mod process_tree;

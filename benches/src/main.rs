@@ -1,7 +1,7 @@
 //! The load harness (issue 8): `cargo run -p benches --release -- all`.
 //!
 //! ```text
-//! benches <all|idle|hot-symbols|TARGET[,TARGET…]> [--duration S] [--clients N] [--rounds R]
+//! benches <all|idle|TARGET[,TARGET…]> [--duration S] [--clients N] [--rounds R]
 //!         [--transport streamable|sse|both] [--idle-sessions N] [--quick]
 //! ```
 //!
@@ -12,7 +12,6 @@
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
     process::{Command, ExitCode},
     time::Duration,
 };
@@ -20,7 +19,6 @@ use std::{
 use benches::{
     build,
     client::Transport,
-    layout,
     load::{self, LoadSpec},
     peers::{Peer, PeerInstalls},
     process_tree::{self, PeakSampler},
@@ -28,6 +26,7 @@ use benches::{
     targets::{Running, Target, Tools},
 };
 use clap::{Parser, ValueEnum};
+use tests::binaries::{self, CargoOutput};
 
 /// Load benchmarks of mcp-bastion against rmcp and the peer proxies.
 #[derive(Debug, Parser)]
@@ -36,9 +35,7 @@ struct Cli {
     /// `all`, `idle`, or targets separated by commas: baseline,
     /// bastion-inproc, bastion-inproc-no-events, full-stack, rmcp,
     /// bastion-per-session, bastion-shared, supergateway, mcp-proxy-npm,
-    /// mcp-proxy-auth, mcp-proxy-py (the baseline always runs). Or
-    /// `hot-symbols`: regenerate `benches/echo-server/hot-symbols.txt`, the
-    /// echo server's functions that are linked first (needs valgrind).
+    /// mcp-proxy-auth, mcp-proxy-py (the baseline always runs).
     target: String,
     /// Measured seconds per target per round.
     #[arg(long, default_value_t = 10.0)]
@@ -95,14 +92,6 @@ impl TransportArg {
     }
 }
 
-/// `target/<profile>` of this executable, and whether it is a release build.
-fn profile_dir() -> Result<(PathBuf, bool), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let dir = exe.parent().ok_or("no executable directory")?.to_path_buf();
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    Ok((dir, release))
-}
-
 /// Runs the JWT criterion bench (`benches/benches/jwt.rs`) and reads the
 /// figures it writes; `None` (with the reason on stderr) when it cannot.
 fn jwt_bench(release: bool) -> Option<JwtFigures> {
@@ -110,19 +99,12 @@ fn jwt_bench(release: bool) -> Option<JwtFigures> {
         eprintln!("bench: jwt: skipped in a debug build");
         return None;
     }
-    let cmd = build::cargo(&["bench", "-p", "benches", "--bench", "jwt"]);
-    match build::run(cmd) {
-        Ok(status) if status.success() => {}
-        Ok(status) => {
-            eprintln!("bench: jwt: cargo bench failed ({status})");
-            return None;
-        }
-        Err(e) => {
-            eprintln!("bench: jwt: {e}");
-            return None;
-        }
+    let cmd = binaries::cargo(&["bench", "-p", "benches", "--bench", "jwt"]);
+    if let Err(e) = binaries::run_cargo(cmd, CargoOutput::Shown) {
+        eprintln!("bench: jwt: {e}");
+        return None;
     }
-    let figures = JwtFigures::read(&build::target_dir().join("criterion"));
+    let figures = JwtFigures::read(&binaries::target_dir().join("criterion"));
     if figures.is_none() {
         eprintln!("bench: jwt: no target/criterion/jwt/paired.json after the bench");
     }
@@ -148,7 +130,7 @@ fn read_trimmed(path: &str) -> String {
 fn command_output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program)
         .args(args)
-        .current_dir(build::workspace_dir())
+        .current_dir(binaries::workspace_dir())
         .output()
         .ok()?;
     out.status
@@ -340,7 +322,7 @@ fn idle(rt: &tokio::runtime::Runtime, tools: &Tools, n: usize) -> Result<IdleRep
     let mut running = Running::start(target, transport, tools)?;
     let pid = running.pid();
     std::thread::sleep(Duration::from_secs(1));
-    let rss_before = process_tree::usage(pid).rss_bytes;
+    let pss_before = process_tree::usage(pid).pss_bytes;
     let sampler = PeakSampler::start(pid);
     let ep = running.endpoint(target, transport);
     eprintln!("bench: idle: opening {n} SSE streams on {}", target.name());
@@ -362,9 +344,9 @@ fn idle(rt: &tokio::runtime::Runtime, tools: &Tools, n: usize) -> Result<IdleRep
         open,
         errors,
         first_error,
-        rss_before,
-        rss_open: peak.rss_bytes,
+        pss_before,
         pss_open: peak.pss_bytes,
+        rss_open: peak.rss_bytes,
     })
 }
 
@@ -397,23 +379,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
-    let (profile, release) = profile_dir()?;
+    let release = binaries::release_build();
     if !release {
         eprintln!("bench: warning: a debug build measures nothing useful; use --release");
     }
-    let target_dir = profile.parent().unwrap_or(&profile).to_path_buf();
+    let profile = binaries::profile_dir();
+    let target_dir = binaries::target_dir();
     let echo_server = build::build_echo_server(&target_dir)?;
-    if cli.target == "hot-symbols" {
-        // traces the echo server alone: no proxy or bench-server to build
-        let out = layout::hot_symbols_path();
-        let n = layout::generate(&echo_server, &out)?;
-        eprintln!(
-            "bench: wrote {n} functions to {}; `cargo run -p benches --release -- all` links them first",
-            out.display()
-        );
-        return Ok(());
-    }
-    build::build_binaries(release)?;
+    build::build_binaries()?;
     raise_nofile();
 
     let (targets, run_idle) = match cli.target.as_str() {
@@ -439,10 +412,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         })
         .collect();
     let mut context = machine_context();
-    context.push(build::echo_server_context(&echo_server));
+    context.push(echo_server.context());
     let tools = Tools {
         bench_server: profile.join("bench-server"),
-        echo_server,
+        echo_server: echo_server.path,
         bastion: profile.join("mcp-bastion"),
         peers: PeerInstalls::ensure(&target_dir.join("bench-peers"), &peers),
         log_dir: target_dir.join("bench-logs"),
@@ -489,12 +462,12 @@ fn run(cli: &Cli) -> Result<(), String> {
                     m.baseline_rps = baseline;
                 }
                 eprintln!(
-                    "{:.0} req/s, {} errors, p99 {:.2} ms, RSS {:.1} MB, PSS {:.1} MB, {:.1} CPU s",
+                    "{:.0} req/s, {} errors, p99 {:.2} ms, PSS {:.1} MB (summed RSS {:.1}), {:.1} CPU s",
                     m.load.rps(),
                     m.load.errors,
                     m.load.latency_us.value_at_quantile(0.99) as f64 / 1000.0,
-                    m.peak_rss as f64 / 1_048_576.0,
                     m.peak_pss as f64 / 1_048_576.0,
+                    m.peak_rss as f64 / 1_048_576.0,
                     m.cpu_seconds
                 );
                 if let Some(e) = &m.load.first_error {
@@ -510,10 +483,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         match idle(&rt, &tools, cli.idle_sessions) {
             Ok(r) => {
                 eprintln!(
-                    "bench: idle: {} of {} streams open, RSS {:.1} MB",
+                    "bench: idle: {} of {} streams open, PSS {:.1} MB",
                     r.open,
                     r.requested,
-                    r.rss_open as f64 / 1_048_576.0
+                    r.pss_open as f64 / 1_048_576.0
                 );
                 Some(r)
             }
@@ -551,7 +524,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     println!("{}", report.checks());
     let write = !cli.no_write && (cli.write || cli.target == "all");
     if write {
-        let docs = build::workspace_dir().join("docs");
+        let docs = binaries::workspace_dir().join("docs");
         report
             .write_markdown(&docs.join("benchmarks.md"))
             .map_err(|e| format!("writing docs/benchmarks.md: {e}"))?;

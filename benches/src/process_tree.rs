@@ -1,13 +1,15 @@
-//! Resident memory and CPU time of a process and all its descendants, from
-//! Linux `/proc` (elsewhere every figure is zero).
+//! Memory and CPU time of a process and all its descendants, from Linux
+//! `/proc` (elsewhere every figure is zero).
 //!
-//! - RSS: the sum of `VmRSS` in `/proc/<pid>/status` over the tree, sampled
-//!   every 100 ms by [`PeakSampler`]; the peak of those sums is reported.
-//! - PSS: the same sum of `Pss` from `/proc/<pid>/smaps_rollup`, where each
-//!   shared page counts once across the processes sharing it. Summed RSS
-//!   counts the shared text of 32 identical per-session children 32 times
-//!   (about 1.2 MB each for the static `bench-echo-server`), so PSS is the fairer figure
-//!   for trees with children; both are reported.
+//! - PSS, the figure the harness compares: the sum of `Pss` from
+//!   `/proc/<pid>/smaps_rollup` over the tree, sampled every 100 ms by
+//!   [`PeakSampler`]; the peak of those sums is reported. A page shared by
+//!   several processes counts once in total, split between them, so a tree of
+//!   32 identical per-session children is not charged 32 times for the code
+//!   and libraries they share.
+//! - RSS: the same sum of `VmRSS` from `/proc/<pid>/status`, shown beside it.
+//!   Summed over a tree it counts every shared page once per process, so it
+//!   overstates a tree with children and is not used to compare trees.
 //! - CPU: `utime + stime + cutime + cstime` from `/proc/<pid>/stat`, summed
 //!   over the live tree (a reaped child's time is in its parent's `c*time`,
 //!   so nothing is counted twice), in `USER_HZ` ticks (100 per second).
@@ -34,6 +36,8 @@ pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 pub struct TreeUsage {
     /// Processes in the tree, the root included.
     pub processes: usize,
+    /// Sum of their proportional set sizes, in bytes.
+    pub pss_bytes: u64,
     /// Sum of their resident set sizes, in bytes.
     pub rss_bytes: u64,
     /// User + system CPU seconds of the tree, reaped children included.
@@ -127,6 +131,7 @@ pub fn usage(root: u32) -> TreeUsage {
     let pids = tree(root);
     TreeUsage {
         processes: pids.len(),
+        pss_bytes: pids.iter().map(|&p| pss_bytes(p)).sum(),
         rss_bytes: pids.iter().map(|&p| rss_bytes(p)).sum(),
         cpu_seconds: pids.iter().map(|&p| cpu_ticks(p)).sum::<u64>() as f64 / USER_HZ,
     }
@@ -135,13 +140,13 @@ pub fn usage(root: u32) -> TreeUsage {
 /// Peak memory of a tree over a sampling period.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeakMemory {
+    /// Highest sum of `Pss`, bytes: the figure trees are compared by.
+    pub pss_bytes: u64,
     /// Highest sum of `VmRSS`, bytes.
     pub rss_bytes: u64,
-    /// Highest sum of `Pss`, bytes.
-    pub pss_bytes: u64,
 }
 
-/// Samples a tree's RSS and PSS on a thread until stopped, keeping the peaks.
+/// Samples a tree's PSS and RSS on a thread until stopped, keeping the peaks.
 #[derive(Debug)]
 pub struct PeakSampler {
     stop: Arc<AtomicBool>,
@@ -186,6 +191,7 @@ mod tests {
         assert!(u.processes >= 1);
         if cfg!(target_os = "linux") {
             assert!(u.rss_bytes > 0);
+            assert!(u.pss_bytes > 0 && u.pss_bytes <= u.rss_bytes, "{u:?}");
             assert_eq!(tree(me)[0], me);
         }
     }

@@ -59,9 +59,10 @@ async fn harness_loads_the_in_process_transport_without_errors() {
         assert_eq!(result.latency_us.len(), result.requests);
         if cfg!(target_os = "linux") {
             assert!(
-                peak.rss_bytes > 0 && usage.rss_bytes > 0,
-                "no RSS read from /proc"
+                peak.pss_bytes > 0 && usage.pss_bytes > 0,
+                "no PSS read from /proc"
             );
+            assert!(peak.pss_bytes <= peak.rss_bytes, "{peak:?}");
         }
     }
 }

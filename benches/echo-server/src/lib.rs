@@ -5,8 +5,8 @@
 //! A package of its own so that the binary links only rmcp, serde and a
 //! current-thread tokio: `cargo run -p benches --release` builds it with the
 //! workspace's `bench-echo` profile, statically linked, because the proxy in
-//! per-session mode runs one per session and each one's mapped code counts
-//! in the tree's RSS.
+//! per-session mode runs one per session, and the tree's memory should be
+//! the proxy's rather than 32 copies of a web stack's code.
 
 use std::sync::LazyLock;
 

@@ -17,6 +17,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::{
@@ -25,10 +26,8 @@ use hyper::{
 };
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use sse_stream::{Sse, SseStream};
 use tokio::{net::TcpStream, sync::mpsc, task::JoinHandle};
-
-mod sse_parser;
-pub use sse_parser::{SseEvent, SseParser};
 
 /// Errors are messages: the harness only counts and shows them.
 pub type ClientResult<T> = Result<T, String>;
@@ -272,7 +271,7 @@ impl StreamableSession {
                 body_text(resp.into_body()).await
             ));
         }
-        let (parts, mut body) = resp.into_parts();
+        let (parts, body) = resp.into_parts();
         let Some(id) = answer_to else {
             let _ = body.collect().await;
             return Ok((parts.headers, None));
@@ -292,29 +291,34 @@ impl StreamableSession {
                 serde_json::from_slice(&bytes).map_err(|e| format!("answer is not JSON: {e}"))?;
             return Ok((parts.headers, Some(answer)));
         }
-        let mut parser = SseParser::default();
+        let mut events = SseStream::new(body);
         loop {
-            let frame = match body.frame().await {
-                Some(Ok(frame)) => frame,
+            let event = match events.next().await {
+                Some(Ok(event)) => event,
                 Some(Err(e)) => return Err(format!("SSE answer: {e}")),
                 None => return Err(format!("SSE answer ended without the answer to {id}")),
             };
-            let Some(data) = frame.data_ref() else {
+            let Some(message) = event
+                .data
+                .as_deref()
+                .and_then(|data| serde_json::from_str::<Value>(data).ok())
+            else {
                 continue;
             };
-            for event in parser.push(data) {
-                let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
-                    continue;
-                };
-                if is_answer_to(&message, id) {
-                    // The stream should end right after its answer; a server
-                    // that keeps it open costs this connection.
-                    let drained = tokio::time::timeout(Duration::from_secs(2), body.collect());
-                    if !matches!(drained.await, Ok(Ok(_))) {
-                        self.broken = true;
+            if is_answer_to(&message, id) {
+                // The stream should end right after its answer; a server
+                // that keeps it open costs this connection.
+                let rest = async {
+                    while let Some(event) = events.next().await {
+                        event?;
                     }
-                    return Ok((parts.headers, Some(message)));
+                    Ok::<(), sse_stream::Error>(())
+                };
+                let drained = tokio::time::timeout(Duration::from_secs(2), rest);
+                if !matches!(drained.await, Ok(Ok(()))) {
+                    self.broken = true;
                 }
+                return Ok((parts.headers, Some(message)));
             }
         }
     }
@@ -331,7 +335,7 @@ pub struct SseSession {
     post_conn: HttpConn,
     ep: Endpoint,
     post_path: String,
-    events: mpsc::UnboundedReceiver<SseEvent>,
+    events: mpsc::UnboundedReceiver<Sse>,
     reader: JoinHandle<()>,
 }
 
@@ -341,11 +345,11 @@ impl Drop for SseSession {
     }
 }
 
-/// Opens `GET ep.path`, checks for 200, and forwards its events to a channel
-/// from a reader task.
+/// Opens `GET ep.path`, checks for 200, and forwards its events that carry
+/// data to a channel from a reader task.
 async fn open_event_stream(
     ep: &Endpoint,
-) -> ClientResult<(mpsc::UnboundedReceiver<SseEvent>, JoinHandle<()>)> {
+) -> ClientResult<(mpsc::UnboundedReceiver<Sse>, JoinHandle<()>)> {
     let mut conn = HttpConn::connect(ep.addr).await?;
     let req = conn
         .request(Method::GET, &ep.path, ep)
@@ -361,18 +365,13 @@ async fn open_event_stream(
             body_text(resp.into_body()).await
         ));
     }
-    let mut body = resp.into_body();
+    let mut events = SseStream::new(resp.into_body());
     let (tx, rx) = mpsc::unbounded_channel();
     let reader = tokio::spawn(async move {
         let _conn = conn; // the connection lives as long as the stream is read
-        let mut parser = SseParser::default();
-        while let Some(Ok(frame)) = body.frame().await {
-            if let Some(data) = frame.data_ref() {
-                for event in parser.push(data) {
-                    if tx.send(event).is_err() {
-                        return;
-                    }
-                }
+        while let Some(Ok(event)) = events.next().await {
+            if event.data.is_some() && tx.send(event).is_err() {
+                return;
             }
         }
     });
@@ -397,10 +396,15 @@ fn resolve_endpoint(sse_path: &str, uri: &str) -> String {
     format!("{dir}/{uri}")
 }
 
+/// Whether `event` is the legacy transport's `endpoint` event.
+fn is_endpoint(event: &Sse) -> bool {
+    event.event.as_deref() == Some("endpoint")
+}
+
 async fn wait_event(
-    events: &mut mpsc::UnboundedReceiver<SseEvent>,
-    mut matches: impl FnMut(&SseEvent) -> bool,
-) -> ClientResult<SseEvent> {
+    events: &mut mpsc::UnboundedReceiver<Sse>,
+    mut matches: impl FnMut(&Sse) -> bool,
+) -> ClientResult<Sse> {
     let wait = async {
         while let Some(event) = events.recv().await {
             if matches(&event) {
@@ -418,7 +422,7 @@ impl SseSession {
     /// Opens the stream, reads `endpoint`, initializes.
     pub async fn open(ep: &Endpoint) -> ClientResult<Self> {
         let (mut events, reader) = open_event_stream(ep).await?;
-        let endpoint = wait_event(&mut events, |e| e.event == "endpoint").await;
+        let endpoint = wait_event(&mut events, is_endpoint).await;
         let endpoint = match endpoint {
             Ok(e) => e,
             Err(e) => {
@@ -429,7 +433,7 @@ impl SseSession {
         let mut session = Self {
             post_conn: HttpConn::connect(ep.addr).await?,
             ep: ep.clone(),
-            post_path: resolve_endpoint(&ep.path, endpoint.data.trim()),
+            post_path: resolve_endpoint(&ep.path, endpoint.data.as_deref().unwrap_or("").trim()),
             events,
             reader,
         };
@@ -443,7 +447,7 @@ impl SseSession {
     /// Opens the stream and waits for `endpoint`, nothing more (idle mode).
     pub async fn open_idle(ep: &Endpoint) -> ClientResult<IdleSse> {
         let (mut events, reader) = open_event_stream(ep).await?;
-        match wait_event(&mut events, |e| e.event == "endpoint").await {
+        match wait_event(&mut events, is_endpoint).await {
             Ok(_) => Ok(IdleSse { reader }),
             Err(e) => {
                 reader.abort();
@@ -463,8 +467,11 @@ impl SseSession {
         self.post(body).await?;
         let mut found = None;
         wait_event(&mut self.events, |e| {
-            if (e.event.is_empty() || e.event == "message")
-                && let Ok(message) = serde_json::from_str::<Value>(&e.data)
+            if e.event
+                .as_deref()
+                .is_none_or(|n| n.is_empty() || n == "message")
+                && let Some(data) = e.data.as_deref()
+                && let Ok(message) = serde_json::from_str::<Value>(data)
                 && is_answer_to(&message, id)
             {
                 found = Some(message);

@@ -511,9 +511,8 @@ fn parse_cli() -> Result<Cli, ExitCode> {
     }
 }
 
-/// mimalloc rather than glibc's malloc: under load, glibc's per-arena locks
-/// made most of the server's futex calls (memory freed on another worker
-/// thread than the one that allocated it). See `docs/benchmarks.md`.
+/// mimalloc rather than glibc's malloc, for the reason in
+/// `docs/deployment.md` ("The allocator of a loaded server").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -28,10 +28,7 @@
 //! boxes what it wraps into a route of its own, so layering one call per
 //! layer adds a boxed clone and a route future per layer to every request.
 //! Accept connections with `TCP_NODELAY` set (see the transport module's
-//! docs), and give a loaded server an allocator without glibc's per-arena
-//! locks, such as mimalloc (`docs/deployment.md`, "The allocator of a
-//! loaded server": with glibc they were nearly every `futex` call of the
-//! benchmarked server).
+//! docs); `docs/deployment.md` covers the rest of running a loaded server.
 //!
 //! See `docs/architecture.md` in the repository for how the pieces fit.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
