@@ -39,6 +39,7 @@
 #[cfg(feature = "auth")]
 pub mod auth;
 pub mod backend;
+pub mod boxed;
 #[cfg(feature = "cors")]
 pub mod cors;
 #[cfg(any(feature = "auth", feature = "ratelimit", feature = "session-layer"))]

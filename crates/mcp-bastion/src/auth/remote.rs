@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use super::{
     AuthError, AuthResult, Authenticator, Credential, InvalidToken, api_key::digest, jwt::scopes_of,
 };
-use crate::{backend::BoxFuture, principal::Principal};
+use crate::{boxed::BoxFuture, principal::Principal};
 
 const TARGET: &str = "mcp_bastion::auth::remote";
 
