@@ -21,11 +21,12 @@ use tower::Service;
 
 use super::{
     config::{reject, session_not_found},
-    session::{STREAM_BUFFER, Session, SessionTable},
     sse_codec::{SseBody, encode_event},
+    stream_routing::{STREAM_BUFFER, TransportSession, TransportSessions},
 };
 use crate::{
-    backend::{Backend, BoxFuture, SessionContext},
+    backend::{Backend, SessionContext},
+    boxed::BoxFuture,
     inspect::{McpRequest, read_and_parse},
     jsonrpc::{ErrorObject, codes, http_error},
     protocol::{HEADER_SESSION_ID, ProtocolVersion},
@@ -68,7 +69,7 @@ struct SseConfig {
 /// ```
 pub struct Sse<B> {
     backend: Arc<B>,
-    sessions: Arc<SessionTable>,
+    sessions: Arc<TransportSessions>,
     /// Streams whose backend session opens on their first POST.
     waiting: Arc<WaitingTable>,
     config: Arc<SseConfig>,
@@ -100,10 +101,10 @@ impl<B: Backend> Sse<B> {
     pub fn new(backend: B) -> Self {
         Self {
             backend: Arc::new(backend),
-            sessions: Arc::new(SessionTable::new(None)),
+            sessions: Arc::new(TransportSessions::new(None)),
             waiting: Arc::default(),
             config: Arc::new(SseConfig {
-                keepalive: Some(super::session::DEFAULT_KEEPALIVE),
+                keepalive: Some(super::stream_routing::DEFAULT_KEEPALIVE),
                 message_path: "messages".into(),
                 route_key: None,
                 max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
@@ -240,7 +241,7 @@ impl<B: Backend> Sse<B> {
 
     /// The session of a stream, its backend session opened on the stream's
     /// first POST; `Err` is the answer to give instead.
-    async fn session(&self, id: &str) -> Result<Arc<Session>, Response> {
+    async fn session(&self, id: &str) -> Result<Arc<TransportSession>, Response> {
         if let Some(session) = self.sessions.get(id) {
             return Ok(session);
         }
@@ -290,7 +291,7 @@ impl<B: Backend> Sse<B> {
                 return Err(backend_unavailable());
             }
         };
-        let session = Session::start(
+        let session = TransportSession::start(
             waiting.id.clone(),
             conn,
             None,
@@ -344,6 +345,13 @@ impl<B: Backend> Sse<B> {
     }
 }
 
+#[cfg(feature = "session-layer")]
+impl<B: Backend> crate::session::SessionCloser for Sse<B> {
+    fn close_session(&self, id: &str) -> bool {
+        Sse::close_session(self, id)
+    }
+}
+
 /// `500`: the backend could not open a session.
 fn backend_unavailable() -> Response {
     http_error(
@@ -371,7 +379,7 @@ enum State {
     /// A POST is opening the backend session.
     Connecting,
     /// The backend session is open.
-    Open(Arc<Session>),
+    Open(Arc<TransportSession>),
     /// The stream ended, or its backend failed to open.
     Ended,
 }

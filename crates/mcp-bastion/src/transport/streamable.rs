@@ -20,12 +20,13 @@ use tower::Service;
 use super::{
     config::{TransportConfig, accepts, reject, session_not_found},
     event_store::EventStore,
-    session::{Encoding, OpenedStream, Session, SessionTable},
     sse_codec::{SseBody, encode_event},
     stateless,
+    stream_routing::{Encoding, OpenedStream, TransportSession, TransportSessions},
 };
 use crate::{
-    backend::{Backend, BoxFuture, SessionContext},
+    backend::{Backend, SessionContext},
+    boxed::BoxFuture,
     inspect::{McpRequest, Payload, read_and_parse},
     jsonrpc::{ErrorObject, Message, codes, http_error},
     protocol::{HEADER_LAST_EVENT_ID, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, ProtocolVersion},
@@ -61,7 +62,7 @@ use crate::{
 /// session.
 pub struct StreamableHttp<B> {
     backend: Arc<B>,
-    sessions: Arc<SessionTable>,
+    sessions: Arc<TransportSessions>,
     config: Arc<TransportConfig>,
 }
 
@@ -90,7 +91,9 @@ impl<B: Backend> StreamableHttp<B> {
     pub fn new(backend: B) -> Self {
         Self {
             backend: Arc::new(backend),
-            sessions: Arc::new(SessionTable::new(TransportConfig::default().idle_timeout)),
+            sessions: Arc::new(TransportSessions::new(
+                TransportConfig::default().idle_timeout,
+            )),
             config: Arc::new(TransportConfig::default()),
         }
     }
@@ -99,7 +102,7 @@ impl<B: Backend> StreamableHttp<B> {
     /// long (default 30 minutes; `None`: never). Their backend connections
     /// close (a per-session child exits).
     pub fn session_idle_timeout(mut self, idle: Option<Duration>) -> Self {
-        self.sessions = Arc::new(SessionTable::new(idle));
+        self.sessions = Arc::new(TransportSessions::new(idle));
         self.map_config(|c| c.idle_timeout = idle)
     }
 
@@ -231,6 +234,13 @@ where
     }
 }
 
+#[cfg(feature = "session-layer")]
+impl<B: Backend> crate::session::SessionCloser for StreamableHttp<B> {
+    fn close_session(&self, id: &str) -> bool {
+        StreamableHttp::close_session(self, id)
+    }
+}
+
 fn method_not_allowed() -> Response {
     let mut res = reject(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -264,7 +274,7 @@ impl<B: Backend> StreamableHttp<B> {
         &self,
         parts: &Parts,
         from_body: Option<&str>,
-    ) -> Result<Arc<Session>, Box<Response>> {
+    ) -> Result<Arc<TransportSession>, Box<Response>> {
         let id = from_body.or_else(|| {
             parts
                 .headers
@@ -391,7 +401,7 @@ impl<B: Backend> StreamableHttp<B> {
                 );
             }
         };
-        let session = Session::start(
+        let session = TransportSession::start(
             id.clone(),
             conn,
             self.config.events.clone(),

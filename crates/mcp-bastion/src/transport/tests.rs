@@ -16,7 +16,8 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::{
-    backend::{Backend, BackendError, BoxFuture, Connection, SessionContext},
+    backend::{Backend, BackendError, Connection, SessionContext},
+    boxed::BoxFuture,
     jsonrpc::{Message, Request as RpcRequest, Response as RpcResponse},
 };
 

@@ -1,5 +1,12 @@
-//! One transport session: the backend connection, the streams the client has
-//! open, and the rule that decides which stream each server message takes.
+//! [`TransportSession`]: one session of our transports (Streamable HTTP or
+//! legacy SSE) as the transport sees it: the backend connection, the streams
+//! the client has open, and the rule that decides which stream each server
+//! message takes; [`TransportSessions`], the table of them.
+//!
+//! Not to be confused with the session layer's records
+//! ([`crate::session`]: capture, principal binding, lifetimes) nor with an
+//! upstream backend's session at a remote server
+//! (`backend::upstream`'s `remote_session`).
 //!
 //! Routing rules (in one place):
 //! - a response goes to the stream of the request it answers;
@@ -93,7 +100,7 @@ pub(crate) struct OpenedStream {
 }
 
 /// A live session of either transport.
-pub(crate) struct Session {
+pub(crate) struct TransportSession {
     pub(crate) id: String,
     outgoing: mpsc::Sender<Message>,
     closed: CancellationToken,
@@ -111,7 +118,7 @@ fn now_ms() -> u64 {
     u64::try_from(CLOCK_EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-impl Session {
+impl TransportSession {
     /// Starts a session over `conn` and the task that routes its messages.
     /// The session removes itself from `table` when the backend goes away.
     pub(crate) fn start(
@@ -119,14 +126,14 @@ impl Session {
         conn: Connection,
         events: Option<Arc<dyn EventStore>>,
         legacy: bool,
-        table: Arc<SessionTable>,
-    ) -> Arc<Session> {
+        table: Arc<TransportSessions>,
+    ) -> Arc<TransportSession> {
         let Connection {
             outgoing,
             mut incoming,
             closed,
         } = conn;
-        let session = Arc::new(Session {
+        let session = Arc::new(TransportSession {
             id,
             outgoing,
             closed: closed.clone(),
@@ -443,8 +450,8 @@ fn progress_token(params: Option<&Value>) -> Option<String> {
 /// Live sessions by id. With an idle timeout, a reaper task ends sessions
 /// that have had no request and no connected stream for that long, so a
 /// client that vanishes without DELETE does not leave a child running.
-pub(crate) struct SessionTable {
-    map: RwLock<HashMap<String, Arc<Session>>>,
+pub(crate) struct TransportSessions {
+    map: RwLock<HashMap<String, Arc<TransportSession>>>,
     idle_timeout: Option<Duration>,
     reaper: std::sync::Once,
     /// Requests in flight that no session's pending list shows: sessionless
@@ -459,7 +466,7 @@ pub(crate) struct SessionTable {
 /// a request stream's response body (dropped once hyper has written it, or
 /// the client went away), so that a graceful shutdown also waits for
 /// answers that are routed but not yet delivered.
-pub(crate) struct RequestInFlight(Arc<SessionTable>);
+pub(crate) struct RequestInFlight(Arc<TransportSessions>);
 
 impl Drop for RequestInFlight {
     fn drop(&mut self) {
@@ -469,7 +476,7 @@ impl Drop for RequestInFlight {
     }
 }
 
-impl SessionTable {
+impl TransportSessions {
     pub(crate) fn new(idle_timeout: Option<Duration>) -> Self {
         Self {
             map: RwLock::new(HashMap::new()),
@@ -512,7 +519,7 @@ impl SessionTable {
         in_sessions + self.tracked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub(crate) fn insert(self: &Arc<Self>, session: Arc<Session>) {
+    pub(crate) fn insert(self: &Arc<Self>, session: Arc<TransportSession>) {
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -526,7 +533,7 @@ impl SessionTable {
     }
 
     /// The live session with this id; counts as activity.
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<TransportSession>> {
         let session = self
             .map
             .read()
@@ -538,7 +545,7 @@ impl SessionTable {
         Some(session)
     }
 
-    pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
+    pub(crate) fn remove(&self, id: &str) -> Option<Arc<TransportSession>> {
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -575,13 +582,13 @@ impl SessionTable {
     }
 }
 
-async fn reap(table: std::sync::Weak<SessionTable>, idle: Duration) {
+async fn reap(table: std::sync::Weak<TransportSessions>, idle: Duration) {
     let period = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(30));
     loop {
         tokio::time::sleep(period).await;
         let Some(table) = table.upgrade() else { return };
         let now = now_ms();
-        let idle_sessions: Vec<Arc<Session>> = table
+        let idle_sessions: Vec<Arc<TransportSession>> = table
             .map
             .read()
             .unwrap_or_else(|e| e.into_inner())
