@@ -68,8 +68,6 @@ mod api_key;
 mod authenticator;
 mod challenge;
 mod credential;
-#[cfg(feature = "stdio")]
-mod env;
 mod error;
 mod future;
 mod jwks;
@@ -87,8 +85,6 @@ pub use challenge::Challenge;
 pub use credential::{
     Credential, CredentialSource, CredentialSources, KNOWN_QUERY_PARAMS, MAX_CREDENTIAL_BYTES,
 };
-#[cfg(feature = "stdio")]
-pub use env::{PrincipalEnv, PrincipalField};
 pub use error::{AuthError, AuthRejection, InvalidToken};
 pub use future::ResponseFuture;
 pub use jwks::{JwksCache, JwksPolicy};

@@ -67,7 +67,7 @@ where
             .authenticator
             .authenticate_now(&parts, credential.as_ref())
         {
-            return match admit(&self.config, &mut parts, credential, outcome) {
+            return match admit(&mut parts, credential, outcome) {
                 Ok(carry) => {
                     let future = self.inner.call(Request::from_parts(parts, body));
                     Decided::inner(future, carry).into()
@@ -82,7 +82,7 @@ where
                 .authenticator
                 .authenticate(&parts, credential.as_ref())
                 .await;
-            match admit(&config, &mut parts, credential, outcome) {
+            match admit(&mut parts, credential, outcome) {
                 Ok(carry) => {
                     let res = inner.call(Request::from_parts(parts, body)).await?;
                     Ok(finish(res, carry))
@@ -102,14 +102,8 @@ pub(super) struct QueryCredential {
 }
 
 /// The one place an authenticator's answer becomes the request's fate: the
-/// principal inserted (and its environment for a stdio child), or the error
-/// to challenge with.
-#[cfg_attr(
-    not(feature = "stdio"),
-    allow(unused_variables, reason = "the environment map needs `stdio`")
-)]
+/// principal inserted, or the error to challenge with.
 fn admit(
-    config: &AuthConfig,
     parts: &mut Parts,
     credential: Option<Credential>,
     outcome: super::AuthResult,
@@ -132,10 +126,6 @@ fn admit(
         }
     };
     tracing::debug!(target: TARGET, subject = %principal.subject(), key_id = ?principal.key_id(), "authenticated");
-    #[cfg(feature = "stdio")]
-    if let Some(map) = &config.principal_env {
-        map.apply(&principal, &mut parts.extensions);
-    }
     parts.extensions.insert::<Principal>(principal);
     let carry = credential
         .filter(|_| parts.method == Method::GET)

@@ -556,32 +556,3 @@ fn scope_policy_covers_methods_resources_and_prompts() {
     assert!(p.parse_rule("no-equals").is_err());
     assert!(ScopePolicy::new().parse_rule("t=bad\"scope").is_err());
 }
-
-#[cfg(feature = "stdio")]
-#[test]
-fn principal_env_maps_only_allowlisted_fields() {
-    use crate::backend::stdio::ChildEnv;
-    let env = PrincipalEnv::new()
-        .parse_pair("MCP_USER=subject")
-        .unwrap()
-        .parse_pair("ORG=claim:org")
-        .unwrap()
-        .parse_pair("GH=env:GITHUB_TOKEN")
-        .unwrap();
-    assert!(PrincipalEnv::new().parse_pair("PATH=subject").is_err());
-    assert!(PrincipalEnv::new().parse_pair("X=password").is_err());
-    let mut claims = serde_json::Map::new();
-    claims.insert("org".into(), json!("acme"));
-    let p = Principal::new("alice")
-        .with_claims(claims)
-        .with_env([("GITHUB_TOKEN", "ghp_x"), ("OTHER", "y")]);
-    let mut ext = http::Extensions::new();
-    ext.insert(ChildEnv([("KEEP".to_owned(), "1".to_owned())].into()));
-    env.apply(&p, &mut ext);
-    let child = ext.get::<ChildEnv>().unwrap();
-    assert_eq!(child.0.get("MCP_USER").map(String::as_str), Some("alice"));
-    assert_eq!(child.0.get("ORG").map(String::as_str), Some("acme"));
-    assert_eq!(child.0.get("GH").map(String::as_str), Some("ghp_x"));
-    assert_eq!(child.0.get("KEEP").map(String::as_str), Some("1"));
-    assert!(!child.0.contains_key("OTHER"));
-}

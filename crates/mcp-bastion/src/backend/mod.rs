@@ -15,12 +15,12 @@
 //! ends, and stop work when the connection's [`CancellationToken`] fires or
 //! the `outgoing` sender is dropped.
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc};
+use std::{fmt, sync::Arc};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::jsonrpc::Message;
+use crate::{boxed::BoxFuture, jsonrpc::Message};
 
 #[cfg(feature = "stdio")]
 pub mod stdio;
@@ -30,9 +30,6 @@ pub mod rmcp;
 
 #[cfg(feature = "upstream")]
 pub mod upstream;
-
-/// A boxed, `Send` future, as returned by [`Backend`] methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a transport knows about the session a connection is opened for.
 ///

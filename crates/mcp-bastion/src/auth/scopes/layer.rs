@@ -22,7 +22,7 @@ use crate::{
         service::metadata_url,
         sse_rewrite::{RewriteSse, SseEvent},
     },
-    backend::BoxFuture,
+    boxed::BoxFuture,
     inspect::McpRequest,
     jsonrpc::{ErrorObject, codes, http_error},
     principal::Principal,
