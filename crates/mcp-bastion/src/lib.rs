@@ -57,5 +57,6 @@ pub mod ratelimit;
 pub mod session;
 #[cfg(feature = "inspect")]
 pub mod trace;
-#[cfg(any(feature = "streamable-http", feature = "sse"))]
+// `auth` filters SSE answers with the transports' encoder.
+#[cfg(any(feature = "streamable-http", feature = "sse", feature = "auth"))]
 pub mod transport;

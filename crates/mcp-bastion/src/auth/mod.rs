@@ -77,7 +77,6 @@ mod metadata;
 mod remote;
 mod scopes;
 mod service;
-mod sse_rewrite;
 
 pub use api_key::{ApiKeys, ApiKeysError};
 pub use authenticator::{AnyOf, AuthResult, Authenticator, DynAuthenticator, FromFn, from_fn};
