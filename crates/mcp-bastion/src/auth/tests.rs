@@ -452,12 +452,17 @@ async fn list_tools(app: &Router, key: &str, method: http::Method) -> Vec<String
     };
     let res = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let text = body_text(res).await;
-    let json = text
-        .lines()
-        .find_map(|l| l.strip_prefix("data: "))
-        .unwrap_or(&text)
-        .to_owned();
+    let is_sse = res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream");
+    let json = if is_sse {
+        use futures_util::StreamExt;
+        let mut events = sse_stream::SseStream::new(res.into_body());
+        events.next().await.unwrap().unwrap().data.unwrap()
+    } else {
+        body_text(res).await
+    };
     let v: Value = serde_json::from_str(&json).unwrap();
     v["result"]["tools"]
         .as_array()
