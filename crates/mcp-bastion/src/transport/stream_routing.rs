@@ -21,7 +21,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex, OnceLock, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -39,6 +39,7 @@ use super::{
 use crate::{
     backend::Connection,
     jsonrpc::{ErrorObject, Message, RequestId, Response, codes},
+    protocol::ProtocolVersion,
 };
 
 /// Frames buffered per stream before the backend pump waits for the client.
@@ -73,6 +74,8 @@ struct Routes {
     open_requests: Vec<StreamId>,
     /// The GET stream (Streamable HTTP) or the `/sse` stream (legacy).
     standalone: Option<StreamId>,
+    /// The id of the `initialize` request whose result is still awaited.
+    initialize: Option<RequestId>,
 }
 
 impl Routes {
@@ -108,6 +111,9 @@ pub(crate) struct TransportSession {
     events: Option<Arc<dyn EventStore>>,
     legacy: bool,
     priming: AtomicBool,
+    /// The revision the backend's `InitializeResult` chose, read from the
+    /// message itself as it is delivered.
+    negotiated: OnceLock<ProtocolVersion>,
     /// When the client last did anything, in ms since `CLOCK_EPOCH`.
     last_active: AtomicU64,
 }
@@ -141,6 +147,7 @@ impl TransportSession {
             events,
             legacy,
             priming: AtomicBool::new(false),
+            negotiated: OnceLock::new(),
             last_active: AtomicU64::new(now_ms()),
         });
         let pump = Arc::clone(&session);
@@ -163,6 +170,21 @@ impl TransportSession {
     }
 
     /// Whether new streams start with a priming event (2025-11-25 and later).
+    /// Marks `id` as the session's `initialize` request: the successful
+    /// result answering it says which revision the session speaks
+    /// ([`negotiated`](Self::negotiated)).
+    pub(crate) fn expect_initialize(&self, id: RequestId) {
+        self.lock().initialize = Some(id);
+    }
+
+    /// The revision of the backend's successful `InitializeResult` (its
+    /// `protocolVersion`, or the Streamable HTTP default when it names none
+    /// we speak); `None` until one was delivered (an error answer leaves it
+    /// unset).
+    pub(crate) fn negotiated(&self) -> Option<ProtocolVersion> {
+        self.negotiated.get().copied()
+    }
+
     pub(crate) fn set_priming(&self, on: bool) {
         self.priming
             .store(on && self.events.is_some(), Ordering::Relaxed);
@@ -386,6 +408,20 @@ impl TransportSession {
             let mut routes = self.lock();
             let seq = routes.next_seq;
             routes.next_seq += 1;
+            if let Message::Response(Response {
+                id: Some(id),
+                outcome: Ok(result),
+            }) = msg
+                && routes.initialize.as_ref() == Some(id)
+            {
+                let version = result
+                    .get("protocolVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(ProtocolVersion::DEFAULT_STREAMABLE);
+                let _ = self.negotiated.set(version);
+                routes.initialize = None;
+            }
             let Some(entry) = routes.streams.get_mut(&stream) else {
                 return;
             };

@@ -412,6 +412,9 @@ impl<B: Backend> StreamableHttp<B> {
             Payload::Single(m) => vec![m],
             Payload::Batch(v) => v,
         };
+        if let Some(id) = messages.first().and_then(Message::id) {
+            session.expect_initialize(id.clone());
+        }
         let requests: Vec<&Message> = messages.iter().collect();
         let mut stream = session.open_request_stream(&requests, Encoding::Json);
         if session.forward(messages).await.is_err() {
@@ -432,20 +435,12 @@ impl<B: Backend> StreamableHttp<B> {
                 "MCP backend closed",
             );
         };
-        let parsed = Message::from_slice(&reply).ok();
-        let result = match &parsed {
-            Some(Message::Response(r)) => r.outcome.as_ref().ok(),
-            _ => None,
-        };
-        let Some(result) = result else {
+        // The session read the result's `protocolVersion` from the message
+        // as it delivered it; an error answer leaves it unset.
+        let Some(negotiated) = session.negotiated() else {
             session.end();
             return json_body(StatusCode::OK, reply);
         };
-        let negotiated = result
-            .get("protocolVersion")
-            .and_then(|v| v.as_str())
-            .and_then(|v| v.parse::<ProtocolVersion>().ok())
-            .unwrap_or(ProtocolVersion::DEFAULT_STREAMABLE);
         session.set_priming(negotiated.sends_priming_event());
         self.sessions.insert(Arc::clone(&session));
         tracing::debug!(target: "mcp_bastion::transport", version = %negotiated, "session opened");
