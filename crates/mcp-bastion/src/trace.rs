@@ -1,12 +1,11 @@
 //! One tracing span per MCP request: [`McpTraceLayer`].
 //!
 //! The span `mcp.request` carries the JSON-RPC method, the tool (for
-//! `tools/call`), the session id's
-//! [`session_fingerprint`](crate::session::session_fingerprint) (the tag the
-//! session layer logs too), and the principal's
-//! subject; every event logged while the request is served (by the
-//! transport, the backend, a child's stderr) sits inside it, so a JSON log
-//! line says which request and which caller it belongs to.
+//! `tools/call`), the session id's [`session_fingerprint`] (the tag the
+//! session layer logs too), and the principal's subject; every event logged
+//! while the request is served (by the transport, the backend, a child's
+//! stderr) sits inside it, so a JSON log line says which request and which
+//! caller it belongs to.
 //!
 //! Nothing secret enters the span: no header, no query string, no body, and
 //! the session id only as a fingerprint (a session id lets whoever holds it
