@@ -30,7 +30,7 @@ impl Default for TransportConfig {
             json_response: false,
             route_key: None,
             max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
-            idle_timeout: Some(super::stream_routing::DEFAULT_IDLE_TIMEOUT),
+            idle_timeout: Some(super::session_table::DEFAULT_IDLE_TIMEOUT),
             sessionless: false,
         }
     }

@@ -43,6 +43,7 @@
 
 mod config;
 pub mod event_store;
+mod session_table;
 #[cfg(feature = "sse")]
 mod sse;
 pub mod sse_codec;

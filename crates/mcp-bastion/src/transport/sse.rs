@@ -21,8 +21,9 @@ use tower::Service;
 
 use super::{
     config::{reject, session_not_found},
+    session_table::TransportSessions,
     sse_codec::{SseBody, encode_event},
-    stream_routing::{STREAM_BUFFER, TransportSession, TransportSessions},
+    stream_routing::{STREAM_BUFFER, TransportSession},
 };
 use crate::{
     backend::{Backend, SessionContext},

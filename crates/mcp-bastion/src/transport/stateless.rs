@@ -41,8 +41,8 @@ use tokio::sync::mpsc;
 
 use super::{
     config::TransportConfig,
+    session_table::RequestInFlight,
     sse_codec::{SseBody, encode_event},
-    stream_routing::RequestInFlight,
 };
 use crate::{
     backend::{Backend, Connection, SessionContext},

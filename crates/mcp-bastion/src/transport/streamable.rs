@@ -20,9 +20,10 @@ use tower::Service;
 use super::{
     config::{TransportConfig, accepts, reject, session_not_found},
     event_store::EventStore,
+    session_table::TransportSessions,
     sse_codec::{SseBody, encode_event},
     stateless,
-    stream_routing::{Encoding, OpenedStream, TransportSession, TransportSessions},
+    stream_routing::{Encoding, OpenedStream, TransportSession},
 };
 use crate::{
     backend::{Backend, SessionContext},
