@@ -158,6 +158,7 @@ impl fmt::Debug for StdioBackend {
             .field("mode", &inner.mode)
             .field("env", &inner.env.keys().collect::<Vec<_>>())
             .field("inherit", &inner.inherit)
+            .field("session_env", &inner.session_env)
             .field("live_children", &inner.registry.len())
             .finish_non_exhaustive()
     }
