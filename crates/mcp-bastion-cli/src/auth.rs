@@ -12,8 +12,8 @@ use clap::Args;
 use mcp_bastion::{
     auth::{
         Algorithm, AnyOf, ApiKeys, CredentialSources, Introspection, JwksPolicy, JwtAuthenticator,
-        McpAuthLayer, McpScopeLayer, PrincipalEnv, ProtectedResourceMetadata, RemoteAuth,
-        RemotePolicy, ScopePolicy, WELL_KNOWN_PATH,
+        McpAuthLayer, McpScopeLayer, ProtectedResourceMetadata, RemoteAuth, RemotePolicy,
+        ScopePolicy, WELL_KNOWN_PATH,
     },
     principal::Principal,
 };
@@ -307,12 +307,10 @@ impl AuthArgs {
         for rule in &self.tool_scopes {
             scopes = scopes.parse_rule(rule)?;
         }
-        let mut env = PrincipalEnv::new();
-        for pair in &self.principal_env {
-            env = env.parse_pair(pair)?;
-        }
+        // The stdio backend maps principal fields to its child's environment
+        // (`servers::session_env`); here only: they need authentication.
         if chain.is_empty() {
-            if !scopes.is_empty() || !env.is_empty() || self.resource_url.is_some() {
+            if !scopes.is_empty() || !self.principal_env.is_empty() || self.resource_url.is_some() {
                 return Err("--tool-scope, --principal-env and --resource-url need authentication: add --api-key, --api-keys-file, a --jwt-* key source, --auth-server-url or --introspection-url".into());
             }
             return Ok(AuthLayers::default());
@@ -350,9 +348,6 @@ impl AuthArgs {
                 auth = auth.resource_metadata_path(&path);
                 scope_layer = scope_layer.resource_metadata_path(path);
             }
-        }
-        if !env.is_empty() {
-            auth = auth.principal_env(env);
         }
         Ok(AuthLayers {
             auth: Some(auth),

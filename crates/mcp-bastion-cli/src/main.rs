@@ -198,7 +198,15 @@ fn build_backend(cli: &Cli) -> Result<Option<DynBackend>, String> {
         }
         return Ok(None);
     }
-    servers::stdio_backend(&cli.command, cli.session_mode, &cli.pass_env, &cli.env).map(Some)
+    let session_env = servers::session_env(&cli.auth.principal_env, &cli.session.param_env)?;
+    servers::stdio_backend(
+        &cli.command,
+        cli.session_mode,
+        &cli.pass_env,
+        &cli.env,
+        session_env,
+    )
+    .map(Some)
 }
 
 /// One server to mount: its name (`None` for the default) and backend, and
@@ -483,7 +491,10 @@ fn parse_cli() -> Result<Cli, ExitCode> {
         };
         if let Err(e) = with_servers(cli, &layered).and_then(|cli| {
             build_backend(&cli)?;
-            cli.servers.iter().try_for_each(|s| s.backend().map(drop))
+            cli.servers.iter().try_for_each(|s| {
+                s.backend(&cli.auth.principal_env, &cli.session.param_env)
+                    .map(drop)
+            })
         }) {
             eprintln!("mcp-bastion: {}: {e}", file.to_string_lossy());
             return Err(ExitCode::from(2));
@@ -536,7 +547,7 @@ async fn main() -> ExitCode {
     };
     let mut named = Vec::new();
     for server in &cli.servers {
-        match server.backend() {
+        match server.backend(&cli.auth.principal_env, &cli.session.param_env) {
             Ok(b) => named.push(b),
             Err(e) => {
                 eprintln!("mcp-bastion: {e}");

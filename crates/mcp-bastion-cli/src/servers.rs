@@ -14,7 +14,7 @@ use clap::Parser;
 use mcp_bastion::{
     backend::{
         Backend, DynBackend,
-        stdio::{StdioBackend, StdioMode},
+        stdio::{SessionEnv, StdioBackend, StdioMode},
     },
     transport::{Sse, StreamableHttp},
 };
@@ -62,8 +62,13 @@ pub(crate) struct NamedServer {
 }
 
 impl NamedServer {
-    /// Its backend.
-    pub(crate) fn backend(&self) -> Result<DynBackend, String> {
+    /// Its backend; a stdio child's environment maps `principal_env` and
+    /// this server's `param-env` (else `default_param_env`).
+    pub(crate) fn backend(
+        &self,
+        principal_env: &[String],
+        default_param_env: &[String],
+    ) -> Result<DynBackend, String> {
         let cli = &self.cli;
         if !cli.param_env.is_empty()
             && (cli.upstream.upstream.is_some() || cli.session_mode == SessionMode::Shared)
@@ -81,9 +86,47 @@ impl NamedServer {
         {
             return Ok(backend);
         }
-        stdio_backend(&cli.command, cli.session_mode, &cli.pass_env, &cli.env)
+        let param_env = if cli.param_env.is_empty() {
+            default_param_env
+        } else {
+            &cli.param_env
+        };
+        session_env(principal_env, param_env)
+            .and_then(|session_env| {
+                stdio_backend(
+                    &cli.command,
+                    cli.session_mode,
+                    &cli.pass_env,
+                    &cli.env,
+                    session_env,
+                )
+            })
             .map_err(|e| format!("[servers.{}]: {e}", self.name))
     }
+}
+
+/// A per-session child's environment from `--principal-env VAR=FIELD` and
+/// `--param-env PARAM=VAR` (the session layer captures each such `PARAM`).
+/// Reserved names (`PATH`, `LD_*`, `NODE_OPTIONS`…) are refused here, at
+/// startup.
+pub(crate) fn session_env(
+    principal_env: &[String],
+    param_env: &[String],
+) -> Result<SessionEnv, String> {
+    let mut env = SessionEnv::new();
+    for pair in principal_env {
+        env = env.parse_principal_pair(pair)?;
+    }
+    for spec in param_env {
+        let (param, var) = spec
+            .split_once('=')
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or("--param-env expects A=B")?;
+        env = env
+            .param(param, var)
+            .map_err(|e| format!("--param-env {param}={var}: {e}"))?;
+    }
+    Ok(env)
 }
 
 /// A stdio backend running `command` (program first).
@@ -92,6 +135,7 @@ pub(crate) fn stdio_backend(
     mode: SessionMode,
     pass_env: &[String],
     env: &[String],
+    session_env: SessionEnv,
 ) -> Result<DynBackend, String> {
     let (program, args) = command
         .split_first()
@@ -101,7 +145,8 @@ pub(crate) fn stdio_backend(
         .mode(match mode {
             SessionMode::PerSession => StdioMode::PerSession,
             SessionMode::Shared => StdioMode::Shared,
-        });
+        })
+        .session_env(session_env);
     if !pass_env.is_empty() {
         builder = builder.inherit_env(pass_env.iter().cloned());
     }

@@ -156,9 +156,12 @@ impl SessionArgs {
                 .capture_header(header, param)
                 .map_err(|e| e.to_string())?;
         }
+        // The stdio backend maps each such parameter to its child's
+        // environment (`servers::session_env`); the layer captures it, and
+        // never logs its value.
         for spec in &self.param_env {
-            let (param, var) = pair("--param-env", spec)?;
-            layer = layer.param_env(param, var).map_err(|e| e.to_string())?;
+            let (param, _var) = pair("--param-env", spec)?;
+            layer = layer.capture_param(param).sensitive_param(param);
         }
         if let Some(max) = self.max_sessions_per_principal {
             let policy = match self.session_overflow {

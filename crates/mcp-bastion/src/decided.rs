@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http_body::Body as HttpBody;
 use pin_project_lite::pin_project;
 
-use crate::backend::BoxFuture;
+use crate::boxed::BoxFuture;
 
 /// The inner service that `poll_ready` drove to readiness, for a boxed
 /// future that calls it after an `await`; a clone is left in its place for

@@ -36,6 +36,7 @@
 #[cfg(feature = "auth")]
 pub mod auth;
 pub mod backend;
+pub mod boxed;
 #[cfg(feature = "cors")]
 pub mod cors;
 #[cfg(any(feature = "auth", feature = "ratelimit", feature = "session-layer"))]
@@ -57,5 +58,6 @@ pub mod session;
 pub mod stack;
 #[cfg(feature = "inspect")]
 pub mod trace;
-#[cfg(any(feature = "streamable-http", feature = "sse"))]
+// `auth` filters SSE answers with the transports' encoder.
+#[cfg(any(feature = "streamable-http", feature = "sse", feature = "auth"))]
 pub mod transport;

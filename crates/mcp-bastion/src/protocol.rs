@@ -16,6 +16,49 @@ pub const HEADER_NAME: &str = "mcp-name";
 /// `Last-Event-ID`.
 pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
 
+/// Query parameters the legacy SSE transport's `endpoint` URI must carry, in
+/// the request extensions of the `GET` that opens the stream.
+///
+/// A client that can send no headers authenticates with a query parameter
+/// (`GET /sse?api_key=…`); its POSTs go to the URI of the stream's first
+/// `endpoint` event, so that URI must carry the parameter too.
+/// Authentication puts the parameter here; [`Sse`](crate::transport::Sse)
+/// appends it when it builds the URI, and takes it out of the extensions
+/// handed to the backend. `Debug` prints names only: values are credentials.
+///
+/// ```
+/// use mcp_bastion::protocol::EndpointQuery;
+///
+/// let q = EndpointQuery::default().with("api_key", "sk-secret");
+/// assert_eq!(q.pairs().collect::<Vec<_>>(), [("api_key", "sk-secret")]);
+/// assert!(!format!("{q:?}").contains("sk-secret"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct EndpointQuery {
+    pairs: Vec<(String, String)>,
+}
+
+impl EndpointQuery {
+    /// Adds the parameter `name=value` (percent-encoded when the URI is built).
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.pairs.push((name.into(), value.into()));
+        self
+    }
+
+    /// The parameters, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+}
+
+impl fmt::Debug for EndpointQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("EndpointQuery")
+            .field(&self.pairs.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 /// An MCP protocol revision that mcp-bastion speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ProtocolVersion {

@@ -1,10 +1,11 @@
 //! One tracing span per MCP request: [`McpTraceLayer`].
 //!
 //! The span `mcp.request` carries the JSON-RPC method, the tool (for
-//! `tools/call`), a short fingerprint of the session id, and the principal's
-//! subject; every event logged while the request is served (by the
-//! transport, the backend, a child's stderr) sits inside it, so a JSON log
-//! line says which request and which caller it belongs to.
+//! `tools/call`), the session id's [`session_fingerprint`] (the tag the
+//! session layer logs too), and the principal's subject; every event logged
+//! while the request is served (by the transport, the backend, a child's
+//! stderr) sits inside it, so a JSON log line says which request and which
+//! caller it belongs to.
 //!
 //! Nothing secret enters the span: no header, no query string, no body, and
 //! the session id only as a fingerprint (a session id lets whoever holds it
@@ -29,7 +30,7 @@ use http::Request;
 use tower::{Layer, Service};
 use tracing::{Instrument, instrument::Instrumented};
 
-use crate::{inspect::McpRequest, principal::Principal};
+use crate::{inspect::McpRequest, principal::Principal, session::session_fingerprint};
 
 /// Adds the `mcp.request` span; see the [module docs](self).
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,18 +57,6 @@ impl<S> Layer<S> for McpTraceLayer {
 #[derive(Debug, Clone)]
 pub struct McpTrace<S> {
     inner: S,
-}
-
-/// A short, stable, non-reversible tag for a session id in logs.
-pub fn session_fingerprint(session_id: &str) -> String {
-    // FNV-1a: not for security, only so that log lines of one session match
-    // without the id itself being written down.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in session_id.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{:08x}", hash >> 32)
 }
 
 impl<S, B> Service<Request<B>> for McpTrace<S>

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AuthResult, Authenticator, Credential};
-use crate::{backend::BoxFuture, principal::Principal};
+use crate::{boxed::BoxFuture, principal::Principal};
 
 /// Static API keys, each mapped to a [`Principal`].
 ///

@@ -6,7 +6,7 @@ use std::{fmt, future::Future, sync::Arc};
 use http::request::Parts;
 
 use super::{AuthError, Credential};
-use crate::{backend::BoxFuture, principal::Principal};
+use crate::{boxed::BoxFuture, principal::Principal};
 
 /// What an authenticator concluded.
 pub type AuthResult = Result<Option<Principal>, AuthError>;

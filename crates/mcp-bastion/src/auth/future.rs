@@ -7,12 +7,11 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::response::Response;
+use axum::{body::Body, response::Response};
 use bytes::Bytes;
 use http_body::Body as HttpBody;
 use pin_project_lite::pin_project;
 
-use super::service::{QueryCredential, finish};
 use crate::decided::{AfterResponse, Decided, debug_state};
 
 pin_project! {
@@ -26,23 +25,26 @@ pin_project! {
     /// the inner service's error.
     pub struct ResponseFuture<F, E> {
         #[pin]
-        state: Decided<F, E, Option<QueryCredential>>,
+        state: Decided<F, E, Admitted>,
     }
 }
 
-impl<F, E> From<Decided<F, E, Option<QueryCredential>>> for ResponseFuture<F, E> {
-    fn from(state: Decided<F, E, Option<QueryCredential>>) -> Self {
+impl<F, E> From<Decided<F, E, Admitted>> for ResponseFuture<F, E> {
+    fn from(state: Decided<F, E, Admitted>) -> Self {
         Self { state }
     }
 }
 
-impl AfterResponse for Option<QueryCredential> {
+/// An admitted request: its response passes unchanged.
+pub(super) struct Admitted;
+
+impl AfterResponse for Admitted {
     fn finish<B>(self, res: http::Response<B>) -> Response
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        finish(res, self)
+        res.map(Body::new)
     }
 }
 

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{
     AuthError, AuthResult, Authenticator, Credential, InvalidToken, JwksCache, JwksPolicy,
 };
-use crate::{backend::BoxFuture, principal::Principal};
+use crate::{boxed::BoxFuture, principal::Principal};
 
 /// Every algorithm jsonwebtoken verifies. `none` is not an algorithm here.
 pub const ALL_ALGORITHMS: &[Algorithm] = &[

@@ -21,8 +21,6 @@ pub(crate) struct AuthConfig {
     pub authenticator: DynAuthenticator,
     pub sources: CredentialSources,
     pub metadata_url: MetadataUrl,
-    #[cfg(feature = "stdio")]
-    pub principal_env: Option<super::PrincipalEnv>,
 }
 
 /// Authenticates every request with an [`Authenticator`]. See the
@@ -55,8 +53,6 @@ impl McpAuthLayer {
                 authenticator,
                 sources: CredentialSources::new(),
                 metadata_url: MetadataUrl::None,
-                #[cfg(feature = "stdio")]
-                principal_env: None,
             }),
         }
     }
@@ -92,14 +88,6 @@ impl McpAuthLayer {
     /// do not know their public URL.
     pub fn resource_metadata_path(mut self, path: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.config).metadata_url = MetadataUrl::FromHost(path.into());
-        self
-    }
-
-    /// Maps allowlisted principal fields into the stdio child's environment
-    /// (a [`ChildEnv`](crate::backend::stdio::ChildEnv) in the extensions).
-    #[cfg(feature = "stdio")]
-    pub fn principal_env(mut self, env: super::PrincipalEnv) -> Self {
-        Arc::make_mut(&mut self.config).principal_env = Some(env);
         self
     }
 }

@@ -68,8 +68,6 @@ mod api_key;
 mod authenticator;
 mod challenge;
 mod credential;
-#[cfg(feature = "stdio")]
-mod env;
 mod error;
 mod future;
 mod jwks;
@@ -79,7 +77,6 @@ mod metadata;
 mod remote;
 mod scopes;
 mod service;
-mod sse_rewrite;
 
 pub use api_key::{ApiKeys, ApiKeysError};
 pub use authenticator::{AnyOf, AuthResult, Authenticator, DynAuthenticator, FromFn, from_fn};
@@ -88,8 +85,6 @@ pub use credential::{
     Credential, CredentialSource, CredentialSources, KNOWN_QUERY_PARAMS, MAX_CREDENTIAL_BYTES,
     QUERY_CREDENTIAL_REFUSED,
 };
-#[cfg(feature = "stdio")]
-pub use env::{PrincipalEnv, PrincipalField};
 pub use error::{AuthError, AuthRejection, InvalidToken};
 pub use future::ResponseFuture;
 pub use jwks::{JwksCache, JwksPolicy};

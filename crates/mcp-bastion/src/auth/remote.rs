@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use super::{
     AuthError, AuthResult, Authenticator, Credential, InvalidToken, api_key::digest, jwt::scopes_of,
 };
-use crate::{backend::BoxFuture, principal::Principal};
+use crate::{boxed::BoxFuture, principal::Principal};
 
 const TARGET: &str = "mcp_bastion::auth::remote";
 
@@ -138,8 +138,8 @@ struct RemoteAnswer {
 /// The contract existing MCP auth proxies use: `GET <url>?apiKey=<key>`
 /// answers `{"valid": bool, "userId": "…", "permissions": [...], "env": {...}}`.
 /// `permissions` become scopes, `env` the principal's env map (reaching a
-/// stdio child only through an explicit
-/// [`PrincipalEnv`](super::PrincipalEnv) mapping).
+/// stdio child only through the stdio backend's explicit `SessionEnv`
+/// mapping).
 ///
 /// ```
 /// use mcp_bastion::auth::{RemoteAuth, RemotePolicy};

@@ -1,6 +1,6 @@
 use std::task::{Context, Poll};
 
-use axum::{body::Body, response::Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http::{Method, Request, header, request::Parts};
 use http_body::Body as HttpBody;
@@ -8,13 +8,14 @@ use tower::Service;
 
 use super::{
     AuthError, AuthRejection, Credential, InvalidToken,
+    future::Admitted,
     future::ResponseFuture,
     layer::{AuthConfig, MetadataUrl},
-    sse_rewrite::{RewriteSse, SseEvent},
 };
 use crate::{
-    decided::{Decided, take_ready},
+    decided::{AfterResponse, Decided, take_ready},
     principal::Principal,
+    protocol::EndpointQuery,
 };
 
 const TARGET: &str = "mcp_bastion::auth";
@@ -54,7 +55,7 @@ where
         // CORS preflights carry no credentials by design: never challenge them.
         if is_preflight(&parts) {
             let future = self.inner.call(Request::from_parts(parts, body));
-            return Decided::inner(future, None).into();
+            return Decided::inner(future, Admitted).into();
         }
         let credential = match self.config.sources.extract(&parts) {
             Ok(c) => c,
@@ -67,10 +68,10 @@ where
             .authenticator
             .authenticate_now(&parts, credential.as_ref())
         {
-            return match admit(&self.config, &mut parts, credential, outcome) {
-                Ok(carry) => {
+            return match admit(&mut parts, credential, outcome) {
+                Ok(()) => {
                     let future = self.inner.call(Request::from_parts(parts, body));
-                    Decided::inner(future, carry).into()
+                    Decided::inner(future, Admitted).into()
                 }
                 Err(e) => Decided::ready(reject(&self.config, &parts, e)).into(),
             };
@@ -82,10 +83,10 @@ where
                 .authenticator
                 .authenticate(&parts, credential.as_ref())
                 .await;
-            match admit(&config, &mut parts, credential, outcome) {
-                Ok(carry) => {
+            match admit(&mut parts, credential, outcome) {
+                Ok(()) => {
                     let res = inner.call(Request::from_parts(parts, body)).await?;
-                    Ok(finish(res, carry))
+                    Ok(Admitted.finish(res))
                 }
                 Err(e) => Ok(reject(&config, &parts, e)),
             }
@@ -94,26 +95,15 @@ where
     }
 }
 
-/// A credential sent as a query parameter on the legacy SSE `GET`: the
-/// stream's `endpoint` event must carry it on (see [`carry_query_credential`]).
-pub(super) struct QueryCredential {
-    name: String,
-    credential: Credential,
-}
-
 /// The one place an authenticator's answer becomes the request's fate: the
-/// principal inserted (and its environment for a stdio child), or the error
-/// to challenge with.
-#[cfg_attr(
-    not(feature = "stdio"),
-    allow(unused_variables, reason = "the environment map needs `stdio`")
-)]
+/// principal inserted (and, for a `GET` authenticated from the query, the
+/// parameter a legacy SSE `endpoint` URI must carry), or the error to
+/// challenge with.
 fn admit(
-    config: &AuthConfig,
     parts: &mut Parts,
     credential: Option<Credential>,
     outcome: super::AuthResult,
-) -> Result<Option<QueryCredential>, AuthError> {
+) -> Result<(), AuthError> {
     let principal = match outcome {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -132,21 +122,21 @@ fn admit(
         }
     };
     tracing::debug!(target: TARGET, subject = %principal.subject(), key_id = ?principal.key_id(), "authenticated");
-    #[cfg(feature = "stdio")]
-    if let Some(map) = &config.principal_env {
-        map.apply(&principal, &mut parts.extensions);
-    }
     parts.extensions.insert::<Principal>(principal);
-    let carry = credential
-        .filter(|_| parts.method == Method::GET)
-        .and_then(|c| {
-            let name = c.from_query()?.to_owned();
-            Some(QueryCredential {
-                name,
-                credential: c,
-            })
-        });
-    Ok(carry)
+    // A client that cannot send headers posts to the legacy SSE endpoint URI
+    // as given: that URI must carry the credential on.
+    if parts.method == Method::GET
+        && let Some(c) = &credential
+        && let Some(name) = c.from_query()
+    {
+        let carried = parts
+            .extensions
+            .remove::<EndpointQuery>()
+            .unwrap_or_default()
+            .with(name, c.secret());
+        parts.extensions.insert(carried);
+    }
+    Ok(())
 }
 
 /// The challenge for a refused request.
@@ -158,31 +148,11 @@ fn reject(config: &AuthConfig, parts: &Parts, error: AuthError) -> Response {
     })
 }
 
-/// The inner service's response, with a query credential carried into the
-/// legacy SSE stream's `endpoint` event.
-pub(super) fn finish<T>(res: http::Response<T>, carry: Option<QueryCredential>) -> Response
-where
-    T: HttpBody<Data = Bytes> + Send + 'static,
-    T::Error: Into<axum::BoxError>,
-{
-    match carry {
-        Some(q) if is_event_stream(&res) => carry_query_credential(res, q.name, q.credential),
-        _ => res.map(Body::new),
-    }
-}
-
 fn is_preflight(parts: &Parts) -> bool {
     parts.method == Method::OPTIONS
         && parts
             .headers
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-}
-
-fn is_event_stream<T>(res: &http::Response<T>) -> bool {
-    res.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"))
 }
 
 pub(crate) fn metadata_url(config: &MetadataUrl, parts: &Parts) -> Option<String> {
@@ -201,34 +171,4 @@ pub(crate) fn metadata_url(config: &MetadataUrl, parts: &Parts) -> Option<String
             Some(format!("http://{host}{path}"))
         }
     }
-}
-
-/// The legacy SSE transport tells the client where to POST in its first
-/// `endpoint` event. A client that authenticated with a query parameter
-/// (because it cannot send headers) gets that parameter appended there, or
-/// its POSTs would arrive without a credential.
-fn carry_query_credential<T>(res: http::Response<T>, name: String, cred: Credential) -> Response
-where
-    T: HttpBody<Data = Bytes> + Send + 'static,
-    T::Error: Into<axum::BoxError>,
-{
-    let mut done = false;
-    let rewrite = Box::new(move |block: &[u8]| {
-        if done {
-            return None;
-        }
-        let mut ev = SseEvent::parse(block)?;
-        if ev.event.as_deref() != Some("endpoint") {
-            return None;
-        }
-        done = true;
-        let data = ev.data.take().unwrap_or_default();
-        let sep = if data.contains('?') { '&' } else { '?' };
-        let pair: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair(&name, cred.secret())
-            .finish();
-        ev.data = Some(format!("{data}{sep}{pair}"));
-        Some(ev.encode())
-    });
-    res.map(|b| Body::new(RewriteSse::new(b, rewrite)))
 }

@@ -18,12 +18,12 @@
 //! ends, and stop work when the connection's [`CancellationToken`] fires or
 //! the `outgoing` sender is dropped.
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc};
+use std::{fmt, sync::Arc};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::jsonrpc::Message;
+use crate::{boxed::BoxFuture, jsonrpc::Message};
 
 #[cfg(feature = "stdio")]
 pub mod stdio;
@@ -35,9 +35,6 @@ pub mod rmcp;
 pub mod upstream;
 
 pub mod tool_filter;
-
-/// A boxed, `Send` future, as returned by [`Backend`] methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What a transport knows about the session a connection is opened for.
 ///

@@ -95,7 +95,8 @@ use rmcp::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Backend, BackendError, BoxFuture, Connection, SessionContext};
+use super::{Backend, BackendError, Connection, SessionContext};
+use crate::boxed::BoxFuture;
 use crate::{
     jsonrpc::{ErrorObject, Message, RequestId, Response, codes},
     protocol::{HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID},

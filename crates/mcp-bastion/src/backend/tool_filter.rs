@@ -44,7 +44,8 @@ use std::{
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::{Backend, BackendError, BoxFuture, Connection, SessionContext};
+use super::{Backend, BackendError, Connection, SessionContext};
+use crate::boxed::BoxFuture;
 use crate::jsonrpc::{ErrorObject, Message, RequestId, Response, codes};
 
 /// Allow and deny lists of tool-name globs; see the [module docs](self).

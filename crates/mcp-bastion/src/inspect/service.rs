@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::Service;
 
 use super::{InspectRejection, McpRequest};
-use crate::backend::BoxFuture;
+use crate::boxed::BoxFuture;
 
 /// The service built by [`McpInspectLayer`](super::McpInspectLayer).
 #[derive(Debug, Clone)]

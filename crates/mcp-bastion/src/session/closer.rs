@@ -6,27 +6,14 @@
 /// [`SessionLayer`](super::SessionLayer) calls it when it ends a session on
 /// its own: idle or maximum lifetime reached, or evicted by the
 /// per-principal cap. Our [`StreamableHttp`](crate::transport::StreamableHttp)
-/// and [`Sse`](crate::transport::Sse) implement it; for another transport
+/// and [`Sse`](crate::transport::Sse) implement it (beside their own session
+/// tables); for another transport
 /// (rmcp's `StreamableHttpService`), implement it over that transport's own
 /// session manager. Without a closer the layer still refuses the ended
 /// session (404), and the transport's own idle timeout releases it later.
 pub trait SessionCloser: Send + Sync + 'static {
     /// Ends session `id`; `false` when this transport did not know it.
     fn close_session(&self, id: &str) -> bool;
-}
-
-#[cfg(feature = "streamable-http")]
-impl<B: crate::backend::Backend> SessionCloser for crate::transport::StreamableHttp<B> {
-    fn close_session(&self, id: &str) -> bool {
-        crate::transport::StreamableHttp::close_session(self, id)
-    }
-}
-
-#[cfg(feature = "sse")]
-impl<B: crate::backend::Backend> SessionCloser for crate::transport::Sse<B> {
-    fn close_session(&self, id: &str) -> bool {
-        crate::transport::Sse::close_session(self, id)
-    }
 }
 
 impl<T: SessionCloser + ?Sized> SessionCloser for std::sync::Arc<T> {

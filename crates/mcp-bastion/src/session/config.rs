@@ -31,19 +31,6 @@ pub enum OverflowPolicy {
 /// A configuration that cannot work, refused when the layer is built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SessionConfigError {
-    /// A parameter is mapped to an environment variable a session may never
-    /// set (`PATH`, `LD_*`, `NODE_OPTIONS`…).
-    #[cfg(feature = "stdio")]
-    #[error("--param-env {param}={var}: {source}")]
-    EnvName {
-        /// The parameter.
-        param: String,
-        /// The refused variable.
-        var: String,
-        /// Why.
-        #[source]
-        source: crate::backend::stdio::EnvNameError,
-    },
     /// The replica id is not a valid route key.
     #[error("replica id must be 1..=32 characters of [A-Za-z0-9_-]")]
     BadReplicaId,
@@ -57,9 +44,6 @@ pub(crate) struct SessionConfig {
     pub(crate) capture: BTreeSet<String>,
     pub(crate) headers: Vec<(HeaderName, String)>,
     pub(crate) sensitive: Arc<BTreeSet<String>>,
-    /// Parameter → child environment variable (used with the `stdio` feature).
-    #[cfg_attr(not(feature = "stdio"), allow(dead_code))]
-    pub(crate) env: BTreeMap<String, String>,
     pub(crate) idle: Option<Duration>,
     pub(crate) max_lifetime: Option<Duration>,
     pub(crate) max_per_principal: Option<usize>,
@@ -73,7 +57,6 @@ impl Default for SessionConfig {
             capture: BTreeSet::new(),
             headers: Vec::new(),
             sensitive: Arc::default(),
-            env: BTreeMap::new(),
             idle: Some(DEFAULT_IDLE_TIMEOUT),
             max_lifetime: None,
             max_per_principal: None,

@@ -21,6 +21,29 @@ pub enum SessionIdError {
     BadRouteKey,
 }
 
+/// A short, stable, non-reversible tag for a session id in logs and traces:
+/// enough to correlate the lines of one session (the session layer's and the
+/// `mcp.request` span's alike), useless to present as a session.
+///
+/// ```
+/// use mcp_bastion::session::session_fingerprint;
+///
+/// let id = "0123456789abcdef0123456789abcdef";
+/// assert_eq!(session_fingerprint(id), session_fingerprint(id));
+/// assert_eq!(session_fingerprint(id).len(), 8);
+/// assert!(!session_fingerprint(id).contains("0123456789"));
+/// ```
+pub fn session_fingerprint(session_id: &str) -> String {
+    // FNV-1a: not for security (the id itself is random), only so that log
+    // lines of one session match without the id being written down.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in session_id.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", hash >> 32)
+}
+
 /// Generates a new session id, optionally carrying a route key.
 ///
 /// ```

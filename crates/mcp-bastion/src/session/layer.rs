@@ -1,10 +1,4 @@
-use std::{
-    collections::BTreeSet,
-    fmt,
-    hash::{Hash, Hasher},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeSet, fmt, sync::Arc, time::Duration};
 
 use http::HeaderName;
 use tower::Layer;
@@ -103,34 +97,6 @@ impl SessionLayer {
         })
     }
 
-    /// Maps a captured parameter to an environment variable of the session's
-    /// stdio child (per-session mode): `param_env("github_token",
-    /// "GITHUB_PERSONAL_ACCESS_TOKEN")`. The parameter is captured and
-    /// treated as sensitive. Names a session may never set (`PATH`, `LD_*`,
-    /// `NODE_OPTIONS`, `PYTHON*`…, see
-    /// [`check_env_name`](crate::backend::stdio::check_env_name)) are refused
-    /// here, at configuration time.
-    #[cfg(feature = "stdio")]
-    pub fn param_env(
-        self,
-        param: impl Into<String>,
-        var: impl Into<String>,
-    ) -> Result<Self, SessionConfigError> {
-        let (param, var) = (param.into(), var.into());
-        crate::backend::stdio::check_env_name(&var).map_err(|source| {
-            SessionConfigError::EnvName {
-                param: param.clone(),
-                var: var.clone(),
-                source,
-            }
-        })?;
-        Ok(self.map_config(|c| {
-            c.capture.insert(param.clone());
-            Arc::make_mut(&mut c.sensitive).insert(param.to_ascii_lowercase());
-            c.env.insert(param, var);
-        }))
-    }
-
     /// Ends sessions with no request in flight and no stream open for this
     /// long (default 30 minutes; `None`: never).
     pub fn idle_timeout(self, idle: Option<Duration>) -> Self {
@@ -206,12 +172,4 @@ impl<S> Layer<S> for SessionLayer {
             shared: Arc::clone(&self.shared),
         }
     }
-}
-
-/// A short, stable digest of a session id for logs: enough to correlate log
-/// lines, useless to present as a session.
-pub(crate) fn short_hash(id: &str) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    format!("{:08x}", h.finish() as u32)
 }

@@ -24,8 +24,8 @@
 //! - **Binding.** The record remembers the [`Principal`](crate::principal::Principal)
 //!   that opened the session. The same id presented by another principal, or
 //!   by none, is answered 404 exactly as an unknown session (the client
-//!   cannot tell the difference), and logged as a warning with a short hash
-//!   of the id, never the id itself.
+//!   cannot tell the difference), and logged as a warning with its
+//!   [`session_fingerprint`], never the id itself.
 //! - **Lifetimes.** An idle timeout (no request in flight and no stream
 //!   open), a maximum lifetime, and a per-principal cap that ends the oldest
 //!   idle session or refuses the new one ([`OverflowPolicy`]). A cleanup task
@@ -34,11 +34,10 @@
 //! - **Store.** [`MemorySessionStore`] by default; with the `redis` feature
 //!   `RedisSessionStore`, so another replica can validate a session
 //!   (binding and params) too.
-//! - **Child environment.** With [`param_env`](SessionLayer::param_env) a
-//!   captured parameter becomes an environment variable of the session's
-//!   stdio child (a [`ChildEnv`](crate::backend::stdio::ChildEnv) entry on
-//!   the opening request); reserved names (`PATH`, `LD_*`…) are refused when
-//!   configuring.
+//! - **Child environment.** The layer writes nothing backend-specific: a
+//!   stdio backend maps captured parameters to its child's environment with
+//!   its own [`SessionEnv`](crate::backend::stdio::SessionEnv), from the
+//!   `SessionParams` the transport hands it when the session opens.
 //!
 //! Fail closed: a session id the store does not know is answered 404 even if
 //! the transport behind still knows it, so the layer must see every session
@@ -97,7 +96,7 @@ mod id;
 
 pub use id::{
     MAX_SESSION_ID_LEN, SessionIdError, check_route_key, new_session_id, route_key_of,
-    validate_session_id,
+    session_fingerprint, validate_session_id,
 };
 
 #[cfg(feature = "session-layer")]

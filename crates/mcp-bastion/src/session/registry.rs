@@ -13,8 +13,8 @@ use tokio::time::Instant;
 use super::{
     SessionCloser, SessionRecord, SessionStore,
     config::{OverflowPolicy, SessionConfig},
-    layer::short_hash,
     rejection::SessionRejection,
+    session_fingerprint,
 };
 
 pub(crate) const TARGET: &str = "mcp_bastion::session";
@@ -128,7 +128,7 @@ impl Shared {
                 in_flight: 1,
             },
         );
-        tracing::debug!(target: TARGET, session = %short_hash(id), "session opened");
+        tracing::debug!(target: TARGET, session = %session_fingerprint(id), "session opened");
         self.start_cleanup();
         Ok(())
     }
@@ -207,7 +207,7 @@ impl Shared {
         };
         match victim {
             Some(id) => {
-                tracing::info!(target: TARGET, session = %short_hash(&id), principal, "per-principal session cap reached: ending the oldest idle session");
+                tracing::info!(target: TARGET, session = %session_fingerprint(&id), principal, "per-principal session cap reached: ending the oldest idle session");
                 self.end(&id);
                 Ok(())
             }
@@ -312,7 +312,7 @@ impl Shared {
             if !self.store_says_over(&id, now).await {
                 continue;
             }
-            tracing::info!(target: TARGET, session = %short_hash(&id), "ending a session: idle timeout or maximum lifetime reached");
+            tracing::info!(target: TARGET, session = %session_fingerprint(&id), "ending a session: idle timeout or maximum lifetime reached");
             self.end(&id);
         }
         let seen = unix_ms();

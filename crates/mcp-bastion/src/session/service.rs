@@ -16,10 +16,9 @@ use tower::Service;
 use super::{
     SessionFuture, SessionParams, SessionRecord, StoreError,
     body::{ActivityGuard, SessionBody},
-    layer::short_hash,
     registry::{Shared, TARGET, unix_ms},
     rejection::SessionRejection,
-    validate_session_id,
+    session_fingerprint, validate_session_id,
 };
 use crate::{
     decided::{AfterResponse, Decided, take_ready},
@@ -156,17 +155,6 @@ where
         .get::<Principal>()
         .map(|p| p.subject().to_owned());
     let values = Arc::new(shared.config.capture(&parts));
-    #[cfg(feature = "stdio")]
-    if !shared.config.env.is_empty() {
-        let env = parts
-            .extensions
-            .get_or_insert_default::<crate::backend::stdio::ChildEnv>();
-        for (param, var) in &shared.config.env {
-            if let Some(value) = values.get(param) {
-                env.0.insert(var.clone(), value.clone());
-            }
-        }
-    }
     parts.extensions.insert(SessionParams::from_parts(
         Arc::clone(&values),
         Arc::clone(&shared.config.sensitive),
@@ -266,7 +254,7 @@ fn admit(
     let record = match read {
         Ok(Some(record)) => record,
         Ok(None) => {
-            tracing::debug!(target: TARGET, session = %short_hash(&id), "unknown or ended session");
+            tracing::debug!(target: TARGET, session = %session_fingerprint(&id), "unknown or ended session");
             return Err(SessionRejection::NotFound);
         }
         Err(e) => {
@@ -277,7 +265,7 @@ fn admit(
     if record.principal.as_deref() != principal {
         tracing::warn!(
             target: TARGET,
-            session = %short_hash(&id),
+            session = %session_fingerprint(&id),
             owner = ?record.principal,
             presented_by = ?principal,
             "a session was presented by another principal than the one that opened it; answered as unknown"
@@ -285,7 +273,7 @@ fn admit(
         return Err(SessionRejection::NotFound);
     }
     if !shared.begin_unless_expired(&record) {
-        tracing::info!(target: TARGET, session = %short_hash(&id), "ending a session: idle timeout or maximum lifetime reached");
+        tracing::info!(target: TARGET, session = %session_fingerprint(&id), "ending a session: idle timeout or maximum lifetime reached");
         shared.end(&id);
         return Err(SessionRejection::NotFound);
     }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use axum::{
-    Extension, Router,
+    Router,
     body::Body,
     http::{HeaderMap, Request, StatusCode},
     routing::any,
@@ -23,11 +23,7 @@ use serde_json::{Value, json};
 use tower::{Layer, Service, ServiceExt};
 
 use super::*;
-use crate::{
-    backend::stdio::{ChildEnv, EnvNameError, StdioBackend},
-    principal::Principal,
-    transport::StreamableHttp,
-};
+use crate::{backend::stdio::StdioBackend, principal::Principal, transport::StreamableHttp};
 
 // ---------------------------------------------------------------------------------------------
 // a stand-in transport: opens a session on a request without an id and shows what it received
@@ -35,11 +31,9 @@ use crate::{
 async fn fake_transport(
     headers: HeaderMap,
     params: Option<SessionParams>,
-    env: Option<Extension<ChildEnv>>,
 ) -> axum::response::Response {
     let body = json!({
         "params": params.as_ref().map(|p| p.iter().map(|(k, v)| (k.to_owned(), json!(v))).collect::<serde_json::Map<_, _>>()),
-        "env": env.map(|Extension(e)| e.0),
     })
     .to_string();
     let mut res = axum::response::Response::new(Body::from(body));
@@ -224,50 +218,6 @@ async fn ids_the_layer_never_saw_open_are_404_and_malformed_ones_400() {
         .insert("mcp-session-id", "a b".parse().unwrap());
     let (status, _, _) = send(&app, bad).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-}
-
-#[test]
-fn param_env_refuses_reserved_names_at_configuration_time() {
-    for var in [
-        "PATH",
-        "LD_PRELOAD",
-        "DYLD_INSERT_LIBRARIES",
-        "NODE_OPTIONS",
-        "PYTHONPATH",
-        "ld_audit",
-    ] {
-        match SessionLayer::new().param_env("token", var) {
-            Err(SessionConfigError::EnvName {
-                source: EnvNameError::Reserved(_),
-                ..
-            }) => {}
-            other => panic!("{var}: {other:?}"),
-        }
-    }
-    assert!(SessionLayer::new().param_env("t", "A=B").is_err());
-    assert!(
-        SessionLayer::new()
-            .param_env("github_token", "GITHUB_PERSONAL_ACCESS_TOKEN")
-            .is_ok()
-    );
-}
-
-#[tokio::test]
-async fn mapped_params_become_child_env_on_the_opening_request_only() {
-    let layer = SessionLayer::new()
-        .param_env("github_token", "GITHUB_PERSONAL_ACCESS_TOKEN")
-        .unwrap();
-    assert!(layer.sensitive_params().contains("github_token"));
-    let app = app(layer);
-    let (_, sid, body) = send(&app, req("POST", "/mcp?github_token=ghp_one", None, None)).await;
-    assert_eq!(
-        body["env"],
-        json!({"GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_one"})
-    );
-    let (_, _, body) = send(&app, req("POST", "/mcp", Some(&sid.unwrap()), None)).await;
-    assert_eq!(body["env"], Value::Null);
-    let (_, _, body) = send(&app, req("POST", "/mcp", None, None)).await;
-    assert_eq!(body["env"], json!({}), "no param, no variable");
 }
 
 #[tokio::test]
@@ -570,13 +520,13 @@ impl SessionStore for Awaited {
         &self,
         record: SessionRecord,
         ttl: Duration,
-    ) -> crate::backend::BoxFuture<'static, Result<(), StoreError>> {
+    ) -> crate::boxed::BoxFuture<'static, Result<(), StoreError>> {
         self.inner.put(record, ttl)
     }
     fn get(
         &self,
         id: &str,
-    ) -> crate::backend::BoxFuture<'static, Result<Option<SessionRecord>, StoreError>> {
+    ) -> crate::boxed::BoxFuture<'static, Result<Option<SessionRecord>, StoreError>> {
         self.inner.get(id)
     }
     fn touch(
@@ -584,10 +534,10 @@ impl SessionStore for Awaited {
         id: &str,
         last_seen_ms: u64,
         ttl: Duration,
-    ) -> crate::backend::BoxFuture<'static, Result<(), StoreError>> {
+    ) -> crate::boxed::BoxFuture<'static, Result<(), StoreError>> {
         self.inner.touch(id, last_seen_ms, ttl)
     }
-    fn remove(&self, id: &str) -> crate::backend::BoxFuture<'static, Result<(), StoreError>> {
+    fn remove(&self, id: &str) -> crate::boxed::BoxFuture<'static, Result<(), StoreError>> {
         self.inner.remove(id)
     }
     fn get_now(&self, id: &str) -> Option<Result<Option<SessionRecord>, StoreError>> {

@@ -6,7 +6,7 @@ use http::{HeaderMap, StatusCode, header};
 
 use super::{
     event_store::{EventStore, InMemoryEventStore},
-    session::DEFAULT_KEEPALIVE,
+    stream_routing::DEFAULT_KEEPALIVE,
 };
 use crate::jsonrpc::{ErrorObject, codes, http_error};
 
@@ -30,7 +30,7 @@ impl Default for TransportConfig {
             json_response: false,
             route_key: None,
             max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
-            idle_timeout: Some(super::session::DEFAULT_IDLE_TIMEOUT),
+            idle_timeout: Some(super::session_table::DEFAULT_IDLE_TIMEOUT),
             sessionless: false,
         }
     }

@@ -43,12 +43,13 @@
 
 mod config;
 pub mod event_store;
-mod session;
+mod session_table;
 #[cfg(feature = "sse")]
 mod sse;
 pub mod sse_codec;
 #[cfg(feature = "streamable-http")]
 pub mod stateless;
+mod stream_routing;
 #[cfg(feature = "streamable-http")]
 mod streamable;
 

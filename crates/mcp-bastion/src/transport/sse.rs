@@ -21,14 +21,16 @@ use tower::Service;
 
 use super::{
     config::{reject, session_not_found},
-    session::{STREAM_BUFFER, Session, SessionTable},
+    session_table::TransportSessions,
     sse_codec::{SseBody, encode_event},
+    stream_routing::{STREAM_BUFFER, TransportSession},
 };
 use crate::{
-    backend::{Backend, BoxFuture, SessionContext},
+    backend::{Backend, SessionContext},
+    boxed::BoxFuture,
     inspect::{McpRequest, read_and_parse},
     jsonrpc::{ErrorObject, codes, http_error},
-    protocol::{HEADER_SESSION_ID, ProtocolVersion},
+    protocol::{EndpointQuery, HEADER_SESSION_ID, ProtocolVersion},
     session::{new_session_id, validate_session_id},
 };
 
@@ -68,7 +70,7 @@ struct SseConfig {
 /// ```
 pub struct Sse<B> {
     backend: Arc<B>,
-    sessions: Arc<SessionTable>,
+    sessions: Arc<TransportSessions>,
     /// Streams whose backend session opens on their first POST.
     waiting: Arc<WaitingTable>,
     config: Arc<SseConfig>,
@@ -100,10 +102,10 @@ impl<B: Backend> Sse<B> {
     pub fn new(backend: B) -> Self {
         Self {
             backend: Arc::new(backend),
-            sessions: Arc::new(SessionTable::new(None)),
+            sessions: Arc::new(TransportSessions::new(None)),
             waiting: Arc::default(),
             config: Arc::new(SseConfig {
-                keepalive: Some(super::session::DEFAULT_KEEPALIVE),
+                keepalive: Some(super::stream_routing::DEFAULT_KEEPALIVE),
                 message_path: "messages".into(),
                 route_key: None,
                 max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
@@ -200,14 +202,23 @@ impl<B: Backend> Sse<B> {
                 );
             }
         };
-        let endpoint = endpoint_uri(&parts, &self.config.message_path, &id);
+        let mut extensions = parts.extensions;
+        // The credential of a client that authenticated in the query goes
+        // into the endpoint URI, and no further (not to the backend).
+        let carried = extensions.remove::<EndpointQuery>();
+        let endpoint = endpoint_uri(
+            &parts.uri,
+            &extensions,
+            &self.config.message_path,
+            &id,
+            carried.as_ref(),
+        );
         // The backend session opens on the first POST, not here: a stream
         // that never posts costs no backend session (channels, tasks, or a
         // child process per session).
         // So does the stream's channel of frames: the body gets it with the
         // first POST.
         let (deliver, later) = oneshot::channel();
-        let mut extensions = parts.extensions;
         // The request's URI shares hyper's read buffer (8 KB): a copy kept
         // for the stream's life would keep that buffer too, beside the one
         // hyper reserves for the next read.
@@ -246,7 +257,7 @@ impl<B: Backend> Sse<B> {
 
     /// The session of a stream, its backend session opened on the stream's
     /// first POST; `Err` is the answer to give instead.
-    async fn session(&self, id: &str) -> Result<Arc<Session>, Response> {
+    async fn session(&self, id: &str) -> Result<Arc<TransportSession>, Response> {
         if let Some(session) = self.sessions.get(id) {
             return Ok(session);
         }
@@ -296,7 +307,7 @@ impl<B: Backend> Sse<B> {
                 return Err(backend_unavailable());
             }
         };
-        let session = Session::start(
+        let session = TransportSession::start(
             waiting.id.clone(),
             conn,
             None,
@@ -350,6 +361,13 @@ impl<B: Backend> Sse<B> {
     }
 }
 
+#[cfg(feature = "session-layer")]
+impl<B: Backend> crate::session::SessionCloser for Sse<B> {
+    fn close_session(&self, id: &str) -> bool {
+        Sse::close_session(self, id)
+    }
+}
+
 /// `500`: the backend could not open a session.
 fn backend_unavailable() -> Response {
     http_error(
@@ -377,7 +395,7 @@ enum State {
     /// A POST is opening the backend session.
     Connecting,
     /// The backend session is open.
-    Open(Arc<Session>),
+    Open(Arc<TransportSession>),
     /// The stream ended, or its backend failed to open.
     Ended,
 }
@@ -459,20 +477,33 @@ impl Drop for StreamGuard {
 
 /// The message endpoint as a reference relative to the SSE URL the client
 /// used: it resolves correctly wherever the app is mounted, even behind a
-/// proxy that strips a path prefix the app never sees.
-fn endpoint_uri(parts: &Parts, message_path: &str, session_id: &str) -> String {
-    let path = parts
-        .extensions
+/// proxy that strips a path prefix the app never sees. It carries the
+/// session id, then the [`EndpointQuery`] parameters, percent-encoded.
+fn endpoint_uri(
+    uri: &http::Uri,
+    extensions: &http::Extensions,
+    message_path: &str,
+    session_id: &str,
+    carried: Option<&EndpointQuery>,
+) -> String {
+    let path = extensions
         .get::<OriginalUri>()
         .map(|u| u.0.path().to_owned())
-        .unwrap_or_else(|| parts.uri.path().to_owned());
+        .unwrap_or_else(|| uri.path().to_owned());
     // A URL ending in `/` resolves relative references inside itself; step out.
     let up = if path.ends_with('/') && path.len() > 1 {
         "../"
     } else {
         ""
     };
-    format!("{up}{message_path}?session_id={session_id}")
+    let mut uri = format!("{up}{message_path}?session_id={session_id}");
+    if let Some(carried) = carried {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.extend_pairs(carried.pairs());
+        uri.push('&');
+        uri.push_str(&query.finish());
+    }
+    uri
 }
 
 impl<B, ReqBody> Service<Request<ReqBody>> for Sse<B>
@@ -534,19 +565,33 @@ mod tests {
         req.into_parts().0
     }
 
+    fn endpoint(parts: &Parts, message_path: &str, id: &str) -> String {
+        endpoint_uri(&parts.uri, &parts.extensions, message_path, id, None)
+    }
+
     #[test]
     fn endpoint_is_relative_to_the_sse_url() {
         assert_eq!(
-            endpoint_uri(&parts("/sse", None), "messages", "abc"),
+            endpoint(&parts("/sse", None), "messages", "abc"),
             "messages?session_id=abc"
         );
         assert_eq!(
-            endpoint_uri(&parts("/sse", Some("/k/abc/sse")), "messages", "abc"),
+            endpoint(&parts("/sse", Some("/k/abc/sse")), "messages", "abc"),
             "messages?session_id=abc"
         );
         assert_eq!(
-            endpoint_uri(&parts("/sse/", None), "messages", "x"),
+            endpoint(&parts("/sse/", None), "messages", "x"),
             "../messages?session_id=x"
+        );
+    }
+
+    #[test]
+    fn endpoint_carries_the_query_credential_percent_encoded() {
+        let p = parts("/sse", None);
+        let carried = EndpointQuery::default().with("api_key", "k&1=2 x");
+        assert_eq!(
+            endpoint_uri(&p.uri, &p.extensions, "messages", "abc", Some(&carried)),
+            "messages?session_id=abc&api_key=k%261%3D2+x"
         );
     }
 }

@@ -22,24 +22,41 @@ use tokio_util::sync::DropGuard;
 /// `data:` field, as the SSE grammar requires. `\r\n` and lone `\r` count as
 /// line breaks too.
 pub fn encode_event(event: Option<&str>, id: Option<&str>, data: &str) -> Bytes {
-    let mut buf = BytesMut::with_capacity(data.len() + 48);
+    encode_block(event, id, None, Some(data))
+}
+
+/// Encodes one block with every field the SSE grammar has: `event`, `id`,
+/// `retry` (milliseconds) and `data` (none: a block without data lines, as
+/// a relayed metadata-only block had). [`encode_event`] is the common case.
+pub fn encode_block(
+    event: Option<&str>,
+    id: Option<&str>,
+    retry: Option<u64>,
+    data: Option<&str>,
+) -> Bytes {
+    let len = data.map_or(0, str::len);
+    let mut buf = BytesMut::with_capacity(len + 48);
     if let Some(event) = event {
         put_field(&mut buf, "event", event);
     }
     if let Some(id) = id {
         put_field(&mut buf, "id", id);
     }
-    let mut rest = data;
-    loop {
-        match rest.find(['\r', '\n']) {
-            Some(i) => {
-                put_field(&mut buf, "data", &rest[..i]);
-                let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
-                rest = &rest[i + skip..];
-            }
-            None => {
-                put_field(&mut buf, "data", rest);
-                break;
+    if let Some(retry) = retry {
+        put_field(&mut buf, "retry", &retry.to_string());
+    }
+    if let Some(mut rest) = data {
+        loop {
+            match rest.find(['\r', '\n']) {
+                Some(i) => {
+                    put_field(&mut buf, "data", &rest[..i]);
+                    let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                    rest = &rest[i + skip..];
+                }
+                None => {
+                    put_field(&mut buf, "data", rest);
+                    break;
+                }
             }
         }
     }

@@ -41,7 +41,7 @@ use tokio::sync::mpsc;
 
 use super::{
     config::TransportConfig,
-    session::RequestInFlight,
+    session_table::RequestInFlight,
     sse_codec::{SseBody, encode_event},
 };
 use crate::{

@@ -20,12 +20,14 @@ use tower::Service;
 use super::{
     config::{TransportConfig, accepts, reject, session_not_found},
     event_store::EventStore,
-    session::{Encoding, OpenedStream, Session, SessionTable},
+    session_table::TransportSessions,
     sse_codec::{SseBody, encode_event},
     stateless,
+    stream_routing::{Encoding, OpenedStream, TransportSession},
 };
 use crate::{
-    backend::{Backend, BoxFuture, SessionContext},
+    backend::{Backend, SessionContext},
+    boxed::BoxFuture,
     inspect::{McpRequest, Payload, read_and_parse},
     jsonrpc::{ErrorObject, Message, codes, http_error},
     protocol::{HEADER_LAST_EVENT_ID, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, ProtocolVersion},
@@ -61,7 +63,7 @@ use crate::{
 /// session.
 pub struct StreamableHttp<B> {
     backend: Arc<B>,
-    sessions: Arc<SessionTable>,
+    sessions: Arc<TransportSessions>,
     config: Arc<TransportConfig>,
 }
 
@@ -90,7 +92,9 @@ impl<B: Backend> StreamableHttp<B> {
     pub fn new(backend: B) -> Self {
         Self {
             backend: Arc::new(backend),
-            sessions: Arc::new(SessionTable::new(TransportConfig::default().idle_timeout)),
+            sessions: Arc::new(TransportSessions::new(
+                TransportConfig::default().idle_timeout,
+            )),
             config: Arc::new(TransportConfig::default()),
         }
     }
@@ -99,7 +103,7 @@ impl<B: Backend> StreamableHttp<B> {
     /// long (default 30 minutes; `None`: never). Their backend connections
     /// close (a per-session child exits).
     pub fn session_idle_timeout(mut self, idle: Option<Duration>) -> Self {
-        self.sessions = Arc::new(SessionTable::new(idle));
+        self.sessions = Arc::new(TransportSessions::new(idle));
         self.map_config(|c| c.idle_timeout = idle)
     }
 
@@ -237,6 +241,13 @@ where
     }
 }
 
+#[cfg(feature = "session-layer")]
+impl<B: Backend> crate::session::SessionCloser for StreamableHttp<B> {
+    fn close_session(&self, id: &str) -> bool {
+        StreamableHttp::close_session(self, id)
+    }
+}
+
 fn method_not_allowed() -> Response {
     let mut res = reject(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -270,7 +281,7 @@ impl<B: Backend> StreamableHttp<B> {
         &self,
         parts: &Parts,
         from_body: Option<&str>,
-    ) -> Result<Arc<Session>, Box<Response>> {
+    ) -> Result<Arc<TransportSession>, Box<Response>> {
         let id = from_body.or_else(|| {
             parts
                 .headers
@@ -397,7 +408,7 @@ impl<B: Backend> StreamableHttp<B> {
                 );
             }
         };
-        let session = Session::start(
+        let session = TransportSession::start(
             id.clone(),
             conn,
             self.config.events.clone(),
@@ -408,6 +419,9 @@ impl<B: Backend> StreamableHttp<B> {
             Payload::Single(m) => vec![m],
             Payload::Batch(v) => v,
         };
+        if let Some(id) = messages.first().and_then(Message::id) {
+            session.expect_initialize(id.clone());
+        }
         let requests: Vec<&Message> = messages.iter().collect();
         let mut stream = session.open_request_stream(&requests, Encoding::Json);
         if session.forward(messages).await.is_err() {
@@ -428,20 +442,12 @@ impl<B: Backend> StreamableHttp<B> {
                 "MCP backend closed",
             );
         };
-        let parsed = Message::from_slice(&reply).ok();
-        let result = match &parsed {
-            Some(Message::Response(r)) => r.outcome.as_ref().ok(),
-            _ => None,
-        };
-        let Some(result) = result else {
+        // The session read the result's `protocolVersion` from the message
+        // as it delivered it; an error answer leaves it unset.
+        let Some(negotiated) = session.negotiated() else {
             session.end();
             return json_body(StatusCode::OK, reply);
         };
-        let negotiated = result
-            .get("protocolVersion")
-            .and_then(|v| v.as_str())
-            .and_then(|v| v.parse::<ProtocolVersion>().ok())
-            .unwrap_or(ProtocolVersion::DEFAULT_STREAMABLE);
         session.set_priming(negotiated.sends_priming_event());
         self.sessions.insert(Arc::clone(&session));
         tracing::debug!(target: "mcp_bastion::transport", version = %negotiated, "session opened");

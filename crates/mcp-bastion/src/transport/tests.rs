@@ -16,7 +16,8 @@ use tower::ServiceExt;
 
 use super::*;
 use crate::{
-    backend::{Backend, BackendError, BoxFuture, Connection, SessionContext},
+    backend::{Backend, BackendError, Connection, SessionContext},
+    boxed::BoxFuture,
     jsonrpc::{Message, Request as RpcRequest, Response as RpcResponse},
 };
 
@@ -151,20 +152,22 @@ async fn sse_events(body: Body) -> Vec<(Option<String>, Value)> {
     parse_sse(&bytes)
 }
 
+/// Decodes SSE bytes with `sse-stream` into (id, JSON data) pairs; events
+/// whose data is not JSON (priming events) are skipped.
 fn parse_sse(bytes: &[u8]) -> Vec<(Option<String>, Value)> {
-    let text = String::from_utf8_lossy(bytes);
-    text.split("\n\n")
-        .filter_map(|block| {
-            let mut id = None;
-            let mut data = String::new();
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("id: ") {
-                    id = Some(v.to_owned());
-                } else if let Some(v) = line.strip_prefix("data: ") {
-                    data.push_str(v);
-                }
-            }
-            serde_json::from_str(&data).ok().map(|v| (id, v))
+    use futures_util::{FutureExt, StreamExt};
+    let chunk =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::copy_from_slice(bytes))]);
+    let events: Vec<_> = sse_stream::SseByteStream::new(chunk)
+        .collect::<Vec<_>>()
+        .now_or_never()
+        .expect("one chunk decodes at once");
+    events
+        .into_iter()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let data = serde_json::from_str(e.data.as_deref()?).ok()?;
+            Some((e.id, data))
         })
         .collect()
 }

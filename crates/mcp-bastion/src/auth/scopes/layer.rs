@@ -14,15 +14,14 @@ use http_body::Body as HttpBody;
 use http_body_util::{BodyExt, Limited};
 use tower::{Layer, Service};
 
-use super::{ScopePolicy, filter::filter_tools};
+use super::{
+    ScopePolicy,
+    filter::filter_tools,
+    sse_filter::{FilteredSse, Rewrite},
+};
 use crate::{
-    auth::{
-        AuthError, AuthRejection,
-        layer::MetadataUrl,
-        service::metadata_url,
-        sse_rewrite::{RewriteSse, SseEvent},
-    },
-    backend::BoxFuture,
+    auth::{AuthError, AuthRejection, layer::MetadataUrl, service::metadata_url},
+    boxed::BoxFuture,
     inspect::McpRequest,
     jsonrpc::{ErrorObject, codes, http_error},
     principal::Principal,
@@ -174,16 +173,11 @@ where
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.starts_with("text/event-stream") {
-        let rewrite = Box::new(move |block: &[u8]| {
-            let mut ev = SseEvent::parse(block)?;
-            let mut value: serde_json::Value = serde_json::from_str(ev.data.as_deref()?).ok()?;
-            if !filter_tools(&mut value, &policy, &granted) {
-                return None;
-            }
-            ev.data = Some(value.to_string());
-            Some(ev.encode())
+        let rewrite: Rewrite = Box::new(move |data: &str| {
+            let mut value: serde_json::Value = serde_json::from_str(data).ok()?;
+            filter_tools(&mut value, &policy, &granted).then(|| value.to_string())
         });
-        return res.map(|b| Body::new(RewriteSse::new(b, rewrite)));
+        return res.map(|b| Body::new(FilteredSse::new(Body::new(b), rewrite)));
     }
     if !content_type.starts_with("application/json") {
         return res.map(Body::new);

@@ -40,6 +40,7 @@
 mod filter;
 mod layer;
 mod policy;
+mod sse_filter;
 
 pub use layer::{McpScope, McpScopeLayer};
 pub use policy::ScopePolicy;

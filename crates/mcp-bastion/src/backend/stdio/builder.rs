@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::{StdioBackend, env::check_name_syntax, process::ProcessSpec};
+use super::{SessionEnv, StdioBackend, env::check_name_syntax, process::ProcessSpec};
 use crate::backend::BackendError;
 
 /// Names copied from the proxy's environment when
@@ -26,19 +26,18 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(2);
 /// How sessions map to child processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StdioMode {
-    /// One child per connection, with that session's [`ChildEnv`]; it is
+    /// One child per connection, with that session's variables from the
+    /// [`session_env`](StdioBackendBuilder::session_env) mapping; it is
     /// terminated when the connection closes. Isolation between sessions is
     /// the operating system's.
-    ///
-    /// [`ChildEnv`]: super::ChildEnv
     #[default]
     PerSession,
     /// One child for every connection, started on the first and restarted on
     /// the next connection after it dies. Request ids and progress tokens are
     /// rewritten so answers reach their session; the first `initialize` result
-    /// is reused for later sessions. Per-session [`ChildEnv`] is ignored.
-    ///
-    /// [`ChildEnv`]: super::ChildEnv
+    /// is reused for later sessions. The
+    /// [`session_env`](StdioBackendBuilder::session_env) mapping is ignored
+    /// (with a warning): the child serves every session.
     Shared,
 }
 
@@ -70,6 +69,7 @@ pub struct StdioBackendBuilder {
     mode: StdioMode,
     env: BTreeMap<String, String>,
     inherit: Vec<String>,
+    session_env: SessionEnv,
     request_timeout: Option<Duration>,
     max_line_bytes: usize,
     grace_period: Duration,
@@ -84,6 +84,7 @@ impl fmt::Debug for StdioBackendBuilder {
             .field("mode", &self.mode)
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("inherit", &self.inherit)
+            .field("session_env", &self.session_env)
             .field("request_timeout", &self.request_timeout)
             .field("max_line_bytes", &self.max_line_bytes)
             .field("grace_period", &self.grace_period)
@@ -100,6 +101,7 @@ impl StdioBackendBuilder {
             mode: StdioMode::default(),
             env: BTreeMap::new(),
             inherit: DEFAULT_INHERIT_ENV.iter().map(|&n| n.to_owned()).collect(),
+            session_env: SessionEnv::new(),
             request_timeout: None,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             grace_period: DEFAULT_GRACE_PERIOD,
@@ -135,10 +137,10 @@ impl StdioBackendBuilder {
     }
 
     /// Sets a fixed environment variable for the child. It overrides an
-    /// inherited value, and is overridden by a session's [`ChildEnv`] entry
-    /// of the same name (which [`check_env_name`] allows).
+    /// inherited value, and is overridden by a session's
+    /// [`session_env`](Self::session_env) variable of the same name (which
+    /// [`check_env_name`] allows).
     ///
-    /// [`ChildEnv`]: super::ChildEnv
     /// [`check_env_name`]: super::check_env_name
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.insert(name.into(), value.into());
@@ -166,6 +168,18 @@ impl StdioBackendBuilder {
         S: Into<String>,
     {
         self.inherit = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Which parts of a session's [`Principal`](crate::principal::Principal)
+    /// and captured [`SessionParams`](crate::session::SessionParams) become
+    /// variables of its child (per-session mode). The transport hands the
+    /// opening request's extensions to [`Backend::connect`]; this mapping
+    /// alone decides what of them reaches the environment.
+    ///
+    /// [`Backend::connect`]: crate::backend::Backend::connect
+    pub fn session_env(mut self, env: SessionEnv) -> Self {
+        self.session_env = env;
         self
     }
 
@@ -235,6 +249,7 @@ impl StdioBackendBuilder {
             self.mode,
             self.env,
             self.inherit,
+            self.session_env,
             self.request_timeout,
         ))
     }

@@ -4,7 +4,6 @@
 use std::{
     collections::BTreeMap,
     ffi::{OsStr, OsString},
-    fmt,
 };
 
 use super::TARGET;
@@ -34,54 +33,6 @@ pub const RESERVED_ENV_NAMES: &[&str] = &[
 /// `DYLD_INSERT_LIBRARIES`…) and the Python interpreter (`PYTHONPATH`,
 /// `PYTHONSTARTUP`…). Compared without regard to ASCII case.
 pub const RESERVED_ENV_PREFIXES: &[&str] = &["LD_", "DYLD_", "PYTHON"];
-
-/// Environment variables for a session's child process, set by outer layers.
-///
-/// Authentication or session capture insert a `ChildEnv` into the request
-/// extensions; the transport passes those extensions to
-/// [`Backend::connect`](crate::backend::Backend::connect) in
-/// [`SessionContext::extensions`](crate::backend::SessionContext), and
-/// [`StdioBackend`](super::StdioBackend) in
-/// [`StdioMode::PerSession`](super::StdioMode::PerSession) adds the entries to
-/// the child's environment. Names refused by [`check_env_name`] are dropped
-/// with a warning. A shared child serves every session, so
-/// [`StdioMode::Shared`](super::StdioMode::Shared) ignores `ChildEnv`.
-///
-/// A layer that adds variables should extend an existing `ChildEnv` rather
-/// than replace it, since extensions hold one value per type. `Debug` prints
-/// names only: values are often credentials.
-///
-/// ```
-/// use mcp_bastion::backend::stdio::ChildEnv;
-///
-/// let mut extensions = http::Extensions::new();
-/// extensions
-///     .get_or_insert_default::<ChildEnv>()
-///     .0
-///     .insert("GITHUB_TOKEN".into(), "ghp_secret".into());
-/// let env = extensions.get::<ChildEnv>().unwrap();
-/// assert_eq!(format!("{env:?}"), r#"ChildEnv(["GITHUB_TOKEN"])"#);
-/// ```
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct ChildEnv(pub BTreeMap<String, String>);
-
-impl fmt::Debug for ChildEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ChildEnv")
-            .field(&self.0.keys().collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for ChildEnv {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
 
 /// Why an environment variable name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,11 +98,12 @@ pub(crate) fn check_name_syntax(name: &str) -> Result<(), EnvNameError> {
 
 /// The complete environment of a child, built in order (later entries win):
 /// the `inherit` names with the proxy's own values, the operator's `fixed`
-/// entries, then the session's entries that [`check_env_name`] allows.
+/// entries, then the session's entries (from the
+/// [`SessionEnv`](super::SessionEnv) mapping) that [`check_env_name`] allows.
 pub(crate) fn child_environment(
     inherit: &[String],
     fixed: &BTreeMap<String, String>,
-    session: Option<&ChildEnv>,
+    session: &BTreeMap<String, String>,
 ) -> BTreeMap<OsString, OsString> {
     let mut env = BTreeMap::new();
     for name in inherit {
@@ -162,7 +114,9 @@ pub(crate) fn child_environment(
     for (name, value) in fixed {
         env.insert(OsString::from(name), OsString::from(value));
     }
-    for (name, value) in session.map(|s| &s.0).into_iter().flatten() {
+    // The mapping refused these names already; checked again because the
+    // environment is where a mistake would do harm.
+    for (name, value) in session {
         if let Err(why) = check_env_name(name) {
             tracing::warn!(target: TARGET, name = ?name, "dropping a per-session environment variable: {why}");
             continue;
@@ -248,7 +202,7 @@ mod tests {
             ("PATH".to_owned(), "/opt/bin".to_owned()),
             ("REGION".to_owned(), "eu".to_owned()),
         ]);
-        let session: ChildEnv = [
+        let session = [
             ("REGION", "us"),
             ("PATH", "/tmp/evil"),
             ("LD_PRELOAD", "/tmp/evil.so"),
@@ -256,8 +210,9 @@ mod tests {
             ("USER_TOKEN", "t"),
         ]
         .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-        let env = child_environment(&[], &fixed, Some(&session));
+        let env = child_environment(&[], &fixed, &session);
         let get = |k: &str| env.get(OsStr::new(k)).and_then(|v| v.to_str());
         assert_eq!(get("PATH"), Some("/opt/bin"));
         assert_eq!(get("REGION"), Some("us"));
@@ -265,11 +220,5 @@ mod tests {
         assert_eq!(get("LD_PRELOAD"), None);
         assert_eq!(get("TOKEN"), None);
         assert_eq!(env.len(), 3);
-    }
-
-    #[test]
-    fn child_env_debug_hides_values() {
-        let env: ChildEnv = [("SECRET", "hunter2")].into_iter().collect();
-        assert!(!format!("{env:?}").contains("hunter2"));
     }
 }

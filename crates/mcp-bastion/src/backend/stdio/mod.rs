@@ -4,20 +4,23 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use mcp_bastion::backend::{Backend, SessionContext};
-//! use mcp_bastion::backend::stdio::{ChildEnv, StdioBackend, StdioMode};
+//! use mcp_bastion::backend::stdio::{EnvSource, SessionEnv, StdioBackend, StdioMode};
 //! use mcp_bastion::jsonrpc::{Message, Request};
+//! use mcp_bastion::principal::Principal;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let backend = StdioBackend::builder("npx")
 //!     .args(["-y", "@modelcontextprotocol/server-everything", "stdio"])
 //!     .mode(StdioMode::PerSession)
 //!     .inherit_env(["HOME", "PATH"])
+//!     .session_env(SessionEnv::new().map("MCP_USER", EnvSource::Subject)?)
 //!     .request_timeout(Duration::from_secs(60))
 //!     .build()?;
 //!
-//! // Outer layers put the session's variables in the request extensions.
+//! // Outer layers put the principal (and captured params) in the request
+//! // extensions; the transport hands them over when a session opens.
 //! let mut ctx = SessionContext::default();
-//! ctx.extensions.insert(ChildEnv([("GITHUB_TOKEN".to_owned(), "ghp_…".to_owned())].into()));
+//! ctx.extensions.insert(Principal::new("alice"));
 //!
 //! let mut conn = backend.connect(ctx).await?; // spawns the child
 //! conn.outgoing
@@ -30,7 +33,7 @@
 //!
 //! # Modes
 //!
-//! | [`StdioMode`] | children | per-session [`ChildEnv`] | ids on the child side |
+//! | [`StdioMode`] | children | per-session [`SessionEnv`] variables | ids on the child side |
 //! |---|---|---|---|
 //! | `PerSession` (default) | one per connection, ended with it | applied | rewritten, restored on the way back |
 //! | `Shared` | one for all, started on first connect, restarted after it dies | ignored | rewritten so every answer finds its session |
@@ -52,9 +55,12 @@
 //!    [`DEFAULT_INHERIT_ENV`]: `PATH`, `HOME`, `USER`, `LANG`, `TMPDIR`,
 //!    `SYSTEMROOT`) with the proxy's own values;
 //! 2. the operator's fixed [`StdioBackendBuilder::env`] entries;
-//! 3. the session's [`ChildEnv`] (per-session mode only), minus the names
-//!    [`check_env_name`] refuses (`PATH`, `HOME`, `LD_*`, `DYLD_*`,
-//!    `NODE_OPTIONS`, `PYTHON*`…), which are dropped with a warning.
+//! 3. the session's variables (per-session mode only): what the
+//!    [`StdioBackendBuilder::session_env`] mapping picks from the
+//!    [`Principal`](crate::principal::Principal) and
+//!    [`SessionParams`](crate::session::SessionParams) of the request that
+//!    opened the session. The mapping cannot name what [`check_env_name`]
+//!    refuses (`PATH`, `HOME`, `LD_*`, `DYLD_*`, `NODE_OPTIONS`, `PYTHON*`…).
 //!
 //! Nothing else of the proxy's environment reaches the child. Logs name
 //! variables, never their values.
@@ -87,6 +93,7 @@ mod env;
 mod lines;
 mod process;
 mod router;
+mod session_env;
 #[cfg(test)]
 mod tests;
 
@@ -105,14 +112,18 @@ pub use builder::{
     DEFAULT_GRACE_PERIOD, DEFAULT_INHERIT_ENV, DEFAULT_MAX_LINE_BYTES, StdioBackendBuilder,
     StdioMode,
 };
-pub use env::{ChildEnv, EnvNameError, RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, check_env_name};
+pub use env::{EnvNameError, RESERVED_ENV_NAMES, RESERVED_ENV_PREFIXES, check_env_name};
+pub use session_env::{EnvSource, SessionEnv};
 
 use self::{
     engine::EngineHandle,
     env::child_environment,
     process::{ChildRegistry, ProcessSpec},
 };
-use crate::backend::{Backend, BackendError, BoxFuture, Connection, SessionContext};
+use crate::{
+    backend::{Backend, BackendError, Connection, SessionContext},
+    boxed::BoxFuture,
+};
 
 /// The `tracing` target of everything this backend logs, the child's stderr
 /// included.
@@ -131,6 +142,7 @@ struct Inner {
     mode: StdioMode,
     env: BTreeMap<String, String>,
     inherit: Vec<String>,
+    session_env: SessionEnv,
     request_timeout: Option<Duration>,
     registry: ChildRegistry,
     shared: Mutex<Option<EngineHandle>>,
@@ -146,6 +158,7 @@ impl fmt::Debug for StdioBackend {
             .field("mode", &inner.mode)
             .field("env", &inner.env.keys().collect::<Vec<_>>())
             .field("inherit", &inner.inherit)
+            .field("session_env", &inner.session_env)
             .field("live_children", &inner.registry.len())
             .finish_non_exhaustive()
     }
@@ -162,6 +175,7 @@ impl StdioBackend {
         mode: StdioMode,
         env: BTreeMap<String, String>,
         inherit: Vec<String>,
+        session_env: SessionEnv,
         request_timeout: Option<Duration>,
     ) -> Self {
         Self {
@@ -170,6 +184,7 @@ impl StdioBackend {
                 mode,
                 env,
                 inherit,
+                session_env,
                 request_timeout,
                 registry: ChildRegistry::default(),
                 shared: Mutex::new(None),
@@ -200,7 +215,8 @@ impl Inner {
     }
 
     fn connect_per_session(&self, ctx: &SessionContext) -> Result<Connection, BackendError> {
-        let env = child_environment(&self.inherit, &self.env, ctx.extensions.get::<ChildEnv>());
+        let session = self.session_env.resolve(&ctx.extensions);
+        let env = child_environment(&self.inherit, &self.env, &session);
         let child = process::spawn(&self.spec, &env, &self.registry)?;
         engine::start(child, true, self.request_timeout)
             .open_session(self.session_key())
@@ -208,13 +224,11 @@ impl Inner {
     }
 
     fn connect_shared(&self, ctx: &SessionContext) -> Result<Connection, BackendError> {
-        if ctx
-            .extensions
-            .get::<ChildEnv>()
-            .is_some_and(|e| !e.0.is_empty())
+        if !self.session_env.is_empty()
+            && !self.session_env.resolve(&ctx.extensions).is_empty()
             && !self.warned_shared_env.swap(true, Ordering::Relaxed)
         {
-            tracing::warn!(target: TARGET, "StdioMode::Shared ignores per-session ChildEnv entries");
+            tracing::warn!(target: TARGET, "StdioMode::Shared ignores the per-session environment mapping");
         }
         // A child that died between the check and the attach gets one retry.
         for _ in 0..2 {
@@ -234,7 +248,7 @@ impl Inner {
         if let Some(handle) = slot.as_ref().filter(|h| h.is_alive()) {
             return Ok(handle.clone());
         }
-        let env = child_environment(&self.inherit, &self.env, None);
+        let env = child_environment(&self.inherit, &self.env, &BTreeMap::new());
         let child = process::spawn(&self.spec, &env, &self.registry)?;
         let handle = engine::start(child, false, self.request_timeout);
         *slot = Some(handle.clone());
@@ -253,7 +267,7 @@ impl Inner {
         {
             return Ok(());
         }
-        let env = child_environment(&self.inherit, &self.env, None);
+        let env = child_environment(&self.inherit, &self.env, &BTreeMap::new());
         let path = env.get(OsStr::new("PATH")).map(OsString::as_os_str);
         match process::resolve_program(&self.spec, path) {
             Some(_) => Ok(()),

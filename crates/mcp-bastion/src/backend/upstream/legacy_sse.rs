@@ -14,18 +14,18 @@ use super::{
     events::{BodyKind, EventStream, body_kind, event_message, sse_events},
     failure::UpstreamFailure,
     outbound::{SessionHeaders, redacted, same_origin},
-    session::{SHORT_TIMEOUT, Shared, cancellation},
+    remote_session::{RemoteSession, SHORT_TIMEOUT, cancellation},
 };
 use crate::jsonrpc::Message;
 
 /// One connection's legacy SSE state: unopened until the first message.
 pub(crate) struct LegacySession {
-    shared: Arc<Shared>,
+    shared: Arc<RemoteSession>,
     endpoint: Option<Arc<Url>>,
 }
 
 impl LegacySession {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<RemoteSession>) -> Self {
         Self {
             shared,
             endpoint: None,
@@ -140,7 +140,7 @@ async fn endpoint_event(events: &mut EventStream) -> Result<String, UpstreamFail
 }
 
 /// Relays the stream's messages; its end is the end of the connection.
-async fn relay_stream(shared: Arc<Shared>, mut events: EventStream) {
+async fn relay_stream(shared: Arc<RemoteSession>, mut events: EventStream) {
     while let Some(Ok(event)) = events.next().await {
         if let Some(message) = event_message(&event) {
             shared.relay(message).await;
@@ -152,7 +152,11 @@ async fn relay_stream(shared: Arc<Shared>, mut events: EventStream) {
 
 /// POSTs one message to the endpoint; any 2xx is success (the answer comes
 /// on the stream).
-async fn post(shared: &Shared, endpoint: &Url, message: &Message) -> Result<(), UpstreamFailure> {
+async fn post(
+    shared: &RemoteSession,
+    endpoint: &Url,
+    message: &Message,
+) -> Result<(), UpstreamFailure> {
     let response = shared
         .outbound
         .post(endpoint, &SessionHeaders::default(), message.to_json())
@@ -169,7 +173,7 @@ async fn post(shared: &Shared, endpoint: &Url, message: &Message) -> Result<(), 
 }
 
 /// POSTs a notification or a response, bounded; failures are logged.
-async fn notify(shared: &Shared, endpoint: &Url, message: &Message) {
+async fn notify(shared: &RemoteSession, endpoint: &Url, message: &Message) {
     let outcome = tokio::time::timeout(SHORT_TIMEOUT, post(shared, endpoint, message))
         .await
         .unwrap_or(Err(UpstreamFailure::Timeout));

@@ -95,7 +95,7 @@ mod events;
 mod failure;
 mod legacy_sse;
 mod outbound;
-mod session;
+mod remote_session;
 mod streamable;
 #[cfg(test)]
 mod tests;
@@ -123,11 +123,12 @@ use self::{
     failure::UpstreamFailure,
     legacy_sse::LegacySession,
     outbound::{Outbound, redacted},
-    session::Shared,
+    remote_session::RemoteSession,
     streamable::{Sent, StreamableSession},
 };
 use crate::{
-    backend::{Backend, BackendError, BoxFuture, Connection, SessionContext},
+    backend::{Backend, BackendError, Connection, SessionContext},
+    boxed::BoxFuture,
     jsonrpc::Message,
 };
 
@@ -296,7 +297,7 @@ async fn run(
     closed: CancellationToken,
 ) {
     let inner = Arc::clone(&live.0);
-    let shared = Arc::new(Shared::new(
+    let shared = Arc::new(RemoteSession::new(
         Arc::clone(&inner.outbound),
         inner.request_timeout,
         to_client,
@@ -320,7 +321,7 @@ async fn run(
                 None => break,
             },
         };
-        if let Some(id) = session::cancelled_request(&message) {
+        if let Some(id) = remote_session::cancelled_request(&message) {
             // Forwarded below; locally, stop waiting for that answer.
             shared.cancel(&id);
         }
@@ -358,7 +359,7 @@ async fn run(
         session.close().await;
     }
     // The transport learns of the end from `closed` and from `incoming`
-    // ending once the last `Shared` (and its sender) is dropped here.
+    // ending once the last `RemoteSession` (and its sender) is dropped here.
     closed.cancel();
     drop(shared);
     drop(live);

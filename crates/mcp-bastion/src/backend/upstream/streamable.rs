@@ -16,7 +16,7 @@ use super::{
         json_messages, sse_events,
     },
     failure::UpstreamFailure,
-    session::{SHORT_TIMEOUT, Shared, cancellation},
+    remote_session::{RemoteSession, SHORT_TIMEOUT, cancellation},
 };
 use crate::{
     jsonrpc::{ErrorObject, Message, RequestId, Response},
@@ -44,14 +44,14 @@ pub(crate) enum Sent {
 
 /// One connection's Streamable HTTP state.
 pub(crate) struct StreamableSession {
-    shared: Arc<Shared>,
+    shared: Arc<RemoteSession>,
     /// Whether a 4xx on `initialize` may mean a legacy server.
     may_fall_back: bool,
     initialized: bool,
 }
 
 impl StreamableSession {
-    pub(crate) fn new(shared: Arc<Shared>, may_fall_back: bool) -> Self {
+    pub(crate) fn new(shared: Arc<RemoteSession>, may_fall_back: bool) -> Self {
         Self {
             shared,
             may_fall_back,
@@ -199,7 +199,7 @@ fn refuses_credentials(status: StatusCode) -> bool {
 
 /// POSTs `message` with the session's headers.
 async fn send_post(
-    shared: &Shared,
+    shared: &RemoteSession,
     message: &Message,
 ) -> Result<reqwest::Response, UpstreamFailure> {
     let headers = shared.session_headers();
@@ -213,7 +213,7 @@ async fn send_post(
 }
 
 /// POSTs a request and relays its answer. `Ok` once the body is read.
-async fn post(shared: &Shared, message: &Message) -> Result<(), UpstreamFailure> {
+async fn post(shared: &RemoteSession, message: &Message) -> Result<(), UpstreamFailure> {
     let id = message.id().cloned();
     let response = send_post(shared, message).await?;
     let response = check_status(shared, response, id.as_ref()).await?;
@@ -222,7 +222,7 @@ async fn post(shared: &Shared, message: &Message) -> Result<(), UpstreamFailure>
 
 /// POSTs a notification or a response, bounded by [`SHORT_TIMEOUT`]; a
 /// failure is logged (nobody waits for an answer).
-async fn notify(shared: &Shared, message: &Message) {
+async fn notify(shared: &RemoteSession, message: &Message) {
     let attempt = async {
         let response = send_post(shared, message).await?;
         check_status(shared, response, None).await.map(drop)
@@ -238,7 +238,7 @@ async fn notify(shared: &Shared, message: &Message) {
 /// Turns an error status into a failure. A 404 on a session means the
 /// upstream forgot it: the connection ends.
 async fn check_status(
-    shared: &Shared,
+    shared: &RemoteSession,
     response: reqwest::Response,
     id: Option<&RequestId>,
 ) -> Result<reqwest::Response, UpstreamFailure> {
@@ -286,7 +286,7 @@ async fn status_failure(response: reqwest::Response, id: &RequestId) -> Upstream
 /// A body that ends without the response is a broken answer unless the
 /// status was 202 (the response then comes on the GET stream).
 async fn read_reply(
-    shared: &Shared,
+    shared: &RemoteSession,
     response: reqwest::Response,
     expect: Option<&RequestId>,
     mut observe: impl FnMut(&Message),
@@ -362,7 +362,7 @@ impl Default for Cursor {
 /// Relays a stream's messages until it ends, breaks, or (with `expect`)
 /// that response has passed. Returns whether any event arrived.
 async fn read_events(
-    shared: &Shared,
+    shared: &RemoteSession,
     events: &mut EventStream,
     expect: Option<&RequestId>,
     observe: &mut impl FnMut(&Message),
@@ -393,7 +393,7 @@ async fn read_events(
 /// means the upstream offers none; a stream that ends is reopened (with
 /// `Last-Event-ID`) after the upstream's `retry` delay, until it fails
 /// [`MAX_GET_FAILURES`] times in a row.
-async fn listen(shared: Arc<Shared>) {
+async fn listen(shared: Arc<RemoteSession>) {
     let url = shared.outbound.url().clone();
     let mut cursor = Cursor::default();
     let mut failures = 0;

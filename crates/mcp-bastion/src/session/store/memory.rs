@@ -9,7 +9,7 @@ use std::{
 use tokio::time::Instant;
 
 use super::{SessionRecord, SessionStore, StoreError};
-use crate::backend::BoxFuture;
+use crate::boxed::BoxFuture;
 
 /// Session records in this process's memory (the default store).
 ///

@@ -13,7 +13,7 @@ use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::BoxFuture;
+use crate::boxed::BoxFuture;
 
 mod memory;
 #[cfg(feature = "redis")]
@@ -48,7 +48,7 @@ pub struct SessionRecord {
 impl fmt::Debug for SessionRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionRecord")
-            .field("id", &super::layer::short_hash(&self.id))
+            .field("id", &crate::session::session_fingerprint(&self.id))
             .field("principal", &self.principal)
             .field("params", &self.params.keys().collect::<Vec<_>>())
             .field("owner", &self.owner)

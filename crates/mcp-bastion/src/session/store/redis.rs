@@ -10,7 +10,7 @@ use std::{fmt, time::Duration};
 use redis::aio::ConnectionManager;
 
 use super::{SessionRecord, SessionStore, StoreError};
-use crate::backend::BoxFuture;
+use crate::boxed::BoxFuture;
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "mcp-bastion:";

@@ -10,9 +10,10 @@ use super::{
     request,
 };
 use crate::{
-    backend::stdio::{ChildEnv, DEFAULT_INHERIT_ENV, StdioBackend},
+    backend::stdio::{DEFAULT_INHERIT_ENV, EnvSource, SessionEnv, StdioBackend},
     backend::{Backend, BackendError, SessionContext},
     jsonrpc::{Message, RequestId, codes},
+    principal::Principal,
 };
 
 #[tokio::test]
@@ -44,21 +45,23 @@ async fn env_allowlist_fixed_entries_and_allowed_session_names_reach_the_child_a
     let backend = fixture()
         .inherit_env(["PATH"])
         .env("FIXED", "operator")
+        .session_env(
+            SessionEnv::new()
+                .map("TENANT", EnvSource::PrincipalEnv("tenant".into()))
+                .expect("allowed"),
+        )
         .build()
         .expect("valid config");
     let mut ctx = SessionContext::default();
-    ctx.extensions.insert(
-        [
-            ("TENANT", "acme"),
-            ("LD_PRELOAD", "/tmp/evil.so"),
-            ("PATH", "/tmp/evil"),
-            ("NODE_OPTIONS", "--require /tmp/evil.js"),
-            ("HOME", "/tmp/evil"),
-            ("PYTHONSTARTUP", "/tmp/evil.py"),
-        ]
-        .into_iter()
-        .collect::<ChildEnv>(),
-    );
+    // Whatever else the principal carries, only mapped names reach the child.
+    ctx.extensions.insert(Principal::new("alice").with_env([
+        ("tenant", "acme"),
+        ("LD_PRELOAD", "/tmp/evil.so"),
+        ("PATH", "/tmp/evil"),
+        ("NODE_OPTIONS", "--require /tmp/evil.js"),
+        ("HOME", "/tmp/evil"),
+        ("PYTHONSTARTUP", "/tmp/evil.py"),
+    ]));
     let mut client = Client::connect(&backend, ctx).await;
     let env = child_env(&mut client).await;
 

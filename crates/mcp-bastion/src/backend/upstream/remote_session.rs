@@ -1,9 +1,12 @@
-//! What the tasks of one connection share: the way back to the client, the
-//! requests still owed an answer, the upstream session's headers, and the
-//! signal that the upstream side is gone.
+//! [`RemoteSession`]: our session at the remote MCP server, as the tasks of
+//! one backend connection share it: the way back to the client, the
+//! requests still owed an answer, the remote session's headers
+//! (`Mcp-Session-Id`, protocol version), and the signal that the remote side
+//! is gone. (The client's session with us is the transport's
+//! `TransportSession` and the session layer's record: other things.)
 //!
 //! Every client request is answered exactly once: by the upstream's response
-//! (relayed), or by one JSON-RPC error from [`Shared::fail`]. Whichever comes
+//! (relayed), or by one JSON-RPC error from [`RemoteSession::fail`]. Whichever comes
 //! first removes the request from the pending table; the other is dropped. A
 //! request the client cancels is removed too, and its exchange stopped: the
 //! client expects no answer to it.
@@ -25,7 +28,7 @@ use crate::jsonrpc::{Message, Notification, RequestId, Response};
 pub(crate) const SHORT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The state one connection's tasks share.
-pub(crate) struct Shared {
+pub(crate) struct RemoteSession {
     pub(crate) outbound: Arc<Outbound>,
     pub(crate) request_timeout: Option<Duration>,
     /// Fired when the upstream session or stream is gone: the connection ends.
@@ -35,7 +38,7 @@ pub(crate) struct Shared {
     headers: RwLock<SessionHeaders>,
 }
 
-impl Shared {
+impl RemoteSession {
     pub(crate) fn new(
         outbound: Arc<Outbound>,
         request_timeout: Option<Duration>,
@@ -171,13 +174,13 @@ impl Shared {
     }
 }
 
-/// What [`Shared::fail`] and [`Shared::relay`] signal to a pending request.
+/// What [`RemoteSession::fail`] and [`RemoteSession::relay`] signal to a pending request.
 struct Waiter {
     answered: oneshot::Sender<()>,
     cancelled: CancellationToken,
 }
 
-/// The waiting side of a pending request, for [`Shared::run_request`].
+/// The waiting side of a pending request, for [`RemoteSession::run_request`].
 pub(crate) struct Expected {
     answered: oneshot::Receiver<()>,
     cancelled: CancellationToken,
@@ -213,7 +216,7 @@ mod tests {
     use crate::jsonrpc::codes;
     use serde_json::json;
 
-    fn shared(timeout: Option<Duration>) -> (Shared, mpsc::Receiver<Message>) {
+    fn shared(timeout: Option<Duration>) -> (RemoteSession, mpsc::Receiver<Message>) {
         let outbound = Outbound::new(
             reqwest::Url::parse("http://127.0.0.1:1/mcp").unwrap(),
             http::HeaderMap::new(),
@@ -221,7 +224,7 @@ mod tests {
         )
         .unwrap();
         let (tx, rx) = mpsc::channel(8);
-        (Shared::new(Arc::new(outbound), timeout, tx), rx)
+        (RemoteSession::new(Arc::new(outbound), timeout, tx), rx)
     }
 
     fn result(id: i64) -> Message {

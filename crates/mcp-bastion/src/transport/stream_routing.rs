@@ -1,5 +1,13 @@
-//! One transport session: the backend connection, the streams the client has
-//! open, and the rule that decides which stream each server message takes.
+//! [`TransportSession`]: one session of our transports (Streamable HTTP or
+//! legacy SSE) as the transport sees it: the backend connection, the streams
+//! the client has open, and the rule that decides which stream each server
+//! message takes. The table of them is `session_table`'s
+//! [`TransportSessions`].
+//!
+//! Not to be confused with the session layer's records
+//! ([`crate::session`]: capture, principal binding, lifetimes) nor with an
+//! upstream backend's session at a remote server
+//! (`backend::upstream`'s `remote_session`).
 //!
 //! Routing rules (in one place):
 //! - a response goes to the stream of the request it answers;
@@ -14,7 +22,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -27,11 +35,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     event_store::{EventStore, StreamId, event_id, parse_event_id},
+    session_table::TransportSessions,
     sse_codec::encode_event,
 };
 use crate::{
     backend::Connection,
     jsonrpc::{ErrorObject, Message, RequestId, Response, codes},
+    protocol::ProtocolVersion,
 };
 
 /// Frames buffered per stream before the backend pump waits for the client.
@@ -66,6 +76,8 @@ struct Routes {
     open_requests: Vec<StreamId>,
     /// The GET stream (Streamable HTTP) or the `/sse` stream (legacy).
     standalone: Option<StreamId>,
+    /// The id of the `initialize` request whose result is still awaited.
+    initialize: Option<RequestId>,
 }
 
 impl Routes {
@@ -93,7 +105,7 @@ pub(crate) struct OpenedStream {
 }
 
 /// A live session of either transport.
-pub(crate) struct Session {
+pub(crate) struct TransportSession {
     pub(crate) id: String,
     outgoing: mpsc::Sender<Message>,
     closed: CancellationToken,
@@ -101,17 +113,20 @@ pub(crate) struct Session {
     events: Option<Arc<dyn EventStore>>,
     legacy: bool,
     priming: AtomicBool,
+    /// The revision the backend's `InitializeResult` chose, read from the
+    /// message itself as it is delivered.
+    negotiated: OnceLock<ProtocolVersion>,
     /// When the client last did anything, in ms since `CLOCK_EPOCH`.
     last_active: AtomicU64,
 }
 
 static CLOCK_EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     u64::try_from(CLOCK_EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
-impl Session {
+impl TransportSession {
     /// Starts a session over `conn` and the task that routes its messages.
     /// The session removes itself from `table` when the backend goes away.
     pub(crate) fn start(
@@ -119,14 +134,14 @@ impl Session {
         conn: Connection,
         events: Option<Arc<dyn EventStore>>,
         legacy: bool,
-        table: Arc<SessionTable>,
-    ) -> Arc<Session> {
+        table: Arc<TransportSessions>,
+    ) -> Arc<TransportSession> {
         let Connection {
             outgoing,
             mut incoming,
             closed,
         } = conn;
-        let session = Arc::new(Session {
+        let session = Arc::new(TransportSession {
             id,
             outgoing,
             closed: closed.clone(),
@@ -134,6 +149,7 @@ impl Session {
             events,
             legacy,
             priming: AtomicBool::new(false),
+            negotiated: OnceLock::new(),
             last_active: AtomicU64::new(now_ms()),
         });
         let pump = Arc::clone(&session);
@@ -156,6 +172,21 @@ impl Session {
     }
 
     /// Whether new streams start with a priming event (2025-11-25 and later).
+    /// Marks `id` as the session's `initialize` request: the successful
+    /// result answering it says which revision the session speaks
+    /// ([`negotiated`](Self::negotiated)).
+    pub(crate) fn expect_initialize(&self, id: RequestId) {
+        self.lock().initialize = Some(id);
+    }
+
+    /// The revision of the backend's successful `InitializeResult` (its
+    /// `protocolVersion`, or the Streamable HTTP default when it names none
+    /// we speak); `None` until one was delivered (an error answer leaves it
+    /// unset).
+    pub(crate) fn negotiated(&self) -> Option<ProtocolVersion> {
+        self.negotiated.get().copied()
+    }
+
     pub(crate) fn set_priming(&self, on: bool) {
         self.priming
             .store(on && self.events.is_some(), Ordering::Relaxed);
@@ -185,7 +216,7 @@ impl Session {
     }
 
     /// Idle: no client activity for `idle` and no stream connected.
-    fn is_idle(&self, idle: Duration, now: u64) -> bool {
+    pub(super) fn is_idle(&self, idle: Duration, now: u64) -> bool {
         let quiet =
             now.saturating_sub(self.last_active.load(Ordering::Relaxed)) >= idle.as_millis() as u64;
         quiet && self.lock().streams.values().all(|e| e.tx.is_closed())
@@ -379,6 +410,20 @@ impl Session {
             let mut routes = self.lock();
             let seq = routes.next_seq;
             routes.next_seq += 1;
+            if let Message::Response(Response {
+                id: Some(id),
+                outcome: Ok(result),
+            }) = msg
+                && routes.initialize.as_ref() == Some(id)
+            {
+                let version = result
+                    .get("protocolVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(ProtocolVersion::DEFAULT_STREAMABLE);
+                let _ = self.negotiated.set(version);
+                routes.initialize = None;
+            }
             let Some(entry) = routes.streams.get_mut(&stream) else {
                 return;
             };
@@ -439,166 +484,6 @@ fn progress_token(params: Option<&Value>) -> Option<String> {
         .or_else(|| params.get("_meta")?.get("progressToken"))?;
     Some(token.to_string())
 }
-
-/// Live sessions by id. With an idle timeout, a reaper task ends sessions
-/// that have had no request and no connected stream for that long, so a
-/// client that vanishes without DELETE does not leave a child running.
-pub(crate) struct SessionTable {
-    map: RwLock<HashMap<String, Arc<Session>>>,
-    idle_timeout: Option<Duration>,
-    reaper: std::sync::Once,
-    /// Requests in flight that no session's pending list shows: sessionless
-    /// ones (revision 2026-07-28), and answered ones whose response stream
-    /// is still being written to the client.
-    tracked: std::sync::atomic::AtomicUsize,
-    /// Shutting down: no new sessions, existing ones still served.
-    draining: std::sync::atomic::AtomicBool,
-}
-
-/// Counts one request as in flight until dropped: a sessionless request, or
-/// a request stream's response body (dropped once hyper has written it, or
-/// the client went away), so that a graceful shutdown also waits for
-/// answers that are routed but not yet delivered.
-pub(crate) struct RequestInFlight(Arc<SessionTable>);
-
-impl Drop for RequestInFlight {
-    fn drop(&mut self) {
-        self.0
-            .tracked
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl SessionTable {
-    pub(crate) fn new(idle_timeout: Option<Duration>) -> Self {
-        Self {
-            map: RwLock::new(HashMap::new()),
-            idle_timeout,
-            reaper: std::sync::Once::new(),
-            tracked: std::sync::atomic::AtomicUsize::new(0),
-            draining: std::sync::atomic::AtomicBool::new(false),
-        }
-    }
-
-    /// From now on no session opens; existing ones are still served.
-    pub(crate) fn start_draining(&self) {
-        self.draining
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// See [`Self::start_draining`].
-    pub(crate) fn is_draining(&self) -> bool {
-        self.draining.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Marks a request in flight until the guard is dropped (see
-    /// [`Self::in_flight`]).
-    pub(crate) fn track_request(self: &Arc<Self>) -> RequestInFlight {
-        self.tracked
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        RequestInFlight(Arc::clone(self))
-    }
-
-    /// Client requests still waiting for their response, in every session
-    /// and outside any: what a graceful shutdown waits for.
-    pub(crate) fn in_flight(&self) -> usize {
-        let in_sessions: usize = self
-            .map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|s| s.in_flight())
-            .sum();
-        in_sessions + self.tracked.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub(crate) fn insert(self: &Arc<Self>, session: Arc<Session>) {
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(session.id.clone(), session);
-        if let Some(idle) = self.idle_timeout {
-            self.reaper.call_once(|| {
-                let table = Arc::downgrade(self);
-                tokio::spawn(reap(table, idle));
-            });
-        }
-    }
-
-    /// The live session with this id; counts as activity.
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let session = self
-            .map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .filter(|s| !s.is_ended())
-            .cloned()?;
-        session.touch();
-        Some(session)
-    }
-
-    pub(crate) fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Ends one session; `false` when it was not live.
-    pub(crate) fn end_one(&self, id: &str) -> bool {
-        match self.remove(id) {
-            Some(s) => {
-                s.end();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Ends every session (shutdown).
-    pub(crate) fn end_all(&self) {
-        let sessions: Vec<_> = self
-            .map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-            .map(|(_, s)| s)
-            .collect();
-        for s in sessions {
-            s.end();
-        }
-    }
-}
-
-async fn reap(table: std::sync::Weak<SessionTable>, idle: Duration) {
-    let period = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(30));
-    loop {
-        tokio::time::sleep(period).await;
-        let Some(table) = table.upgrade() else { return };
-        let now = now_ms();
-        let idle_sessions: Vec<Arc<Session>> = table
-            .map
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|s| s.is_idle(idle, now))
-            .cloned()
-            .collect();
-        for s in idle_sessions {
-            tracing::debug!(target: "mcp_bastion::transport", "ending idle session");
-            table.remove(&s.id);
-            s.end();
-        }
-    }
-}
-
-/// Default idle timeout of transport sessions.
-pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Keepalive default for SSE streams.
 pub(crate) const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
