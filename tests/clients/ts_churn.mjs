@@ -56,8 +56,14 @@ async function worker(n) {
             try {
                 client = await open(n);
             } catch (e) {
-                totals.initFailures.push(`initialize: ${describe(e)}`);
-                await new Promise((r) => setTimeout(r, 50));
+                // a session that ended between `initialize` and `notifications/initialized`
+                // (its replica began to drain) is gone like any other: open another
+                if (sessionGone(e)) {
+                    totals.reopened++;
+                } else {
+                    totals.initFailures.push(`initialize: ${describe(e)}`);
+                    await new Promise((r) => setTimeout(r, 50));
+                }
                 continue;
             }
         }

@@ -21,6 +21,7 @@
 //! | [`server`] | [`Server`]: a server process under test, its log, its children, its stop |
 //! | [`clients`] | the SDK client runners ([`ClientRun`], [`ClientOutcome`], [`CallInFlight`]) and their summaries |
 //! | [`processes`] | `/proc` inspection: [`child_processes`], [`process_gone`] |
+//! | [`sse`] | SSE bodies read with the workspace's one decoder |
 //! | [`upstream`], [`nginx`], [`redis`], [`raw`], [`certs`] | fixtures: an HTTP upstream, nginx, Redis, hostile raw clients, TLS certificates |
 
 pub mod binaries;
@@ -31,6 +32,7 @@ pub mod processes;
 pub mod raw;
 pub mod redis;
 pub mod server;
+pub mod sse;
 pub mod upstream;
 
 pub use binaries::{

@@ -235,6 +235,30 @@ impl Server {
         &self.base_url
     }
 
+    /// `GET path` over a new connection (`Connection: close`), the whole answer as text (status
+    /// line, headers, body); `None` when the connection is refused or fails. For operator routes
+    /// such as `/readyz`, where a test must see a refused connection as such.
+    pub fn get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let addr = self.base_url.trim_start_matches("http://");
+        let mut tcp = std::net::TcpStream::connect(addr).ok()?;
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            tcp,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    }
+
+    /// Whether `GET /readyz` answers 200.
+    pub fn is_ready(&self) -> bool {
+        self.get("/readyz")
+            .is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+    }
+
     /// The base URL followed by `path` (which starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)

@@ -75,6 +75,16 @@ fn run_client_on(program: &str, script: &str, url: &str, tool: &str, calls: u32)
     run_client_with(program, script, url, tool, calls, &[])
 }
 
+/// Whether each call of a `py_ratelimit.py` report succeeded.
+fn call_outcomes(report: &Value) -> Vec<bool> {
+    report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["ok"] == true)
+        .collect()
+}
+
 fn run_client_with(
     program: &str,
     script: &str,
@@ -169,12 +179,7 @@ fn limits_declared_with_the_rate_limit_attribute_on_rmcp_tools_are_enforced() {
     );
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let v = run_client_on(&python, "py_ratelimit.py", &server.url("/mcp"), "echo", 3);
-    let ok: Vec<bool> = v["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["ok"] == true)
-        .collect();
+    let ok = call_outcomes(&v);
     assert_eq!(ok, [true, true, false], "{v}");
     assert_eq!(v["calls"][2]["code"], -32029, "{v}");
     assert_eq!(v["calls"][2]["data"]["policy"], "tool.echo", "{v}");
@@ -186,12 +191,7 @@ fn limits_declared_with_the_rate_limit_attribute_on_rmcp_tools_are_enforced() {
         "summarize",
         4,
     );
-    let ok: Vec<bool> = v["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["ok"] == true)
-        .collect();
+    let ok = call_outcomes(&v);
     assert_eq!(ok, [true, true, true, false], "{v}");
     assert_eq!(v["calls"][3]["data"]["policy"], "tool.summarize", "{v}");
 }
@@ -233,12 +233,7 @@ fn the_minimal_example_requires_its_api_key_and_enforces_the_declared_limit() {
         3,
         &["--bearer", "KEY-MINIMAL-41c0"],
     );
-    let ok: Vec<bool> = v["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["ok"] == true)
-        .collect();
+    let ok = call_outcomes(&v);
     assert_eq!(ok, [true, true, false], "{v}");
     assert_eq!(v["calls"][0]["text"], "Hello!", "{v}");
     assert_eq!(v["calls"][2]["code"], -32029, "{v}");

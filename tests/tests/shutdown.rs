@@ -40,22 +40,6 @@ fn sigterm(server: &Server) {
         .status();
 }
 
-/// `GET /readyz` over a new connection: the status line, or `None` when refused.
-fn readyz(server: &Server) -> Option<String> {
-    use std::io::{Read, Write};
-    let addr = server.base_url().trim_start_matches("http://").to_owned();
-    let mut tcp = std::net::TcpStream::connect(&addr).ok()?;
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        tcp,
-        "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut answer = String::new();
-    tcp.read_to_string(&mut answer).ok()?;
-    Some(answer)
-}
-
 /// A lone server keeps accepting while it drains (its clients have nowhere else to go) and says
 /// it is not ready; a replica (route key) closes its listener at the signal, so that a load
 /// balancer's next connection attempt fails and goes to another replica.
@@ -67,15 +51,12 @@ fn after_sigterm_readyz_reports_draining_and_a_replica_refuses_new_connections()
             args.extend(["--route-key", key]);
         }
         let mut server = Server::bastion(&args, &everything_stdio());
-        assert!(
-            readyz(&server).is_some_and(|a| a.starts_with("HTTP/1.1 200")),
-            "ready before the signal"
-        );
+        assert!(server.is_ready(), "ready before the signal");
         let call = CallInFlight::start(server.url("/mcp"), "drain-ready");
         call.wait_until_under_way();
         sigterm(&server);
         std::thread::sleep(Duration::from_millis(300));
-        let answer = readyz(&server);
+        let answer = server.get("/readyz");
         match route_key {
             None => assert!(
                 answer

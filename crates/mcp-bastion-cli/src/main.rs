@@ -384,7 +384,7 @@ async fn drain(servers: servers::Servers, timeout: Duration) {
         );
     }
     tracing::info!("closing sessions and ending children");
-    servers.close_all_sessions();
+    servers.close_sessions_when_idle(deadline).await;
     let _ = tokio::time::timeout(timeout, servers.shutdown()).await;
     tokio::spawn(async move {
         tokio::time::sleep(timeout).await;

@@ -197,11 +197,13 @@ impl Servers {
             .sum()
     }
 
-    /// Ends every session (their SSE streams end).
-    pub(crate) fn close_all_sessions(&self) {
+    /// Ends every session once the requests inside it are answered (or at
+    /// `deadline`); meanwhile a request of a session gets 404, and its
+    /// client opens a new session (on another replica).
+    pub(crate) async fn close_sessions_when_idle(&self, deadline: tokio::time::Instant) {
         for m in &self.0 {
-            m.streamable.close_all_sessions();
-            m.sse.close_all_sessions();
+            m.streamable.close_sessions_when_idle(deadline).await;
+            m.sse.close_sessions_when_idle(deadline).await;
         }
     }
 

@@ -152,20 +152,6 @@ fn client_from(source: &str) -> reqwest::Client {
         .unwrap()
 }
 
-/// SSE data payloads in `text`, parsed as JSON.
-fn sse_json(text: &str) -> Vec<Value> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let data: String = block
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(str::trim_start)
-                .collect();
-            serde_json::from_str(&data).ok()
-        })
-        .collect()
-}
-
 async fn initialize(http: &reqwest::Client, url: &str) -> String {
     let res = http
         .post(url)
@@ -285,7 +271,7 @@ fn through_nginx_limits_are_shared_keyed_on_the_forwarded_ip_streams_flow_and_a_
                 .unwrap()
             {
                 text.push_str(&String::from_utf8_lossy(&chunk));
-                let events = sse_json(&text);
+                let events = tests::sse::json_messages(&text).await;
                 if first_progress.is_none()
                     && events
                         .iter()

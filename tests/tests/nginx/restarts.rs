@@ -15,8 +15,6 @@
 //! The counts are printed (run with `--nocapture` to see them) and quoted in docs/deployment.md.
 
 use std::{
-    io::{Read, Write},
-    net::TcpStream,
     path::PathBuf,
     process::{Command, Stdio},
     sync::{
@@ -65,23 +63,8 @@ fn replica(key: &str, port: u16) -> Server {
 
 /// Waits until `/readyz` answers 200 (the backend is up).
 fn wait_ready(server: &Server) {
-    let addr = server.base_url().trim_start_matches("http://").to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = TcpStream::connect(&addr).ok().and_then(|mut tcp| {
-            tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-            write!(
-                tcp,
-                "GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-            )
-            .ok()?;
-            let mut head = String::new();
-            tcp.read_to_string(&mut head).ok()?;
-            Some(head.starts_with("HTTP/1.1 200"))
-        });
-        if status == Some(true) {
-            return;
-        }
+    while !server.is_ready() {
         assert!(
             Instant::now() < deadline,
             "replica never ready:\n{}",
@@ -168,24 +151,7 @@ async fn post(http: &reqwest::Client, url: &str, sid: Option<&str>, body: Value)
         let text: String = text.chars().take(200).collect();
         return Answer::Failed(format!("{status}: {text}"));
     }
-    Answer::Ok(new_sid, messages(&text))
-}
-
-/// The JSON-RPC messages of a body, JSON or an SSE stream.
-fn messages(text: &str) -> Vec<Value> {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return vec![v];
-    }
-    text.split("\n\n")
-        .filter_map(|event| {
-            let data: String = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(str::trim_start)
-                .collect();
-            serde_json::from_str(&data).ok()
-        })
-        .collect()
+    Answer::Ok(new_sid, tests::sse::json_messages(&text).await)
 }
 
 /// `initialize` and `notifications/initialized`: a session id, `Ok(None)` when the new session

@@ -23,6 +23,25 @@ pub(crate) struct TransportSessions {
     tracked: std::sync::atomic::AtomicUsize,
     /// Shutting down: no new sessions, existing ones still served.
     draining: std::sync::atomic::AtomicBool,
+    /// Closing: no request enters a session any more (404), so that the
+    /// sessions can end once the ones inside are answered.
+    closing: std::sync::atomic::AtomicBool,
+    /// Requests between their admission into a session and their
+    /// registration as pending (or their end): counted in flight, so that a
+    /// close never ends a session under a request that just looked it up.
+    admitting: std::sync::atomic::AtomicUsize,
+}
+
+/// A request admitted into a session ([`TransportSessions::admit`]); in
+/// flight until dropped.
+pub(crate) struct Admission(Arc<TransportSessions>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0
+            .admitting
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Counts one request as in flight until dropped: a sessionless request, or
@@ -47,7 +66,34 @@ impl TransportSessions {
             reaper: std::sync::Once::new(),
             tracked: std::sync::atomic::AtomicUsize::new(0),
             draining: std::sync::atomic::AtomicBool::new(false),
+            closing: std::sync::atomic::AtomicBool::new(false),
+            admitting: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Admits a request into an existing session: `None` once
+    /// [`close_when_idle`](Self::close_when_idle) has begun (the caller
+    /// answers 404, as for an ended session). Hold the admission until the
+    /// request is registered as pending, or done.
+    pub(crate) fn admit(self: &Arc<Self>) -> Option<Admission> {
+        use std::sync::atomic::Ordering::SeqCst;
+        // counted first, then the flag read: either a close sees this
+        // request in flight, or the request sees the close
+        self.admitting.fetch_add(1, SeqCst);
+        let admission = Admission(Arc::clone(self));
+        (!self.closing.load(SeqCst)).then_some(admission)
+    }
+
+    /// Ends every session once no request is in flight (or at `deadline`):
+    /// from now on no request enters a session (404), and the ones already
+    /// inside are answered first.
+    pub(crate) async fn close_when_idle(&self, deadline: tokio::time::Instant) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.end_all();
     }
 
     /// From now on no session opens; existing ones are still served.
@@ -79,7 +125,9 @@ impl TransportSessions {
             .values()
             .map(|s| s.in_flight())
             .sum();
-        in_sessions + self.tracked.load(std::sync::atomic::Ordering::Relaxed)
+        in_sessions
+            + self.tracked.load(std::sync::atomic::Ordering::Relaxed)
+            + self.admitting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) fn insert(self: &Arc<Self>, session: Arc<TransportSession>) {

@@ -174,6 +174,15 @@ impl<B: Backend> Sse<B> {
         self.sessions.end_all();
     }
 
+    /// Ends every session once the messages posted into them are delivered
+    /// (or at `deadline`): from now on a POST gets 404, and no session ends
+    /// under a POST that is already in it. See
+    /// [`StreamableHttp::close_sessions_when_idle`](super::StreamableHttp::close_sessions_when_idle).
+    pub async fn close_sessions_when_idle(&self, deadline: tokio::time::Instant) {
+        self.sessions.close_when_idle(deadline).await;
+        self.waiting.end_all();
+    }
+
     /// Ends one session (its backend connection closes); `false` when no
     /// live session has this id. [`SessionLayer`](crate::session::SessionLayer)
     /// uses it, through [`SessionCloser`](crate::session::SessionCloser), to
@@ -345,6 +354,9 @@ impl<B: Backend> Sse<B> {
                 "Bad Request: malformed session_id",
             );
         }
+        let Some(_admission) = self.sessions.admit() else {
+            return session_not_found();
+        };
         let session = match self.session(id).await {
             Ok(session) => session,
             Err(res) => return res,

@@ -194,6 +194,15 @@ impl<B: Backend> StreamableHttp<B> {
         self.sessions.end_all();
     }
 
+    /// Ends every session once the requests inside them are answered (or at
+    /// `deadline`): from now on a request of a session gets 404 (its client
+    /// opens a new session, elsewhere behind a load balancer), and no
+    /// session ends under a request that is already in it. The last step of
+    /// a graceful shutdown, after [`start_draining`](Self::start_draining).
+    pub async fn close_sessions_when_idle(&self, deadline: tokio::time::Instant) {
+        self.sessions.close_when_idle(deadline).await;
+    }
+
     /// Ends one session (its backend connection closes); `false` when no
     /// live session has this id. [`SessionLayer`](crate::session::SessionLayer)
     /// uses it, through [`SessionCloser`](crate::session::SessionCloser), to
@@ -336,6 +345,9 @@ impl<B: Backend> StreamableHttp<B> {
             }
             return self.initialize(parts, mcp).await;
         }
+        let Some(_admission) = self.sessions.admit() else {
+            return session_not_found();
+        };
         let session = match self.lookup(&parts, mcp.session_id()) {
             Ok(s) => s,
             Err(res) => return *res,
