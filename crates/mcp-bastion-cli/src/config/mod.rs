@@ -134,6 +134,11 @@ impl Provenance {
         }
     }
 
+    /// One typed part of the merged configuration.
+    fn extract<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        self.figment.extract().map_err(|e| self.error(e))
+    }
+
     /// A figment error as the operator reads it: source, key, message.
     fn error(&self, e: figment::Error) -> ConfigError {
         let key = e.path.join(".");
@@ -196,19 +201,16 @@ pub fn load(inputs: Inputs<'_>) -> Result<Loaded, ConfigError> {
         env_vars,
         compat_vars: compat.vars,
     };
-    let extract = |figment: &Figment| -> Result<Config, figment::Error> {
-        Ok(Config {
-            general: figment.extract()?,
-            serve: figment.extract()?,
-            auth: figment.extract()?,
-            rate_limit: figment.extract()?,
-            session: figment.extract()?,
-            server: figment.extract()?,
-            servers: BTreeMap::new(),
-            default_alias: None,
-        })
+    let mut config = Config {
+        general: sources.extract()?,
+        serve: sources.extract()?,
+        auth: sources.extract()?,
+        rate_limit: sources.extract()?,
+        session: sources.extract()?,
+        server: sources.extract()?,
+        servers: BTreeMap::new(),
+        default_alias: None,
     };
-    let mut config = extract(&sources.figment).map_err(|e| sources.error(e))?;
     /// The named servers' tables, read from the top so that errors name
     /// their whole path (`servers.a.session-mode`).
     #[derive(serde::Deserialize)]
@@ -216,11 +218,7 @@ pub fn load(inputs: Inputs<'_>) -> Result<Loaded, ConfigError> {
         #[serde(default)]
         servers: BTreeMap<String, ServerConfig>,
     }
-    let own_servers = sources
-        .figment
-        .extract::<Named>()
-        .map_err(|e| sources.error(e))?
-        .servers;
+    let own_servers = sources.extract::<Named>()?.servers;
     check(&config, &own_servers, &sources)?;
     config.servers = own_servers
         .iter()
