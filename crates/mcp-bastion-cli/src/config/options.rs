@@ -14,7 +14,7 @@ use mcp_bastion::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::value::{FromText, List, MaybeDuration, Parsed, switch};
+use super::value::{FromText, List, MaybeDuration, Parsed, from_text_by_value_enum, switch};
 
 /// `--session-mode`: how many children a stdio server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,7 +78,7 @@ pub enum RateLimitKey {
     Global,
 }
 
-crate::from_text_by_value_enum!(
+from_text_by_value_enum!(
     SessionMode,
     LogFormat,
     Overflow,

@@ -360,8 +360,6 @@ pub fn parse_duration(s: &str) -> Result<Option<Duration>, String> {
 }
 
 /// Implements [`FromText`] for a `clap::ValueEnum`, naming the possible values on error.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! from_text_by_value_enum {
     ($($t:ty),*) => {$(
         impl $crate::config::value::FromText for $t {
@@ -378,6 +376,7 @@ macro_rules! from_text_by_value_enum {
         }
     )*};
 }
+pub(crate) use from_text_by_value_enum;
 
 #[cfg(test)]
 mod tests {
