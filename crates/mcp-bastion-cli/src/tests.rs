@@ -34,11 +34,7 @@ fn every_option_is_documented() {
 
 #[test]
 fn every_flag_is_a_configuration_key_with_the_same_name() {
-    // one value per flag: each must land in the configuration under its own key
-    let mut args = vec!["mcp-bastion".to_owned()];
-    for name in flag_names() {
-        args.push(format!("--{name}"));
-    }
+    // a flag given lands in the configuration under its own key
     let cli =
         Cli::try_parse_from(["mcp-bastion", "--json-response", "--listen", "127.0.0.1:9"]).unwrap();
     let given = cli.given();
@@ -95,4 +91,32 @@ fn repeated_and_comma_separated_flags_are_lists() {
     assert_eq!(loaded.config.auth.api_key.to_vec(), ["a", "b"]);
     assert_eq!(loaded.config.server.pass_env.unwrap().to_vec(), ["X", "Y"]);
     assert_eq!(loaded.config.server.command, ["node", "srv.js"]);
+}
+
+#[test]
+fn the_file_is_the_config_flag_or_else_mcp_bastion_config() {
+    let dir = std::env::temp_dir();
+    let path = |name: &str| {
+        dir.join(format!(
+            "mcp-bastion-main-{}-{name}.toml",
+            std::process::id()
+        ))
+    };
+    let (by_env, by_flag) = (path("env"), path("flag"));
+    std::fs::write(&by_env, "keepalive-secs = 1\n").unwrap();
+    std::fs::write(&by_flag, "keepalive-secs = 2\n").unwrap();
+    let env = BTreeMap::from([(
+        "MCP_BASTION_CONFIG".to_owned(),
+        by_env.display().to_string(),
+    )]);
+    let cli = Cli::try_parse_from(["mcp-bastion"]).unwrap();
+    let loaded = super::load_config(&cli, &env, None).unwrap();
+    assert_eq!(*loaded.config.general.keepalive_secs.get(), 1);
+    let flag = by_flag.display().to_string();
+    let cli = Cli::try_parse_from(["mcp-bastion", "--config", flag.as_str()]).unwrap();
+    let loaded = super::load_config(&cli, &env, None).unwrap();
+    assert_eq!(*loaded.config.general.keepalive_secs.get(), 2);
+    assert_eq!(loaded.file(), Some(by_flag.as_path()));
+    let _ = std::fs::remove_file(by_env);
+    let _ = std::fs::remove_file(by_flag);
 }
