@@ -532,14 +532,26 @@ fn mcp_proxy_port_is_the_port_listened_on() {
 fn a_flag_wins_over_its_mcp_bastion_variable() {
     let file = write("flag-over-env.toml", "command = [\"node\", \"srv.js\"]\n");
     let out = Command::new(bastion_bin())
-        .args(["check-config", file.to_str().unwrap(), "--listen", "127.0.0.1:8092"])
+        .args([
+            "check-config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:8092",
+        ])
         .env("MCP_BASTION_LISTEN", "127.0.0.1:8091")
         .env("MCP_BASTION_KEEPALIVE_SECS", "9")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("listen = \"127.0.0.1:8092\"  # flag"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("listen = \"127.0.0.1:8092\"  # flag"),
+        "{text}"
+    );
     assert!(
         text.contains("keepalive-secs = 9  # $MCP_BASTION_KEEPALIVE_SECS"),
         "{text}"
