@@ -154,7 +154,7 @@ struct Cli {
     upstream: upstream::UpstreamFlags,
 
     /// The stdio MCP server to run, after `--` (or `--upstream URL` instead).
-    #[arg(last = true, num_args = 1..)]
+    #[arg(last = true, num_args = 1.., conflicts_with = "upstream")]
     command: Vec<String>,
 }
 

@@ -292,7 +292,7 @@ fn check(
     if !config.server.command.is_empty() && config.server.upstream.is_some() {
         return Err(err(
             COMMAND,
-            "give either the command or `upstream`, not both",
+            "cannot be used with `upstream`: give either a command or an upstream",
         ));
     }
     for (name, server) in servers {
