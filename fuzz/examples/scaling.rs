@@ -264,7 +264,12 @@ fn main() {
         },
     );
     config_row("config: comment lines, then keys", &|n| {
-        fill("", "# comment\n", "stateless = true\nmax-sessions = 5\n", n)
+        fill(
+            "",
+            "# comment\n",
+            "json-response = true\nmax-concurrent = 5\n",
+            n,
+        )
     });
     config_row("config: nested arrays `[[[[…` (refused)", &|n| {
         fill("command = ", "[", "", n)

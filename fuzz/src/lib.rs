@@ -26,14 +26,6 @@ use mcp_bastion::{
     transport::sse_codec::encode_event,
 };
 
-/// The CLI's configuration layering, compiled as it is in the binary (the
-/// CLI is a binary crate, so it is included by path rather than depended on).
-/// Not under `cfg(test)`: its unit tests need the binary's `Cli`.
-#[cfg(not(test))]
-#[allow(dead_code, clippy::all)]
-#[path = "../../crates/mcp-bastion-cli/src/config.rs"]
-mod config;
-
 /// Splits `data` at the first `sep`: (before, after); all of it when absent.
 fn split(data: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
     match data.iter().position(|b| *b == sep) {
@@ -336,111 +328,25 @@ pub fn session_id(data: &[u8]) {
     }
 }
 
-/// How `config.rs` sees an option: every shape the real `Cli` has (a value
-/// with a parser, an enum, a repeatable list, a switch, an aliased option,
-/// the file itself and the trailing command). The real `Cli` lives in the
-/// binary's `main.rs` beside the server code, so it cannot be included here.
-#[derive(Debug, clap::Parser)]
-#[command(name = "mcp-bastion")]
-pub struct FuzzCli {
-    /// The TOML file.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// A value with a parser.
-    #[arg(long, env = "MCP_BASTION_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: std::net::SocketAddr,
-    /// An enumeration.
-    #[arg(long, value_enum, default_value_t = Mode::PerSession)]
-    session_mode: Mode,
-    /// A free string.
-    #[arg(long, default_value = "")]
-    path_prefix: String,
-    /// An alias and a custom parser.
-    #[arg(long, alias = "replica-id", value_parser = parse_key)]
-    route_key: Option<String>,
-    /// Repeatable.
-    #[arg(long, value_name = "NAME")]
-    pass_env: Vec<String>,
-    /// A secret (masked when rendered).
-    #[arg(long)]
-    api_key: Vec<String>,
-    /// A number.
-    #[arg(long)]
-    max_sessions: Option<u32>,
-    /// A switch.
-    #[arg(long)]
-    stateless: bool,
-    /// The server command.
-    #[arg(last = true)]
-    command: Vec<String>,
-}
-
-/// How `config.rs` sees a `[servers.<name>]` table: the shapes of the real
-/// `servers::ServerCli` (an enumeration, repeatable lists, secrets, the
-/// trailing command), which also lives in the binary.
-#[cfg(not(test))]
-mod servers {
-    use super::Mode;
-
-    #[derive(Debug, clap::Parser)]
-    #[command(name = "servers.<name>")]
-    pub(crate) struct ServerCli {
-        #[arg(long, value_enum, default_value_t = Mode::PerSession)]
-        session_mode: Mode,
-        #[arg(long = "pass-env", value_name = "NAME")]
-        pass_env: Vec<String>,
-        #[arg(long = "env", value_name = "NAME=VALUE")]
-        env: Vec<String>,
-        #[arg(long = "param-env", value_name = "PARAM=VAR")]
-        param_env: Vec<String>,
-        #[arg(long)]
-        upstream: Option<String>,
-        #[arg(long = "upstream-header")]
-        upstream_header: Vec<String>,
-        #[arg(last = true, num_args = 1.., conflicts_with = "upstream")]
-        command: Vec<String>,
-    }
-}
-
-/// An enumeration option's values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// One per session.
-    PerSession,
-    /// One for all.
-    Shared,
-}
-
-fn parse_key(s: &str) -> Result<String, String> {
-    check_route_key(s)
-        .map(|()| s.to_owned())
-        .map_err(|e| e.to_string())
-}
-
-/// Target 5: the CLI's configuration layering, from TOML text to the
-/// argument list clap parses.
+/// Target 5: the binary's configuration, from TOML text to the effective
+/// configuration `check-config` prints, through the real loader of
+/// `mcp_bastion_cli::config` (the file layer alone: no flags, no variables).
 ///
-/// Input: the text of the file given with `--config`. The layering reads it
-/// from disk, so it is written to one scratch file per process.
-#[cfg(not(test))]
+/// Input: the text of the `--config` file (lossy UTF-8).
 pub fn config_toml(data: &[u8]) {
-    use clap::Parser as _;
-    thread_local! {
-        static PATH: PathBuf = std::env::temp_dir().join(format!("mcp-bastion-fuzz-config-{}.toml", std::process::id()));
-    }
-    let path = PATH.with(Clone::clone);
-    std::fs::write(&path, data).expect("the scratch file is writable");
-    let argv: Vec<std::ffi::OsString> =
-        vec!["mcp-bastion".into(), "--config".into(), path.clone().into()];
-    match config::layer::<FuzzCli>(&argv, &std::collections::BTreeMap::new()) {
-        Ok(layered) => {
-            let args = layered.to_args();
-            let rendered = config::render(&layered);
+    use mcp_bastion_cli::config::is_secret;
+    let text = String::from_utf8_lossy(data);
+    match load_config_text(&text) {
+        Ok(loaded) => {
+            let rendered = loaded.render();
             // Secrets never reach the rendered configuration.
-            for line in rendered.lines().filter(|l| !l.starts_with('#')) {
+            for line in rendered
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.starts_with('[') && !l.is_empty())
+            {
                 let (name, rest) = line.split_once(" = ").expect("`name = value  # origin`");
-                if config::is_secret(name) {
-                    let (value, _) = rest.rsplit_once("  # ").expect("an origin comment");
+                if is_secret(name) {
+                    let value = rest.rsplit_once("  # ").map_or(rest, |(v, _)| v);
                     assert!(
                         value
                             .replace("\"********\"", "")
@@ -450,17 +356,13 @@ pub fn config_toml(data: &[u8]) {
                     );
                 }
             }
-            // What the file said, clap accepts: every value was checked by
-            // clap one option at a time already.
-            if let Err(e) = FuzzCli::try_parse_from(&args) {
-                assert!(
-                    !matches!(
-                        e.kind(),
-                        clap::error::ErrorKind::InvalidValue
-                            | clap::error::ErrorKind::UnknownArgument
-                    ),
-                    "a file the layering accepted gives {args:?}: {e}"
-                );
+            // Every value from the file names a line of the file.
+            let lines = text.lines().count().max(1);
+            for line in rendered.lines() {
+                if let Some((_, n)) = line.rsplit_once("# config line ") {
+                    let n: usize = n.parse().expect("a line number");
+                    assert!((1..=lines).contains(&n), "line {n} of {lines}: {line:?}");
+                }
             }
         }
         Err(e) => {
@@ -470,12 +372,27 @@ pub fn config_toml(data: &[u8]) {
     }
 }
 
-/// The layering of one configuration file, as the binary does it: the
-/// argument list for clap, or the error shown to the operator.
-#[cfg(not(test))]
-pub fn layer_config_file(path: &std::path::Path) -> Result<Vec<std::ffi::OsString>, String> {
-    let argv: Vec<std::ffi::OsString> = vec!["mcp-bastion".into(), "--config".into(), path.into()];
-    config::layer::<FuzzCli>(&argv, &std::collections::BTreeMap::new())
-        .map(|l| l.to_args())
+/// The configuration of one file's text, as the binary reads it.
+pub fn load_config_text(
+    text: &str,
+) -> Result<mcp_bastion_cli::config::Loaded, mcp_bastion_cli::config::ConfigError> {
+    use mcp_bastion_cli::config::{ConfigFile, Inputs, load};
+    let env = std::collections::BTreeMap::new();
+    load(Inputs {
+        flags: Default::default(),
+        env: &env,
+        file: Some(ConfigFile {
+            path: PathBuf::from("fuzz.toml"),
+            text: text.to_owned(),
+        }),
+    })
+}
+
+/// The configuration of one file, as the binary reads it: the rendered
+/// effective configuration, or the error shown to the operator.
+pub fn layer_config_file(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    load_config_text(&text)
+        .map(|l| l.render())
         .map_err(|e| e.to_string())
 }

@@ -525,3 +525,47 @@ fn mcp_proxy_port_is_the_port_listened_on() {
     assert_eq!(server.base_url(), format!("http://127.0.0.1:{port}"));
     ClientRun::against(Sdk::TypeScript, Transport::Streamable, &server, "").run_ok(&server);
 }
+
+/// One precedence for every option: a flag on the command line wins over its `MCP_BASTION_*`
+/// variable (until the configuration moved to one typed layering, the variable won).
+#[test]
+fn a_flag_wins_over_its_mcp_bastion_variable() {
+    let file = write("flag-over-env.toml", "command = [\"node\", \"srv.js\"]\n");
+    let out = Command::new(bastion_bin())
+        .args([
+            "check-config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:8092",
+        ])
+        .env("MCP_BASTION_LISTEN", "127.0.0.1:8091")
+        .env("MCP_BASTION_KEEPALIVE_SECS", "9")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("listen = \"127.0.0.1:8092\"  # flag"),
+        "{text}"
+    );
+    assert!(
+        text.contains("keepalive-secs = 9  # $MCP_BASTION_KEEPALIVE_SECS"),
+        "{text}"
+    );
+    let _ = std::fs::remove_file(file);
+
+    // and the server listens where the flag says
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    let args = with_command(&["--listen", "127.0.0.1:0", "--allow-unauthenticated"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env_listen = format!("127.0.0.1:{taken_port}");
+    let server = compat_server(&args, &[("MCP_BASTION_LISTEN", env_listen.as_str())]);
+    assert_ne!(server.base_url(), format!("http://{env_listen}").as_str());
+    ClientRun::against(Sdk::Python, Transport::Streamable, &server, "").run_ok(&server);
+    drop(taken);
+}

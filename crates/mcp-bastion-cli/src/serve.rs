@@ -44,6 +44,8 @@ use http::{HeaderValue, StatusCode, header};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use mcp_bastion::jsonrpc::{ErrorObject, codes, http_error};
+use mcp_bastion_cli::config::{ServeConfig, options::MIN_HEADER_BYTES};
+use serde::Serialize;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
@@ -52,62 +54,41 @@ use tokio::{
 use tokio_rustls::{TlsAcceptor, rustls::ServerConfig};
 use tower::ServiceExt;
 
-/// Connection limits against slow and hostile clients, flattened into the
-/// main command line.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct ServeArgs {
+/// Connection limits against slow and hostile clients, as given.
+#[derive(Debug, Clone, Default, Args, Serialize)]
+#[command(next_help_heading = "Connections")]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct ServeFlags {
     /// Seconds a client gets to send a request's headers (and, with TLS, to
     /// finish its handshake) after connecting or after its previous answer;
     /// a connection that sends nothing is closed after this long (0: no
-    /// limit).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub(crate) header_read_timeout: u64,
+    /// limit) [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub(crate) header_read_timeout: Option<String>,
 
     /// Seconds a client gets to send a whole request body, counted from the
     /// end of its headers; a later body gets `408` and the connection is
-    /// closed (0: no limit).
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub(crate) body_read_timeout: u64,
+    /// closed (0: no limit) [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub(crate) body_read_timeout: Option<String>,
 
     /// Largest request head (request line and headers) in bytes; a larger
-    /// one gets `431`.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = parse_header_bytes)]
-    pub(crate) max_header_bytes: usize,
+    /// one gets `431` (at least 8192) [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    pub(crate) max_header_bytes: Option<String>,
 }
 
-/// Smallest `--max-header-bytes`: hyper's read buffer cannot be smaller.
-const MIN_HEADER_BYTES: usize = 8 * 1024;
-
-fn parse_header_bytes(text: &str) -> Result<usize, String> {
-    let n: usize = text
-        .parse()
-        .map_err(|_| format!("expected a number of bytes, got `{text}`"))?;
-    if n < MIN_HEADER_BYTES {
-        return Err(format!("must be at least {MIN_HEADER_BYTES}"));
-    }
-    Ok(n)
-}
-
-impl ServeArgs {
-    fn header_read_timeout(&self) -> Option<Duration> {
-        (self.header_read_timeout > 0).then(|| Duration::from_secs(self.header_read_timeout))
-    }
-
-    fn body_read_timeout(&self) -> Option<Duration> {
-        (self.body_read_timeout > 0).then(|| Duration::from_secs(self.body_read_timeout))
-    }
-
-    /// The HTTP/1.1 connection settings of these limits.
-    fn http1(&self) -> hyper::server::conn::http1::Builder {
-        let mut http1 = hyper::server::conn::http1::Builder::new();
-        http1
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout())
-            .max_header_size(self.max_header_bytes)
-            // the read buffer holds the head; bodies stream through it
-            .max_buf_size(self.max_header_bytes.max(MIN_HEADER_BYTES));
-        http1
-    }
+/// The HTTP/1.1 connection settings of these limits.
+fn http1(limits: &ServeConfig) -> hyper::server::conn::http1::Builder {
+    let max_header_bytes = limits.max_header_bytes.get().0;
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout())
+        .max_header_size(max_header_bytes)
+        // the read buffer holds the head; bodies stream through it
+        .max_buf_size(max_header_bytes.max(MIN_HEADER_BYTES));
+    http1
 }
 
 /// When [`serve`] stops accepting connections.
@@ -128,12 +109,12 @@ pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<ServerConfig>>,
-    limits: &ServeArgs,
+    limits: &ServeConfig,
     (signalled, close): (impl Future<Output = ()> + Send, ListenerClose),
     drained: impl Future<Output = ()> + Send,
 ) {
     let acceptor = tls.map(TlsAcceptor::from);
-    let http1 = Arc::new(limits.http1());
+    let http1 = Arc::new(http1(limits));
     let handshake_timeout = limits.header_read_timeout();
     let body_timeout = limits.body_read_timeout();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -353,9 +334,13 @@ mod tests {
 
     #[test]
     fn header_limit_below_hypers_buffer_is_refused() {
-        assert!(parse_header_bytes("4096").is_err());
-        assert!(parse_header_bytes("lots").is_err());
-        assert_eq!(parse_header_bytes("65536"), Ok(65536));
+        use mcp_bastion_cli::config::{options::HeaderBytes, value::Parsed};
+        assert!(Parsed::<HeaderBytes>::parse("4096").is_err());
+        assert!(Parsed::<HeaderBytes>::parse("lots").is_err());
+        assert_eq!(
+            Parsed::<HeaderBytes>::parse("65536").map(|b| b.0),
+            Ok(65536)
+        );
     }
 
     /// A body that gives one frame and then nothing, forever.

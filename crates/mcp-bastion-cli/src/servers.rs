@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use clap::Parser;
 use mcp_bastion::{
     backend::{
         Backend, DynBackend,
@@ -18,91 +17,45 @@ use mcp_bastion::{
     },
     transport::{Sse, StreamableHttp},
 };
+use mcp_bastion_cli::config::{ServerConfig, options::SessionMode};
 
-use crate::{SessionMode, upstream::UpstreamArgs};
-
-/// The options of one named server, under the same long names as the
-/// top-level flags (in the file: `[servers.<name>]` keys).
-#[derive(Debug, Parser)]
-#[command(name = "servers.<name>")]
-pub(crate) struct ServerCli {
-    /// One child process per session, or one shared by all sessions.
-    #[arg(long, value_enum, default_value_t = SessionMode::PerSession)]
-    pub(crate) session_mode: SessionMode,
-
-    /// Variables the child inherits from the proxy's environment.
-    #[arg(long = "pass-env", value_name = "NAME")]
-    pub(crate) pass_env: Vec<String>,
-
-    /// Fixed variables for the child, `NAME=VALUE`.
-    #[arg(long = "env", value_name = "NAME=VALUE")]
-    pub(crate) env: Vec<String>,
-
-    /// This server's `PARAM=VAR` mappings, instead of the top-level ones
-    /// (per-session stdio servers only).
-    #[arg(long = "param-env", value_name = "PARAM=VAR")]
-    pub(crate) param_env: Vec<String>,
-
-    /// The remote MCP server, instead of a command.
-    #[command(flatten)]
-    pub(crate) upstream: UpstreamArgs,
-
-    /// The stdio MCP server to run.
-    #[arg(last = true, num_args = 1.., conflicts_with = "upstream")]
-    pub(crate) command: Vec<String>,
-}
-
-/// One named server as parsed.
-#[derive(Debug)]
-pub(crate) struct NamedServer {
-    /// `[A-Za-z0-9_-]{1,64}`.
-    pub(crate) name: String,
-    /// Its options.
-    pub(crate) cli: ServerCli,
-}
-
-impl NamedServer {
-    /// Its backend; a stdio child's environment maps `principal_env` and
-    /// this server's `param-env` (else `default_param_env`).
-    pub(crate) fn backend(
-        &self,
-        principal_env: &[String],
-        default_param_env: &[String],
-    ) -> Result<DynBackend, String> {
-        let cli = &self.cli;
-        if !cli.param_env.is_empty()
-            && (cli.upstream.upstream.is_some() || cli.session_mode == SessionMode::Shared)
-        {
-            return Err(format!(
-                "[servers.{}]: `param-env` sets a per-session child's environment: it needs a \
-                 command with `session-mode = \"per-session\"`",
-                self.name
-            ));
-        }
-        if let Some(backend) = cli
-            .upstream
-            .build()
-            .map_err(|e| format!("[servers.{}]: {e}", self.name))?
-        {
-            return Ok(backend);
-        }
-        let param_env = if cli.param_env.is_empty() {
-            default_param_env
-        } else {
-            &cli.param_env
-        };
-        session_env(principal_env, param_env)
-            .and_then(|session_env| {
-                stdio_backend(
-                    &cli.command,
-                    cli.session_mode,
-                    &cli.pass_env,
-                    &cli.env,
-                    session_env,
-                )
-            })
-            .map_err(|e| format!("[servers.{}]: {e}", self.name))
+/// The backend of `server` (an upstream, or a stdio command), or `None`
+/// when it names neither (the default server may be left out). `name` is
+/// the named server's, for errors; a stdio child's environment maps
+/// `principal_env` and `param_env` (see [`session_env`]).
+pub(crate) fn backend(
+    server: &ServerConfig,
+    name: Option<&str>,
+    principal_env: &[String],
+    param_env: &[String],
+) -> Result<Option<DynBackend>, String> {
+    let on = |e: String| match name {
+        Some(name) => format!("[servers.{name}]: {e}"),
+        None => e,
+    };
+    if let Some(backend) = crate::upstream::backend(server).map_err(on)? {
+        return Ok(Some(backend));
     }
+    if server.command.is_empty() {
+        return Ok(None);
+    }
+    let pass_env = server
+        .pass_env
+        .as_ref()
+        .map(|l| l.to_vec())
+        .unwrap_or_default();
+    session_env(principal_env, param_env)
+        .and_then(|session_env| {
+            stdio_backend(
+                &server.command,
+                server.session_mode(),
+                &pass_env,
+                &server.env.to_vec(),
+                session_env,
+            )
+        })
+        .map(Some)
+        .map_err(on)
 }
 
 /// A per-session child's environment from `--principal-env VAR=FIELD` and
@@ -130,7 +83,7 @@ pub(crate) fn session_env(
 }
 
 /// A stdio backend running `command` (program first).
-pub(crate) fn stdio_backend(
+fn stdio_backend(
     command: &[String],
     mode: SessionMode,
     pass_env: &[String],

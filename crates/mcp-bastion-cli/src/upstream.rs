@@ -3,15 +3,18 @@
 
 use std::{sync::Arc, time::Duration};
 
-use clap::ValueEnum;
 use mcp_bastion::backend::{
     DynBackend,
     upstream::{UpstreamBackend, UpstreamTransport},
 };
+use mcp_bastion_cli::config::{ServerConfig, options};
+use serde::Serialize;
 
-/// The flags of the upstream backend.
-#[derive(Debug, clap::Args)]
-pub struct UpstreamArgs {
+/// The flags of the upstream backend, as given.
+#[derive(Debug, Clone, Default, clap::Args, Serialize)]
+#[command(next_help_heading = "Upstream")]
+#[serde(rename_all = "kebab-case")]
+pub struct UpstreamFlags {
     /// Proxy to the remote MCP server at URL (its Streamable HTTP endpoint,
     /// or a legacy server's SSE URL) instead of running `-- <command>`. The
     /// client's credentials are never forwarded.
@@ -20,11 +23,7 @@ pub struct UpstreamArgs {
 
     /// A header sent on every upstream request, `"Name: value"` (repeatable).
     /// Values are secrets: never logged.
-    #[arg(
-        long = "upstream-header",
-        value_name = "NAME: VALUE",
-        requires = "upstream"
-    )]
+    #[arg(long, value_name = "NAME: VALUE")]
     pub upstream_header: Vec<String>,
 
     /// Send `Authorization: Bearer <token>` upstream, the token read from the
@@ -32,61 +31,48 @@ pub struct UpstreamArgs {
     #[arg(long, value_name = "VAR")]
     pub upstream_bearer_env: Option<String>,
 
-    /// Seconds the upstream may take to answer one request (0: no limit).
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub upstream_timeout: u64,
+    /// Seconds the upstream may take to answer one request (0: no limit) [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub upstream_timeout: Option<String>,
 
-    /// Seconds to establish a connection to the upstream.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub upstream_connect_timeout: u64,
+    /// Seconds to establish a connection to the upstream [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub upstream_connect_timeout: Option<String>,
 
-    /// The upstream's transport: `auto` tries Streamable HTTP, then legacy SSE.
-    #[arg(long, value_enum, default_value_t = UpstreamTransportArg::Auto)]
-    pub upstream_transport: UpstreamTransportArg,
+    /// The upstream's transport: `auto` tries Streamable HTTP, then legacy
+    /// SSE; or `streamable`, `sse` [default: auto].
+    #[arg(long, value_name = "TRANSPORT")]
+    pub upstream_transport: Option<String>,
 }
 
-/// `--upstream-transport`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum UpstreamTransportArg {
-    /// Streamable HTTP, falling back to legacy SSE on a 4xx to `initialize`.
-    Auto,
-    /// Streamable HTTP only.
-    Streamable,
-    /// Legacy HTTP+SSE (2024-11-05) only.
-    Sse,
-}
-
-impl UpstreamArgs {
-    /// The upstream backend, when `--upstream` is given.
-    pub fn build(&self) -> Result<Option<DynBackend>, String> {
-        let Some(url) = &self.upstream else {
-            if !self.upstream_header.is_empty() || self.upstream_bearer_env.is_some() {
-                return Err(
-                    "--upstream-header and --upstream-bearer-env need --upstream URL".into(),
-                );
-            }
-            return Ok(None);
-        };
-        let mut builder = UpstreamBackend::builder(url.as_str())
-            .transport(match self.upstream_transport {
-                UpstreamTransportArg::Auto => UpstreamTransport::Auto,
-                UpstreamTransportArg::Streamable => UpstreamTransport::StreamableHttp,
-                UpstreamTransportArg::Sse => UpstreamTransport::LegacySse,
-            })
-            .request_timeout(
-                (self.upstream_timeout > 0).then(|| Duration::from_secs(self.upstream_timeout)),
-            )
-            .connect_timeout(Duration::from_secs(self.upstream_connect_timeout.max(1)));
-        for header in &self.upstream_header {
-            let (name, value) = parse_header(header)?;
-            builder = builder.header(name, value);
+/// The upstream backend of `server`, when it names an upstream.
+pub fn backend(server: &ServerConfig) -> Result<Option<DynBackend>, String> {
+    let Some(url) = &server.upstream else {
+        if !server.upstream_header.is_empty() || server.upstream_bearer_env.is_some() {
+            return Err("--upstream-header and --upstream-bearer-env need --upstream URL".into());
         }
-        if let Some(var) = &self.upstream_bearer_env {
-            builder = builder.bearer_from_env(var.as_str());
-        }
-        let backend = builder.build().map_err(|e| e.to_string())?;
-        Ok(Some(Arc::new(backend)))
+        return Ok(None);
+    };
+    let timeout = server.upstream_timeout();
+    let mut builder = UpstreamBackend::builder(url.get().as_str())
+        .transport(match server.upstream_transport() {
+            options::UpstreamTransport::Auto => UpstreamTransport::Auto,
+            options::UpstreamTransport::Streamable => UpstreamTransport::StreamableHttp,
+            options::UpstreamTransport::Sse => UpstreamTransport::LegacySse,
+        })
+        .request_timeout((timeout > 0).then(|| Duration::from_secs(timeout)))
+        .connect_timeout(Duration::from_secs(
+            server.upstream_connect_timeout().max(1),
+        ));
+    for header in server.upstream_header.iter() {
+        let (name, value) = parse_header(header)?;
+        builder = builder.header(name, value);
     }
+    if let Some(var) = &server.upstream_bearer_env {
+        builder = builder.bearer_from_env(var.get().as_str());
+    }
+    let backend = builder.build().map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(backend)))
 }
 
 /// `"Name: value"`. The error never repeats the value (it may be a secret).

@@ -1,0 +1,81 @@
+//! Graceful shutdown: the signals that start it, and the drain that lets
+//! work in flight finish before sessions and children end.
+
+use std::time::Duration;
+
+use crate::servers::Servers;
+
+/// Completes on Ctrl-C, or on SIGTERM on Unix.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// How long a graceful shutdown leaves the last answers to reach their
+/// clients before it ends the sessions.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Graceful shutdown, after the signal (when [`Servers::start_draining`]
+/// was called): no new sessions (503, and `/readyz` not ready) while
+/// requests in flight finish (up to `timeout`; their sessions are still
+/// served on the connections already open, so clients can answer a server's
+/// request or cancel), then sessions close once the requests inside them are
+/// answered (their SSE streams end) and children are ended. When this
+/// returns, the open connections close once idle; a second `timeout` bounds
+/// them.
+pub(crate) async fn drain(servers: Servers, timeout: Duration) {
+    let in_flight = || servers.in_flight_requests();
+    tracing::info!(
+        in_flight = in_flight(),
+        "shutting down: no new sessions; waiting for requests in flight"
+    );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let quiet = || async {
+        while in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    quiet().await;
+    if in_flight() == 0 {
+        // The last answers are routed but may still be on their way out: let
+        // clients read them before their other streams (GET) end, which some
+        // SDKs treat as a failure of the whole session. Requests that came in
+        // meanwhile (on connections still open) are waited for again.
+        let left_time = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(SETTLE.min(left_time)).await;
+        quiet().await;
+    }
+    let left = in_flight();
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "shutdown timeout reached with requests in flight; ending them"
+        );
+    }
+    tracing::info!("closing sessions and ending children");
+    servers.close_sessions_when_idle(deadline).await;
+    let _ = tokio::time::timeout(timeout, servers.shutdown()).await;
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        tracing::warn!("connections still open after the shutdown timeout; exiting");
+        std::process::exit(0);
+    });
+}
