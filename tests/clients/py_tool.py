@@ -52,7 +52,9 @@ async def session_run(args: argparse.Namespace, read, write) -> dict:
                 text = "\n".join(getattr(b, "text", "") or "" for b in result.content)
                 out["call"] = {"text": text, "is_error": bool(result.is_error)}
             except Exception as exc:  # reported, not raised: a refusal may be the expected outcome
-                out["call"] = {"error": describe(exc)}
+                error = getattr(exc, "error", None)
+                out["call"] = {"error": describe(exc), "code": getattr(error, "code", None),
+                               "message": getattr(error, "message", None)}
     return out
 
 

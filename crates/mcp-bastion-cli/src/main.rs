@@ -103,6 +103,17 @@ struct Cli {
     #[arg(long, value_name = "NAME=VALUE")]
     env: Vec<String>,
 
+    /// Only the backend's tools matching this glob (`*`, `?`) are listed and
+    /// callable (repeatable). Default: every tool.
+    #[arg(long, value_name = "GLOB")]
+    tools_allow: Vec<String>,
+
+    /// The backend's tools matching this glob are removed: not listed, and a
+    /// call gets the error of an unknown tool before the backend sees it
+    /// (repeatable; wins over --tools-allow).
+    #[arg(long, value_name = "GLOB")]
+    tools_deny: Vec<String>,
+
     /// Log format: text or json [default: text].
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,

@@ -33,7 +33,21 @@ pub(crate) fn backend(
         Some(name) => format!("[servers.{name}]: {e}"),
         None => e,
     };
-    if let Some(backend) = crate::upstream::backend(server).map_err(on)? {
+    let backend = bare_backend(server, principal_env, param_env).map_err(on)?;
+    // the operator's trim of the backend's tools, whatever the backend
+    Ok(backend.map(|backend| match server.tool_filter() {
+        Some(filter) => Arc::new(filter.wrap(backend)) as DynBackend,
+        None => backend,
+    }))
+}
+
+/// [`backend`] before its tool filter.
+fn bare_backend(
+    server: &ServerConfig,
+    principal_env: &[String],
+    param_env: &[String],
+) -> Result<Option<DynBackend>, String> {
+    if let Some(backend) = crate::upstream::backend(server)? {
         return Ok(Some(backend));
     }
     if server.command.is_empty() {
@@ -55,7 +69,6 @@ pub(crate) fn backend(
             )
         })
         .map(Some)
-        .map_err(on)
 }
 
 /// A per-session child's environment from `--principal-env VAR=FIELD` and

@@ -269,12 +269,10 @@ mod tests {
         assert!(err.contains("--redis-url"), "{err}");
     }
 
-    #[tokio::test]
-    async fn reserved_env_names_are_refused_at_startup() {
-        let s = parse(&[]);
-        let err = session_layer(&s, &["x=LD_PRELOAD".to_owned()], None, None)
-            .await
-            .unwrap_err();
+    #[test]
+    fn reserved_env_names_are_refused_at_startup() {
+        // the backend maps `--param-env`: its names are checked there
+        let err = crate::servers::session_env(&[], &["x=LD_PRELOAD".to_owned()]).unwrap_err();
         assert!(err.contains("LD_PRELOAD"), "{err}");
     }
 }

@@ -485,6 +485,10 @@ pub struct ServerConfig {
     pub env: List<String>,
     /// `PARAM=VAR` mappings of a named server, instead of the top-level ones.
     pub param_env: Option<List<String>>,
+    /// Globs of the tool names the backend may expose (default: all).
+    pub tools_allow: Option<List<String>>,
+    /// Globs of tool names removed from the backend, even if allowed.
+    pub tools_deny: Option<List<String>>,
     /// The remote MCP server, instead of a command.
     pub upstream: Option<Parsed<String>>,
     /// Headers sent upstream, `Name: value` (secrets).
@@ -505,10 +509,12 @@ pub struct ServerConfig {
 impl ServerConfig {
     /// The keys a named server takes from the top level when its table does
     /// not set them. Commands, upstreams, credentials and `env` never are.
-    pub const INHERITED: [&str; 6] = [
+    pub const INHERITED: [&str; 8] = [
         "session-mode",
         "pass-env",
         "param-env",
+        "tools-allow",
+        "tools-deny",
         "upstream-timeout",
         "upstream-connect-timeout",
         "upstream-transport",
@@ -524,6 +530,8 @@ impl ServerConfig {
         fill(&mut self.session_mode, &top.session_mode);
         fill(&mut self.pass_env, &top.pass_env);
         fill(&mut self.param_env, &top.param_env);
+        fill(&mut self.tools_allow, &top.tools_allow);
+        fill(&mut self.tools_deny, &top.tools_deny);
         fill(&mut self.upstream_timeout, &top.upstream_timeout);
         fill(
             &mut self.upstream_connect_timeout,
@@ -554,6 +562,19 @@ impl ServerConfig {
         self.upstream_transport
             .as_ref()
             .map_or(UpstreamTransport::Auto, |t| **t)
+    }
+
+    /// The tool filter of `tools-allow` and `tools-deny` (`None`: every
+    /// tool stays).
+    pub fn tool_filter(&self) -> Option<mcp_bastion::backend::tool_filter::ToolFilter> {
+        let mut filter = mcp_bastion::backend::tool_filter::ToolFilter::new();
+        for pattern in self.tools_allow.iter().flat_map(|l| l.iter()) {
+            filter = filter.allow(pattern);
+        }
+        for pattern in self.tools_deny.iter().flat_map(|l| l.iter()) {
+            filter = filter.deny(pattern);
+        }
+        (!filter.is_empty()).then_some(filter)
     }
 
     /// Whether this names a backend at all (a command or an upstream).

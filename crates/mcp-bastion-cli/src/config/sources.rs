@@ -84,6 +84,8 @@ impl Schema {
         let server = ServerConfig {
             pass_env: Some(Default::default()),
             param_env: Some(Default::default()),
+            tools_allow: Some(Default::default()),
+            tools_deny: Some(Default::default()),
             ..ServerConfig::default()
         };
         let mut server_options = BTreeMap::new();
