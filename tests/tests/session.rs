@@ -302,6 +302,168 @@ fn each_user_gets_a_child_whose_environment_holds_their_own_github_token() {
     server.wait_for_children(0, Duration::from_secs(10));
 }
 
+/// `/sse?token=T` and `/mcp?token=T`, with `token` captured for the backend (`--capture-param`,
+/// `--param-env`): a parameter named like a credential is session data when the operator says so.
+/// Each user authenticates with a header; each user's child sees its own token; no token is
+/// logged.
+#[test]
+fn a_captured_parameter_named_token_reaches_each_users_child_and_no_log() {
+    let server = Server::bastion(
+        &[
+            "--session-mode",
+            "per-session",
+            "--api-key",
+            "KEY-ONE-a51c",
+            "--api-key",
+            "KEY-TWO-c07e",
+            "--capture-param",
+            "token",
+            "--param-env",
+            "token=BASTION_TOKEN",
+        ],
+        &everything_stdio(),
+    );
+    let one = server.url("/mcp?token=tok_userONE_71aa");
+    let two = server.url("/sse?token=tok_userTWO_e3b9");
+    let (a, b) = thread::scope(|scope| {
+        let a = scope.spawn(|| {
+            session_call(
+                Sdk::Python,
+                &server,
+                &[
+                    "--url",
+                    &one,
+                    "--transport",
+                    "streamable",
+                    "--bearer",
+                    "KEY-ONE-a51c",
+                    "--call",
+                    "get-env",
+                ],
+            )
+        });
+        let b = scope.spawn(|| {
+            session_call(
+                Sdk::Python,
+                &server,
+                &[
+                    "--url",
+                    &two,
+                    "--transport",
+                    "sse",
+                    "--bearer",
+                    "KEY-TWO-c07e",
+                    "--call",
+                    "get-env",
+                ],
+            )
+        });
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let a_env = a["results"][0].as_str().unwrap();
+    let b_env = b["results"][0].as_str().unwrap();
+    assert_eq!(
+        env_var(a_env, "BASTION_TOKEN").as_deref(),
+        Some("tok_userONE_71aa")
+    );
+    assert_eq!(
+        env_var(b_env, "BASTION_TOKEN").as_deref(),
+        Some("tok_userTWO_e3b9")
+    );
+    let logs = server.logs();
+    for secret in ["tok_userONE", "tok_userTWO", "KEY-ONE-a51c", "KEY-TWO-c07e"] {
+        assert!(!logs.contains(secret), "{secret} in logs:\n{logs}");
+    }
+}
+
+/// The other seed URL: `/sse?auth=KEY&service=X`, `auth` the credential
+/// (`--api-key-query-param auth`) and `service` captured and mapped into the child.
+#[test]
+fn a_query_credential_and_a_captured_service_share_one_url() {
+    let server = Server::bastion(
+        &[
+            "--session-mode",
+            "per-session",
+            "--api-key",
+            "KEY-QUERY-9e02",
+            "--api-key-query-param",
+            "auth",
+            "--param-env",
+            "service=SERVICE_NAME",
+        ],
+        &everything_stdio(),
+    );
+    for (transport, path) in [("sse", "/sse"), ("streamable", "/mcp")] {
+        let url = server.url(&format!("{path}?auth=KEY-QUERY-9e02&service=billing"));
+        let summary = session_call(
+            Sdk::Python,
+            &server,
+            &["--url", &url, "--transport", transport, "--call", "get-env"],
+        );
+        let env = summary["results"][0].as_str().unwrap();
+        assert_eq!(
+            env_var(env, "SERVICE_NAME").as_deref(),
+            Some("billing"),
+            "{transport}"
+        );
+    }
+    let logs = server.logs();
+    assert!(!logs.contains("KEY-QUERY-9e02"), "key in logs:\n{logs}");
+}
+
+/// A credential-like parameter configured neither way is refused, and the refusal names both
+/// ways out; configured both ways, the binary refuses to start.
+#[test]
+fn an_unconfigured_token_parameter_is_refused_with_both_ways_out() {
+    let server = Server::bastion(
+        &["--session-mode", "shared", "--api-key", "KEY-PLAIN-33d0"],
+        &everything_stdio(),
+    );
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-i",
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer KEY-PLAIN-33d0",
+        ])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-H", "Accept: application/json, text/event-stream"])
+        .args(["--data", r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#])
+        .arg(server.url("/mcp?token=tok_unconfigured_5f"))
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.starts_with("HTTP/1.1 4"), "refused: {answer}");
+    let challenge = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+        .unwrap_or_default();
+    assert!(
+        challenge.contains("--api-key-query-param") && challenge.contains("--capture-param"),
+        "{answer}"
+    );
+    let logs = server.logs();
+    assert!(
+        logs.contains("--capture-param"),
+        "the log names the way out:\n{logs}"
+    );
+    assert!(!logs.contains("tok_unconfigured_5f"), "{logs}");
+
+    let both = Command::new(tests::bastion_bin())
+        .args(["--api-key", "k", "--api-key-query-param", "token"])
+        .args(["--capture-param", "token", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(
+        err.contains("token") && err.contains("credential") && err.contains("session"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_reserved_variable_in_param_env_is_refused_at_startup() {
     let out = Command::new(tests::bastion_bin())
