@@ -441,3 +441,33 @@ impl CallInFlight {
         report
     }
 }
+
+/// Runs the client script `script` of `tests/clients/` (`.py` with [`python`], `.mjs` with
+/// [`node`]) with `args`, and returns the JSON of its last line of output;
+/// panics with everything it printed when there is none.
+pub fn script_report(script: &str, args: &[&str]) -> serde_json::Value {
+    let program = if script.ends_with(".py") {
+        python()
+    } else {
+        node()
+    };
+    let out = Command::new(program)
+        .arg(clients_dir().join(script))
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "{script} {args:?} printed no report ({})\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}

@@ -7,38 +7,16 @@
 use std::{
     io::{Read, Write},
     net::TcpStream,
-    process::Command,
     time::Duration,
 };
 
 use serde_json::Value;
-use tests::{Server, clients_dir, everything_stdio, python};
-
-/// Runs `tests/clients/early_answer.{mjs,py}` against `url` and returns its report.
-fn early_answer(program: &str, script: &str, url: &str) -> Value {
-    let out = Command::new(program)
-        .arg(clients_dir().join(script))
-        .args(["--url", url])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|_| {
-        panic!(
-            "{script} printed no report:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn node() -> String {
-    std::env::var("NODE").unwrap_or_else(|_| "node".into())
-}
+use tests::{Server, everything_stdio, script_report};
 
 /// Every client's report: (client name, its answer).
 fn reports(url: &str) -> Vec<(&'static str, Value)> {
-    let node = early_answer(&node(), "early_answer.mjs", url);
-    let python = early_answer(&python(), "early_answer.py", url);
+    let node = script_report("early_answer.mjs", &["--url", url]);
+    let python = script_report("early_answer.py", &["--url", url]);
     vec![
         ("node fetch", node["fetch"].clone()),
         ("TypeScript SDK", node["sdk"].clone()),

@@ -241,6 +241,25 @@ fn env_var(get_env_text: &str, name: &str) -> Option<String> {
     env[name].as_str().map(str::to_owned)
 }
 
+/// Two users at once, each `(SDK, URL, transport, bearer)`: what `get-env` shows each one.
+fn get_env_of_two(server: &Server, users: [(Sdk, &str, &str, Option<&str>); 2]) -> [String; 2] {
+    thread::scope(|scope| {
+        users
+            .map(|(sdk, url, transport, bearer)| {
+                scope.spawn(move || {
+                    let mut args =
+                        vec!["--url", url, "--transport", transport, "--call", "get-env"];
+                    if let Some(bearer) = bearer {
+                        args.extend(["--bearer", bearer]);
+                    }
+                    let summary = session_call(sdk, server, &args);
+                    summary["results"][0].as_str().unwrap().to_owned()
+                })
+            })
+            .map(|user| user.join().unwrap())
+    })
+}
+
 #[test]
 fn each_user_gets_a_child_whose_environment_holds_their_own_github_token() {
     let server = Server::bastion(
@@ -256,32 +275,14 @@ fn each_user_gets_a_child_whose_environment_holds_their_own_github_token() {
     );
     let one = server.url("/mcp?github_token=ghp_userONE_4b8e&service=a");
     let two = server.url("/sse?github_token=ghp_userTWO_90d1&service=b");
-    let (a, b) = thread::scope(|scope| {
-        let a = scope.spawn(|| {
-            session_call(
-                Sdk::Python,
-                &server,
-                &[
-                    "--url",
-                    &one,
-                    "--transport",
-                    "streamable",
-                    "--call",
-                    "get-env",
-                ],
-            )
-        });
-        let b = scope.spawn(|| {
-            session_call(
-                Sdk::TypeScript,
-                &server,
-                &["--url", &two, "--transport", "sse", "--call", "get-env"],
-            )
-        });
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    let a_env = a["results"][0].as_str().unwrap();
-    let b_env = b["results"][0].as_str().unwrap();
+    let [a_env, b_env] = get_env_of_two(
+        &server,
+        [
+            (Sdk::Python, &one, "streamable", None),
+            (Sdk::TypeScript, &two, "sse", None),
+        ],
+    );
+    let (a_env, b_env) = (a_env.as_str(), b_env.as_str());
     assert_eq!(
         env_var(a_env, "GITHUB_PERSONAL_ACCESS_TOKEN").as_deref(),
         Some("ghp_userONE_4b8e")
@@ -325,43 +326,14 @@ fn a_captured_parameter_named_token_reaches_each_users_child_and_no_log() {
     );
     let one = server.url("/mcp?token=tok_userONE_71aa");
     let two = server.url("/sse?token=tok_userTWO_e3b9");
-    let (a, b) = thread::scope(|scope| {
-        let a = scope.spawn(|| {
-            session_call(
-                Sdk::Python,
-                &server,
-                &[
-                    "--url",
-                    &one,
-                    "--transport",
-                    "streamable",
-                    "--bearer",
-                    "KEY-ONE-a51c",
-                    "--call",
-                    "get-env",
-                ],
-            )
-        });
-        let b = scope.spawn(|| {
-            session_call(
-                Sdk::Python,
-                &server,
-                &[
-                    "--url",
-                    &two,
-                    "--transport",
-                    "sse",
-                    "--bearer",
-                    "KEY-TWO-c07e",
-                    "--call",
-                    "get-env",
-                ],
-            )
-        });
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    let a_env = a["results"][0].as_str().unwrap();
-    let b_env = b["results"][0].as_str().unwrap();
+    let [a_env, b_env] = get_env_of_two(
+        &server,
+        [
+            (Sdk::Python, &one, "streamable", Some("KEY-ONE-a51c")),
+            (Sdk::Python, &two, "sse", Some("KEY-TWO-c07e")),
+        ],
+    );
+    let (a_env, b_env) = (a_env.as_str(), b_env.as_str());
     assert_eq!(
         env_var(a_env, "BASTION_TOKEN").as_deref(),
         Some("tok_userONE_71aa")

@@ -4,10 +4,8 @@
 //! composes with per-tool scopes.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::process::Command;
-
 use serde_json::Value;
-use tests::{Server, clients_dir, everything_stdio, python};
+use tests::{Server, everything_stdio, script_report};
 
 const KEY: &str = "KEY-TOOLS-6d1f";
 
@@ -15,34 +13,15 @@ const KEY: &str = "KEY-TOOLS-6d1f";
 fn run(sdk: &str, transport: &str, server: &Server, call: &str) -> Value {
     let endpoint = if transport == "sse" { "/sse" } else { "/mcp" };
     let url = server.url(endpoint);
-    let mut cmd = match sdk {
-        "python" => {
-            let mut c = Command::new(python());
-            c.arg(clients_dir().join("py_tool.py"))
-                .args(["--header", &format!("Authorization: Bearer {KEY}")]);
-            c
-        }
-        _ => {
-            let mut c = Command::new(std::env::var("NODE").unwrap_or_else(|_| "node".into()));
-            c.arg(clients_dir().join("ts_tools.mjs"))
-                .args(["--bearer", KEY]);
-            c
-        }
+    let header = format!("Authorization: Bearer {KEY}");
+    let (script, credential) = match sdk {
+        "python" => ("py_tool.py", ["--header", header.as_str()]),
+        _ => ("ts_tools.mjs", ["--bearer", KEY]),
     };
-    let out = cmd
-        .args(["--url", &url, "--transport", transport, "--call", call])
-        .args(["--arguments", r#"{"message": "hi"}"#])
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|_| {
-        panic!(
-            "{sdk} {transport}: no report\n{stdout}\n{}\n--- server ---\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            server.logs()
-        )
-    })
+    let mut args = vec!["--url", &url, "--transport", transport, "--call", call];
+    args.extend(credential);
+    args.extend(["--arguments", r#"{"message": "hi"}"#]);
+    script_report(script, &args)
 }
 
 fn tools(report: &Value) -> Vec<String> {
