@@ -8,7 +8,7 @@
 //! | backend | feature | what it serves |
 //! |---|---|---|
 //! | [`stdio::StdioBackend`] | `stdio` | a child process speaking newline-delimited JSON, one per session or one shared |
-//! | [`rmcp::RmcpBackend`] | `rmcp` | any rmcp `ServerHandler`, in process |
+//! | `rmcp::RmcpBackend` | `rmcp` | any rmcp `ServerHandler`, in process |
 //! | [`upstream::UpstreamBackend`] | `upstream` | a remote MCP server over Streamable HTTP or legacy SSE, with its own credentials |
 //!
 //! [`tool_filter::ToolFilter`] wraps any of them to trim the tools it

@@ -41,7 +41,7 @@
 //! In memory by default: keys idle for a window are evicted, so a flood of
 //! distinct IPs costs memory only for as long as it lasts (about 150 bytes a
 //! key for the sliding window, 90 for GCRA; see `docs/rate-limiting.md` for
-//! the measurement). With the `redis` feature, [`McpRateLimitLayer::redis`] shares
+//! the measurement). With the `redis` feature, `McpRateLimitLayer::redis` shares
 //! the counters between processes through atomic Lua scripts; when Redis is
 //! unreachable the [`FailurePolicy`] applies at once (one request a second
 //! probes Redis until it answers), the outage is logged once and
