@@ -5,7 +5,9 @@
 //! Declares the rate limit of a tool next to its code. Put it on the tool's
 //! function (beside rmcp's `#[tool]`); the layer picks every declaration
 //! linked into the binary up with
-//! `McpRateLimitLayer::with_declared_tool_limits()`.
+//! `McpRateLimitLayer::with_declared_tool_limits()`, which you then mount
+//! like any rate limit (`McpStack::new().rate_limit(layer)`, or
+//! `Router::layer` inside `McpInspectLayer`).
 //!
 //! ```
 //! use mcp_bastion::ratelimit::declared_tool_limits;

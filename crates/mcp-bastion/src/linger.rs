@@ -14,7 +14,8 @@
 //! ([`LingerLimits`], like nginx's `lingering_close`), so that the answer
 //! reaches the client and the connection can even be reused. A client that
 //! keeps sending past a bound is cut off, so lingering is no slowloris
-//! vector.
+//! vector. The default [`LingerLimits`]: at most 64 MiB discarded, for at
+//! most 10 s, with at most 2 s between reads.
 //!
 //! ```
 //! use axum::{Router, routing::post};
@@ -26,7 +27,9 @@
 //!     .layer(LingeringCloseLayer::new(LingerLimits::default()));
 //! ```
 //!
-//! `McpStack` mounts it outermost by default.
+//! [`McpStack`](crate::stack::McpStack) mounts it outermost by default
+//! ([`lingering_close`](crate::stack::McpStack::lingering_close) sets other
+//! limits, or `None` to turn it off).
 
 use std::{
     pin::Pin,

@@ -12,16 +12,19 @@
 //! speak in that session).
 //!
 //! Mount it inside [`McpInspectLayer`](crate::inspect::McpInspectLayer) and
-//! authentication, so that the parsed request and the `Principal` are there:
+//! authentication, so that the parsed request and the `Principal` are there,
+//! in one `ServiceBuilder` given to one `Router::layer` call.
+//! [`McpStack`](crate::stack::McpStack) includes it by default
+//! ([`without_trace`](crate::stack::McpStack::without_trace) leaves it out):
 //!
 //! ```
 //! use axum::{Router, routing::post};
 //! use mcp_bastion::{inspect::McpInspectLayer, trace::McpTraceLayer};
+//! use tower::ServiceBuilder;
 //!
 //! let app: Router = Router::new()
 //!     .route("/mcp", post(|| async { "ok" }))
-//!     .layer(McpTraceLayer::new())
-//!     .layer(McpInspectLayer::new());
+//!     .layer(ServiceBuilder::new().layer(McpInspectLayer::new()).layer(McpTraceLayer::new()));
 //! ```
 
 use std::task::{Context, Poll};

@@ -23,11 +23,24 @@
 //! `GET <url>?apiKey=` contract of existing MCP auth proxies),
 //! [`Introspection`] (RFC 7662), and closures ([`from_fn`]).
 //!
+//! Query parameters named like credentials (`token`, `key`, `api_key`,
+//! `auth`…) are refused unless enabled as one
+//! ([`CredentialSources::query_params`]), with an `error_description` that
+//! names both ways out. A parameter the session layer captures is session
+//! data for the backend, not a credential: declare it with
+//! [`McpAuthLayer::session_params`] (or
+//! [`CredentialSources::session_params`]) and it is never refused.
+//! [`McpStack`](crate::stack::McpStack) passes its session layer's captured
+//! names itself.
+//!
 //! Secrets never reach logs: [`Credential`], [`ApiKeys`] and the JWT types
 //! have redacting `Debug`s, errors carry fixed phrases, and nothing logs a
 //! URL's query.
 //!
 //! # Example
+//!
+//! Mounted on its own with `Router::layer`; [`McpStack::auth`](crate::stack::McpStack::auth)
+//! puts it in the full stack, in the right place.
 //!
 //! ```
 //! use axum::{Router, body::Body, routing::post};

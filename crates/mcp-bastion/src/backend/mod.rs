@@ -8,11 +8,26 @@
 //! | backend | feature | what it serves |
 //! |---|---|---|
 //! | [`stdio::StdioBackend`] | `stdio` | a child process speaking newline-delimited JSON, one per session or one shared |
-//! | [`rmcp::RmcpBackend`] | `rmcp` | any rmcp `ServerHandler`, in process |
+//! | `rmcp::RmcpBackend` | `rmcp` | any rmcp `ServerHandler`, in process |
 //! | [`upstream::UpstreamBackend`] | `upstream` | a remote MCP server over Streamable HTTP or legacy SSE, with its own credentials |
 //!
 //! [`tool_filter::ToolFilter`] wraps any of them to trim the tools it
 //! exposes (allow and deny lists of globs).
+//!
+//! A backend is mounted through a transport
+//! ([`StreamableHttp::new`](crate::transport::StreamableHttp::new),
+//! [`Sse::new`](crate::transport::Sse::new)), or behind every layer at once
+//! with [`McpStack::serve`](crate::stack::McpStack::serve):
+//!
+//! ```
+//! use mcp_bastion::{backend::stdio::StdioBackend, stack::McpStack};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let backend = StdioBackend::builder("my-mcp-server").build()?;
+//! let app: axum::Router = McpStack::new().serve(backend); // /mcp, /sse, /messages
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! Writing your own: implement [`Backend::connect`], return the two channel
 //! ends, and stop work when the connection's [`CancellationToken`] fires or

@@ -19,7 +19,8 @@
 //!
 //! // A fresh handler per session, as rmcp's own `StreamableHttpService` does.
 //! let backend = RmcpBackend::new(Hello::default);
-//! // Hand `backend` to `transport::StreamableHttp` or `transport::Sse`.
+//! // Serve it behind every layer: `McpStack::new().serve(backend)`, or hand it
+//! // to `transport::StreamableHttp` / `transport::Sse` yourself.
 //! ```
 //!
 //! # How it works

@@ -16,6 +16,10 @@
 //! composes with per-tool scopes (`McpScopeLayer` trims what is left per
 //! caller).
 //!
+//! The `mcp-bastion` binary exposes the same lists per server
+//! (`--tools-allow`, `--tools-deny`, and the `[servers.<name>]` keys of its
+//! configuration file).
+//!
 //! ```
 //! use mcp_bastion::backend::{stdio::StdioBackend, tool_filter::ToolFilter};
 //!
@@ -26,7 +30,8 @@
 //! let filter = ToolFilter::new().deny("*delete*").deny("move_file");
 //! assert!(!filter.allows("delete_file"));
 //! let backend = filter.wrap(backend); // a Backend like any other
-//! # let _ = backend;
+//! let app: axum::Router = mcp_bastion::stack::McpStack::new().serve(backend);
+//! # let _ = app;
 //! # Ok(())
 //! # }
 //! ```

@@ -21,6 +21,10 @@
 //!
 //! # Example
 //!
+//! Mounted with `Router::layer`, the guard inside CORS;
+//! [`McpStack::browser`](crate::stack::McpStack::browser) puts both in the
+//! full stack, outside authentication.
+//!
 //! ```
 //! use axum::{body::Body, routing::post, Router};
 //! use http::{Request, StatusCode};

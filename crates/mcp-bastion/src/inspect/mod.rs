@@ -21,6 +21,11 @@
 //!
 //! # Example
 //!
+//! Mounted on its own with `Router::layer`;
+//! [`McpStack`](crate::stack::McpStack) includes it by default (see
+//! [`McpStack::inspect`](crate::stack::McpStack::inspect) for another body
+//! limit).
+//!
 //! ```
 //! use axum::{body::Body, routing::post, Extension, Router};
 //! use http::{Request, StatusCode};

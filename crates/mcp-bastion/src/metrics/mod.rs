@@ -16,18 +16,21 @@
 //! [`MAX_TOOL_LABELS`] distinct tools every new one is `other`. A flood of
 //! made-up names cannot grow the metric set without bound.
 //!
-//! Mount it after [`McpInspectLayer`](crate::inspect::McpInspectLayer) (it
+//! Mount it inside [`McpInspectLayer`](crate::inspect::McpInspectLayer) (it
 //! reads the parsed [`McpRequest`](crate::inspect::McpRequest); requests
-//! without one, such as GET and DELETE, are labelled `http:GET`…):
+//! without one, such as GET and DELETE, are labelled `http:GET`…), in one
+//! `ServiceBuilder` given to one `Router::layer` call;
+//! [`McpStack::metrics`](crate::stack::McpStack::metrics) puts it in the full
+//! stack, where it also counts the refusals of scopes and rate limits:
 //!
 //! ```
 //! use axum::{Router, routing::post};
 //! use mcp_bastion::{inspect::McpInspectLayer, metrics::McpMetricsLayer};
+//! use tower::ServiceBuilder;
 //!
 //! let app: Router = Router::new()
 //!     .route("/mcp", post(|| async { "ok" }))
-//!     .layer(McpMetricsLayer::new())
-//!     .layer(McpInspectLayer::new());
+//!     .layer(ServiceBuilder::new().layer(McpInspectLayer::new()).layer(McpMetricsLayer::new()));
 //! ```
 
 mod labels;

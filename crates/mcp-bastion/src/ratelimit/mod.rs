@@ -41,7 +41,7 @@
 //! In memory by default: keys idle for a window are evicted, so a flood of
 //! distinct IPs costs memory only for as long as it lasts (about 150 bytes a
 //! key for the sliding window, 90 for GCRA; see `docs/rate-limiting.md` for
-//! the measurement). With the `redis` feature, [`McpRateLimitLayer::redis`] shares
+//! the measurement). With the `redis` feature, `McpRateLimitLayer::redis` shares
 //! the counters between processes through atomic Lua scripts; when Redis is
 //! unreachable the [`FailurePolicy`] applies at once (one request a second
 //! probes Redis until it answers), the outage is logged once and
@@ -49,11 +49,16 @@
 //!
 //! # Example
 //!
+//! Mounted by hand, inside the inspect layer, in one `ServiceBuilder` given
+//! to one `Router::layer` call;
+//! [`McpStack::rate_limit`](crate::stack::McpStack::rate_limit) puts it in
+//! the full stack, in the right place.
+//!
 //! ```
 //! use axum::{body::Body, routing::post, Router};
 //! use http::{Request, StatusCode};
 //! use mcp_bastion::{inspect::McpInspectLayer, ratelimit::{McpRateLimitLayer, RateLimitPolicy}};
-//! use tower::ServiceExt;
+//! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # tokio_test_block_on(async {
 //! let policy = RateLimitPolicy::new()
@@ -61,8 +66,11 @@
 //!     .tool("expensive", "2/min".parse().unwrap());
 //! let app = Router::new()
 //!     .route("/mcp", post(|| async { "ok" }))
-//!     .layer(McpRateLimitLayer::new(policy))
-//!     .layer(McpInspectLayer::new());
+//!     .layer(
+//!         ServiceBuilder::new()
+//!             .layer(McpInspectLayer::new()) // outer: parses the body once
+//!             .layer(McpRateLimitLayer::new(policy)), // inner: reads the parsed call
+//!     );
 //!
 //! let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"expensive"}}"#;
 //! let send = || Request::post("/mcp").header("content-type", "application/json").body(Body::from(call)).unwrap();

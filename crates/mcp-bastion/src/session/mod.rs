@@ -54,6 +54,12 @@
 //!
 //! # Example
 //!
+//! Mounted on its own with `Router::layer`;
+//! [`McpStack::sessions`](crate::stack::McpStack::sessions) puts it in the
+//! full stack, wires it to close the transports' sessions, and tells
+//! authentication that its captured parameters are session data, not
+//! credentials (by hand: `McpAuthLayer::session_params`).
+//!
 //! ```
 //! use axum::{body::Body, routing::any, Router};
 //! use http::{Request, StatusCode};

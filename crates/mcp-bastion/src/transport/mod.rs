@@ -20,6 +20,10 @@
 //!
 //! # Example: both transports over one stdio child per session
 //!
+//! Mounted by hand, with no layer in front (anyone who reaches the port may
+//! call the tools). [`McpStack::serve`](crate::stack::McpStack::serve)
+//! mounts both transports behind the full stack of layers instead.
+//!
 //! ```no_run
 //! use axum::{Router, serve::ListenerExt};
 //! use mcp_bastion::{backend::stdio::StdioBackend, transport::{Sse, StreamableHttp}};

@@ -10,19 +10,31 @@
 //!   they come back as JSON or as SSE events, on a POST's stream or on the
 //!   legacy transport's `GET /sse` stream.
 //!
+//! It composes with [`ToolFilter`](crate::backend::tool_filter::ToolFilter),
+//! which removes tools for everyone at the backend; scopes then trim what is
+//! left per caller.
+//!
+//! Mounted by hand inside authentication and inspection, in one
+//! `ServiceBuilder` given to one `Router::layer` call;
+//! [`McpStack::scopes`](crate::stack::McpStack::scopes) puts it in the full
+//! stack, in the right place.
+//!
 //! ```
 //! use axum::{Router, body::Body, routing::post};
 //! use http::{Request, StatusCode};
 //! use mcp_bastion::{auth::{ApiKeys, McpAuthLayer, McpScopeLayer, ScopePolicy}, inspect::McpInspectLayer, principal::Principal};
-//! use tower::ServiceExt;
+//! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # tokio_test_block_on(async {
 //! let keys = ApiKeys::new().key("sk-user", Principal::new("user").with_scopes(["tools:read"]));
 //! let app = Router::new()
 //!     .route("/mcp", post(|| async { "called" }))
-//!     .layer(McpScopeLayer::new(ScopePolicy::new().tool("wipe", ["tools:admin"])))
-//!     .layer(McpInspectLayer::new())
-//!     .layer(McpAuthLayer::new(keys));
+//!     .layer(
+//!         ServiceBuilder::new() // outermost first
+//!             .layer(McpAuthLayer::new(keys))
+//!             .layer(McpInspectLayer::new())
+//!             .layer(McpScopeLayer::new(ScopePolicy::new().tool("wipe", ["tools:admin"]))),
+//!     );
 //!
 //! let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"wipe"}}"#;
 //! let res = app.oneshot(

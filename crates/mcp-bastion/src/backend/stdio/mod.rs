@@ -81,8 +81,9 @@
 //!   [`grace_period`](StdioBackendBuilder::grace_period), then killing it;
 //!   it is always reaped. [`Backend::shutdown`] does this for every child,
 //!   per-session ones included, and refuses new connections afterwards.
-//!   Only the direct child is killed: a grandchild that ignores the closed
-//!   stdin (a package runner's server, say) outlives it.
+//!   The child leads a process group of its own, and the group is signalled
+//!   when it ends, so what it started (the server a package runner such as
+//!   `npx` starts as a grandchild) ends with it.
 //! - A session that stops reading `incoming` (over a thousand messages
 //!   queued) is closed, so that it cannot stall a shared child's other
 //!   sessions.

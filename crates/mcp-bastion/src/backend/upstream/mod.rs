@@ -14,6 +14,7 @@
 //!     .request_timeout(Some(Duration::from_secs(120)))
 //!     .build()?;
 //! let service = StreamableHttp::new(std::sync::Arc::new(backend));
+//! // or both transports behind every layer: `McpStack::new().serve(backend)`
 //! # Ok(()) }
 //! ```
 //!
