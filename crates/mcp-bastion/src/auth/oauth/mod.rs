@@ -78,6 +78,7 @@ mod server;
 mod store;
 mod token;
 mod upstream;
+mod verify;
 
 pub use builder::OAuthServerBuilder;
 pub use clients::{DcrPolicy, RedirectAllowlist, StaticClient};
@@ -86,6 +87,7 @@ pub use keys::SigningKey;
 pub use server::OAuthServer;
 pub use store::{MemoryStore, OAuthStore, RecordKind, StoreError};
 pub use upstream::UpstreamOidc;
+pub use verify::OAuthTokens;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};

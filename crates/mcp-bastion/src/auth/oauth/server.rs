@@ -213,6 +213,16 @@ impl OAuthServer {
             .expect("a static key with an audience always builds")
     }
 
+    /// An [`Authenticator`](crate::auth::Authenticator) that verifies this
+    /// server's access tokens like [`jwt_authenticator`](Self::jwt_authenticator)
+    /// and refuses those whose grant was revoked.
+    pub fn authenticator(&self) -> super::OAuthTokens {
+        super::OAuthTokens {
+            jwt: self.jwt_authenticator(),
+            inner: self.inner.clone(),
+        }
+    }
+
     /// The RFC 9728 document of the resource, naming this issuer.
     pub fn protected_resource_metadata(&self) -> ProtectedResourceMetadata {
         ProtectedResourceMetadata::new()
