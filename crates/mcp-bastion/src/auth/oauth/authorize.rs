@@ -91,8 +91,7 @@ async fn start(inner: &Inner, q: AuthorizeQuery) -> Result<Response, Response> {
             "code_challenge_method must be S256",
         ));
     }
-    if q
-        .resource
+    if q.resource
         .as_deref()
         .is_some_and(|r| r.trim_end_matches('/') != inner.resource.trim_end_matches('/'))
     {
@@ -150,8 +149,7 @@ async fn start(inner: &Inner, q: AuthorizeQuery) -> Result<Response, Response> {
 /// PKCE S256 challenges are 43 base64url characters.
 fn is_challenge(c: &str) -> bool {
     c.len() == 43
-        && c
-            .bytes()
+        && c.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 

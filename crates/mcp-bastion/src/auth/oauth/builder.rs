@@ -202,10 +202,7 @@ impl OAuthServerBuilder {
                 redirects: self.redirects,
                 upstream,
                 login,
-                records: Records(
-                    self.store
-                        .unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                ),
+                records: Records(self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()))),
                 secure_cookies,
             }),
         })

@@ -321,7 +321,11 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(check_ip(ip, false), Err(CimdError::ForbiddenAddress), "{ip}");
+            assert_eq!(
+                check_ip(ip, false),
+                Err(CimdError::ForbiddenAddress),
+                "{ip}"
+            );
         }
         assert!(check_ip("127.0.0.1".parse().unwrap(), true).is_ok());
         assert!(check_ip("10.1.2.3".parse().unwrap(), true).is_err());
@@ -357,10 +361,16 @@ mod tests {
         let ok = br#"{"client_id":"https://app.example/c.json","redirect_uris":["http://127.0.0.1/cb"],"client_name":"App"}"#;
         assert_eq!(parse_document(id, ok).unwrap().name.as_deref(), Some("App"));
         let other = br#"{"client_id":"https://evil.example/c.json","redirect_uris":["http://127.0.0.1/cb"]}"#;
-        assert_eq!(parse_document(id, other).err(), Some(CimdError::BadDocument));
+        assert_eq!(
+            parse_document(id, other).err(),
+            Some(CimdError::BadDocument)
+        );
         let none = br#"{"client_id":"https://app.example/c.json","redirect_uris":[]}"#;
         assert_eq!(parse_document(id, none).err(), Some(CimdError::BadDocument));
         let secret = br#"{"client_id":"https://app.example/c.json","redirect_uris":["http://127.0.0.1/cb"],"token_endpoint_auth_method":"client_secret_basic"}"#;
-        assert_eq!(parse_document(id, secret).err(), Some(CimdError::BadDocument));
+        assert_eq!(
+            parse_document(id, secret).err(),
+            Some(CimdError::BadDocument)
+        );
     }
 }

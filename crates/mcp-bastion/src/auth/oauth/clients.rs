@@ -236,17 +236,33 @@ mod tests {
         assert!(c.redirect_uri(Some("https://app.example/cb/")).is_none());
         assert!(c.redirect_uri(Some("https://app.example/cb?x=1")).is_none());
         assert!(c.redirect_uri(Some("https://evil.example/cb")).is_none());
-        assert_eq!(c.redirect_uri(None).as_deref(), Some("https://app.example/cb"));
+        assert_eq!(
+            c.redirect_uri(None).as_deref(),
+            Some("https://app.example/cb")
+        );
     }
 
     #[test]
     fn loopback_redirect_matches_on_any_port_only() {
         let c = client(&["http://127.0.0.1/callback"]);
-        assert!(c.redirect_uri(Some("http://127.0.0.1:49152/callback")).is_some());
-        assert!(c.redirect_uri(Some("http://127.0.0.1:49152/other")).is_none());
-        assert!(c.redirect_uri(Some("http://localhost:49152/callback")).is_none());
+        assert!(
+            c.redirect_uri(Some("http://127.0.0.1:49152/callback"))
+                .is_some()
+        );
+        assert!(
+            c.redirect_uri(Some("http://127.0.0.1:49152/other"))
+                .is_none()
+        );
+        assert!(
+            c.redirect_uri(Some("http://localhost:49152/callback"))
+                .is_none()
+        );
         let https = client(&["https://127.0.0.1/callback"]);
-        assert!(https.redirect_uri(Some("https://127.0.0.1:8443/callback")).is_none());
+        assert!(
+            https
+                .redirect_uri(Some("https://127.0.0.1:8443/callback"))
+                .is_none()
+        );
     }
 
     #[test]

@@ -42,13 +42,19 @@ pub(crate) async fn ask(
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
-    let client = request.client_name.clone().unwrap_or_else(|| request.client_id.clone());
+    let client = request
+        .client_name
+        .clone()
+        .unwrap_or_else(|| request.client_id.clone());
     let scopes: String = request
         .scope
         .iter()
         .map(|s| format!("<li><code>{}</code></li>", page::escape(s)))
         .collect();
-    let who = identity.email.clone().unwrap_or_else(|| identity.sub.clone());
+    let who = identity
+        .email
+        .clone()
+        .unwrap_or_else(|| identity.sub.clone());
     let body = format!(
         "<p>Signed in as <strong>{who}</strong>.</p>\
          <p><strong>{client}</strong> (client id <code>{client_id}</code>) asks for access to \

@@ -26,7 +26,9 @@ pub(crate) fn paths(issuer_path: &str) -> Vec<String> {
     ];
     if !issuer_path.is_empty() {
         paths.push(format!("{issuer_path}/.well-known/openid-configuration"));
-        paths.push(format!("{issuer_path}/.well-known/oauth-authorization-server"));
+        paths.push(format!(
+            "{issuer_path}/.well-known/oauth-authorization-server"
+        ));
     }
     paths
 }

@@ -142,7 +142,9 @@ impl Records {
         value: &T,
         ttl: Option<Duration>,
     ) -> Result<Option<U>, StoreError> {
-        Ok(from_value(self.0.swap(kind, key, to_value(value)?, ttl).await?))
+        Ok(from_value(
+            self.0.swap(kind, key, to_value(value)?, ttl).await?,
+        ))
     }
 
     /// Marks a grant revoked (its refresh tokens and, through the

@@ -83,8 +83,12 @@ async fn registered(
             }
         }
     }
-    let reg: Registration = serde_json::from_slice(body)
-        .map_err(|_| EndpointError::new("invalid_client_metadata", "the body is not valid client metadata"))?;
+    let reg: Registration = serde_json::from_slice(body).map_err(|_| {
+        EndpointError::new(
+            "invalid_client_metadata",
+            "the body is not valid client metadata",
+        )
+    })?;
     if reg.redirect_uris.is_empty() {
         return Err(EndpointError::new(
             "invalid_redirect_uri",
@@ -101,14 +105,13 @@ async fn registered(
             "a redirect URI is not allowed by this server",
         ));
     }
-    if reg
-        .grant_types
+    if reg.grant_types.as_ref().is_some_and(|g| {
+        g.iter()
+            .any(|t| t != "authorization_code" && t != "refresh_token")
+    }) || reg
+        .response_types
         .as_ref()
-        .is_some_and(|g| g.iter().any(|t| t != "authorization_code" && t != "refresh_token"))
-        || reg
-            .response_types
-            .as_ref()
-            .is_some_and(|r| r.iter().any(|t| t != "code"))
+        .is_some_and(|r| r.iter().any(|t| t != "code"))
     {
         return Err(EndpointError::new(
             "invalid_client_metadata",
@@ -130,16 +133,22 @@ async fn registered(
         }
     };
     if let Some(scope) = &reg.scope {
-        if scope.split_whitespace().any(|s| !inner.scopes.iter().any(|c| c == s)) {
+        if scope
+            .split_whitespace()
+            .any(|s| !inner.scopes.iter().any(|c| c == s))
+        {
             return Err(EndpointError::new(
                 "invalid_client_metadata",
                 "a scope is not offered",
             ));
         }
     }
-    let name = reg
-        .client_name
-        .map(|n| n.chars().filter(|c| !c.is_control()).take(MAX_NAME).collect::<String>());
+    let name = reg.client_name.map(|n| {
+        n.chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_NAME)
+            .collect::<String>()
+    });
     let client = Client {
         id: super::random_token(),
         name: name.clone(),

@@ -11,10 +11,15 @@ use axum::{
 use http::{HeaderValue, header};
 
 use super::{
-    DcrPolicy, OAuthServerBuilder, RecordKind, RedirectAllowlist, SigningKey,
-    authorize, cimd::CimdFetcher, clients::Client, consent, keys::AccessClaims, login, metadata,
+    DcrPolicy, OAuthServerBuilder, RecordKind, RedirectAllowlist, SigningKey, authorize,
+    cimd::CimdFetcher,
+    clients::Client,
+    consent,
+    keys::AccessClaims,
+    login, metadata,
     records::{GRANT_TTL, Grant, Records, RefreshSlot},
-    registration, token, upstream::Upstream,
+    registration, token,
+    upstream::Upstream,
 };
 use crate::auth::{JwtAuthenticator, ProtectedResourceMetadata};
 
@@ -50,7 +55,11 @@ impl LoginPolicy {
             .filter(|_| identity.email_verified)
             .and_then(|e| e.rsplit_once('@'))
             .map(|(_, d)| d.to_ascii_lowercase());
-        domain.is_some_and(|d| self.email_domains.iter().any(|a| a.eq_ignore_ascii_case(&d)))
+        domain.is_some_and(|d| {
+            self.email_domains
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&d))
+        })
     }
 }
 
@@ -205,7 +214,10 @@ impl OAuthServer {
     pub fn jwt_authenticator(&self) -> JwtAuthenticator {
         #[allow(clippy::expect_used)]
         JwtAuthenticator::builder()
-            .key(Some(self.inner.key.kid().to_owned()), self.inner.key.decoding_key())
+            .key(
+                Some(self.inner.key.kid().to_owned()),
+                self.inner.key.decoding_key(),
+            )
             .algorithms([jsonwebtoken::Algorithm::ES256])
             .issuer(self.inner.issuer.clone())
             .audience(self.inner.resource.clone())

@@ -110,7 +110,9 @@ impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // records hold upstream tokens: count them, never show them
         let len = self.records.lock().map(|r| r.map.len()).unwrap_or(0);
-        f.debug_struct("MemoryStore").field("records", &len).finish()
+        f.debug_struct("MemoryStore")
+            .field("records", &len)
+            .finish()
     }
 }
 

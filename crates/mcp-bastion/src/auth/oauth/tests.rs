@@ -74,7 +74,10 @@ async fn idp() -> Idp {
             post(
                 |State(s): State<IdpState>, Form(f): Form<HashMap<String, String>>| async move {
                     let Some((sub, nonce)) = s.codes.lock().unwrap().remove(&f["code"]) else {
-                        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"})));
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            Json(json!({"error": "invalid_grant"})),
+                        );
                     };
                     let now = unix_now();
                     let id_token = s
@@ -118,7 +121,11 @@ fn builder(idp: &Idp) -> OAuthServerBuilder {
         .scopes(["mcp", "admin"])
         .upstream(UpstreamOidc::new(&idp.url, "bastion").client_secret("upstream-secret"))
         .allow_email_domain("example.com")
-        .client(StaticClient::new("app").name("The App").redirect_uri(REDIRECT))
+        .client(
+            StaticClient::new("app")
+                .name("The App")
+                .redirect_uri(REDIRECT),
+        )
         .client(
             StaticClient::new("private")
                 .redirect_uri(REDIRECT)
@@ -133,7 +140,9 @@ async fn send(app: &Router, req: Request<Body>) -> axum::response::Response {
 }
 
 async fn text(res: axum::response::Response) -> String {
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -182,7 +191,10 @@ async fn login(
         .next()
         .unwrap()
         .to_owned();
-    assert_eq!(param(&upstream, "code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(
+        param(&upstream, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
     let state = param(&upstream, "state").unwrap();
     let nonce = nonce_override.map_or_else(|| param(&upstream, "nonce").unwrap(), str::to_owned);
     idp.codes
@@ -197,10 +209,15 @@ async fn login(
             .unwrap(),
     )
     .await;
-    if res.status() != StatusCode::OK || !res.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
+    if res.status() != StatusCode::OK
+        || !res.headers().contains_key(header::CONTENT_SECURITY_POLICY)
+    {
         return res;
     }
-    let csp = res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().to_owned();
+    let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let page = text(res).await;
     if !page.contains("consent_id") {
         panic!("not a consent page: {page}");
@@ -241,7 +258,11 @@ async fn token(app: &Router, form: &str) -> (StatusCode, Value, Option<String>) 
         .headers()
         .get(header::CACHE_CONTROL)
         .map(|v| v.to_str().unwrap().to_owned());
-    (status, serde_json::from_str(&text(res).await).unwrap(), cache)
+    (
+        status,
+        serde_json::from_str(&text(res).await).unwrap(),
+        cache,
+    )
 }
 
 /// A code for `app`, and the verifier it needs.
@@ -264,7 +285,10 @@ fn redeem(code: &str, verifier: &str) -> String {
 /// The MCP endpoint behind `McpAuthLayer` with the server's authenticator.
 fn mcp(auth: impl Authenticator) -> Router {
     Router::new()
-        .route("/mcp", post(|p: Principal| async move { p.subject().to_owned() }))
+        .route(
+            "/mcp",
+            post(|p: Principal| async move { p.subject().to_owned() }),
+        )
         .layer(McpAuthLayer::new(auth))
 }
 
@@ -297,10 +321,19 @@ async fn metadata_advertises_exactly_what_is_supported() {
         assert_eq!(doc["client_id_metadata_document_supported"], true);
         assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
         assert_eq!(doc["scopes_supported"], json!(["mcp", "admin"]));
-        assert_eq!(doc["registration_endpoint"], format!("{ISSUER}/oauth/register"));
+        assert_eq!(
+            doc["registration_endpoint"],
+            format!("{ISSUER}/oauth/register")
+        );
         assert!(!doc.to_string().contains("offline_access"));
     }
-    let res = send(&app, Request::get("/oauth/jwks.json").body(Body::empty()).unwrap()).await;
+    let res = send(
+        &app,
+        Request::get("/oauth/jwks.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     let jwks: Value = serde_json::from_str(&text(res).await).unwrap();
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
 
@@ -319,7 +352,10 @@ async fn metadata_advertises_exactly_what_is_supported() {
     )
     .await;
     let doc: Value = serde_json::from_str(&text(res).await).unwrap();
-    assert_eq!(doc["token_endpoint"], "https://mcp.example.com/tenant/oauth/token");
+    assert_eq!(
+        doc["token_endpoint"],
+        "https://mcp.example.com/tenant/oauth/token"
+    );
     assert!(doc.get("registration_endpoint").is_none());
 }
 
@@ -338,7 +374,13 @@ async fn issued_tokens_pass_mcp_auth_and_are_only_for_this_resource() {
     let access = body["access_token"].as_str().unwrap();
 
     // verified locally with the key published at the JWKS endpoint
-    let res = send(&app, Request::get("/oauth/jwks.json").body(Body::empty()).unwrap()).await;
+    let res = send(
+        &app,
+        Request::get("/oauth/jwks.json")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     let jwks: Value = serde_json::from_str(&text(res).await).unwrap();
     let jwk = &jwks["keys"][0];
     let published = jsonwebtoken::DecodingKey::from_ec_components(
@@ -354,7 +396,10 @@ async fn issued_tokens_pass_mcp_auth_and_are_only_for_this_resource() {
         .unwrap();
     let mcp_app = mcp(jwt);
     assert_eq!(call(&mcp_app, access).await, StatusCode::OK);
-    assert_eq!(call(&mcp(oauth.jwt_authenticator()), access).await, StatusCode::OK);
+    assert_eq!(
+        call(&mcp(oauth.jwt_authenticator()), access).await,
+        StatusCode::OK
+    );
     let p = oauth.jwt_authenticator().verify(access).await.unwrap();
     assert_eq!(p.subject(), "alice");
     assert_eq!(p.claim("client_id"), Some(&json!("app")));
@@ -368,7 +413,8 @@ async fn issued_tokens_pass_mcp_auth_and_are_only_for_this_resource() {
         .unwrap();
     let other_app = other.router();
     let (code, verifier) = code_for(&other_app, &idp, "alice").await;
-    let form = redeem(&code, &verifier).replace("&resource=https%3A%2F%2Fmcp.example.com%2Fmcp", "");
+    let form =
+        redeem(&code, &verifier).replace("&resource=https%3A%2F%2Fmcp.example.com%2Fmcp", "");
     let (_, body, _) = token(&other_app, &form).await;
     let foreign = body["access_token"].as_str().unwrap();
     assert_eq!(call(&mcp_app, foreign).await, StatusCode::UNAUTHORIZED);
@@ -416,7 +462,12 @@ async fn codes_are_bound_to_verifier_redirect_client_and_resource() {
         ),
         (
             "another client",
-            |c, v| redeem(&c, &v).replace("client_id=app", "client_id=private&client_secret=private-secret"),
+            |c, v| {
+                redeem(&c, &v).replace(
+                    "client_id=app",
+                    "client_id=private&client_secret=private-secret",
+                )
+            },
             "the code was issued to another client",
         ),
         (
@@ -435,8 +486,15 @@ async fn codes_are_bound_to_verifier_redirect_client_and_resource() {
         assert_eq!(body["error"], "invalid_grant", "{name}");
     }
     // a confidential client without its secret
-    let (status, body, _) = token(&app, "grant_type=authorization_code&client_id=private&code=x").await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    let (status, body, _) = token(
+        &app,
+        "grant_type=authorization_code&client_id=private&code=x",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
 }
 
 #[tokio::test]
@@ -462,7 +520,10 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant() {
 
     // the first refresh token again: refused, and the whole grant is gone
     let (_, body, _) = token(&app, &refresh(&first)).await;
-    assert_eq!(body["error_description"], "the refresh token was already used");
+    assert_eq!(
+        body["error_description"],
+        "the refresh token was already used"
+    );
     let (_, body, _) = token(&app, &refresh(&second)).await;
     assert_eq!(body["error"], "invalid_grant");
     assert_eq!(call(&mcp_app, access).await, StatusCode::UNAUTHORIZED);
@@ -503,15 +564,40 @@ async fn bad_authorization_requests_are_pages_or_redirected_errors() {
         let res = send(&app, Request::get(&uri).body(Body::empty()).unwrap()).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{uri}");
         assert!(res.headers().get(header::LOCATION).is_none());
-        assert!(res.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("frame-ancestors 'none'"));
+        assert!(
+            res.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
     }
     // redirected back with the error
     for (uri, error) in [
-        (authorize_uri("app", &challenge, "").replace("S256", "plain"), "invalid_request"),
-        (authorize_uri("app", "", "").replace("&code_challenge_method=S256", ""), "invalid_request"),
-        (authorize_uri("app", &challenge, "&resource=https%3A%2F%2Fother.example%2Fmcp"), "invalid_target"),
-        (authorize_uri("app", &challenge, "&scope=mcp%20offline_access"), "invalid_scope"),
-        (authorize_uri("app", &challenge, "").replace("response_type=code", "response_type=token"), "unsupported_response_type"),
+        (
+            authorize_uri("app", &challenge, "").replace("S256", "plain"),
+            "invalid_request",
+        ),
+        (
+            authorize_uri("app", "", "").replace("&code_challenge_method=S256", ""),
+            "invalid_request",
+        ),
+        (
+            authorize_uri(
+                "app",
+                &challenge,
+                "&resource=https%3A%2F%2Fother.example%2Fmcp",
+            ),
+            "invalid_target",
+        ),
+        (
+            authorize_uri("app", &challenge, "&scope=mcp%20offline_access"),
+            "invalid_scope",
+        ),
+        (
+            authorize_uri("app", &challenge, "")
+                .replace("response_type=code", "response_type=token"),
+            "unsupported_response_type",
+        ),
     ] {
         let res = send(&app, Request::get(&uri).body(Body::empty()).unwrap()).await;
         assert_eq!(res.status(), StatusCode::SEE_OTHER, "{uri}");
@@ -529,7 +615,14 @@ async fn the_upstream_login_is_checked() {
     let app = builder(&idp).build().unwrap().router();
     let (_, challenge) = pkce();
     // an ID token carrying another nonce
-    let res = login(&app, &idp, &authorize_uri("app", &challenge, ""), "alice", Some("forged")).await;
+    let res = login(
+        &app,
+        &idp,
+        &authorize_uri("app", &challenge, ""),
+        "alice",
+        Some("forged"),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(text(res).await.contains("Login failed"));
     // a user outside the allowlist (a verified email elsewhere)
@@ -542,10 +635,23 @@ async fn the_upstream_login_is_checked() {
         .build()
         .unwrap()
         .router();
-    let res = login(&only_bob, &idp, &authorize_uri("app", &challenge, ""), "alice", None).await;
+    let res = login(
+        &only_bob,
+        &idp,
+        &authorize_uri("app", &challenge, ""),
+        "alice",
+        None,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // the callback without the browser's cookie, or with an unknown state
-    let res = send(&app, Request::get(authorize_uri("app", &challenge, "")).body(Body::empty()).unwrap()).await;
+    let res = send(
+        &app,
+        Request::get(authorize_uri("app", &challenge, ""))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     let state = param(&location(&res), "state").unwrap();
     let res = send(
         &app,
@@ -566,8 +672,20 @@ async fn consent_is_remembered_per_user_and_client() {
     let _ = code_for(&app, &idp, "alice").await;
     // the second time, no consent page: straight back to the client
     let (_, challenge) = pkce();
-    let res = send(&app, Request::get(authorize_uri("app", &challenge, "")).body(Body::empty()).unwrap()).await;
-    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let res = send(
+        &app,
+        Request::get(authorize_uri("app", &challenge, ""))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let cookie = res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let upstream = location(&res);
     idp.codes.lock().unwrap().insert(
         "c2".into(),
@@ -575,10 +693,13 @@ async fn consent_is_remembered_per_user_and_client() {
     );
     let res = send(
         &app,
-        Request::get(format!("/oauth/callback?code=c2&state={}", param(&upstream, "state").unwrap()))
-            .header(header::COOKIE, cookie)
-            .body(Body::empty())
-            .unwrap(),
+        Request::get(format!(
+            "/oauth/callback?code=c2&state={}",
+            param(&upstream, "state").unwrap()
+        ))
+        .header(header::COOKIE, cookie)
+        .body(Body::empty())
+        .unwrap(),
     )
     .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -588,14 +709,29 @@ async fn consent_is_remembered_per_user_and_client() {
 #[tokio::test]
 async fn client_id_metadata_documents_and_registration() {
     let idp = idp().await;
-    let app = builder(&idp).cimd_allow_loopback(true).build().unwrap().router();
+    let app = builder(&idp)
+        .cimd_allow_loopback(true)
+        .build()
+        .unwrap()
+        .router();
     let (verifier, challenge) = pkce();
     let doc_id = format!("{}/client.json", idp.url);
-    let res = login(&app, &idp, &authorize_uri(&doc_id, &challenge, ""), "alice", None).await;
+    let res = login(
+        &app,
+        &idp,
+        &authorize_uri(&doc_id, &challenge, ""),
+        "alice",
+        None,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let code = param(&location(&res), "code").unwrap();
     let id: String = form_urlencoded::byte_serialize(doc_id.as_bytes()).collect();
-    let (status, body, _) = token(&app, &redeem(&code, &verifier).replace("client_id=app", &format!("client_id={id}"))).await;
+    let (status, body, _) = token(
+        &app,
+        &redeem(&code, &verifier).replace("client_id=app", &format!("client_id={id}")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     // registration: loopback redirects allowed, others refused
@@ -605,9 +741,16 @@ async fn client_id_metadata_documents_and_registration() {
             .body(Body::from(body.to_string()))
             .unwrap()
     };
-    let res = send(&app, register(json!({"redirect_uris": ["https://evil.example/cb"]}))).await;
+    let res = send(
+        &app,
+        register(json!({"redirect_uris": ["https://evil.example/cb"]})),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(serde_json::from_str::<Value>(&text(res).await).unwrap()["error"], "invalid_redirect_uri");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text(res).await).unwrap()["error"],
+        "invalid_redirect_uri"
+    );
     let res = send(
         &app,
         register(json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Reg"})),
@@ -618,17 +761,33 @@ async fn client_id_metadata_documents_and_registration() {
     let client_id = reg["client_id"].as_str().unwrap();
     assert!(reg.get("client_secret").is_none());
     let (verifier, challenge) = pkce();
-    let res = login(&app, &idp, &authorize_uri(client_id, &challenge, ""), "alice", None).await;
+    let res = login(
+        &app,
+        &idp,
+        &authorize_uri(client_id, &challenge, ""),
+        "alice",
+        None,
+    )
+    .await;
     let code = param(&location(&res), "code").unwrap();
-    let (status, _, _) = token(&app, &redeem(&code, &verifier).replace("client_id=app", &format!("client_id={client_id}"))).await;
+    let (status, _, _) = token(
+        &app,
+        &redeem(&code, &verifier).replace("client_id=app", &format!("client_id={client_id}")),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 
     // registration with an initial access token
-    let guarded = builder(&idp).dcr(DcrPolicy::initial_token("let-me-in")).build().unwrap().router();
+    let guarded = builder(&idp)
+        .dcr(DcrPolicy::initial_token("let-me-in"))
+        .build()
+        .unwrap()
+        .router();
     let res = send(&guarded, register(json!({"redirect_uris": [REDIRECT]}))).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     let mut req = register(json!({"redirect_uris": [REDIRECT]}));
-    req.headers_mut().insert(header::AUTHORIZATION, "Bearer let-me-in".parse().unwrap());
+    req.headers_mut()
+        .insert(header::AUTHORIZATION, "Bearer let-me-in".parse().unwrap());
     let res = send(&guarded, req).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     assert!(serde_json::from_str::<Value>(&text(res).await).unwrap()["client_secret"].is_string());

@@ -145,7 +145,11 @@ async fn redeem_code(
         .await
         .map_err(|_| EndpointError::unavailable())?;
     let (request, sub, upstream, issued_at) = match slot {
-        None => return Err(EndpointError::invalid_grant("the code is unknown or expired")),
+        None => {
+            return Err(EndpointError::invalid_grant(
+                "the code is unknown or expired",
+            ));
+        }
         Some(CodeSlot::Redeemed { grant_id }) => {
             if let Some(grant_id) = grant_id {
                 let _ = inner.records.revoke_grant(&grant_id).await;
@@ -162,10 +166,14 @@ async fn redeem_code(
         }) => (request, sub, upstream, issued_at),
     };
     if super::unix_now().saturating_sub(issued_at) > CODE_TTL.as_secs() {
-        return Err(EndpointError::invalid_grant("the code is unknown or expired"));
+        return Err(EndpointError::invalid_grant(
+            "the code is unknown or expired",
+        ));
     }
     if request.client_id != client.id {
-        return Err(EndpointError::invalid_grant("the code was issued to another client"));
+        return Err(EndpointError::invalid_grant(
+            "the code was issued to another client",
+        ));
     }
     if form.redirect_uri.as_deref() != Some(request.redirect_uri.as_str()) {
         return Err(EndpointError::invalid_grant(
@@ -188,7 +196,9 @@ async fn redeem_code(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
     if !well_formed || !super::constant_time_eq(&super::s256(verifier), &request.code_challenge) {
-        return Err(EndpointError::invalid_grant("the PKCE code_verifier does not match"));
+        return Err(EndpointError::invalid_grant(
+            "the PKCE code_verifier does not match",
+        ));
     }
     let grant = Grant {
         id: super::random_token(),
@@ -245,7 +255,9 @@ async fn refresh(
     if !matches!(was, Some(RefreshSlot::Live { .. })) {
         let _ = inner.records.revoke_grant(&grant_id).await;
         tracing::warn!("a rotated refresh token was presented again; its grant is revoked");
-        return Err(EndpointError::invalid_grant("the refresh token was already used"));
+        return Err(EndpointError::invalid_grant(
+            "the refresh token was already used",
+        ));
     }
     let mut grant: Grant = inner
         .records
@@ -255,12 +267,17 @@ async fn refresh(
         .filter(|g: &Grant| !g.revoked)
         .ok_or_else(|| EndpointError::invalid_grant("the grant is revoked"))?;
     if grant.client_id != client.id {
-        return Err(EndpointError::invalid_grant("the refresh token belongs to another client"));
+        return Err(EndpointError::invalid_grant(
+            "the refresh token belongs to another client",
+        ));
     }
     if let Some(scope) = form.scope.as_deref() {
         let asked: Vec<String> = scope.split_whitespace().map(str::to_owned).collect();
         if asked.iter().any(|s| !grant.scope.contains(s)) {
-            return Err(EndpointError::new("invalid_scope", "a scope beyond the grant's"));
+            return Err(EndpointError::new(
+                "invalid_scope",
+                "a scope beyond the grant's",
+            ));
         }
         grant.scope = asked;
     }
