@@ -52,10 +52,10 @@ impl SigningKey {
         loop {
             let bytes: [u8; 32] = rand::random();
             // a 32-byte string is a valid scalar except with probability ~2^-32
-            if let Ok(secret) = SecretKey::from_slice(&bytes) {
-                if let Ok(key) = Self::from_secret(secret) {
-                    return key;
-                }
+            if let Ok(secret) = SecretKey::from_slice(&bytes)
+                && let Ok(key) = Self::from_secret(secret)
+            {
+                return key;
             }
         }
     }

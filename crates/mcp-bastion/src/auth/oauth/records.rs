@@ -57,6 +57,8 @@ pub(crate) struct ConsentRequest {
 /// the grant the code started (revoked if the code comes back).
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "slot", rename_all = "snake_case")]
+// a transient value on its way to or from the store, never kept in bulk
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum CodeSlot {
     Live {
         request: AuthRequest,

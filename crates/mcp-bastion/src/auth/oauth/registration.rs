@@ -132,16 +132,15 @@ async fn registered(
             ));
         }
     };
-    if let Some(scope) = &reg.scope {
-        if scope
+    if let Some(scope) = &reg.scope
+        && scope
             .split_whitespace()
             .any(|s| !inner.scopes.iter().any(|c| c == s))
-        {
-            return Err(EndpointError::new(
-                "invalid_client_metadata",
-                "a scope is not offered",
-            ));
-        }
+    {
+        return Err(EndpointError::new(
+            "invalid_client_metadata",
+            "a scope is not offered",
+        ));
     }
     let name = reg.client_name.map(|n| {
         n.chars()

@@ -45,7 +45,7 @@ pub(crate) struct LoginPolicy {
 
 impl LoginPolicy {
     pub(crate) fn admits(&self, identity: &super::upstream::Identity) -> bool {
-        if self.any || self.subjects.iter().any(|s| *s == identity.sub) {
+        if self.any || self.subjects.contains(&identity.sub) {
             return true;
         }
         // an unverified email proves nothing

@@ -143,7 +143,7 @@ impl Records {
 
     fn insert(&mut self, kind: RecordKind, key: &str, value: Value, ttl: Option<Duration>) {
         self.writes = self.writes.wrapping_add(1);
-        if self.writes % 1024 == 0 {
+        if self.writes.is_multiple_of(1024) {
             let now = Instant::now();
             self.map.retain(|_, (_, at)| at.is_none_or(|at| at > now));
         }

@@ -445,11 +445,14 @@ async fn a_reused_code_is_refused_and_revokes_what_it_issued() {
     assert_eq!(body["error"], "invalid_grant");
 }
 
+/// A token request form from a code and its verifier.
+type FormOf = fn(String, String) -> String;
+
 #[tokio::test]
 async fn codes_are_bound_to_verifier_redirect_client_and_resource() {
     let idp = idp().await;
     let app = builder(&idp).build().unwrap().router();
-    let cases: [(&str, fn(String, String) -> String, &str); 4] = [
+    let cases: [(&str, FormOf, &str); 4] = [
         (
             "wrong verifier",
             |c, _| redeem(&c, &random_token()),
