@@ -77,6 +77,9 @@ struct Cli {
     /// Let Client ID Metadata Document fetches reach loopback (tests only).
     #[arg(long)]
     cimd_allow_loopback: bool,
+    /// A certificate (PEM) to trust for metadata-document fetches (tests).
+    #[arg(long)]
+    cimd_ca_file: Option<PathBuf>,
     /// The ES256 signing key (PEM); generated at start when absent.
     #[arg(long)]
     signing_key_file: Option<PathBuf>,
@@ -144,6 +147,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .cimd_allow_loopback(cli.cimd_allow_loopback);
     if let Some(path) = &cli.signing_key_file {
         oauth = oauth.signing_key(SigningKey::from_pem(&std::fs::read(path)?)?);
+    }
+    if let Some(path) = &cli.cimd_ca_file {
+        oauth = oauth.cimd_root_certificate(std::fs::read(path)?);
     }
     for uri in &cli.redirect_allow {
         oauth = oauth.redirect_allow(uri);

@@ -1,11 +1,12 @@
 """The Python SDK's OAuth client (`mcp.client.auth.OAuthClientProvider`) logs in to mcp-bastion's
 authorization server and calls a tool; this script plays the browser.
 
-Usage: python3 tests/clients/py_oauth.py --url URL [--login NAME] [--client-metadata-url URL]
-           [--redirect-uri URI]
+Usage: python3 tests/clients/py_oauth.py --url URL [--login NAME] [--redirect-uri URI]
+           [--serve-cimd CERT KEY]
 
-The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers (dynamic registration,
-or the Client ID Metadata Document at --client-metadata-url), and hands its authorization URL to
+The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers (dynamic registration; or,
+with --serve-cimd, a Client ID Metadata Document that this script serves over https on loopback
+with that certificate and key, whose URL becomes the client id), and hands its authorization URL to
 the browser played here with httpx2 and a cookie jar: mcp-bastion sends it to the identity
 provider (oidc-provider's development login form: any login, any password, then its consent
 prompt), back to mcp-bastion's consent page (approved), and finally to the client's redirect URI,
@@ -22,8 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import ssl
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import anyio
@@ -99,6 +103,41 @@ class Browser:
         raise RuntimeError("too many redirects")
 
 
+def serve_cimd(cert: str, key: str, redirect_uri: str) -> str:
+    """Serves a Client ID Metadata Document over https on loopback; returns its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    url = f"https://127.0.0.1:{server.server_address[1]}/client.json"
+    document = json.dumps(
+        {
+            "client_id": url,
+            "client_name": "py-oauth-cimd",
+            "redirect_uris": [redirect_uri],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }
+    ).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server name
+            status, body = (200, document) if self.path == "/client.json" else (404, b"{}")
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server.RequestHandlerClass = Handler
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return url
+
+
 async def call_whoami(url: str, auth: OAuthClientProvider) -> str:
     async with httpx2.AsyncClient(auth=auth, timeout=30.0) as http:
         async with streamable_http_client(url, http_client=http, terminate_on_close=True) as (read, write, *_):
@@ -134,6 +173,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         callback_handler=callback_handler,
         client_metadata_url=args.client_metadata_url,
     )
+
     try:
         step = "login and whoami"
         whoami = await call_whoami(args.url, provider)
@@ -174,6 +214,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         return {
             "whoami": whoami,
             "client_id": client.client_id,
+            "metadata_document": args.client_metadata_url is not None and client.client_id == args.client_metadata_url,
             "refreshed": refreshed,
             "revoked_status": probe.status_code,
             "pages": browser.pages,
@@ -186,9 +227,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--login", default="alice")
-    parser.add_argument("--client-metadata-url")
     parser.add_argument("--redirect-uri", default="http://127.0.0.1:53682/callback")
+    parser.add_argument("--serve-cimd", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
+    args.client_metadata_url = serve_cimd(*args.serve_cimd, args.redirect_uri) if args.serve_cimd else None
     try:
         report = anyio.run(main_async, args)
     except Exception as e:  # noqa: BLE001

@@ -97,13 +97,13 @@ fn setup(extra: &[&str]) -> Setup {
     Setup { _idp: idp, bastion }
 }
 
-#[test]
-fn python_sdk_registers_logs_in_through_the_identity_provider_refreshes_and_is_revoked() {
-    let s = setup(&[]);
+/// Runs tests/clients/py_oauth.py against the MCP endpoint; its JSON report.
+fn python_oauth(s: &Setup, extra: &[&str]) -> Value {
     let out = Command::new(python())
         .arg(clients_dir().join("py_oauth.py"))
         .args(["--url", &s.bastion.url("/mcp"), "--login", "alice"])
         .args(["--redirect-uri", REDIRECT])
+        .args(extra)
         .output()
         .expect("python runs");
     assert!(
@@ -121,9 +121,62 @@ fn python_sdk_registers_logs_in_through_the_identity_provider_refreshes_and_is_r
     assert!(pages.contains("POST /interaction/"), "{pages}");
     assert!(pages.contains("POST /oauth/consent -> 303"), "{pages}");
     // no secret of the flow reached the logs
-    let logs = s.bastion.logs();
-    assert!(!logs.contains(UPSTREAM_SECRET));
-    assert!(!logs.contains(report["client_id"].as_str().unwrap_or("-")));
+    assert!(!s.bastion.logs().contains(UPSTREAM_SECRET));
+    report
+}
+
+#[test]
+fn python_sdk_registers_logs_in_through_the_identity_provider_refreshes_and_is_revoked() {
+    let s = setup(&[]);
+    let report = python_oauth(&s, &[]);
+    assert_eq!(report["metadata_document"], false, "{report}");
+}
+
+/// A self-signed end-entity certificate (`CA:FALSE`: rustls refuses a CA certificate as a
+/// server's) for 127.0.0.1, in a fresh directory: (cert, key).
+fn leaf_certificate() -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-oauth-cimd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+#[test]
+fn python_sdk_logs_in_with_a_client_id_metadata_document() {
+    let (cert, key) = leaf_certificate();
+    let (cert, key) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+    // the document is on loopback, which only this test switch lets the fetch reach
+    let s = setup(&["--cimd-allow-loopback", "--cimd-ca-file", cert]);
+    let report = python_oauth(&s, &["--serve-cimd", cert, key]);
+    assert_eq!(report["metadata_document"], true, "{report}");
+    assert!(
+        report["client_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("https://127.0.0.1:"))
+    );
 }
 
 /// A browser: no automatic redirects, one cookie jar for every host (the provider and

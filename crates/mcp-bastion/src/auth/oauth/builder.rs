@@ -25,6 +25,7 @@ pub struct OAuthServerBuilder {
     clients: Vec<StaticClient>,
     cimd_off: bool,
     cimd_allow_loopback: bool,
+    cimd_roots: Vec<Vec<u8>>,
     dcr: DcrPolicy,
     redirects: RedirectAllowlist,
     upstream: Option<UpstreamOidc>,
@@ -89,6 +90,13 @@ impl OAuthServerBuilder {
     /// make this server fetch its own local services.
     pub fn cimd_allow_loopback(mut self, allow: bool) -> Self {
         self.cimd_allow_loopback = allow;
+        self
+    }
+
+    /// Trusts this certificate (PEM) for metadata-document fetches, beside
+    /// the public roots: for tests and private CAs.
+    pub fn cimd_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.cimd_roots.push(pem.into());
         self
     }
 
@@ -183,7 +191,7 @@ impl OAuthServerBuilder {
             None
         } else {
             Some(
-                CimdFetcher::new(self.cimd_allow_loopback)
+                CimdFetcher::new(self.cimd_allow_loopback, &self.cimd_roots)
                     .map_err(|_| OAuthConfigError::HttpClient)?,
             )
         };

@@ -67,13 +67,17 @@ pub(crate) struct CimdFetcher {
 }
 
 impl CimdFetcher {
-    pub(crate) fn new(allow_loopback: bool) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// A fetcher; `roots` are extra trusted certificates (PEM), for tests.
+    pub(crate) fn new(allow_loopback: bool, roots: &[Vec<u8>]) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { allow_loopback }))
-            .build()?;
+            .dns_resolver(Arc::new(GuardedResolver { allow_loopback }));
+        for pem in roots {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem)?);
+        }
+        let http = builder.build()?;
         Ok(Self {
             http,
             allow_loopback,
@@ -335,7 +339,7 @@ mod tests {
 
     #[test]
     fn client_id_urls_must_be_https_and_normal() {
-        let f = CimdFetcher::new(false).unwrap();
+        let f = CimdFetcher::new(false, &[]).unwrap();
         assert!(f.check_url("https://app.example/client.json").is_ok());
         for bad in [
             "http://app.example/client.json",
@@ -350,7 +354,7 @@ mod tests {
         ] {
             assert!(f.check_url(bad).is_err(), "{bad}");
         }
-        let tests = CimdFetcher::new(true).unwrap();
+        let tests = CimdFetcher::new(true, &[]).unwrap();
         assert!(tests.check_url("http://127.0.0.1:8080/c.json").is_ok());
         assert!(tests.check_url("http://app.example/c.json").is_err());
     }

@@ -35,8 +35,9 @@ pub enum OAuthConfigError {
     /// A redirect URI (of a static client or the allowlist) is not a URL.
     #[error("a redirect URI is not an absolute URL: {0}")]
     RedirectUri(String),
-    /// The HTTP client for the upstream or CIMD fetches could not be built.
-    #[error("the HTTP client could not be built")]
+    /// The HTTP client for the upstream or CIMD fetches could not be built
+    /// (a root certificate that is not PEM, say).
+    #[error("the HTTP client could not be built (is every root certificate PEM?)")]
     HttpClient,
 }
 
