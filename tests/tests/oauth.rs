@@ -2,8 +2,10 @@
 //! authorization server and an MCP endpoint in one app) with a real identity provider
 //! (`oidc-provider`, started here on loopback with a client registration for mcp-bastion and its
 //! development login form), and real clients: the official Python SDK's `OAuthClientProvider`
-//! (registration, login, consent, token, MCP call, refresh, revocation), and a browser played
-//! here with reqwest and a cookie jar for the cases that must fail.
+//! (dynamic registration, and a Client ID Metadata Document served over https; login, consent,
+//! token, MCP call, refresh, revocation), the TypeScript SDK's OAuth client (the same with
+//! dynamic registration), and a browser played here with reqwest and a cookie jar for the cases
+//! that must fail.
 
 use std::{
     collections::HashMap,
@@ -130,6 +132,33 @@ fn python_sdk_registers_logs_in_through_the_identity_provider_refreshes_and_is_r
     let s = setup(&[]);
     let report = python_oauth(&s, &[]);
     assert_eq!(report["metadata_document"], false, "{report}");
+}
+
+#[test]
+fn typescript_sdk_registers_logs_in_refreshes_and_is_revoked() {
+    let s = setup(&[]);
+    let out = Command::new(node())
+        .arg(clients_dir().join("ts_oauth.mjs"))
+        .args(["--url", &s.bastion.url("/mcp"), "--login", "alice"])
+        .args(["--redirect-uri", REDIRECT])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "ts_oauth failed: {}\n--- mcp-bastion ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        s.bastion.logs()
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(report["whoami"], "alice", "{report}");
+    assert_eq!(report["refreshed"], true, "{report}");
+    assert_eq!(report["revoked_status"], 401, "{report}");
+    assert!(
+        report["pages"]
+            .to_string()
+            .contains("POST /oauth/consent -> 303"),
+        "{report}"
+    );
 }
 
 /// A self-signed end-entity certificate (`CA:FALSE`: rustls refuses a CA certificate as a
