@@ -21,6 +21,10 @@
 //!   a memory or Redis (feature `redis`) store.
 //! - `cors::mcp_cors` and `cors::OriginGuardLayer` (feature `cors`): the MCP
 //!   CORS preset and the 403 for a present `Origin` that is not allowed.
+//! - `auth::oauth::OAuthServer` (feature `oauth-server`, not on by default):
+//!   mcp-bastion as the OAuth 2.1 authorization server of its own endpoint,
+//!   with login federated to an OIDC provider; its tokens are verified by
+//!   `McpAuthLayer` (`docs/oauth.md`).
 //!
 //! Mount the layers as one `tower::ServiceBuilder` stack with a single
 //! `Router::layer` call, outermost first: CORS, Origin guard,
