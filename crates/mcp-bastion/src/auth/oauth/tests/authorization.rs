@@ -263,3 +263,84 @@ fn secrets_stay_out_of_debug() {
     assert!(!format!("{tokens:?}").contains("upstream-secret-token"));
     assert!(!format!("{:?}", DcrPolicy::initial_token("t0ken")).contains("t0ken"));
 }
+
+#[tokio::test]
+async fn id_tokens_for_another_audience_or_issuer_are_refused() {
+    let idp = idp().await;
+    let app = builder(&idp).build().unwrap().router();
+    for (claim, value) in [
+        ("aud", json!("another-client")),
+        ("iss", json!("https://evil.example")),
+        ("exp", json!(1_000_000)),
+    ] {
+        idp.overrides.lock().unwrap().clear();
+        idp.overrides.lock().unwrap().insert(claim.into(), value);
+        let (_, challenge) = pkce();
+        let res = login(
+            &app,
+            &idp,
+            &authorize_uri("app", &challenge, ""),
+            "alice",
+            None,
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{claim}");
+        assert!(text(res).await.contains("Login failed"), "{claim}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_consent_goes_back_as_access_denied() {
+    let idp = idp().await;
+    let app = builder(&idp).build().unwrap().router();
+    let (_, challenge) = pkce();
+    let res = login_deciding(
+        &app,
+        &idp,
+        &authorize_uri("app", &challenge, ""),
+        "alice",
+        None,
+        "deny",
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let back = location(&res);
+    assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&back, "state").as_deref(), Some("xyz"));
+    assert!(param(&back, "code").is_none());
+    // and nothing was remembered: the next login asks again
+    let (_, challenge) = pkce();
+    let res = login_deciding(
+        &app,
+        &idp,
+        &authorize_uri("app", &challenge, ""),
+        "alice",
+        None,
+        "approve",
+    )
+    .await;
+    assert!(param(&location(&res), "code").is_some());
+}
+
+#[tokio::test]
+async fn unusable_metadata_documents_are_a_page() {
+    let idp = idp().await;
+    let app = builder(&idp)
+        .cimd_allow_loopback(true)
+        .build()
+        .unwrap()
+        .router();
+    let (_, challenge) = pkce();
+    for (doc, detail) in [
+        ("other.json", "its client_id must equal its URL"),
+        ("big.json", "could not be fetched"),
+        ("redirect.json", "could not be fetched"),
+        ("missing.json", "could not be fetched"),
+    ] {
+        let uri = authorize_uri(&format!("{}/{doc}", idp.url), &challenge, "");
+        let res = send(&app, Request::get(&uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{doc}");
+        assert!(res.headers().get(header::LOCATION).is_none(), "{doc}");
+        assert!(text(res).await.contains(detail), "{doc}");
+    }
+}

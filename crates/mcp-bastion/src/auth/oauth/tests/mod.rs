@@ -32,9 +32,13 @@ pub(super) const REDIRECT: &str = "http://127.0.0.1:4000/callback";
 /// What the provider answers for each code it was told about: (sub, nonce).
 pub(super) type Codes = Arc<Mutex<HashMap<String, (String, String)>>>;
 
+/// Claims that replace the ID token's own (a wrong `aud`, `iss`…).
+pub(super) type Overrides = Arc<Mutex<serde_json::Map<String, Value>>>;
+
 pub(super) struct Idp {
     pub(super) url: String,
     pub(super) codes: Codes,
+    pub(super) overrides: Overrides,
 }
 
 #[derive(Clone)]
@@ -42,6 +46,7 @@ struct IdpState {
     url: String,
     key: SigningKey,
     codes: Codes,
+    overrides: Overrides,
 }
 
 pub(super) async fn idp() -> Idp {
@@ -51,8 +56,9 @@ pub(super) async fn idp() -> Idp {
         url: url.clone(),
         key: SigningKey::generate(),
         codes: Codes::default(),
+        overrides: Overrides::default(),
     };
-    let codes = state.codes.clone();
+    let (codes, overrides) = (state.codes.clone(), state.overrides.clone());
     let app = Router::new()
         .route(
             "/.well-known/openid-configuration",
@@ -80,14 +86,15 @@ pub(super) async fn idp() -> Idp {
                         );
                     };
                     let now = unix_now();
-                    let id_token = s
-                        .key
-                        .sign(&json!({
-                            "iss": s.url, "aud": "bastion", "sub": sub, "nonce": nonce,
-                            "email": format!("{sub}@example.com"), "email_verified": true,
-                            "iat": now, "exp": now + 300,
-                        }))
-                        .unwrap();
+                    let mut claims = json!({
+                        "iss": s.url, "aud": "bastion", "sub": sub, "nonce": nonce,
+                        "email": format!("{sub}@example.com"), "email_verified": true,
+                        "iat": now, "exp": now + 300,
+                    });
+                    for (k, v) in s.overrides.lock().unwrap().iter() {
+                        claims[k] = v.clone();
+                    }
+                    let id_token = s.key.sign(&claims).unwrap();
                     (
                         StatusCode::OK,
                         Json(json!({
@@ -109,9 +116,36 @@ pub(super) async fn idp() -> Idp {
                 }))
             }),
         )
+        .route(
+            "/other.json",
+            get(|State(s): State<IdpState>| async move {
+                Json(json!({
+                    "client_id": format!("{}/client.json", s.url),
+                    "redirect_uris": [REDIRECT],
+                }))
+            }),
+        )
+        .route(
+            "/big.json",
+            get(|State(s): State<IdpState>| async move {
+                Json(json!({
+                    "client_id": format!("{}/big.json", s.url),
+                    "client_name": "x".repeat(20_000),
+                    "redirect_uris": [REDIRECT],
+                }))
+            }),
+        )
+        .route(
+            "/redirect.json",
+            get(|| async { axum::response::Redirect::temporary("/client.json") }),
+        )
         .with_state(state);
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Idp { url, codes }
+    Idp {
+        url,
+        codes,
+        overrides,
+    }
 }
 
 pub(super) fn builder(idp: &Idp) -> OAuthServerBuilder {
@@ -181,6 +215,18 @@ pub(super) async fn login(
     sub: &str,
     nonce_override: Option<&str>,
 ) -> axum::response::Response {
+    login_deciding(app, idp, authorize, sub, nonce_override, "approve").await
+}
+
+/// [`login`], answering the consent page with `decision`.
+pub(super) async fn login_deciding(
+    app: &Router,
+    idp: &Idp,
+    authorize: &str,
+    sub: &str,
+    nonce_override: Option<&str>,
+    decision: &str,
+) -> axum::response::Response {
     let res = send(app, Request::get(authorize).body(Body::empty()).unwrap()).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", text(res).await);
     let upstream = location(&res);
@@ -229,7 +275,7 @@ pub(super) async fn login(
         page[start..start + page[start..].find('"').unwrap()].to_owned()
     };
     let form = format!(
-        "consent_id={}&csrf={}&decision=approve",
+        "consent_id={}&csrf={}&decision={decision}",
         field("consent_id"),
         field("csrf")
     );
