@@ -14,7 +14,8 @@ whose code, state and iss go back to the SDK. Then: initialize and the `whoami` 
 Streamable HTTP; a refresh (the SDK's token made to look expired) and the tool again; then the
 refresh token is revoked (RFC 7009) and the last access token must be refused (401).
 
-Prints one JSON line: {"whoami", "client_id", "refreshed", "revoked_status"}; exits 0 on success,
+Prints one JSON line: {"whoami", "client_id", "refreshed", "revoked_status", "pages", "secrets"}
+(the code, tokens and client secret the flow produced, for the test's log check); exits 0 on success,
 1 with the failing step on stderr otherwise.
 """
 
@@ -218,6 +219,19 @@ async def main_async(args: argparse.Namespace) -> dict:
             "refreshed": refreshed,
             "revoked_status": probe.status_code,
             "pages": browser.pages,
+            # for the test's check that none of them reached the server's logs
+            "secrets": [
+                s
+                for s in (
+                    browser.result.code if browser.result else None,
+                    first.access_token,
+                    first.refresh_token,
+                    second.access_token,
+                    second.refresh_token,
+                    client.client_secret,
+                )
+                if s
+            ],
         }
     except Exception as e:  # noqa: BLE001 - the step and the cause are the report
         raise RuntimeError(f"step {step!r} failed: {e!r}; browser: {browser.pages}") from e

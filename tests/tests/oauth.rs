@@ -53,7 +53,8 @@ struct Setup {
     bastion: Server,
 }
 
-fn setup(extra: &[&str]) -> Setup {
+/// The example started with `extra` arguments and `env` beside the upstream secret.
+fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
     let port = free_port();
     let callback = format!("http://127.0.0.1:{port}/oauth/callback");
     let script = clients_dir().join("oidc_idp.mjs");
@@ -90,13 +91,14 @@ fn setup(extra: &[&str]) -> Setup {
     .map(|s| (*s).to_owned())
     .collect();
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let bastion = Server::spawn_with_env(
-        "oauth_server",
-        &example_bin("oauth_server"),
-        &args,
-        &[("UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET)],
-    );
+    let mut env = env.to_vec();
+    env.push(("UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET));
+    let bastion = Server::spawn_with_env("oauth_server", &example_bin("oauth_server"), &args, &env);
     Setup { _idp: idp, bastion }
+}
+
+fn setup(extra: &[&str]) -> Setup {
+    setup_with_env(extra, &[])
 }
 
 /// Runs tests/clients/py_oauth.py against the MCP endpoint; its JSON report.
@@ -123,13 +125,26 @@ fn python_oauth(s: &Setup, extra: &[&str]) -> Value {
     assert!(pages.contains("POST /interaction/"), "{pages}");
     assert!(pages.contains("POST /oauth/consent -> 303"), "{pages}");
     // no secret of the flow reached the logs
-    assert!(!s.bastion.logs().contains(UPSTREAM_SECRET));
+    let logs = s.bastion.logs();
+    assert!(!logs.contains(UPSTREAM_SECRET));
+    let secrets = report["secrets"]
+        .as_array()
+        .expect("the secrets of the flow");
+    assert!(secrets.len() >= 5, "{report}");
+    for secret in secrets {
+        let secret = secret.as_str().expect("a string");
+        assert!(
+            !logs.contains(secret),
+            "a secret of the flow is in the logs"
+        );
+    }
     report
 }
 
 #[test]
 fn python_sdk_registers_logs_in_through_the_identity_provider_refreshes_and_is_revoked() {
-    let s = setup(&[]);
+    // every log line the example writes, so that the secrets check sees them all
+    let s = setup_with_env(&[], &[("RUST_LOG", "trace")]);
     let report = python_oauth(&s, &[]);
     assert_eq!(report["metadata_document"], false, "{report}");
 }
