@@ -49,6 +49,11 @@ struct Cli {
     /// The public base URL (the issuer); default `http://<listen>`.
     #[arg(long)]
     issuer: Option<String>,
+    /// The resource tokens are for; default the issuer itself, which covers
+    /// both `/mcp` and `/sse` (a client checks that the resource is a prefix
+    /// of the URL it connects to).
+    #[arg(long)]
+    resource: Option<String>,
     /// The operator's OIDC provider (discovery at
     /// `<issuer>/.well-known/openid-configuration`).
     #[arg(long)]
@@ -128,7 +133,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .clone()
         .unwrap_or_else(|| format!("http://{}", cli.listen));
     let issuer = issuer.trim_end_matches('/').to_owned();
-    let resource = format!("{issuer}/mcp");
+    let resource = cli.resource.clone().unwrap_or_else(|| issuer.clone());
 
     let mut upstream = UpstreamOidc::new(&cli.upstream_issuer, &cli.upstream_client_id);
     if let Some(secret) = &cli.upstream_client_secret {
@@ -174,8 +179,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let metadata = oauth.protected_resource_metadata();
     let metadata_url = metadata.metadata_url().unwrap_or_default();
-    // the authenticator checks the token locally (ES256, iss, aud = /mcp)
-    // and that its grant was not revoked
+    // the authenticator checks the token locally (ES256, iss, aud = the
+    // resource) and that its grant was not revoked
     let stack = McpStack::new()
         .auth(McpAuthLayer::new(oauth.authenticator()).resource_metadata(metadata_url))
         .resource_metadata(metadata);

@@ -1,8 +1,8 @@
 """The Python SDK's OAuth client (`mcp.client.auth.OAuthClientProvider`) logs in to mcp-bastion's
 authorization server and calls a tool; this script plays the browser.
 
-Usage: python3 tests/clients/py_oauth.py --url URL [--login NAME] [--redirect-uri URI]
-           [--serve-cimd CERT KEY]
+Usage: python3 tests/clients/py_oauth.py --url URL [--transport streamable|sse] [--login NAME]
+           [--redirect-uri URI] [--serve-cimd CERT KEY] [--probe-url URL]
 
 The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers (dynamic registration; or,
 with --serve-cimd, a Client ID Metadata Document that this script serves over https on loopback
@@ -11,7 +11,7 @@ the browser played here with httpx2 and a cookie jar: mcp-bastion sends it to th
 provider (oidc-provider's development login form: any login, any password, then its consent
 prompt), back to mcp-bastion's consent page (approved), and finally to the client's redirect URI,
 whose code, state and iss go back to the SDK. Then: initialize and the `whoami` tool over
-Streamable HTTP; a refresh (the SDK's token made to look expired) and the tool again; then the
+Streamable HTTP (or legacy SSE); a refresh (the SDK's token made to look expired) and the tool again; then the
 refresh token is revoked (RFC 7009) and the last access token must be refused (401).
 
 Prints one JSON line: {"whoami", "client_id", "refreshed", "revoked_status", "pages", "secrets"}
@@ -35,6 +35,7 @@ import anyio
 import httpx2
 from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
@@ -139,13 +140,19 @@ def serve_cimd(cert: str, key: str, redirect_uri: str) -> str:
     return url
 
 
-async def call_whoami(url: str, auth: OAuthClientProvider) -> str:
+async def call_whoami(url: str, transport: str, auth: OAuthClientProvider) -> str:
+    async def call(read, write) -> str:
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool("whoami", {})
+            return result.content[0].text
+
+    if transport == "sse":
+        async with sse_client(url, timeout=30.0, auth=auth) as (read, write):
+            return await call(read, write)
     async with httpx2.AsyncClient(auth=auth, timeout=30.0) as http:
         async with streamable_http_client(url, http_client=http, terminate_on_close=True) as (read, write, *_):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                result = await session.call_tool("whoami", {})
-                return result.content[0].text
+            return await call(read, write)
 
 
 async def main_async(args: argparse.Namespace) -> dict:
@@ -177,13 +184,13 @@ async def main_async(args: argparse.Namespace) -> dict:
 
     try:
         step = "login and whoami"
-        whoami = await call_whoami(args.url, provider)
+        whoami = await call_whoami(args.url, args.transport, provider)
         if whoami != args.login:
             raise RuntimeError(f"whoami answered {whoami!r}, not {args.login!r}")
         first = storage.tokens
         step = "refresh"
         provider.context.token_expiry_time = time.time() - 1
-        again = await call_whoami(args.url, provider)
+        again = await call_whoami(args.url, args.transport, provider)
         second = storage.tokens
         refreshed = (
             first is not None
@@ -204,7 +211,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             if res.status_code != 200:
                 raise RuntimeError(f"revocation answered {res.status_code}")
             probe = await http.post(
-                args.url,
+                args.probe_url or args.url,
                 headers={
                     "authorization": f"Bearer {second.access_token}",
                     "accept": "application/json, text/event-stream",
@@ -242,6 +249,8 @@ def main() -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--login", default="alice")
     parser.add_argument("--redirect-uri", default="http://127.0.0.1:53682/callback")
+    parser.add_argument("--transport", choices=["streamable", "sse"], default="streamable")
+    parser.add_argument("--probe-url", help="where the revoked token is tried (default --url)")
     parser.add_argument("--serve-cimd", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
     args.client_metadata_url = serve_cimd(*args.serve_cimd, args.redirect_uri) if args.serve_cimd else None

@@ -101,11 +101,12 @@ fn setup(extra: &[&str]) -> Setup {
     setup_with_env(extra, &[])
 }
 
-/// Runs tests/clients/py_oauth.py against the MCP endpoint; its JSON report.
-fn python_oauth(s: &Setup, extra: &[&str]) -> Value {
+/// Runs tests/clients/py_oauth.py against the MCP endpoint at `path`; its JSON report.
+fn python_oauth(s: &Setup, path: &str, extra: &[&str]) -> Value {
     let out = Command::new(python())
         .arg(clients_dir().join("py_oauth.py"))
-        .args(["--url", &s.bastion.url("/mcp"), "--login", "alice"])
+        .args(["--url", &s.bastion.url(path), "--login", "alice"])
+        .args(["--probe-url", &s.bastion.url("/mcp")])
         .args(["--redirect-uri", REDIRECT])
         .args(extra)
         .output()
@@ -145,8 +146,15 @@ fn python_oauth(s: &Setup, extra: &[&str]) -> Value {
 fn python_sdk_registers_logs_in_through_the_identity_provider_refreshes_and_is_revoked() {
     // every log line the example writes, so that the secrets check sees them all
     let s = setup_with_env(&[], &[("RUST_LOG", "trace")]);
-    let report = python_oauth(&s, &[]);
+    let report = python_oauth(&s, "/mcp", &[]);
     assert_eq!(report["metadata_document"], false, "{report}");
+}
+
+#[test]
+fn python_sdk_logs_in_and_calls_over_legacy_sse() {
+    let s = setup(&[]);
+    let report = python_oauth(&s, "/sse", &["--transport", "sse"]);
+    assert_eq!(report["whoami"], "alice", "{report}");
 }
 
 #[test]
@@ -214,7 +222,7 @@ fn python_sdk_logs_in_with_a_client_id_metadata_document() {
     let (cert, key) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
     // the document is on loopback, which only this test switch lets the fetch reach
     let s = setup(&["--cimd-allow-loopback", "--cimd-ca-file", cert]);
-    let report = python_oauth(&s, &["--serve-cimd", cert, key]);
+    let report = python_oauth(&s, "/mcp", &["--serve-cimd", cert, key]);
     assert_eq!(report["metadata_document"], true, "{report}");
     assert!(
         report["client_id"]
