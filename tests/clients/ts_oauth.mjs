@@ -3,9 +3,12 @@
 // `OAuthClientProvider` held in memory) logs in to mcp-bastion's authorization server and calls a
 // tool; this script plays the browser (fetch without automatic redirects, one cookie jar).
 //
-// Usage: node tests/clients/ts_oauth.mjs --url URL [--login NAME] [--redirect-uri URI]
+// Usage: node tests/clients/ts_oauth.mjs --url URL [--transport streamable|sse] [--login NAME]
+//            [--redirect-uri URI] [--cimd-cert CERT --cimd-key KEY] [--probe-url URL]
 //
-// The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers dynamically, and
+// The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers dynamically (or,
+// with --cimd-cert/--cimd-key, uses a Client ID Metadata Document this script serves over https on loopback
+// with that certificate and key), and
 // hands its authorization URL to the browser: mcp-bastion sends it to the identity provider
 // (oidc-provider's development login form, then its consent prompt), back to mcp-bastion's consent
 // page (approved), and to the client's redirect URI, whose code goes to `finishAuth`. Then:
@@ -13,14 +16,18 @@
 // SDK's 401 handling refreshes) and the tool again; then the refresh token is revoked (RFC 7009)
 // and the last access token must be refused (401).
 //
-// Prints one JSON line {"whoami", "client_id", "refreshed", "revoked_status", "pages"}; exit
+// Prints one JSON line {"whoami", "client_id", "metadata_document", "refreshed", "revoked_status",
+// "pages"}; exit
 // status 1 with the failing step on stderr otherwise.
 
+import { readFileSync } from "node:fs";
+import { createServer } from "node:https";
 import { parseArgs } from "node:util";
 
 const SDK = new URL("../node/node_modules/@modelcontextprotocol/sdk/dist/esm/", import.meta.url);
 const { Client } = await import(new URL("client/index.js", SDK).href);
 const { StreamableHTTPClientTransport } = await import(new URL("client/streamableHttp.js", SDK).href);
+const { SSEClientTransport } = await import(new URL("client/sse.js", SDK).href);
 const { UnauthorizedError } = await import(new URL("client/auth.js", SDK).href);
 
 const { values: args } = parseArgs({
@@ -28,6 +35,10 @@ const { values: args } = parseArgs({
     url: { type: "string" },
     login: { type: "string", default: "alice" },
     "redirect-uri": { type: "string", default: "http://127.0.0.1:53682/callback" },
+    transport: { type: "string", default: "streamable" },
+    "cimd-cert": { type: "string" },
+    "cimd-key": { type: "string" },
+    "probe-url": { type: "string" },
   },
 });
 if (!args.url) {
@@ -88,8 +99,36 @@ class Browser {
   }
 }
 
+/** Serves the Client ID Metadata Document over https on loopback; its URL. */
+async function serveCimd(cert, key) {
+  let url;
+  const server = createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
+    const found = req.url === "/client.json";
+    res.writeHead(found ? 200 : 404, { "content-type": "application/json" });
+    res.end(
+      found
+        ? JSON.stringify({
+            client_id: url,
+            client_name: "ts-oauth-cimd",
+            redirect_uris: [REDIRECT],
+            grant_types: ["authorization_code", "refresh_token"],
+            response_types: ["code"],
+            token_endpoint_auth_method: "none",
+          })
+        : "{}",
+    );
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  server.unref();
+  url = `https://127.0.0.1:${server.address().port}/client.json`;
+  return url;
+}
+
+const clientMetadataUrl = args["cimd-cert"] ? await serveCimd(args["cimd-cert"], args["cimd-key"]) : undefined;
+
 const memory = {};
 const provider = {
+  clientMetadataUrl,
   get redirectUrl() {
     return REDIRECT;
   },
@@ -120,9 +159,14 @@ const provider = {
   codeVerifier: () => memory.verifier,
 };
 
+function transportFor() {
+  const Transport = args.transport === "sse" ? SSEClientTransport : StreamableHTTPClientTransport;
+  return new Transport(new URL(args.url), { authProvider: provider });
+}
+
 async function whoami() {
   const client = new Client({ name: "ts-oauth-test", version: "1.0.0" });
-  await client.connect(new StreamableHTTPClientTransport(new URL(args.url), { authProvider: provider }));
+  await client.connect(transportFor());
   const result = await client.callTool({ name: "whoami", arguments: {} });
   await client.close();
   return result.content[0].text;
@@ -131,7 +175,7 @@ async function whoami() {
 const browser = new Browser();
 let step = "401 and registration";
 try {
-  const transport = new StreamableHTTPClientTransport(new URL(args.url), { authProvider: provider });
+  const transport = transportFor();
   try {
     await new Client({ name: "ts-oauth-test", version: "1.0.0" }).connect(transport);
     throw new Error("connected without logging in");
@@ -160,7 +204,7 @@ try {
     body: new URLSearchParams({ token: second.refresh_token, client_id: memory.client.client_id }).toString(),
   });
   if (revoked.status !== 200) throw new Error(`revocation answered ${revoked.status}`);
-  const probe = await fetch(args.url, {
+  const probe = await fetch(args["probe-url"] ?? args.url, {
     method: "POST",
     headers: {
       authorization: `Bearer ${second.access_token}`,
@@ -173,6 +217,7 @@ try {
     JSON.stringify({
       whoami: who,
       client_id: memory.client.client_id,
+      metadata_document: clientMetadataUrl !== undefined && memory.client.client_id === clientMetadataUrl,
       refreshed,
       revoked_status: probe.status,
       pages: browser.pages,

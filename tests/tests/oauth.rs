@@ -3,8 +3,8 @@
 //! (`oidc-provider`, started here on loopback with a client registration for mcp-bastion and its
 //! development login form), and real clients: the official Python SDK's `OAuthClientProvider`
 //! (dynamic registration, and a Client ID Metadata Document served over https; login, consent,
-//! token, MCP call, refresh, revocation), the TypeScript SDK's OAuth client (the same with
-//! dynamic registration), and a browser played here with reqwest and a cookie jar for the cases
+//! token, MCP call over Streamable HTTP and legacy SSE, refresh, revocation), the TypeScript
+//! SDK's OAuth client (the same), and a browser played here with reqwest and a cookie jar for the cases
 //! that must fail.
 
 use std::{
@@ -157,13 +157,14 @@ fn python_sdk_logs_in_and_calls_over_legacy_sse() {
     assert_eq!(report["whoami"], "alice", "{report}");
 }
 
-#[test]
-fn typescript_sdk_registers_logs_in_refreshes_and_is_revoked() {
-    let s = setup(&[]);
+/// Runs tests/clients/ts_oauth.mjs against the MCP endpoint at `path`; its JSON report.
+fn typescript_oauth(s: &Setup, path: &str, extra: &[&str]) -> Value {
     let out = Command::new(node())
         .arg(clients_dir().join("ts_oauth.mjs"))
-        .args(["--url", &s.bastion.url("/mcp"), "--login", "alice"])
+        .args(["--url", &s.bastion.url(path), "--login", "alice"])
+        .args(["--probe-url", &s.bastion.url("/mcp")])
         .args(["--redirect-uri", REDIRECT])
+        .args(extra)
         .output()
         .expect("node runs");
     assert!(
@@ -182,6 +183,20 @@ fn typescript_sdk_registers_logs_in_refreshes_and_is_revoked() {
             .contains("POST /oauth/consent -> 303"),
         "{report}"
     );
+    report
+}
+
+#[test]
+fn typescript_sdk_registers_logs_in_refreshes_and_is_revoked() {
+    let s = setup(&[]);
+    let report = typescript_oauth(&s, "/mcp", &[]);
+    assert_eq!(report["metadata_document"], false, "{report}");
+}
+
+#[test]
+fn typescript_sdk_logs_in_and_calls_over_legacy_sse() {
+    let s = setup(&[]);
+    typescript_oauth(&s, "/sse", &["--transport", "sse"]);
 }
 
 /// A self-signed end-entity certificate (`CA:FALSE`: rustls refuses a CA certificate as a
@@ -229,6 +244,15 @@ fn python_sdk_logs_in_with_a_client_id_metadata_document() {
             .as_str()
             .is_some_and(|id| id.starts_with("https://127.0.0.1:"))
     );
+}
+
+#[test]
+fn typescript_sdk_logs_in_with_a_client_id_metadata_document() {
+    let (cert, key) = leaf_certificate();
+    let (cert, key) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+    let s = setup(&["--cimd-allow-loopback", "--cimd-ca-file", cert]);
+    let report = typescript_oauth(&s, "/mcp", &["--cimd-cert", cert, "--cimd-key", key]);
+    assert_eq!(report["metadata_document"], true, "{report}");
 }
 
 /// A browser: no automatic redirects, one cookie jar for every host (the provider and
