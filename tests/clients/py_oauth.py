@@ -2,10 +2,10 @@
 authorization server and calls a tool; this script plays the browser.
 
 Usage: python3 tests/clients/py_oauth.py --url URL [--transport streamable|sse] [--login NAME]
-           [--redirect-uri URI] [--serve-cimd CERT KEY] [--probe-url URL]
+           [--redirect-uri URI] [--cimd-cert CERT --cimd-key KEY] [--probe-url URL]
 
 The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers (dynamic registration; or,
-with --serve-cimd, a Client ID Metadata Document that this script serves over https on loopback
+with --cimd-cert/--cimd-key, a Client ID Metadata Document that this script serves over https on loopback
 with that certificate and key, whose URL becomes the client id), and hands its authorization URL to
 the browser played here with httpx2 and a cookie jar: mcp-bastion sends it to the identity
 provider (oidc-provider's development login form: any login, any password, then its consent
@@ -251,9 +251,12 @@ def main() -> int:
     parser.add_argument("--redirect-uri", default="http://127.0.0.1:53682/callback")
     parser.add_argument("--transport", choices=["streamable", "sse"], default="streamable")
     parser.add_argument("--probe-url", help="where the revoked token is tried (default --url)")
-    parser.add_argument("--serve-cimd", nargs=2, metavar=("CERT", "KEY"))
+    parser.add_argument("--cimd-cert")
+    parser.add_argument("--cimd-key")
     args = parser.parse_args()
-    args.client_metadata_url = serve_cimd(*args.serve_cimd, args.redirect_uri) if args.serve_cimd else None
+    args.client_metadata_url = (
+        serve_cimd(args.cimd_cert, args.cimd_key, args.redirect_uri) if args.cimd_cert else None
+    )
     try:
         report = anyio.run(main_async, args)
     except Exception as e:  # noqa: BLE001

@@ -17,7 +17,7 @@
 // and the last access token must be refused (401).
 //
 // Prints one JSON line {"whoami", "client_id", "metadata_document", "refreshed", "revoked_status",
-// "pages"}; exit
+// "pages", "secrets"} (secrets: the code and tokens of the flow, for the test's log check); exit
 // status 1 with the failing step on stderr otherwise.
 
 import { readFileSync } from "node:fs";
@@ -184,7 +184,8 @@ try {
   }
   step = "login";
   const back = await browser.authorize(memory.authorizationUrl.href);
-  await transport.finishAuth(back.searchParams.get("code"));
+  const code = back.searchParams.get("code");
+  await transport.finishAuth(code);
   step = "whoami";
   const who = await whoami();
   if (who !== args.login) throw new Error(`whoami answered ${who}`);
@@ -221,6 +222,8 @@ try {
       refreshed,
       revoked_status: probe.status,
       pages: browser.pages,
+      // for the test's check that none of them reached the server's logs
+      secrets: [code, first.access_token, first.refresh_token, second.access_token, second.refresh_token],
     }),
   );
 } catch (e) {
