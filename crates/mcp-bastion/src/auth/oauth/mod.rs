@@ -93,12 +93,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
-/// Seconds since the epoch.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub(crate) use super::jwt::unix_now;
 
 /// 256 random bits, base64url: codes, tokens, ids, states, nonces,
 /// verifiers (43 characters, a valid PKCE verifier).

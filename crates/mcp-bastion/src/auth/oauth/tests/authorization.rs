@@ -136,13 +136,7 @@ async fn consent_is_remembered_per_user_and_client() {
             .unwrap(),
     )
     .await;
-    let cookie = res.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = browser_cookie(&res);
     let upstream = location(&res);
     idp.codes.lock().unwrap().insert(
         "c2".into(),

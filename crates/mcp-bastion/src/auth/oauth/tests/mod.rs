@@ -184,6 +184,17 @@ pub(super) fn location(res: &axum::response::Response) -> url::Url {
     url::Url::parse(res.headers()[header::LOCATION].to_str().unwrap()).unwrap()
 }
 
+/// The `name=value` of the cookie a response sets.
+pub(super) fn browser_cookie(res: &axum::response::Response) -> String {
+    res.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 pub(super) fn param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
@@ -230,13 +241,7 @@ pub(super) async fn login_deciding(
     let res = send(app, Request::get(authorize).body(Body::empty()).unwrap()).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "{}", text(res).await);
     let upstream = location(&res);
-    let cookie = res.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = browser_cookie(&res);
     assert_eq!(
         param(&upstream, "code_challenge_method").as_deref(),
         Some("S256")
