@@ -111,6 +111,7 @@ async fn start(inner: &Inner, q: AuthorizeQuery) -> Result<Response, Response> {
         client_id: client.id.clone(),
         client_name: client.name.clone(),
         redirect_uri,
+        redirect_uri_named: q.redirect_uri.is_some(),
         state: q.state,
         code_challenge: challenge,
         scope,

@@ -26,6 +26,10 @@ pub(crate) struct AuthRequest {
     pub client_id: String,
     pub client_name: Option<String>,
     pub redirect_uri: String,
+    /// Whether the request named `redirect_uri` (then the token request
+    /// must name it too; OAuth 2.1 §4.1.3).
+    #[serde(default)]
+    pub redirect_uri_named: bool,
     pub state: Option<String>,
     pub code_challenge: String,
     pub scope: Vec<String>,

@@ -175,7 +175,11 @@ async fn redeem_code(
             "the code was issued to another client",
         ));
     }
-    if form.redirect_uri.as_deref() != Some(request.redirect_uri.as_str()) {
+    let redirect_matches = match form.redirect_uri.as_deref() {
+        Some(uri) => uri == request.redirect_uri,
+        None => !request.redirect_uri_named,
+    };
+    if !redirect_matches {
         return Err(EndpointError::invalid_grant(
             "redirect_uri differs from the authorization request's",
         ));

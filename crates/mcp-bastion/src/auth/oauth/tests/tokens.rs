@@ -260,3 +260,25 @@ async fn revocation_ends_access() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(call(&mcp_app, access).await, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn redirect_uri_at_the_token_endpoint_follows_the_authorization_request() {
+    let idp = idp().await;
+    let app = builder(&idp).build().unwrap().router();
+    // named at /authorize: required at /token
+    let (code, verifier) = code_for(&app, &idp, "alice").await;
+    let form = redeem(&code, &verifier)
+        .replace("&redirect_uri=http%3A%2F%2F127.0.0.1%3A4000%2Fcallback", "");
+    let (status, body, _) = token(&app, &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // omitted at /authorize (one registered): may be omitted at /token
+    let (verifier, challenge) = pkce();
+    let uri = authorize_uri("app", &challenge, "")
+        .replace("&redirect_uri=http%3A%2F%2F127.0.0.1%3A4000%2Fcallback", "");
+    let res = login(&app, &idp, &uri, "alice", None).await;
+    let code = param(&location(&res), "code").unwrap();
+    let form = redeem(&code, &verifier)
+        .replace("&redirect_uri=http%3A%2F%2F127.0.0.1%3A4000%2Fcallback", "");
+    let (status, body, _) = token(&app, &form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
