@@ -167,10 +167,12 @@ impl Records {
 
     /// Whether a grant exists and is not revoked.
     pub(crate) async fn grant_active(&self, grant_id: &str) -> Result<bool, StoreError> {
+        // read the one field, not the whole record: this runs on every MCP request
         Ok(self
-            .get::<Grant>(RecordKind::Grant, grant_id)
+            .0
+            .get(RecordKind::Grant, grant_id)
             .await?
-            .is_some_and(|g| !g.revoked))
+            .is_some_and(|g| g.get("revoked") == Some(&serde_json::Value::Bool(false))))
     }
 }
 
