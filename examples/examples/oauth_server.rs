@@ -85,7 +85,8 @@ struct Cli {
     /// A certificate (PEM) to trust for metadata-document fetches (tests).
     #[arg(long)]
     cimd_ca_file: Option<PathBuf>,
-    /// The ES256 signing key (PEM); generated at start when absent.
+    /// The ES256 signing key (PEM): loaded, or generated and written there
+    /// when the file does not exist; without it, a key for this run only.
     #[arg(long)]
     signing_key_file: Option<PathBuf>,
     /// A scope offered; repeatable (default `mcp`).
@@ -151,7 +152,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .redirect_allow_loopback(true)
         .cimd_allow_loopback(cli.cimd_allow_loopback);
     if let Some(path) = &cli.signing_key_file {
-        oauth = oauth.signing_key(SigningKey::from_pem(&std::fs::read(path)?)?);
+        oauth = oauth.signing_key(SigningKey::load_or_generate(path)?);
     }
     if let Some(path) = &cli.cimd_ca_file {
         oauth = oauth.cimd_root_certificate(std::fs::read(path)?);

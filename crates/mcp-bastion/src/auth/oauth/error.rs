@@ -32,6 +32,9 @@ pub enum OAuthConfigError {
     /// The signing key is not a P-256 private key.
     #[error("the signing key is not a P-256 private key in PEM (PKCS#8 or SEC1)")]
     SigningKey,
+    /// The signing key file cannot be read or written.
+    #[error("the signing key file cannot be read or written: {0}")]
+    SigningKeyFile(std::io::ErrorKind),
     /// A redirect URI (of a static client or the allowlist) is not a URL.
     #[error("a redirect URI is not an absolute URL: {0}")]
     RedirectUri(String),

@@ -74,6 +74,27 @@ impl SigningKey {
         Self::from_secret(secret)
     }
 
+    /// The key in the PEM file at `path`; when there is no such file, a
+    /// generated key, written there first (PKCS#8, readable by the owner
+    /// only on Unix) so that tokens survive a restart.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or written ([`OAuthConfigError::SigningKeyFile`]),
+    /// or holds no P-256 key ([`OAuthConfigError::SigningKey`]).
+    pub fn load_or_generate(path: &std::path::Path) -> Result<Self, OAuthConfigError> {
+        match std::fs::read(path) {
+            Ok(pem) => Self::from_pem(&pem),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::generate();
+                write_private(path, key.to_pkcs8_pem().as_bytes())
+                    .map_err(|e| OAuthConfigError::SigningKeyFile(e.kind()))?;
+                Ok(key)
+            }
+            Err(e) => Err(OAuthConfigError::SigningKeyFile(e.kind())),
+        }
+    }
+
     fn from_secret(secret: SecretKey) -> Result<Self, OAuthConfigError> {
         let pem = secret
             .to_pkcs8_pem(LineEnding::LF)
@@ -139,6 +160,16 @@ impl SigningKey {
         header.typ = Some("at+jwt".into());
         jsonwebtoken::encode(&header, claims, &self.encoding).ok()
     }
+}
+
+/// Creates `path` (never replacing a file) with `bytes`, mode 0600 on Unix.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }
 
 /// The claims of an access token (RFC 9068's shape).

@@ -282,3 +282,26 @@ async fn redirect_uri_at_the_token_endpoint_follows_the_authorization_request() 
     let (status, body, _) = token(&app, &form).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[test]
+fn a_generated_key_is_persisted_and_loaded_again() {
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-oauth-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("signing.pem");
+    let _ = std::fs::remove_file(&path);
+    let first = SigningKey::load_or_generate(&path).unwrap();
+    let again = SigningKey::load_or_generate(&path).unwrap();
+    assert_eq!(first.kid(), again.kid());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
+    }
+    std::fs::write(&path, "not a key").unwrap();
+    assert!(matches!(
+        SigningKey::load_or_generate(&path),
+        Err(OAuthConfigError::SigningKey)
+    ));
+    let _ = std::fs::remove_dir_all(dir);
+}
