@@ -305,3 +305,41 @@ fn a_generated_key_is_persisted_and_loaded_again() {
     ));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_code_older_than_sixty_seconds_is_refused() {
+    let idp = idp().await;
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let app = builder(&idp).store(store.clone()).build().unwrap().router();
+    let (verifier, challenge) = pkce();
+    let request = super::super::records::AuthRequest {
+        client_id: "app".into(),
+        client_name: None,
+        redirect_uri: REDIRECT.into(),
+        redirect_uri_named: true,
+        state: None,
+        code_challenge: challenge,
+        scope: vec!["mcp".into()],
+        resource: RESOURCE.into(),
+    };
+    // a code as the consent step writes it, issued 61 s ago (a store that keeps it longer than
+    // its time to live, or a clock that moved, must not make it redeemable)
+    let slot = super::super::records::CodeSlot::Live {
+        request,
+        sub: "alice".into(),
+        upstream: upstream::UpstreamTokens::default(),
+        issued_at: unix_now() - 61,
+    };
+    store
+        .put(
+            RecordKind::Code,
+            &super::super::clients::digest("old-code"),
+            serde_json::to_value(&slot).unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let (status, body, _) = token(&app, &redeem("old-code", &verifier)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error_description"], "the code is unknown or expired");
+}
