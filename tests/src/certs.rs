@@ -8,6 +8,16 @@ use std::{
 /// A self-signed EC certificate for `localhost` and `127.0.0.1`, written into `dir` as
 /// `cert.pem` and `key.pem`; returns their paths. Panics with openssl's message on failure.
 pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    make(dir, &[])
+}
+
+/// [`self_signed`], marked `CA:FALSE`: what a client built on rustls (webpki) accepts as a
+/// trusted server certificate, which refuses a CA certificate used as a server's.
+pub fn self_signed_end_entity(dir: &Path) -> (PathBuf, PathBuf) {
+    make(dir, &["-addext", "basicConstraints=critical,CA:FALSE"])
+}
+
+fn make(dir: &Path, extra: &[&str]) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = Command::new("openssl")
@@ -21,6 +31,7 @@ pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
         ])
         .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(extra)
         .arg("-keyout")
         .arg(&key)
         .arg("-out")

@@ -93,7 +93,8 @@ const VERIFIED_CAPACITY: u64 = 10_000;
 /// Default time to live of a verified token in the cache.
 const VERIFIED_TTL: Duration = Duration::from_secs(60);
 
-fn unix_now() -> u64 {
+/// Seconds since the epoch.
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -87,6 +87,8 @@ mod jwks;
 mod jwt;
 mod layer;
 mod metadata;
+#[cfg(feature = "oauth-server")]
+pub mod oauth;
 mod remote;
 mod scopes;
 mod service;

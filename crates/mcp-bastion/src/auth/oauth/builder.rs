@@ -1,0 +1,218 @@
+//! [`OAuthServerBuilder`]: everything the authorization server needs, with
+//! safe defaults (memory store, a generated key, 1 h tokens, CIMD on, DCR
+//! off, nobody allowed to log in until said otherwise).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use super::{
+    DcrPolicy, MemoryStore, OAuthConfigError, OAuthServer, OAuthStore, RedirectAllowlist,
+    SigningKey, StaticClient, UpstreamOidc,
+    cimd::CimdFetcher,
+    clients::Client,
+    records::Records,
+    server::{Inner, LoginPolicy},
+    upstream::Upstream,
+};
+
+/// Builds an [`OAuthServer`]; see the [module docs](super) for an example.
+#[derive(Debug, Default)]
+pub struct OAuthServerBuilder {
+    issuer: Option<String>,
+    resource: Option<String>,
+    scopes: Vec<String>,
+    token_ttl: Option<Duration>,
+    key: Option<SigningKey>,
+    clients: Vec<StaticClient>,
+    cimd_off: bool,
+    cimd_allow_loopback: bool,
+    cimd_roots: Vec<Vec<u8>>,
+    dcr: DcrPolicy,
+    redirects: RedirectAllowlist,
+    upstream: Option<UpstreamOidc>,
+    login: LoginPolicy,
+    store: Option<Arc<dyn OAuthStore>>,
+}
+
+impl std::fmt::Debug for dyn OAuthStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OAuthStore")
+    }
+}
+
+impl OAuthServerBuilder {
+    /// The issuer: this server's public base URL (`https://mcp.example.com`,
+    /// or with a path). Required.
+    pub fn issuer(mut self, url: impl Into<String>) -> Self {
+        self.issuer = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The resource tokens are for: the MCP endpoint URL
+    /// (`https://mcp.example.com/mcp`). Required.
+    pub fn resource(mut self, url: impl Into<String>) -> Self {
+        self.resource = Some(url.into());
+        self
+    }
+
+    /// The scopes offered (and granted when a client asks for none).
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    /// Access-token lifetime (default 1 h).
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        self.token_ttl = Some(ttl);
+        self
+    }
+
+    /// The signing key (default: generated at build, lost at exit).
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// A static client; repeatable.
+    pub fn client(mut self, client: StaticClient) -> Self {
+        self.clients.push(client);
+        self
+    }
+
+    /// Whether `https` client ids are fetched as Client ID Metadata
+    /// Documents (default on).
+    pub fn cimd(mut self, on: bool) -> Self {
+        self.cimd_off = !on;
+        self
+    }
+
+    /// Lets metadata-document fetches reach loopback addresses (plain
+    /// `http` too). For tests only: in production it would let a client
+    /// make this server fetch its own local services.
+    pub fn cimd_allow_loopback(mut self, allow: bool) -> Self {
+        self.cimd_allow_loopback = allow;
+        self
+    }
+
+    /// Trusts this certificate (PEM) for metadata-document fetches, beside
+    /// the public roots: for tests and private CAs.
+    pub fn cimd_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.cimd_roots.push(pem.into());
+        self
+    }
+
+    /// The dynamic-registration policy (default off).
+    pub fn dcr(mut self, policy: DcrPolicy) -> Self {
+        self.dcr = policy;
+        self
+    }
+
+    /// A redirect URI registrations may name exactly; repeatable.
+    pub fn redirect_allow(mut self, url: impl Into<String>) -> Self {
+        self.redirects.exact.push(url.into());
+        self
+    }
+
+    /// Whether registrations may name loopback `http` redirect URIs on any
+    /// port (RFC 8252 §7.3; what desktop and CLI clients use).
+    pub fn redirect_allow_loopback(mut self, allow: bool) -> Self {
+        self.redirects.loopback = allow;
+        self
+    }
+
+    /// The identity provider users log in with. Required.
+    pub fn upstream(mut self, upstream: UpstreamOidc) -> Self {
+        self.upstream = Some(upstream);
+        self
+    }
+
+    /// Lets this upstream subject log in; repeatable.
+    pub fn allow_subject(mut self, sub: impl Into<String>) -> Self {
+        self.login.subjects.push(sub.into());
+        self
+    }
+
+    /// Lets users with a verified email in this domain log in; repeatable.
+    pub fn allow_email_domain(mut self, domain: impl Into<String>) -> Self {
+        self.login.email_domains.push(domain.into());
+        self
+    }
+
+    /// Lets everyone who can log in at the provider in.
+    pub fn allow_any_user(mut self) -> Self {
+        self.login.any = true;
+        self
+    }
+
+    /// Where records live (default: [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn OAuthStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Builds the server.
+    ///
+    /// # Errors
+    ///
+    /// An [`OAuthConfigError`] for a missing or malformed issuer or
+    /// resource, no upstream, nobody allowed to log in, or a static client
+    /// with a redirect URI that is not a URL.
+    pub fn build(self) -> Result<OAuthServer, OAuthConfigError> {
+        let issuer = self.issuer.ok_or(OAuthConfigError::Issuer)?;
+        let parsed = url::Url::parse(&issuer).map_err(|_| OAuthConfigError::Issuer)?;
+        if !matches!(parsed.scheme(), "https" | "http")
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+        {
+            return Err(OAuthConfigError::Issuer);
+        }
+        let issuer_path = parsed.path().trim_end_matches('/').to_owned();
+        let resource = self.resource.ok_or(OAuthConfigError::Resource)?;
+        if !url::Url::parse(&resource).is_ok_and(|u| matches!(u.scheme(), "https" | "http")) {
+            return Err(OAuthConfigError::Resource);
+        }
+        let upstream = Upstream::new(self.upstream.ok_or(OAuthConfigError::NoUpstream)?)?;
+        let login = self.login;
+        if !login.any && login.subjects.is_empty() && login.email_domains.is_empty() {
+            return Err(OAuthConfigError::NoUsersAllowed);
+        }
+        let mut statics = HashMap::new();
+        for c in &self.clients {
+            if let Some(bad) = c.redirect_uris.iter().find(|u| url::Url::parse(u).is_err()) {
+                return Err(OAuthConfigError::RedirectUri(bad.clone()));
+            }
+            statics.insert(c.id.clone(), Client::from_static(c));
+        }
+        for u in &self.redirects.exact {
+            if url::Url::parse(u).is_err() {
+                return Err(OAuthConfigError::RedirectUri(u.clone()));
+            }
+        }
+        let cimd = if self.cimd_off {
+            None
+        } else {
+            Some(
+                CimdFetcher::new(self.cimd_allow_loopback, &self.cimd_roots)
+                    .map_err(|_| OAuthConfigError::HttpClient)?,
+            )
+        };
+        let secure_cookies = parsed.scheme() == "https";
+        Ok(OAuthServer {
+            inner: Arc::new(Inner {
+                issuer,
+                issuer_path,
+                resource,
+                scopes: self.scopes,
+                token_ttl: self.token_ttl.unwrap_or(Duration::from_secs(3600)),
+                key: self.key.unwrap_or_else(SigningKey::generate),
+                statics,
+                cimd,
+                dcr: self.dcr,
+                redirects: self.redirects,
+                upstream,
+                login,
+                records: Records(self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()))),
+                secure_cookies,
+            }),
+        })
+    }
+}

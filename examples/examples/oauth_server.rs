@@ -1,0 +1,196 @@
+//! mcp-bastion as its own OAuth authorization server, in one axum app with
+//! the MCP endpoint it protects: clients (claude.ai, Claude Code, VS Code,
+//! the Python and TypeScript SDKs) discover it from the 401, register (a
+//! Client ID Metadata Document, or dynamic registration), and log their
+//! user in through the operator's OIDC provider; the tokens they get are
+//! verified locally by `McpAuthLayer`.
+//!
+//! ```text
+//! UPSTREAM_CLIENT_SECRET=… cargo run -p examples --example oauth_server -- \
+//!     --listen 127.0.0.1:8080 --issuer http://127.0.0.1:8080 \
+//!     --upstream-issuer https://accounts.example.com --upstream-client-id mcp-bastion \
+//!     --allow-email-domain example.com --dcr open
+//! ```
+//!
+//! Register `<issuer>/oauth/callback` as a redirect URI of the client
+//! `--upstream-client-id` at the provider. The MCP endpoint is `/mcp`
+//! (Streamable HTTP) and `/sse` (legacy); its `whoami` tool answers with the
+//! subject of the token. Loopback redirect URIs (any port) are always
+//! allowed for registration, as desktop and CLI clients use them.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use axum::routing::get;
+use clap::{Parser, ValueEnum};
+use mcp_bastion::{
+    auth::{
+        McpAuthLayer,
+        oauth::{DcrPolicy, OAuthServer, SigningKey, UpstreamOidc},
+    },
+    backend::{Backend, rmcp::RmcpBackend},
+    principal::Principal,
+    stack::McpStack,
+};
+use rmcp::{
+    ServerHandler,
+    handler::server::{common::Extension, tool::ToolRouter},
+    model::{Implementation, ServerCapabilities, ServerConfig},
+    tool, tool_handler, tool_router,
+};
+
+/// Serve an MCP endpoint and the OAuth authorization server its clients log
+/// in with.
+#[derive(Debug, Parser)]
+#[command(name = "oauth_server")]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The public base URL (the issuer); default `http://<listen>`.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// The resource tokens are for; default the issuer itself, which covers
+    /// both `/mcp` and `/sse` (a client checks that the resource is a prefix
+    /// of the URL it connects to).
+    #[arg(long)]
+    resource: Option<String>,
+    /// The operator's OIDC provider (discovery at
+    /// `<issuer>/.well-known/openid-configuration`).
+    #[arg(long)]
+    upstream_issuer: String,
+    /// mcp-bastion's client id at the provider.
+    #[arg(long)]
+    upstream_client_id: String,
+    /// mcp-bastion's client secret at the provider.
+    #[arg(long, env = "UPSTREAM_CLIENT_SECRET", hide_env_values = true)]
+    upstream_client_secret: Option<String>,
+    /// A subject allowed to log in; repeatable.
+    #[arg(long)]
+    allow_subject: Vec<String>,
+    /// An email domain (verified emails only) allowed to log in; repeatable.
+    #[arg(long)]
+    allow_email_domain: Vec<String>,
+    /// Let everyone who can log in at the provider in.
+    #[arg(long)]
+    allow_any_user: bool,
+    /// Dynamic client registration.
+    #[arg(long, value_enum, default_value = "off")]
+    dcr: Dcr,
+    /// A redirect URI registrations may name exactly; repeatable.
+    #[arg(long)]
+    redirect_allow: Vec<String>,
+    /// Let Client ID Metadata Document fetches reach loopback (tests only).
+    #[arg(long)]
+    cimd_allow_loopback: bool,
+    /// A certificate (PEM) to trust for metadata-document fetches (tests).
+    #[arg(long)]
+    cimd_ca_file: Option<PathBuf>,
+    /// The ES256 signing key (PEM): loaded, or generated and written there
+    /// when the file does not exist; without it, a key for this run only.
+    #[arg(long)]
+    signing_key_file: Option<PathBuf>,
+    /// A scope offered; repeatable (default `mcp`).
+    #[arg(long, default_value = "mcp")]
+    scope: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Dcr {
+    Open,
+    Off,
+}
+
+#[derive(Debug, Clone)]
+struct Greeter {
+    tools: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl Greeter {
+    #[tool(description = "The subject of the caller's token")]
+    async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> String {
+        parts
+            .extensions
+            .get::<Principal>()
+            .map_or_else(|| "nobody".to_owned(), |p| p.subject().to_owned())
+    }
+}
+
+#[tool_handler(router = self.tools)]
+impl ServerHandler for Greeter {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_server_info(
+            Implementation::new("mcp-bastion-oauth-demo", env!("CARGO_PKG_VERSION")),
+        )
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    examples::init_tracing();
+    let cli = Cli::parse();
+    let issuer = cli
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cli.listen));
+    let issuer = issuer.trim_end_matches('/').to_owned();
+    let resource = cli.resource.clone().unwrap_or_else(|| issuer.clone());
+
+    let mut upstream = UpstreamOidc::new(&cli.upstream_issuer, &cli.upstream_client_id);
+    if let Some(secret) = &cli.upstream_client_secret {
+        upstream = upstream.client_secret(secret);
+    }
+    let mut oauth = OAuthServer::builder()
+        .issuer(&issuer)
+        .resource(&resource)
+        .scopes(cli.scope.iter().cloned())
+        .upstream(upstream)
+        .dcr(match cli.dcr {
+            Dcr::Open => DcrPolicy::Open,
+            Dcr::Off => DcrPolicy::Off,
+        })
+        .redirect_allow_loopback(true)
+        .cimd_allow_loopback(cli.cimd_allow_loopback);
+    if let Some(path) = &cli.signing_key_file {
+        oauth = oauth.signing_key(SigningKey::load_or_generate(path)?);
+    }
+    if let Some(path) = &cli.cimd_ca_file {
+        oauth = oauth.cimd_root_certificate(std::fs::read(path)?);
+    }
+    for uri in &cli.redirect_allow {
+        oauth = oauth.redirect_allow(uri);
+    }
+    for sub in &cli.allow_subject {
+        oauth = oauth.allow_subject(sub);
+    }
+    for domain in &cli.allow_email_domain {
+        oauth = oauth.allow_email_domain(domain);
+    }
+    if cli.allow_any_user {
+        oauth = oauth.allow_any_user();
+    }
+    let oauth = oauth.build()?;
+    eprintln!(
+        "OAuth issuer {issuer}; register {} at the provider",
+        oauth.callback_url()
+    );
+
+    let backend = RmcpBackend::new(|| Greeter {
+        tools: Greeter::tool_router(),
+    });
+    let metadata = oauth.protected_resource_metadata();
+    let metadata_url = metadata.metadata_url().unwrap_or_default();
+    // the authenticator checks the token locally (ES256, iss, aud = the
+    // resource) and that its grant was not revoked
+    let stack = McpStack::new()
+        .auth(McpAuthLayer::new(oauth.authenticator()).resource_metadata(metadata_url))
+        .resource_metadata(metadata);
+    let app = stack
+        .serve(backend.clone())
+        .merge(oauth.router())
+        .route("/healthz", get(|| async { "ok" }));
+
+    examples::serve(cli.listen, app).await?;
+    backend.shutdown().await;
+    Ok(())
+}

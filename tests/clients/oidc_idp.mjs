@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+// A real OpenID provider for the OAuth tests: `oidc-provider` (OpenID Certified) on loopback, with
+// one confidential client (mcp-bastion's upstream registration) and its development login form
+// (any login, any password; the login becomes the subject, `<login>@example.com` its verified
+// email). The module is loaded from tests/node/node_modules (`npm ci --prefix tests/node`), or from
+// $OIDC_PROVIDER_MODULE (a path to its lib/index.js).
+//
+// Usage:
+//   node tests/clients/oidc_idp.mjs --port 0 --client-id bastion --client-secret S \
+//       --redirect-uri http://127.0.0.1:8080/oauth/callback
+//
+// Prints `oidc-provider listening on http://127.0.0.1:PORT` on stderr once it listens.
+
+import { parseArgs } from "node:util";
+import { createServer } from "node:http";
+import { pathToFileURL } from "node:url";
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: "string", default: "0" },
+    "client-id": { type: "string" },
+    "client-secret": { type: "string" },
+    "redirect-uri": { type: "string", multiple: true },
+  },
+});
+if (!args["client-id"] || !args["client-secret"] || !args["redirect-uri"]) {
+  console.error("usage: oidc_idp.mjs --client-id ID --client-secret S --redirect-uri URI [--port N]");
+  process.exit(2);
+}
+
+const moduleUrl = process.env.OIDC_PROVIDER_MODULE
+  ? pathToFileURL(process.env.OIDC_PROVIDER_MODULE).href
+  : new URL("../node/node_modules/oidc-provider/lib/index.js", import.meta.url).href;
+const { default: Provider } = await import(moduleUrl);
+
+// the port must be known before the provider (its issuer) is made
+const server = createServer();
+await new Promise((resolve) => server.listen(Number(args.port), "127.0.0.1", resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  clients: [
+    {
+      client_id: args["client-id"],
+      client_secret: args["client-secret"],
+      redirect_uris: args["redirect-uri"],
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "client_secret_basic",
+    },
+  ],
+  claims: {
+    openid: ["sub"],
+    email: ["email", "email_verified"],
+    profile: ["name"],
+  },
+  // the ID token carries the claims itself (mcp-bastion does not call userinfo)
+  conformIdTokenClaims: false,
+  async findAccount(_ctx, id) {
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, email: `${id}@example.com`, email_verified: true, name: id };
+      },
+    };
+  },
+  cookies: { keys: ["oauth-test-cookie-key-0123456789"] },
+});
+provider.proxy = false;
+server.on("request", provider.callback());
+console.error(`oidc-provider listening on ${issuer}`);
+
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}

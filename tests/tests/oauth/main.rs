@@ -1,0 +1,102 @@
+//! mcp-bastion's own OAuth authorization server, black-box: the `oauth_server` example (the
+//! authorization server and an MCP endpoint in one app) with a real identity provider
+//! (`oidc-provider`, started here on loopback with a client registration for mcp-bastion and its
+//! development login form), and real clients: the official Python SDK's `OAuthClientProvider`
+//! (dynamic registration, and a Client ID Metadata Document served over https; login, consent,
+//! token, MCP call over Streamable HTTP and legacy SSE, refresh, revocation), the TypeScript
+//! SDK's OAuth client (the same), and a browser played here with reqwest and a cookie jar for the cases
+//! that must fail.
+//!
+//! `sdk`: the SDK clients' whole flows; `browser`: the cases that must fail, with a browser
+//! played here.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+};
+
+use tests::{Server, binaries::node, clients_dir, example_bin, node_modules_dir};
+
+pub(crate) const UPSTREAM_CLIENT: &str = "bastion";
+pub(crate) const UPSTREAM_SECRET: &str = "upstream-secret-for-tests";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:53682/callback";
+
+/// `oidc-provider`'s entry: `$OIDC_PROVIDER_MODULE`, else tests/node/node_modules.
+fn oidc_provider_module() -> PathBuf {
+    let path = std::env::var_os("OIDC_PROVIDER_MODULE").map_or_else(
+        || node_modules_dir().join("oidc-provider/lib/index.js"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "{} is missing: install the test dependencies with `npm ci --prefix tests/node`",
+        path.display()
+    );
+    path
+}
+
+/// A port nobody listens on now (the issuer must be known before the identity provider, which
+/// must know mcp-bastion's callback URL, starts).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The identity provider and mcp-bastion (the example) wired to each other.
+pub(crate) struct Setup {
+    _idp: Server,
+    pub(crate) bastion: Server,
+}
+
+/// The example started with `extra` arguments and `env` beside the upstream secret.
+pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
+    let port = free_port();
+    let callback = format!("http://127.0.0.1:{port}/oauth/callback");
+    let script = clients_dir().join("oidc_idp.mjs");
+    let idp = Server::spawn_with_env(
+        "oidc-provider",
+        Path::new(&node()),
+        &[
+            script.display().to_string(),
+            "--client-id".into(),
+            UPSTREAM_CLIENT.into(),
+            "--client-secret".into(),
+            UPSTREAM_SECRET.into(),
+            "--redirect-uri".into(),
+            callback,
+        ],
+        &[(
+            "OIDC_PROVIDER_MODULE",
+            oidc_provider_module().to_str().expect("a UTF-8 path"),
+        )],
+    );
+    let mut args: Vec<String> = [
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--upstream-issuer",
+        idp.base_url(),
+        "--upstream-client-id",
+        UPSTREAM_CLIENT,
+        "--allow-email-domain",
+        "example.com",
+        "--dcr",
+        "open",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let mut env = env.to_vec();
+    env.push(("UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET));
+    let bastion = Server::spawn_with_env("oauth_server", &example_bin("oauth_server"), &args, &env);
+    Setup { _idp: idp, bastion }
+}
+
+pub(crate) fn setup(extra: &[&str]) -> Setup {
+    setup_with_env(extra, &[])
+}
+
+mod browser;
+mod sdk;
