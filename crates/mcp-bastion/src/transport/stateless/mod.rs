@@ -23,7 +23,9 @@
 //! elicitation, roots) could reach the client, so they are answered with a
 //! JSON-RPC error and the backend sees a client that declared none of them.
 //! `subscriptions/listen` needs a long-lived backend connection and is
-//! answered `404` with `-32601`.
+//! answered `404` with `-32601`. Before any of this, and while the backend
+//! answers, the request rules of 2026-07-28 in `rules.rs` apply (`_meta`,
+//! removed and unknown methods, undeclared client capabilities).
 //!
 //! With `sessionless` off (the default), 2026-07-28 requests get `400` and
 //! `-32022` listing the handshake revisions, and clients that negotiate (the
@@ -210,7 +212,7 @@ fn refuse(id: RequestId, err: ErrorObject) -> Response {
 /// an error the rules give a status to goes out as JSON with that status.
 fn whole_reply(config: &TransportConfig, response: jsonrpc::Response) -> Response {
     if let Err(err) = &response.outcome {
-        let status = rules::status_of(err);
+        let status = rules::status_of_response_error(err);
         if status != StatusCode::OK {
             return json_message(status, &Message::Response(response));
         }

@@ -98,16 +98,24 @@ pub(crate) fn missing_capability(
     })
 }
 
-/// The HTTP status a sessionless error answers with when the reply has not
-/// started streaming: 404 for a method not found, 400 for the request rules
-/// above, 200 for errors of the request's own processing (a tool's error).
+/// The HTTP status of a refusal by the rules above: 404 for a method not
+/// found, 400 for the others.
 pub(crate) fn status_of(error: &ErrorObject) -> StatusCode {
     match error.code {
         codes::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
-        codes::INVALID_PARAMS
-        | codes::MISSING_CLIENT_CAPABILITY
-        | codes::UNSUPPORTED_PROTOCOL_VERSION
-        | codes::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The HTTP status of an error response that came from the backend (or
+/// from [`missing_capability`] while forwarding) before the reply started
+/// streaming: 404 for a method the backend does not know, 400 for a missing
+/// client capability, 200 for every other error, which belongs to the
+/// request's own processing (a tool's invalid arguments, a resource not
+/// found) and is answered as before.
+pub(crate) fn status_of_response_error(error: &ErrorObject) -> StatusCode {
+    match error.code {
+        codes::METHOD_NOT_FOUND | codes::MISSING_CLIENT_CAPABILITY => status_of(error),
         _ => StatusCode::OK,
     }
 }
@@ -156,5 +164,15 @@ mod tests {
         assert!(missing_capability(declared, "roots/list").is_some());
         assert!(missing_capability(declared, "sampling/createMessage").is_none());
         assert!(missing_capability(declared, "ping").is_none());
+    }
+
+    #[test]
+    fn an_unknown_method_is_404_and_other_backend_errors_keep_200() {
+        let not_found = ErrorObject::new(codes::METHOD_NOT_FOUND, "Method not found");
+        assert_eq!(status_of_response_error(&not_found), StatusCode::NOT_FOUND);
+        let tool_error = ErrorObject::new(codes::INVALID_PARAMS, "bad arguments");
+        assert_eq!(status_of_response_error(&tool_error), StatusCode::OK);
+        let internal = ErrorObject::new(codes::INTERNAL_ERROR, "MCP backend closed");
+        assert_eq!(status_of_response_error(&internal), StatusCode::OK);
     }
 }
