@@ -44,6 +44,9 @@ pub mod codes {
     pub const BAD_REQUEST: i32 = -32000;
     /// `Mcp-Method` / `Mcp-Name` headers disagree with the body (2026-07-28).
     pub const HEADER_MISMATCH: i32 = -32020;
+    /// The request needs a client capability the client did not declare
+    /// in `_meta` (2026-07-28, HTTP 400).
+    pub const MISSING_CLIENT_CAPABILITY: i32 = -32021;
     /// The `MCP-Protocol-Version` is not supported (2026-07-28).
     pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 }

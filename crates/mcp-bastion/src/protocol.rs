@@ -5,6 +5,8 @@
 
 use std::{fmt, str::FromStr};
 
+use crate::jsonrpc::{ErrorObject, codes};
+
 /// `MCP-Protocol-Version` (sent by clients on every request after initialize, from 2025-06-18).
 pub const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
 /// `Mcp-Session-Id`.
@@ -15,6 +17,15 @@ pub const HEADER_METHOD: &str = "mcp-method";
 pub const HEADER_NAME: &str = "mcp-name";
 /// `Last-Event-ID`.
 pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
+
+/// `_meta` key (2026-07-28): the client's protocol version.
+pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+/// `_meta` key (2026-07-28): the client's name and version.
+pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
+/// `_meta` key (2026-07-28): the capabilities the client declares.
+pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+/// `_meta` key on a discover result (2026-07-28): the server's name and version.
+pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
 
 /// Query parameters the legacy SSE transport's `endpoint` URI must carry, in
 /// the request extensions of the `GET` that opens the stream.
@@ -131,6 +142,34 @@ pub fn served_versions() -> Vec<&'static str> {
         .collect()
 }
 
+/// The revisions a request of one era can be answered at: the sessionless
+/// revisions for a request that carries its version in `_meta` (2026-07-28
+/// and later), the handshake revisions ([`served_versions`]) otherwise.
+pub fn versions_for_era(sessionless: bool) -> Vec<&'static str> {
+    if !sessionless {
+        return served_versions();
+    }
+    ProtocolVersion::ALL
+        .into_iter()
+        .filter(|v| v.is_sessionless())
+        .map(ProtocolVersion::as_str)
+        .collect()
+}
+
+/// The one `-32022` error (unsupported protocol version): its `data` lists
+/// the `supported` revisions and echoes the `requested` one, as 2026-07-28
+/// requires of every refusal of a version.
+pub fn unsupported_version_error(requested: &str, supported: &[&str]) -> ErrorObject {
+    ErrorObject::new(
+        codes::UNSUPPORTED_PROTOCOL_VERSION,
+        "Unsupported protocol version",
+    )
+    .with_data(serde_json::json!({
+        "supported": supported,
+        "requested": requested,
+    }))
+}
+
 impl fmt::Display for ProtocolVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -163,6 +202,17 @@ mod tests {
         }
         assert!("2024-10-07".parse::<ProtocolVersion>().is_err());
         assert!("".parse::<ProtocolVersion>().is_err());
+    }
+
+    #[test]
+    fn unsupported_version_error_carries_supported_and_requested() {
+        let err = unsupported_version_error("v999.0.0", &versions_for_era(true));
+        assert_eq!(err.code, codes::UNSUPPORTED_PROTOCOL_VERSION);
+        let data = err.data.unwrap_or_default();
+        assert_eq!(data["requested"], "v999.0.0");
+        assert_eq!(data["supported"], serde_json::json!(["2026-07-28"]));
+        let handshake = versions_for_era(false);
+        assert!(handshake.contains(&"2025-11-25") && !handshake.contains(&"2026-07-28"));
     }
 
     #[test]

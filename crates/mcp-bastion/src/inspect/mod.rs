@@ -62,9 +62,10 @@ mod service;
 
 pub use layer::McpInspectLayer;
 pub use rejection::InspectRejection;
+#[cfg(any(feature = "streamable-http", feature = "sse"))]
+pub(crate) use request::echoed_version;
 pub use request::{McpRequest, MessageKind, Payload};
 pub use service::McpInspect;
-#[cfg(any(feature = "streamable-http", feature = "sse"))]
 pub(crate) use service::read_and_parse;
 
 /// The default body limit: 4 MiB.

@@ -27,7 +27,16 @@ pub enum InspectRejection {
     InvalidBatch(&'static str),
     /// `MCP-Protocol-Version` names a revision mcp-bastion does not speak (400).
     #[error("unsupported MCP-Protocol-Version")]
-    UnsupportedProtocolVersion,
+    UnsupportedProtocolVersion {
+        /// The revision the header named (echoed in the error's `data`).
+        requested: String,
+        /// Whether the body is a sessionless (2026-07-28-style) request, one
+        /// that carries its version in `_meta`: the error then lists the
+        /// sessionless revisions, else the handshake ones.
+        sessionless: bool,
+        /// The request id, when the body had one.
+        id: Option<RequestId>,
+    },
     /// `Mcp-Method` or `Mcp-Name` disagrees with the body (400).
     #[error("{header} header does not match the request body")]
     HeaderMismatch {
@@ -52,13 +61,14 @@ impl InspectRejection {
     pub fn error_object(&self) -> ErrorObject {
         match self {
             InspectRejection::Message(e) => e.to_error_object(),
-            InspectRejection::UnsupportedProtocolVersion => ErrorObject::new(
-                codes::UNSUPPORTED_PROTOCOL_VERSION,
-                "Unsupported MCP-Protocol-Version",
-            )
-            .with_data(serde_json::json!({
-                "supported": crate::protocol::served_versions(),
-            })),
+            InspectRejection::UnsupportedProtocolVersion {
+                requested,
+                sessionless,
+                ..
+            } => crate::protocol::unsupported_version_error(
+                requested,
+                &crate::protocol::versions_for_era(*sessionless),
+            ),
             InspectRejection::HeaderMismatch { header, .. } => ErrorObject::new(
                 codes::HEADER_MISMATCH,
                 format!("{header} header does not match the request body"),
@@ -69,7 +79,8 @@ impl InspectRejection {
 
     fn id(&self) -> Option<RequestId> {
         match self {
-            InspectRejection::HeaderMismatch { id, .. } => id.clone(),
+            InspectRejection::HeaderMismatch { id, .. }
+            | InspectRejection::UnsupportedProtocolVersion { id, .. } => id.clone(),
             _ => None,
         }
     }

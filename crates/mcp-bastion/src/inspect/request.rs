@@ -8,7 +8,8 @@ use super::InspectRejection;
 use crate::{
     jsonrpc::{Message, MessageError, RequestId},
     protocol::{
-        HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID, ProtocolVersion,
+        HEADER_METHOD, HEADER_NAME, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID,
+        META_PROTOCOL_VERSION, ProtocolVersion,
     },
 };
 
@@ -61,7 +62,7 @@ impl McpRequest {
                 v.to_str()
                     .ok()
                     .and_then(|s| s.trim().parse::<ProtocolVersion>().ok())
-                    .ok_or(InspectRejection::UnsupportedProtocolVersion)?,
+                    .ok_or_else(|| unsupported_version(v, &body))?,
             ),
         };
         let value: Value = serde_json::from_slice(&body)
@@ -261,6 +262,36 @@ impl McpRequest {
             _ => None,
         }
     }
+}
+
+/// The refusal of an unknown `MCP-Protocol-Version`, with what the body
+/// tells of the request (its id, and whether it is sessionless) when it is
+/// JSON at all.
+fn unsupported_version(header: &http::HeaderValue, body: &[u8]) -> InspectRejection {
+    let value: Option<Value> = serde_json::from_slice(body).ok();
+    let id = value
+        .as_ref()
+        .and_then(|v| v.get("id"))
+        .and_then(|id| serde_json::from_value::<RequestId>(id.clone()).ok());
+    let sessionless = value
+        .as_ref()
+        .and_then(|v| v.pointer("/params/_meta"))
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key(META_PROTOCOL_VERSION));
+    InspectRejection::UnsupportedProtocolVersion {
+        requested: echoed_version(header),
+        sessionless,
+        id,
+    }
+}
+
+/// The refused header as echoed back: at most 64 characters of it.
+pub(crate) fn echoed_version(header: &http::HeaderValue) -> String {
+    String::from_utf8_lossy(header.as_bytes())
+        .trim()
+        .chars()
+        .take(64)
+        .collect()
 }
 
 fn tool_name(m: &Message) -> Option<&str> {

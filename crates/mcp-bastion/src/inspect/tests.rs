@@ -166,6 +166,36 @@ async fn unsupported_protocol_version_is_400() {
 }
 
 #[tokio::test]
+async fn unsupported_version_error_carries_supported_requested_and_the_request_id() {
+    let meta = r#"{"io.modelcontextprotocol/protocolVersion":"v999.0.0","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let sessionless = format!(
+        r#"{{"jsonrpc":"2.0","id":301,"method":"server/discover","params":{{"_meta":{meta}}}}}"#
+    );
+    let handshake = r#"{"jsonrpc":"2.0","id":"h","method":"tools/list"}"#.to_owned();
+    for (body, id, supported) in [
+        (sessionless, json!(301), json!(["2026-07-28"])),
+        (
+            handshake,
+            json!("h"),
+            json!(["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"]),
+        ),
+    ] {
+        let (status, v) = send(
+            post_json(&body)
+                .header("mcp-protocol-version", "v999.0.0")
+                .body(Body::from(body.clone()))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(v["error"]["code"], -32022);
+        assert_eq!(v["id"], id);
+        assert_eq!(v["error"]["data"]["requested"], "v999.0.0");
+        assert_eq!(v["error"]["data"]["supported"], supported, "{body}");
+    }
+}
+
+#[tokio::test]
 async fn header_body_mismatch_is_400_header_mismatch() {
     let body = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo"}}"#;
     let cases = [

@@ -277,12 +277,17 @@ fn header_version(parts: &Parts) -> Result<ProtocolVersion, Box<Response>> {
             .to_str()
             .ok()
             .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| Box::new(unsupported_version())),
+            .ok_or_else(|| Box::new(unsupported_version(v))),
     }
 }
 
-pub(crate) fn unsupported_version() -> Response {
-    crate::inspect::InspectRejection::UnsupportedProtocolVersion.into_response()
+pub(crate) fn unsupported_version(header: &HeaderValue) -> Response {
+    crate::inspect::InspectRejection::UnsupportedProtocolVersion {
+        requested: crate::inspect::echoed_version(header),
+        sessionless: false,
+        id: None,
+    }
+    .into_response()
 }
 
 impl<B: Backend> StreamableHttp<B> {
@@ -337,7 +342,7 @@ impl<B: Backend> StreamableHttp<B> {
                 let in_flight = self.sessions.track_request();
                 return stateless::serve(&self.backend, &self.config, parts, mcp, in_flight).await;
             }
-            return stateless::version_not_served();
+            return stateless::version_not_served(mcp.id().cloned());
         }
         if mcp.is_initialize() {
             if self.sessions.is_draining() {

@@ -813,6 +813,49 @@ async fn sessionless_backend_requests_are_refused_not_relayed() {
 }
 
 #[tokio::test]
+async fn sessionless_request_without_required_meta_is_400_invalid_params() {
+    let svc = StreamableHttp::new(EchoBackend).sessionless(true);
+    let mut req = post_2026("tools/list", 101, json!({}));
+    *req.body_mut() = Body::from(
+        json!({"jsonrpc":"2.0","id":101,"method":"tools/list","params":{"_meta":{
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28"}}})
+        .to_string(),
+    );
+    let (status, v) = status_and_json(svc.oneshot(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], -32602);
+    assert_eq!(v["id"], 101);
+}
+
+#[tokio::test]
+async fn sessionless_removed_method_is_404_method_not_found() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let (status, v) =
+        status_and_json(svc.oneshot(post_2026("ping", 5, json!({}))).await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["code"], -32601);
+    assert_eq!(v["id"], 5);
+    assert_eq!(backend.opened(), 0, "refused before any backend connection");
+}
+
+#[tokio::test]
+async fn sessionless_backend_request_needing_an_undeclared_capability_is_400_missing_capability() {
+    let svc = StreamableHttp::new(EchoBackend).sessionless(true);
+    let mut req = post_2026("ask", 6, json!({}));
+    *req.body_mut() = Body::from(
+        json!({"jsonrpc":"2.0","id":6,"method":"ask","params":{"_meta":{
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+        .to_string(),
+    );
+    let (status, v) = status_and_json(svc.oneshot(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], -32021);
+    assert_eq!(v["id"], 6);
+}
+
+#[tokio::test]
 async fn sessionless_client_closing_its_stream_closes_the_backend_connection() {
     let backend = Recording::default();
     let svc = StreamableHttp::new(backend.clone()).sessionless(true);

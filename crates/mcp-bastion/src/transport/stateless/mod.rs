@@ -23,7 +23,9 @@
 //! elicitation, roots) could reach the client, so they are answered with a
 //! JSON-RPC error and the backend sees a client that declared none of them.
 //! `subscriptions/listen` needs a long-lived backend connection and is
-//! answered `404` with `-32601`.
+//! answered `404` with `-32601`. Before any of this, and while the backend
+//! answers, the request rules of 2026-07-28 in `rules.rs` apply (`_meta`,
+//! removed and unknown methods, undeclared client capabilities).
 //!
 //! With `sessionless` off (the default), 2026-07-28 requests get `400` and
 //! `-32022` listing the handshake revisions, and clients that negotiate (the
@@ -48,15 +50,13 @@ use crate::{
     backend::{Backend, Connection, SessionContext},
     inspect::{McpRequest, Payload},
     jsonrpc::{self, ErrorObject, Message, Notification, RequestId, codes, http_error},
-    protocol::{ProtocolVersion, served_versions},
+    protocol::{ProtocolVersion, served_versions, unsupported_version_error},
 };
 
-/// `_meta` key: the client's protocol version.
-pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-/// `_meta` key: the client's name and version.
-pub const META_CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
-/// `_meta` key on a discover result: the server's name and version.
-pub const META_SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+use crate::protocol::META_CLIENT_CAPABILITIES;
+pub use crate::protocol::{META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO};
+
+mod rules;
 
 /// The handshake revision backends are spoken to at.
 const BACKEND_VERSION: ProtocolVersion = ProtocolVersion::V2025_11_25;
@@ -73,17 +73,13 @@ const CACHEABLE: &[&str] = &[
     "prompts/list",
 ];
 
-/// `400` + `-32022` naming the handshake revisions served here.
-pub(crate) fn version_not_served() -> Response {
-    let supported = served_versions();
+/// `400` + `-32022` naming the handshake revisions served here (2026-07-28
+/// requests while the bridge is off), with the request's id.
+pub(crate) fn version_not_served(id: Option<RequestId>) -> Response {
     http_error(
         StatusCode::BAD_REQUEST,
-        None,
-        ErrorObject::new(
-            codes::UNSUPPORTED_PROTOCOL_VERSION,
-            "Unsupported protocol version: this server speaks the initialize handshake",
-        )
-        .with_data(json!({ "supported": supported })),
+        id,
+        unsupported_version_error(ProtocolVersion::V2026_07_28.as_str(), &served_versions()),
     )
 }
 
@@ -114,13 +110,12 @@ pub(crate) async fn serve<B: Backend>(
         }
     };
     let id = request.id.clone();
-    let meta = request
-        .params
-        .as_ref()
-        .and_then(|p| p.get("_meta"))
-        .and_then(Value::as_object);
-    if let Some(v) = meta.and_then(|m| m.get(META_PROTOCOL_VERSION))
-        && v.as_str() != Some(ProtocolVersion::V2026_07_28.as_str())
+    let meta = match rules::required_meta(request.params.as_ref()) {
+        Ok(meta) => meta,
+        Err(err) => return refuse(id, err),
+    };
+    if meta.get(META_PROTOCOL_VERSION).and_then(Value::as_str)
+        != Some(ProtocolVersion::V2026_07_28.as_str())
     {
         return http_error(
             StatusCode::BAD_REQUEST,
@@ -130,6 +125,9 @@ pub(crate) async fn serve<B: Backend>(
                 "MCP-Protocol-Version header and _meta protocolVersion disagree",
             ),
         );
+    }
+    if let Some(err) = rules::removed_method(&request.method) {
+        return refuse(id, err);
     }
     if request.method == "subscriptions/listen" {
         return http_error(
@@ -141,8 +139,13 @@ pub(crate) async fn serve<B: Backend>(
             ),
         );
     }
+    let declared = meta
+        .get(META_CLIENT_CAPABILITIES)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let client_info = meta
-        .and_then(|m| m.get(META_CLIENT_INFO))
+        .get(META_CLIENT_INFO)
         .filter(|v| v.is_object())
         .cloned()
         .unwrap_or_else(|| json!({ "name": "mcp-client", "version": "0" }));
@@ -153,7 +156,7 @@ pub(crate) async fn serve<B: Backend>(
         extensions: parts.extensions,
     };
     let mut link = match backend.connect(ctx).await {
-        Ok(conn) => Link::new(conn, in_flight),
+        Ok(conn) => Link::new(conn, in_flight, declared),
         Err(e) => {
             tracing::error!(target: TARGET, error = %e, "backend failed to open a sessionless connection");
             return backend_unavailable(id);
@@ -174,26 +177,47 @@ pub(crate) async fn serve<B: Backend>(
     if link.send(Message::Request(request)).await.is_err() {
         return backend_unavailable(id);
     }
-    if config.json_response {
+    // Up to the first message the reply has not started: a response then
+    // (an error included) can still choose its HTTP status.
+    let first = match link.next(&id, &method, None).await {
+        Some(Next::Event(n)) if !config.json_response => n,
+        Some(Next::Event(_)) => match link.until_response(&id, &method, None).await {
+            Some(response) => return whole_reply(config, response),
+            None => return whole_reply(config, closed_response(&id)),
+        },
+        Some(Next::Response(response)) => return whole_reply(config, response),
+        None => return whole_reply(config, closed_response(&id)),
+    };
+    let (tx, rx) = mpsc::channel(16);
+    let _ = tx.send(event(&Message::Notification(first))).await;
+    tokio::spawn(async move {
+        // `None`: the backend went away, or the client did (then nobody reads this)
         let response = link
-            .until_response(&id, &method, None)
+            .until_response(&id, &method, Some(&tx))
             .await
             .unwrap_or_else(|| closed_response(&id));
-        json_message(StatusCode::OK, &Message::Response(response))
-    } else {
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            // `None`: the backend went away, or the client did (then nobody reads this)
-            let response = link
-                .until_response(&id, &method, Some(&tx))
-                .await
-                .unwrap_or_else(|| closed_response(&id));
-            let _ = tx.send(event(&Message::Response(response))).await;
-        });
-        SseBody::settled(Default::default(), rx, config.keepalive)
-            .await
-            .into_response()
+        let _ = tx.send(event(&Message::Response(response))).await;
+    });
+    SseBody::settled(Default::default(), rx, config.keepalive)
+        .await
+        .into_response()
+}
+
+/// A refusal by one of the [`rules`], with its status and the request's id.
+fn refuse(id: RequestId, err: ErrorObject) -> Response {
+    http_error(rules::status_of(&err), Some(id), err)
+}
+
+/// The reply to a request whose response came before anything was sent:
+/// an error the rules give a status to goes out as JSON with that status.
+fn whole_reply(config: &TransportConfig, response: jsonrpc::Response) -> Response {
+    if let Err(err) = &response.outcome {
+        let status = rules::status_of_response_error(err);
+        if status != StatusCode::OK {
+            return json_message(status, &Message::Response(response));
+        }
     }
+    reply(config, &Message::Response(response))
 }
 
 /// One backend connection, closed when dropped; the request counts as in
@@ -201,6 +225,16 @@ pub(crate) async fn serve<B: Backend>(
 struct Link {
     conn: Connection,
     _in_flight: RequestInFlight,
+    /// The capabilities the client declared in `_meta`.
+    declared: Map<String, Value>,
+}
+
+/// What the backend sent next for the client's request.
+enum Next {
+    /// A notification to relay (progress, log).
+    Event(Notification),
+    /// The response: the request's last message.
+    Response(jsonrpc::Response),
 }
 
 impl Drop for Link {
@@ -230,10 +264,11 @@ impl LinkError {
 const INIT_ID: &str = "mcp-bastion/initialize";
 
 impl Link {
-    fn new(conn: Connection, in_flight: RequestInFlight) -> Self {
+    fn new(conn: Connection, in_flight: RequestInFlight, declared: Map<String, Value>) -> Self {
         Self {
             conn,
             _in_flight: in_flight,
+            declared,
         }
     }
 
@@ -278,17 +313,39 @@ impl Link {
         Ok(result)
     }
 
-    /// Reads backend messages until the response to `id`. Notifications go
-    /// to `events` (an SSE reply) or are dropped (a JSON reply); the
-    /// backend's own requests are answered here (ping) or refused. `None`
-    /// when the link ended first: the backend went away, or the client closed
-    /// its stream.
+    /// Reads backend messages until the response to `id`, relaying
+    /// notifications to `events` (an SSE reply) or dropping them (a JSON
+    /// reply). `None` when the link ended first: the backend went away, or
+    /// the client closed its stream.
     async fn until_response(
         &mut self,
         id: &RequestId,
         method: &str,
         events: Option<&mpsc::Sender<Bytes>>,
     ) -> Option<jsonrpc::Response> {
+        loop {
+            match self.next(id, method, events).await? {
+                Next::Response(r) => return Some(r),
+                Next::Event(n) => {
+                    if let Some(tx) = events {
+                        let _ = tx.send(event(&Message::Notification(n))).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next backend message for the client's request `id`: a
+    /// notification, or its response. The backend's own requests are
+    /// answered here: ping, and a refusal of the others, which also fail
+    /// the client's request with `-32021` when they need a capability the
+    /// client did not declare. `None` when the link ended first.
+    async fn next(
+        &mut self,
+        id: &RequestId,
+        method: &str,
+        events: Option<&mpsc::Sender<Bytes>>,
+    ) -> Option<Next> {
         loop {
             let next = match events {
                 Some(tx) => tokio::select! {
@@ -309,27 +366,32 @@ impl Link {
                     if let Ok(result) = &mut r.outcome {
                         mark_result(method, result);
                     }
-                    return Some(r);
+                    return Some(Next::Response(r));
                 }
                 Message::Response(_) => {}
-                Message::Notification(n) => {
-                    if let Some(tx) = events {
-                        let _ = tx.send(event(&Message::Notification(n))).await;
-                    }
-                }
+                Message::Notification(n) => return Some(Next::Event(n)),
                 Message::Request(r) => {
+                    let missing = rules::missing_capability(&self.declared, &r.method);
                     let answer = if r.method == "ping" {
                         jsonrpc::Response::result(r.id, json!({}))
                     } else {
                         jsonrpc::Response::error(
                             Some(r.id),
-                            ErrorObject::new(
-                                codes::METHOD_NOT_FOUND,
-                                "a sessionless (2026-07-28) client cannot be reached for server requests",
-                            ),
+                            missing.clone().unwrap_or_else(|| {
+                                ErrorObject::new(
+                                    codes::METHOD_NOT_FOUND,
+                                    "a sessionless (2026-07-28) client cannot be reached for server requests",
+                                )
+                            }),
                         )
                     };
                     let _ = self.send(Message::Response(answer)).await;
+                    if let Some(err) = missing {
+                        return Some(Next::Response(jsonrpc::Response::error(
+                            Some(id.clone()),
+                            err,
+                        )));
+                    }
                 }
             }
         }
