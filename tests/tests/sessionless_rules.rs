@@ -1,0 +1,115 @@
+//! The request rules of revision 2026-07-28, through the binary (`--sessionless`) in front of
+//! server-everything over stdio: each rule answered with its HTTP status and JSON-RPC error, and
+//! a well-formed request served.
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use tests::{Server, everything_stdio};
+
+const V2026: &str = "2026-07-28";
+
+fn meta() -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": V2026,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "rules", "version": "0"},
+    })
+}
+
+/// POSTs one 2026-07-28 request (`version` in the header): its status and its JSON-RPC message
+/// (the body is JSON, or an SSE stream whose data is the answer).
+async fn send(
+    http: &Client,
+    server: &Server,
+    version: &str,
+    method: &str,
+    params: Value,
+) -> (StatusCode, Value) {
+    let mut req = http
+        .post(server.url("/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", version)
+        .header("mcp-method", method);
+    if let Some(name) = params.get("name").and_then(Value::as_str) {
+        req = req.header("mcp-name", name);
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+    let res = req.body(body.to_string()).send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    let message = tests::sse::json_messages(&text)
+        .await
+        .into_iter()
+        .find(|m| m.get("id").is_some())
+        .unwrap_or_else(|| panic!("{method}: no JSON-RPC answer in {text:?}"));
+    (status, message)
+}
+
+#[test]
+fn each_request_rule_of_2026_07_28_is_answered_with_its_status_and_error() {
+    let server = Server::bastion(
+        &["--session-mode", "shared", "--sessionless"],
+        &everything_stdio(),
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let http = Client::new();
+
+            // a well-formed request is served
+            let (status, ok) = send(
+                &http,
+                &server,
+                V2026,
+                "tools/list",
+                json!({"_meta": meta()}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{ok}");
+            assert!(ok["result"]["tools"].is_array(), "{ok}");
+
+            // _meta without the client capabilities: -32602, 400
+            let (status, e) = send(
+                &http,
+                &server,
+                V2026,
+                "tools/list",
+                json!({"_meta": {"io.modelcontextprotocol/protocolVersion": V2026}}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+            assert_eq!(e["error"]["code"], -32602, "{e}");
+            assert_eq!(e["id"], 7, "the error names the request: {e}");
+
+            // a removed method, and one the backend does not know: -32601, 404
+            for method in ["ping", "resources/subscribe", "no/such-method"] {
+                let (status, e) =
+                    send(&http, &server, V2026, method, json!({"_meta": meta()})).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{method}: {e}");
+                assert_eq!(e["error"]["code"], -32601, "{method}: {e}");
+            }
+
+            // an unsupported version: -32022, 400, naming the supported ones and the requested one
+            let (status, e) = send(
+                &http,
+                &server,
+                "2099-01-01",
+                "tools/list",
+                json!({"_meta": meta()}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+            assert_eq!(e["error"]["code"], -32022, "{e}");
+            assert_eq!(e["error"]["data"]["requested"], "2099-01-01", "{e}");
+            assert!(
+                e["error"]["data"]["supported"]
+                    .as_array()
+                    .is_some_and(|v| !v.is_empty()),
+                "{e}"
+            );
+        });
+}
