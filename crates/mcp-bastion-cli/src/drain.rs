@@ -48,20 +48,8 @@ pub(crate) async fn drain(servers: Servers, timeout: Duration) {
         "shutting down: no new sessions; waiting for requests in flight"
     );
     let deadline = tokio::time::Instant::now() + timeout;
-    let quiet = || async {
-        while in_flight() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
-    quiet().await;
-    if in_flight() == 0 {
-        // The last answers are routed but may still be on their way out: let
-        // clients read them before their other streams (GET) end, which some
-        // SDKs treat as a failure of the whole session. Requests that came in
-        // meanwhile (on connections still open) are waited for again.
-        let left_time = deadline.saturating_duration_since(tokio::time::Instant::now());
-        tokio::time::sleep(SETTLE.min(left_time)).await;
-        quiet().await;
+    while in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let left = in_flight();
     if left > 0 {
@@ -69,6 +57,13 @@ pub(crate) async fn drain(servers: Servers, timeout: Duration) {
             left,
             "shutdown timeout reached with requests in flight; ending them"
         );
+    } else {
+        // The last answers are routed but may still be on their way out: let
+        // clients read them before their other streams (GET) end, which some
+        // SDKs treat as a failure of the whole session. Requests that come in
+        // meanwhile (on connections still open) are waited for by the close.
+        let left_time = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::sleep(SETTLE.min(left_time)).await;
     }
     tracing::info!("closing sessions and ending children");
     servers.close_sessions_when_idle(deadline).await;

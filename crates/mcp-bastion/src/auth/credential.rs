@@ -248,6 +248,14 @@ impl CredentialSources {
                     && !value.is_empty()
                     && !self.session_params.iter().any(|p| *p == name)
                 {
+                    // most likely a configuration the operator has not
+                    // finished: said where operators look, with the two ways
+                    // out and the parameter's name (never its value)
+                    tracing::info!(
+                        target: "mcp_bastion::auth",
+                        param = %name,
+                        "request refused: {QUERY_CREDENTIAL_REFUSED}"
+                    );
                     return Err(AuthError::InvalidRequest(QUERY_CREDENTIAL_REFUSED));
                 }
             }

@@ -59,16 +59,7 @@ where
         }
         let credential = match self.config.sources.extract(&parts) {
             Ok(c) => c,
-            Err(e) => {
-                // most likely a configuration the operator has not finished:
-                // say so where operators look, with the two ways out (never
-                // the value)
-                if matches!(e, AuthError::InvalidRequest(why) if why == super::QUERY_CREDENTIAL_REFUSED)
-                {
-                    tracing::info!(target: TARGET, "request refused: {}", super::QUERY_CREDENTIAL_REFUSED);
-                }
-                return Decided::ready(reject(&self.config, &parts, e)).into();
-            }
+            Err(e) => return Decided::ready(reject(&self.config, &parts, e)).into(),
         };
         // A verdict known at once (a static key, a token verified moments
         // ago) passes the request on with no future of this layer's own.
