@@ -99,6 +99,9 @@ mod limit;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
+/// A throwaway `redis-server` for the crate's tests of Redis stores.
+#[cfg(all(test, feature = "redis"))]
+pub(crate) use redis::tests::redis_server as redis_test_server;
 mod rejection;
 mod service;
 mod store;

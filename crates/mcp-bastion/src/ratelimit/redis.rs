@@ -319,7 +319,7 @@ pub(super) mod tests {
     use crate::ratelimit::window::{Geometry, WindowState};
 
     /// A throwaway `redis-server` on an ephemeral loopback port.
-    pub(in crate::ratelimit) struct Server(Child);
+    pub(crate) struct Server(Child);
 
     impl Drop for Server {
         fn drop(&mut self) {
@@ -328,7 +328,7 @@ pub(super) mod tests {
         }
     }
 
-    pub(in crate::ratelimit) async fn redis_server() -> (Server, String) {
+    pub(crate) async fn redis_server() -> (Server, String) {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

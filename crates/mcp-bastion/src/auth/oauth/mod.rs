@@ -26,7 +26,8 @@
 //!
 //! Clients are [`StaticClient`]s, Client ID Metadata Documents (an `https`
 //! `client_id` fetched with SSRF guards, see `cimd`), or registered. Records
-//! live in an [`OAuthStore`] ([`MemoryStore`] by default). The upstream
+//! live in an [`OAuthStore`] ([`MemoryStore`] by default; `RedisOAuthStore`
+//! with the `redis` feature, for replicas). The upstream
 //! tokens of each login are kept with its grant, in the store as they are:
 //! encryption at rest, their refresh and their mapping to a backend come
 //! later (docs/oauth.md).
@@ -73,6 +74,8 @@ mod login;
 mod metadata;
 mod page;
 mod records;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod registration;
 mod server;
 mod store;
@@ -84,6 +87,8 @@ pub use builder::OAuthServerBuilder;
 pub use clients::{DcrPolicy, RedirectAllowlist, StaticClient};
 pub use error::OAuthConfigError;
 pub use keys::SigningKey;
+#[cfg(feature = "redis")]
+pub use redis_store::{DEFAULT_OAUTH_PREFIX, RedisOAuthStore};
 pub use server::OAuthServer;
 pub use store::{MemoryStore, OAuthStore, RecordKind, StoreError};
 pub use upstream::UpstreamOidc;
