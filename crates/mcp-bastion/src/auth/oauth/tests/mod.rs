@@ -356,4 +356,6 @@ pub(super) async fn call(mcp: &Router, token: &str) -> StatusCode {
 }
 
 mod authorization;
+#[cfg(feature = "redis")]
+mod replicas;
 mod tokens;
