@@ -17,15 +17,19 @@
 //! (Streamable HTTP) and `/sse` (legacy); its `whoami` tool answers with the
 //! subject of the token. Loopback redirect URIs (any port) are always
 //! allowed for registration, as desktop and CLI clients use them.
+//!
+//! Replicas behind one public URL: give each the same `--issuer`,
+//! `--signing-key-file` and `--store redis --redis-url …`; a login begun on
+//! one may end on another, and a code issued by one is redeemed by another.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use axum::routing::get;
 use clap::{Parser, ValueEnum};
 use mcp_bastion::{
     auth::{
         McpAuthLayer,
-        oauth::{DcrPolicy, OAuthServer, SigningKey, UpstreamOidc},
+        oauth::{DcrPolicy, OAuthServer, RedisOAuthStore, SigningKey, UpstreamOidc},
     },
     backend::{Backend, rmcp::RmcpBackend},
     principal::Principal,
@@ -92,6 +96,20 @@ struct Cli {
     /// A scope offered; repeatable (default `mcp`).
     #[arg(long, default_value = "mcp")]
     scope: Vec<String>,
+    /// Where the authorization server keeps its records: `memory` (one
+    /// process) or `redis` (replicas sharing `--redis-url`; they must also
+    /// share the issuer and the signing key file).
+    #[arg(long, value_enum, default_value = "memory")]
+    store: Store,
+    /// The Redis of `--store redis`.
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Store {
+    Memory,
+    Redis,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -153,6 +171,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .cimd_allow_loopback(cli.cimd_allow_loopback);
     if let Some(path) = &cli.signing_key_file {
         oauth = oauth.signing_key(SigningKey::load_or_generate(path)?);
+    }
+    if matches!(cli.store, Store::Redis) {
+        oauth = oauth.store(Arc::new(RedisOAuthStore::open(&cli.redis_url)?));
     }
     if let Some(path) = &cli.cimd_ca_file {
         oauth = oauth.cimd_root_certificate(std::fs::read(path)?);

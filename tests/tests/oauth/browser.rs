@@ -11,20 +11,37 @@ use crate::{REDIRECT, setup};
 
 /// A browser: no automatic redirects, one cookie jar for every host (the provider and
 /// mcp-bastion are both on 127.0.0.1).
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     cookies: Mutex<HashMap<String, String>>,
+    /// URL prefixes sent elsewhere (a load balancer's choice of replica).
+    routes: Vec<(String, String)>,
+    /// Every URL requested, before routing.
+    visited: Mutex<Vec<String>>,
 }
 
 impl Browser {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
+        Self::routed(Vec::new())
+    }
+
+    /// A browser whose requests to a URL starting with a route's first prefix go to the same
+    /// URL with the second prefix instead: one public URL served by several replicas.
+    pub(crate) fn routed(routes: Vec<(String, String)>) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a client"),
             cookies: Mutex::new(HashMap::new()),
+            routes,
+            visited: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Every URL requested so far.
+    pub(crate) fn visited(&self) -> Vec<String> {
+        self.visited.lock().expect("visited").clone()
     }
 
     async fn send(
@@ -41,6 +58,15 @@ impl Browser {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join("; ");
+        self.visited.lock().expect("visited").push(url.to_owned());
+        let url = self
+            .routes
+            .iter()
+            .find_map(|(from, to)| {
+                url.strip_prefix(from.as_str())
+                    .map(|rest| format!("{to}{rest}"))
+            })
+            .unwrap_or_else(|| url.to_owned());
         let mut req = self.http.request(method, url).header("cookie", cookie);
         if let Some(form) = form {
             req = req.form(&form);
@@ -60,7 +86,11 @@ impl Browser {
 
     /// From an authorization URL to the client's redirect (its URL) or to a page that is not a
     /// form this browser fills (its status and text).
-    async fn authorize(&self, url: &str, login: &str) -> Result<url::Url, (u16, String)> {
+    pub(crate) async fn authorize(
+        &self,
+        url: &str,
+        login: &str,
+    ) -> Result<url::Url, (u16, String)> {
         let mut url = url.to_owned();
         let mut form = None;
         for _ in 0..30 {
@@ -125,13 +155,13 @@ impl Browser {
     }
 }
 
-fn param(url: &url::Url, name: &str) -> Option<String> {
+pub(crate) fn param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier: String = (0..64)
         .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
         .collect::<String>()
@@ -146,7 +176,7 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-async fn register(bastion: &Server) -> String {
+pub(crate) async fn register(bastion: &Server) -> String {
     let res = reqwest::Client::new()
         .post(bastion.url("/oauth/register"))
         .json(&serde_json::json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "black-box"}))
@@ -158,7 +188,12 @@ async fn register(bastion: &Server) -> String {
     body["client_id"].as_str().expect("a client id").to_owned()
 }
 
-fn authorize_url(bastion: &Server, client_id: &str, challenge: &str, method: &str) -> String {
+pub(crate) fn authorize_url(
+    bastion: &Server,
+    client_id: &str,
+    challenge: &str,
+    method: &str,
+) -> String {
     let mut url = url::Url::parse(&bastion.url("/oauth/authorize")).expect("a URL");
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -170,7 +205,7 @@ fn authorize_url(bastion: &Server, client_id: &str, challenge: &str, method: &st
     url.into()
 }
 
-async fn token(bastion: &Server, form: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn token(bastion: &Server, form: &[(&str, &str)]) -> (u16, Value) {
     let res = reqwest::Client::new()
         .post(bastion.url("/oauth/token"))
         .form(form)

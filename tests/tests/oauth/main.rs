@@ -99,4 +99,5 @@ pub(crate) fn setup(extra: &[&str]) -> Setup {
 }
 
 mod browser;
+mod replicas;
 mod sdk;

@@ -124,9 +124,7 @@ impl RedisOAuthStore {
         cmd: redis::Cmd,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
-        cmd.query_async(&mut conn)
-            .await
-            .map_err(|e| failed(op, &e))
+        cmd.query_async(&mut conn).await.map_err(|e| failed(op, &e))
     }
 }
 

@@ -35,7 +35,14 @@ async fn replicas_sharing_redis_share_codes_grants_and_consents() {
 
     // the consent remembered on A is seen on B: no page, straight back
     let (_, challenge) = pkce();
-    let res = login(&app_b, &idp, &authorize_uri("app", &challenge, ""), "alice", None).await;
+    let res = login(
+        &app_b,
+        &idp,
+        &authorize_uri("app", &challenge, ""),
+        "alice",
+        None,
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert!(param(&location(&res), "code").is_some());
 
