@@ -93,6 +93,11 @@ struct Cli {
     /// when the file does not exist; without it, a key for this run only.
     #[arg(long)]
     signing_key_file: Option<PathBuf>,
+    /// A previous signing key (PEM) after a rotation: it signs nothing but
+    /// its tokens still verify; remove it once they have expired (the token
+    /// TTL after the rotation). Repeatable.
+    #[arg(long)]
+    previous_signing_key_file: Vec<PathBuf>,
     /// A scope offered; repeatable (default `mcp`).
     #[arg(long, default_value = "mcp")]
     scope: Vec<String>,
@@ -171,6 +176,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .cimd_allow_loopback(cli.cimd_allow_loopback);
     if let Some(path) = &cli.signing_key_file {
         oauth = oauth.signing_key(SigningKey::load_or_generate(path)?);
+    }
+    for path in &cli.previous_signing_key_file {
+        oauth = oauth.previous_signing_key(SigningKey::from_pem(&std::fs::read(path)?)?);
     }
     if matches!(cli.store, Store::Redis) {
         oauth = oauth.store(Arc::new(RedisOAuthStore::open(&cli.redis_url)?));

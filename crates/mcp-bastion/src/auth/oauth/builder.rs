@@ -22,6 +22,7 @@ pub struct OAuthServerBuilder {
     scopes: Vec<String>,
     token_ttl: Option<Duration>,
     key: Option<SigningKey>,
+    previous_keys: Vec<SigningKey>,
     clients: Vec<StaticClient>,
     cimd_off: bool,
     cimd_allow_loopback: bool,
@@ -69,6 +70,33 @@ impl OAuthServerBuilder {
     /// The signing key (default: generated at build, lost at exit).
     pub fn signing_key(mut self, key: SigningKey) -> Self {
         self.key = Some(key);
+        self
+    }
+
+    /// A previous signing key, kept through a rotation; repeatable. It signs
+    /// nothing, but the tokens it signed still verify and it is published
+    /// at the JWKS endpoint. Keep it for the token TTL after the rotation
+    /// (the life of the last token it signed), then remove it: its tokens
+    /// are refused from then on.
+    ///
+    /// ```
+    /// use mcp_bastion::auth::oauth::{OAuthServer, SigningKey, UpstreamOidc};
+    ///
+    /// let (old, new) = (SigningKey::generate(), SigningKey::generate());
+    /// let server = OAuthServer::builder()
+    ///     .issuer("https://mcp.example.com")
+    ///     .resource("https://mcp.example.com/mcp")
+    ///     .upstream(UpstreamOidc::new("https://accounts.example.com", "mcp-bastion"))
+    ///     .allow_any_user()
+    ///     .signing_key(new.clone())
+    ///     .previous_signing_key(old.clone())
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(server.signing_key().kid(), new.kid());
+    /// assert_eq!(server.previous_signing_keys()[0].kid(), old.kid());
+    /// ```
+    pub fn previous_signing_key(mut self, key: SigningKey) -> Self {
+        self.previous_keys.push(key);
         self
     }
 
@@ -196,6 +224,7 @@ impl OAuthServerBuilder {
             )
         };
         let secure_cookies = parsed.scheme() == "https";
+        let key = self.key.unwrap_or_else(SigningKey::generate);
         Ok(OAuthServer {
             inner: Arc::new(Inner {
                 issuer,
@@ -203,7 +232,8 @@ impl OAuthServerBuilder {
                 resource,
                 scopes: self.scopes,
                 token_ttl: self.token_ttl.unwrap_or(Duration::from_secs(3600)),
-                key: self.key.unwrap_or_else(SigningKey::generate),
+                previous_keys: previous_keys(&key, self.previous_keys),
+                key,
                 statics,
                 cimd,
                 dcr: self.dcr,
@@ -215,4 +245,15 @@ impl OAuthServerBuilder {
             }),
         })
     }
+}
+
+/// The previous keys without the current one and without repeats.
+fn previous_keys(current: &SigningKey, keys: Vec<SigningKey>) -> Vec<SigningKey> {
+    let mut kept: Vec<SigningKey> = Vec::with_capacity(keys.len());
+    for key in keys {
+        if key.kid() != current.kid() && !kept.iter().any(|k| k.kid() == key.kid()) {
+            kept.push(key);
+        }
+    }
+    kept
 }

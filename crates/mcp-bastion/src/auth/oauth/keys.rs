@@ -1,5 +1,12 @@
 //! [`SigningKey`]: the ES256 key that signs mcp-bastion's access tokens, its
 //! public half as a JWK Set, and the access-token claims.
+//!
+//! Rotation: the server signs with one current key and also verifies (and
+//! publishes) the previous keys it is given
+//! ([`previous_signing_key`](super::OAuthServerBuilder::previous_signing_key)),
+//! each token by the key its `kid` names. A previous key is kept until the
+//! tokens it signed have expired (the token TTL after it stopped signing),
+//! then removed from the configuration: its tokens are refused from then on.
 
 use std::fmt;
 
@@ -133,9 +140,15 @@ impl SigningKey {
         &self.kid
     }
 
-    /// The public key as a JWK Set document (served at the `jwks_uri`).
+    /// The public key as a JWK Set document of this key alone.
     pub fn jwks(&self) -> Value {
-        json!({"keys": [{
+        jwks([self])
+    }
+
+    /// The public key as a JWK (`kty` `EC`, `crv` `P-256`, `alg` `ES256`,
+    /// `use` `sig`, `kid`).
+    pub fn jwk(&self) -> Value {
+        json!({
             "kty": "EC",
             "crv": "P-256",
             "x": self.x,
@@ -143,7 +156,7 @@ impl SigningKey {
             "kid": self.kid,
             "alg": "ES256",
             "use": "sig",
-        }]})
+        })
     }
 
     /// The public key, for a [`JwtAuthenticator`](crate::auth::JwtAuthenticator).
@@ -160,6 +173,12 @@ impl SigningKey {
         header.typ = Some("at+jwt".into());
         jsonwebtoken::encode(&header, claims, &self.encoding).ok()
     }
+}
+
+/// The JWK Set of `keys` (served at the `jwks_uri`: the current key and the
+/// previous ones still live).
+pub(crate) fn jwks<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> Value {
+    json!({"keys": keys.into_iter().map(SigningKey::jwk).collect::<Vec<_>>()})
 }
 
 /// Creates `path` (never replacing a file) with `bytes`, mode 0600 on Unix.

@@ -17,7 +17,7 @@
 //! | endpoint | what it does |
 //! |---|---|
 //! | `/.well-known/oauth-authorization-server` (+ path-inserted form, `/.well-known/openid-configuration`) | RFC 8414 metadata: `code`, `S256`, CIMD, `iss` in responses, auth methods, scopes |
-//! | `/oauth/jwks.json` | the public signing key ([`SigningKey`]) |
+//! | `/oauth/jwks.json` | the public signing keys ([`SigningKey`]): the current one and the previous ones still live |
 //! | `/oauth/authorize` | checks client, exact redirect URI, PKCE S256, resource, scopes; errors that cannot safely redirect are pages |
 //! | `/oauth/callback`, `/oauth/consent` | the upstream login's return, the consent page's answer |
 //! | `/oauth/token` | `authorization_code` (single use, 60 s, bound to client, redirect URI, resource and verifier) and `refresh_token` (rotated; reuse revokes the grant) |

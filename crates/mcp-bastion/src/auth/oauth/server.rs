@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     pub scopes: Vec<String>,
     pub token_ttl: Duration,
     pub key: SigningKey,
+    /// Keys that no longer sign but still verify (rotation).
+    pub previous_keys: Vec<SigningKey>,
     pub statics: HashMap<String, Client>,
     pub cimd: Option<CimdFetcher>,
     pub dcr: DcrPolicy,
@@ -88,6 +90,11 @@ pub(crate) enum ClientLookup {
 }
 
 impl Inner {
+    /// The keys tokens are verified with: the current one first.
+    pub(crate) fn live_keys(&self) -> impl Iterator<Item = &SigningKey> {
+        std::iter::once(&self.key).chain(&self.previous_keys)
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.issuer)
     }
@@ -192,9 +199,15 @@ impl OAuthServer {
         &self.inner.resource
     }
 
-    /// The signing key (its public half is at the JWKS endpoint).
+    /// The current signing key (its public half is at the JWKS endpoint).
     pub fn signing_key(&self) -> &SigningKey {
         &self.inner.key
+    }
+
+    /// The previous signing keys: they sign nothing, but tokens they signed
+    /// still verify, and they are published at the JWKS endpoint.
+    pub fn previous_signing_keys(&self) -> &[SigningKey] {
+        &self.inner.previous_keys
     }
 
     /// The URL an upstream identity provider must accept as mcp-bastion's
@@ -204,20 +217,20 @@ impl OAuthServer {
     }
 
     /// A [`JwtAuthenticator`] that verifies this server's access tokens
-    /// locally: ES256 with the published key, `iss` = the issuer, `aud` =
-    /// the resource.
+    /// locally: ES256 with the published key their `kid` names (the current
+    /// or a previous one), `iss` = the issuer, `aud` = the resource.
     ///
     /// # Panics
     ///
     /// Never: the key, issuer and audience are always set.
     #[allow(clippy::missing_panics_doc)]
     pub fn jwt_authenticator(&self) -> JwtAuthenticator {
+        let mut builder = JwtAuthenticator::builder();
+        for key in self.inner.live_keys() {
+            builder = builder.key(Some(key.kid().to_owned()), key.decoding_key());
+        }
         #[allow(clippy::expect_used)]
-        JwtAuthenticator::builder()
-            .key(
-                Some(self.inner.key.kid().to_owned()),
-                self.inner.key.decoding_key(),
-            )
+        builder
             .algorithms([jsonwebtoken::Algorithm::ES256])
             .issuer(self.inner.issuer.clone())
             .audience(self.inner.resource.clone())
@@ -267,7 +280,7 @@ impl OAuthServer {
 }
 
 async fn jwks(axum::extract::State(inner): axum::extract::State<Arc<Inner>>) -> impl IntoResponse {
-    let mut res = Json(inner.key.jwks()).into_response();
+    let mut res = Json(super::keys::jwks(inner.live_keys())).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=300"),

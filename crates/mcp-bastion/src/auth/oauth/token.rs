@@ -349,7 +349,9 @@ fn access_token_grant(inner: &Inner, token: &str) -> Option<String> {
     v.validate_aud = false;
     v.set_issuer(&[&inner.issuer]);
     v.set_required_spec_claims(&["iss"]);
-    jsonwebtoken::decode::<AccessClaims>(token, &inner.key.decoding_key(), &v)
+    let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+    let key = inner.live_keys().find(|k| k.kid() == kid)?;
+    jsonwebtoken::decode::<AccessClaims>(token, &key.decoding_key(), &v)
         .ok()
         .map(|d| d.claims.grant_id)
 }

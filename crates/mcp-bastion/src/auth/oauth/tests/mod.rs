@@ -358,4 +358,5 @@ pub(super) async fn call(mcp: &Router, token: &str) -> StatusCode {
 mod authorization;
 #[cfg(feature = "redis")]
 mod replicas;
+mod rotation;
 mod tokens;
