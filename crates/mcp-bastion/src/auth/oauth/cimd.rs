@@ -8,12 +8,12 @@
 //! | no redirects | none is followed (a redirect is an error) |
 //! | bounded | 5 s for the whole fetch, 16 KiB of body |
 //! | the document is the client's | its `client_id` must equal the URL; `redirect_uris` required |
-//! | cached | 5 minutes per URL, successes only |
+//! | cached | successes only, as long as the document's HTTP caching headers say (`Cache-Control: max-age`, else `Expires`, else 5 minutes), bounded to 1 min .. 24 h; never with `no-store`, `no-cache` or an already stale answer; at most 10,000 documents |
 
 use std::{
     net::{IpAddr, SocketAddr},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant, SystemTime},
 };
 
 use futures_util::StreamExt as _;
@@ -27,8 +27,16 @@ use super::clients::{Client, ClientKind};
 const MAX_BYTES: usize = 16 * 1024;
 /// Time for the whole fetch.
 const TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a fetched document is reused.
-const CACHE_TTL: Duration = Duration::from_secs(300);
+/// How long a fetched document is reused when its answer says nothing.
+const DEFAULT_FRESH: Duration = Duration::from_secs(300);
+/// The shortest reuse of a cacheable document: a `max-age` of a few seconds
+/// would make every authorization and token request a fetch.
+const MIN_FRESH: Duration = Duration::from_secs(60);
+/// The longest reuse, whatever the document says: a client's changed
+/// redirect URIs are seen within a day.
+const MAX_FRESH: Duration = Duration::from_secs(24 * 3600);
+/// Documents kept at most.
+const MAX_ENTRIES: u64 = 10_000;
 
 /// Why a metadata document could not be used (shown on the error page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,12 +71,36 @@ impl CimdError {
 pub(crate) struct CimdFetcher {
     http: reqwest::Client,
     allow_loopback: bool,
-    cache: moka::future::Cache<String, Arc<Client>>,
+    cache: moka::future::Cache<String, Cached>,
+}
+
+/// A document in the cache, with how long it stays fresh.
+#[derive(Clone)]
+struct Cached {
+    client: Arc<Client>,
+    fresh_for: Duration,
+}
+
+/// Each entry expires when its own answer said.
+struct ByFreshness;
+
+impl moka::Expiry<String, Cached> for ByFreshness {
+    fn expire_after_create(&self, _: &String, value: &Cached, _: Instant) -> Option<Duration> {
+        Some(value.fresh_for)
+    }
 }
 
 impl CimdFetcher {
     /// A fetcher; `roots` are extra trusted certificates (PEM), for tests.
     pub(crate) fn new(allow_loopback: bool, roots: &[Vec<u8>]) -> Result<Self, reqwest::Error> {
+        Self::with_capacity(allow_loopback, roots, MAX_ENTRIES)
+    }
+
+    fn with_capacity(
+        allow_loopback: bool,
+        roots: &[Vec<u8>],
+        max_entries: u64,
+    ) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
@@ -82,8 +114,8 @@ impl CimdFetcher {
             http,
             allow_loopback,
             cache: moka::future::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(CACHE_TTL)
+                .max_capacity(max_entries)
+                .expire_after(ByFreshness)
                 .build(),
         })
     }
@@ -96,16 +128,22 @@ impl CimdFetcher {
     /// The client a metadata document URL describes.
     pub(crate) async fn client(&self, client_id: &str) -> Result<Arc<Client>, CimdError> {
         if let Some(hit) = self.cache.get(client_id).await {
-            return Ok(hit);
+            return Ok(hit.client);
         }
-        let client = Arc::new(self.fetch(client_id).await?);
-        self.cache
-            .insert(client_id.to_owned(), client.clone())
-            .await;
+        let (client, fresh_for) = self.fetch(client_id).await?;
+        let client = Arc::new(client);
+        if let Some(fresh_for) = fresh_for {
+            let cached = Cached {
+                client: client.clone(),
+                fresh_for,
+            };
+            self.cache.insert(client_id.to_owned(), cached).await;
+        }
         Ok(client)
     }
 
-    async fn fetch(&self, client_id: &str) -> Result<Client, CimdError> {
+    /// The client a document describes, and how long it may be reused.
+    async fn fetch(&self, client_id: &str) -> Result<(Client, Option<Duration>), CimdError> {
         let url = self.check_url(client_id)?;
         let res = self
             .http
@@ -126,6 +164,7 @@ impl CimdFetcher {
         if res.content_length().is_some_and(|l| l > MAX_BYTES as u64) {
             return Err(CimdError::Fetch);
         }
+        let fresh_for = freshness(res.headers(), SystemTime::now());
         let mut body = Vec::new();
         let mut stream = res.bytes_stream();
         while let Some(chunk) = stream.next().await {
@@ -135,7 +174,7 @@ impl CimdFetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        parse_document(client_id, &body)
+        Ok((parse_document(client_id, &body)?, fresh_for))
     }
 
     fn check_url(&self, client_id: &str) -> Result<url::Url, CimdError> {
@@ -169,6 +208,49 @@ impl CimdFetcher {
             _ => Err(CimdError::BadUrl),
         }
     }
+}
+
+/// How long an answer may be reused, from its caching headers (RFC 9111),
+/// bounded to [`MIN_FRESH`] .. [`MAX_FRESH`]; `None`: not at all.
+///
+/// `no-store` and `no-cache` are not cached (this cache never revalidates);
+/// `max-age` wins over `Expires` (measured from `Date` when the answer has
+/// one); a `max-age` of 0, a repeated or malformed `max-age`, an invalid
+/// `Expires` or one already past make the answer stale: not cached.
+fn freshness(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
+    let mut max_age = None;
+    let mut max_ages = 0;
+    for value in headers.get_all(http::header::CACHE_CONTROL) {
+        let value = value.to_str().ok()?;
+        for directive in value.split(',').map(str::trim) {
+            let (name, arg) = directive
+                .split_once('=')
+                .map_or((directive, None), |(n, a)| (n.trim(), Some(a.trim())));
+            if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+                return None;
+            }
+            if name.eq_ignore_ascii_case("max-age") {
+                max_ages += 1;
+                max_age = arg.and_then(|a| a.trim_matches('"').parse::<u64>().ok());
+            }
+        }
+    }
+    let fresh = if max_ages > 0 {
+        if max_ages > 1 {
+            return None;
+        }
+        Duration::from_secs(max_age?)
+    } else if let Some(expires) = headers.get(http::header::EXPIRES) {
+        let expires = httpdate::parse_http_date(expires.to_str().ok()?).ok()?;
+        let date = headers
+            .get(http::header::DATE)
+            .and_then(|d| httpdate::parse_http_date(d.to_str().ok()?).ok())
+            .unwrap_or(now);
+        expires.duration_since(date).ok()?
+    } else {
+        DEFAULT_FRESH
+    };
+    (!fresh.is_zero()).then(|| fresh.clamp(MIN_FRESH, MAX_FRESH))
 }
 
 #[derive(Deserialize)]
@@ -305,7 +387,209 @@ pub(crate) fn check_ip(ip: IpAddr, allow_loopback: bool) -> Result<(), CimdError
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::{
+        collections::HashMap,
+        sync::{
+            Mutex,
+            atomic::{AtomicUsize, Ordering},
+        },
+    };
+
     use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, value.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn freshness_follows_the_caching_headers_within_bounds() {
+        let now = SystemTime::now();
+        let at = |d: Duration| httpdate::fmt_http_date(now + d);
+        let hour = Duration::from_secs(3600);
+        let cases: Vec<(Vec<(&'static str, String)>, Option<Duration>)> = vec![
+            (vec![], Some(DEFAULT_FRESH)),
+            (
+                vec![("cache-control", "max-age=600".into())],
+                Some(Duration::from_secs(600)),
+            ),
+            (
+                vec![("cache-control", "public, max-age=\"600\"".into())],
+                Some(Duration::from_secs(600)),
+            ),
+            (vec![("cache-control", "max-age=5".into())], Some(MIN_FRESH)),
+            (
+                vec![("cache-control", "max-age=999999999".into())],
+                Some(MAX_FRESH),
+            ),
+            (vec![("cache-control", "max-age=0".into())], None),
+            (vec![("cache-control", "no-store".into())], None),
+            (
+                vec![("cache-control", "max-age=600, No-Cache".into())],
+                None,
+            ),
+            (
+                vec![
+                    ("cache-control", "max-age=600".into()),
+                    ("cache-control", "no-store".into()),
+                ],
+                None,
+            ),
+            (
+                vec![("cache-control", "max-age=60, max-age=600".into())],
+                None,
+            ),
+            (vec![("cache-control", "max-age=ten".into())], None),
+            // max-age wins over Expires
+            (
+                vec![
+                    ("cache-control", "max-age=600".into()),
+                    ("expires", at(2 * hour)),
+                ],
+                Some(Duration::from_secs(600)),
+            ),
+            (
+                vec![
+                    ("expires", at(2 * hour)),
+                    ("date", httpdate::fmt_http_date(now)),
+                ],
+                Some(2 * hour),
+            ),
+            // measured from the answer's own Date
+            (
+                vec![("expires", at(2 * hour)), ("date", at(hour))],
+                Some(hour),
+            ),
+            (
+                vec![("expires", at(Duration::ZERO)), ("date", at(hour))],
+                None,
+            ),
+            (vec![("expires", "0".into())], None),
+            (vec![("expires", httpdate::fmt_http_date(now - hour))], None),
+        ];
+        for (pairs, want) in cases {
+            let pairs: Vec<(&'static str, &str)> =
+                pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let got = freshness(&headers(&pairs), now);
+            // Expires has whole seconds
+            let close = match (got, want) {
+                (Some(g), Some(w)) => g.abs_diff(w) <= Duration::from_secs(1),
+                (g, w) => g == w,
+            };
+            assert!(close, "{pairs:?}: {got:?}, want {want:?}");
+        }
+    }
+
+    /// Documents served here; each path's body names the client, with the
+    /// headers the test sets, and a count of fetches.
+    #[derive(Clone, Default)]
+    struct Served {
+        docs: Arc<Mutex<HashMap<String, (String, Vec<(&'static str, String)>)>>>,
+        fetches: Arc<AtomicUsize>,
+    }
+
+    async fn serve(served: Served) -> String {
+        use axum::{extract::State, http::Uri, response::IntoResponse};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let id_base = base.clone();
+        let app = axum::Router::new()
+            .fallback(move |State(s): State<Served>, uri: Uri| {
+                let id = format!("{id_base}{}", uri.path());
+                async move {
+                    s.fetches.fetch_add(1, Ordering::SeqCst);
+                    let (name, headers) = s.docs.lock().unwrap()[uri.path()].clone();
+                    let body = serde_json::json!({
+                        "client_id": id, "client_name": name,
+                        "redirect_uris": ["http://127.0.0.1/cb"],
+                    });
+                    let mut res = axum::Json(body).into_response();
+                    for (k, v) in headers {
+                        res.headers_mut().append(k, v.parse().unwrap());
+                    }
+                    res
+                }
+            })
+            .with_state(served);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    #[tokio::test]
+    async fn a_changed_document_is_seen_as_its_caching_headers_say() {
+        let served = Served::default();
+        let base = serve(served.clone()).await;
+        let fetcher = CimdFetcher::new(true, &[]).unwrap();
+        let set = |path: &str, name: &str, headers: Vec<(&'static str, String)>| {
+            served
+                .docs
+                .lock()
+                .unwrap()
+                .insert(path.to_owned(), (name.to_owned(), headers));
+        };
+        let name = |path: &'static str| {
+            let fetcher = fetcher.clone();
+            let id = format!("{base}{path}");
+            async move { fetcher.client(&id).await.unwrap().name.clone().unwrap() }
+        };
+        let in_an_hour = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
+        let an_hour_ago = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(3600));
+        let cases: [(&'static str, Vec<(&'static str, String)>, bool); 5] = [
+            (
+                "/max-age.json",
+                vec![("cache-control", "max-age=3600".into())],
+                true,
+            ),
+            ("/expires.json", vec![("expires", in_an_hour)], true),
+            (
+                "/no-store.json",
+                vec![("cache-control", "no-store".into())],
+                false,
+            ),
+            (
+                "/max-age-0.json",
+                vec![("cache-control", "max-age=0".into())],
+                false,
+            ),
+            ("/expired.json", vec![("expires", an_hour_ago)], false),
+        ];
+        for (path, headers, cached) in cases {
+            set(path, "first", headers.clone());
+            assert_eq!(name(path).await, "first");
+            set(path, "second", headers);
+            let before = served.fetches.load(Ordering::SeqCst);
+            let want = if cached { "first" } else { "second" };
+            assert_eq!(name(path).await, want, "{path}");
+            let fetched = served.fetches.load(Ordering::SeqCst) - before;
+            assert_eq!(fetched, usize::from(!cached), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_a_bounded_number_of_documents() {
+        let served = Served::default();
+        let base = serve(served.clone()).await;
+        let fetcher = CimdFetcher::with_capacity(true, &[], 3).unwrap();
+        for i in 0..20 {
+            let path = format!("/c{i}.json");
+            served.docs.lock().unwrap().insert(
+                path.clone(),
+                ("c".into(), vec![("cache-control", "max-age=3600".into())]),
+            );
+            fetcher.client(&format!("{base}{path}")).await.unwrap();
+        }
+        fetcher.cache.run_pending_tasks().await;
+        assert!(
+            fetcher.cache.entry_count() <= 3,
+            "{}",
+            fetcher.cache.entry_count()
+        );
+    }
 
     #[test]
     fn internal_addresses_are_refused() {
