@@ -193,6 +193,12 @@ fn companions(name: &str) -> String {
             base.push_str("introspection-client-id = \"mcp-bastion\"\n");
         }
         "oauth-dcr-token-env" => base.push_str("oauth-dcr = \"token\"\n"),
+        "oauth-store" => base.push_str(
+            "redis-url = \"redis://127.0.0.1:6379\"\noauth-signing-key-file = \"/k.pem\"\n",
+        ),
+        "oauth-signing-key-previous-file" => {
+            base.push_str("oauth-signing-key-file = \"/k.pem\"\n");
+        }
         _ => {}
     }
     // an `oauth-*` option needs the authorization server it configures

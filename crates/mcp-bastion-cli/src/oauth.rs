@@ -11,10 +11,15 @@
 //! own origin is allowed: the consent page posts from it).
 
 use clap::Args;
-use mcp_bastion::auth::oauth::{DcrPolicy, OAuthServer, SigningKey, StaticClient, UpstreamOidc};
+use std::sync::Arc;
+
+use mcp_bastion::auth::oauth::{
+    DcrPolicy, OAuthServer, RedisOAuthStore, SigningKey, StaticClient, UpstreamOidc,
+};
 use mcp_bastion_cli::config::{
     Config,
     oauth::{DcrMode, OAuthConfig, OnOff},
+    options::StoreKind,
 };
 use serde::Serialize;
 
@@ -89,6 +94,18 @@ pub struct OAuthFlags {
     /// when the file does not exist [default: a key for this run only].
     #[arg(long, value_name = "FILE")]
     pub oauth_signing_key_file: Option<String>,
+
+    /// A previous signing key (PEM) after a rotation (repeatable): it signs
+    /// nothing, its tokens still verify and it is published at the JWKS
+    /// endpoint; remove it once they have expired (--oauth-token-ttl after
+    /// the rotation).
+    #[arg(long, value_name = "FILE")]
+    pub oauth_signing_key_previous_file: Vec<String>,
+
+    /// Where the authorization server keeps its records: memory (one
+    /// process) or redis (--redis-url; replicas) [default: memory].
+    #[arg(long, value_name = "STORE")]
+    pub oauth_store: Option<String>,
 
     /// Access-token lifetime (`15m`, `1h`) [default: 1h].
     #[arg(long, value_name = "DURATION")]
@@ -201,6 +218,24 @@ pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>
         let key = SigningKey::load_or_generate(path)
             .map_err(|e| format!("--oauth-signing-key-file {}: {e}", path.display()))?;
         b = b.signing_key(key);
+    }
+    for path in o.oauth_signing_key_previous_file.iter() {
+        // a previous key is never generated: it must be the one that signed
+        let key = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| SigningKey::from_pem(&pem).map_err(|e| e.to_string()))
+            .map_err(|e| format!("--oauth-signing-key-previous-file {}: {e}", path.display()))?;
+        b = b.previous_signing_key(key);
+    }
+    if *o.oauth_store.get() == StoreKind::Redis {
+        let redis = config
+            .rate_limit
+            .redis_url
+            .as_ref()
+            .ok_or("--oauth-store redis needs --redis-url")?;
+        let store = RedisOAuthStore::new(redis.get().client().clone())
+            .map_err(|e| format!("--oauth-store redis: {e}"))?;
+        b = b.store(Arc::new(store));
     }
     for client in o.oauth_client.clients()? {
         let mut c = StaticClient::new(client.id);

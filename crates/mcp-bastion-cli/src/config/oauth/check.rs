@@ -1,7 +1,7 @@
 //! The rules across the `oauth-*` options and the other options.
 
 use super::{DcrMode, OnOff};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, options::StoreKind};
 
 /// The authentication options that name another authorization server's
 /// tokens, which `oauth-issuer` excludes.
@@ -140,6 +140,27 @@ pub(in crate::config) fn check(
             "oauth-cimd-ca-file"
         };
         return Err(err(key, "has no effect with `oauth-cimd = \"off\"`"));
+    }
+    if !oauth.oauth_signing_key_previous_file.is_empty() && oauth.oauth_signing_key_file.is_none() {
+        return Err(err(
+            "oauth-signing-key-previous-file",
+            "needs `oauth-signing-key-file`: the current key the previous ones were rotated to",
+        ));
+    }
+    if *oauth.oauth_store.get() == StoreKind::Redis {
+        if config.rate_limit.redis_url.is_none() {
+            return Err(err(
+                "oauth-store",
+                "`redis` needs `redis-url`: the Redis the replicas share",
+            ));
+        }
+        if oauth.oauth_signing_key_file.is_none() {
+            return Err(err(
+                "oauth-store",
+                "`redis` needs `oauth-signing-key-file`: replicas must sign and verify with the \
+                 same key (give each the same file)",
+            ));
+        }
     }
     for uri in oauth.oauth_redirect_allow.iter() {
         http_url(uri).map_err(|m| err("oauth-redirect-allow", &format!("`{uri}` {m}")))?;

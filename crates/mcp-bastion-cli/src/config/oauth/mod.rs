@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
 pub(in crate::config) use check::check;
 pub use clients::{OAuthClient, OAuthClients};
 
-use super::value::{FromText, List, Parsed, from_text_by_value_enum, parse_duration, switch};
+use super::{
+    options::StoreKind,
+    value::{FromText, List, Parsed, from_text_by_value_enum, parse_duration, switch},
+};
 
 /// `--oauth-dcr`: who may register a client (RFC 7591).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,6 +102,12 @@ pub struct OAuthConfig {
     pub oauth_cimd_ca_file: Option<Parsed<PathBuf>>,
     /// The ES256 signing key (PEM): loaded, or generated and written.
     pub oauth_signing_key_file: Option<Parsed<PathBuf>>,
+    /// Previous signing keys (PEM), kept through a rotation: they verify
+    /// and are published, but sign nothing.
+    pub oauth_signing_key_previous_file: List<PathBuf>,
+    /// Where the records live: this process, or Redis (`redis-url`) for
+    /// replicas.
+    pub oauth_store: Parsed<StoreKind>,
     /// Access-token lifetime.
     pub oauth_token_ttl: Parsed<Lifetime>,
     /// The scopes offered.
@@ -125,6 +134,8 @@ impl Default for OAuthConfig {
             oauth_cimd_allow_loopback: false,
             oauth_cimd_ca_file: None,
             oauth_signing_key_file: None,
+            oauth_signing_key_previous_file: List::default(),
+            oauth_store: Parsed::known("memory", StoreKind::Memory),
             oauth_token_ttl: Parsed::known("1h", Lifetime(Duration::from_secs(3600))),
             oauth_scope: List::default(),
             oauth_client: OAuthClients::default(),
@@ -183,6 +194,11 @@ impl OAuthConfig {
             self.oauth_signing_key_file.is_some(),
             "oauth-signing-key-file",
         );
+        note(
+            !self.oauth_signing_key_previous_file.is_empty(),
+            "oauth-signing-key-previous-file",
+        );
+        note(*self.oauth_store != *defaults.oauth_store, "oauth-store");
         note(
             self.oauth_token_ttl.get() != defaults.oauth_token_ttl.get(),
             "oauth-token-ttl",

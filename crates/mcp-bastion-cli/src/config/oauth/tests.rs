@@ -119,3 +119,43 @@ fn token_lifetimes_cannot_be_off() {
     assert!(Lifetime::from_text("off").is_err());
     assert!(Lifetime::from_text("0").is_err());
 }
+
+#[test]
+fn a_redis_store_needs_the_redis_and_one_shared_key() {
+    let refused = |text: &str, key: &str, words: &str| {
+        let e = load_file(&format!("oauth-allow-any-user = true\n{text}")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert!(e.message.contains(words), "{e}");
+    };
+    refused(
+        "oauth-store = \"redis\"\noauth-signing-key-file = \"/k.pem\"\n",
+        "oauth-store",
+        "needs `redis-url`",
+    );
+    refused(
+        "oauth-store = \"redis\"\nredis-url = \"redis://127.0.0.1:6379\"\n",
+        "oauth-store",
+        "same key",
+    );
+    refused(
+        "oauth-signing-key-previous-file = [\"/old.pem\"]\n",
+        "oauth-signing-key-previous-file",
+        "needs `oauth-signing-key-file`",
+    );
+    let loaded = load_file(
+        "oauth-allow-any-user = true\noauth-store = \"redis\"\n\
+         redis-url = \"redis://127.0.0.1:6379\"\noauth-signing-key-file = \"/k.pem\"\n\
+         oauth-signing-key-previous-file = [\"/old.pem\", \"/older.pem\"]\n",
+    )
+    .unwrap();
+    assert_eq!(*loaded.config.oauth.oauth_store.get(), StoreKind::Redis);
+    assert_eq!(
+        loaded
+            .config
+            .oauth
+            .oauth_signing_key_previous_file
+            .iter()
+            .count(),
+        2
+    );
+}
