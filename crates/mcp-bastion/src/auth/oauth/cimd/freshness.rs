@@ -61,6 +61,9 @@ mod tests {
 
     use super::*;
 
+    /// Header names and values.
+    type Headers = Vec<(&'static str, String)>;
+
     fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
         for (name, value) in pairs {
@@ -74,7 +77,7 @@ mod tests {
         let now = SystemTime::now();
         let at = |d: Duration| httpdate::fmt_http_date(now + d);
         let hour = Duration::from_secs(3600);
-        let cases: Vec<(Vec<(&'static str, String)>, Option<Duration>)> = vec![
+        let cases: Vec<(Headers, Option<Duration>)> = vec![
             (vec![], Some(DEFAULT_FRESH)),
             (
                 vec![("cache-control", "max-age=600".into())],

@@ -12,11 +12,14 @@ use std::{
 
 use super::*;
 
+/// Header names and values.
+type Headers = Vec<(&'static str, String)>;
+
 /// Documents served here; each path's body names the client, with the
 /// headers the test sets, and a count of fetches.
 #[derive(Clone, Default)]
 struct Served {
-    docs: Arc<Mutex<HashMap<String, (String, Vec<(&'static str, String)>)>>>,
+    docs: Arc<Mutex<HashMap<String, (String, Headers)>>>,
     fetches: Arc<AtomicUsize>,
 }
 
@@ -52,7 +55,7 @@ async fn a_changed_document_is_seen_as_its_caching_headers_say() {
     let served = Served::default();
     let base = serve(served.clone()).await;
     let fetcher = CimdFetcher::new(true, &[]).unwrap();
-    let set = |path: &str, name: &str, headers: Vec<(&'static str, String)>| {
+    let set = |path: &str, name: &str, headers: Headers| {
         served
             .docs
             .lock()
@@ -66,7 +69,7 @@ async fn a_changed_document_is_seen_as_its_caching_headers_say() {
     };
     let in_an_hour = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3600));
     let an_hour_ago = httpdate::fmt_http_date(SystemTime::now() - Duration::from_secs(3600));
-    let cases: [(&'static str, Vec<(&'static str, String)>, bool); 5] = [
+    let cases: [(&'static str, Headers, bool); 5] = [
         (
             "/max-age.json",
             vec![("cache-control", "max-age=3600".into())],
