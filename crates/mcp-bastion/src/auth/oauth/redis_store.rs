@@ -12,8 +12,9 @@
 //!
 //! Keys are `<prefix><kind>:<key>` (prefix `mcp-bastion:oauth:` by
 //! default), values the records as JSON, every record with its TTL (Redis
-//! expires them). The keys the server uses are ids and SHA-256 digests,
-//! never secrets; the values hold upstream tokens, so treat the Redis
+//! expires them). The keys are ids and SHA-256 digests, never secrets (the
+//! `state` of a pending login and the id of a consent page, which the
+//! server looks up as they are, are digested here); the values hold upstream tokens, so treat the Redis
 //! instance as holding credentials (no public network, `requirepass` or
 //! ACLs, TLS across hosts). Errors are logged by kind, without keys or
 //! values, and answered as [`StoreError`].
@@ -28,7 +29,7 @@ use redis::{
 };
 use serde_json::Value;
 
-use super::{OAuthStore, RecordKind, StoreError};
+use super::{OAuthStore, RecordKind, StoreError, clients::digest};
 use crate::boxed::BoxFuture;
 
 /// The default key prefix.
@@ -115,7 +116,15 @@ impl RedisOAuthStore {
     }
 
     fn key(&self, kind: RecordKind, key: &str) -> String {
-        format!("{}{}:{key}", self.prefix, kind_name(kind))
+        match kind {
+            // a login's upstream `state` and a consent page's id are
+            // single-use browser secrets that the callers use as they are:
+            // a key list (`SCAN`, `MONITOR`) must not show them
+            RecordKind::Login | RecordKind::ConsentRequest => {
+                format!("{}{}:{}", self.prefix, kind_name(kind), digest(key))
+            }
+            _ => format!("{}{}:{key}", self.prefix, kind_name(kind)),
+        }
     }
 
     async fn run<T: redis::FromRedisValue>(
@@ -272,6 +281,18 @@ mod tests {
         assert_eq!(store.get(RecordKind::Grant, "digest").await.unwrap(), None);
         let other = RedisOAuthStore::open(&url).unwrap().prefix("t2:");
         assert_eq!(other.get(RecordKind::Code, "digest").await.unwrap(), None);
+
+        // a login's state is not a key: its digest is
+        store
+            .put(RecordKind::Login, "the-state", json!(1), None)
+            .await
+            .unwrap();
+        let keys: Vec<String> = raw(&url, redis::cmd("KEYS").arg("t1:login:*")).await;
+        assert_eq!(keys, [format!("t1:login:{}", digest("the-state"))]);
+        assert_eq!(
+            store.take(RecordKind::Login, "the-state").await.unwrap(),
+            Some(json!(1))
+        );
 
         // a record expires with its TTL
         store
