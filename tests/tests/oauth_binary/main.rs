@@ -8,11 +8,13 @@
 //! Streamable HTTP and legacy SSE, refresh, revocation), also for named servers under a path
 //! prefix; `static_client`: `--oauth-client` and the TOML `[[oauth-client]]` table with a secret
 //! digest, played by the browser; `replicas`: two binaries sharing Redis
-//! (`--oauth-store redis`) and one key file as one authorization server. The TRACE secrets sweep of a whole flow through the binary is
+//! (`--oauth-store redis`) and one key file as one authorization server; `rotation`:
+//! `--oauth-signing-key-previous-file` through restarts. The TRACE secrets sweep of a whole flow through the binary is
 //! beside the other sweeps, in `tests/tests/auth/sweep.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod replicas;
+mod rotation;
 mod sdk;
 mod static_client;
 

@@ -13,8 +13,15 @@ use tests::{
     redis::Redis,
 };
 
-/// A replica listening on `port`, with the shared issuer, store and key.
-fn replica(port: u16, issuer: &str, idp: &Idp, redis: &Redis, key: &str) -> Server {
+/// A replica listening on `port`, with the shared issuer, store and key, and `extra` flags.
+pub(crate) fn replica(
+    port: u16,
+    issuer: &str,
+    idp: &Idp,
+    redis: &Redis,
+    key: &str,
+    extra: &[&str],
+) -> Server {
     let mut args: Vec<String> = [
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -38,11 +45,12 @@ fn replica(port: u16, issuer: &str, idp: &Idp, redis: &Redis, key: &str) -> Serv
         &redis.url(),
         "--oauth-signing-key-file",
         key,
-        "--",
     ]
     .iter()
+    .chain(extra)
     .map(|s| (*s).to_owned())
     .collect();
+    args.push("--".to_owned());
     args.extend(everything_stdio());
     Server::spawn_with_env(
         "mcp-bastion",
@@ -52,7 +60,7 @@ fn replica(port: u16, issuer: &str, idp: &Idp, redis: &Redis, key: &str) -> Serv
     )
 }
 
-async fn initialize(replica: &Server, token: &str) -> u16 {
+pub(crate) async fn initialize(replica: &Server, token: &str) -> u16 {
     reqwest::Client::new()
         .post(replica.url("/mcp"))
         .bearer_auth(token)
@@ -65,7 +73,7 @@ async fn initialize(replica: &Server, token: &str) -> u16 {
         .as_u16()
 }
 
-async fn token(replica: &Server, form: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn token(replica: &Server, form: &[(&str, &str)]) -> (u16, Value) {
     let res = reqwest::Client::new()
         .post(replica.url("/oauth/token"))
         .form(form)
@@ -75,22 +83,14 @@ async fn token(replica: &Server, form: &[(&str, &str)]) -> (u16, Value) {
     (res.status().as_u16(), res.json().await.unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_binaries_sharing_redis_are_one_authorization_server() {
-    let redis = Redis::start();
-    let (port_a, port_b) = (free_port(), free_port());
-    let issuer = format!("http://127.0.0.1:{port_a}");
-    let idp = Idp::start(&format!("{issuer}/oauth/callback"));
-    let dir = std::env::temp_dir().join(format!("oauth-binary-replicas-{port_a}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = dir.join("signing.pem");
-    let key = key.to_str().unwrap();
-    // A creates the key file, B reads it
-    let a = replica(port_a, &issuer, &idp, &redis, key);
-    let b = replica(port_b, &issuer, &idp, &redis, key);
-
+/// Registers a public client on `register_on`, logs alice in on `login_on`: the client id, a
+/// code and its verifier.
+pub(crate) async fn register_and_log_in(
+    register_on: &Server,
+    login_on: &Server,
+) -> (String, String, String) {
     let res = reqwest::Client::new()
-        .post(b.url("/oauth/register"))
+        .post(register_on.url("/oauth/register"))
         .json(
             &serde_json::json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
         )
@@ -102,7 +102,7 @@ async fn two_binaries_sharing_redis_are_one_authorization_server() {
     let client = client["client_id"].as_str().unwrap().to_owned();
 
     let (verifier, challenge) = pkce();
-    let mut authorize = reqwest::Url::parse(&a.url("/oauth/authorize")).unwrap();
+    let mut authorize = reqwest::Url::parse(&login_on.url("/oauth/authorize")).unwrap();
     authorize
         .query_pairs_mut()
         .append_pair("response_type", "code")
@@ -121,6 +121,24 @@ async fn two_binaries_sharing_redis_are_one_authorization_server() {
         .map(|(_, v)| v.into_owned())
         .expect("a code");
 
+    (client, code, verifier)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_binaries_sharing_redis_are_one_authorization_server() {
+    let redis = Redis::start();
+    let (port_a, port_b) = (free_port(), free_port());
+    let issuer = format!("http://127.0.0.1:{port_a}");
+    let idp = Idp::start(&format!("{issuer}/oauth/callback"));
+    let dir = std::env::temp_dir().join(format!("oauth-binary-replicas-{port_a}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("signing.pem");
+    let key = key.to_str().unwrap();
+    // A creates the key file, B reads it
+    let a = replica(port_a, &issuer, &idp, &redis, key, &[]);
+    let b = replica(port_b, &issuer, &idp, &redis, key, &[]);
+
+    let (client, code, verifier) = register_and_log_in(&b, &a).await;
     let (status, tokens) = token(
         &b,
         &[
