@@ -1,7 +1,7 @@
 //! Two `mcp-bastion` processes as one authorization server (`--oauth-store redis`, one
 //! `--oauth-issuer`, one `--oauth-signing-key-file`): a client registered on B logs in on A, the
 //! code from A is redeemed on B, the token of B passes on A, a refresh on B, a revocation on A
-//! ends access on B.
+//! ends access on B; at TRACE, none of the flow's secrets in either replica's logs.
 
 use serde_json::Value;
 use tests::{
@@ -52,11 +52,16 @@ pub(crate) fn replica(
     .collect();
     args.push("--".to_owned());
     args.extend(everything_stdio());
-    Server::spawn_with_env(
+    // every line kept, at TRACE: the secrets of the flow must not be in any (Redis commands
+    // carry codes' and tokens' records)
+    Server::spawn_recorded(
         "mcp-bastion",
         &bastion_bin(),
         &args,
-        &[(UPSTREAM_SECRET_ENV, UPSTREAM_SECRET)],
+        &[
+            (UPSTREAM_SECRET_ENV, UPSTREAM_SECRET),
+            ("MCP_BASTION_LOG", "trace"),
+        ],
     )
 }
 
@@ -175,5 +180,22 @@ async fn two_binaries_sharing_redis_are_one_authorization_server() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(initialize(&b, access).await, 401);
+
+    let mut secrets = vec![code, verifier, UPSTREAM_SECRET.to_owned()];
+    for t in [&tokens, &refreshed] {
+        for field in ["access_token", "refresh_token"] {
+            secrets.push(t[field].as_str().unwrap().to_owned());
+        }
+    }
+    secrets.extend(idp.secrets());
+    let logs = a.transcript() + &b.transcript();
+    assert!(logs.contains("TRACE"), "the replicas log at TRACE");
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret ({}…) appears in a replica's logs",
+            &secret[..secret.len().min(6)]
+        );
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
