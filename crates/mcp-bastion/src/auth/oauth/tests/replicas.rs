@@ -70,3 +70,40 @@ async fn replicas_sharing_redis_share_codes_grants_and_consents() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(call(&mcp_b, access).await, StatusCode::UNAUTHORIZED);
 }
+
+/// A Redis that cannot be reached fails closed: the token endpoint answers
+/// `temporarily_unavailable` (503) and a valid token is not let through (503).
+#[tokio::test]
+async fn an_unreachable_redis_fails_closed() {
+    let idp = idp().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let store =
+        RedisOAuthStore::with_timeout(client, std::time::Duration::from_millis(200)).unwrap();
+    let oauth = builder(&idp).store(Arc::new(store)).build().unwrap();
+    let (status, body, _) = token(&oauth.router(), &redeem("a-code", "a-verifier")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+
+    let now = unix_now();
+    let claims = super::super::keys::AccessClaims {
+        iss: ISSUER.into(),
+        aud: RESOURCE.into(),
+        sub: "alice".into(),
+        client_id: "app".into(),
+        scope: "mcp".into(),
+        exp: now + 60,
+        iat: now,
+        jti: random_token(),
+        grant_id: random_token(),
+    };
+    let access = oauth.signing_key().sign(&claims).unwrap();
+    assert_eq!(
+        call(&mcp(oauth.authenticator()), &access).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
