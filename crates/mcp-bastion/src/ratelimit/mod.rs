@@ -99,8 +99,8 @@ mod limit;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis;
-/// A throwaway `redis-server` for the crate's tests of Redis stores.
-#[cfg(all(test, feature = "redis"))]
+/// A throwaway `redis-server` for the OAuth Redis store's tests.
+#[cfg(all(test, feature = "redis", feature = "oauth-server"))]
 pub(crate) use redis::tests::redis_server as redis_test_server;
 mod rejection;
 mod service;
