@@ -8,7 +8,8 @@
 //! that must fail.
 //!
 //! `sdk`: the SDK clients' whole flows; `browser`: the cases that must fail, with a browser
-//! played here.
+//! played here; `replicas`: two examples sharing Redis (`--store redis`) and a key file behind one
+//! issuer, the browser sent to either as a load balancer would.
 
 use std::{
     net::TcpListener,
