@@ -11,19 +11,27 @@ use crate::{REDIRECT, setup};
 
 /// A browser: no automatic redirects, one cookie jar for every host (the provider and
 /// mcp-bastion are both on 127.0.0.1).
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     cookies: Mutex<HashMap<String, String>>,
+    /// Where the client waits for the authorization response: the browser stops there.
+    redirect: String,
 }
 
 impl Browser {
     fn new() -> Self {
+        Self::returning_to(REDIRECT)
+    }
+
+    /// A browser that stops at this client redirect URI.
+    pub(crate) fn returning_to(redirect: &str) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a client"),
             cookies: Mutex::new(HashMap::new()),
+            redirect: redirect.to_owned(),
         }
     }
 
@@ -60,11 +68,15 @@ impl Browser {
 
     /// From an authorization URL to the client's redirect (its URL) or to a page that is not a
     /// form this browser fills (its status and text).
-    async fn authorize(&self, url: &str, login: &str) -> Result<url::Url, (u16, String)> {
+    pub(crate) async fn authorize(
+        &self,
+        url: &str,
+        login: &str,
+    ) -> Result<url::Url, (u16, String)> {
         let mut url = url.to_owned();
         let mut form = None;
         for _ in 0..30 {
-            if url.starts_with(REDIRECT) {
+            if url.starts_with(&self.redirect) {
                 return Ok(url::Url::parse(&url).expect("a URL"));
             }
             let method = if form.is_some() {

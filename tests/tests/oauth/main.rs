@@ -8,7 +8,8 @@
 //! that must fail.
 //!
 //! `sdk`: the SDK clients' whole flows; `browser`: the cases that must fail, with a browser
-//! played here.
+//! played here; `conformance`: the official conformance suite's authorization-server scenarios
+//! with static clients, the same browser played for the suite.
 
 use std::{
     net::TcpListener,
@@ -99,4 +100,5 @@ pub(crate) fn setup(extra: &[&str]) -> Setup {
 }
 
 mod browser;
+mod conformance;
 mod sdk;
