@@ -51,12 +51,10 @@ pub(crate) struct Setup {
     pub(crate) bastion: Server,
 }
 
-/// The example started with `extra` arguments and `env` beside the upstream secret.
-pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
-    let port = free_port();
-    let callback = format!("http://127.0.0.1:{port}/oauth/callback");
+/// The identity provider, with mcp-bastion's registration (`callback`: its redirect URI).
+pub(crate) fn identity_provider(callback: String) -> Server {
     let script = clients_dir().join("oidc_idp.mjs");
-    let idp = Server::spawn_with_env(
+    Server::spawn_with_env(
         "oidc-provider",
         Path::new(&node()),
         &[
@@ -72,7 +70,13 @@ pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
             "OIDC_PROVIDER_MODULE",
             oidc_provider_module().to_str().expect("a UTF-8 path"),
         )],
-    );
+    )
+}
+
+/// The example started with `extra` arguments and `env` beside the upstream secret.
+pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
+    let port = free_port();
+    let idp = identity_provider(format!("http://127.0.0.1:{port}/oauth/callback"));
     let mut args: Vec<String> = [
         "--listen",
         &format!("127.0.0.1:{port}"),
