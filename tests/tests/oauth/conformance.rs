@@ -48,15 +48,17 @@ const SUITE_TIMEOUT: Duration = Duration::from_secs(90);
 /// know the issuer's callback); the configuration file, if any, is removed when dropped.
 struct Issuer {
     _idp: Server,
+    issuer: String,
     bastion: Server,
     config: Option<PathBuf>,
 }
 
 impl Issuer {
-    /// `mcp-bastion --oauth-issuer http://127.0.0.1:<port> … <extra>` in front of server-everything.
-    fn start(extra: &[&str], config: Option<String>, env: &[(&str, &str)]) -> Issuer {
+    /// `mcp-bastion --oauth-issuer http://127.0.0.1:<port><prefix> … <extra>` in front of
+    /// server-everything (`prefix`: `""`, or a `--path-prefix`, which the issuer's path must be).
+    fn start(prefix: &str, extra: &[&str], config: Option<String>) -> Issuer {
         let port = free_port();
-        let issuer = format!("http://127.0.0.1:{port}");
+        let issuer = format!("http://127.0.0.1:{port}{prefix}");
         let idp = identity_provider(format!("{issuer}/oauth/callback"));
         let config = config.map(|text| {
             let path = std::env::temp_dir().join(format!(
@@ -85,16 +87,19 @@ impl Issuer {
         .chain(extra)
         .map(|s| (*s).to_owned())
         .collect();
+        if !prefix.is_empty() {
+            args.extend(["--path-prefix".to_owned(), prefix.to_owned()]);
+        }
         if let Some(path) = &config {
             args.extend(["--config".to_owned(), path.display().to_string()]);
         }
         args.push("--".into());
         args.extend(everything_stdio());
-        let mut env = env.to_vec();
-        env.push(("UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET));
+        let env = [("UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET)];
         let bastion = Server::spawn_with_env("mcp-bastion", &bastion_bin(), &args, &env);
         Issuer {
             _idp: idp,
+            issuer,
             bastion,
             config,
         }
@@ -344,8 +349,8 @@ fn assert_all_pass(run: &SuiteRun, what: &str, logs: &str) {
 async fn conformance_authorization_scenarios_pass_with_a_public_static_client() {
     let port = free_port();
     let client = format!("{PUBLIC_CLIENT}=http://127.0.0.1:{port}/callback");
-    let s = Issuer::start(&["--oauth-client", &client], None, &[]);
-    let issuer = s.bastion.base_url().to_owned();
+    let s = Issuer::start("", &["--oauth-client", &client], None);
+    let issuer = s.issuer.clone();
 
     // RFC 8707: the resource named, as MCP clients do
     let run = run_suite(
@@ -359,6 +364,23 @@ async fn conformance_authorization_scenarios_pass_with_a_public_static_client() 
     // no resource: the token is for this server's resource all the same
     let run = run_suite(&issuer, port, &["--client-id", PUBLIC_CLIENT]).await;
     assert_all_pass(&run, "public client, no resource", &s.bastion.logs());
+}
+
+/// An issuer with a path (the `--path-prefix` of an instance behind `location /k/abc/`): the suite
+/// finds the metadata at the path-inserted RFC 8414 location and the endpoints under the path.
+#[tokio::test(flavor = "multi_thread")]
+async fn conformance_authorization_scenarios_pass_with_an_issuer_under_a_path_prefix() {
+    let port = free_port();
+    let client = format!("{PUBLIC_CLIENT}=http://127.0.0.1:{port}/callback");
+    let s = Issuer::start("/k/abc", &["--oauth-client", &client], None);
+    let issuer = s.issuer.clone();
+    let run = run_suite(
+        &issuer,
+        port,
+        &["--client-id", PUBLIC_CLIENT, "--resource", &issuer],
+    )
+    .await;
+    assert_all_pass(&run, "issuer under /k/abc", &s.bastion.logs());
 }
 
 /// Expected not applicable: a confidential client. The suite (0.2.0-alpha.12,
@@ -382,8 +404,8 @@ async fn conformance_confidential_static_client_is_refused_without_its_secret() 
          redirect-uris = [\"http://127.0.0.1:{port}/callback\"]\n\
          secret-sha256 = \"{digest}\"\n"
     );
-    let s = Issuer::start(&[], Some(config), &[]);
-    let issuer = s.bastion.base_url().to_owned();
+    let s = Issuer::start("", &[], Some(config));
+    let issuer = s.issuer.clone();
     let run = run_suite(
         &issuer,
         port,
