@@ -16,9 +16,7 @@
 //! `--upstream-client-id` at the provider. The MCP endpoint is `/mcp`
 //! (Streamable HTTP) and `/sse` (legacy); its `whoami` tool answers with the
 //! subject of the token. Loopback redirect URIs (any port) are always
-//! allowed for registration, as desktop and CLI clients use them. Static
-//! clients: `--client ID=REDIRECT_URI`, confidential with
-//! `--client-secret-env ID=VAR` (the secret read from `$VAR`).
+//! allowed for registration, as desktop and CLI clients use them.
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -27,7 +25,7 @@ use clap::{Parser, ValueEnum};
 use mcp_bastion::{
     auth::{
         McpAuthLayer,
-        oauth::{DcrPolicy, OAuthServer, SigningKey, StaticClient, UpstreamOidc},
+        oauth::{DcrPolicy, OAuthServer, SigningKey, UpstreamOidc},
     },
     backend::{Backend, rmcp::RmcpBackend},
     principal::Principal,
@@ -94,56 +92,6 @@ struct Cli {
     /// A scope offered; repeatable (default `mcp`).
     #[arg(long, default_value = "mcp")]
     scope: Vec<String>,
-    /// A static client: `ID=REDIRECT_URI`; repeatable (again with the same
-    /// id for another redirect URI). Public unless `--client-secret-env`
-    /// names its secret.
-    #[arg(long, value_name = "ID=REDIRECT_URI")]
-    client: Vec<String>,
-    /// `ID=VAR`: the static client `ID` is confidential, its secret is the
-    /// value of the environment variable `VAR` (never a flag: it would show
-    /// in the process list); repeatable.
-    #[arg(long, value_name = "ID=VAR")]
-    client_secret_env: Vec<String>,
-}
-
-/// The static clients of `--client` and `--client-secret-env`.
-fn static_clients(cli: &Cli) -> Result<Vec<StaticClient>, Box<dyn std::error::Error>> {
-    let mut clients: Vec<(String, Vec<String>)> = Vec::new();
-    for spec in &cli.client {
-        let (id, redirect) = spec
-            .split_once('=')
-            .filter(|(id, uri)| !id.is_empty() && !uri.is_empty())
-            .ok_or_else(|| format!("--client {spec}: expected ID=REDIRECT_URI"))?;
-        match clients.iter_mut().find(|(known, _)| known == id) {
-            Some((_, uris)) => uris.push(redirect.to_owned()),
-            None => clients.push((id.to_owned(), vec![redirect.to_owned()])),
-        }
-    }
-    let mut secrets = Vec::new();
-    for spec in &cli.client_secret_env {
-        let (id, var) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("--client-secret-env {spec}: expected ID=VAR"))?;
-        if !clients.iter().any(|(known, _)| known == id) {
-            return Err(format!("--client-secret-env {spec}: no --client {id}=…").into());
-        }
-        let secret = std::env::var(var)
-            .map_err(|_| format!("--client-secret-env {spec}: {var} is not set"))?;
-        secrets.push((id.to_owned(), secret));
-    }
-    Ok(clients
-        .into_iter()
-        .map(|(id, uris)| {
-            let secret = secrets.iter().find(|(s, _)| *s == id).map(|(_, s)| s);
-            let mut client = uris
-                .into_iter()
-                .fold(StaticClient::new(&id), StaticClient::redirect_uri);
-            if let Some(secret) = secret {
-                client = client.secret(secret);
-            }
-            client
-        })
-        .collect())
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -208,9 +156,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(path) = &cli.cimd_ca_file {
         oauth = oauth.cimd_root_certificate(std::fs::read(path)?);
-    }
-    for client in static_clients(&cli)? {
-        oauth = oauth.client(client);
     }
     for uri in &cli.redirect_allow {
         oauth = oauth.redirect_allow(uri);
