@@ -18,6 +18,8 @@ pub(crate) struct Browser {
     routes: Vec<(String, String)>,
     /// Every URL requested, before routing.
     visited: Mutex<Vec<String>>,
+    /// Where the client waits for the authorization response: the browser stops there.
+    redirect: String,
 }
 
 impl Browser {
@@ -25,9 +27,18 @@ impl Browser {
         Self::routed(Vec::new())
     }
 
+    /// A browser that stops at this client redirect URI.
+    pub(crate) fn returning_to(redirect: &str) -> Self {
+        Self::with(Vec::new(), redirect)
+    }
+
     /// A browser whose requests to a URL starting with a route's first prefix go to the same
     /// URL with the second prefix instead: one public URL served by several replicas.
     pub(crate) fn routed(routes: Vec<(String, String)>) -> Self {
+        Self::with(routes, REDIRECT)
+    }
+
+    fn with(routes: Vec<(String, String)>, redirect: &str) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -36,6 +47,7 @@ impl Browser {
             cookies: Mutex::new(HashMap::new()),
             routes,
             visited: Mutex::new(Vec::new()),
+            redirect: redirect.to_owned(),
         }
     }
 
@@ -94,7 +106,7 @@ impl Browser {
         let mut url = url.to_owned();
         let mut form = None;
         for _ in 0..30 {
-            if url.starts_with(REDIRECT) {
+            if url.starts_with(&self.redirect) {
                 return Ok(url::Url::parse(&url).expect("a URL"));
             }
             let method = if form.is_some() {

@@ -9,7 +9,9 @@
 //!
 //! `sdk`: the SDK clients' whole flows; `browser`: the cases that must fail, with a browser
 //! played here; `replicas`: two examples sharing Redis (`--store redis`) and a key file behind one
-//! issuer, the browser sent to either as a load balancer would.
+//! issuer, the browser sent to either as a load balancer would; `conformance`: the official
+//! conformance suite's authorization-server scenarios with static clients, the same browser played
+//! for the suite.
 
 use std::{
     net::TcpListener,
@@ -51,12 +53,10 @@ pub(crate) struct Setup {
     pub(crate) bastion: Server,
 }
 
-/// The example started with `extra` arguments and `env` beside the upstream secret.
-pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
-    let port = free_port();
-    let callback = format!("http://127.0.0.1:{port}/oauth/callback");
+/// The identity provider, with mcp-bastion's registration (`callback`: its redirect URI).
+pub(crate) fn identity_provider(callback: String) -> Server {
     let script = clients_dir().join("oidc_idp.mjs");
-    let idp = Server::spawn_with_env(
+    Server::spawn_with_env(
         "oidc-provider",
         Path::new(&node()),
         &[
@@ -72,7 +72,13 @@ pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
             "OIDC_PROVIDER_MODULE",
             oidc_provider_module().to_str().expect("a UTF-8 path"),
         )],
-    );
+    )
+}
+
+/// The example started with `extra` arguments and `env` beside the upstream secret.
+pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
+    let port = free_port();
+    let idp = identity_provider(format!("http://127.0.0.1:{port}/oauth/callback"));
     let mut args: Vec<String> = [
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -100,5 +106,6 @@ pub(crate) fn setup(extra: &[&str]) -> Setup {
 }
 
 mod browser;
+mod conformance;
 mod replicas;
 mod sdk;
