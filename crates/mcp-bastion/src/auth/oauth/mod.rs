@@ -1,7 +1,8 @@
 //! The OAuth 2.1 authorization server of mcp-bastion (feature
 //! `oauth-server`): the clients people use (claude.ai, ChatGPT, Claude
 //! Code, VS Code, MCP Inspector) log in here, with login federated to the
-//! operator's OIDC provider; the access tokens issued are JWTs that
+//! operator's identity provider (any OIDC provider, GitHub, or another plain
+//! OAuth 2 provider with a user endpoint); the access tokens issued are JWTs that
 //! [`McpAuthLayer`](crate::auth::McpAuthLayer) verifies locally.
 //!
 //! ```text
@@ -86,7 +87,7 @@ pub use error::OAuthConfigError;
 pub use keys::SigningKey;
 pub use server::OAuthServer;
 pub use store::{MemoryStore, OAuthStore, RecordKind, StoreError};
-pub use upstream::UpstreamOidc;
+pub use upstream::{UpstreamOAuth2, UpstreamOidc, UpstreamProvider};
 pub use verify::OAuthTokens;
 
 use base64::Engine as _;

@@ -356,4 +356,5 @@ pub(super) async fn call(mcp: &Router, token: &str) -> StatusCode {
 }
 
 mod authorization;
+mod login_policy;
 mod tokens;
