@@ -8,7 +8,12 @@
 //
 // Usage:
 //   node tests/clients/oidc_idp.mjs --port 0 --client-id bastion --client-secret S \
-//       --redirect-uri http://127.0.0.1:8080/oauth/callback [--group mcp-users=alice]
+//       --redirect-uri http://127.0.0.1:8080/oauth/callback [--group mcp-users=alice] [--print-secrets]
+//
+// With --print-secrets, every secret of a flow the provider sees or issues (the `state`, `nonce`
+// and PKCE verifier mcp-bastion sends, the codes, the access, ID and refresh tokens) is printed on
+// stderr as `secret-of-the-flow VALUE`, for the tests that check none of them reaches
+// mcp-bastion's logs.
 //
 // Prints `oidc-provider listening on http://127.0.0.1:PORT` on stderr once it listens.
 
@@ -23,6 +28,7 @@ const { values: args } = parseArgs({
     "client-secret": { type: "string" },
     "redirect-uri": { type: "string", multiple: true },
     group: { type: "string", multiple: true, default: [] },
+    "print-secrets": { type: "boolean", default: false },
   },
 });
 if (!args["client-id"] || !args["client-secret"] || !args["redirect-uri"]) {
@@ -79,6 +85,27 @@ const provider = new Provider(issuer, {
   cookies: { keys: ["oauth-test-cookie-key-0123456789"] },
 });
 provider.proxy = false;
+if (args["print-secrets"]) {
+  provider.use(async (ctx, next) => {
+    await next();
+    const seen = [];
+    let params = {};
+    try {
+      params = ctx.oidc?.params ?? {};
+    } catch {
+      // not an OIDC endpoint
+    }
+    seen.push(params.state, params.nonce, params.code, params.code_verifier, params.refresh_token);
+    const location = ctx.response.get("location");
+    if (location) seen.push(new URL(location, issuer).searchParams.get("code"));
+    if (ctx.body && typeof ctx.body === "object" && !Buffer.isBuffer(ctx.body)) {
+      seen.push(ctx.body.access_token, ctx.body.id_token, ctx.body.refresh_token);
+    }
+    for (const secret of seen) {
+      if (typeof secret === "string" && secret.length >= 8) console.error(`secret-of-the-flow ${secret}`);
+    }
+  });
+}
 server.on("request", provider.callback());
 console.error(`oidc-provider listening on ${issuer}`);
 
