@@ -8,7 +8,8 @@
 //! ```text
 //! client ── GET /oauth/authorize (PKCE S256, state, resource) ──► mcp-bastion
 //!        ◄── 303 to the provider (mcp-bastion's own PKCE, state, nonce; a browser cookie)
-//! user logs in at the provider ── GET /oauth/callback ──► code exchanged, ID token verified,
+//! user logs in at the provider ── GET /oauth/callback ──► code exchanged, ID token verified
+//!        (GitHub, plain OAuth 2: the user API asked instead),
 //!        user checked against the allowlist ──► consent page (CSRF token, no framing)
 //! POST /oauth/consent (approve) ──► 303 to the client's redirect_uri ?code&state&iss
 //! client ── POST /oauth/token (code, code_verifier) ──► access token (ES256 JWT) + refresh token
