@@ -211,7 +211,17 @@ async fn github(orgs: Vec<&'static str>, teams: Vec<&'static str>) -> String {
             "/api/v3/user/memberships/orgs/{org}",
             get(
                 move |State(s): State<GitHubState>, Path(org): Path<String>| async move {
-                    membership(s.orgs.contains(&org.as_str()))
+                    use axum::response::IntoResponse as _;
+                    if org == "rate-limited" {
+                        // GitHub's primary rate limit: 403 with no requests left
+                        return (
+                            StatusCode::FORBIDDEN,
+                            [("x-ratelimit-remaining", "0")],
+                            Json(json!({"message": "API rate limit exceeded"})),
+                        )
+                            .into_response();
+                    }
+                    membership(s.orgs.contains(&org.as_str())).into_response()
                 },
             ),
         )
@@ -309,6 +319,11 @@ async fn github_organisation_and_team_members_are_admitted_and_others_refused() 
     assert_eq!(res.status(), StatusCode::OK);
     let team = github_server(&base, |b| b.allow_github_team("acme/platform"));
     assert_eq!(github_login(&team).await.0.status(), StatusCode::OK);
+
+    // a rate limit is not a refusal: the user may try again
+    let limited = github_server(&base, |b| b.allow_github_org("rate-limited"));
+    let (res, _) = github_login(&limited).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     for refused in [
         github_server(&base, |b| b.allow_github_org("globex")),

@@ -328,6 +328,17 @@ impl UserApiLogin {
         if status == http::StatusCode::UNAUTHORIZED {
             return Err(UpstreamError::UserEndpoint);
         }
+        // a rate limit (GitHub: 429, or 403 with no requests left) says
+        // nothing about membership: try again later rather than refuse
+        let exhausted = res
+            .headers()
+            .get("x-ratelimit-remaining")
+            .is_some_and(|v| v == "0");
+        if status == http::StatusCode::TOO_MANY_REQUESTS
+            || (status == http::StatusCode::FORBIDDEN && exhausted)
+        {
+            return Err(UpstreamError::Unavailable);
+        }
         if status.is_client_error() {
             return Ok(None);
         }
