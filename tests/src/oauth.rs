@@ -108,7 +108,8 @@ pub struct OAuthBastion {
 
 impl OAuthBastion {
     /// The binary on a free loopback port with the issuer `http://127.0.0.1:PORT` (under
-    /// `prefix`), the provider as upstream, `example.com` users allowed, open registration, the
+    /// `prefix`), the provider as upstream, `example.com` users allowed, open registration
+    /// (unless `extra` sets `--oauth-dcr`), the
     /// subject in the child's `MCP_USER`, then `extra` flags and `env`, in front of `command`
     /// (none: a `--config` in `extra` names the servers). Every log line is kept.
     pub fn start(
@@ -133,8 +134,6 @@ impl OAuthBastion {
             UPSTREAM_SECRET_ENV.into(),
             "--oauth-allow-email-domain".into(),
             "example.com".into(),
-            "--oauth-dcr".into(),
-            "open".into(),
             "--oauth-scope".into(),
             "mcp".into(),
             "--principal-env".into(),
@@ -142,6 +141,9 @@ impl OAuthBastion {
         ];
         if !prefix.is_empty() {
             args.extend(["--path-prefix".into(), prefix.into()]);
+        }
+        if !extra.contains(&"--oauth-dcr") {
+            args.extend(["--oauth-dcr".into(), "open".into()]);
         }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         if let Some(command) = command {
