@@ -23,7 +23,12 @@
 //
 // Usage:
 //   node tests/clients/github_api.mjs --client-id ID --client-secret S --redirect-uri URI \
-//       [--org acme=alice,bob] [--team acme/platform=alice] [--pending acme=carol] [--port 0]
+//       [--org acme=alice,bob] [--team acme/platform=alice] [--pending acme=carol] [--port 0] \
+//       [--print-secrets]
+//
+// With --print-secrets, every secret of a flow it sees or issues (mcp-bastion's `state` and PKCE
+// verifier, the codes, the access tokens) is printed on stderr as `secret-of-the-flow VALUE`, for
+// the tests that check none of them reaches mcp-bastion's logs.
 //
 // Prints `github stand-in listening on http://127.0.0.1:PORT` on stderr once it listens.
 
@@ -40,6 +45,7 @@ const { values: args } = parseArgs({
     org: { type: "string", multiple: true, default: [] },
     team: { type: "string", multiple: true, default: [] },
     pending: { type: "string", multiple: true, default: [] },
+    "print-secrets": { type: "boolean", default: false },
   },
 });
 if (!args["client-id"] || !args["client-secret"] || !args["redirect-uri"]) {
@@ -77,6 +83,11 @@ function user(login) {
   }
   return users.get(login);
 }
+
+const reveal = (value) => {
+  if (args["print-secrets"] && value) console.error(`secret-of-the-flow ${value}`);
+  return value;
+};
 
 const codes = new Map(); // code -> {login, scope, challenge, redirect_uri}
 const tokens = new Map(); // token -> {login, scope}
@@ -128,7 +139,8 @@ function authorize(req, res, url) {
     const login = String(form.login ?? "").trim();
     if (!login) return send(res, 400, "<h1>login required</h1>");
     user(login);
-    const code = randomBytes(10).toString("hex");
+    reveal(q.get("state"));
+    const code = reveal(randomBytes(10).toString("hex"));
     codes.set(code, {
       login,
       scope: (q.get("scope") ?? "").split(/[ ,]+/).filter(Boolean),
@@ -167,11 +179,11 @@ async function accessToken(req, res) {
     return answer({ error: "redirect_uri_mismatch", error_description: "The redirect_uri MUST match the registered callback URL for this application." });
   }
   if (grant.challenge) {
-    const verifier = form.code_verifier ?? "";
+    const verifier = reveal(form.code_verifier ?? "");
     const computed = createHash("sha256").update(verifier).digest("base64url");
     if (grant.method !== "S256" || computed !== grant.challenge) return answer(refused);
   }
-  const token = random("gho_");
+  const token = reveal(random("gho_"));
   tokens.set(token, { login: grant.login, scope: grant.scope });
   return answer({ access_token: token, token_type: "bearer", scope: grant.scope.join(",") });
 }

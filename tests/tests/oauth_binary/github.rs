@@ -21,7 +21,7 @@ use tests::{
 fn start() -> (Server, Server) {
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let github = Server::spawn(
+    let github = Server::spawn_recorded(
         "github stand-in",
         Path::new(&node()),
         &[
@@ -36,7 +36,9 @@ fn start() -> (Server, Server) {
             "acme=alice,bob".into(),
             "--team".into(),
             "acme/platform=alice".into(),
+            "--print-secrets".into(),
         ],
+        &[],
     );
     let mut args: Vec<String> = [
         "--listen",
@@ -78,7 +80,7 @@ fn start() -> (Server, Server) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_github_team_member_logs_in_with_the_python_sdk_and_others_are_refused() {
-    let (_github, bastion) = start();
+    let (github, bastion) = start();
     // the subject is GitHub's numeric user id: the stand-in's first user is 1000
     let url = bastion.url("/mcp");
     let report = tokio::task::spawn_blocking(move || {
@@ -92,8 +94,33 @@ async fn a_github_team_member_logs_in_with_the_python_sdk_and_others_are_refused
     assert_eq!(report["revoked_status"], 401, "{report}");
     let pages = report["pages"].to_string();
     assert!(pages.contains("POST /login/oauth/authorize"), "{pages}");
-    // GitHub's user tokens (gho_…) never reach the logs, even at trace
-    assert!(!bastion.transcript().contains("gho_"));
+    // no secret of the flow reaches the logs, even at trace: GitHub's codes and user tokens
+    // (gho_…), mcp-bastion's state and verifier towards GitHub, the client's code and tokens, the
+    // upstream client secret
+    let logs = bastion.transcript();
+    assert!(!logs.contains("gho_"));
+    assert!(!logs.contains(UPSTREAM_SECRET));
+    let upstream_secrets: Vec<String> = github
+        .transcript()
+        .lines()
+        .filter_map(|l| {
+            l.split_once("secret-of-the-flow ")
+                .map(|(_, s)| s.trim().to_owned())
+        })
+        .collect();
+    assert!(upstream_secrets.len() >= 4, "{upstream_secrets:?}");
+    let client_secrets = report["secrets"].as_array().expect("the client's secrets");
+    assert!(client_secrets.len() >= 5, "{report}");
+    for secret in upstream_secrets
+        .iter()
+        .map(String::as_str)
+        .chain(client_secrets.iter().filter_map(serde_json::Value::as_str))
+    {
+        assert!(
+            !logs.contains(secret),
+            "a secret of the flow is in the logs"
+        );
+    }
 
     // bob is in the organisation, not in the team
     let client: serde_json::Value = reqwest::Client::new()
