@@ -181,6 +181,31 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// The `refresh_token` grant at the provider: new tokens, keeping
+    /// `refresh_token` when the provider does not rotate it. A refusal
+    /// (4xx, or GitHub's 200 with `error`) is [`UpstreamError::Exchange`];
+    /// an unreachable provider or a 5xx is `Unavailable`.
+    #[allow(
+        dead_code,
+        reason = "the upstream token manager (branch wt-tokens) is its caller"
+    )]
+    pub(crate) async fn refresh(
+        &self,
+        refresh_token: &str,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let answer = match self {
+            Self::Oidc(p) => p.refresh(refresh_token).await?,
+            Self::UserApi(p) => p.refresh(refresh_token).await?,
+        };
+        let mut tokens = answer.upstream_tokens();
+        if tokens.refresh_token.is_none() {
+            tokens.refresh_token = Some(refresh_token.to_owned());
+        }
+        Ok(tokens)
+    }
+}
+
 /// The provider's authorization endpoint with the parameters every kind
 /// sends: `code`, the client, the redirect URI, scopes, `state`, PKCE S256.
 fn authorization_url(
@@ -340,6 +365,24 @@ impl TokenClient {
             .to_ascii_lowercase();
         let body = res.bytes().await.map_err(|_| UpstreamError::Unavailable)?;
         TokenResponse::parse(&content_type, &body).ok_or(UpstreamError::Exchange)
+    }
+
+    /// The `refresh_token` grant.
+    pub(crate) async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        endpoint: &str,
+        refresh_token: &str,
+    ) -> Result<TokenResponse, UpstreamError> {
+        self.request(
+            http,
+            endpoint,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
     }
 
     /// The `authorization_code` grant with mcp-bastion's PKCE verifier.

@@ -175,7 +175,15 @@ async fn github(orgs: Vec<&'static str>, teams: Vec<&'static str>) -> String {
             "/login/oauth/access_token",
             post(|Form(f): Form<std::collections::HashMap<String, String>>| async move {
                 // GitHub's way: 200 either way, form-encoded here
-                let body = if f.get("code").map(String::as_str) == Some("gh-code")
+                let body = if f.get("grant_type").map(String::as_str) == Some("refresh_token") {
+                    if f.get("refresh_token").map(String::as_str) == Some("ghr_old")
+                        && f.get("client_secret").map(String::as_str) == Some("gh-secret")
+                    {
+                        "access_token=ghu_new&expires_in=28800&refresh_token=ghr_new&token_type=bearer"
+                    } else {
+                        "error=bad_refresh_token&error_description=The+refresh+token+passed+is+incorrect+or+expired."
+                    }
+                } else if f.get("code").map(String::as_str) == Some("gh-code")
                     && f.get("client_secret").map(String::as_str) == Some("gh-secret")
                     && f.get("code_verifier").is_some_and(|v| v.len() == 43)
                 {
@@ -351,4 +359,23 @@ async fn a_code_github_refuses_with_a_200_is_a_failed_login() {
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let page = text(res).await;
     assert!(page.contains("Login failed"), "{page}");
+}
+
+#[tokio::test]
+async fn github_app_user_tokens_refresh_at_the_token_endpoint() {
+    let base = github(vec![], vec![]).await;
+    let server = OAuthServer::builder()
+        .issuer(ISSUER)
+        .resource(RESOURCE)
+        .upstream(UpstreamOAuth2::github_enterprise(&base, "gh-client").client_secret("gh-secret"))
+        .allow_any_user()
+        .build()
+        .unwrap();
+    let tokens = server.inner.upstream.refresh("ghr_old").await.unwrap();
+    assert_eq!(tokens.access_token, "ghu_new");
+    assert_eq!(tokens.refresh_token.as_deref(), Some("ghr_new"));
+    assert!(tokens.expires_at.is_some_and(|t| t > unix_now() + 28_000));
+    // GitHub refuses with a 200 and an `error`
+    let refused = server.inner.upstream.refresh("ghr_spent").await;
+    assert_eq!(refused.unwrap_err(), upstream::UpstreamError::Exchange);
 }

@@ -175,6 +175,17 @@ impl OidcLogin {
         Ok((identity, tokens.upstream_tokens()))
     }
 
+    /// The `refresh_token` grant at the discovered token endpoint.
+    pub(crate) async fn refresh(
+        &self,
+        refresh_token: &str,
+    ) -> Result<super::TokenResponse, UpstreamError> {
+        let d = self.discovery().await?;
+        self.client
+            .refresh(&self.http, &d.token_endpoint, refresh_token)
+            .await
+    }
+
     async fn verify_id_token(&self, token: &str, nonce: &str) -> Result<Identity, UpstreamError> {
         let principal = self.id_tokens.verify(token).await.map_err(|e| match e {
             AuthError::Unavailable(_) => UpstreamError::Unavailable,

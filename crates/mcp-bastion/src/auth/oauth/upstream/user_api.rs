@@ -239,6 +239,17 @@ impl UserApiLogin {
         Ok((identity, upstream))
     }
 
+    /// The `refresh_token` grant (GitHub Apps' user tokens expire and
+    /// refresh; OAuth apps' do not).
+    pub(crate) async fn refresh(
+        &self,
+        refresh_token: &str,
+    ) -> Result<super::TokenResponse, UpstreamError> {
+        self.client
+            .refresh(&self.http, &self.config.token_endpoint, refresh_token)
+            .await
+    }
+
     /// The identity in a user endpoint's answer.
     fn identity(&self, user: &Value) -> Result<Identity, UpstreamError> {
         let text = |name: &str| user.get(name).and_then(Value::as_str).map(str::to_owned);
