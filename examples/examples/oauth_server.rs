@@ -2,18 +2,22 @@
 //! the MCP endpoint it protects: clients (claude.ai, Claude Code, VS Code,
 //! the Python and TypeScript SDKs) discover it from the 401, register (a
 //! Client ID Metadata Document, or dynamic registration), and log their
-//! user in through the operator's OIDC provider; the tokens they get are
-//! verified locally by `McpAuthLayer`.
+//! user in through the operator's OIDC provider or GitHub; the tokens they
+//! get are verified locally by `McpAuthLayer`.
 //!
 //! ```text
 //! UPSTREAM_CLIENT_SECRET=… cargo run -p examples --example oauth_server -- \
 //!     --listen 127.0.0.1:8080 --issuer http://127.0.0.1:8080 \
 //!     --upstream-issuer https://accounts.example.com --upstream-client-id mcp-bastion \
 //!     --allow-email-domain example.com --dcr open
+//!
+//! UPSTREAM_CLIENT_SECRET=… cargo run -p examples --example oauth_server -- \
+//!     --upstream github --upstream-client-id Ov23li… --allow-github-org my-org --dcr open
 //! ```
 //!
 //! Register `<issuer>/oauth/callback` as a redirect URI of the client
-//! `--upstream-client-id` at the provider. The MCP endpoint is `/mcp`
+//! `--upstream-client-id` at the provider (for GitHub: the OAuth app's
+//! "Authorization callback URL"). The MCP endpoint is `/mcp`
 //! (Streamable HTTP) and `/sse` (legacy); its `whoami` tool answers with the
 //! subject of the token. Loopback redirect URIs (any port) are always
 //! allowed for registration, as desktop and CLI clients use them.
@@ -29,7 +33,10 @@ use clap::{Parser, ValueEnum};
 use mcp_bastion::{
     auth::{
         McpAuthLayer,
-        oauth::{DcrPolicy, OAuthServer, RedisOAuthStore, SigningKey, UpstreamOidc},
+        oauth::{
+            DcrPolicy, OAuthServer, RedisOAuthStore, SigningKey, UpstreamOAuth2, UpstreamOidc,
+            UpstreamProvider,
+        },
     },
     backend::{Backend, rmcp::RmcpBackend},
     principal::Principal,
@@ -58,13 +65,24 @@ struct Cli {
     /// of the URL it connects to).
     #[arg(long)]
     resource: Option<String>,
+    /// The kind of identity provider.
+    #[arg(long, value_enum, default_value = "oidc")]
+    upstream: UpstreamKind,
     /// The operator's OIDC provider (discovery at
-    /// `<issuer>/.well-known/openid-configuration`).
+    /// `<issuer>/.well-known/openid-configuration`); with `--upstream oidc`.
+    #[arg(long, required_if_eq("upstream", "oidc"))]
+    upstream_issuer: Option<String>,
+    /// GitHub Enterprise Server's base URL (API at `<url>/api/v3`); with
+    /// `--upstream github`, default github.com.
     #[arg(long)]
-    upstream_issuer: String,
+    upstream_github_url: Option<String>,
     /// mcp-bastion's client id at the provider.
     #[arg(long)]
     upstream_client_id: String,
+    /// A scope asked of the provider; repeatable (default: `openid email
+    /// profile` for OIDC, `read:user user:email` for GitHub).
+    #[arg(long)]
+    upstream_scope: Vec<String>,
     /// mcp-bastion's client secret at the provider.
     #[arg(long, env = "UPSTREAM_CLIENT_SECRET", hide_env_values = true)]
     upstream_client_secret: Option<String>,
@@ -74,6 +92,18 @@ struct Cli {
     /// An email domain (verified emails only) allowed to log in; repeatable.
     #[arg(long)]
     allow_email_domain: Vec<String>,
+    /// A group (of the groups claim) allowed to log in; repeatable.
+    #[arg(long)]
+    allow_group: Vec<String>,
+    /// The claim that lists a user's groups (default `groups`).
+    #[arg(long)]
+    groups_claim: Option<String>,
+    /// A GitHub organisation whose active members may log in; repeatable.
+    #[arg(long)]
+    allow_github_org: Vec<String>,
+    /// A GitHub team (`org/team-slug`) whose members may log in; repeatable.
+    #[arg(long)]
+    allow_github_team: Vec<String>,
     /// Let everyone who can log in at the provider in.
     #[arg(long)]
     allow_any_user: bool,
@@ -115,6 +145,14 @@ struct Cli {
 enum Store {
     Memory,
     Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum UpstreamKind {
+    /// Any OpenID Connect provider, by discovery.
+    Oidc,
+    /// GitHub (or GitHub Enterprise Server): the user API, organisations, teams.
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -159,10 +197,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let issuer = issuer.trim_end_matches('/').to_owned();
     let resource = cli.resource.clone().unwrap_or_else(|| issuer.clone());
 
-    let mut upstream = UpstreamOidc::new(&cli.upstream_issuer, &cli.upstream_client_id);
-    if let Some(secret) = &cli.upstream_client_secret {
-        upstream = upstream.client_secret(secret);
-    }
+    let upstream: UpstreamProvider = match cli.upstream {
+        UpstreamKind::Oidc => {
+            let issuer = cli.upstream_issuer.as_deref().unwrap_or_default();
+            let mut p = UpstreamOidc::new(issuer, &cli.upstream_client_id);
+            if let Some(secret) = &cli.upstream_client_secret {
+                p = p.client_secret(secret);
+            }
+            if !cli.upstream_scope.is_empty() {
+                p = p.scopes(cli.upstream_scope.iter().cloned());
+            }
+            p.into()
+        }
+        UpstreamKind::Github => {
+            let mut p = match &cli.upstream_github_url {
+                Some(base) => UpstreamOAuth2::github_enterprise(base, &cli.upstream_client_id),
+                None => UpstreamOAuth2::github(&cli.upstream_client_id),
+            };
+            if let Some(secret) = &cli.upstream_client_secret {
+                p = p.client_secret(secret);
+            }
+            if !cli.upstream_scope.is_empty() {
+                p = p.scopes(cli.upstream_scope.iter().cloned());
+            }
+            p.into()
+        }
+    };
     let mut oauth = OAuthServer::builder()
         .issuer(&issuer)
         .resource(&resource)
@@ -194,6 +254,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for domain in &cli.allow_email_domain {
         oauth = oauth.allow_email_domain(domain);
+    }
+    for group in &cli.allow_group {
+        oauth = oauth.allow_group(group);
+    }
+    if let Some(claim) = &cli.groups_claim {
+        oauth = oauth.groups_claim(claim);
+    }
+    for org in &cli.allow_github_org {
+        oauth = oauth.allow_github_org(org);
+    }
+    for team in &cli.allow_github_team {
+        oauth = oauth.allow_github_team(team);
     }
     if cli.allow_any_user {
         oauth = oauth.allow_any_user();

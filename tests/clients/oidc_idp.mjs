@@ -2,12 +2,13 @@
 // A real OpenID provider for the OAuth tests: `oidc-provider` (OpenID Certified) on loopback, with
 // one confidential client (mcp-bastion's upstream registration) and its development login form
 // (any login, any password; the login becomes the subject, `<login>@example.com` its verified
-// email). The module is loaded from tests/node/node_modules (`npm ci --prefix tests/node`), or from
+// email; `--group NAME=LOGIN,…` puts logins in a group, released as the `groups` claim with the
+// `groups` scope). The module is loaded from tests/node/node_modules (`npm ci --prefix tests/node`), or from
 // $OIDC_PROVIDER_MODULE (a path to its lib/index.js).
 //
 // Usage:
 //   node tests/clients/oidc_idp.mjs --port 0 --client-id bastion --client-secret S \
-//       --redirect-uri http://127.0.0.1:8080/oauth/callback [--print-secrets]
+//       --redirect-uri http://127.0.0.1:8080/oauth/callback [--group mcp-users=alice] [--print-secrets]
 //
 // With --print-secrets, every secret of a flow the provider sees or issues (the `state`, `nonce`
 // and PKCE verifier mcp-bastion sends, the codes, the access, ID and refresh tokens) is printed on
@@ -26,12 +27,22 @@ const { values: args } = parseArgs({
     "client-id": { type: "string" },
     "client-secret": { type: "string" },
     "redirect-uri": { type: "string", multiple: true },
+    group: { type: "string", multiple: true, default: [] },
     "print-secrets": { type: "boolean", default: false },
   },
 });
 if (!args["client-id"] || !args["client-secret"] || !args["redirect-uri"]) {
   console.error("usage: oidc_idp.mjs --client-id ID --client-secret S --redirect-uri URI [--port N]");
   process.exit(2);
+}
+
+// login -> the groups it is in
+const groupsOf = new Map();
+for (const item of args.group) {
+  const [group, logins] = item.split("=");
+  for (const login of (logins ?? "").split(",").filter(Boolean)) {
+    groupsOf.set(login, [...(groupsOf.get(login) ?? []), group]);
+  }
 }
 
 const moduleUrl = process.env.OIDC_PROVIDER_MODULE
@@ -59,6 +70,7 @@ const provider = new Provider(issuer, {
     openid: ["sub"],
     email: ["email", "email_verified"],
     profile: ["name"],
+    groups: ["groups"],
   },
   // the ID token carries the claims itself (mcp-bastion does not call userinfo)
   conformIdTokenClaims: false,
@@ -66,7 +78,7 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email: `${id}@example.com`, email_verified: true, name: id };
+        return { sub: id, email: `${id}@example.com`, email_verified: true, name: id, groups: groupsOf.get(id) ?? [] };
       },
     };
   },

@@ -2,6 +2,7 @@
 authorization server and calls a tool; this script plays the browser.
 
 Usage: python3 tests/clients/py_oauth.py --url URL [--transport streamable|sse] [--login NAME]
+           [--expect-subject SUB (default NAME; a GitHub login's subject is its numeric id)]
            [--redirect-uri URI] [--cimd-cert CERT --cimd-key KEY] [--probe-url URL]
            [--whoami-env VAR]
 
@@ -192,8 +193,9 @@ async def main_async(args: argparse.Namespace) -> dict:
     try:
         step = "login and whoami"
         whoami = await call_whoami(args.url, args.transport, provider, args.whoami_env)
-        if whoami != args.login:
-            raise RuntimeError(f"whoami answered {whoami!r}, not {args.login!r}")
+        expected = args.expect_subject or args.login
+        if whoami != expected:
+            raise RuntimeError(f"whoami answered {whoami!r}, not {expected!r}")
         first = storage.tokens
         step = "refresh"
         provider.context.token_expiry_time = time.time() - 1
@@ -205,7 +207,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             and second.access_token != first.access_token
             and second.refresh_token != first.refresh_token
         )
-        if again != args.login or not refreshed:
+        if again != expected or not refreshed:
             raise RuntimeError("the refresh did not bring new tokens")
         step = "revoke"
         meta = provider.context.oauth_metadata
@@ -255,6 +257,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--login", default="alice")
+    parser.add_argument("--expect-subject", help="the subject whoami must answer (default --login)")
     parser.add_argument("--redirect-uri", default="http://127.0.0.1:53682/callback")
     parser.add_argument("--transport", choices=["streamable", "sse"], default="streamable")
     parser.add_argument("--probe-url", help="where the revoked token is tried (default --url)")

@@ -37,6 +37,8 @@ const { values: args } = parseArgs({
   options: {
     url: { type: "string" },
     login: { type: "string", default: "alice" },
+    // the subject whoami must answer (default --login; a GitHub login's subject is its numeric id)
+    "expect-subject": { type: "string" },
     "redirect-uri": { type: "string", default: "http://127.0.0.1:53682/callback" },
     transport: { type: "string", default: "streamable" },
     "cimd-cert": { type: "string" },
@@ -193,14 +195,15 @@ try {
   await transport.finishAuth(code);
   step = "whoami";
   const who = await whoami();
-  if (who !== args.login) throw new Error(`whoami answered ${who}`);
+  const expected = args["expect-subject"] ?? args.login;
+  if (who !== expected) throw new Error(`whoami answered ${who}`);
   step = "refresh";
   const first = memory.tokens;
   memory.tokens = { ...first, access_token: "dead.access.token" };
   const again = await whoami();
   const second = memory.tokens;
   const refreshed = second.refresh_token !== first.refresh_token && second.access_token !== first.access_token;
-  if (again !== args.login || !refreshed) throw new Error("the refresh did not bring new tokens");
+  if (again !== expected || !refreshed) throw new Error("the refresh did not bring new tokens");
   step = "revoke";
   const origin = new URL(args.url).origin;
   const meta = await (await fetch(`${origin}/.well-known/oauth-authorization-server`)).json();

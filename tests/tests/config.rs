@@ -201,7 +201,15 @@ fn companions(name: &str) -> String {
         }
         _ => {}
     }
-    // an `oauth-*` option needs the authorization server it configures
+    // an `oauth-*` option needs the authorization server it configures; the GitHub options need
+    // GitHub as its identity provider (and no OIDC issuer)
+    let github = matches!(
+        name,
+        "oauth-upstream" | "oauth-upstream-github-url" | "oauth-allow-github-org"
+    );
+    if github && name != "oauth-upstream" {
+        base.push_str("oauth-upstream = \"github\"\n");
+    }
     if name.starts_with("oauth-") {
         for (key, value) in [
             ("oauth-issuer", "\"https://mcp.example.com\""),
@@ -209,7 +217,7 @@ fn companions(name: &str) -> String {
             ("oauth-upstream-client-id", "\"mcp-bastion\""),
             ("oauth-allow-email-domain", "\"example.com\""),
         ] {
-            if key != name {
+            if key != name && !(github && key == "oauth-upstream-issuer") {
                 base.push_str(&format!("{key} = {value}\n"));
             }
         }

@@ -14,11 +14,12 @@ use clap::Args;
 use std::sync::Arc;
 
 use mcp_bastion::auth::oauth::{
-    DcrPolicy, OAuthServer, RedisOAuthStore, SigningKey, StaticClient, UpstreamOidc,
+    DcrPolicy, OAuthServer, RedisOAuthStore, SigningKey, StaticClient, UpstreamOAuth2,
+    UpstreamOidc, UpstreamProvider,
 };
 use mcp_bastion_cli::config::{
     Config,
-    oauth::{DcrMode, OAuthConfig, OnOff},
+    oauth::{DcrMode, OAuthConfig, OnOff, UpstreamKind},
     options::StoreKind,
 };
 use serde::Serialize;
@@ -34,10 +35,20 @@ pub struct OAuthFlags {
     #[arg(long, value_name = "URL")]
     pub oauth_issuer: Option<String>,
 
+    /// The kind of identity provider users log in with: oidc (by
+    /// --oauth-upstream-issuer) or github [default: oidc].
+    #[arg(long, value_name = "KIND")]
+    pub oauth_upstream: Option<String>,
+
     /// The OIDC provider users log in with (discovery at
     /// `URL/.well-known/openid-configuration`).
     #[arg(long, value_name = "URL")]
     pub oauth_upstream_issuer: Option<String>,
+
+    /// GitHub Enterprise Server's base URL, with `--oauth-upstream github`
+    /// (its API at `URL/api/v3`) [default: github.com].
+    #[arg(long, value_name = "URL")]
+    pub oauth_upstream_github_url: Option<String>,
 
     /// mcp-bastion's client id at the provider (register
     /// `<issuer>/oauth/callback` there as its redirect URI).
@@ -48,7 +59,9 @@ pub struct OAuthFlags {
     #[arg(long, value_name = "VAR")]
     pub oauth_upstream_client_secret_env: Option<String>,
 
-    /// A scope asked of the provider (repeatable) [default: openid email profile].
+    /// A scope asked of the provider (repeatable) [default: openid email
+    /// profile; GitHub: read:user user:email, and read:org with
+    /// --oauth-allow-github-org].
     #[arg(long, value_name = "SCOPE")]
     pub oauth_upstream_scope: Vec<String>,
 
@@ -59,6 +72,20 @@ pub struct OAuthFlags {
     /// An email domain allowed to log in, verified emails only (repeatable).
     #[arg(long, value_name = "DOMAIN")]
     pub oauth_allow_email_domain: Vec<String>,
+
+    /// A group allowed to log in, from the groups claim (repeatable).
+    #[arg(long, value_name = "GROUP")]
+    pub oauth_allow_group: Vec<String>,
+
+    /// The claim (or GitHub-less user endpoint field) that lists a user's
+    /// groups [default: groups].
+    #[arg(long, value_name = "CLAIM")]
+    pub oauth_groups_claim: Option<String>,
+
+    /// A GitHub organisation (`acme`) or team (`acme/platform`) whose
+    /// active members may log in (repeatable; needs --oauth-upstream github).
+    #[arg(long, value_name = "ORG[/TEAM]")]
+    pub oauth_allow_github_org: Vec<String>,
 
     /// Let everyone who can log in at the provider in.
     #[arg(long)]
@@ -138,6 +165,49 @@ fn secret_from_env(option: &str, var: &str) -> Result<String, String> {
         .ok_or_else(|| format!("--{option}: environment variable {var} is not set"))
 }
 
+/// The identity provider of `o`: an OIDC provider, or GitHub.
+fn upstream(o: &OAuthConfig) -> Result<UpstreamProvider, String> {
+    let client_id = o
+        .oauth_upstream_client_id
+        .as_ref()
+        .ok_or("--oauth-issuer needs --oauth-upstream-client-id")?;
+    let secret = o
+        .oauth_upstream_client_secret_env
+        .as_ref()
+        .map(|var| secret_from_env("oauth-upstream-client-secret-env", var.get()))
+        .transpose()?;
+    let scopes = (!o.oauth_upstream_scope.is_empty()).then(|| o.oauth_upstream_scope.to_vec());
+    Ok(match o.oauth_upstream.get() {
+        UpstreamKind::Oidc => {
+            let issuer = o
+                .oauth_upstream_issuer
+                .as_ref()
+                .ok_or("--oauth-issuer needs --oauth-upstream-issuer or --oauth-upstream github")?;
+            let mut p = UpstreamOidc::new(issuer.get(), client_id.get());
+            if let Some(secret) = secret {
+                p = p.client_secret(secret);
+            }
+            if let Some(scopes) = scopes {
+                p = p.scopes(scopes);
+            }
+            p.into()
+        }
+        UpstreamKind::Github => {
+            let mut p = match &o.oauth_upstream_github_url {
+                Some(base) => UpstreamOAuth2::github_enterprise(base.get(), client_id.get()),
+                None => UpstreamOAuth2::github(client_id.get()),
+            };
+            if let Some(secret) = secret {
+                p = p.client_secret(secret);
+            }
+            if let Some(scopes) = scopes {
+                p = p.scopes(scopes);
+            }
+            p.into()
+        }
+    })
+}
+
 /// The authorization server of `config`, `None` when `--oauth-issuer` is
 /// not set. `offered` are scopes offered besides `--oauth-scope` (those the
 /// `--tool-scope` rules need).
@@ -151,23 +221,7 @@ pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>
     let (Some(issuer), Some(resource)) = (&o.oauth_issuer, resource(config)) else {
         return Ok(None);
     };
-    let (Some(upstream_issuer), Some(client_id)) =
-        (&o.oauth_upstream_issuer, &o.oauth_upstream_client_id)
-    else {
-        return Err(
-            "--oauth-issuer needs --oauth-upstream-issuer and --oauth-upstream-client-id".into(),
-        );
-    };
-    let mut upstream = UpstreamOidc::new(upstream_issuer.get(), client_id.get());
-    if let Some(var) = &o.oauth_upstream_client_secret_env {
-        upstream = upstream.client_secret(secret_from_env(
-            "oauth-upstream-client-secret-env",
-            var.get(),
-        )?);
-    }
-    if !o.oauth_upstream_scope.is_empty() {
-        upstream = upstream.scopes(o.oauth_upstream_scope.iter().cloned());
-    }
+    let upstream = upstream(o)?;
     let mut scopes: Vec<String> = o.oauth_scope.to_vec();
     for scope in offered {
         if !scopes.contains(scope) {
@@ -203,6 +257,19 @@ pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>
     }
     for domain in o.oauth_allow_email_domain.iter() {
         b = b.allow_email_domain(domain);
+    }
+    for group in o.oauth_allow_group.iter() {
+        b = b.allow_group(group);
+    }
+    if let Some(claim) = &o.oauth_groups_claim {
+        b = b.groups_claim(claim.get());
+    }
+    for entry in o.oauth_allow_github_org.iter() {
+        b = if entry.contains('/') {
+            b.allow_github_team(entry)
+        } else {
+            b.allow_github_org(entry)
+        };
     }
     if o.oauth_allow_any_user {
         b = b.allow_any_user();

@@ -48,7 +48,7 @@
 //! | [`linger::LingeringCloseLayer`] | an answer sent before the body was read (413, 401, 403, 429) reaches a client that is still sending |
 //! | `cors::mcp_cors`, `cors::OriginGuardLayer` (feature `cors`) | the MCP CORS preset, and 403 for a present `Origin` that is not allowed |
 //! | `auth::McpAuthLayer`, `auth::McpScopeLayer` (feature `auth`) | API keys, JWT (JWKS, OIDC), remote auth and introspection, before any body is read; RFC 9728 metadata; per-tool scopes with `tools/list` filtered |
-//! | `auth::oauth::OAuthServer` (feature `oauth-server`, off by default) | mcp-bastion as the OAuth 2.1 authorization server of its own endpoints: metadata, CIMD/DCR/static clients, PKCE authorization with login federated to an OIDC provider, consent, tokens verified by `McpAuthLayer` (`docs/oauth.md`) |
+//! | `auth::oauth::OAuthServer` (feature `oauth-server`, off by default) | mcp-bastion as the OAuth 2.1 authorization server of its own endpoints: metadata, CIMD/DCR/static clients, PKCE authorization with login federated to an OIDC provider or GitHub (allowlists of subjects, email domains, groups, GitHub organisations and teams), consent, tokens verified by `McpAuthLayer` (`docs/oauth.md`) |
 //! | [`inspect::McpInspectLayer`] | reads a POST body once, bounded, and puts the parsed [`inspect::McpRequest`] in the extensions for every later layer |
 //! | [`trace::McpTraceLayer`] | one span per request: method, tool, session fingerprint, principal; never a secret |
 //! | `metrics::McpMetricsLayer` (feature `metrics`) | request counts and latencies through the `metrics` facade, labels bounded |

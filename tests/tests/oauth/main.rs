@@ -11,7 +11,8 @@
 //! played here; `replicas`: two examples sharing Redis (`--store redis`) and a key file behind one
 //! issuer, the browser sent to either as a load balancer would; `conformance`: the official
 //! conformance suite's authorization-server scenarios with static clients, the same browser played
-//! for the suite.
+//! for the suite; `github`: the GitHub preset against a stand-in for GitHub
+//! (tests/clients/github_api.mjs), organisation and team allowlists, and the groups claim.
 
 use std::{
     net::TcpListener,
@@ -55,19 +56,28 @@ pub(crate) struct Setup {
 
 /// The identity provider, with mcp-bastion's registration (`callback`: its redirect URI).
 pub(crate) fn identity_provider(callback: String) -> Server {
-    let script = clients_dir().join("oidc_idp.mjs");
+    oidc_provider(callback, &[])
+}
+
+/// `oidc-provider` (tests/clients/oidc_idp.mjs) with mcp-bastion's registration and these
+/// `--group NAME=LOGIN,…`.
+fn oidc_provider(callback: String, groups: &[&str]) -> Server {
+    let mut args: Vec<String> = vec![
+        clients_dir().join("oidc_idp.mjs").display().to_string(),
+        "--client-id".into(),
+        UPSTREAM_CLIENT.into(),
+        "--client-secret".into(),
+        UPSTREAM_SECRET.into(),
+        "--redirect-uri".into(),
+        callback,
+    ];
+    for g in groups {
+        args.extend(["--group".to_owned(), (*g).to_owned()]);
+    }
     Server::spawn_with_env(
         "oidc-provider",
         Path::new(&node()),
-        &[
-            script.display().to_string(),
-            "--client-id".into(),
-            UPSTREAM_CLIENT.into(),
-            "--client-secret".into(),
-            UPSTREAM_SECRET.into(),
-            "--redirect-uri".into(),
-            callback,
-        ],
+        &args,
         &[(
             "OIDC_PROVIDER_MODULE",
             oidc_provider_module().to_str().expect("a UTF-8 path"),
@@ -75,26 +85,65 @@ pub(crate) fn identity_provider(callback: String) -> Server {
     )
 }
 
+/// The identity provider a setup starts.
+pub(crate) enum Upstream<'a> {
+    /// `oidc-provider` (tests/clients/oidc_idp.mjs), with these `--group NAME=LOGIN,…`.
+    Oidc { groups: &'a [&'a str] },
+    /// The GitHub stand-in (tests/clients/github_api.mjs), with these membership arguments
+    /// (`--org acme=alice`, `--team acme/platform=alice`, `--pending acme=carol`).
+    GitHub { members: &'a [&'a str] },
+}
+
 /// The example started with `extra` arguments and `env` beside the upstream secret.
 pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
+    setup_upstream(
+        &Upstream::Oidc { groups: &[] },
+        &["--allow-email-domain", "example.com"],
+        extra,
+        env,
+    )
+}
+
+/// `upstream` started, and the example with its login allowlist `allow`, `extra` arguments and
+/// `env` beside the upstream secret.
+pub(crate) fn setup_upstream(
+    upstream: &Upstream<'_>,
+    allow: &[&str],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Setup {
     let port = free_port();
-    let idp = identity_provider(format!("http://127.0.0.1:{port}/oauth/callback"));
-    let mut args: Vec<String> = [
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--upstream-issuer",
-        idp.base_url(),
-        "--upstream-client-id",
-        UPSTREAM_CLIENT,
-        "--allow-email-domain",
-        "example.com",
-        "--dcr",
-        "open",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let callback = format!("http://127.0.0.1:{port}/oauth/callback");
+    let idp = match upstream {
+        Upstream::Oidc { groups } => oidc_provider(callback, groups),
+        Upstream::GitHub { members } => {
+            let mut idp_args: Vec<String> = vec![
+                clients_dir().join("github_api.mjs").display().to_string(),
+                "--client-id".into(),
+                UPSTREAM_CLIENT.into(),
+                "--client-secret".into(),
+                UPSTREAM_SECRET.into(),
+                "--redirect-uri".into(),
+                callback,
+            ];
+            idp_args.extend(members.iter().map(|m| (*m).to_owned()));
+            Server::spawn("github stand-in", Path::new(&node()), &idp_args)
+        }
+    };
+    let mut args: Vec<String> = vec!["--listen".into(), format!("127.0.0.1:{port}")];
+    match upstream {
+        Upstream::Oidc { .. } => {
+            args.extend(["--upstream-issuer".into(), idp.base_url().to_owned()])
+        }
+        Upstream::GitHub { .. } => args.extend([
+            "--upstream".into(),
+            "github".into(),
+            "--upstream-github-url".into(),
+            idp.base_url().to_owned(),
+        ]),
+    }
+    args.extend(["--upstream-client-id", UPSTREAM_CLIENT, "--dcr", "open"].map(str::to_owned));
+    args.extend(allow.iter().chain(extra).map(|s| (*s).to_owned()));
     let mut env = env.to_vec();
     env.push(("UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET));
     let bastion = Server::spawn_with_env("oauth_server", &example_bin("oauth_server"), &args, &env);
@@ -107,5 +156,6 @@ pub(crate) fn setup(extra: &[&str]) -> Setup {
 
 mod browser;
 mod conformance;
+mod github;
 mod replicas;
 mod sdk;

@@ -11,6 +11,19 @@ use crate::{REDIRECT, Setup, UPSTREAM_SECRET, setup, setup_with_env};
 /// endpoint at `path`, checks its report (logged in as alice through the provider and the consent
 /// page, refreshed, revoked, no secret of the flow in the server's logs) and returns it.
 fn sdk_oauth(sdk: Sdk, s: &Setup, path: &str, extra: &[&str]) -> Value {
+    sdk_oauth_expecting(sdk, s, path, extra, "alice", "POST /interaction/")
+}
+
+/// [`sdk_oauth`] for a login as alice whose subject is `subject`, through a provider whose login
+/// form is posted as `provider_login` (`POST <path>` in the browser's pages).
+pub(crate) fn sdk_oauth_expecting(
+    sdk: Sdk,
+    s: &Setup,
+    path: &str,
+    extra: &[&str],
+    subject: &str,
+    provider_login: &str,
+) -> Value {
     let (program, script) = match sdk {
         Sdk::Python => (python(), "py_oauth.py"),
         Sdk::TypeScript => (node(), "ts_oauth.mjs"),
@@ -18,6 +31,7 @@ fn sdk_oauth(sdk: Sdk, s: &Setup, path: &str, extra: &[&str]) -> Value {
     let out = Command::new(program)
         .arg(clients_dir().join(script))
         .args(["--url", &s.bastion.url(path), "--login", "alice"])
+        .args(["--expect-subject", subject])
         .args(["--probe-url", &s.bastion.url("/mcp")])
         .args(["--redirect-uri", REDIRECT])
         .args(extra)
@@ -30,12 +44,12 @@ fn sdk_oauth(sdk: Sdk, s: &Setup, path: &str, extra: &[&str]) -> Value {
         s.bastion.logs()
     );
     let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
-    assert_eq!(report["whoami"], "alice", "{report}");
+    assert_eq!(report["whoami"], subject, "{report}");
     assert_eq!(report["refreshed"], true, "{report}");
     assert_eq!(report["revoked_status"], 401, "{report}");
     // the login went through the provider and mcp-bastion's consent page
     let pages = report["pages"].to_string();
-    assert!(pages.contains("POST /interaction/"), "{pages}");
+    assert!(pages.contains(provider_login), "{pages}");
     assert!(pages.contains("POST /oauth/consent -> 303"), "{pages}");
     // no secret of the flow reached the logs
     let logs = s.bastion.logs();

@@ -1,6 +1,6 @@
 //! The rules across the `oauth-*` options and the other options.
 
-use super::{DcrMode, OnOff};
+use super::{DcrMode, OnOff, UpstreamKind};
 use crate::config::{Config, ConfigError, options::StoreKind};
 
 /// The authentication options that name another authorization server's
@@ -52,6 +52,85 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The identity provider and who may log in through it.
+fn check_upstream(
+    config: &Config,
+    err: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let oauth = &config.oauth;
+    match oauth.oauth_upstream.get() {
+        UpstreamKind::Oidc => {
+            let Some(upstream) = &oauth.oauth_upstream_issuer else {
+                return Err(err(
+                    "oauth-issuer",
+                    "needs `oauth-upstream-issuer` (an OIDC provider) or `oauth-upstream = \"github\"`: \
+                     the identity provider users log in with",
+                ));
+            };
+            http_url(upstream.text()).map_err(|m| err("oauth-upstream-issuer", m))?;
+            if oauth.oauth_upstream_github_url.is_some() {
+                return Err(err(
+                    "oauth-upstream-github-url",
+                    "is only used with `oauth-upstream = \"github\"`",
+                ));
+            }
+            if !oauth.oauth_allow_github_org.is_empty() {
+                return Err(err(
+                    "oauth-allow-github-org",
+                    "needs `oauth-upstream = \"github\"`: only GitHub knows its organisations",
+                ));
+            }
+        }
+        UpstreamKind::Github => {
+            if oauth.oauth_upstream_issuer.is_some() {
+                return Err(err(
+                    "oauth-upstream-issuer",
+                    "is not used with `oauth-upstream = \"github\"` (GitHub Enterprise Server: \
+                     `oauth-upstream-github-url`)",
+                ));
+            }
+            if let Some(url) = &oauth.oauth_upstream_github_url {
+                http_url(url.text()).map_err(|m| err("oauth-upstream-github-url", m))?;
+            }
+        }
+    }
+    if oauth.oauth_upstream_client_id.is_none() {
+        let key = match oauth.oauth_upstream.get() {
+            UpstreamKind::Oidc => "oauth-upstream-issuer",
+            UpstreamKind::Github => "oauth-upstream",
+        };
+        return Err(err(
+            key,
+            "needs `oauth-upstream-client-id`: mcp-bastion's client id at the provider",
+        ));
+    }
+    if oauth.oauth_allow_subject.is_empty()
+        && oauth.oauth_allow_email_domain.is_empty()
+        && oauth.oauth_allow_group.is_empty()
+        && oauth.oauth_allow_github_org.is_empty()
+        && !oauth.oauth_allow_any_user
+    {
+        return Err(err(
+            "oauth-issuer",
+            "nobody may log in: add `oauth-allow-subject`, `oauth-allow-email-domain`, \
+             `oauth-allow-group`, `oauth-allow-github-org` or `oauth-allow-any-user`",
+        ));
+    }
+    for entry in oauth.oauth_allow_github_org.iter() {
+        let mut parts = entry.split('/');
+        let well_formed = parts.next().is_some_and(|org| !org.is_empty())
+            && parts.next().is_none_or(|team| !team.is_empty())
+            && parts.next().is_none();
+        if !well_formed {
+            return Err(err(
+                "oauth-allow-github-org",
+                &format!("`{entry}` must be an organisation (`acme`) or a team (`acme/platform`)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The rules across the `oauth-*` options and the others. `err(key,
 /// message)` makes an error naming where `key` was set.
 pub(in crate::config) fn check(
@@ -86,36 +165,7 @@ pub(in crate::config) fn check(
             ),
         ));
     }
-    match (
-        &oauth.oauth_upstream_issuer,
-        &oauth.oauth_upstream_client_id,
-    ) {
-        (None, _) => {
-            return Err(err(
-                "oauth-issuer",
-                "needs `oauth-upstream-issuer`: the identity provider users log in with",
-            ));
-        }
-        (Some(_), None) => {
-            return Err(err(
-                "oauth-upstream-issuer",
-                "needs `oauth-upstream-client-id`: mcp-bastion's client id at the provider",
-            ));
-        }
-        (Some(upstream), Some(_)) => {
-            http_url(upstream.text()).map_err(|m| err("oauth-upstream-issuer", m))?;
-        }
-    }
-    if oauth.oauth_allow_subject.is_empty()
-        && oauth.oauth_allow_email_domain.is_empty()
-        && !oauth.oauth_allow_any_user
-    {
-        return Err(err(
-            "oauth-issuer",
-            "nobody may log in: add `oauth-allow-subject`, `oauth-allow-email-domain` or \
-             `oauth-allow-any-user`",
-        ));
-    }
+    check_upstream(config, err)?;
     match (*oauth.oauth_dcr.get(), &oauth.oauth_dcr_token_env) {
         (DcrMode::Token, None) => {
             return Err(err(

@@ -51,7 +51,17 @@ pub enum OnOff {
     Off,
 }
 
-from_text_by_value_enum!(DcrMode, OnOff);
+/// `--oauth-upstream`: the kind of identity provider users log in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpstreamKind {
+    /// An OpenID Connect provider, by discovery from `oauth-upstream-issuer`.
+    Oidc,
+    /// GitHub (or GitHub Enterprise Server at `oauth-upstream-github-url`):
+    /// identity from its user API, organisation and team memberships.
+    Github,
+}
+
+from_text_by_value_enum!(DcrMode, OnOff, UpstreamKind);
 
 /// `--oauth-token-ttl`: a duration (`90s`, `30m`, `1h`, `1d`) that cannot be off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +82,12 @@ impl FromText for Lifetime {
 pub struct OAuthConfig {
     /// The issuer: the public base URL of this server (turns OAuth on).
     pub oauth_issuer: Option<Parsed<String>>,
+    /// The kind of identity provider (`oidc`, or `github`).
+    pub oauth_upstream: Parsed<UpstreamKind>,
     /// The operator's OIDC provider users log in with.
     pub oauth_upstream_issuer: Option<Parsed<String>>,
+    /// GitHub Enterprise Server's base URL (with `oauth-upstream = github`).
+    pub oauth_upstream_github_url: Option<Parsed<String>>,
     /// mcp-bastion's client id at that provider.
     pub oauth_upstream_client_id: Option<Parsed<String>>,
     /// The variable holding mcp-bastion's client secret at that provider.
@@ -84,6 +98,13 @@ pub struct OAuthConfig {
     pub oauth_allow_subject: List<String>,
     /// Email domains (verified emails) allowed to log in.
     pub oauth_allow_email_domain: List<String>,
+    /// Groups (of the groups claim) allowed to log in.
+    pub oauth_allow_group: List<String>,
+    /// The claim that lists a user's groups (default `groups`).
+    pub oauth_groups_claim: Option<Parsed<String>>,
+    /// GitHub organisations (`org`) and teams (`org/team`) whose active
+    /// members may log in.
+    pub oauth_allow_github_org: List<String>,
     /// Everyone who can log in at the provider may.
     #[serde(deserialize_with = "switch")]
     pub oauth_allow_any_user: bool,
@@ -120,12 +141,17 @@ impl Default for OAuthConfig {
     fn default() -> Self {
         Self {
             oauth_issuer: None,
+            oauth_upstream: Parsed::known("oidc", UpstreamKind::Oidc),
             oauth_upstream_issuer: None,
+            oauth_upstream_github_url: None,
             oauth_upstream_client_id: None,
             oauth_upstream_client_secret_env: None,
             oauth_upstream_scope: List::default(),
             oauth_allow_subject: List::default(),
             oauth_allow_email_domain: List::default(),
+            oauth_allow_group: List::default(),
+            oauth_groups_claim: None,
+            oauth_allow_github_org: List::default(),
             oauth_allow_any_user: false,
             oauth_redirect_allow: List::default(),
             oauth_dcr: Parsed::known("off", DcrMode::Off),
@@ -160,8 +186,16 @@ impl OAuthConfig {
             }
         };
         note(
+            *self.oauth_upstream != *defaults.oauth_upstream,
+            "oauth-upstream",
+        );
+        note(
             self.oauth_upstream_issuer.is_some(),
             "oauth-upstream-issuer",
+        );
+        note(
+            self.oauth_upstream_github_url.is_some(),
+            "oauth-upstream-github-url",
         );
         note(
             self.oauth_upstream_client_id.is_some(),
@@ -179,6 +213,12 @@ impl OAuthConfig {
         note(
             !self.oauth_allow_email_domain.is_empty(),
             "oauth-allow-email-domain",
+        );
+        note(!self.oauth_allow_group.is_empty(), "oauth-allow-group");
+        note(self.oauth_groups_claim.is_some(), "oauth-groups-claim");
+        note(
+            !self.oauth_allow_github_org.is_empty(),
+            "oauth-allow-github-org",
         );
         note(self.oauth_allow_any_user, "oauth-allow-any-user");
         note(

@@ -159,3 +159,69 @@ fn a_redis_store_needs_the_redis_and_one_shared_key() {
         2
     );
 }
+
+/// The file `text` after an issuer with GitHub as the identity provider.
+fn load_github(text: &str) -> Result<crate::config::Loaded, ConfigError> {
+    let env = std::collections::BTreeMap::new();
+    crate::config::load(crate::config::Inputs {
+        flags: Default::default(),
+        env: &env,
+        file: Some(crate::config::ConfigFile {
+            path: "oauth.toml".into(),
+            text: format!(
+                "oauth-issuer = \"https://mcp.example.com\"\noauth-upstream = \"github\"\n\
+                 oauth-upstream-client-id = \"Ov23li\"\n{text}"
+            ),
+        }),
+    })
+}
+
+#[test]
+fn github_upstreams_and_the_allowlists_beyond_subjects_and_domains() {
+    let ok = load_github("oauth-allow-github-org = [\"acme\", \"acme/platform\"]\n").unwrap();
+    assert_eq!(*ok.config.oauth.oauth_upstream.get(), UpstreamKind::Github);
+    assert_eq!(ok.config.oauth.oauth_allow_github_org.to_vec().len(), 2);
+    load_github(
+        "oauth-upstream-github-url = \"https://github.example.com\"\n\
+         oauth-allow-group = \"staff\"\n",
+    )
+    .unwrap();
+    // a group alone lets someone in, with an OIDC provider too
+    load_file("oauth-allow-group = \"mcp-users\"\noauth-groups-claim = \"roles\"\n").unwrap();
+
+    let refused = |e: ConfigError, key: &str, words: &str| {
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert!(e.message.contains(words), "{e}");
+    };
+    refused(
+        load_github("").unwrap_err(),
+        "oauth-issuer",
+        "oauth-allow-github-org",
+    );
+    refused(
+        load_github(
+            "oauth-allow-any-user = true\noauth-upstream-issuer = \"https://idp.example.com\"\n",
+        )
+        .unwrap_err(),
+        "oauth-upstream-issuer",
+        "not used",
+    );
+    for bad in ["acme/", "/platform", "acme/platform/x", ""] {
+        refused(
+            load_github(&format!("oauth-allow-github-org = \"{bad}\"\n")).unwrap_err(),
+            "oauth-allow-github-org",
+            "organisation",
+        );
+    }
+    refused(
+        load_file("oauth-allow-github-org = \"acme\"\n").unwrap_err(),
+        "oauth-allow-github-org",
+        "oauth-upstream = \"github\"",
+    );
+    refused(
+        load_file("oauth-allow-any-user = true\noauth-upstream-github-url = \"https://github.example.com\"\n")
+            .unwrap_err(),
+        "oauth-upstream-github-url",
+        "only used",
+    );
+}

@@ -6,12 +6,12 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use super::{
     DcrPolicy, MemoryStore, OAuthConfigError, OAuthServer, OAuthStore, RedirectAllowlist,
-    SigningKey, StaticClient, UpstreamOidc,
+    SigningKey, StaticClient, UpstreamProvider,
     cimd::CimdFetcher,
     clients::Client,
     records::Records,
     server::{Inner, LoginPolicy},
-    upstream::Upstream,
+    upstream::{Lookups, Upstream},
 };
 
 /// Builds an [`OAuthServer`]; see the [module docs](super) for an example.
@@ -29,7 +29,7 @@ pub struct OAuthServerBuilder {
     cimd_roots: Vec<Vec<u8>>,
     dcr: DcrPolicy,
     redirects: RedirectAllowlist,
-    upstream: Option<UpstreamOidc>,
+    upstream: Option<UpstreamProvider>,
     login: LoginPolicy,
     store: Option<Arc<dyn OAuthStore>>,
 }
@@ -147,9 +147,11 @@ impl OAuthServerBuilder {
         self
     }
 
-    /// The identity provider users log in with. Required.
-    pub fn upstream(mut self, upstream: UpstreamOidc) -> Self {
-        self.upstream = Some(upstream);
+    /// The identity provider users log in with: an
+    /// [`UpstreamOidc`](super::UpstreamOidc) or an
+    /// [`UpstreamOAuth2`](super::UpstreamOAuth2) (GitHub). Required.
+    pub fn upstream(mut self, upstream: impl Into<UpstreamProvider>) -> Self {
+        self.upstream = Some(upstream.into());
         self
     }
 
@@ -162,6 +164,36 @@ impl OAuthServerBuilder {
     /// Lets users with a verified email in this domain log in; repeatable.
     pub fn allow_email_domain(mut self, domain: impl Into<String>) -> Self {
         self.login.email_domains.push(domain.into());
+        self
+    }
+
+    /// Lets members of this group log in; repeatable. The groups are read
+    /// from the ID token's (or user endpoint's) groups claim, see
+    /// [`groups_claim`](Self::groups_claim); one match is enough.
+    pub fn allow_group(mut self, group: impl Into<String>) -> Self {
+        self.login.groups.push(group.into());
+        self
+    }
+
+    /// The claim that lists a user's groups (default `groups`; Keycloak's
+    /// and Okta's default too; Entra ID's is `groups` or `roles`).
+    pub fn groups_claim(mut self, claim: impl Into<String>) -> Self {
+        self.login.groups_claim = Some(claim.into());
+        self
+    }
+
+    /// Lets active members of this GitHub organisation log in; repeatable.
+    /// Needs the GitHub upstream, which then asks for `read:org`.
+    pub fn allow_github_org(mut self, org: impl Into<String>) -> Self {
+        self.login.github_orgs.push(org.into());
+        self
+    }
+
+    /// Lets active members of this GitHub team (`org/team-slug`) log in;
+    /// repeatable. Needs the GitHub upstream, which then asks for
+    /// `read:org`.
+    pub fn allow_github_team(mut self, team: impl Into<String>) -> Self {
+        self.login.github_teams.push(team.into());
         self
     }
 
@@ -182,8 +214,10 @@ impl OAuthServerBuilder {
     /// # Errors
     ///
     /// An [`OAuthConfigError`] for a missing or malformed issuer or
-    /// resource, no upstream, nobody allowed to log in, or a static client
-    /// with a redirect URI that is not a URL.
+    /// resource, no upstream, nobody allowed to log in, GitHub organisations
+    /// or teams without the GitHub upstream, a team that is not
+    /// `org/team`, or a static client with a redirect URI that is not a
+    /// URL.
     pub fn build(self) -> Result<OAuthServer, OAuthConfigError> {
         let issuer = self.issuer.ok_or(OAuthConfigError::Issuer)?;
         let parsed = url::Url::parse(&issuer).map_err(|_| OAuthConfigError::Issuer)?;
@@ -198,11 +232,23 @@ impl OAuthServerBuilder {
         if !url::Url::parse(&resource).is_ok_and(|u| matches!(u.scheme(), "https" | "http")) {
             return Err(OAuthConfigError::Resource);
         }
-        let upstream = Upstream::new(self.upstream.ok_or(OAuthConfigError::NoUpstream)?)?;
         let login = self.login;
-        if !login.any && login.subjects.is_empty() && login.email_domains.is_empty() {
+        if !login.admits_someone() {
             return Err(OAuthConfigError::NoUsersAllowed);
         }
+        if let Some(bad) = login.github_teams.iter().find(|t| {
+            !t.split_once('/').is_some_and(|(org, team)| {
+                !org.is_empty() && !team.is_empty() && !team.contains('/')
+            })
+        }) {
+            return Err(OAuthConfigError::GitHubTeam(bad.clone()));
+        }
+        let lookups = Lookups {
+            groups_claim: login.groups_claim().to_owned(),
+            github_orgs: login.github_orgs.clone(),
+            github_teams: login.github_teams.clone(),
+        };
+        let upstream = Upstream::new(self.upstream.ok_or(OAuthConfigError::NoUpstream)?, lookups)?;
         let mut statics = HashMap::new();
         for c in &self.clients {
             if let Some(bad) = c.redirect_uris.iter().find(|u| url::Url::parse(u).is_err()) {

@@ -51,9 +51,12 @@ pub(crate) async fn ask(
         .iter()
         .map(|s| format!("<li><code>{}</code></li>", page::escape(s)))
         .collect();
+    // a GitHub user without a verified email is better known by login
+    // than by numeric id
     let who = identity
         .email
         .clone()
+        .or_else(|| identity.login.clone())
         .unwrap_or_else(|| identity.sub.clone());
     let body = format!(
         "<p>Signed in as <strong>{who}</strong>.</p>\

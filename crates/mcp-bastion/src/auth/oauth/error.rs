@@ -25,9 +25,11 @@ pub enum OAuthConfigError {
     /// No upstream identity provider.
     #[error("the OAuth server needs an upstream identity provider")]
     NoUpstream,
-    /// Nobody may log in: no allowed subject or email domain, and not
-    /// `allow_any_user`.
-    #[error("no user may log in: allow subjects, email domains, or any user explicitly")]
+    /// Nobody may log in: no allowed subject, email domain, group, GitHub
+    /// organisation or team, and not `allow_any_user`.
+    #[error(
+        "no user may log in: allow subjects, email domains, groups, GitHub organisations or teams, or any user explicitly"
+    )]
     NoUsersAllowed,
     /// The signing key is not a P-256 private key.
     #[error("the signing key is not a P-256 private key in PEM (PKCS#8 or SEC1)")]
@@ -38,6 +40,13 @@ pub enum OAuthConfigError {
     /// A redirect URI (of a static client or the allowlist) is not a URL.
     #[error("a redirect URI is not an absolute URL: {0}")]
     RedirectUri(String),
+    /// GitHub organisations or teams are allowed, but the upstream is not
+    /// GitHub.
+    #[error("GitHub organisation or team allowlists need the GitHub upstream")]
+    GitHubOnly,
+    /// A GitHub team that is not `org/team-slug`.
+    #[error("a GitHub team must be written org/team-slug: {0}")]
+    GitHubTeam(String),
     /// The HTTP client for the upstream or CIMD fetches could not be built
     /// (a root certificate that is not PEM, say).
     #[error("the HTTP client could not be built (is every root certificate PEM?)")]

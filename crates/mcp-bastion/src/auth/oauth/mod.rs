@@ -1,13 +1,15 @@
 //! The OAuth 2.1 authorization server of mcp-bastion (feature
 //! `oauth-server`): the clients people use (claude.ai, ChatGPT, Claude
 //! Code, VS Code, MCP Inspector) log in here, with login federated to the
-//! operator's OIDC provider; the access tokens issued are JWTs that
+//! operator's identity provider (any OIDC provider, GitHub, or another plain
+//! OAuth 2 provider with a user endpoint); the access tokens issued are JWTs that
 //! [`McpAuthLayer`](crate::auth::McpAuthLayer) verifies locally.
 //!
 //! ```text
 //! client ── GET /oauth/authorize (PKCE S256, state, resource) ──► mcp-bastion
 //!        ◄── 303 to the provider (mcp-bastion's own PKCE, state, nonce; a browser cookie)
-//! user logs in at the provider ── GET /oauth/callback ──► code exchanged, ID token verified,
+//! user logs in at the provider ── GET /oauth/callback ──► code exchanged, ID token verified
+//!        (GitHub, plain OAuth 2: the user API asked instead),
 //!        user checked against the allowlist ──► consent page (CSRF token, no framing)
 //! POST /oauth/consent (approve) ──► 303 to the client's redirect_uri ?code&state&iss
 //! client ── POST /oauth/token (code, code_verifier) ──► access token (ES256 JWT) + refresh token
@@ -91,7 +93,7 @@ pub use keys::SigningKey;
 pub use redis_store::{DEFAULT_OAUTH_PREFIX, RedisOAuthStore};
 pub use server::OAuthServer;
 pub use store::{MemoryStore, OAuthStore, RecordKind, StoreError};
-pub use upstream::UpstreamOidc;
+pub use upstream::{UpstreamOAuth2, UpstreamOidc, UpstreamProvider};
 pub use verify::OAuthTokens;
 
 use base64::Engine as _;

@@ -35,15 +35,40 @@ pub(crate) const JWKS_PATH: &str = "/oauth/jwks.json";
 /// The browser-binding cookie of a login in progress.
 pub(crate) const BROWSER_COOKIE: &str = "mcp_bastion_oauth";
 
-/// Who may log in.
+/// Who may log in: anyone who matches one rule (a subject, a verified
+/// email's domain, a group of the groups claim, an active membership of a
+/// GitHub organisation or team), or everyone with `any`.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LoginPolicy {
     pub any: bool,
     pub subjects: Vec<String>,
     pub email_domains: Vec<String>,
+    pub groups: Vec<String>,
+    /// `None`: [`DEFAULT_GROUPS_CLAIM`].
+    pub groups_claim: Option<String>,
+    pub github_orgs: Vec<String>,
+    /// `org/team-slug`.
+    pub github_teams: Vec<String>,
 }
 
+/// The claim that lists a user's groups unless configured otherwise.
+pub(crate) const DEFAULT_GROUPS_CLAIM: &str = "groups";
+
 impl LoginPolicy {
+    /// Whether any rule could admit anyone.
+    pub(crate) fn admits_someone(&self) -> bool {
+        self.any
+            || !self.subjects.is_empty()
+            || !self.email_domains.is_empty()
+            || !self.groups.is_empty()
+            || !self.github_orgs.is_empty()
+            || !self.github_teams.is_empty()
+    }
+
+    pub(crate) fn groups_claim(&self) -> &str {
+        self.groups_claim.as_deref().unwrap_or(DEFAULT_GROUPS_CLAIM)
+    }
+
     pub(crate) fn admits(&self, identity: &super::upstream::Identity) -> bool {
         if self.any || self.subjects.contains(&identity.sub) {
             return true;
@@ -55,11 +80,27 @@ impl LoginPolicy {
             .filter(|_| identity.email_verified)
             .and_then(|e| e.rsplit_once('@'))
             .map(|(_, d)| d.to_ascii_lowercase());
-        domain.is_some_and(|d| {
+        if domain.is_some_and(|d| {
             self.email_domains
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(&d))
-        })
+        }) {
+            return true;
+        }
+        // group names are compared exactly: a provider's groups may differ
+        // only in case (Keycloak paths, Entra object ids are exact)
+        if identity.groups.iter().any(|g| self.groups.contains(g)) {
+            return true;
+        }
+        // GitHub names are case-insensitive; the upstream recorded only the
+        // policy's own entries the user is an active member of, and they are
+        // checked again here so that a stale record cannot widen the policy
+        let listed = |have: &[String], allowed: &[String]| {
+            have.iter()
+                .any(|h| allowed.iter().any(|a| a.eq_ignore_ascii_case(h)))
+        };
+        listed(&identity.github_orgs, &self.github_orgs)
+            || listed(&identity.github_teams, &self.github_teams)
     }
 }
 

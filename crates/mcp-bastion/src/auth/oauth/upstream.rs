@@ -1,82 +1,49 @@
-//! The operator's identity provider, found by OIDC discovery: where users
-//! are sent to log in (with mcp-bastion's own PKCE, `state` and `nonce`),
-//! the code exchange, and the ID token check (signature through the
-//! existing [`JwksCache`](crate::auth::JwksCache), `iss`, `aud`, `exp`,
-//! `nonce`).
+//! The operator's identity provider: where users are sent to log in (with
+//! mcp-bastion's own PKCE and `state`), the code exchange, and who came
+//! back. Two kinds of provider, one enum:
+//!
+//! | kind | configured by | identity from |
+//! |---|---|---|
+//! | OpenID Connect ([`UpstreamOidc`], `oidc`) | the issuer (discovery) | the ID token: signature through the JWKS cache, `iss`, `aud`, `exp`, `nonce`; the groups claim |
+//! | plain OAuth 2 ([`UpstreamOAuth2`], `user_api`) | its endpoints, or the GitHub preset | the user endpoint (`GET /user`); for GitHub also its verified emails and the organisation and team memberships the login policy names |
+//!
+//! What both share sits here: the token request ([`TokenClient`], which
+//! reads JSON or form-encoded answers), the tokens kept with a grant
+//! ([`UpstreamTokens`]) and the [`Identity`] the login policy judges.
 
-use std::{fmt, sync::Arc, time::Duration};
+mod oidc;
+mod user_api;
+
+use std::{fmt, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
-use crate::auth::{AuthError, JwtAuthenticator};
+pub use oidc::UpstreamOidc;
+pub use user_api::UpstreamOAuth2;
 
-/// An OIDC identity provider that users log in with.
-///
-/// ```
-/// use mcp_bastion::auth::oauth::UpstreamOidc;
-///
-/// let idp = UpstreamOidc::new("https://accounts.example.com", "mcp-bastion")
-///     .client_secret("from-the-environment")
-///     .scopes(["openid", "email"]);
-/// assert!(!format!("{idp:?}").contains("from-the-environment"));
-/// ```
-#[derive(Clone)]
-pub struct UpstreamOidc {
-    pub(crate) issuer: String,
-    pub(crate) client_id: String,
-    pub(crate) client_secret: Option<String>,
-    pub(crate) scopes: Vec<String>,
+/// The identity provider users log in with: what
+/// [`OAuthServerBuilder::upstream`](super::OAuthServerBuilder::upstream)
+/// takes (an [`UpstreamOidc`] or an [`UpstreamOAuth2`] converts into it).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum UpstreamProvider {
+    /// An OpenID Connect provider, by discovery.
+    Oidc(UpstreamOidc),
+    /// A plain OAuth 2 provider with a user endpoint (GitHub).
+    OAuth2(UpstreamOAuth2),
 }
 
-impl fmt::Debug for UpstreamOidc {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpstreamOidc")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "…"))
-            .field("scopes", &self.scopes)
-            .finish()
+impl From<UpstreamOidc> for UpstreamProvider {
+    fn from(p: UpstreamOidc) -> Self {
+        Self::Oidc(p)
     }
 }
 
-impl UpstreamOidc {
-    /// A provider by its issuer (discovery at
-    /// `<issuer>/.well-known/openid-configuration`) and mcp-bastion's client
-    /// id there. Scopes default to `openid email profile`.
-    pub fn new(issuer: impl Into<String>, client_id: impl Into<String>) -> Self {
-        Self {
-            issuer: issuer.into().trim_end_matches('/').to_owned(),
-            client_id: client_id.into(),
-            client_secret: None,
-            scopes: vec!["openid".into(), "email".into(), "profile".into()],
-        }
+impl From<UpstreamOAuth2> for UpstreamProvider {
+    fn from(p: UpstreamOAuth2) -> Self {
+        Self::OAuth2(p)
     }
-
-    /// mcp-bastion's client secret at the provider (sent with
-    /// `client_secret_basic`).
-    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
-        self.client_secret = Some(secret.into());
-        self
-    }
-
-    /// The scopes asked of the provider (`openid` is always included).
-    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
-        self.scopes = scopes.into_iter().map(Into::into).collect();
-        if !self.scopes.iter().any(|s| s == "openid") {
-            self.scopes.insert(0, "openid".into());
-        }
-        self
-    }
-}
-
-/// The provider's endpoints from discovery.
-#[derive(Debug, Deserialize)]
-struct Discovery {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
 }
 
 /// Tokens from the upstream login, kept with the grant. Its `Debug`
@@ -97,19 +64,33 @@ impl fmt::Debug for UpstreamTokens {
     }
 }
 
-/// Who logged in, from a verified ID token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Who logged in, from a verified ID token or the user endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Identity {
     pub sub: String,
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    /// The provider's user name (`preferred_username`, GitHub's `login`).
+    #[serde(default)]
+    pub login: Option<String>,
+    /// The groups claim (OIDC, or the user endpoint's field of that name).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The GitHub organisations of the login policy this user is an
+    /// active member of.
+    #[serde(default)]
+    pub github_orgs: Vec<String>,
+    /// The GitHub teams (`org/team`) of the login policy this user is an
+    /// active member of.
+    #[serde(default)]
+    pub github_teams: Vec<String>,
 }
 
 /// Why the upstream login failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum UpstreamError {
-    /// Discovery or the token endpoint could not be reached.
+    /// Discovery, the token endpoint or the user API could not be reached.
     Unavailable,
     /// The provider refused the code.
     Exchange,
@@ -117,73 +98,58 @@ pub(crate) enum UpstreamError {
     IdToken,
     /// The ID token's nonce is not this login's.
     Nonce,
+    /// The user endpoint refused the token or named nobody.
+    UserEndpoint,
+}
+
+/// What the login policy asks the provider about beyond who the user is.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lookups {
+    /// The claim (or user-endpoint field) that lists the user's groups.
+    pub groups_claim: String,
+    /// GitHub organisations to check membership of.
+    pub github_orgs: Vec<String>,
+    /// GitHub teams (`org/team`) to check membership of.
+    pub github_teams: Vec<String>,
 }
 
 /// The provider, ready to use.
 #[derive(Clone)]
-pub(crate) struct Upstream {
-    config: UpstreamOidc,
-    http: reqwest::Client,
-    discovery: Arc<OnceCell<Discovery>>,
-    id_tokens: JwtAuthenticator,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-    #[serde(default)]
-    id_token: Option<String>,
+pub(crate) enum Upstream {
+    Oidc(oidc::OidcLogin),
+    UserApi(user_api::UserApiLogin),
 }
 
 impl Upstream {
-    pub(crate) fn new(config: UpstreamOidc) -> Result<Self, super::OAuthConfigError> {
+    pub(crate) fn new(
+        config: UpstreamProvider,
+        lookups: Lookups,
+    ) -> Result<Self, super::OAuthConfigError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mcp-bastion/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| super::OAuthConfigError::HttpClient)?;
-        let id_tokens = JwtAuthenticator::builder()
-            .oidc_issuer(config.issuer.clone())
-            .audience(config.client_id.clone())
-            .http_client(http.clone())
-            .no_verified_cache()
-            .build()
-            .map_err(|_| super::OAuthConfigError::NoUpstream)?;
-        Ok(Self {
-            config,
-            http,
-            discovery: Arc::new(OnceCell::new()),
-            id_tokens,
-        })
-    }
-
-    async fn discovery(&self) -> Result<&Discovery, UpstreamError> {
-        self.discovery
-            .get_or_try_init(|| async {
-                let url = format!("{}/.well-known/openid-configuration", self.config.issuer);
-                let doc: Discovery = self
-                    .http
-                    .get(url)
-                    .send()
-                    .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|_| UpstreamError::Unavailable)?
-                    .json()
-                    .await
-                    .map_err(|_| UpstreamError::Unavailable)?;
-                if doc.issuer.trim_end_matches('/') != self.config.issuer {
-                    return Err(UpstreamError::Unavailable);
+        match config {
+            UpstreamProvider::Oidc(c) => {
+                if !lookups.github_orgs.is_empty() || !lookups.github_teams.is_empty() {
+                    return Err(super::OAuthConfigError::GitHubOnly);
                 }
-                Ok(doc)
-            })
-            .await
+                Ok(Self::Oidc(oidc::OidcLogin::new(
+                    c,
+                    http,
+                    lookups.groups_claim,
+                )?))
+            }
+            UpstreamProvider::OAuth2(c) => Ok(Self::UserApi(user_api::UserApiLogin::new(
+                c, http, lookups,
+            )?)),
+        }
     }
 
-    /// Where to send the browser to log in.
+    /// Where to send the browser to log in (`nonce` only goes to OIDC
+    /// providers: a plain OAuth 2 provider issues no ID token).
     pub(crate) async fn authorization_url(
         &self,
         redirect_uri: &str,
@@ -191,22 +157,16 @@ impl Upstream {
         nonce: &str,
         code_challenge: &str,
     ) -> Result<String, UpstreamError> {
-        let d = self.discovery().await?;
-        let mut url =
-            url::Url::parse(&d.authorization_endpoint).map_err(|_| UpstreamError::Unavailable)?;
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.config.client_id)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("scope", &self.config.scopes.join(" "))
-            .append_pair("state", state)
-            .append_pair("nonce", nonce)
-            .append_pair("code_challenge", code_challenge)
-            .append_pair("code_challenge_method", "S256");
-        Ok(url.into())
+        match self {
+            Self::Oidc(p) => {
+                p.authorization_url(redirect_uri, state, nonce, code_challenge)
+                    .await
+            }
+            Self::UserApi(p) => p.authorization_url(redirect_uri, state, code_challenge),
+        }
     }
 
-    /// Exchanges the provider's code and verifies the ID token.
+    /// Exchanges the provider's code and learns who logged in.
     pub(crate) async fn exchange(
         &self,
         code: &str,
@@ -214,72 +174,291 @@ impl Upstream {
         verifier: &str,
         nonce: &str,
     ) -> Result<(Identity, UpstreamTokens), UpstreamError> {
-        let d = self.discovery().await?;
-        let mut req = self.http.post(&d.token_endpoint).form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", verifier),
-            ("client_id", &self.config.client_id),
-        ]);
-        if let Some(secret) = &self.config.client_secret {
-            req = req.basic_auth(
-                form_encode(&self.config.client_id),
-                Some(form_encode(secret)),
-            );
+        match self {
+            Self::Oidc(p) => p.exchange(code, redirect_uri, verifier, nonce).await,
+            Self::UserApi(p) => p.exchange(code, redirect_uri, verifier).await,
         }
-        let res = req.send().await.map_err(|_| UpstreamError::Unavailable)?;
+    }
+}
+
+impl Upstream {
+    /// The `refresh_token` grant at the provider: new tokens, keeping
+    /// `refresh_token` when the provider does not rotate it. A refusal
+    /// (4xx, or GitHub's 200 with `error`) is [`UpstreamError::Exchange`];
+    /// an unreachable provider or a 5xx is `Unavailable`.
+    #[allow(
+        dead_code,
+        reason = "the upstream token manager (branch wt-tokens) is its caller"
+    )]
+    pub(crate) async fn refresh(
+        &self,
+        refresh_token: &str,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let answer = match self {
+            Self::Oidc(p) => p.refresh(refresh_token).await?,
+            Self::UserApi(p) => p.refresh(refresh_token).await?,
+        };
+        let mut tokens = answer.upstream_tokens();
+        if tokens.refresh_token.is_none() {
+            tokens.refresh_token = Some(refresh_token.to_owned());
+        }
+        Ok(tokens)
+    }
+}
+
+/// The provider's authorization endpoint with the parameters every kind
+/// sends: `code`, the client, the redirect URI, scopes, `state`, PKCE S256.
+fn authorization_url(
+    endpoint: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    scopes: &[String],
+    state: &str,
+    code_challenge: &str,
+) -> Result<url::Url, UpstreamError> {
+    let mut url = url::Url::parse(endpoint).map_err(|_| UpstreamError::Unavailable)?;
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("scope", &scopes.join(" "))
+        .append_pair("state", state)
+        .append_pair("code_challenge", code_challenge)
+        .append_pair("code_challenge_method", "S256");
+    Ok(url)
+}
+
+/// How mcp-bastion authenticates at a provider's token endpoint.
+#[derive(Clone)]
+pub(crate) struct TokenClient {
+    client_id: String,
+    client_secret: Option<String>,
+    /// `client_secret_post` (GitHub's way) instead of `client_secret_basic`.
+    secret_in_body: bool,
+}
+
+impl fmt::Debug for TokenClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenClient")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token endpoint's answer: JSON, or form-encoded (GitHub's answer when
+/// `Accept` does not ask for JSON).
+#[derive(Deserialize)]
+pub(crate) struct TokenResponse {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default, deserialize_with = "number_or_string")]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    pub(crate) id_token: Option<String>,
+    /// The scopes granted (space- or, at GitHub, comma-separated).
+    #[serde(default)]
+    pub(crate) scope: Option<String>,
+    /// GitHub answers a refused code with 200 and an `error`.
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl TokenResponse {
+    pub(crate) fn upstream_tokens(&self) -> UpstreamTokens {
+        UpstreamTokens {
+            access_token: self.access_token.clone().unwrap_or_default(),
+            refresh_token: self.refresh_token.clone(),
+            expires_at: self.expires_in.map(|s| super::unix_now().saturating_add(s)),
+        }
+    }
+
+    /// Whether the provider granted `scope` (when it says what it granted;
+    /// an answer without `scope` granted what was asked).
+    pub(crate) fn granted(&self, scope: &str) -> bool {
+        self.scope.as_deref().is_none_or(|s| {
+            s.split([' ', ','])
+                .any(|g| g.trim().eq_ignore_ascii_case(scope))
+        })
+    }
+
+    /// Reads a token endpoint's body by its content type.
+    pub(crate) fn parse(content_type: &str, body: &[u8]) -> Option<Self> {
+        let parsed: Self = if content_type.starts_with("application/x-www-form-urlencoded")
+            || content_type.starts_with("text/plain")
+        {
+            serde_urlencoded::from_bytes(body).ok()?
+        } else {
+            serde_json::from_slice(body).ok()?
+        };
+        if parsed.error.is_some() || parsed.access_token.as_deref().is_none_or(str::is_empty) {
+            return None;
+        }
+        Some(parsed)
+    }
+}
+
+fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Option::<Value>::deserialize(d)? {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        _ => None,
+    })
+}
+
+impl TokenClient {
+    /// Credentials in `Authorization: Basic` (`client_secret_basic`).
+    pub(crate) fn basic(client_id: String, client_secret: Option<String>) -> Self {
+        Self {
+            client_id,
+            client_secret,
+            secret_in_body: false,
+        }
+    }
+
+    /// Credentials in the form (`client_secret_post`).
+    pub(crate) fn post(client_id: String, client_secret: Option<String>) -> Self {
+        Self {
+            client_id,
+            client_secret,
+            secret_in_body: true,
+        }
+    }
+
+    /// A token request: `params` plus the client's credentials, JSON asked
+    /// for, the answer read as JSON or form.
+    pub(crate) async fn request(
+        &self,
+        http: &reqwest::Client,
+        endpoint: &str,
+        params: &[(&str, &str)],
+    ) -> Result<TokenResponse, UpstreamError> {
+        let mut form: Vec<(&str, &str)> = params.to_vec();
+        form.push(("client_id", &self.client_id));
+        let mut req = http
+            .post(endpoint)
+            .header(http::header::ACCEPT, "application/json");
+        match &self.client_secret {
+            Some(secret) if self.secret_in_body => form.push(("client_secret", secret)),
+            Some(secret) => {
+                req = req.basic_auth(form_encode(&self.client_id), Some(form_encode(secret)));
+            }
+            None => {}
+        }
+        let res = req
+            .form(&form)
+            .send()
+            .await
+            .map_err(|_| UpstreamError::Unavailable)?;
         if res.status().is_server_error() {
             return Err(UpstreamError::Unavailable);
         }
         if !res.status().is_success() {
             return Err(UpstreamError::Exchange);
         }
-        let tokens: TokenResponse = res.json().await.map_err(|_| UpstreamError::Exchange)?;
-        let id_token = tokens.id_token.as_deref().ok_or(UpstreamError::IdToken)?;
-        let identity = self.verify_id_token(id_token, nonce).await?;
-        let expires_at = tokens
-            .expires_in
-            .map(|s| super::unix_now().saturating_add(s));
-        Ok((
-            identity,
-            UpstreamTokens {
-                access_token: tokens.access_token,
-                refresh_token: tokens.refresh_token,
-                expires_at,
-            },
-        ))
+        let content_type = res
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_ascii_lowercase();
+        let body = res.bytes().await.map_err(|_| UpstreamError::Unavailable)?;
+        TokenResponse::parse(&content_type, &body).ok_or(UpstreamError::Exchange)
     }
 
-    async fn verify_id_token(&self, token: &str, nonce: &str) -> Result<Identity, UpstreamError> {
-        let principal = self.id_tokens.verify(token).await.map_err(|e| match e {
-            AuthError::Unavailable(_) => UpstreamError::Unavailable,
-            _ => UpstreamError::IdToken,
-        })?;
-        let claims = principal.claims();
-        let got = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
-        if !super::constant_time_eq(got, nonce) {
-            return Err(UpstreamError::Nonce);
-        }
-        Ok(Identity {
-            sub: principal.subject().to_owned(),
-            email: claims
-                .get("email")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            email_verified: claims
-                .get("email_verified")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            name: claims
-                .get("name")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        })
+    /// The `refresh_token` grant.
+    pub(crate) async fn refresh(
+        &self,
+        http: &reqwest::Client,
+        endpoint: &str,
+        refresh_token: &str,
+    ) -> Result<TokenResponse, UpstreamError> {
+        self.request(
+            http,
+            endpoint,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    /// The `authorization_code` grant with mcp-bastion's PKCE verifier.
+    pub(crate) async fn exchange_code(
+        &self,
+        http: &reqwest::Client,
+        endpoint: &str,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<TokenResponse, UpstreamError> {
+        self.request(
+            http,
+            endpoint,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
+    }
+}
+
+/// A claim that is a list of strings or one string.
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => Vec::new(),
     }
 }
 
 /// RFC 6749 §2.3.1: client credentials in Basic are form-encoded first.
 fn form_encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_answers_are_read_as_json_or_form_and_errors_in_a_200_are_refusals() {
+        let form = TokenResponse::parse(
+            "application/x-www-form-urlencoded; charset=utf-8",
+            b"access_token=gho_abc&scope=read%3Auser%2Cuser%3Aemail&token_type=bearer",
+        )
+        .unwrap();
+        assert_eq!(form.access_token.as_deref(), Some("gho_abc"));
+        assert!(form.granted("user:email") && form.granted("read:user"));
+        assert!(!form.granted("read:org"));
+        let json = TokenResponse::parse(
+            "application/json",
+            br#"{"access_token":"t","expires_in":"28800","refresh_token":"r","scope":"a b"}"#,
+        )
+        .unwrap();
+        assert_eq!(json.expires_in, Some(28800));
+        assert!(json.granted("b"));
+        // GitHub's refusal of a code: 200, form or JSON, with `error`
+        assert!(
+            TokenResponse::parse(
+                "application/x-www-form-urlencoded",
+                b"error=bad_verification_code&error_description=The+code+passed+is+incorrect+or+expired."
+            )
+            .is_none()
+        );
+        assert!(
+            TokenResponse::parse("application/json", br#"{"error":"bad_verification_code"}"#)
+                .is_none()
+        );
+        assert!(TokenResponse::parse("application/json", b"{}").is_none());
+    }
 }

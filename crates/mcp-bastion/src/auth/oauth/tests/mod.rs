@@ -356,6 +356,7 @@ pub(super) async fn call(mcp: &Router, token: &str) -> StatusCode {
 }
 
 mod authorization;
+mod login_policy;
 #[cfg(feature = "redis")]
 mod replicas;
 mod rotation;
