@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use super::{
     DcrPolicy, MemoryStore, OAuthConfigError, OAuthServer, OAuthStore, RedirectAllowlist,
-    SigningKey, StaticClient, UpstreamOidc,
+    SecretsKey, SigningKey, StaticClient, UpstreamOidc,
     cimd::CimdFetcher,
     clients::Client,
     records::Records,
@@ -31,6 +31,7 @@ pub struct OAuthServerBuilder {
     upstream: Option<UpstreamOidc>,
     login: LoginPolicy,
     store: Option<Arc<dyn OAuthStore>>,
+    secrets: Option<SecretsKey>,
 }
 
 impl std::fmt::Debug for dyn OAuthStore {
@@ -149,13 +150,22 @@ impl OAuthServerBuilder {
         self
     }
 
+    /// The key that seals the users' upstream tokens at rest (see
+    /// [`SecretsKey`]). Default: generated at build, which only a store that
+    /// is not shared accepts.
+    pub fn secrets_key(mut self, key: SecretsKey) -> Self {
+        self.secrets = Some(key);
+        self
+    }
+
     /// Builds the server.
     ///
     /// # Errors
     ///
     /// An [`OAuthConfigError`] for a missing or malformed issuer or
-    /// resource, no upstream, nobody allowed to log in, or a static client
-    /// with a redirect URI that is not a URL.
+    /// resource, no upstream, nobody allowed to log in, a static client
+    /// with a redirect URI that is not a URL, or a shared store without a
+    /// [`secrets_key`](Self::secrets_key).
     pub fn build(self) -> Result<OAuthServer, OAuthConfigError> {
         let issuer = self.issuer.ok_or(OAuthConfigError::Issuer)?;
         let parsed = url::Url::parse(&issuer).map_err(|_| OAuthConfigError::Issuer)?;
@@ -195,6 +205,12 @@ impl OAuthServerBuilder {
                     .map_err(|_| OAuthConfigError::HttpClient)?,
             )
         };
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let secrets = match self.secrets {
+            Some(key) => key,
+            None if store.is_shared() => return Err(OAuthConfigError::SecretsKeyRequired),
+            None => SecretsKey::generate(),
+        };
         let secure_cookies = parsed.scheme() == "https";
         Ok(OAuthServer {
             inner: Arc::new(Inner {
@@ -210,7 +226,8 @@ impl OAuthServerBuilder {
                 redirects: self.redirects,
                 upstream,
                 login,
-                records: Records(self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()))),
+                records: Records(store),
+                secrets,
                 secure_cookies,
             }),
         })

@@ -77,6 +77,7 @@ pub(crate) struct Inner {
     pub upstream: Upstream,
     pub login: LoginPolicy,
     pub records: Records,
+    pub secrets: super::SecretsKey,
     pub secure_cookies: bool,
 }
 
