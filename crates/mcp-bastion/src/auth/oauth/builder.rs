@@ -32,6 +32,7 @@ pub struct OAuthServerBuilder {
     login: LoginPolicy,
     store: Option<Arc<dyn OAuthStore>>,
     secrets: Option<SecretsKey>,
+    refresh_margin: Option<Duration>,
 }
 
 impl std::fmt::Debug for dyn OAuthStore {
@@ -158,6 +159,13 @@ impl OAuthServerBuilder {
         self
     }
 
+    /// How long before the user's upstream access token expires it is
+    /// refreshed, when a backend asks for it (default 60 s).
+    pub fn upstream_refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = Some(margin);
+        self
+    }
+
     /// Builds the server.
     ///
     /// # Errors
@@ -228,6 +236,9 @@ impl OAuthServerBuilder {
                 login,
                 records: Records(store),
                 secrets,
+                token_manager: super::token_manager::TokenManager::new(
+                    self.refresh_margin.unwrap_or(Duration::from_secs(60)),
+                ),
                 secure_cookies,
             }),
         })

@@ -24,8 +24,8 @@ use super::{
         AuthRequest, CODE_TTL, CONSENT_TTL, CodeSlot, ConsentRequest, GRANT_TTL, RememberedConsent,
         consent_key,
     },
-    server::{CONSENT_PATH, Inner},
     sealed::Sealed,
+    server::{CONSENT_PATH, Inner},
     upstream::Identity,
 };
 

@@ -78,6 +78,7 @@ mod sealed;
 mod server;
 mod store;
 mod token;
+mod token_manager;
 mod upstream;
 mod verify;
 

@@ -79,7 +79,8 @@ impl SecretsKey {
         if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             let mut key = [0u8; 32];
             for (i, byte) in key.iter_mut().enumerate() {
-                *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| SecretsKeyError)?;
+                *byte =
+                    u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| SecretsKeyError)?;
             }
             return Ok(Self(key));
         }
@@ -129,7 +130,11 @@ impl SecretsKey {
         let opened = sealed
             .0
             .strip_prefix(VERSION)
-            .and_then(|b| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b).ok())
+            .and_then(|b| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(b)
+                    .ok()
+            })
             .filter(|raw| raw.len() > 24)
             .and_then(|raw| {
                 let (nonce, ct) = raw.split_at(24);
@@ -164,13 +169,6 @@ const VERSION: &str = "v1.";
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub(crate) struct Sealed(String);
-
-impl Sealed {
-    /// Whether nothing is sealed here.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
 
 impl fmt::Debug for Sealed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -78,6 +78,7 @@ pub(crate) struct Inner {
     pub login: LoginPolicy,
     pub records: Records,
     pub secrets: super::SecretsKey,
+    pub token_manager: super::token_manager::TokenManager,
     pub secure_cookies: bool,
 }
 

@@ -251,6 +251,45 @@ impl Upstream {
         ))
     }
 
+    /// The `refresh_token` grant at the provider (the token manager's only
+    /// call): new tokens, keeping `refresh_token` when the provider does
+    /// not rotate it. A 4xx answer is [`UpstreamError::Exchange`] (the
+    /// provider refused), anything else unreachable is `Unavailable`.
+    pub(crate) async fn refresh(
+        &self,
+        refresh_token: &str,
+    ) -> Result<UpstreamTokens, UpstreamError> {
+        let d = self.discovery().await?;
+        let mut req = self.http.post(&d.token_endpoint).form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", &self.config.client_id),
+        ]);
+        if let Some(secret) = &self.config.client_secret {
+            req = req.basic_auth(
+                form_encode(&self.config.client_id),
+                Some(form_encode(secret)),
+            );
+        }
+        let res = req.send().await.map_err(|_| UpstreamError::Unavailable)?;
+        if !res.status().is_client_error() && !res.status().is_success() {
+            return Err(UpstreamError::Unavailable);
+        }
+        if !res.status().is_success() {
+            return Err(UpstreamError::Exchange);
+        }
+        let tokens: TokenResponse = res.json().await.map_err(|_| UpstreamError::Exchange)?;
+        Ok(UpstreamTokens {
+            access_token: tokens.access_token,
+            refresh_token: tokens
+                .refresh_token
+                .or_else(|| Some(refresh_token.to_owned())),
+            expires_at: tokens
+                .expires_in
+                .map(|s| super::unix_now().saturating_add(s)),
+        })
+    }
+
     async fn verify_id_token(&self, token: &str, nonce: &str) -> Result<Identity, UpstreamError> {
         let principal = self.id_tokens.verify(token).await.map_err(|e| match e {
             AuthError::Unavailable(_) => UpstreamError::Unavailable,
