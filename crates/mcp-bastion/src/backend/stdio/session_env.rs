@@ -200,7 +200,17 @@ mod tests {
             .parse_principal_pair("ORG=claim:org")
             .unwrap()
             .parse_principal_pair("GH=env:GITHUB_TOKEN")
+            .unwrap()
+            .parse_principal_pair("IDP_TOKEN=upstream:access_token")
             .unwrap();
+        assert!(env.wants_upstream_token());
+        assert!(!SessionEnv::new().wants_upstream_token());
+        assert!(
+            SessionEnv::new()
+                .parse_principal_pair("X=upstream:refresh_token")
+                .is_err(),
+            "the refresh token is never handed out"
+        );
         assert!(
             SessionEnv::new()
                 .parse_principal_pair("PATH=subject")
@@ -219,6 +229,12 @@ mod tests {
             .with_env([("GITHUB_TOKEN", "ghp_x"), ("OTHER", "y")]);
         let mut ext = http::Extensions::new();
         ext.insert(p);
+        let token = crate::upstream_token::UpstreamToken::new("idp-access");
+        let child = env.resolve(&ext, Some(&token));
+        assert_eq!(
+            child.get("IDP_TOKEN").map(String::as_str),
+            Some("idp-access")
+        );
         let child = env.resolve(&ext, None);
         assert_eq!(child.get("MCP_USER").map(String::as_str), Some("alice"));
         assert_eq!(child.get("ORG").map(String::as_str), Some("acme"));
