@@ -175,7 +175,8 @@ fn masked(name: &str, value: &str) -> String {
 }
 
 /// What a check of option `name` needs beside it: an upstream instead of a command for the
-/// upstream options, the other half of the TLS and introspection-client pairs.
+/// upstream options, the other half of the TLS and introspection-client pairs, the
+/// authorization server for the `oauth-*` options.
 fn companions(name: &str) -> String {
     let mut base = match name {
         "upstream" => String::new(),
@@ -191,7 +192,21 @@ fn companions(name: &str) -> String {
         "introspection-client-secret-env" => {
             base.push_str("introspection-client-id = \"mcp-bastion\"\n");
         }
+        "oauth-dcr-token-env" => base.push_str("oauth-dcr = \"token\"\n"),
         _ => {}
+    }
+    // an `oauth-*` option needs the authorization server it configures
+    if name.starts_with("oauth-") {
+        for (key, value) in [
+            ("oauth-issuer", "\"https://mcp.example.com\""),
+            ("oauth-upstream-issuer", "\"https://accounts.example.com\""),
+            ("oauth-upstream-client-id", "\"mcp-bastion\""),
+            ("oauth-allow-email-domain", "\"example.com\""),
+        ] {
+            if key != name {
+                base.push_str(&format!("{key} = {value}\n"));
+            }
+        }
     }
     base
 }

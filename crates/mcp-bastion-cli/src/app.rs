@@ -6,6 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::get};
 use mcp_bastion::{
+    auth::oauth::OAuthServer,
     backend::DynBackend,
     inspect::McpInspectLayer,
     metrics::McpMetricsLayer,
@@ -30,11 +31,14 @@ pub(crate) struct ServerParts {
 /// `/servers/<name>/`), all of them behind one [`McpStack`] (lingering
 /// close, CORS, the Origin guard, authentication, the body parsed once,
 /// tracing, metrics, per-tool scopes, rate limits), and `/healthz`,
-/// `/readyz` outside it.
+/// `/readyz` outside it. With `oauth`, its endpoints are beside them,
+/// outside authentication, inside CORS and the Origin guard (see
+/// [`oauth_routes`]).
 pub(crate) fn app(
     config: &Config,
     parts: Vec<ServerParts>,
     auth: &auth::AuthLayers,
+    oauth: Option<&OAuthServer>,
 ) -> Result<(Router, servers::Servers), String> {
     let general = &config.general;
     let keepalive_secs = *general.keepalive_secs.get();
@@ -81,11 +85,17 @@ pub(crate) fn app(
             backend,
         });
     }
-    let origins = session::origins(&config.session, *general.listen.get())?;
+    let mut origins = session::origins(&config.session, *general.listen.get())?;
+    if let Some(oauth) = oauth {
+        // the consent page posts from the issuer's own origin
+        origins = origins
+            .allow(origin_of(oauth.issuer()))
+            .map_err(|e| format!("--oauth-issuer: {e}"))?;
+    }
     let (cors, origin_guard) = session::browser_layers(&config.session, origins);
     let stack = McpStack::new()
-        .cors(cors)
-        .origin_guard(origin_guard)
+        .cors(cors.clone())
+        .origin_guard(origin_guard.clone())
         .inspect(McpInspectLayer::new().max_body_bytes(*general.max_body_bytes.get()))
         .metrics(McpMetricsLayer::new())
         .rate_limit(ratelimit::layer(&config.rate_limit));
@@ -112,5 +122,38 @@ pub(crate) fn app(
     } else {
         Router::new().nest(prefix, mcp)
     };
+    let router = match oauth {
+        Some(oauth) => router.merge(oauth_routes(oauth, auth, prefix, cors, origin_guard)),
+        None => router,
+    };
     Ok((router, mounted))
+}
+
+/// `scheme://host[:port]` of an absolute URL.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..]
+        .find('/')
+        .map_or(url, |i| &url[..after_scheme + i])
+}
+
+/// The authorization server's routes (their paths are under the issuer's
+/// path, which is the `--path-prefix`, and the RFC 8414 documents are at the
+/// host's root), behind the same CORS layer and Origin guard as the MCP
+/// endpoints. Under a path prefix, the RFC 9728 document is also served at
+/// the root form its URL has (`/.well-known/oauth-protected-resource/<prefix>`).
+fn oauth_routes(
+    oauth: &OAuthServer,
+    auth: &auth::AuthLayers,
+    prefix: &str,
+    cors: mcp_bastion::cors::McpCorsLayer,
+    origin_guard: mcp_bastion::cors::OriginGuardLayer,
+) -> Router {
+    let mut routes = oauth.router();
+    if !prefix.is_empty()
+        && let Some(md) = auth.metadata()
+    {
+        routes = routes.merge(md.clone().router(""));
+    }
+    routes.layer(origin_guard).layer(cors)
 }

@@ -3,8 +3,10 @@
 //!
 //! Auth is on as soon as one credential source is configured (`--api-key`,
 //! `--api-keys-file`, a JWT key source, `--auth-server-url` or
-//! `--introspection-url`); several are tried in that order. The RFC 9728
-//! metadata route, `/healthz` and `/readyz` stay outside authentication.
+//! `--introspection-url`, or mcp-bastion's own authorization server with
+//! `--oauth-issuer`); several are tried in that order, the OAuth server's
+//! tokens after API keys. The RFC 9728 metadata route, `/healthz` and
+//! `/readyz` stay outside authentication.
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use mcp_bastion::{
     auth::{
         Algorithm, AnyOf, ApiKeys, CredentialSources, Introspection, JwksPolicy, JwtAuthenticator,
         McpAuthLayer, McpScopeLayer, ProtectedResourceMetadata, RemoteAuth, RemotePolicy,
-        ScopePolicy, WELL_KNOWN_PATH,
+        ScopePolicy, WELL_KNOWN_PATH, oauth::OAuthServer,
     },
     principal::Principal,
     stack::McpStack,
@@ -145,6 +147,11 @@ pub struct AuthLayers {
 }
 
 impl AuthLayers {
+    /// The RFC 9728 document, when authentication is on.
+    pub fn metadata(&self) -> Option<&ProtectedResourceMetadata> {
+        self.metadata.as_ref()
+    }
+
     /// Adds authentication around `router`, and nothing else (for operator
     /// routes such as `/metrics` on the main listener).
     pub fn protect(&self, router: Router) -> Router {
@@ -193,9 +200,23 @@ pub fn authenticates(config: &AuthConfig) -> bool {
         || this.introspection_url.is_some()
 }
 
+/// The scopes the `--tool-scope` rules name (offered by the OAuth server).
+///
+/// # Errors
+///
+/// A rule that does not parse.
+pub fn tool_scopes(config: &AuthConfig) -> Result<Vec<String>, String> {
+    let mut scopes = ScopePolicy::new();
+    for rule in config.tool_scope.iter() {
+        scopes = scopes.parse_rule(rule)?;
+    }
+    Ok(scopes.all_scopes().into_iter().collect())
+}
+
 /// Builds the layers of `config`, accepting `generated_key` too (the key
-/// generated at start when no authentication is configured). `prefix` is
-/// the `--path-prefix`.
+/// generated at start when no authentication is configured) and the tokens
+/// of `oauth` (mcp-bastion's own authorization server, whose RFC 9728
+/// document then names it). `prefix` is the `--path-prefix`.
 ///
 /// # Errors
 ///
@@ -205,6 +226,7 @@ pub fn layers(
     config: &AuthConfig,
     prefix: &str,
     generated_key: Option<&str>,
+    oauth: Option<&OAuthServer>,
 ) -> Result<AuthLayers, String> {
     let this = config;
     let mut chain = AnyOf::new();
@@ -222,6 +244,10 @@ pub fn layers(
     }
     if !keys.is_empty() {
         chain = chain.with(keys);
+    }
+    if let Some(oauth) = oauth {
+        // the token's signature, issuer and audience locally, then its grant
+        chain = chain.with(oauth.authenticator());
     }
 
     let mut audiences = this.jwt_audience.to_vec();
@@ -331,14 +357,19 @@ pub fn layers(
         return Ok(AuthLayers::default());
     }
 
-    let mut md = ProtectedResourceMetadata::new().scopes(scopes.all_scopes());
+    // the OAuth server's document names it and offers its scopes (which
+    // include those of the tool rules)
+    let mut md = match oauth {
+        Some(oauth) => oauth.protected_resource_metadata(),
+        None => ProtectedResourceMetadata::new().scopes(scopes.all_scopes()),
+    };
     for a in this.authorization_server.iter() {
         md = md.authorization_server(a);
     }
     if !this.api_key_query_param.is_empty() {
         md = md.bearer_method("query");
     }
-    if let Some(r) = &this.resource_url {
+    if let Some(r) = this.resource_url.as_ref().filter(|_| oauth.is_none()) {
         md = md.resource(r.get());
     }
     let header_name = this.api_key_header.get();

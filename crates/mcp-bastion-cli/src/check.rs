@@ -1,7 +1,8 @@
 //! `mcp-bastion check-config FILE [FLAGS…] [-- COMMAND…]`: reads the file,
 //! the flags after it and the environment as a start would, checks that
 //! every backend can be built, and prints the effective configuration with
-//! the source of each value, secrets masked. Exits 2 with an error naming
+//! the source of each value, secrets masked (and warnings, such as a
+//! tests-only option, on stderr). Exits 2 with an error naming
 //! the source, the key and what was expected.
 
 use std::{collections::BTreeMap, ffi::OsString, path::PathBuf, process::ExitCode};
@@ -35,6 +36,9 @@ pub(crate) fn run(argv: &[OsString], env: &BTreeMap<String, String>) -> ExitCode
     if let Err(e) = crate::backends(&loaded.config) {
         eprintln!("mcp-bastion: {}: {e}", file.to_string_lossy());
         return ExitCode::from(2);
+    }
+    for warning in loaded.warnings() {
+        eprintln!("mcp-bastion: warning: {warning}");
     }
     print!("{}", loaded.render());
     ExitCode::SUCCESS

@@ -19,6 +19,7 @@ mod auth;
 mod check;
 mod drain;
 mod metrics;
+mod oauth;
 mod ratelimit;
 mod serve;
 mod servers;
@@ -160,6 +161,10 @@ struct Cli {
     #[serde(flatten)]
     session: session::SessionFlags,
 
+    #[command(flatten)]
+    #[serde(flatten)]
+    oauth: oauth::OAuthFlags,
+
     /// The remote MCP server to proxy to, instead of a command.
     #[command(flatten)]
     #[serde(flatten)]
@@ -258,7 +263,7 @@ fn init_tracing(format: LogFormat) {
 /// address, a refusal. `--allow-unauthenticated` serves without
 /// authentication instead (with a warning off loopback).
 fn embedded_default_auth(config: &Config) -> Result<Option<String>, String> {
-    if auth::authenticates(&config.auth) {
+    if auth::authenticates(&config.auth) || config.oauth.enabled() {
         return Ok(None);
     }
     let listen = *config.general.listen.get();
@@ -272,8 +277,8 @@ fn embedded_default_auth(config: &Config) -> Result<Option<String>, String> {
     if !loopback {
         return Err(format!(
             "refusing to listen on {listen} without authentication: configure --api-key, \
-             --api-keys-file, a --jwt-* key source, --auth-server-url or --introspection-url \
-             (or pass --allow-unauthenticated)"
+             --api-keys-file, a --jwt-* key source, --auth-server-url, --introspection-url \
+             or --oauth-issuer (or pass --allow-unauthenticated)"
         ));
     }
     let mut bytes = [0u8; 24];
@@ -343,7 +348,21 @@ async fn start(config: Config) -> ExitCode {
         Err(e) => return refuse(e),
     };
     let prefix = config.general.prefix();
-    let auth = match auth::layers(&config.auth, prefix, generated_key.as_deref()) {
+    for warning in config.oauth.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let oauth = match auth::tool_scopes(&config.auth)
+        .and_then(|offered| oauth::server(&config, &offered))
+    {
+        Ok(o) => o,
+        Err(e) => return refuse(e),
+    };
+    let auth = match auth::layers(
+        &config.auth,
+        prefix,
+        generated_key.as_deref(),
+        oauth.as_ref(),
+    ) {
         Ok(a) => a,
         Err(e) => return refuse(e),
     };
@@ -382,7 +401,7 @@ async fn start(config: Config) -> ExitCode {
             sessions,
         });
     }
-    let (router, mounted) = match app::app(&config, parts, &auth) {
+    let (router, mounted) = match app::app(&config, parts, &auth, oauth.as_ref()) {
         Ok(app) => app,
         Err(e) => return refuse(e),
     };
@@ -421,6 +440,9 @@ async fn start(config: Config) -> ExitCode {
         print_generated_key(key, scheme, addr, prefix);
     }
     eprintln!("mcp-bastion listening on {scheme}://{addr}");
+    if let Some(oauth) = &oauth {
+        tracing::info!(issuer = oauth.issuer(), resource = oauth.resource(), callback = %oauth.callback_url(), "OAuth authorization server on (register the callback URL at the identity provider)");
+    }
     if !config.server.is_configured() && config.default_alias.is_none() {
         tracing::info!(%addr, prefix, tls = tls.is_some(), "serving named servers only (no default server at /mcp, /sse)");
     } else {

@@ -32,6 +32,7 @@
 //! ```
 
 mod error;
+pub mod oauth;
 pub mod options;
 mod render;
 mod sources;
@@ -45,6 +46,7 @@ use std::{
 use figment::{Figment, value::Dict};
 
 pub use error::{ConfigError, Origin};
+pub use oauth::OAuthConfig;
 pub use options::{
     AuthConfig, GeneralConfig, RateLimitConfig, ServeConfig, ServerConfig, SessionConfig,
 };
@@ -66,6 +68,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Sessions and browsers.
     pub session: SessionConfig,
+    /// mcp-bastion's own OAuth authorization server (`oauth-*`).
+    pub oauth: OAuthConfig,
     /// The default server (`/mcp`, `/sse`): the top-level command or upstream.
     pub server: ServerConfig,
     /// The named servers (`[servers.<name>]`, `MCP_SERVER_CONFIG`), each with
@@ -207,6 +211,7 @@ pub fn load(inputs: Inputs<'_>) -> Result<Loaded, ConfigError> {
         auth: sources.extract()?,
         rate_limit: sources.extract()?,
         session: sources.extract()?,
+        oauth: sources.extract()?,
         server: sources.extract()?,
         servers: BTreeMap::new(),
         default_alias: None,
@@ -319,6 +324,7 @@ fn check(
             ),
         ));
     }
+    oauth::check(config, &err)?;
     if !config.server.command.is_empty() && config.server.upstream.is_some() {
         return Err(err(
             COMMAND,
@@ -360,6 +366,12 @@ impl Loaded {
     /// where its value came from.
     pub fn render(&self) -> String {
         render::render(self)
+    }
+
+    /// What is allowed but worth a warning (`check-config` prints these,
+    /// the start logs them).
+    pub fn warnings(&self) -> Vec<String> {
+        self.config.oauth.warnings()
     }
 
     /// Where the effective value of `key` came from.

@@ -108,6 +108,7 @@ pub(super) fn render(loaded: &Loaded) -> String {
         serde_json::to_value(&config.auth),
         serde_json::to_value(&config.rate_limit),
         serde_json::to_value(&config.session),
+        serde_json::to_value(&config.oauth),
         serde_json::to_value(&config.server),
     ]);
     for (key, values) in &top {

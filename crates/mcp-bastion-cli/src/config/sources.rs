@@ -14,6 +14,7 @@ use toml::de::DeValue;
 
 use super::{
     ConfigError,
+    oauth::OAuthConfig,
     options::{
         AuthConfig, GeneralConfig, RateLimitConfig, ServeConfig, ServerConfig, SessionConfig,
     },
@@ -100,6 +101,7 @@ impl Schema {
             serde_json::to_value(AuthConfig::default()),
             serde_json::to_value(RateLimitConfig::default()),
             serde_json::to_value(SessionConfig::default()),
+            serde_json::to_value(OAuthConfig::default()),
         ] {
             keys_of(group.unwrap_or_default(), &mut options);
         }

@@ -1,0 +1,219 @@
+//! mcp-bastion as its own OAuth 2.1 authorization server: the `--oauth-*`
+//! flags, and the [`OAuthServer`] their configuration builds.
+//!
+//! `--oauth-issuer URL` turns it on. The issuer is the public base URL of
+//! this server (its path is the `--path-prefix`); the resource its tokens
+//! are for is that same URL (or `--resource-url`), so that one token serves
+//! `/mcp`, `/sse` and every `/servers/<name>/…` below it: a client checks
+//! that the resource is a prefix of the URL it connects to. Its endpoints
+//! (`/oauth/*`, the RFC 8414 metadata) are mounted beside the MCP endpoints,
+//! outside authentication and inside CORS and the Origin guard (the issuer's
+//! own origin is allowed: the consent page posts from it).
+
+use clap::Args;
+use mcp_bastion::auth::oauth::{DcrPolicy, OAuthServer, SigningKey, StaticClient, UpstreamOidc};
+use mcp_bastion_cli::config::{
+    Config,
+    oauth::{DcrMode, OAuthConfig, OnOff},
+};
+use serde::Serialize;
+
+/// The OAuth authorization server's flags, as given (values are read and
+/// checked with the other sources in [`mcp_bastion_cli::config`]).
+#[derive(Debug, Clone, Default, Args, Serialize)]
+#[command(next_help_heading = "OAuth authorization server")]
+#[serde(rename_all = "kebab-case")]
+pub struct OAuthFlags {
+    /// Be the OAuth authorization server of these MCP endpoints, with this
+    /// issuer: the public base URL (its path is --path-prefix).
+    #[arg(long, value_name = "URL")]
+    pub oauth_issuer: Option<String>,
+
+    /// The OIDC provider users log in with (discovery at
+    /// `URL/.well-known/openid-configuration`).
+    #[arg(long, value_name = "URL")]
+    pub oauth_upstream_issuer: Option<String>,
+
+    /// mcp-bastion's client id at the provider (register
+    /// `<issuer>/oauth/callback` there as its redirect URI).
+    #[arg(long, value_name = "ID")]
+    pub oauth_upstream_client_id: Option<String>,
+
+    /// Environment variable holding mcp-bastion's client secret at the provider.
+    #[arg(long, value_name = "VAR")]
+    pub oauth_upstream_client_secret_env: Option<String>,
+
+    /// A scope asked of the provider (repeatable) [default: openid email profile].
+    #[arg(long, value_name = "SCOPE")]
+    pub oauth_upstream_scope: Vec<String>,
+
+    /// An upstream subject allowed to log in (repeatable).
+    #[arg(long, value_name = "SUB")]
+    pub oauth_allow_subject: Vec<String>,
+
+    /// An email domain allowed to log in, verified emails only (repeatable).
+    #[arg(long, value_name = "DOMAIN")]
+    pub oauth_allow_email_domain: Vec<String>,
+
+    /// Let everyone who can log in at the provider in.
+    #[arg(long)]
+    pub oauth_allow_any_user: bool,
+
+    /// A redirect URI registered clients may name exactly (repeatable);
+    /// loopback redirects (RFC 8252) are always allowed, on any port.
+    #[arg(long, value_name = "URL")]
+    pub oauth_redirect_allow: Vec<String>,
+
+    /// Dynamic client registration: open, off, or token (needs
+    /// --oauth-dcr-token-env) [default: off].
+    #[arg(long, value_name = "MODE")]
+    pub oauth_dcr: Option<String>,
+
+    /// Environment variable holding the initial access token of `--oauth-dcr token`.
+    #[arg(long, value_name = "VAR")]
+    pub oauth_dcr_token_env: Option<String>,
+
+    /// Client ID Metadata Documents: on or off [default: on].
+    #[arg(long, value_name = "MODE")]
+    pub oauth_cimd: Option<String>,
+
+    /// Let metadata-document fetches reach loopback addresses. For tests only.
+    #[arg(long)]
+    pub oauth_cimd_allow_loopback: bool,
+
+    /// A PEM certificate trusted for metadata-document fetches (private CAs, tests).
+    #[arg(long, value_name = "FILE")]
+    pub oauth_cimd_ca_file: Option<String>,
+
+    /// The ES256 signing key (PEM): loaded, or generated and written there
+    /// when the file does not exist [default: a key for this run only].
+    #[arg(long, value_name = "FILE")]
+    pub oauth_signing_key_file: Option<String>,
+
+    /// Access-token lifetime (`15m`, `1h`) [default: 1h].
+    #[arg(long, value_name = "DURATION")]
+    pub oauth_token_ttl: Option<String>,
+
+    /// A scope offered to clients (repeatable).
+    #[arg(long, value_name = "SCOPE")]
+    pub oauth_scope: Vec<String>,
+
+    /// A static client, `ID=REDIRECT_URI` (repeatable; a confidential
+    /// client's secret only in the file, as `secret-sha256`).
+    #[arg(long, value_name = "ID=REDIRECT_URI")]
+    pub oauth_client: Vec<String>,
+}
+
+/// The resource the tokens are for: `--resource-url`, else the issuer.
+pub fn resource(config: &Config) -> Option<String> {
+    let issuer = config.oauth.oauth_issuer.as_ref()?;
+    Some(config.auth.resource_url.as_ref().map_or_else(
+        || issuer.get().trim_end_matches('/').to_owned(),
+        |r| r.get().clone(),
+    ))
+}
+
+/// The value of the variable `var` names, for the option `option`.
+fn secret_from_env(option: &str, var: &str) -> Result<String, String> {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| format!("--{option}: environment variable {var} is not set"))
+}
+
+/// The authorization server of `config`, `None` when `--oauth-issuer` is
+/// not set. `offered` are scopes offered besides `--oauth-scope` (those the
+/// `--tool-scope` rules need).
+///
+/// # Errors
+///
+/// An unset secret variable, an unreadable key or CA file, or what the
+/// library refuses. Never quotes a secret.
+pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>, String> {
+    let o: &OAuthConfig = &config.oauth;
+    let (Some(issuer), Some(resource)) = (&o.oauth_issuer, resource(config)) else {
+        return Ok(None);
+    };
+    let (Some(upstream_issuer), Some(client_id)) =
+        (&o.oauth_upstream_issuer, &o.oauth_upstream_client_id)
+    else {
+        return Err(
+            "--oauth-issuer needs --oauth-upstream-issuer and --oauth-upstream-client-id".into(),
+        );
+    };
+    let mut upstream = UpstreamOidc::new(upstream_issuer.get(), client_id.get());
+    if let Some(var) = &o.oauth_upstream_client_secret_env {
+        upstream = upstream.client_secret(secret_from_env(
+            "oauth-upstream-client-secret-env",
+            var.get(),
+        )?);
+    }
+    if !o.oauth_upstream_scope.is_empty() {
+        upstream = upstream.scopes(o.oauth_upstream_scope.iter().cloned());
+    }
+    let mut scopes: Vec<String> = o.oauth_scope.to_vec();
+    for scope in offered {
+        if !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    let dcr = match o.oauth_dcr.get() {
+        DcrMode::Open => DcrPolicy::Open,
+        DcrMode::Off => DcrPolicy::Off,
+        DcrMode::Token => {
+            let var = o
+                .oauth_dcr_token_env
+                .as_ref()
+                .ok_or("--oauth-dcr token needs --oauth-dcr-token-env")?;
+            DcrPolicy::initial_token(&secret_from_env("oauth-dcr-token-env", var.get())?)
+        }
+    };
+    let mut b = OAuthServer::builder()
+        .issuer(issuer.get())
+        .resource(resource)
+        .scopes(scopes)
+        .token_ttl(o.oauth_token_ttl.get().0)
+        .upstream(upstream)
+        .dcr(dcr)
+        .redirect_allow_loopback(true)
+        .cimd(*o.oauth_cimd.get() == OnOff::On)
+        .cimd_allow_loopback(o.oauth_cimd_allow_loopback);
+    for uri in o.oauth_redirect_allow.iter() {
+        b = b.redirect_allow(uri);
+    }
+    for sub in o.oauth_allow_subject.iter() {
+        b = b.allow_subject(sub);
+    }
+    for domain in o.oauth_allow_email_domain.iter() {
+        b = b.allow_email_domain(domain);
+    }
+    if o.oauth_allow_any_user {
+        b = b.allow_any_user();
+    }
+    if let Some(path) = &o.oauth_cimd_ca_file {
+        let path = path.get();
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("--oauth-cimd-ca-file {}: {e}", path.display()))?;
+        b = b.cimd_root_certificate(pem);
+    }
+    if let Some(path) = &o.oauth_signing_key_file {
+        let path = path.get();
+        let key = SigningKey::load_or_generate(path)
+            .map_err(|e| format!("--oauth-signing-key-file {}: {e}", path.display()))?;
+        b = b.signing_key(key);
+    }
+    for client in o.oauth_client.clients()? {
+        let mut c = StaticClient::new(client.id);
+        if let Some(name) = client.name {
+            c = c.name(name);
+        }
+        for uri in client.redirect_uris {
+            c = c.redirect_uri(uri);
+        }
+        if let Some(digest) = client.secret_sha256 {
+            c = c.secret_sha256(digest);
+        }
+        b = b.client(c);
+    }
+    b.build().map(Some).map_err(|e| format!("OAuth: {e}"))
+}
