@@ -196,7 +196,7 @@ fn companions(name: &str) -> String {
         _ => {}
     }
     // an `oauth-*` option needs the authorization server it configures
-    if name.starts_with("oauth-") {
+    if name.starts_with("oauth-") || name == "upstream-header-from" {
         for (key, value) in [
             ("oauth-issuer", "\"https://mcp.example.com\""),
             ("oauth-upstream-issuer", "\"https://accounts.example.com\""),

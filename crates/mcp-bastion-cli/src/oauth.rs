@@ -11,7 +11,9 @@
 //! own origin is allowed: the consent page posts from it).
 
 use clap::Args;
-use mcp_bastion::auth::oauth::{DcrPolicy, OAuthServer, SigningKey, StaticClient, UpstreamOidc};
+use mcp_bastion::auth::oauth::{
+    DcrPolicy, OAuthServer, SecretsKey, SigningKey, StaticClient, UpstreamOidc,
+};
 use mcp_bastion_cli::config::{
     Config,
     oauth::{DcrMode, OAuthConfig, OnOff},
@@ -102,6 +104,12 @@ pub struct OAuthFlags {
     /// client's secret only in the file, as `secret-sha256`).
     #[arg(long, value_name = "ID=REDIRECT_URI")]
     pub oauth_client: Vec<String>,
+
+    /// Environment variable holding the 32-byte key (64 hex digits or
+    /// base64) that encrypts the users' upstream tokens at rest [default: a
+    /// key for this run only].
+    #[arg(long, value_name = "VAR")]
+    pub oauth_secrets_key_env: Option<String>,
 }
 
 /// The resource the tokens are for: `--resource-url`, else the issuer.
@@ -201,6 +209,16 @@ pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>
         let key = SigningKey::load_or_generate(path)
             .map_err(|e| format!("--oauth-signing-key-file {}: {e}", path.display()))?;
         b = b.signing_key(key);
+    }
+    if let Some(var) = &o.oauth_secrets_key_env {
+        let text = secret_from_env("oauth-secrets-key-env", var.get())?;
+        let key = SecretsKey::parse(&text).map_err(|e| {
+            format!(
+                "--oauth-secrets-key-env: the value of {}: {e}",
+                var.get()
+            )
+        })?;
+        b = b.secrets_key(key);
     }
     for client in o.oauth_client.clients()? {
         let mut c = StaticClient::new(client.id);
