@@ -212,12 +212,8 @@ pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>
     }
     if let Some(var) = &o.oauth_secrets_key_env {
         let text = secret_from_env("oauth-secrets-key-env", var.get())?;
-        let key = SecretsKey::parse(&text).map_err(|e| {
-            format!(
-                "--oauth-secrets-key-env: the value of {}: {e}",
-                var.get()
-            )
-        })?;
+        let key = SecretsKey::parse(&text)
+            .map_err(|e| format!("--oauth-secrets-key-env: the value of {}: {e}", var.get()))?;
         b = b.secrets_key(key);
     }
     for client in o.oauth_client.clients()? {
