@@ -27,9 +27,12 @@
 //! Clients are [`StaticClient`]s, Client ID Metadata Documents (an `https`
 //! `client_id` fetched with SSRF guards, see `cimd`), or registered. Records
 //! live in an [`OAuthStore`] ([`MemoryStore`] by default). The upstream
-//! tokens of each login are kept with its grant, in the store as they are:
-//! encryption at rest, their refresh and their mapping to a backend come
-//! later (docs/oauth.md).
+//! tokens of each login are kept with its grant, sealed under a
+//! [`SecretsKey`] with the grant id as associated data; the token manager
+//! refreshes them before they expire (one refresh per grant at a time) when
+//! a backend asks through the [`UpstreamAccess`](crate::upstream_token::UpstreamAccess)
+//! handle that [`OAuthServer::authenticator`] attaches to each principal
+//! (docs/oauth.md, "The user's upstream tokens").
 //!
 //! Secrets (codes, tokens, client secrets, upstream tokens) are stored under
 //! their SHA-256 where they are looked up, never logged, and redacted from
