@@ -7,7 +7,11 @@
 //
 // Usage:
 //   node tests/clients/oidc_idp.mjs --port 0 --client-id bastion --client-secret S \
-//       --redirect-uri http://127.0.0.1:8080/oauth/callback
+//       --redirect-uri http://127.0.0.1:8080/oauth/callback \
+//       [--refresh-tokens] [--access-token-ttl SECS]
+//
+// --refresh-tokens issues a refresh token with every code (not only for `offline_access`);
+// --access-token-ttl makes access tokens short-lived (for the upstream-token refresh tests).
 //
 // Prints `oidc-provider listening on http://127.0.0.1:PORT` on stderr once it listens.
 
@@ -21,6 +25,8 @@ const { values: args } = parseArgs({
     "client-id": { type: "string" },
     "client-secret": { type: "string" },
     "redirect-uri": { type: "string", multiple: true },
+    "refresh-tokens": { type: "boolean", default: false },
+    "access-token-ttl": { type: "string" },
   },
 });
 if (!args["client-id"] || !args["client-secret"] || !args["redirect-uri"]) {
@@ -65,6 +71,10 @@ const provider = new Provider(issuer, {
     };
   },
   cookies: { keys: ["oauth-test-cookie-key-0123456789"] },
+  ...(args["refresh-tokens"]
+    ? { issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token") }
+    : {}),
+  ...(args["access-token-ttl"] ? { ttl: { AccessToken: Number(args["access-token-ttl"]) } } : {}),
 });
 provider.proxy = false;
 server.on("request", provider.callback());

@@ -11,13 +11,13 @@ use crate::{REDIRECT, setup};
 
 /// A browser: no automatic redirects, one cookie jar for every host (the provider and
 /// mcp-bastion are both on 127.0.0.1).
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     cookies: Mutex<HashMap<String, String>>,
 }
 
 impl Browser {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -60,7 +60,11 @@ impl Browser {
 
     /// From an authorization URL to the client's redirect (its URL) or to a page that is not a
     /// form this browser fills (its status and text).
-    async fn authorize(&self, url: &str, login: &str) -> Result<url::Url, (u16, String)> {
+    pub(crate) async fn authorize(
+        &self,
+        url: &str,
+        login: &str,
+    ) -> Result<url::Url, (u16, String)> {
         let mut url = url.to_owned();
         let mut form = None;
         for _ in 0..30 {
@@ -125,13 +129,13 @@ impl Browser {
     }
 }
 
-fn param(url: &url::Url, name: &str) -> Option<String> {
+pub(crate) fn param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier: String = (0..64)
         .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
         .collect::<String>()
@@ -146,7 +150,7 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-async fn register(bastion: &Server) -> String {
+pub(crate) async fn register(bastion: &Server) -> String {
     let res = reqwest::Client::new()
         .post(bastion.url("/oauth/register"))
         .json(&serde_json::json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "black-box"}))
@@ -158,7 +162,12 @@ async fn register(bastion: &Server) -> String {
     body["client_id"].as_str().expect("a client id").to_owned()
 }
 
-fn authorize_url(bastion: &Server, client_id: &str, challenge: &str, method: &str) -> String {
+pub(crate) fn authorize_url(
+    bastion: &Server,
+    client_id: &str,
+    challenge: &str,
+    method: &str,
+) -> String {
     let mut url = url::Url::parse(&bastion.url("/oauth/authorize")).expect("a URL");
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -170,7 +179,7 @@ fn authorize_url(bastion: &Server, client_id: &str, challenge: &str, method: &st
     url.into()
 }
 
-async fn token(bastion: &Server, form: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn token(bastion: &Server, form: &[(&str, &str)]) -> (u16, Value) {
     let res = reqwest::Client::new()
         .post(bastion.url("/oauth/token"))
         .form(form)

@@ -37,7 +37,7 @@ fn oidc_provider_module() -> PathBuf {
 
 /// A port nobody listens on now (the issuer must be known before the identity provider, which
 /// must know mcp-bastion's callback URL, starts).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -50,28 +50,35 @@ pub(crate) struct Setup {
     pub(crate) bastion: Server,
 }
 
-/// The example started with `extra` arguments and `env` beside the upstream secret.
-pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
-    let port = free_port();
-    let callback = format!("http://127.0.0.1:{port}/oauth/callback");
+/// `oidc-provider` with mcp-bastion's registration (redirect URI `callback`), given `extra`
+/// arguments of `tests/clients/oidc_idp.mjs`.
+pub(crate) fn identity_provider(callback: String, extra: &[&str]) -> Server {
     let script = clients_dir().join("oidc_idp.mjs");
-    let idp = Server::spawn_with_env(
+    let mut args = vec![
+        script.display().to_string(),
+        "--client-id".into(),
+        UPSTREAM_CLIENT.into(),
+        "--client-secret".into(),
+        UPSTREAM_SECRET.into(),
+        "--redirect-uri".into(),
+        callback,
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    Server::spawn_with_env(
         "oidc-provider",
         Path::new(&node()),
-        &[
-            script.display().to_string(),
-            "--client-id".into(),
-            UPSTREAM_CLIENT.into(),
-            "--client-secret".into(),
-            UPSTREAM_SECRET.into(),
-            "--redirect-uri".into(),
-            callback,
-        ],
+        &args,
         &[(
             "OIDC_PROVIDER_MODULE",
             oidc_provider_module().to_str().expect("a UTF-8 path"),
         )],
-    );
+    )
+}
+
+/// The example started with `extra` arguments and `env` beside the upstream secret.
+pub(crate) fn setup_with_env(extra: &[&str], env: &[(&str, &str)]) -> Setup {
+    let port = free_port();
+    let idp = identity_provider(format!("http://127.0.0.1:{port}/oauth/callback"), &[]);
     let mut args: Vec<String> = [
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -100,3 +107,4 @@ pub(crate) fn setup(extra: &[&str]) -> Setup {
 
 mod browser;
 mod sdk;
+mod upstream_tokens;
