@@ -2,8 +2,7 @@
 //! the backends that act on their behalf: [`UpstreamAccess`] and
 //! [`UpstreamToken`].
 //!
-//! The OAuth authorization server
-//! ([`OAuthServer::authenticator`](crate::auth::oauth::OAuthServer::authenticator),
+//! The OAuth authorization server (`auth::oauth::OAuthServer::authenticator`,
 //! feature `oauth-server`) attaches an [`UpstreamAccess`] to the
 //! [`Principal`](crate::principal::Principal) of every request its access
 //! tokens authenticate; no other authenticator does, and nothing a client
@@ -13,8 +12,8 @@
 //!
 //! | where | mapping |
 //! |---|---|
-//! | a per-session stdio child's environment | [`EnvSource::UpstreamAccessToken`](crate::backend::stdio::EnvSource::UpstreamAccessToken), `--principal-env GITHUB_TOKEN=upstream:access_token` |
-//! | a header of the upstream backend | [`UpstreamBackendBuilder::header_from_upstream_token`](crate::backend::upstream::UpstreamBackendBuilder::header_from_upstream_token) |
+//! | a per-session stdio child's environment (feature `stdio`) | `EnvSource::UpstreamAccessToken`; the binary's `--principal-env GITHUB_TOKEN=upstream:access_token` |
+//! | a header of the upstream backend (feature `upstream`) | `UpstreamBackendBuilder::header_from_upstream_token`; the binary's `--upstream-header-from Authorization=upstream:access_token` |
 //!
 //! A token that cannot be had (the provider refused the refresh, or is
 //! unreachable after the token expired) refuses the session rather than
