@@ -8,7 +8,8 @@
 //! that must fail.
 //!
 //! `sdk`: the SDK clients' whole flows; `browser`: the cases that must fail, with a browser
-//! played here.
+//! played here; `upstream_tokens`: the binary handing the user's provider token to a per-session
+//! child and to an upstream backend's header, refreshed before it expires.
 
 use std::{
     net::TcpListener,

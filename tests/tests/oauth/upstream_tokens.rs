@@ -4,12 +4,19 @@
 //! and access tokens that live 66 s (so that, with the 60 s refresh margin, a token is fresh for
 //! 6 s and then refreshed). A browser played here logs alice in; raw MCP requests call `get-env`.
 //! The token the child sees is checked at the provider's userinfo endpoint: it is the provider's
-//! own token for alice; a session opened after the refresh margin sees a new one.
+//! own token for alice; a session opened after the refresh margin sees a new one. And with
+//! `--upstream URL --upstream-header-from Authorization=upstream:access_token` (server-everything
+//! over HTTP behind a recording proxy), every upstream request carries alice's provider token and
+//! none carries mcp-bastion's.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tests::{Server, bastion_bin, everything_stdio, sse::json_messages};
+use tests::{
+    Server, bastion_bin, everything_stdio,
+    sse::json_messages,
+    upstream::{Everything, Mode, RecordingProxy},
+};
 
 use super::{
     UPSTREAM_CLIENT, UPSTREAM_SECRET,
@@ -102,19 +109,11 @@ async fn userinfo_subject(idp: &Server, token: &str) -> Option<String> {
     body["sub"].as_str().map(str::to_owned)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_per_session_child_gets_the_users_idp_token_and_a_later_session_the_refreshed_one() {
-    let port = free_port();
+/// `mcp-bastion` on `port` as the authorization server of its endpoints, users logging in at
+/// `idp`, with `args` (and `command` after them) added.
+fn bastion_with(port: u16, idp: &Server, args: &[&str], command: &[String]) -> Server {
     let issuer = format!("http://127.0.0.1:{port}");
-    let idp = identity_provider(
-        format!("{issuer}/oauth/callback"),
-        &[
-            "--refresh-tokens",
-            "--access-token-ttl",
-            &IDP_TOKEN_TTL.to_string(),
-        ],
-    );
-    let mut args: Vec<String> = [
+    let mut all: Vec<String> = [
         "--listen",
         &format!("127.0.0.1:{port}"),
         "--oauth-issuer",
@@ -131,39 +130,38 @@ async fn a_per_session_child_gets_the_users_idp_token_and_a_later_session_the_re
         "open",
         "--oauth-secrets-key-env",
         "OAUTH_SECRETS_KEY",
-        "--session-mode",
-        "per-session",
-        "--principal-env",
-        "UPSTREAM_TOKEN=upstream:access_token",
-        "--",
     ]
     .iter()
+    .chain(args)
     .map(|s| (*s).to_owned())
     .collect();
-    args.extend(everything_stdio());
-    let bastion = Server::spawn_with_env(
+    all.extend(command.iter().cloned());
+    Server::spawn_with_env(
         "mcp-bastion",
         &bastion_bin(),
-        &args,
+        &all,
         &[
             ("UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET),
             ("OAUTH_SECRETS_KEY", &"5a".repeat(32)),
         ],
-    );
+    )
+}
 
-    // alice logs in through the provider and consents; the client redeems its code
-    let client = register(&bastion).await;
+/// Registers a client, logs alice in through the provider (she consents), redeems the code:
+/// mcp-bastion's access token.
+async fn log_alice_in(bastion: &Server) -> String {
+    let client = register(bastion).await;
     let (verifier, challenge) = pkce();
     let back = Browser::new()
         .authorize(
-            &authorize_url(&bastion, &client, &challenge, "S256"),
+            &authorize_url(bastion, &client, &challenge, "S256"),
             "alice",
         )
         .await
         .unwrap_or_else(|(status, page)| panic!("the login completes: {status} {page}"));
     let code = param(&back, "code").expect("a code");
     let (status, tokens) = token(
-        &bastion,
+        bastion,
         &[
             ("grant_type", "authorization_code"),
             ("client_id", &client),
@@ -173,9 +171,38 @@ async fn a_per_session_child_gets_the_users_idp_token_and_a_later_session_the_re
         ],
     )
     .await;
-    let logged_in = Instant::now();
     assert_eq!(status, 200, "{tokens}");
-    let access = tokens["access_token"].as_str().expect("an access token");
+    tokens["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_per_session_child_gets_the_users_idp_token_and_a_later_session_the_refreshed_one() {
+    let port = free_port();
+    let idp = identity_provider(
+        format!("http://127.0.0.1:{port}/oauth/callback"),
+        &[
+            "--refresh-tokens",
+            "--access-token-ttl",
+            &IDP_TOKEN_TTL.to_string(),
+        ],
+    );
+    let bastion = bastion_with(
+        port,
+        &idp,
+        &[
+            "--session-mode",
+            "per-session",
+            "--principal-env",
+            "UPSTREAM_TOKEN=upstream:access_token",
+            "--",
+        ],
+        &everything_stdio(),
+    );
+    let access = &log_alice_in(&bastion).await;
+    let logged_in = Instant::now();
 
     // the first session's child has alice's token at the provider, not mcp-bastion's
     let env = child_env(&bastion, access).await;
@@ -183,9 +210,9 @@ async fn a_per_session_child_gets_the_users_idp_token_and_a_later_session_the_re
         .as_str()
         .unwrap_or_else(|| panic!("UPSTREAM_TOKEN in the child: {:?}", env.keys()))
         .to_owned();
-    assert_ne!(first, access);
+    assert_ne!(&first, access);
     assert!(
-        env.values().all(|v| v.as_str() != Some(access)),
+        env.values().all(|v| v.as_str() != Some(access.as_str())),
         "mcp-bastion's own token is passed to no child"
     );
     assert_eq!(
@@ -211,7 +238,69 @@ async fn a_per_session_child_gets_the_users_idp_token_and_a_later_session_the_re
     assert_eq!(env["UPSTREAM_TOKEN"].as_str(), Some(second));
 
     let logs = bastion.logs();
-    for secret in [first.as_str(), second, access] {
+    for secret in [first.as_str(), second, access.as_str()] {
         assert!(!logs.contains(secret), "a token in the logs:\n{logs}");
     }
+}
+
+/// The upstream backend sends the user's provider token in `Authorization`, and nothing of the
+/// client's request (mcp-bastion's own token above all) reaches the upstream. A plain test (not
+/// `tokio::test`): the recording proxy runs its own runtime.
+#[test]
+fn the_upstream_backend_sends_the_users_idp_token_and_never_mcp_bastions() {
+    let everything = Everything::start(Mode::Streamable);
+    let recorder = RecordingProxy::start(everything.base_url());
+    let port = free_port();
+    let idp = identity_provider(format!("http://127.0.0.1:{port}/oauth/callback"), &[]);
+    let upstream = recorder.url("/mcp");
+    let bastion = bastion_with(
+        port,
+        &idp,
+        &[
+            "--upstream",
+            &upstream,
+            "--upstream-header-from",
+            "Authorization=upstream:access_token",
+        ],
+        &[],
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let access = log_alice_in(&bastion).await;
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "upstream-header-test", "version": "1"}}});
+        let (session, answer) = mcp(&bastion, &access, None, init).await;
+        assert!(answer.is_some_and(|a| a.get("result").is_some()));
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+        let (_, answer) = mcp(&bastion, &access, session.as_deref(), list).await;
+        assert!(answer.is_some_and(|a| a["result"]["tools"].is_array()));
+
+        let seen = recorder.seen();
+        let posts: Vec<_> = seen.iter().filter(|s| s.method == "POST").collect();
+        assert!(posts.len() >= 2, "{seen:#?}");
+        let bearer = posts[0]
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_else(|| panic!("the user's token upstream: {seen:#?}"))
+            .to_owned();
+        assert_eq!(
+            userinfo_subject(&idp, &bearer).await.as_deref(),
+            Some("alice"),
+            "the provider's token for alice"
+        );
+        for s in &seen {
+            assert!(
+                s.headers.iter().all(|(_, v)| !v.contains(&access)),
+                "mcp-bastion's token reached the upstream: {s:?}"
+            );
+            if s.method == "POST" {
+                assert_eq!(
+                    s.header("authorization"),
+                    Some(format!("Bearer {bearer}").as_str())
+                );
+            }
+        }
+        assert!(!bastion.logs().contains(&bearer));
+    });
 }
