@@ -264,3 +264,38 @@ async fn a_refused_refresh_keeps_a_token_that_has_not_expired() {
     assert_eq!(upstream_of(&mcp, &access).await.1, "upstream-access");
     assert_eq!(upstream_of(&mcp, &access).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn two_replicas_sharing_a_store_refresh_a_grant_once() {
+    let idp = idp().await;
+    idp.refreshes.lock().unwrap().code_expires_in = Some(30);
+    let store = Arc::new(MemoryStore::new());
+    let key = SecretsKey::generate();
+    let replica = || {
+        builder(&idp)
+            .store(store.clone())
+            .secrets_key(key.clone())
+            .build()
+            .unwrap()
+    };
+    let (one, two) = (replica(), replica());
+    let (access, _) = tokens_for(&one.router(), &idp).await;
+    let (id, _) = grant_record(&store, &access).await;
+    // each replica has its own in-process lock: only the store's lease keeps them to one refresh
+    let calls = (0..4).map(|i| {
+        let server = if i % 2 == 0 { &one } else { &two };
+        token_manager::GrantTokens::access(&server.inner, &id)
+    });
+    let tokens = futures_util::future::join_all(
+        calls
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|a| async move { a.access_token().await.unwrap().secret().to_owned() }),
+    )
+    .await;
+    assert!(
+        tokens.iter().all(|t| t == "upstream-access-1"),
+        "{tokens:?}"
+    );
+    assert_eq!(idp.refreshes.lock().unwrap().calls, 1, "one refresh");
+}
