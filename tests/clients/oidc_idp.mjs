@@ -7,9 +7,13 @@
 //
 // Usage:
 //   node tests/clients/oidc_idp.mjs --port 0 --client-id bastion --client-secret S \
-//       --redirect-uri http://127.0.0.1:8080/oauth/callback \
+//       --redirect-uri http://127.0.0.1:8080/oauth/callback [--print-secrets] \
 //       [--refresh-tokens] [--access-token-ttl SECS]
 //
+// With --print-secrets, every secret of a flow the provider sees or issues (the `state`, `nonce`
+// and PKCE verifier mcp-bastion sends, the codes, the access, ID and refresh tokens) is printed on
+// stderr as `secret-of-the-flow VALUE`, for the tests that check none of them reaches
+// mcp-bastion's logs.
 // --refresh-tokens issues a refresh token with every code (not only for `offline_access`);
 // --access-token-ttl makes access tokens short-lived (for the upstream-token refresh tests).
 //
@@ -25,6 +29,7 @@ const { values: args } = parseArgs({
     "client-id": { type: "string" },
     "client-secret": { type: "string" },
     "redirect-uri": { type: "string", multiple: true },
+    "print-secrets": { type: "boolean", default: false },
     "refresh-tokens": { type: "boolean", default: false },
     "access-token-ttl": { type: "string" },
   },
@@ -77,6 +82,27 @@ const provider = new Provider(issuer, {
   ...(args["access-token-ttl"] ? { ttl: { AccessToken: Number(args["access-token-ttl"]) } } : {}),
 });
 provider.proxy = false;
+if (args["print-secrets"]) {
+  provider.use(async (ctx, next) => {
+    await next();
+    const seen = [];
+    let params = {};
+    try {
+      params = ctx.oidc?.params ?? {};
+    } catch {
+      // not an OIDC endpoint
+    }
+    seen.push(params.state, params.nonce, params.code, params.code_verifier, params.refresh_token);
+    const location = ctx.response.get("location");
+    if (location) seen.push(new URL(location, issuer).searchParams.get("code"));
+    if (ctx.body && typeof ctx.body === "object" && !Buffer.isBuffer(ctx.body)) {
+      seen.push(ctx.body.access_token, ctx.body.id_token, ctx.body.refresh_token);
+    }
+    for (const secret of seen) {
+      if (typeof secret === "string" && secret.length >= 8) console.error(`secret-of-the-flow ${secret}`);
+    }
+  });
+}
 server.on("request", provider.callback());
 console.error(`oidc-provider listening on ${issuer}`);
 

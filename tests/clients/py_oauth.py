@@ -3,6 +3,7 @@ authorization server and calls a tool; this script plays the browser.
 
 Usage: python3 tests/clients/py_oauth.py --url URL [--transport streamable|sse] [--login NAME]
            [--redirect-uri URI] [--cimd-cert CERT --cimd-key KEY] [--probe-url URL]
+           [--whoami-env VAR]
 
 The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers (dynamic registration; or,
 with --cimd-cert/--cimd-key, a Client ID Metadata Document that this script serves over https on loopback
@@ -12,7 +13,10 @@ provider (oidc-provider's development login form: any login, any password, then 
 prompt), back to mcp-bastion's consent page (approved), and finally to the client's redirect URI,
 whose code, state and iss go back to the SDK. Then: initialize and the `whoami` tool over
 Streamable HTTP (or legacy SSE); a refresh (the SDK's token made to look expired) and the tool again; then the
-refresh token is revoked (RFC 7009) and the last access token must be refused (401).
+refresh token is revoked (RFC 7009) and the last access token must be refused (401). With
+--whoami-env VAR, the caller is read from variable VAR of the `get-env` tool's answer (a stdio
+server-everything behind the binary, given the subject with `--principal-env VAR=subject`)
+instead of a `whoami` tool.
 
 Prints one JSON line: {"whoami", "client_id", "refreshed", "revoked_status", "pages", "secrets"}
 (the code, tokens and client secret the flow produced, for the test's log check); exits 0 on success,
@@ -140,10 +144,13 @@ def serve_cimd(cert: str, key: str, redirect_uri: str) -> str:
     return url
 
 
-async def call_whoami(url: str, transport: str, auth: OAuthClientProvider) -> str:
+async def call_whoami(url: str, transport: str, auth: OAuthClientProvider, env_var: str | None = None) -> str:
     async def call(read, write) -> str:
         async with ClientSession(read, write) as session:
             await session.initialize()
+            if env_var is not None:
+                result = await session.call_tool("get-env", {})
+                return json.loads(result.content[0].text).get(env_var, "")
             result = await session.call_tool("whoami", {})
             return result.content[0].text
 
@@ -184,13 +191,13 @@ async def main_async(args: argparse.Namespace) -> dict:
 
     try:
         step = "login and whoami"
-        whoami = await call_whoami(args.url, args.transport, provider)
+        whoami = await call_whoami(args.url, args.transport, provider, args.whoami_env)
         if whoami != args.login:
             raise RuntimeError(f"whoami answered {whoami!r}, not {args.login!r}")
         first = storage.tokens
         step = "refresh"
         provider.context.token_expiry_time = time.time() - 1
-        again = await call_whoami(args.url, args.transport, provider)
+        again = await call_whoami(args.url, args.transport, provider, args.whoami_env)
         second = storage.tokens
         refreshed = (
             first is not None
@@ -253,6 +260,7 @@ def main() -> int:
     parser.add_argument("--probe-url", help="where the revoked token is tried (default --url)")
     parser.add_argument("--cimd-cert")
     parser.add_argument("--cimd-key")
+    parser.add_argument("--whoami-env", help="read the caller from this variable of `get-env`")
     args = parser.parse_args()
     args.client_metadata_url = (
         serve_cimd(args.cimd_cert, args.cimd_key, args.redirect_uri) if args.cimd_cert else None

@@ -5,6 +5,7 @@
 //
 // Usage: node tests/clients/ts_oauth.mjs --url URL [--transport streamable|sse] [--login NAME]
 //            [--redirect-uri URI] [--cimd-cert CERT --cimd-key KEY] [--probe-url URL]
+//            [--whoami-env VAR]
 //
 // The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers dynamically (or,
 // with --cimd-cert/--cimd-key, uses a Client ID Metadata Document this script serves over https on loopback
@@ -14,7 +15,9 @@
 // page (approved), and to the client's redirect URI, whose code goes to `finishAuth`. Then:
 // initialize and the `whoami` tool; a refresh (the access token replaced by a dead one, so the
 // SDK's 401 handling refreshes) and the tool again; then the refresh token is revoked (RFC 7009)
-// and the last access token must be refused (401).
+// and the last access token must be refused (401). With --whoami-env VAR, the caller is read from
+// variable VAR of the `get-env` tool's answer (a stdio server-everything behind the binary, given
+// the subject with `--principal-env VAR=subject`) instead of a `whoami` tool.
 //
 // Prints one JSON line {"whoami", "client_id", "metadata_document", "refreshed", "revoked_status",
 // "pages", "secrets"} (secrets: the code and tokens of the flow, for the test's log check); exit
@@ -39,6 +42,7 @@ const { values: args } = parseArgs({
     "cimd-cert": { type: "string" },
     "cimd-key": { type: "string" },
     "probe-url": { type: "string" },
+    "whoami-env": { type: "string" },
   },
 });
 if (!args.url) {
@@ -167,9 +171,10 @@ function transportFor() {
 async function whoami() {
   const client = new Client({ name: "ts-oauth-test", version: "1.0.0" });
   await client.connect(transportFor());
-  const result = await client.callTool({ name: "whoami", arguments: {} });
+  const env = args["whoami-env"];
+  const result = await client.callTool({ name: env ? "get-env" : "whoami", arguments: {} });
   await client.close();
-  return result.content[0].text;
+  return env ? (JSON.parse(result.content[0].text)[env] ?? "") : result.content[0].text;
 }
 
 const browser = new Browser();

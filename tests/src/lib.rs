@@ -22,12 +22,14 @@
 //! | [`clients`] | the SDK client runners ([`ClientRun`], [`ClientOutcome`], [`CallInFlight`]) and their summaries |
 //! | [`processes`] | `/proc` inspection: [`child_processes`], [`process_gone`] |
 //! | [`sse`] | SSE bodies read with the workspace's one decoder |
+//! | [`oauth`] | the binary as an OAuth authorization server, a real identity provider, the SDKs' OAuth clients |
 //! | [`upstream`], [`nginx`], [`redis`], [`raw`], [`certs`] | fixtures: an HTTP upstream, nginx, Redis, hostile raw clients, TLS certificates |
 
 pub mod binaries;
 pub mod certs;
 pub mod clients;
 pub mod nginx;
+pub mod oauth;
 pub mod processes;
 pub mod raw;
 pub mod redis;

@@ -129,6 +129,17 @@ impl Server {
         Server::spawn_inner(name, program, args, env, false)
     }
 
+    /// [`Server::spawn_with_env`], keeping every line the server writes for
+    /// [`Server::transcript`] (as [`Server::bastion_recorded`] does for the binary).
+    pub fn spawn_recorded(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Server::spawn_inner(name, program, args, env, true)
+    }
+
     /// [`Server::bastion_with_env`], keeping every line the server writes (not only the last
     /// ones) for [`Server::transcript`]: for tests that must search all of a verbose log.
     pub fn bastion_recorded(args: &[&str], command: &[String], env: &[(&str, &str)]) -> Server {

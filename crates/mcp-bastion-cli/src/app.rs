@@ -155,5 +155,22 @@ fn oauth_routes(
     {
         routes = routes.merge(md.clone().router(""));
     }
-    routes.layer(origin_guard).layer(cors)
+    routes
+        .layer(axum::middleware::from_fn(log_oauth_request))
+        .layer(origin_guard)
+        .layer(cors)
+}
+
+/// One debug line per authorization-server request: method, path and
+/// status. Never the query or the body: codes, states and tokens travel
+/// there.
+async fn log_oauth_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let res = next.run(req).await;
+    tracing::debug!(target: "mcp_bastion::oauth", %method, path, status = res.status().as_u16(), "authorization server request");
+    res
 }

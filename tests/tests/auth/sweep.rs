@@ -248,3 +248,185 @@ fn upstream_credentials_never_appear_in_trace_logs() {
     let secrets = [UPSTREAM_TOKEN.to_owned(), UPSTREAM_HEADER.to_owned()];
     assert_clean(&log, &secrets, "the TRACE log of an upstream proxy");
 }
+
+/// The initial access token of `--oauth-dcr token`.
+const DCR_TOKEN: &str = "dcr-initial-sweep-8c2e51";
+
+/// The binary as its own OAuth authorization server at TRACE, through whole flows: the Python
+/// SDK's client with a Client ID Metadata Document (login at the identity provider, consent,
+/// code, tokens, a call, a refresh, a revocation), a registration with the initial access token
+/// (and one without it), and a static client played by a browser here (code, tokens, refresh).
+/// No secret of any of them may appear in the log: client secrets, the upstream client secret,
+/// the DCR token, codes, access and refresh tokens of mcp-bastion and of the identity provider
+/// (the upstream tokens), PKCE verifiers, `state`s and `nonce`s (the provider reports every
+/// secret it sees or issues: `tests::oauth::Idp::secrets`).
+#[test]
+fn oauth_flow_secrets_never_appear_in_trace_logs() {
+    use tests::oauth::{Browser, OAuthBastion, REDIRECT, UPSTREAM_SECRET, pkce, sdk_oauth};
+
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-oauth-sweep-{}", std::process::id()));
+    let (cert, key) = tests::certs::self_signed_end_entity(&dir);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let s = OAuthBastion::start(
+        &[
+            "--oauth-dcr",
+            "token",
+            "--oauth-dcr-token-env",
+            "SWEEP_DCR_TOKEN",
+            "--oauth-cimd-allow-loopback",
+            "--oauth-cimd-ca-file",
+            cert,
+            "--oauth-client",
+            &format!("sweep-cli={REDIRECT}"),
+        ],
+        &[("MCP_BASTION_LOG", "trace"), ("SWEEP_DCR_TOKEN", DCR_TOKEN)],
+        "",
+        Some(&everything_stdio()),
+    );
+    let b = &s.bastion;
+    let mut secrets = vec![UPSTREAM_SECRET.to_owned(), DCR_TOKEN.to_owned()];
+
+    // an SDK's whole flow
+    let report = sdk_oauth(
+        Sdk::Python,
+        &b.url("/mcp"),
+        &b.url("/mcp"),
+        &["--cimd-cert", cert, "--cimd-key", key],
+    )
+    .unwrap_or_else(|e| panic!("{e}\n--- mcp-bastion ---\n{}", b.logs()));
+    assert_eq!(report["whoami"], "alice", "{report}");
+    assert_eq!(report["revoked_status"], 401, "{report}");
+    secrets.extend(
+        report["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned()),
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        // registration: with the initial access token (its answer holds a client secret), without
+        let registration = json!({"redirect_uris": [REDIRECT], "client_name": "sweep"});
+        let res = http
+            .post(b.url("/oauth/register"))
+            .bearer_auth(DCR_TOKEN)
+            .json(&registration)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let registered: Value = res.json().await.unwrap();
+        if let Some(secret) = registered["client_secret"].as_str() {
+            secrets.push(secret.to_owned());
+        }
+        let res = http
+            .post(b.url("/oauth/register"))
+            .json(&registration)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+
+        // a static client through a browser: its state and PKCE verifier are secrets too
+        let (verifier, challenge) = pkce();
+        let (state, _) = pkce();
+        let mut url = reqwest::Url::parse(&b.url("/oauth/authorize")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", "sweep-cli")
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("state", &state)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        let back = Browser::new()
+            .authorize(url.as_str(), "alice", REDIRECT)
+            .await
+            .unwrap_or_else(|(status, page)| panic!("{status}: {page}"));
+        let code = back
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let tokens: Value = http
+            .post(b.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", "sweep-cli"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let rotated: Value = http
+            .post(b.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", "sweep-cli"),
+                ("refresh_token", &refresh),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // a wrong verifier and a reused code are refused (their errors are logged too)
+        let res = http
+            .post(b.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", "sweep-cli"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        for t in [&tokens, &rotated] {
+            for field in ["access_token", "refresh_token"] {
+                secrets.push(t[field].as_str().unwrap().to_owned());
+            }
+        }
+        secrets.extend([code, verifier, state]);
+    });
+
+    let upstream = s.idp.secrets();
+    // mcp-bastion's state, nonce and PKCE verifier at the provider, its codes and tokens
+    assert!(
+        upstream.len() >= 8,
+        "the provider reported {} secrets",
+        upstream.len()
+    );
+    secrets.extend(upstream);
+    let log = b.transcript();
+    assert!(log.contains("TRACE"), "the sweep needs the TRACE log");
+    // the endpoints that carry the secrets are in the log (by path)
+    for path in [
+        "/oauth/authorize",
+        "/oauth/callback",
+        "/oauth/token",
+        "/oauth/register",
+    ] {
+        assert!(log.contains(path), "no log line of {path}");
+    }
+    assert_clean(&log, &secrets, "the TRACE log of the OAuth server");
+    eprintln!(
+        "swept {} log lines for {} secrets of OAuth flows",
+        log.lines().count(),
+        secrets.len()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
