@@ -43,12 +43,16 @@ use crate::{
 };
 
 /// Who is calling: a subject, the scopes they were granted, the claims they
-/// presented, and environment variables for their stdio child.
+/// presented, environment variables for their stdio child, and (for users
+/// of mcp-bastion's OAuth authorization server) the handle to their
+/// upstream token.
 ///
 /// Cheap to clone: the fields are shared behind one reference count, so the
 /// copy each layer and handler takes costs no allocation. `Debug` prints the
-/// subject, key id and scopes, and only the *names* of env entries and
-/// claims: their values may be credentials.
+/// subject, key id and scopes, only the *names* of env entries and claims
+/// (their values may be credentials), and whether an upstream handle is
+/// attached. Equality compares the fields, and upstream handles by identity
+/// (clones of one handle are equal).
 #[derive(Clone, PartialEq)]
 pub struct Principal {
     fields: Arc<Fields>,
