@@ -8,6 +8,7 @@
 //! | [`build`] | building the proxy, `bench-server` and the lean, static `bench-echo-server` |
 //! | [`echo`] | the rmcp `echo` handler every target serves (the `bench-echo-server` package) |
 //! | [`jwt`] | the throwaway RS256 key, JWKS and tokens of target 3 and the JWT bench |
+//! | [`oauth`] | target 3 with mcp-bastion's own access tokens: its authorization server (throwaway ES256 key, one grant) and tokens |
 //! | [`servers`] | the in-process HTTP targets that `bench-server` runs |
 //! | [`client`] | a lean MCP client over raw hyper: Streamable HTTP and legacy SSE |
 //! | [`load`] | the load loop (requests/s, hdrhistogram latencies) and the idle mode |
@@ -21,6 +22,7 @@ pub mod client;
 pub use bench_echo_server as echo;
 pub mod jwt;
 pub mod load;
+pub mod oauth;
 pub mod peers;
 pub mod process_tree;
 pub mod report;

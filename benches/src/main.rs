@@ -33,7 +33,8 @@ use tests::binaries::{self, CargoOutput};
 #[command(name = "benches")]
 struct Cli {
     /// `all`, `idle`, or targets separated by commas: baseline,
-    /// bastion-inproc, bastion-inproc-no-events, full-stack, rmcp,
+    /// bastion-inproc, bastion-inproc-no-events, full-stack,
+    /// full-stack-oauth, rmcp,
     /// bastion-per-session, bastion-shared, supergateway, mcp-proxy-npm,
     /// mcp-proxy-auth, mcp-proxy-py (the baseline always runs).
     target: String,
@@ -245,7 +246,8 @@ fn file(
 /// latency is the requests' own cost, not queueing.
 const PACED_SHARE: f64 = 0.25;
 
-/// Pairs of short runs of the no-layer transport and the full stack.
+/// Pairs of short runs of the no-layer transport and the full stack (and
+/// the full stack with mcp-bastion's own OAuth tokens, when measured).
 const PAIRS: usize = 5;
 
 /// Measured seconds of each run of a pair.
@@ -281,7 +283,13 @@ fn paired_runs(
         };
         for (kind, offered) in [("saturated", None), ("paced", Some(rate))] {
             for pair in 0..PAIRS {
-                let mut order = [Target::Bastion, Target::FullStack];
+                // the OAuth-token full stack, when measured, runs in each
+                // pair too: its ratio to the JWT full stack is read from
+                // runs seconds apart
+                let mut order = vec![Target::Bastion, Target::FullStack];
+                if measured(Target::FullStackOAuth).is_some() {
+                    order.push(Target::FullStackOAuth);
+                }
                 if pair % 2 == 1 {
                     order.reverse();
                 }

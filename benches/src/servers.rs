@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
-use crate::{echo::EchoServer, jwt};
+use crate::{echo::EchoServer, jwt, oauth};
 
 /// Which in-process server `bench-server` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,9 @@ pub enum ServerKind {
     BastionNoEvents,
     /// Target 3: the full stack in front of target 2 (see [`full_stack`]).
     FullStack,
+    /// Target 3 with mcp-bastion's own access tokens instead of the
+    /// JWKS-verified RS256 JWTs (see [`full_stack_oauth`]).
+    FullStackOAuth,
     /// Target 4: rmcp's own `StreamableHttpService` over [`EchoServer`].
     Rmcp,
 }
@@ -53,6 +56,7 @@ impl ServerKind {
             Self::Bastion => "bastion",
             Self::BastionNoEvents => "bastion-no-events",
             Self::FullStack => "full-stack",
+            Self::FullStackOAuth => "full-stack-oauth",
             Self::Rmcp => "rmcp",
         }
     }
@@ -72,23 +76,27 @@ impl FromStr for ServerKind {
             Self::Bastion,
             Self::BastionNoEvents,
             Self::FullStack,
+            Self::FullStackOAuth,
             Self::Rmcp,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
         .ok_or_else(|| {
-            format!("unknown server `{s}`: axum-echo, bastion, bastion-no-events, full-stack, rmcp")
+            format!(
+                "unknown server `{s}`: axum-echo, bastion, bastion-no-events, full-stack, full-stack-oauth, rmcp"
+            )
         })
     }
 }
 
 /// Builds the router of `kind`, or says why it cannot be served yet.
-pub fn router(kind: ServerKind, addr: SocketAddr) -> Result<Router, String> {
+pub async fn router(kind: ServerKind, addr: SocketAddr) -> Result<Router, String> {
     match kind {
         ServerKind::AxumEcho => Ok(Router::new().fallback(post(json_echo))),
         ServerKind::Bastion => Ok(bastion_router(true)),
         ServerKind::BastionNoEvents => Ok(bastion_router(false)),
         ServerKind::FullStack => full_stack(addr),
+        ServerKind::FullStackOAuth => full_stack_oauth().await,
         ServerKind::Rmcp => Ok(rmcp_router()),
     }
 }
@@ -96,7 +104,7 @@ pub fn router(kind: ServerKind, addr: SocketAddr) -> Result<Router, String> {
 /// Serves `kind` on `listener` until the process is killed.
 pub async fn serve(kind: ServerKind, listener: TcpListener) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = router(kind, addr)?;
+    let app = router(kind, addr).await?;
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
@@ -144,6 +152,22 @@ fn rmcp_router() -> Router {
 /// allowed `Origin` ([`FULL_STACK_ORIGIN`]).
 pub fn full_stack(addr: SocketAddr) -> Result<Router, String> {
     let jwt = jwt::verifier(addr).build().map_err(|e| e.to_string())?;
+    Ok(full_stack_with(McpAuthLayer::new(jwt))?.merge(jwt::jwks_router()))
+}
+
+/// Target 3 with mcp-bastion's own access tokens: the same stack, with
+/// `McpAuthLayer` over the authenticator of [`oauth::server`] (ES256 with
+/// its key, `iss`, `aud`, then the grant looked up in its memory store) and
+/// the authorization server's routes beside it as the binary mounts them.
+/// Clients send the token of [`oauth::token`].
+pub async fn full_stack_oauth() -> Result<Router, String> {
+    let server = oauth::server().await?;
+    let auth = McpAuthLayer::new(server.authenticator());
+    Ok(full_stack_with(auth)?.merge(server.router()))
+}
+
+/// The stack of [`full_stack`] with `auth` as its authentication.
+fn full_stack_with(auth: McpAuthLayer) -> Result<Router, String> {
     let backend = Arc::new(RmcpBackend::new(EchoServer::default));
     let streamable = StreamableHttp::new(backend.clone());
     let sse = Sse::new(backend);
@@ -168,15 +192,14 @@ pub fn full_stack(addr: SocketAddr) -> Result<Router, String> {
     let stack = ServiceBuilder::new()
         .layer(mcp_cors(origins.clone()))
         .layer(OriginGuardLayer::new(origins))
-        .layer(McpAuthLayer::new(jwt))
+        .layer(auth)
         .layer(McpInspectLayer::new())
         .layer(limits)
         .layer(sessions);
-    let mcp = Router::new()
+    Ok(Router::new()
         .route_service("/mcp", streamable)
         .merge(sse.into_router())
-        .layer(stack);
-    Ok(mcp.merge(jwt::jwks_router()))
+        .layer(stack))
 }
 
 /// The `Origin` the full stack allows and its clients send.

@@ -40,6 +40,9 @@ pub enum Target {
     BastionNoEvents,
     /// 3. the full stack in front of 2.
     FullStack,
+    /// 3, with mcp-bastion's own OAuth access tokens (ES256 + grant lookup)
+    /// instead of JWKS-verified RS256 JWTs.
+    FullStackOAuth,
     /// 4. rmcp's own `StreamableHttpService`.
     Rmcp,
     /// 5. the `mcp-bastion` binary, one stdio child per session.
@@ -52,11 +55,12 @@ pub enum Target {
 
 impl Target {
     /// Every target, in table order.
-    pub const ALL: [Target; 11] = [
+    pub const ALL: [Target; 12] = [
         Target::Baseline,
         Target::Bastion,
         Target::BastionNoEvents,
         Target::FullStack,
+        Target::FullStackOAuth,
         Target::Rmcp,
         Target::ProxyPerSession,
         Target::ProxyShared,
@@ -73,6 +77,7 @@ impl Target {
             Self::Bastion => "bastion-inproc",
             Self::BastionNoEvents => "bastion-inproc-no-events",
             Self::FullStack => "full-stack",
+            Self::FullStackOAuth => "full-stack-oauth",
             Self::Rmcp => "rmcp",
             Self::ProxyPerSession => "bastion-per-session",
             Self::ProxyShared => "bastion-shared",
@@ -85,7 +90,7 @@ impl Target {
         match self {
             Self::Baseline => 1,
             Self::Bastion | Self::BastionNoEvents => 2,
-            Self::FullStack => 3,
+            Self::FullStack | Self::FullStackOAuth => 3,
             Self::Rmcp => 4,
             Self::ProxyPerSession | Self::ProxyShared => 5,
             Self::Peer(_) => 6,
@@ -100,6 +105,9 @@ impl Target {
             Self::BastionNoEvents => "the same, resumption off (`without_event_store`)".into(),
             Self::FullStack => {
                 "mcp-bastion full stack (JWT, limits, CORS, Origin, sessions)".into()
+            }
+            Self::FullStackOAuth => {
+                "the same with mcp-bastion's own OAuth tokens (ES256 + grant lookup)".into()
             }
             Self::Rmcp => "rmcp `StreamableHttpService`, no layers".into(),
             Self::ProxyPerSession => "`mcp-bastion` proxy, per-session child".into(),
@@ -129,8 +137,8 @@ impl Target {
         match (self, transport) {
             (Self::Baseline, _) => "/mcp",
             // session capture has a parameter to capture
-            (Self::FullStack, Transport::Streamable) => "/mcp?service=bench",
-            (Self::FullStack, Transport::Sse) => "/sse?service=bench",
+            (Self::FullStack | Self::FullStackOAuth, Transport::Streamable) => "/mcp?service=bench",
+            (Self::FullStack | Self::FullStackOAuth, Transport::Sse) => "/sse?service=bench",
             (_, Transport::Streamable) => "/mcp",
             (_, Transport::Sse) => "/sse",
         }
@@ -156,10 +164,16 @@ impl Target {
                     Err(_) => Vec::new(),
                 }
             }
-            // the full stack: an RS256 token its JWKS verifies, and an
-            // allowed browser Origin (so the Origin guard checks one)
-            Self::FullStack => {
-                let Ok(token) = crate::jwt::token("bench-client") else {
+            // the full stack: an RS256 token its JWKS verifies (or, in the
+            // OAuth case, an ES256 token of its own authorization server),
+            // and an allowed browser Origin (so the Origin guard checks one)
+            Self::FullStack | Self::FullStackOAuth => {
+                let token = if self == Self::FullStack {
+                    crate::jwt::token("bench-client")
+                } else {
+                    crate::oauth::token("bench-client")
+                };
+                let Ok(token) = token else {
                     return Vec::new();
                 };
                 let mut headers = Vec::new();
@@ -205,6 +219,7 @@ impl Target {
             Self::Bastion => server(ServerKind::Bastion),
             Self::BastionNoEvents => server(ServerKind::BastionNoEvents),
             Self::FullStack => server(ServerKind::FullStack),
+            Self::FullStackOAuth => server(ServerKind::FullStackOAuth),
             Self::Rmcp => server(ServerKind::Rmcp),
             Self::ProxyPerSession => proxy("per-session"),
             Self::ProxyShared => proxy("shared"),

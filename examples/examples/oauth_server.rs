@@ -34,7 +34,7 @@ use mcp_bastion::{
     auth::{
         McpAuthLayer,
         oauth::{
-            DcrPolicy, OAuthServer, RedisOAuthStore, SigningKey, UpstreamOAuth2, UpstreamOidc,
+            DcrPolicy, OAuthServer, RedisOAuthStore, SecretsKey, SigningKey, UpstreamOAuth2, UpstreamOidc,
             UpstreamProvider,
         },
     },
@@ -139,6 +139,11 @@ struct Cli {
     /// The Redis of `--store redis`.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
+    /// The key the users' upstream tokens are sealed with (64 hex digits or
+    /// base64 of 32 bytes); required with `--store redis`, where replicas
+    /// open each other's records. Without it, a key for this run only.
+    #[arg(long, env = "OAUTH_SECRETS_KEY", hide_env_values = true)]
+    secrets_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -242,6 +247,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     if matches!(cli.store, Store::Redis) {
         oauth = oauth.store(Arc::new(RedisOAuthStore::open(&cli.redis_url)?));
+    }
+    if let Some(key) = &cli.secrets_key {
+        oauth = oauth.secrets_key(SecretsKey::parse(key)?);
     }
     if let Some(path) = &cli.cimd_ca_file {
         oauth = oauth.cimd_root_certificate(std::fs::read(path)?);

@@ -8,12 +8,15 @@
 //
 // Usage:
 //   node tests/clients/oidc_idp.mjs --port 0 --client-id bastion --client-secret S \
-//       --redirect-uri http://127.0.0.1:8080/oauth/callback [--group mcp-users=alice] [--print-secrets]
+//       --redirect-uri http://127.0.0.1:8080/oauth/callback [--group mcp-users=alice] \
+//       [--print-secrets] [--refresh-tokens] [--access-token-ttl SECS]
 //
 // With --print-secrets, every secret of a flow the provider sees or issues (the `state`, `nonce`
 // and PKCE verifier mcp-bastion sends, the codes, the access, ID and refresh tokens) is printed on
 // stderr as `secret-of-the-flow VALUE`, for the tests that check none of them reaches
 // mcp-bastion's logs.
+// --refresh-tokens issues a refresh token with every code (not only for `offline_access`);
+// --access-token-ttl makes access tokens short-lived (for the upstream-token refresh tests).
 //
 // Prints `oidc-provider listening on http://127.0.0.1:PORT` on stderr once it listens.
 
@@ -29,6 +32,8 @@ const { values: args } = parseArgs({
     "redirect-uri": { type: "string", multiple: true },
     group: { type: "string", multiple: true, default: [] },
     "print-secrets": { type: "boolean", default: false },
+    "refresh-tokens": { type: "boolean", default: false },
+    "access-token-ttl": { type: "string" },
   },
 });
 if (!args["client-id"] || !args["client-secret"] || !args["redirect-uri"]) {
@@ -83,6 +88,10 @@ const provider = new Provider(issuer, {
     };
   },
   cookies: { keys: ["oauth-test-cookie-key-0123456789"] },
+  ...(args["refresh-tokens"]
+    ? { issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token") }
+    : {}),
+  ...(args["access-token-ttl"] ? { ttl: { AccessToken: Number(args["access-token-ttl"]) } } : {}),
 });
 provider.proxy = false;
 if (args["print-secrets"]) {

@@ -194,7 +194,8 @@ fn companions(name: &str) -> String {
         }
         "oauth-dcr-token-env" => base.push_str("oauth-dcr = \"token\"\n"),
         "oauth-store" => base.push_str(
-            "redis-url = \"redis://127.0.0.1:6379\"\noauth-signing-key-file = \"/k.pem\"\n",
+            "redis-url = \"redis://127.0.0.1:6379\"\noauth-signing-key-file = \"/k.pem\"\n\
+             oauth-secrets-key-env = \"OAUTH_SECRETS_KEY\"\n",
         ),
         "oauth-signing-key-previous-file" => {
             base.push_str("oauth-signing-key-file = \"/k.pem\"\n");
@@ -210,7 +211,7 @@ fn companions(name: &str) -> String {
     if github && name != "oauth-upstream" {
         base.push_str("oauth-upstream = \"github\"\n");
     }
-    if name.starts_with("oauth-") {
+    if name.starts_with("oauth-") || name == "upstream-header-from" {
         for (key, value) in [
             ("oauth-issuer", "\"https://mcp.example.com\""),
             ("oauth-upstream-issuer", "\"https://accounts.example.com\""),

@@ -1,5 +1,5 @@
 //! Serves one in-process benchmark target over HTTP:
-//! `bench-server <axum-echo|bastion|bastion-no-events|full-stack|rmcp> [--listen 127.0.0.1:0]`.
+//! `bench-server <axum-echo|bastion|bastion-no-events|full-stack|full-stack-oauth|rmcp> [--listen 127.0.0.1:0]`.
 //! Prints `bench-server listening on http://ADDR` to stderr once bound.
 
 use std::{net::SocketAddr, process::ExitCode};
@@ -11,7 +11,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "bench-server")]
 struct Cli {
-    /// axum-echo, bastion, bastion-no-events, full-stack or rmcp.
+    /// axum-echo, bastion, bastion-no-events, full-stack, full-stack-oauth or rmcp.
     kind: ServerKind,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:0")]

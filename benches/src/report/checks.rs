@@ -13,6 +13,11 @@ use super::{
 };
 use crate::{client::Transport, targets::Target};
 
+/// The OAuth-token full stack's requests/s against the JWT full stack's, at
+/// least: "no more than the JWT path", less the run-to-run noise of one
+/// configuration here (the same pair of targets moves by more than 5%).
+const OAUTH_MIN_RATIO: f64 = 0.95;
+
 /// The proxy's requests/s against the best peer's (by requests/s), at least.
 const PROXY_MIN_RPS: f64 = 3.0;
 
@@ -75,6 +80,49 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "| full stack ≥ 0.90× no-layer throughput, p99 added ≤ 0.2 ms | not measured in this run | – |"
+                );
+            }
+        }
+        // 1b. mcp-bastion's own OAuth tokens vs the JWT path, same stack
+        match (
+            self.row(Target::FullStackOAuth, st),
+            self.row(Target::FullStack, st),
+        ) {
+            (Some(oauth), Some(jwt)) => {
+                let rounds = per_round_ratio(oauth, jwt);
+                let paired = self.paired.get(&st);
+                let r = paired.and_then(PairedRun::median_oauth_ratio).or(rounds);
+                let pairs = paired.map(PairedRun::oauth_ratios).unwrap_or_default();
+                let figures = if pairs.is_empty() {
+                    format!("{}× (rounds)", r.map_or("–".into(), |r| format!("{r:.3}")))
+                } else {
+                    format!(
+                        "median of {} pairs {}× (pairs: {}; rounds: {})",
+                        pairs.len(),
+                        r.map_or("–".into(), |r| format!("{r:.3}")),
+                        pairs
+                            .iter()
+                            .map(|r| format!("{r:.2}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        rounds.map_or("–".into(), |r| format!("{r:.3}×"))
+                    )
+                };
+                let delta = paired
+                    .and_then(PairedRun::oauth_p99_delta_ms)
+                    .map_or(String::new(), |d| {
+                        format!(", p99 {d:+.3} ms at the paced rate")
+                    });
+                let _ = writeln!(
+                    s,
+                    "| requests with mcp-bastion's own OAuth tokens cost no more than with JWTs (≥ {OAUTH_MIN_RATIO}× the JWT full stack's throughput) | {figures}{delta} | {} |",
+                    yes(r.is_some_and(|r| r >= OAUTH_MIN_RATIO))
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "| requests with mcp-bastion's own OAuth tokens cost no more than with JWTs | not measured in this run | – |"
                 );
             }
         }

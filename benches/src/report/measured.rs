@@ -137,6 +137,32 @@ impl PairedRun {
         median(self.ratios())
     }
 
+    /// The full stack with mcp-bastion's own OAuth tokens over the same
+    /// stack with JWKS-verified JWTs, requests/s pair by pair (empty when
+    /// the OAuth case did not run).
+    pub fn oauth_ratios(&self) -> Vec<f64> {
+        match (
+            self.saturated.get(&Target::FullStackOAuth),
+            self.saturated.get(&Target::FullStack),
+        ) {
+            (Some(oauth), Some(jwt)) => round_ratios(oauth, jwt).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The median of [`oauth_ratios`](Self::oauth_ratios).
+    pub fn median_oauth_ratio(&self) -> Option<f64> {
+        median(self.oauth_ratios())
+    }
+
+    /// The OAuth-token full stack's p99 minus the JWT full stack's at the
+    /// fixed rate, ms.
+    pub fn oauth_p99_delta_ms(&self) -> Option<f64> {
+        let oauth = self.paced.get(&Target::FullStackOAuth)?.p99_us()?;
+        let jwt = self.paced.get(&Target::FullStack)?.p99_us()?;
+        Some((oauth as f64 - jwt as f64) / 1000.0)
+    }
+
     /// What the full stack adds to the no-layer transport's p99 at the fixed
     /// rate, ms.
     pub fn p99_added_ms(&self) -> Option<f64> {

@@ -194,6 +194,22 @@ impl Report {
                 }
                 s.push_str(".\n");
             }
+            if let Some(median) = run.median_oauth_ratio() {
+                let _ = write!(
+                    s,
+                    "- {}: own OAuth tokens / JWT, pair by pair: {} (median {median:.3})",
+                    tr.as_str(),
+                    run.oauth_ratios()
+                        .iter()
+                        .map(|r| format!("{r:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if let Some(d) = run.oauth_p99_delta_ms() {
+                    let _ = write!(s, "; p99 difference at {:.0} req/s: {d:+.3} ms", run.rate);
+                }
+                s.push_str(".\n");
+            }
         }
         s
     }

@@ -14,8 +14,8 @@ use clap::Args;
 use std::sync::Arc;
 
 use mcp_bastion::auth::oauth::{
-    DcrPolicy, OAuthServer, RedisOAuthStore, SigningKey, StaticClient, UpstreamOAuth2,
-    UpstreamOidc, UpstreamProvider,
+    DcrPolicy, OAuthServer, RedisOAuthStore, SecretsKey, SigningKey, StaticClient,
+    UpstreamOAuth2, UpstreamOidc, UpstreamProvider,
 };
 use mcp_bastion_cli::config::{
     Config,
@@ -146,6 +146,12 @@ pub struct OAuthFlags {
     /// client's secret only in the file, as `secret-sha256`).
     #[arg(long, value_name = "ID=REDIRECT_URI")]
     pub oauth_client: Vec<String>,
+
+    /// Environment variable holding the 32-byte key (64 hex digits or
+    /// base64) that encrypts the users' upstream tokens at rest [default: a
+    /// key for this run only].
+    #[arg(long, value_name = "VAR")]
+    pub oauth_secrets_key_env: Option<String>,
 }
 
 /// The resource the tokens are for: `--resource-url`, else the issuer.
@@ -303,6 +309,12 @@ pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>
         let store = RedisOAuthStore::new(redis.get().client().clone())
             .map_err(|e| format!("--oauth-store redis: {e}"))?;
         b = b.store(Arc::new(store));
+    }
+    if let Some(var) = &o.oauth_secrets_key_env {
+        let text = secret_from_env("oauth-secrets-key-env", var.get())?;
+        let key = SecretsKey::parse(&text)
+            .map_err(|e| format!("--oauth-secrets-key-env: the value of {}: {e}", var.get()))?;
+        b = b.secrets_key(key);
     }
     for client in o.oauth_client.clients()? {
         let mut c = StaticClient::new(client.id);

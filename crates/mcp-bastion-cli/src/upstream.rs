@@ -31,6 +31,12 @@ pub struct UpstreamFlags {
     #[arg(long, value_name = "VAR")]
     pub upstream_bearer_env: Option<String>,
 
+    /// Send the user's own upstream token (from their login through
+    /// --oauth-issuer) in a header of their session's upstream requests:
+    /// `NAME=upstream:access_token` (`Authorization` gets `Bearer <token>`).
+    #[arg(long, value_name = "NAME=upstream:access_token")]
+    pub upstream_header_from: Option<String>,
+
     /// Seconds the upstream may take to answer one request (0: no limit) [default: 300].
     #[arg(long, value_name = "SECS")]
     pub upstream_timeout: Option<String>,
@@ -48,8 +54,11 @@ pub struct UpstreamFlags {
 /// The upstream backend of `server`, when it names an upstream.
 pub fn backend(server: &ServerConfig) -> Result<Option<DynBackend>, String> {
     let Some(url) = &server.upstream else {
-        if !server.upstream_header.is_empty() || server.upstream_bearer_env.is_some() {
-            return Err("--upstream-header and --upstream-bearer-env need --upstream URL".into());
+        if !server.upstream_header.is_empty()
+            || server.upstream_bearer_env.is_some()
+            || server.upstream_header_from.is_some()
+        {
+            return Err("--upstream-header, --upstream-bearer-env and --upstream-header-from need --upstream URL".into());
         }
         return Ok(None);
     };
@@ -71,8 +80,21 @@ pub fn backend(server: &ServerConfig) -> Result<Option<DynBackend>, String> {
     if let Some(var) = &server.upstream_bearer_env {
         builder = builder.bearer_from_env(var.get().as_str());
     }
+    if let Some(mapping) = &server.upstream_header_from {
+        builder = builder.header_from_upstream_token(parse_header_from(mapping.get())?);
+    }
     let backend = builder.build().map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(backend)))
+}
+
+/// `NAME=upstream:access_token`: the header the user's upstream token goes in.
+pub(crate) fn parse_header_from(mapping: &str) -> Result<&str, String> {
+    match mapping.split_once('=') {
+        Some((name, "upstream:access_token")) if !name.trim().is_empty() => Ok(name.trim()),
+        _ => Err(format!(
+            "--upstream-header-from expects NAME=upstream:access_token, got `{mapping}`"
+        )),
+    }
 }
 
 /// `"Name: value"`. The error never repeats the value (it may be a secret).
@@ -94,5 +116,16 @@ mod tests {
         let err = parse_header("no-colon-secret").unwrap_err();
         assert!(!err.contains("secret"), "{err}");
         assert!(parse_header(": value").is_err());
+    }
+
+    #[test]
+    fn the_upstream_token_header_is_name_equals_its_source() {
+        assert_eq!(
+            parse_header_from("Authorization=upstream:access_token"),
+            Ok("Authorization")
+        );
+        assert!(parse_header_from("Authorization=upstream:refresh_token").is_err());
+        assert!(parse_header_from("=upstream:access_token").is_err());
+        assert!(parse_header_from("Authorization").is_err());
     }
 }

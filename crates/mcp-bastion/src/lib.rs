@@ -100,3 +100,4 @@ pub mod trace;
 // `auth` filters SSE answers with the transports' encoder.
 #[cfg(any(feature = "streamable-http", feature = "sse", feature = "auth"))]
 pub mod transport;
+pub mod upstream_token;

@@ -37,17 +37,29 @@ use axum::{
 use http::{StatusCode, request::Parts};
 use serde_json::{Map, Value};
 
-use crate::jsonrpc::{ErrorObject, codes, http_error};
+use crate::{
+    jsonrpc::{ErrorObject, codes, http_error},
+    upstream_token::UpstreamAccess,
+};
 
 /// Who is calling: a subject, the scopes they were granted, the claims they
-/// presented, and environment variables for their stdio child.
+/// presented, environment variables for their stdio child, and (for users
+/// of mcp-bastion's OAuth authorization server) the handle to their
+/// upstream token.
 ///
 /// Cheap to clone: the fields are shared behind one reference count, so the
 /// copy each layer and handler takes costs no allocation. `Debug` prints the
-/// subject, key id and scopes, and only the *names* of env entries and
-/// claims: their values may be credentials.
+/// subject, key id and scopes, only the *names* of env entries and claims
+/// (their values may be credentials), and whether an upstream handle is
+/// attached. Equality compares the fields, and upstream handles by identity
+/// (clones of one handle are equal).
 #[derive(Clone, PartialEq)]
-pub struct Principal(Arc<Fields>);
+pub struct Principal {
+    fields: Arc<Fields>,
+    // beside the shared fields, so that attaching it to a cached principal
+    // copies no claims
+    upstream: Option<UpstreamAccess>,
+}
 
 #[derive(Clone, PartialEq)]
 struct Fields {
@@ -61,18 +73,21 @@ struct Fields {
 impl Principal {
     /// A principal with the given subject and nothing else.
     pub fn new(subject: impl Into<String>) -> Self {
-        Self(Arc::new(Fields {
-            subject: subject.into(),
-            key_id: None,
-            scopes: BTreeSet::new(),
-            claims: Map::new(),
-            env: BTreeMap::new(),
-        }))
+        Self {
+            fields: Arc::new(Fields {
+                subject: subject.into(),
+                key_id: None,
+                scopes: BTreeSet::new(),
+                claims: Map::new(),
+                env: BTreeMap::new(),
+            }),
+            upstream: None,
+        }
     }
 
     /// The fields, to change: copied first only if another clone shares them.
     fn fields_mut(&mut self) -> &mut Fields {
-        Arc::make_mut(&mut self.0)
+        Arc::make_mut(&mut self.fields)
     }
 
     /// Sets the id of the credential that authenticated this principal (an
@@ -115,51 +130,66 @@ impl Principal {
         self
     }
 
+    /// Attaches the handle to the user's token at the identity provider they
+    /// logged in with (see [`upstream_token`](crate::upstream_token)): what
+    /// the OAuth authorization server's authenticator does, and only it.
+    pub fn with_upstream_access(mut self, access: UpstreamAccess) -> Self {
+        self.upstream = Some(access);
+        self
+    }
+
+    /// The handle to the user's upstream token, when the authenticator
+    /// attached one.
+    pub fn upstream_access(&self) -> Option<&UpstreamAccess> {
+        self.upstream.as_ref()
+    }
+
     /// The subject: a user id, a client id, or an API key's name.
     pub fn subject(&self) -> &str {
-        &self.0.subject
+        &self.fields.subject
     }
 
     /// The id of the credential used, when the authenticator knows one.
     pub fn key_id(&self) -> Option<&str> {
-        self.0.key_id.as_deref()
+        self.fields.key_id.as_deref()
     }
 
     /// The granted scopes.
     pub fn scopes(&self) -> &BTreeSet<String> {
-        &self.0.scopes
+        &self.fields.scopes
     }
 
     /// Whether `scope` was granted.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.0.scopes.contains(scope)
+        self.fields.scopes.contains(scope)
     }
 
     /// The claims the credential carried (a JWT's payload, an introspection
     /// answer); empty for API keys.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.0.claims
+        &self.fields.claims
     }
 
     /// One claim.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.0.claims.get(name)
+        self.fields.claims.get(name)
     }
 
     /// Environment entries for this principal's stdio child.
     pub fn env(&self) -> &BTreeMap<String, String> {
-        &self.0.env
+        &self.fields.env
     }
 }
 
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")
-            .field("subject", &self.0.subject)
-            .field("key_id", &self.0.key_id)
-            .field("scopes", &self.0.scopes)
-            .field("claims", &self.0.claims.keys().collect::<Vec<_>>())
-            .field("env", &self.0.env.keys().collect::<Vec<_>>())
+            .field("subject", &self.fields.subject)
+            .field("key_id", &self.fields.key_id)
+            .field("scopes", &self.fields.scopes)
+            .field("claims", &self.fields.claims.keys().collect::<Vec<_>>())
+            .field("env", &self.fields.env.keys().collect::<Vec<_>>())
+            .field("upstream_access", &self.upstream.is_some())
             .finish()
     }
 }

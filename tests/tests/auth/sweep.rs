@@ -258,8 +258,12 @@ const DCR_TOKEN: &str = "dcr-initial-sweep-8c2e51";
 /// (and one without it), and a static client played by a browser here (code, tokens, refresh).
 /// No secret of any of them may appear in the log: client secrets, the upstream client secret,
 /// the DCR token, codes, access and refresh tokens of mcp-bastion and of the identity provider
-/// (the upstream tokens), PKCE verifiers, `state`s and `nonce`s (the provider reports every
-/// secret it sees or issues: `tests::oauth::Idp::secrets`).
+/// (the upstream tokens, which also go to each child through `--principal-env
+/// …=upstream:access_token`), the secrets key that seals them at rest, PKCE verifiers, `state`s and
+/// `nonce`s (the provider reports every secret it sees or issues: `tests::oauth::Idp::secrets`).
+/// The key that seals the upstream tokens in the OAuth sweep (base64 of 32 bytes).
+const SWEEP_SECRETS_KEY: &str = "c3dlZXAtc2VjcmV0cy1rZXktMzItYnl0ZXMtbG9uZyE=";
+
 #[test]
 fn oauth_flow_secrets_never_appear_in_trace_logs() {
     use tests::oauth::{Browser, OAuthBastion, REDIRECT, UPSTREAM_SECRET, pkce, sdk_oauth};
@@ -278,13 +282,26 @@ fn oauth_flow_secrets_never_appear_in_trace_logs() {
             cert,
             "--oauth-client",
             &format!("sweep-cli={REDIRECT}"),
+            // the user's upstream token goes through the token manager into each child
+            "--principal-env",
+            "SWEEP_UPSTREAM_TOKEN=upstream:access_token",
+            "--oauth-secrets-key-env",
+            "SWEEP_SECRETS_KEY",
         ],
-        &[("MCP_BASTION_LOG", "trace"), ("SWEEP_DCR_TOKEN", DCR_TOKEN)],
+        &[
+            ("MCP_BASTION_LOG", "trace"),
+            ("SWEEP_DCR_TOKEN", DCR_TOKEN),
+            ("SWEEP_SECRETS_KEY", SWEEP_SECRETS_KEY),
+        ],
         "",
         Some(&everything_stdio()),
     );
     let b = &s.bastion;
-    let mut secrets = vec![UPSTREAM_SECRET.to_owned(), DCR_TOKEN.to_owned()];
+    let mut secrets = vec![
+        UPSTREAM_SECRET.to_owned(),
+        DCR_TOKEN.to_owned(),
+        SWEEP_SECRETS_KEY.to_owned(),
+    ];
 
     // an SDK's whole flow
     let report = sdk_oauth(

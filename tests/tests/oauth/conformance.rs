@@ -59,7 +59,7 @@ impl Issuer {
     fn start(prefix: &str, extra: &[&str], config: Option<String>) -> Issuer {
         let port = free_port();
         let issuer = format!("http://127.0.0.1:{port}{prefix}");
-        let idp = identity_provider(format!("{issuer}/oauth/callback"));
+        let idp = identity_provider(format!("{issuer}/oauth/callback"), &[]);
         let config = config.map(|text| {
             let path = std::env::temp_dir().join(format!(
                 "mcp-bastion-conformance-{}-{port}.toml",

@@ -13,6 +13,8 @@
 //! conformance suite's authorization-server scenarios with static clients, the same browser played
 //! for the suite; `github`: the GitHub preset against a stand-in for GitHub
 //! (tests/clients/github_api.mjs), organisation and team allowlists, and the groups claim.
+//! `upstream_tokens`: the binary handing the user's provider token to a per-session child and to
+//! an upstream backend's header, refreshed before it expires.
 
 use std::{
     net::TcpListener,
@@ -41,7 +43,7 @@ fn oidc_provider_module() -> PathBuf {
 
 /// A port nobody listens on now (the issuer must be known before the identity provider, which
 /// must know mcp-bastion's callback URL, starts).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -54,16 +56,12 @@ pub(crate) struct Setup {
     pub(crate) bastion: Server,
 }
 
-/// The identity provider, with mcp-bastion's registration (`callback`: its redirect URI).
-pub(crate) fn identity_provider(callback: String) -> Server {
-    oidc_provider(callback, &[])
-}
-
-/// `oidc-provider` (tests/clients/oidc_idp.mjs) with mcp-bastion's registration and these
-/// `--group NAME=LOGIN,…`.
-fn oidc_provider(callback: String, groups: &[&str]) -> Server {
-    let mut args: Vec<String> = vec![
-        clients_dir().join("oidc_idp.mjs").display().to_string(),
+/// `oidc-provider` with mcp-bastion's registration (redirect URI `callback`), given `extra`
+/// arguments of `tests/clients/oidc_idp.mjs`.
+pub(crate) fn identity_provider(callback: String, extra: &[&str]) -> Server {
+    let script = clients_dir().join("oidc_idp.mjs");
+    let mut args = vec![
+        script.display().to_string(),
         "--client-id".into(),
         UPSTREAM_CLIENT.into(),
         "--client-secret".into(),
@@ -71,9 +69,7 @@ fn oidc_provider(callback: String, groups: &[&str]) -> Server {
         "--redirect-uri".into(),
         callback,
     ];
-    for g in groups {
-        args.extend(["--group".to_owned(), (*g).to_owned()]);
-    }
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
     Server::spawn_with_env(
         "oidc-provider",
         Path::new(&node()),
@@ -115,7 +111,10 @@ pub(crate) fn setup_upstream(
     let port = free_port();
     let callback = format!("http://127.0.0.1:{port}/oauth/callback");
     let idp = match upstream {
-        Upstream::Oidc { groups } => oidc_provider(callback, groups),
+        Upstream::Oidc { groups } => {
+            let extra: Vec<&str> = groups.iter().flat_map(|g| ["--group", *g]).collect();
+            identity_provider(callback, &extra)
+        }
         Upstream::GitHub { members } => {
             let mut idp_args: Vec<String> = vec![
                 clients_dir().join("github_api.mjs").display().to_string(),
@@ -159,3 +158,4 @@ mod conformance;
 mod github;
 mod replicas;
 mod sdk;
+mod upstream_tokens;

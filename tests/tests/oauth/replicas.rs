@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use tests::{Server, binaries::node, clients_dir, example_bin, redis::Redis};
+use tests::{Server, example_bin, redis::Redis};
 
 use crate::{
     UPSTREAM_CLIENT, UPSTREAM_SECRET,
     browser::{Browser, authorize_url, param, pkce, register, token},
-    free_port, oidc_provider_module,
+    free_port, identity_provider,
 };
 
 /// The identity provider and two replicas, `a` listening on the issuer's own port.
@@ -31,23 +31,7 @@ fn replicas() -> Replicas {
     let redis = Redis::start();
     let (port_a, port_b) = (free_port(), free_port());
     let issuer = format!("http://127.0.0.1:{port_a}");
-    let idp = Server::spawn_with_env(
-        "oidc-provider",
-        std::path::Path::new(&node()),
-        &[
-            clients_dir().join("oidc_idp.mjs").display().to_string(),
-            "--client-id".into(),
-            UPSTREAM_CLIENT.into(),
-            "--client-secret".into(),
-            UPSTREAM_SECRET.into(),
-            "--redirect-uri".into(),
-            format!("{issuer}/oauth/callback"),
-        ],
-        &[(
-            "OIDC_PROVIDER_MODULE",
-            oidc_provider_module().to_str().expect("a UTF-8 path"),
-        )],
-    );
+    let idp = identity_provider(format!("{issuer}/oauth/callback"), &[]);
     let key_dir = std::env::temp_dir().join(format!("oauth-replicas-{port_a}-{port_b}"));
     std::fs::create_dir_all(&key_dir).expect("a key directory");
     let key_file = key_dir.join("signing.pem");
@@ -79,7 +63,11 @@ fn replicas() -> Replicas {
             "oauth_server",
             &example_bin("oauth_server"),
             &args,
-            &[("UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET)],
+            &[
+                ("UPSTREAM_CLIENT_SECRET", UPSTREAM_SECRET),
+                // one key for both: each opens the upstream tokens the other sealed
+                ("OAUTH_SECRETS_KEY", &"42".repeat(32)),
+            ],
         )
     };
     // the first writes the generated key, the second reads it

@@ -13,6 +13,11 @@ use tests::{
     redis::Redis,
 };
 
+/// The variable of the key the replicas seal the users' upstream tokens with (one for all).
+const SECRETS_KEY_ENV: &str = "OAUTH_SECRETS_KEY";
+/// That key: 32 bytes, hex.
+const SECRETS_KEY: &str = "7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e";
+
 /// A replica listening on `port`, with the shared issuer, store and key, and `extra` flags.
 pub(crate) fn replica(
     port: u16,
@@ -45,6 +50,8 @@ pub(crate) fn replica(
         &redis.url(),
         "--oauth-signing-key-file",
         key,
+        "--oauth-secrets-key-env",
+        SECRETS_KEY_ENV,
     ]
     .iter()
     .chain(extra)
@@ -60,6 +67,7 @@ pub(crate) fn replica(
         &args,
         &[
             (UPSTREAM_SECRET_ENV, UPSTREAM_SECRET),
+            (SECRETS_KEY_ENV, SECRETS_KEY),
             ("MCP_BASTION_LOG", "trace"),
         ],
     )

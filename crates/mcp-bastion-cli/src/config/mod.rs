@@ -246,6 +246,34 @@ pub fn load(inputs: Inputs<'_>) -> Result<Loaded, ConfigError> {
     })
 }
 
+/// The user's upstream token exists only for logins through mcp-bastion's
+/// own authorization server: a mapping of it without `oauth-issuer` would
+/// never set anything.
+fn check_upstream_token_mappings(
+    config: &Config,
+    servers: &BTreeMap<String, ServerConfig>,
+    err: &dyn Fn(&str, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if config.oauth.enabled() {
+        return Ok(());
+    }
+    let needs = "maps the user's upstream token, which only logins through `oauth-issuer` have";
+    if config
+        .auth
+        .principal_env
+        .iter()
+        .any(|p| p.ends_with("=upstream:access_token"))
+    {
+        return Err(err("principal-env", needs));
+    }
+    if config.server.upstream_header_from.is_some()
+        || servers.values().any(|s| s.upstream_header_from.is_some())
+    {
+        return Err(err("upstream-header-from", needs));
+    }
+    Ok(())
+}
+
 /// The rules across options that no single value can check.
 fn check(
     config: &Config,
@@ -325,6 +353,7 @@ fn check(
         ));
     }
     oauth::check(config, &err)?;
+    check_upstream_token_mappings(config, servers, &err)?;
     if !config.server.command.is_empty() && config.server.upstream.is_some() {
         return Err(err(
             COMMAND,

@@ -495,6 +495,8 @@ pub struct ServerConfig {
     pub upstream_header: List<String>,
     /// Variable holding the upstream bearer token.
     pub upstream_bearer_env: Option<Parsed<String>>,
+    /// `NAME=upstream:access_token`: the header of the user's upstream token.
+    pub upstream_header_from: Option<Parsed<String>>,
     /// Seconds the upstream may take per request (default 300; 0: no limit).
     pub upstream_timeout: Option<Parsed<u64>>,
     /// Seconds to connect to the upstream (default 10).

@@ -412,3 +412,27 @@ fn every_key_has_one_kind_and_a_variable() {
     assert!(schema.server_keys.contains("upstream-header"));
     assert!(!schema.server_keys.contains("listen"));
 }
+
+#[test]
+fn upstream_token_mappings_need_the_authorization_server() {
+    let oauth = "oauth-issuer = \"https://mcp.example.com\"\noauth-upstream-issuer = \"https://idp.example.com\"\noauth-upstream-client-id = \"bastion\"\noauth-allow-any-user = true\n";
+    for (text, key) in [
+        (
+            "command = [\"x\"]\nprincipal-env = [\"GH=upstream:access_token\"]\napi-key = \"k\"\n",
+            "principal-env",
+        ),
+        (
+            "upstream = \"https://example.com/mcp\"\nupstream-header-from = \"Authorization=upstream:access_token\"\n",
+            "upstream-header-from",
+        ),
+        (
+            "[servers.gh]\nupstream = \"https://example.com/mcp\"\nupstream-header-from = \"Authorization=upstream:access_token\"\n",
+            "upstream-header-from",
+        ),
+    ] {
+        let e = load_with(Dict::new(), &env(&[]), file(text)).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some(key), "{e}");
+        assert!(e.message.contains("oauth-issuer"), "{e}");
+        load_with(Dict::new(), &env(&[]), file(&format!("{oauth}{text}"))).unwrap();
+    }
+}

@@ -211,6 +211,13 @@ pub(in crate::config) fn check(
                  same key (give each the same file)",
             ));
         }
+        if oauth.oauth_secrets_key_env.is_none() {
+            return Err(err(
+                "oauth-store",
+                "`redis` needs `oauth-secrets-key-env`: replicas must seal and open the users' \
+                 upstream tokens with the same key (give each the same variable)",
+            ));
+        }
     }
     for uri in oauth.oauth_redirect_allow.iter() {
         http_url(uri).map_err(|m| err("oauth-redirect-allow", &format!("`{uri}` {m}")))?;

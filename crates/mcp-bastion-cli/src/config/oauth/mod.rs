@@ -135,6 +135,8 @@ pub struct OAuthConfig {
     pub oauth_scope: List<String>,
     /// Static clients.
     pub oauth_client: OAuthClients,
+    /// The variable holding the key that encrypts upstream tokens at rest.
+    pub oauth_secrets_key_env: Option<Parsed<String>>,
 }
 
 impl Default for OAuthConfig {
@@ -165,6 +167,7 @@ impl Default for OAuthConfig {
             oauth_token_ttl: Parsed::known("1h", Lifetime(Duration::from_secs(3600))),
             oauth_scope: List::default(),
             oauth_client: OAuthClients::default(),
+            oauth_secrets_key_env: None,
         }
     }
 }
@@ -245,6 +248,10 @@ impl OAuthConfig {
         );
         note(!self.oauth_scope.is_empty(), "oauth-scope");
         note(!self.oauth_client.is_empty(), "oauth-client");
+        note(
+            self.oauth_secrets_key_env.is_some(),
+            "oauth-secrets-key-env",
+        );
         set
     }
 

@@ -138,6 +138,12 @@ fn a_redis_store_needs_the_redis_and_one_shared_key() {
         "same key",
     );
     refused(
+        "oauth-store = \"redis\"\nredis-url = \"redis://127.0.0.1:6379\"\n\
+         oauth-signing-key-file = \"/k.pem\"\n",
+        "oauth-store",
+        "`oauth-secrets-key-env`",
+    );
+    refused(
         "oauth-signing-key-previous-file = [\"/old.pem\"]\n",
         "oauth-signing-key-previous-file",
         "needs `oauth-signing-key-file`",
@@ -145,6 +151,7 @@ fn a_redis_store_needs_the_redis_and_one_shared_key() {
     let loaded = load_file(
         "oauth-allow-any-user = true\noauth-store = \"redis\"\n\
          redis-url = \"redis://127.0.0.1:6379\"\noauth-signing-key-file = \"/k.pem\"\n\
+         oauth-secrets-key-env = \"OAUTH_SECRETS_KEY\"\n\
          oauth-signing-key-previous-file = [\"/old.pem\", \"/older.pem\"]\n",
     )
     .unwrap();

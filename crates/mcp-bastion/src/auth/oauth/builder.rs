@@ -6,7 +6,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use super::{
     DcrPolicy, MemoryStore, OAuthConfigError, OAuthServer, OAuthStore, RedirectAllowlist,
-    SigningKey, StaticClient, UpstreamProvider,
+    SecretsKey, SigningKey, StaticClient, UpstreamProvider,
     cimd::CimdFetcher,
     clients::Client,
     records::Records,
@@ -32,6 +32,8 @@ pub struct OAuthServerBuilder {
     upstream: Option<UpstreamProvider>,
     login: LoginPolicy,
     store: Option<Arc<dyn OAuthStore>>,
+    secrets: Option<SecretsKey>,
+    refresh_margin: Option<Duration>,
 }
 
 impl std::fmt::Debug for dyn OAuthStore {
@@ -209,6 +211,21 @@ impl OAuthServerBuilder {
         self
     }
 
+    /// The key that seals the users' upstream tokens at rest (see
+    /// [`SecretsKey`]). Default: generated at build, which only a store that
+    /// is not shared accepts.
+    pub fn secrets_key(mut self, key: SecretsKey) -> Self {
+        self.secrets = Some(key);
+        self
+    }
+
+    /// How long before the user's upstream access token expires it is
+    /// refreshed, when a backend asks for it (default 60 s).
+    pub fn upstream_refresh_margin(mut self, margin: Duration) -> Self {
+        self.refresh_margin = Some(margin);
+        self
+    }
+
     /// Builds the server.
     ///
     /// # Errors
@@ -216,8 +233,8 @@ impl OAuthServerBuilder {
     /// An [`OAuthConfigError`] for a missing or malformed issuer or
     /// resource, no upstream, nobody allowed to log in, GitHub organisations
     /// or teams without the GitHub upstream, a team that is not
-    /// `org/team`, or a static client with a redirect URI that is not a
-    /// URL.
+    /// `org/team`, a static client with a redirect URI that is not a URL,
+    /// or a shared store without a [`secrets_key`](Self::secrets_key).
     pub fn build(self) -> Result<OAuthServer, OAuthConfigError> {
         let issuer = self.issuer.ok_or(OAuthConfigError::Issuer)?;
         let parsed = url::Url::parse(&issuer).map_err(|_| OAuthConfigError::Issuer)?;
@@ -269,6 +286,12 @@ impl OAuthServerBuilder {
                     .map_err(|_| OAuthConfigError::HttpClient)?,
             )
         };
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let secrets = match self.secrets {
+            Some(key) => key,
+            None if store.is_shared() => return Err(OAuthConfigError::SecretsKeyRequired),
+            None => SecretsKey::generate(),
+        };
         let secure_cookies = parsed.scheme() == "https";
         let key = self.key.unwrap_or_else(SigningKey::generate);
         Ok(OAuthServer {
@@ -286,7 +309,11 @@ impl OAuthServerBuilder {
                 redirects: self.redirects,
                 upstream,
                 login,
-                records: Records(self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()))),
+                records: Records(store),
+                secrets,
+                token_manager: super::token_manager::TokenManager::new(
+                    self.refresh_margin.unwrap_or(Duration::from_secs(60)),
+                ),
                 secure_cookies,
             }),
         })

@@ -24,8 +24,9 @@ use super::{
         AuthRequest, CODE_TTL, CONSENT_TTL, CodeSlot, ConsentRequest, GRANT_TTL, RememberedConsent,
         consent_key,
     },
+    sealed::Sealed,
     server::{CONSENT_PATH, Inner},
-    upstream::{Identity, UpstreamTokens},
+    upstream::Identity,
 };
 
 /// Shows the consent page for a logged-in user.
@@ -33,7 +34,8 @@ pub(crate) async fn ask(
     inner: &Inner,
     request: AuthRequest,
     identity: Identity,
-    upstream: UpstreamTokens,
+    grant_id: String,
+    upstream: Sealed,
     browser: &str,
 ) -> Response {
     let id = super::random_token();
@@ -77,6 +79,7 @@ pub(crate) async fn ask(
     let record = ConsentRequest {
         request,
         identity,
+        grant_id,
         upstream,
         csrf: digest(&csrf),
         browser: browser.to_owned(),
@@ -152,7 +155,14 @@ pub(crate) async fn decide(
     {
         return ErrorPage::unavailable().into_response();
     }
-    issue_code(&inner, req, record.identity.sub, record.upstream).await
+    issue_code(
+        &inner,
+        req,
+        record.identity.sub,
+        record.grant_id,
+        record.upstream,
+    )
+    .await
 }
 
 /// Issues a code for an approved request and sends it to the client.
@@ -160,7 +170,8 @@ pub(crate) async fn issue_code(
     inner: &Inner,
     request: AuthRequest,
     sub: String,
-    upstream: UpstreamTokens,
+    grant_id: String,
+    upstream: Sealed,
 ) -> Response {
     let code = super::random_token();
     let redirect_uri = request.redirect_uri.clone();
@@ -168,6 +179,7 @@ pub(crate) async fn issue_code(
     let slot = CodeSlot::Live {
         request,
         sub,
+        grant_id,
         upstream,
         issued_at: super::unix_now(),
     };

@@ -51,6 +51,12 @@ pub enum OAuthConfigError {
     /// (a root certificate that is not PEM, say).
     #[error("the HTTP client could not be built (is every root certificate PEM?)")]
     HttpClient,
+    /// A shared store (Redis) without a secrets key: a key generated per
+    /// process could not open the upstream tokens another replica sealed.
+    #[error(
+        "a shared OAuth store needs a secrets key for the upstream tokens (--oauth-secrets-key-env)"
+    )]
+    SecretsKeyRequired,
 }
 
 /// A token, registration or revocation error: status and RFC 6749 JSON.

@@ -109,8 +109,19 @@ pub(crate) async fn callback(
         Ok(r) => r,
         Err(_) => return ErrorPage::unavailable().into_response(),
     };
+    // the grant's id is chosen now, so the tokens are sealed for it at once
+    let grant_id = super::random_token();
+    let upstream = inner.secrets.seal(&grant_id, &upstream);
     if remembered.is_some_and(|r| req.scope.iter().all(|s| r.scope.contains(s))) {
-        return consent::issue_code(&inner, login.request, identity.sub, upstream).await;
+        return consent::issue_code(&inner, login.request, identity.sub, grant_id, upstream).await;
     }
-    consent::ask(&inner, login.request, identity, upstream, &login.browser).await
+    consent::ask(
+        &inner,
+        login.request,
+        identity,
+        grant_id,
+        upstream,
+        &login.browser,
+    )
+    .await
 }

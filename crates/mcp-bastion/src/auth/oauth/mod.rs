@@ -30,9 +30,12 @@
 //! `client_id` fetched with SSRF guards, see `cimd`), or registered. Records
 //! live in an [`OAuthStore`] ([`MemoryStore`] by default; `RedisOAuthStore`
 //! with the `redis` feature, for replicas). The upstream
-//! tokens of each login are kept with its grant, in the store as they are:
-//! encryption at rest, their refresh and their mapping to a backend come
-//! later (docs/oauth.md).
+//! tokens of each login are kept with its grant, sealed under a
+//! [`SecretsKey`] with the grant id as associated data; the token manager
+//! refreshes them before they expire (one refresh per grant at a time) when
+//! a backend asks through the [`UpstreamAccess`](crate::upstream_token::UpstreamAccess)
+//! handle that [`OAuthServer::authenticator`] attaches to each principal
+//! (docs/oauth.md, "The user's upstream tokens").
 //!
 //! Secrets (codes, tokens, client secrets, upstream tokens) are stored under
 //! their SHA-256 where they are looked up, never logged, and redacted from
@@ -79,9 +82,11 @@ mod records;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod registration;
+mod sealed;
 mod server;
 mod store;
 mod token;
+mod token_manager;
 mod upstream;
 mod verify;
 
@@ -91,6 +96,7 @@ pub use error::OAuthConfigError;
 pub use keys::SigningKey;
 #[cfg(feature = "redis")]
 pub use redis_store::{DEFAULT_OAUTH_PREFIX, RedisOAuthStore};
+pub use sealed::{SecretsKey, SecretsKeyError};
 pub use server::OAuthServer;
 pub use store::{MemoryStore, OAuthStore, RecordKind, StoreError};
 pub use upstream::{UpstreamOAuth2, UpstreamOidc, UpstreamProvider};

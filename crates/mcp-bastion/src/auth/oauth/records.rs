@@ -1,15 +1,13 @@
 //! The typed records kept in the [`OAuthStore`](super::OAuthStore) and the
-//! few operations on them. Every record that holds a token has a redacting
-//! `Debug` (through [`UpstreamTokens`]) or none at all.
+//! few operations on them. Upstream tokens are kept [`Sealed`] (encrypted
+//! under the secrets key, bound to their grant id) from the login on; every
+//! record that holds a token has a redacting `Debug` or none at all.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::{
-    OAuthStore, RecordKind, StoreError,
-    upstream::{Identity, UpstreamTokens},
-};
+use super::{OAuthStore, RecordKind, StoreError, sealed::Sealed, upstream::Identity};
 
 /// How long a login at the provider may take.
 pub(crate) const LOGIN_TTL: Duration = Duration::from_secs(600);
@@ -51,7 +49,10 @@ pub(crate) struct PendingLogin {
 pub(crate) struct ConsentRequest {
     pub request: AuthRequest,
     pub identity: Identity,
-    pub upstream: UpstreamTokens,
+    /// The id the grant will have: chosen at login, so that the upstream
+    /// tokens are sealed for it once, the moment they arrive.
+    pub grant_id: String,
+    pub upstream: Sealed,
     /// Digest of the CSRF token in the form.
     pub csrf: String,
     pub browser: String,
@@ -67,7 +68,10 @@ pub(crate) enum CodeSlot {
     Live {
         request: AuthRequest,
         sub: String,
-        upstream: UpstreamTokens,
+        /// The id of the grant the code starts (the upstream tokens are
+        /// sealed for it).
+        grant_id: String,
+        upstream: Sealed,
         issued_at: u64,
     },
     Redeemed {
@@ -83,7 +87,9 @@ pub(crate) struct Grant {
     pub sub: String,
     pub scope: Vec<String>,
     pub resource: String,
-    pub upstream: UpstreamTokens,
+    /// The identity provider's tokens of the login, sealed with this
+    /// grant's id as associated data.
+    pub upstream: Sealed,
     pub revoked: bool,
 }
 
@@ -158,7 +164,7 @@ impl Records {
     pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError> {
         if let Some(mut grant) = self.get::<Grant>(RecordKind::Grant, grant_id).await? {
             grant.revoked = true;
-            grant.upstream = UpstreamTokens::default();
+            grant.upstream = Sealed::default();
             self.put(RecordKind::Grant, grant_id, &grant, Some(GRANT_TTL))
                 .await?;
         }

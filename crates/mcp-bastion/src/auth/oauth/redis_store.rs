@@ -231,6 +231,12 @@ impl OAuthStore for RedisOAuthStore {
             parse("swap", self.run("swap", cmd).await?)
         })
     }
+
+    /// Yes: replicas read each other's records (and so need one
+    /// [`SecretsKey`](super::SecretsKey) to open each other's sealed tokens).
+    fn is_shared(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

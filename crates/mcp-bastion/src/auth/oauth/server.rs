@@ -120,6 +120,8 @@ pub(crate) struct Inner {
     pub upstream: Upstream,
     pub login: LoginPolicy,
     pub records: Records,
+    pub secrets: super::SecretsKey,
+    pub token_manager: super::token_manager::TokenManager,
     pub secure_cookies: bool,
 }
 

@@ -144,7 +144,7 @@ async fn redeem_code(
         .swap(RecordKind::Code, &key, &spent, Some(CODE_TTL))
         .await
         .map_err(|_| EndpointError::unavailable())?;
-    let (request, sub, upstream, issued_at) = match slot {
+    let (request, sub, grant_id, upstream, issued_at) = match slot {
         None => {
             return Err(EndpointError::invalid_grant(
                 "the code is unknown or expired",
@@ -161,9 +161,10 @@ async fn redeem_code(
         Some(CodeSlot::Live {
             request,
             sub,
+            grant_id,
             upstream,
             issued_at,
-        }) => (request, sub, upstream, issued_at),
+        }) => (request, sub, grant_id, upstream, issued_at),
     };
     if super::unix_now().saturating_sub(issued_at) > CODE_TTL.as_secs() {
         return Err(EndpointError::invalid_grant(
@@ -205,7 +206,7 @@ async fn redeem_code(
         ));
     }
     let grant = Grant {
-        id: super::random_token(),
+        id: grant_id,
         client_id: client.id.clone(),
         sub,
         scope: request.scope,

@@ -186,10 +186,6 @@ impl Upstream {
     /// `refresh_token` when the provider does not rotate it. A refusal
     /// (4xx, or GitHub's 200 with `error`) is [`UpstreamError::Exchange`];
     /// an unreachable provider or a 5xx is `Unavailable`.
-    #[allow(
-        dead_code,
-        reason = "the upstream token manager (branch wt-tokens) is its caller"
-    )]
     pub(crate) async fn refresh(
         &self,
         refresh_token: &str,

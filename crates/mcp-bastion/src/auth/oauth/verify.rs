@@ -1,13 +1,15 @@
 //! [`OAuthTokens`]: verifies this server's access tokens like
 //! [`JwtAuthenticator`] and, in addition, refuses a token whose grant was
-//! revoked (RFC 7009 revocation, a reused code or refresh token).
+//! revoked (RFC 7009 revocation, a reused code or refresh token). The
+//! principals it admits carry the [`UpstreamAccess`](crate::upstream_token::UpstreamAccess)
+//! handle to their grant's upstream tokens.
 
 use std::sync::Arc;
 
 use http::request::Parts;
 use serde_json::Value;
 
-use super::server::Inner;
+use super::{server::Inner, token_manager::GrantTokens};
 use crate::{
     auth::{AuthError, AuthResult, Authenticator, Credential, InvalidToken, JwtAuthenticator},
     boxed::BoxFuture,
@@ -49,7 +51,10 @@ impl Authenticator for OAuthTokens {
                 .and_then(Value::as_str)
                 .ok_or(InvalidToken::MissingClaim)?;
             match self.inner.records.grant_active(grant).await {
-                Ok(true) => Ok(Some(principal)),
+                Ok(true) => {
+                    let access = GrantTokens::access(&self.inner, grant);
+                    Ok(Some(principal.with_upstream_access(access)))
+                }
                 Ok(false) => Err(InvalidToken::Rejected.into()),
                 Err(_) => Err(AuthError::Unavailable("the OAuth store is unavailable")),
             }

@@ -124,6 +124,8 @@ use self::{
 use crate::{
     backend::{Backend, BackendError, Connection, SessionContext},
     boxed::BoxFuture,
+    principal::Principal,
+    upstream_token::UpstreamToken,
 };
 
 /// The `tracing` target of everything this backend logs, the child's stderr
@@ -215,8 +217,36 @@ impl Inner {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn connect_per_session(&self, ctx: &SessionContext) -> Result<Connection, BackendError> {
-        let session = self.session_env.resolve(&ctx.extensions);
+    /// The user's upstream token, when the mapping wants it and the
+    /// session's principal has one; a token that cannot be had refuses the
+    /// session (a child started without it, or with a stale one, would fail
+    /// later and less clearly).
+    async fn upstream_token(
+        &self,
+        ctx: &SessionContext,
+    ) -> Result<Option<UpstreamToken>, BackendError> {
+        if !self.session_env.wants_upstream_token() {
+            return Ok(None);
+        }
+        let Some(access) = ctx
+            .extensions
+            .get::<Principal>()
+            .and_then(Principal::upstream_access)
+        else {
+            return Ok(None);
+        };
+        match access.access_token().await {
+            Ok(token) => Ok(Some(token)),
+            Err(e) => Err(BackendError::Unavailable(e.to_string())),
+        }
+    }
+
+    fn connect_per_session(
+        &self,
+        ctx: &SessionContext,
+        upstream: Option<&UpstreamToken>,
+    ) -> Result<Connection, BackendError> {
+        let session = self.session_env.resolve(&ctx.extensions, upstream);
         let env = child_environment(&self.inherit, &self.env, &session);
         let child = process::spawn(&self.spec, &env, &self.registry)?;
         engine::start(child, true, self.request_timeout)
@@ -226,7 +256,7 @@ impl Inner {
 
     fn connect_shared(&self, ctx: &SessionContext) -> Result<Connection, BackendError> {
         if !self.session_env.is_empty()
-            && !self.session_env.resolve(&ctx.extensions).is_empty()
+            && !self.session_env.resolve(&ctx.extensions, None).is_empty()
             && !self.warned_shared_env.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(target: TARGET, "StdioMode::Shared ignores the per-session environment mapping");
@@ -287,7 +317,10 @@ impl Backend for StdioBackend {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             match inner.mode {
-                StdioMode::PerSession => inner.connect_per_session(&ctx),
+                StdioMode::PerSession => {
+                    let upstream = inner.upstream_token(&ctx).await?;
+                    inner.connect_per_session(&ctx, upstream.as_ref())
+                }
                 StdioMode::Shared => inner.connect_shared(&ctx),
             }
         })

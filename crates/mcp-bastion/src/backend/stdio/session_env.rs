@@ -11,10 +11,11 @@
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
 use super::{EnvNameError, check_env_name};
-use crate::principal::Principal;
+use crate::{principal::Principal, upstream_token::UpstreamToken};
 
 /// Where a variable's value comes from: a principal field (`subject`,
-/// `claim:<name>`, `env:<name>`) or a captured session parameter
+/// `claim:<name>`, `env:<name>`), the user's upstream token
+/// (`upstream:access_token`), or a captured session parameter
 /// (`param:<name>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvSource {
@@ -24,6 +25,13 @@ pub enum EnvSource {
     Claim(String),
     /// An entry of [`Principal::env`] (e.g. from remote auth).
     PrincipalEnv(String),
+    /// The user's access token at the identity provider they logged in
+    /// with through mcp-bastion's OAuth authorization server (see
+    /// [`upstream_token`](crate::upstream_token)), refreshed first if it
+    /// is about to expire. Only principals of that server's authenticator
+    /// have one; for others the variable is not set. A token that cannot be
+    /// had refuses the session.
+    UpstreamAccessToken,
     /// A parameter the session layer captured when the session opened.
     #[cfg(feature = "session-layer")]
     Param(String),
@@ -37,10 +45,11 @@ impl FromStr for EnvSource {
             None if s == "subject" => Ok(EnvSource::Subject),
             Some(("claim", name)) if !name.is_empty() => Ok(EnvSource::Claim(name.into())),
             Some(("env", name)) if !name.is_empty() => Ok(EnvSource::PrincipalEnv(name.into())),
+            Some(("upstream", "access_token")) => Ok(EnvSource::UpstreamAccessToken),
             #[cfg(feature = "session-layer")]
             Some(("param", name)) if !name.is_empty() => Ok(EnvSource::Param(name.into())),
             _ => Err(format!(
-                "unknown principal field `{s}`: use subject, claim:<name> or env:<name>"
+                "unknown principal field `{s}`: use subject, claim:<name>, env:<name> or upstream:access_token"
             )),
         }
     }
@@ -111,7 +120,8 @@ impl SessionEnv {
     }
 
     /// Parses `VAR=FIELD`, a principal field (`subject`, `claim:<name>`,
-    /// `env:<name>`), as the `--principal-env` option spells it.
+    /// `env:<name>`, `upstream:access_token`), as the `--principal-env`
+    /// option spells it.
     ///
     /// # Errors
     ///
@@ -124,7 +134,7 @@ impl SessionEnv {
         #[cfg(feature = "session-layer")]
         if matches!(source, EnvSource::Param(_)) {
             return Err(format!(
-                "unknown principal field `{field}`: use subject, claim:<name> or env:<name>"
+                "unknown principal field `{field}`: use subject, claim:<name>, env:<name> or upstream:access_token"
             ));
         }
         self.map(var, source).map_err(|e| e.to_string())
@@ -135,9 +145,22 @@ impl SessionEnv {
         self.entries.is_empty()
     }
 
+    /// Whether a variable is the user's upstream token (then the backend
+    /// fetches it before the child starts).
+    pub(crate) fn wants_upstream_token(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|(_, s)| *s == EnvSource::UpstreamAccessToken)
+    }
+
     /// The variables this mapping gives a session whose opening request
-    /// carried `extensions` (a missing principal or parameter sets nothing).
-    pub(crate) fn resolve(&self, extensions: &http::Extensions) -> BTreeMap<String, String> {
+    /// carried `extensions`, with the user's upstream token when fetched (a
+    /// missing principal, parameter or token sets nothing).
+    pub(crate) fn resolve(
+        &self,
+        extensions: &http::Extensions,
+        upstream: Option<&UpstreamToken>,
+    ) -> BTreeMap<String, String> {
         let principal = extensions.get::<Principal>();
         #[cfg(feature = "session-layer")]
         let params = extensions.get::<crate::session::SessionParams>();
@@ -150,6 +173,7 @@ impl SessionEnv {
                     other => other.to_string(),
                 }),
                 EnvSource::PrincipalEnv(name) => principal.and_then(|p| p.env().get(name).cloned()),
+                EnvSource::UpstreamAccessToken => upstream.map(|t| t.secret().to_owned()),
                 #[cfg(feature = "session-layer")]
                 EnvSource::Param(name) => params.and_then(|p| p.get(name)).map(str::to_owned),
             };
@@ -176,7 +200,17 @@ mod tests {
             .parse_principal_pair("ORG=claim:org")
             .unwrap()
             .parse_principal_pair("GH=env:GITHUB_TOKEN")
+            .unwrap()
+            .parse_principal_pair("IDP_TOKEN=upstream:access_token")
             .unwrap();
+        assert!(env.wants_upstream_token());
+        assert!(!SessionEnv::new().wants_upstream_token());
+        assert!(
+            SessionEnv::new()
+                .parse_principal_pair("X=upstream:refresh_token")
+                .is_err(),
+            "the refresh token is never handed out"
+        );
         assert!(
             SessionEnv::new()
                 .parse_principal_pair("PATH=subject")
@@ -195,12 +229,18 @@ mod tests {
             .with_env([("GITHUB_TOKEN", "ghp_x"), ("OTHER", "y")]);
         let mut ext = http::Extensions::new();
         ext.insert(p);
-        let child = env.resolve(&ext);
+        let token = crate::upstream_token::UpstreamToken::new("idp-access");
+        let child = env.resolve(&ext, Some(&token));
+        assert_eq!(
+            child.get("IDP_TOKEN").map(String::as_str),
+            Some("idp-access")
+        );
+        let child = env.resolve(&ext, None);
         assert_eq!(child.get("MCP_USER").map(String::as_str), Some("alice"));
         assert_eq!(child.get("ORG").map(String::as_str), Some("acme"));
         assert_eq!(child.get("GH").map(String::as_str), Some("ghp_x"));
         assert_eq!(child.len(), 3, "nothing unmapped: {child:?}");
-        assert!(env.resolve(&http::Extensions::new()).is_empty());
+        assert!(env.resolve(&http::Extensions::new(), None).is_empty());
     }
 
     #[cfg(feature = "session-layer")]
@@ -236,7 +276,7 @@ mod tests {
             "github_token",
             "ghp_one",
         )]));
-        let child = env.resolve(&ext);
+        let child = env.resolve(&ext, None);
         assert_eq!(child.get("TOKEN").map(String::as_str), Some("ghp_one"));
         assert_eq!(child.get("REGION"), None, "no param, no variable");
     }

@@ -74,6 +74,7 @@ pub struct UpstreamBackendBuilder {
     url: String,
     headers: Vec<(String, String)>,
     bearer: Option<Bearer>,
+    token_header: Option<String>,
     transport: UpstreamTransport,
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
@@ -104,6 +105,7 @@ impl fmt::Debug for UpstreamBackendBuilder {
                 &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
             .field("bearer", &bearer)
+            .field("token_header", &self.token_header)
             .field("transport", &self.transport)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -117,6 +119,7 @@ impl UpstreamBackendBuilder {
             url,
             headers: Vec::new(),
             bearer: None,
+            token_header: None,
             transport: UpstreamTransport::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
@@ -145,6 +148,36 @@ impl UpstreamBackendBuilder {
     /// or empty: an error naming the variable).
     pub fn bearer_from_env(mut self, var: impl Into<String>) -> Self {
         self.bearer = Some(Bearer::Env(var.into()));
+        self
+    }
+
+    /// Sends the session's user's own token at the identity provider they
+    /// logged in with (see [`upstream_token`](crate::upstream_token); only
+    /// principals of the OAuth authorization server's authenticator have
+    /// one) in the header `name` on every upstream request of their
+    /// session: `Authorization` gets `Bearer <token>`, any other header the
+    /// token as is. The token is read (refreshed first when about to expire)
+    /// when the session opens and kept for the session; one that cannot be
+    /// had refuses the session. Sessions of other principals go without
+    /// the header. mcp-bastion's own token is never sent: nothing of the
+    /// client's request reaches the upstream.
+    ///
+    /// ```
+    /// use mcp_bastion::backend::upstream::UpstreamBackend;
+    ///
+    /// let backend = UpstreamBackend::builder("https://api.example.com/mcp")
+    ///     .header_from_upstream_token("Authorization")
+    ///     .build();
+    /// assert!(backend.is_ok());
+    /// // one Authorization only
+    /// let both = UpstreamBackend::builder("https://api.example.com/mcp")
+    ///     .bearer("operator-token")
+    ///     .header_from_upstream_token("authorization")
+    ///     .build();
+    /// assert!(both.is_err());
+    /// ```
+    pub fn header_from_upstream_token(mut self, name: impl Into<String>) -> Self {
+        self.token_header = Some(name.into());
         self
     }
 
@@ -193,14 +226,40 @@ impl UpstreamBackendBuilder {
             ));
         }
         let credentials = self.credentials()?;
+        let token_header = self.token_header(&credentials)?;
         let outbound = Outbound::new(url, credentials, self.connect_timeout)
             .map_err(|e| BackendError::Config(format!("HTTP client: {e}")))?;
         Ok(UpstreamBackend::from_parts(
             outbound,
+            token_header,
             self.transport,
             self.request_timeout,
             self.channel_capacity,
         ))
+    }
+
+    /// The header the user's upstream token goes in: a header name the
+    /// proxy does not manage, and not one the operator already sends.
+    fn token_header(&self, credentials: &HeaderMap) -> Result<Option<HeaderName>, BackendError> {
+        let Some(name) = &self.token_header else {
+            return Ok(None);
+        };
+        let header = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+            BackendError::Config(format!(
+                "upstream token header: `{name}` is not a header name"
+            ))
+        })?;
+        if MANAGED_HEADERS.contains(&header.as_str()) {
+            return Err(BackendError::Config(format!(
+                "upstream token header: `{header}` is set by the proxy itself"
+            )));
+        }
+        if credentials.contains_key(&header) {
+            return Err(BackendError::Config(format!(
+                "upstream token header: `{header}` is also configured as a fixed header or bearer token"
+            )));
+        }
+        Ok(Some(header))
     }
 
     fn credentials(&self) -> Result<HeaderMap, BackendError> {
@@ -251,7 +310,7 @@ impl UpstreamBackendBuilder {
 
 /// A header value marked sensitive (hidden from `Debug`, never indexed by
 /// HPACK).
-fn secret_value(value: &str) -> Option<HeaderValue> {
+pub(super) fn secret_value(value: &str) -> Option<HeaderValue> {
     let mut value = HeaderValue::from_str(value).ok()?;
     value.set_sensitive(true);
     Some(value)

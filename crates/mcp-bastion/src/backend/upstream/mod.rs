@@ -28,13 +28,15 @@
 //! | header | from |
 //! |---|---|
 //! | the operator's [`header`](UpstreamBackendBuilder::header)s and [`bearer`](UpstreamBackendBuilder::bearer) `Authorization` | configuration |
+//! | the user's own token at their identity provider, in the header [`header_from_upstream_token`](UpstreamBackendBuilder::header_from_upstream_token) names | the OAuth authorization server's grant of the session's principal (never mcp-bastion's token) |
 //! | `Mcp-Session-Id`, `MCP-Protocol-Version` | the *upstream* session's own `initialize` exchange |
 //! | `Last-Event-ID` | the upstream's own event ids (GET stream resumption) |
 //! | `Accept`, `Content-Type` | fixed by the transport |
 //!
 //! The client's `Authorization`, `Cookie`, API-key headers, `Mcp-Session-Id`
-//! and `MCP-Protocol-Version` are never copied, and [`SessionContext`]
-//! extensions (the `Principal`…) are not used. Credential values are marked
+//! and `MCP-Protocol-Version` are never copied, and of the [`SessionContext`]
+//! extensions only the principal's upstream token handle is used, when
+//! mapped. Credential values are marked
 //! sensitive and appear in no log line and no `Debug` output; logs show the
 //! URL without its query string. Redirects are not followed (they could carry
 //! the credentials elsewhere), and a legacy server's `endpoint` on another
@@ -146,6 +148,8 @@ pub struct UpstreamBackend {
 
 struct Inner {
     outbound: Arc<Outbound>,
+    /// Where the session's user's upstream token goes, if anywhere.
+    token_header: Option<http::HeaderName>,
     transport: UpstreamTransport,
     request_timeout: Option<Duration>,
     channel_capacity: usize,
@@ -193,6 +197,7 @@ impl UpstreamBackend {
 
     fn from_parts(
         outbound: Outbound,
+        token_header: Option<http::HeaderName>,
         transport: UpstreamTransport,
         request_timeout: Option<Duration>,
         channel_capacity: usize,
@@ -200,6 +205,7 @@ impl UpstreamBackend {
         Self {
             inner: Arc::new(Inner {
                 outbound: Arc::new(outbound),
+                token_header,
                 transport,
                 request_timeout,
                 channel_capacity,
@@ -219,12 +225,10 @@ impl UpstreamBackend {
 impl Backend for UpstreamBackend {
     /// Opens the channels and starts the connection's task; nothing is sent
     /// upstream until the client's first message.
-    fn connect(
-        &self,
-        _ctx: SessionContext,
-    ) -> BoxFuture<'static, Result<Connection, BackendError>> {
-        // `_ctx` is deliberately unused: nothing of the client's request is
-        // forwarded (see "Credentials" in the module docs).
+    fn connect(&self, ctx: SessionContext) -> BoxFuture<'static, Result<Connection, BackendError>> {
+        // Of `ctx`, only the principal's upstream token is used, and only
+        // when the operator mapped it to a header: nothing of the client's
+        // request is forwarded (see "Credentials" in the module docs).
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             if inner.shutdown.is_cancelled() {
@@ -232,11 +236,12 @@ impl Backend for UpstreamBackend {
                     "the upstream backend is shut down".into(),
                 ));
             }
+            let outbound = session_outbound(&inner, &ctx).await?;
             let (outgoing, from_client) = mpsc::channel(inner.channel_capacity);
             let (to_client, incoming) = mpsc::channel(inner.channel_capacity);
             let closed = inner.shutdown.child_token();
             let live = LiveGuard::new(Arc::clone(&inner));
-            tokio::spawn(run(live, from_client, to_client, closed.clone()));
+            tokio::spawn(run(live, outbound, from_client, to_client, closed.clone()));
             Ok(Connection::new(outgoing, incoming, closed))
         })
     }
@@ -284,6 +289,36 @@ impl Backend for UpstreamBackend {
     }
 }
 
+/// The requests of one session: the backend's, plus the user's upstream
+/// token in the configured header when the session's principal has one.
+async fn session_outbound(
+    inner: &Inner,
+    ctx: &SessionContext,
+) -> Result<Arc<Outbound>, BackendError> {
+    let access = inner.token_header.as_ref().and_then(|name| {
+        let principal = ctx.extensions.get::<crate::principal::Principal>()?;
+        Some((name, principal.upstream_access()?))
+    });
+    let Some((name, access)) = access else {
+        return Ok(Arc::clone(&inner.outbound));
+    };
+    let token = access
+        .access_token()
+        .await
+        .map_err(|e| BackendError::Unavailable(e.to_string()))?;
+    let value = if *name == http::header::AUTHORIZATION {
+        format!("Bearer {}", token.secret())
+    } else {
+        token.secret().to_owned()
+    };
+    let value = builder::secret_value(&value).ok_or_else(|| {
+        BackendError::Unavailable("the user's upstream token is not a valid header value".into())
+    })?;
+    Ok(Arc::new(
+        inner.outbound.with_credential(name.clone(), value),
+    ))
+}
+
 /// The transport a connection speaks with the upstream.
 enum Engine {
     Streamable(StreamableSession),
@@ -293,13 +328,14 @@ enum Engine {
 /// One connection, from its first message to its end.
 async fn run(
     live: LiveGuard,
+    outbound: Arc<Outbound>,
     mut from_client: mpsc::Receiver<Message>,
     to_client: mpsc::Sender<Message>,
     closed: CancellationToken,
 ) {
     let inner = Arc::clone(&live.0);
     let shared = Arc::new(RemoteSession::new(
-        Arc::clone(&inner.outbound),
+        outbound,
         inner.request_timeout,
         to_client,
     ));

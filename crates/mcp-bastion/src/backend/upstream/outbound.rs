@@ -80,6 +80,20 @@ impl Outbound {
         })
     }
 
+    /// The same, with one more credential header (a session's own): the
+    /// HTTP client and its connection pool are shared. `value` must be
+    /// marked sensitive.
+    pub(crate) fn with_credential(&self, name: http::HeaderName, value: HeaderValue) -> Self {
+        let mut credentials = self.credentials.clone();
+        credentials.insert(name, value);
+        Self {
+            client: self.client.clone(),
+            url: self.url.clone(),
+            credentials,
+            connect_timeout: self.connect_timeout,
+        }
+    }
+
     /// The configured upstream endpoint.
     pub(crate) fn url(&self) -> &Url {
         &self.url

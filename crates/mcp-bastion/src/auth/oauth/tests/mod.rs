@@ -35,10 +35,22 @@ pub(super) type Codes = Arc<Mutex<HashMap<String, (String, String)>>>;
 /// Claims that replace the ID token's own (a wrong `aud`, `iss`…).
 pub(super) type Overrides = Arc<Mutex<serde_json::Map<String, Value>>>;
 
+/// How the provider answers `refresh_token` grants, and what it did.
+#[derive(Debug, Default)]
+pub(super) struct Refreshes {
+    /// Refresh grants answered so far (each gives `upstream-access-<n>`).
+    pub(super) calls: u32,
+    /// Answer `invalid_grant` instead.
+    pub(super) refuse: bool,
+    /// `expires_in` of the code exchange's access token (default 300).
+    pub(super) code_expires_in: Option<u64>,
+}
+
 pub(super) struct Idp {
     pub(super) url: String,
     pub(super) codes: Codes,
     pub(super) overrides: Overrides,
+    pub(super) refreshes: Arc<Mutex<Refreshes>>,
 }
 
 #[derive(Clone)]
@@ -47,6 +59,7 @@ struct IdpState {
     key: SigningKey,
     codes: Codes,
     overrides: Overrides,
+    refreshes: Arc<Mutex<Refreshes>>,
 }
 
 pub(super) async fn idp() -> Idp {
@@ -57,8 +70,13 @@ pub(super) async fn idp() -> Idp {
         key: SigningKey::generate(),
         codes: Codes::default(),
         overrides: Overrides::default(),
+        refreshes: Arc::default(),
     };
-    let (codes, overrides) = (state.codes.clone(), state.overrides.clone());
+    let (codes, overrides, refreshes) = (
+        state.codes.clone(),
+        state.overrides.clone(),
+        state.refreshes.clone(),
+    );
     let app = Router::new()
         .route(
             "/.well-known/openid-configuration",
@@ -79,6 +97,26 @@ pub(super) async fn idp() -> Idp {
             "/token",
             post(
                 |State(s): State<IdpState>, Form(f): Form<HashMap<String, String>>| async move {
+                    if f.get("grant_type").map(String::as_str) == Some("refresh_token") {
+                        let mut r = s.refreshes.lock().unwrap();
+                        if r.refuse || !f["refresh_token"].starts_with("upstream-refresh") {
+                            return (
+                                StatusCode::BAD_REQUEST,
+                                Json(json!({"error": "invalid_grant"})),
+                            );
+                        }
+                        r.calls += 1;
+                        return (
+                            StatusCode::OK,
+                            Json(json!({
+                                "access_token": format!("upstream-access-{}", r.calls),
+                                "refresh_token": format!("upstream-refresh-{}", r.calls),
+                                "token_type": "Bearer", "expires_in": 3600,
+                            })),
+                        );
+                    }
+                    let code_expires_in =
+                        s.refreshes.lock().unwrap().code_expires_in.unwrap_or(300);
                     let Some((sub, nonce)) = s.codes.lock().unwrap().remove(&f["code"]) else {
                         return (
                             StatusCode::BAD_REQUEST,
@@ -99,7 +137,8 @@ pub(super) async fn idp() -> Idp {
                         StatusCode::OK,
                         Json(json!({
                             "access_token": "upstream-access", "token_type": "Bearer",
-                            "expires_in": 300, "id_token": id_token,
+                            "refresh_token": "upstream-refresh-0",
+                            "expires_in": code_expires_in, "id_token": id_token,
                         })),
                     )
                 },
@@ -145,6 +184,7 @@ pub(super) async fn idp() -> Idp {
         url,
         codes,
         overrides,
+        refreshes,
     }
 }
 
@@ -361,3 +401,4 @@ mod login_policy;
 mod replicas;
 mod rotation;
 mod tokens;
+mod upstream_tokens;

@@ -14,9 +14,11 @@ async fn replicas_sharing_redis_share_codes_grants_and_consents() {
     let (_server, url) = redis_test_server().await;
     let idp = idp().await;
     let key = SigningKey::generate();
+    let secrets = SecretsKey::generate();
     let replica = || {
         builder(&idp)
             .signing_key(key.clone())
+            .secrets_key(secrets.clone())
             .store(Arc::new(RedisOAuthStore::open(&url).unwrap()))
             .build()
             .unwrap()
@@ -84,7 +86,11 @@ async fn an_unreachable_redis_fails_closed() {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
     let store =
         RedisOAuthStore::with_timeout(client, std::time::Duration::from_millis(200)).unwrap();
-    let oauth = builder(&idp).store(Arc::new(store)).build().unwrap();
+    let oauth = builder(&idp)
+        .store(Arc::new(store))
+        .secrets_key(SecretsKey::generate())
+        .build()
+        .unwrap();
     let (status, body, _) = token(&oauth.router(), &redeem("a-code", "a-verifier")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable");

@@ -327,7 +327,8 @@ async fn a_code_older_than_sixty_seconds_is_refused() {
     let slot = super::super::records::CodeSlot::Live {
         request,
         sub: "alice".into(),
-        upstream: upstream::UpstreamTokens::default(),
+        grant_id: "g".into(),
+        upstream: sealed::Sealed::default(),
         issued_at: unix_now() - 61,
     };
     store

@@ -12,8 +12,10 @@ use super::{
 use crate::{
     backend::stdio::{DEFAULT_INHERIT_ENV, EnvSource, SessionEnv, StdioBackend},
     backend::{Backend, BackendError, SessionContext},
+    boxed::BoxFuture,
     jsonrpc::{Message, RequestId, codes},
     principal::Principal,
+    upstream_token::{UpstreamAccess, UpstreamToken, UpstreamTokenError, UpstreamTokenSource},
 };
 
 #[tokio::test]
@@ -77,6 +79,61 @@ async fn env_allowlist_fixed_entries_and_allowed_session_names_reach_the_child_a
     // The proxy's own variables do not leak: HOME is set here but not allowlisted.
     assert!(std::env::var_os("HOME").is_some());
     assert!(!env.contains_key("HOME"));
+}
+
+/// An upstream token source that answers `answer` (a token or an error).
+struct FixedUpstream(Result<&'static str, UpstreamTokenError>);
+
+impl UpstreamTokenSource for FixedUpstream {
+    fn access_token(&self) -> BoxFuture<'_, Result<UpstreamToken, UpstreamTokenError>> {
+        let answer = self.0.map(UpstreamToken::new);
+        Box::pin(async move { answer })
+    }
+}
+
+#[tokio::test]
+async fn the_upstream_token_reaches_the_child_only_where_mapped_and_a_missing_one_refuses_the_session()
+ {
+    let backend = fixture()
+        .inherit_env(["PATH"])
+        .session_env(
+            SessionEnv::new()
+                .parse_principal_pair("UPSTREAM_TOKEN=upstream:access_token")
+                .expect("allowed"),
+        )
+        .build()
+        .expect("valid config");
+    let with = |answer| {
+        let mut ctx = SessionContext::default();
+        ctx.extensions.insert(
+            Principal::new("alice")
+                .with_upstream_access(UpstreamAccess::new(FixedUpstream(answer))),
+        );
+        ctx
+    };
+    let mut client = Client::connect(&backend, with(Ok("idp-access-1"))).await;
+    let env = child_env(&mut client).await;
+    assert_eq!(env["UPSTREAM_TOKEN"], "idp-access-1");
+    // a principal without the handle (another authenticator): no variable, the session opens
+    let mut ctx = SessionContext::default();
+    ctx.extensions.insert(Principal::new("bob"));
+    let mut client = Client::connect(&backend, ctx).await;
+    assert!(!child_env(&mut client).await.contains_key("UPSTREAM_TOKEN"));
+    // a token that cannot be had refuses the session, and the error names no secret
+    let Err(BackendError::Unavailable(why)) = backend
+        .connect(with(Err(UpstreamTokenError::Refused)))
+        .await
+    else {
+        panic!("a refused refresh must refuse the session");
+    };
+    assert!(why.contains("log in again"), "{why}");
+    // unmapped, the token is never asked for
+    let unmapped = fixture()
+        .inherit_env(["PATH"])
+        .build()
+        .expect("valid config");
+    let mut client = Client::connect(&unmapped, with(Err(UpstreamTokenError::Unavailable))).await;
+    assert!(!child_env(&mut client).await.contains_key("UPSTREAM_TOKEN"));
 }
 
 #[tokio::test]

@@ -542,3 +542,5 @@ async fn shutdown_closes_connections_deletes_upstream_sessions_and_refuses_new_o
     assert!(backend.connect(SessionContext::default()).await.is_err());
     assert!(backend.ready().await.is_err());
 }
+
+mod user_token;
