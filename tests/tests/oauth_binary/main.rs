@@ -7,10 +7,11 @@
 //! `sdk`: the SDKs' whole flows (dynamic registration and Client ID Metadata Documents, over
 //! Streamable HTTP and legacy SSE, refresh, revocation), also for named servers under a path
 //! prefix; `static_client`: `--oauth-client` and the TOML `[[oauth-client]]` table with a secret
-//! digest, played by the browser. The TRACE secrets sweep of a whole flow through the binary is
+//! digest, played by the browser; `refusals`: what `check-config` and the start refuse. The TRACE secrets sweep of a whole flow through the binary is
 //! beside the other sweeps, in `tests/tests/auth/sweep.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod refusals;
 mod sdk;
 mod static_client;
 
