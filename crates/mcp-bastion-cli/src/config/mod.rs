@@ -127,8 +127,19 @@ impl Provenance {
     /// Where the effective value of `key` (`listen`, `servers.a.env`) came from.
     fn origin(&self, key: &str) -> Origin {
         let top = key.split('.').next().unwrap_or(key);
-        match self.figment.find_metadata(key).map(|m| m.name.as_ref()) {
-            Some(sources::FILE) => Origin::File(self.lines.get(key).copied().unwrap_or(0)),
+        // an element of a list (`oauth-client.0`) comes from where its list does
+        let metadata = self
+            .figment
+            .find_metadata(key)
+            .or_else(|| self.figment.find_metadata(top));
+        match metadata.map(|m| m.name.as_ref()) {
+            Some(sources::FILE) => Origin::File(
+                self.lines
+                    .get(key)
+                    .or_else(|| self.lines.get(top))
+                    .copied()
+                    .unwrap_or(0),
+            ),
             Some(sources::ENV) => Origin::Env(self.env_vars.get(top).cloned().unwrap_or_default()),
             Some(sources::COMPAT) => {
                 Origin::Compat(self.compat_vars.get(top).cloned().unwrap_or_default())
