@@ -34,8 +34,8 @@ use mcp_bastion::{
     auth::{
         McpAuthLayer,
         oauth::{
-            DcrPolicy, OAuthServer, RedisOAuthStore, SecretsKey, SigningKey, UpstreamOAuth2, UpstreamOidc,
-            UpstreamProvider,
+            DcrPolicy, OAuthServer, RedisOAuthStore, SecretsKey, SigningKey, UpstreamOAuth2,
+            UpstreamOidc, UpstreamProvider,
         },
     },
     backend::{Backend, rmcp::RmcpBackend},

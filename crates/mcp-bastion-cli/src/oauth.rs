@@ -14,8 +14,8 @@ use clap::Args;
 use std::sync::Arc;
 
 use mcp_bastion::auth::oauth::{
-    DcrPolicy, OAuthServer, RedisOAuthStore, SecretsKey, SigningKey, StaticClient,
-    UpstreamOAuth2, UpstreamOidc, UpstreamProvider,
+    DcrPolicy, OAuthServer, RedisOAuthStore, SecretsKey, SigningKey, StaticClient, UpstreamOAuth2,
+    UpstreamOidc, UpstreamProvider,
 };
 use mcp_bastion_cli::config::{
     Config,
