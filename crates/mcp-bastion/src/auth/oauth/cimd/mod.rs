@@ -92,17 +92,18 @@ impl moka::Expiry<String, Cached> for ByFreshness {
 impl CimdFetcher {
     /// A fetcher; `roots` are extra trusted certificates (PEM), for tests.
     pub(crate) fn new(allow_loopback: bool, roots: &[Vec<u8>]) -> Result<Self, reqwest::Error> {
-        Self::with_capacity(allow_loopback, roots, MAX_ENTRIES)
+        Self::with_limits(allow_loopback, roots, MAX_ENTRIES, TIMEOUT)
     }
 
-    fn with_capacity(
+    fn with_limits(
         allow_loopback: bool,
         roots: &[Vec<u8>],
         max_entries: u64,
+        timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
+            .timeout(timeout)
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { allow_loopback }));
         for pem in roots {

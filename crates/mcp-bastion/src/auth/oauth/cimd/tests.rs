@@ -104,7 +104,7 @@ async fn a_changed_document_is_seen_as_its_caching_headers_say() {
 async fn the_cache_holds_a_bounded_number_of_documents() {
     let served = Served::default();
     let base = serve(served.clone()).await;
-    let fetcher = CimdFetcher::with_capacity(true, &[], 3).unwrap();
+    let fetcher = CimdFetcher::with_limits(true, &[], 3, TIMEOUT).unwrap();
     for i in 0..20 {
         let path = format!("/c{i}.json");
         served.docs.lock().unwrap().insert(
@@ -159,5 +159,47 @@ fn the_document_must_name_its_own_url() {
     assert_eq!(
         parse_document(id, secret).err(),
         Some(CimdError::BadDocument)
+    );
+}
+
+/// The check is on the addresses a name resolves to, not on the name: `localhost` passes the URL
+/// check (an `https` URL with a domain) and is refused once resolved, though a server listens.
+#[tokio::test]
+async fn a_name_resolving_to_loopback_is_refused_after_resolution() {
+    let served = Served::default();
+    served
+        .docs
+        .lock()
+        .unwrap()
+        .insert("/c.json".into(), ("App".into(), Vec::new()));
+    let base = serve(served.clone()).await;
+    let port = base.rsplit(':').next().unwrap();
+    let fetcher = CimdFetcher::new(false, &[]).unwrap();
+    let id = format!("https://localhost:{port}/c.json");
+    assert!(
+        fetcher.check_url(&id).is_ok(),
+        "the URL alone is acceptable"
+    );
+    assert_eq!(
+        fetcher.client(&id).await.err(),
+        Some(CimdError::ForbiddenAddress)
+    );
+    assert_eq!(served.fetches.load(Ordering::SeqCst), 0, "never connected");
+}
+
+/// A document that does not arrive within the fetch's time is not used.
+#[tokio::test]
+async fn a_slow_document_is_not_used() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        "late"
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let fetcher = CimdFetcher::with_limits(true, &[], 8, Duration::from_millis(300)).unwrap();
+    assert_eq!(
+        fetcher.client(&format!("{base}/slow.json")).await.err(),
+        Some(CimdError::Fetch)
     );
 }
