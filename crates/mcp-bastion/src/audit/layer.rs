@@ -1,0 +1,209 @@
+//! [`McpAuditLayer`] (outer: times the request, writes the record) and
+//! [`AuditCaptureLayer`] (inner: what was parsed and who is calling).
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Instant, SystemTime},
+};
+
+use http::{Request, Response, header::CONTENT_LENGTH};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use super::{
+    AuditWriter,
+    record::{AuditSlot, classify, rfc3339},
+};
+use crate::{inspect::McpRequest, principal::Principal};
+
+/// Writes one audit record per request; see the [module docs](super).
+#[derive(Debug, Clone)]
+pub struct McpAuditLayer {
+    writer: AuditWriter,
+    hash_arguments: bool,
+}
+
+impl McpAuditLayer {
+    /// Records go to `writer`; arguments are not hashed.
+    pub fn new(writer: AuditWriter) -> Self {
+        Self {
+            writer,
+            hash_arguments: false,
+        }
+    }
+
+    /// Adds the SHA-256 of the canonical (sorted keys) arguments of each
+    /// `tools/call` to its record (`arguments_sha256`). The arguments
+    /// themselves are never logged.
+    pub fn hash_arguments(mut self, on: bool) -> Self {
+        self.hash_arguments = on;
+        self
+    }
+
+    /// The writer, for [`reopen`](AuditWriter::reopen) on `SIGHUP`.
+    pub fn writer(&self) -> &AuditWriter {
+        &self.writer
+    }
+
+    /// The capture point to mount inside authentication and
+    /// [`McpInspectLayer`](crate::inspect::McpInspectLayer).
+    pub fn capture(&self) -> AuditCaptureLayer {
+        AuditCaptureLayer {
+            hash_arguments: self.hash_arguments,
+        }
+    }
+}
+
+impl<S> Layer<S> for McpAuditLayer {
+    type Service = McpAudit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        McpAudit {
+            inner,
+            writer: Arc::new(self.writer.clone()),
+        }
+    }
+}
+
+/// The service of [`McpAuditLayer`].
+#[derive(Debug, Clone)]
+pub struct McpAudit<S> {
+    inner: S,
+    writer: Arc<AuditWriter>,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for McpAudit<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let slot = AuditSlot::default();
+        {
+            let mut seen = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+            seen.record.time = rfc3339(SystemTime::now());
+            seen.record.method = match *req.method() {
+                http::Method::GET => "http:GET",
+                http::Method::DELETE => "http:DELETE",
+                http::Method::POST => "http:POST",
+                _ => "http:other",
+            }
+            .to_owned();
+            seen.record.bytes_in = content_length(req.headers());
+        }
+        req.extensions_mut().insert(slot.clone());
+        ResponseFuture {
+            inner: self.inner.call(req),
+            slot: Some(slot),
+            writer: self.writer.clone(),
+            started: Instant::now(),
+        }
+    }
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+pin_project! {
+    /// The response future of [`McpAudit`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        slot: Option<AuditSlot>,
+        writer: Arc<AuditWriter>,
+        started: Instant,
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let Some(slot) = this.slot.take() {
+            let mut seen = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+            let reached = seen.reached;
+            let rec = &mut seen.record;
+            rec.latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
+            match &out {
+                Ok(res) => {
+                    rec.status = res.status().as_u16();
+                    (rec.outcome, rec.refused_by) = classify(rec.status, reached);
+                    rec.bytes_out = content_length(res.headers());
+                }
+                Err(_) => {
+                    rec.status = 500;
+                    rec.outcome = super::Outcome::Failed;
+                }
+            }
+            if let Ok(line) = serde_json::to_string(rec) {
+                this.writer.write_line(line);
+            }
+        }
+        Poll::Ready(out)
+    }
+}
+
+/// Fills the audit record with the parsed request and the principal; see
+/// [`McpAuditLayer::capture`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuditCaptureLayer {
+    hash_arguments: bool,
+}
+
+impl<S> Layer<S> for AuditCaptureLayer {
+    type Service = AuditCapture<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuditCapture {
+            inner,
+            hash_arguments: self.hash_arguments,
+        }
+    }
+}
+
+/// The service of [`AuditCaptureLayer`].
+#[derive(Debug, Clone)]
+pub struct AuditCapture<S> {
+    inner: S,
+    hash_arguments: bool,
+}
+
+impl<S, B> Service<Request<B>> for AuditCapture<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if let Some(slot) = req.extensions().get::<AuditSlot>() {
+            slot.capture(
+                req.extensions().get::<McpRequest>(),
+                req.extensions().get::<Principal>(),
+                self.hash_arguments,
+            );
+        }
+        self.inner.call(req)
+    }
+}
