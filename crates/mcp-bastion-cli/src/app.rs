@@ -6,6 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::get};
 use mcp_bastion::{
+    audit::McpAuditLayer,
     backend::DynBackend,
     inspect::McpInspectLayer,
     metrics::McpMetricsLayer,
@@ -29,12 +30,13 @@ pub(crate) struct ServerParts {
 /// default server at `/mcp` and `/sse`, each named one under
 /// `/servers/<name>/`), all of them behind one [`McpStack`] (lingering
 /// close, CORS, the Origin guard, authentication, the body parsed once,
-/// tracing, metrics, per-tool scopes, rate limits), and `/healthz`,
-/// `/readyz` outside it.
+/// tracing, metrics, per-tool scopes, rate limits; the audit log when
+/// `audit` is given), and `/healthz`, `/readyz` outside it.
 pub(crate) fn app(
     config: &Config,
     parts: Vec<ServerParts>,
     auth: &auth::AuthLayers,
+    audit: Option<McpAuditLayer>,
 ) -> Result<(Router, servers::Servers), String> {
     let general = &config.general;
     let keepalive_secs = *general.keepalive_secs.get();
@@ -83,7 +85,11 @@ pub(crate) fn app(
     }
     let origins = session::origins(&config.session, *general.listen.get())?;
     let (cors, origin_guard) = session::browser_layers(&config.session, origins);
-    let stack = McpStack::new()
+    let mut stack = McpStack::new();
+    if let Some(audit) = audit {
+        stack = stack.audit(audit);
+    }
+    let stack = stack
         .cors(cors)
         .origin_guard(origin_guard)
         .inspect(McpInspectLayer::new().max_body_bytes(*general.max_body_bytes.get()))

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    inspect::McpRequest,
+    inspect::{McpRequest, MessageKind},
     jsonrpc::{Message, RequestId},
     metrics::labels,
     principal::Principal,
@@ -47,7 +47,8 @@ pub struct AuditRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route_key: Option<String>,
     /// The JSON-RPC method, bounded like the metrics label (`other` outside
-    /// MCP's vocabulary; `http:GET`… for a request with no parsed body).
+    /// MCP's vocabulary; `batch` for a batch; `http:GET`… for a request with no
+    /// parsed body).
     pub method: String,
     /// The tool of a `tools/call`, bounded like the metrics label.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,7 +142,11 @@ impl AuditSlot {
             rec.auth_key_id = p.key_id().map(str::to_owned);
         }
         let Some(mcp) = mcp else { return };
-        rec.method = mcp.method().map_or("response", labels::method).to_owned();
+        rec.method = match mcp.kind() {
+            MessageKind::Batch => "batch",
+            _ => mcp.method().map_or("response", labels::method),
+        }
+        .to_owned();
         rec.request_id = mcp.id().cloned();
         rec.bytes_in = u64::try_from(mcp.body().len()).ok();
         if let Some(id) = mcp.session_id() {
