@@ -1,6 +1,7 @@
 //! The audit log through the real `mcp-bastion` binary in front of stdio server-everything: the
 //! official Python and TypeScript SDKs (with an API key) leave answered records naming the
-//! principal, the client and the tool; raw HTTP gets a 401, a 403 for a foreign Origin, a 413
+//! principal, the client and the tool, and a call of an unknown tool is recorded as an error;
+//! raw HTTP gets a 401, a 403 for a foreign Origin, a 413
 //! and a 429, each one record naming the refusing layer with its status; the API key appears
 //! nowhere in the file; a logrotate-style rename plus SIGHUP loses no record.
 //!
@@ -14,7 +15,7 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use tests::{ClientRun, Sdk, Server, Transport, everything_stdio};
+use tests::{ClientRun, Sdk, Server, Transport, clients_dir, everything_stdio, python};
 
 const KEY: &str = "mcpb_audit0123456789abcdef0123456789";
 const ORIGIN: &str = "https://app.example";
@@ -98,6 +99,20 @@ fn every_outcome_is_one_record_and_no_secret_is_written() {
             .arg(bearer.clone())
             .run_ok(&server);
     }
+    // a tool error, through the Python SDK
+    let out = Command::new(python())
+        .arg(clients_dir().join("py_call.py"))
+        .args(["--url", &server.url("/mcp"), "--transport", "streamable"])
+        .args(["--tool", "no-such-tool", "--expect", "error"])
+        .args(["--header", &bearer])
+        .current_dir(clients_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let auth = format!("Bearer {KEY}");
     let auth = [("authorization", auth.as_str())];
     assert_eq!(post(&server, &[], call(901, "echo")), 401);
@@ -109,7 +124,7 @@ fn every_outcome_is_one_record_and_no_secret_is_written() {
     let _ = post(&server, &auth, call(904, "audit-probe"));
     assert_eq!(post(&server, &auth, call(905, "audit-probe")), 429);
 
-    let recs = wait_for_records(&path, 10);
+    let recs = wait_for_records(&path, 12);
     // the SDKs' sessions: initialize with the client's name, tool calls answered for the key's
     // principal, each with the session's fingerprint and the arguments' hash
     let inits: Vec<&Value> = recs
@@ -137,6 +152,16 @@ fn every_outcome_is_one_record_and_no_secret_is_written() {
     );
     assert!(answered["request_id"].is_number() || answered["request_id"].is_string());
     assert!(answered["time"].as_str().unwrap().ends_with('Z'));
+
+    let failed = find(&recs, "the unknown tool's call", |r| {
+        r["tool"] == "no-such-tool"
+    });
+    assert!(
+        failed["outcome"] == "tool_error"
+            || (failed["outcome"] == "error" && failed["error_code"].is_i64()),
+        "{failed}"
+    );
+    assert_eq!(failed["status"], 200, "{failed}");
 
     let refused = |id: i64, by: &str, status: u16| {
         let r = find(&recs, by, |r| {

@@ -9,12 +9,15 @@ use std::{
     time::{Instant, SystemTime},
 };
 
+use axum::BoxError;
+use bytes::Bytes;
 use http::{Request, Response, header::CONTENT_LENGTH};
+use http_body::Body as HttpBody;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
 use super::{
-    AuditWriter,
+    AuditBody, AuditRecord, AuditWriter,
     record::{AuditSlot, classify, rfc3339},
 };
 use crate::{inspect::McpRequest, principal::Principal};
@@ -78,8 +81,10 @@ pub struct McpAudit<S> {
 impl<S, B, ResBody> Service<Request<B>> for McpAudit<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<axum::body::Body>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -129,33 +134,38 @@ pin_project! {
 impl<F, ResBody, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: HttpBody<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    type Output = F::Output;
+    type Output = Result<Response<axum::body::Body>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let out = std::task::ready!(this.inner.poll(cx));
-        if let Some(slot) = this.slot.take() {
-            let mut seen = slot.0.lock().unwrap_or_else(|e| e.into_inner());
-            let reached = seen.reached;
-            let rec = &mut seen.record;
-            rec.latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
-            match &out {
-                Ok(res) => {
-                    rec.status = res.status().as_u16();
-                    (rec.outcome, rec.refused_by) = classify(rec.status, reached);
-                    rec.bytes_out = content_length(res.headers());
-                }
-                Err(_) => {
-                    rec.status = 500;
-                    rec.outcome = super::Outcome::Failed;
-                }
+        let (reached, mut rec) = match this.slot.take() {
+            Some(slot) => {
+                let mut seen = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+                (seen.reached, std::mem::take(&mut seen.record))
             }
-            if let Ok(line) = serde_json::to_string(rec) {
-                this.writer.write_line(line);
+            None => (false, AuditRecord::default()),
+        };
+        rec.latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
+        Poll::Ready(match out {
+            Ok(res) => {
+                rec.status = res.status().as_u16();
+                (rec.outcome, rec.refused_by) = classify(rec.status, reached);
+                let writer = this.writer.clone();
+                Ok(res.map(|body| axum::body::Body::new(AuditBody::new(body, rec, writer))))
             }
-        }
-        Poll::Ready(out)
+            Err(e) => {
+                rec.status = 500;
+                rec.outcome = super::Outcome::Failed;
+                if let Ok(line) = serde_json::to_string(&rec) {
+                    this.writer.write_line(line);
+                }
+                Err(e)
+            }
+        })
     }
 }
 

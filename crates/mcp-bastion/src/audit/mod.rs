@@ -5,7 +5,7 @@
 //! limit or a size limit, with the HTTP status), with its latency and size.
 //!
 //! ```json
-//! {"time":"2026-12-04T18:21:43.512Z","request_id":7,"subject":"alice","auth_key_id":"ops","session":"9f3c01a2","method":"tools/call","tool":"echo","outcome":"answered","status":200,"latency_ms":3.2,"bytes_in":112}
+//! {"time":"2026-12-04T18:21:43.512Z","request_id":7,"subject":"alice","auth_key_id":"ops","session":"9f3c01a2","method":"tools/call","tool":"echo","outcome":"answered","status":200,"latency_ms":3.2,"bytes_in":112,"bytes_out":187}
 //! ```
 //!
 //! | field | what |
@@ -17,8 +17,11 @@
 //! | `session`, `route_key` | [`session_fingerprint`](crate::session::session_fingerprint) of the session id (never the id); the replica's route key |
 //! | `method`, `tool`, `resource`, `prompt` | bounded like the metrics labels (see [`metrics`](crate::metrics)) |
 //! | `arguments_sha256` | only with [`hash_arguments`](McpAuditLayer::hash_arguments) |
-//! | `outcome`, `refused_by`, `status` | see [`Outcome`], [`RefusedBy`] |
-//! | `latency_ms`, `bytes_in`, `bytes_out` | to the response head; `bytes_out` when the length is known there |
+//! | `outcome`, `refused_by`, `status`, `error_code` | see [`Outcome`], [`RefusedBy`]; the JSON-RPC error code of an error answer |
+//! | `latency_ms`, `bytes_in`, `bytes_out` | latency to the response head; `bytes_out` counted as the body streams |
+//!
+//! The record is written when the answer's body ends (or is dropped because
+//! the client went away): an SSE answer is logged once it is complete.
 //!
 //! Two parts, because refusals happen at both ends of the stack: the layer
 //! itself goes outside the Origin guard and authentication, so it sees their
@@ -73,10 +76,12 @@
 //! # }
 //! ```
 
+mod body;
 mod layer;
 mod record;
 mod writer;
 
+pub use body::AuditBody;
 pub use layer::{AuditCapture, AuditCaptureLayer, McpAudit, McpAuditLayer, ResponseFuture};
 pub use record::{AuditRecord, Outcome, RefusedBy};
 pub use writer::{

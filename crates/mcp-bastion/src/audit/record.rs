@@ -63,20 +63,25 @@ pub struct AuditRecord {
     /// [`hash_arguments`](super::McpAuditLayer::hash_arguments) is on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arguments_sha256: Option<String>,
-    /// `answered`, `refused` or `failed`.
+    /// `answered`, `error`, `tool_error`, `refused` or `failed`.
     pub outcome: Outcome,
+    /// The JSON-RPC error code of the answer, when it was an error
+    /// (refusals with a JSON-RPC body included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
     /// Which layer refused, for `refused`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused_by: Option<RefusedBy>,
     /// The HTTP status of the answer.
     pub status: u16,
-    /// Milliseconds from the request to the response head.
+    /// Milliseconds from the request to the response head (an SSE answer
+    /// streams on after it).
     pub latency_ms: f64,
     /// Bytes of the request body (the parsed body, else `Content-Length`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_in: Option<u64>,
-    /// Bytes of the response body, when its length is known at the head
-    /// (`Content-Length`); absent for a streamed (SSE) answer.
+    /// Bytes of the response body, counted as it streamed (up to the end,
+    /// or to where the client went away).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_out: Option<u64>,
 }
@@ -85,9 +90,13 @@ pub struct AuditRecord {
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// The backend (or the transport) answered.
+    /// The backend (or the transport) answered with a result.
     #[default]
     Answered,
+    /// The answer was a JSON-RPC error (`error_code` says which).
+    Error,
+    /// A `tools/call` answered with a result whose `isError` is true.
+    ToolError,
     /// A layer refused it before the backend saw it.
     Refused,
     /// The server failed (5xx, or a service error).

@@ -329,3 +329,78 @@ fn a_stalled_pipe_drops_and_counts_instead_of_blocking() {
     reader.kill().unwrap();
     reader.wait().unwrap();
 }
+
+#[test]
+fn the_answer_says_whether_it_was_an_error_or_a_tool_error() {
+    use super::body::judge_answer;
+    let rec = |id: i64| AuditRecord {
+        request_id: Some(crate::jsonrpc::RequestId::Number(id)),
+        ..AuditRecord::default()
+    };
+    let mut json_error = rec(3);
+    judge_answer(
+        br#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"unknown tool"}}"#,
+        &mut json_error,
+    );
+    assert_eq!(
+        (json_error.outcome, json_error.error_code),
+        (Outcome::Error, Some(-32602))
+    );
+
+    // over SSE, after a notification of another message
+    let mut tool_error = rec(4);
+    judge_answer(
+        b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n\
+          event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{\"isError\":true,\"content\":[]}}\n\n",
+        &mut tool_error,
+    );
+    assert_eq!(
+        (tool_error.outcome, tool_error.error_code),
+        (Outcome::ToolError, None)
+    );
+
+    let mut answered = rec(5);
+    judge_answer(
+        br#"{"jsonrpc":"2.0","id":5,"result":{"content":[]}}"#,
+        &mut answered,
+    );
+    assert_eq!(answered.outcome, Outcome::Answered);
+
+    // another request's error is not this one's
+    let mut other = rec(6);
+    judge_answer(
+        br#"{"jsonrpc":"2.0","id":7,"error":{"code":-1,"message":"x"}}"#,
+        &mut other,
+    );
+    assert_eq!((other.outcome, other.error_code), (Outcome::Answered, None));
+
+    // a refusal keeps its outcome, and gains the code of its JSON-RPC body
+    let mut refused = rec(8);
+    refused.outcome = Outcome::Refused;
+    judge_answer(
+        br#"{"jsonrpc":"2.0","id":8,"error":{"code":-32029,"message":"slow down"}}"#,
+        &mut refused,
+    );
+    assert_eq!(
+        (refused.outcome, refused.error_code),
+        (Outcome::Refused, Some(-32029))
+    );
+}
+
+#[tokio::test]
+async fn bytes_out_are_counted_and_an_error_answer_is_recorded_as_one() {
+    use http_body_util::BodyExt;
+    let path = temp_path("body");
+    let writer = AuditWriter::open(AuditSink::File(path.clone()), 64).unwrap();
+    let answer = r#"{"jsonrpc":"2.0","id":21,"error":{"code":-32601,"message":"no such method"}}"#;
+    let app = Router::new()
+        .route("/mcp", post(move || async move { answer }))
+        .layer(McpStack::new().audit(McpAuditLayer::new(writer)));
+    let req = post_mcp(None, None, call(21, "echo", json!({})));
+    let res = app.oneshot(req).await.unwrap();
+    assert_eq!(res.into_body().collect().await.unwrap().to_bytes(), answer);
+    let recs = records(&path, 1);
+    assert_eq!(recs[0]["outcome"], "error", "{}", recs[0]);
+    assert_eq!(recs[0]["error_code"], -32601);
+    assert_eq!(recs[0]["bytes_out"], answer.len());
+}
