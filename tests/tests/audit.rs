@@ -3,7 +3,8 @@
 //! principal, the client and the tool, and a call of an unknown tool is recorded as an error;
 //! raw HTTP gets a 401, a 403 for a foreign Origin, a 413
 //! and a 429, each one record naming the refusing layer with its status; the API key appears
-//! nowhere in the file; a logrotate-style rename plus SIGHUP loses no record.
+//! nowhere in the file; a logrotate-style rename plus SIGHUP loses no record. A sink that stops
+//! reading (a pipe nobody drains) costs records, counted on `/metrics`, never a request.
 //!
 //! Needs `node`, `python3` with the `mcp` SDK and `tests/node/node_modules`.
 #![allow(clippy::unwrap_used, reason = "tests")]
@@ -212,4 +213,96 @@ fn every_outcome_is_one_record_and_no_secret_is_written() {
         "the renamed file keeps its records"
     );
     assert!(server.is_ready(), "SIGHUP does not stop the server");
+}
+
+#[test]
+fn a_stalled_sink_drops_and_counts_records_and_never_stalls_a_request() {
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-audit-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("audit.pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // a reader that opens the pipe and never reads: the pipe fills, then the writer stalls
+    let mut reader = Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec sleep 300 < '{}'", fifo.display()))
+        .spawn()
+        .unwrap();
+    let fifo_arg = fifo.to_str().unwrap().to_owned();
+    let server = Server::bastion(
+        &["--api-key", KEY, "--audit-log", &fifo_arg],
+        &everything_stdio(),
+    );
+    // more requests than the queue (8192) and the pipe (64 KiB) hold together
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = server.url("/mcp");
+    let started = Instant::now();
+    let statuses: Vec<u16> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    for i in 0..640 {
+                        let res = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .header("accept", "application/json, text/event-stream")
+                            .body(call(t * 1000 + i, "echo"))
+                            .send()
+                            .await
+                            .unwrap();
+                        got.push(res.status().as_u16());
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    assert_eq!(statuses.len(), 10_240);
+    assert!(
+        statuses.iter().all(|s| *s == 401),
+        "every request was answered"
+    );
+    let elapsed = started.elapsed();
+    let metrics = rt.block_on(async {
+        reqwest::Client::new()
+            .get(server.url("/metrics"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let dropped: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("mcp_audit_records_dropped_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no drop counter on /metrics:\n{metrics}"));
+    assert!(dropped >= 100.0, "dropped {dropped} (in {elapsed:?})");
+    assert!(
+        server.logs().contains("audit log queue full"),
+        "a warning was logged"
+    );
+    let _ = reader.kill();
+    let _ = reader.wait();
 }
