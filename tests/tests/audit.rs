@@ -1,7 +1,7 @@
 //! The audit log through the real `mcp-bastion` binary in front of stdio server-everything: the
 //! official Python and TypeScript SDKs (with an API key) leave answered records naming the
 //! principal, the client and the tool, and a call of an unknown tool is recorded as an error;
-//! raw HTTP gets a 401, a 403 for a foreign Origin, a 413
+//! raw HTTP gets a 401, a 403 for a foreign Origin, a 403 for a missing scope, a 413
 //! and a 429, each one record naming the refusing layer with its status; the API key appears
 //! nowhere in the file; a logrotate-style rename plus SIGHUP loses no record. A sink that stops
 //! reading (a pipe nobody drains) costs records, counted on `/metrics`, never a request.
@@ -77,10 +77,16 @@ fn every_outcome_is_one_record_and_no_secret_is_written() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("audit.jsonl");
     let path_arg = path.to_str().unwrap().to_owned();
+    let keys = dir.join("keys.json");
+    let entry =
+        json!([{"key": KEY, "subject": "alice", "id": "ops-key", "scopes": ["tools:read"]}]);
+    std::fs::write(&keys, entry.to_string()).unwrap();
     let server = Server::bastion(
         &[
-            "--api-key",
-            KEY,
+            "--api-keys-file",
+            keys.to_str().unwrap(),
+            "--tool-scope",
+            "audit-admin=tools:admin",
             "--allow-origin",
             ORIGIN,
             "--max-body-bytes",
@@ -121,11 +127,12 @@ fn every_outcome_is_one_record_and_no_secret_is_written() {
     assert_eq!(post(&server, &foreign, call(902, "echo")), 403);
     let big = json!({"jsonrpc":"2.0","id":903,"method":"ping","params":{"pad":"x".repeat(8192)}});
     assert_eq!(post(&server, &auth, big.to_string()), 413);
+    assert_eq!(post(&server, &auth, call(906, "audit-admin")), 403);
     // the first call passes the limit (and is refused further in: no session), the second not
     let _ = post(&server, &auth, call(904, "audit-probe"));
     assert_eq!(post(&server, &auth, call(905, "audit-probe")), 429);
 
-    let recs = wait_for_records(&path, 12);
+    let recs = wait_for_records(&path, 13);
     // the SDKs' sessions: initialize with the client's name, tool calls answered for the key's
     // principal, each with the session's fingerprint and the arguments' hash
     let inits: Vec<&Value> = recs
@@ -134,9 +141,10 @@ fn every_outcome_is_one_record_and_no_secret_is_written() {
         .collect();
     assert!(inits.len() >= 2, "{recs:#?}");
     assert!(
-        inits
-            .iter()
-            .all(|r| r["client_name"].is_string() && r["subject"].is_string())
+        inits.iter().all(|r| r["client_name"].is_string()
+            && r["subject"] == "alice"
+            && r["auth_key_id"] == "ops-key"),
+        "{inits:#?}"
     );
     let answered = find(&recs, "an answered tools/call", |r| {
         r["method"] == "tools/call" && r["outcome"] == "answered" && r["status"] == 200
@@ -177,6 +185,7 @@ fn every_outcome_is_one_record_and_no_secret_is_written() {
     refused(0, "origin", 403);
     refused(0, "size", 413);
     refused(905, "rate_limit", 429);
+    refused(906, "scopes", 403);
     let limited = find(&recs, "429", |r| r["status"] == 429);
     assert_eq!(limited["tool"], "audit-probe");
     assert!(limited["subject"].is_string());
