@@ -151,6 +151,10 @@ fn every_outcome_is_one_record_and_no_secret_is_written() {
     });
     assert!(answered["tool"].is_string(), "{answered}");
     assert!(
+        answered["client_name"].is_string(),
+        "the session's client: {answered}"
+    );
+    assert!(
         answered["session"].as_str().is_some_and(|s| s.len() == 8),
         "{answered}"
     );

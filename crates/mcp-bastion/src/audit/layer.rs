@@ -18,15 +18,19 @@ use tower::{Layer, Service};
 
 use super::{
     AuditBody, AuditRecord, AuditWriter,
-    record::{AuditSlot, classify, rfc3339},
+    record::{AuditSlot, ClientNames, classify, rfc3339},
 };
-use crate::{inspect::McpRequest, principal::Principal};
+use crate::{
+    protocol::HEADER_SESSION_ID,
+    session::{route_key_of, session_fingerprint},
+};
 
 /// Writes one audit record per request; see the [module docs](super).
 #[derive(Debug, Clone)]
 pub struct McpAuditLayer {
     writer: AuditWriter,
     hash_arguments: bool,
+    clients: Arc<ClientNames>,
 }
 
 impl McpAuditLayer {
@@ -35,6 +39,7 @@ impl McpAuditLayer {
         Self {
             writer,
             hash_arguments: false,
+            clients: Arc::default(),
         }
     }
 
@@ -56,6 +61,7 @@ impl McpAuditLayer {
     pub fn capture(&self) -> AuditCaptureLayer {
         AuditCaptureLayer {
             hash_arguments: self.hash_arguments,
+            clients: self.clients.clone(),
         }
     }
 }
@@ -67,6 +73,7 @@ impl<S> Layer<S> for McpAuditLayer {
         McpAudit {
             inner,
             writer: Arc::new(self.writer.clone()),
+            clients: self.clients.clone(),
         }
     }
 }
@@ -76,6 +83,7 @@ impl<S> Layer<S> for McpAuditLayer {
 pub struct McpAudit<S> {
     inner: S,
     writer: Arc<AuditWriter>,
+    clients: Arc<ClientNames>,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for McpAudit<S>
@@ -111,6 +119,7 @@ where
             inner: self.inner.call(req),
             slot: Some(slot),
             writer: self.writer.clone(),
+            clients: self.clients.clone(),
             started: Instant::now(),
         }
     }
@@ -127,6 +136,7 @@ pin_project! {
         inner: F,
         slot: Option<AuditSlot>,
         writer: Arc<AuditWriter>,
+        clients: Arc<ClientNames>,
         started: Instant,
     }
 }
@@ -154,6 +164,18 @@ where
             Ok(res) => {
                 rec.status = res.status().as_u16();
                 (rec.outcome, rec.refused_by) = classify(rec.status, reached);
+                if rec.method == "initialize"
+                    && let Some(id) = res
+                        .headers()
+                        .get(HEADER_SESSION_ID)
+                        .and_then(|v| v.to_str().ok())
+                {
+                    // the session it opened: its records name this client
+                    rec.session = Some(session_fingerprint(id));
+                    rec.route_key = route_key_of(id).map(str::to_owned);
+                    let info = (rec.client_name.clone(), rec.client_version.clone());
+                    this.clients.remember(id, info);
+                }
                 let writer = this.writer.clone();
                 Ok(res.map(|body| axum::body::Body::new(AuditBody::new(body, rec, writer))))
             }
@@ -171,9 +193,10 @@ where
 
 /// Fills the audit record with the parsed request and the principal; see
 /// [`McpAuditLayer::capture`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct AuditCaptureLayer {
     hash_arguments: bool,
+    clients: Arc<ClientNames>,
 }
 
 impl<S> Layer<S> for AuditCaptureLayer {
@@ -183,6 +206,7 @@ impl<S> Layer<S> for AuditCaptureLayer {
         AuditCapture {
             inner,
             hash_arguments: self.hash_arguments,
+            clients: self.clients.clone(),
         }
     }
 }
@@ -192,6 +216,7 @@ impl<S> Layer<S> for AuditCaptureLayer {
 pub struct AuditCapture<S> {
     inner: S,
     hash_arguments: bool,
+    clients: Arc<ClientNames>,
 }
 
 impl<S, B> Service<Request<B>> for AuditCapture<S>
@@ -207,13 +232,10 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if let Some(slot) = req.extensions().get::<AuditSlot>() {
-            slot.capture(
-                req.extensions().get::<McpRequest>(),
-                req.extensions().get::<Principal>(),
-                self.hash_arguments,
-            );
+        let (parts, body) = req.into_parts();
+        if let Some(slot) = parts.extensions.get::<AuditSlot>() {
+            slot.capture(&parts, &self.clients, self.hash_arguments);
         }
-        self.inner.call(req)
+        self.inner.call(Request::from_parts(parts, body))
     }
 }

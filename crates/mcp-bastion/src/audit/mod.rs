@@ -13,7 +13,7 @@
 //! | `time` | arrival, RFC 3339 UTC |
 //! | `request_id` | the JSON-RPC id |
 //! | `subject`, `auth_key_id` | the [`Principal`](crate::principal::Principal) and its key id |
-//! | `client_name`, `client_version` | `clientInfo` of an `initialize` |
+//! | `client_name`, `client_version` | `clientInfo` of the session's `initialize` (remembered per session) |
 //! | `session`, `route_key` | [`session_fingerprint`](crate::session::session_fingerprint) of the session id (never the id); the replica's route key |
 //! | `method`, `tool`, `resource`, `prompt` | bounded like the metrics labels (see [`metrics`](crate::metrics)) |
 //! | `arguments_sha256` | only with [`hash_arguments`](McpAuditLayer::hash_arguments) |

@@ -2,6 +2,7 @@
 //! read from the response.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -15,6 +16,7 @@ use crate::{
     jsonrpc::{Message, RequestId},
     metrics::labels,
     principal::Principal,
+    protocol::HEADER_SESSION_ID,
     session::{route_key_of, session_fingerprint},
 };
 
@@ -34,10 +36,10 @@ pub struct AuditRecord {
     /// credential itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_key_id: Option<String>,
-    /// `clientInfo.name` of an `initialize` request.
+    /// `clientInfo.name` of the session's `initialize` request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
-    /// `clientInfo.version` of an `initialize` request.
+    /// `clientInfo.version` of the session's `initialize` request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_version: Option<String>,
     /// [`session_fingerprint`] of the session id (never the id).
@@ -121,6 +123,42 @@ pub enum RefusedBy {
     Request,
 }
 
+/// The client name and version of each live session, learnt from its
+/// `initialize`, so every record of the session names its client. Bounded:
+/// at [`MAX_SESSIONS`] entries the table starts over (later records of the
+/// sessions it forgot have no client name).
+#[derive(Debug, Default)]
+pub(crate) struct ClientNames(Mutex<HashMap<String, ClientInfo>>);
+
+/// A client's `clientInfo` name and version.
+type ClientInfo = (Option<String>, Option<String>);
+
+/// How many sessions' client names are kept.
+const MAX_SESSIONS: usize = 65_536;
+
+impl ClientNames {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClientInfo>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remembers the client of the session `id` (from its `initialize`).
+    pub(crate) fn remember(&self, id: &str, info: ClientInfo) {
+        let mut table = self.table();
+        if table.len() >= MAX_SESSIONS {
+            table.clear();
+        }
+        table.insert(id.to_owned(), info);
+    }
+
+    fn lookup(&self, id: &str) -> Option<ClientInfo> {
+        self.table().get(id).cloned()
+    }
+
+    fn forget(&self, id: &str) {
+        self.table().remove(id);
+    }
+}
+
 /// What the inner capture point saw, shared with the outer layer through
 /// the request extensions.
 #[derive(Debug, Default)]
@@ -139,16 +177,34 @@ impl AuditSlot {
     /// Fills the slot from the parsed request and the principal.
     pub(crate) fn capture(
         &self,
-        mcp: Option<&McpRequest>,
-        principal: Option<&Principal>,
+        req: &http::request::Parts,
+        clients: &ClientNames,
         hash_arguments: bool,
     ) {
+        let mcp = req.extensions.get::<McpRequest>();
+        let principal = req.extensions.get::<Principal>();
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
         seen.reached = true;
         let rec = &mut seen.record;
         if let Some(p) = principal {
             rec.subject = Some(p.subject().to_owned());
             rec.auth_key_id = p.key_id().map(str::to_owned);
+        }
+        // the session of a request with no parsed body (a GET stream, a DELETE)
+        let header_session = req
+            .headers
+            .get(HEADER_SESSION_ID)
+            .and_then(|v| v.to_str().ok());
+        let session = mcp.and_then(McpRequest::session_id).or(header_session);
+        if let Some(id) = session {
+            rec.session = Some(session_fingerprint(id));
+            rec.route_key = route_key_of(id).map(str::to_owned);
+            if req.method == http::Method::DELETE {
+                clients.forget(id);
+            } else if let Some((name, version)) = clients.lookup(id) {
+                rec.client_name = name;
+                rec.client_version = version;
+            }
         }
         let Some(mcp) = mcp else { return };
         rec.method = match mcp.kind() {
@@ -158,10 +214,6 @@ impl AuditSlot {
         .to_owned();
         rec.request_id = mcp.id().cloned();
         rec.bytes_in = u64::try_from(mcp.body().len()).ok();
-        if let Some(id) = mcp.session_id() {
-            rec.session = Some(session_fingerprint(id));
-            rec.route_key = route_key_of(id).map(str::to_owned);
-        }
         rec.tool = mcp.tool_name().map(labels::tool);
         rec.prompt = mcp.prompt_name().map(labels::tool);
         rec.resource = mcp.resource_uri().map(labels::tool);

@@ -404,3 +404,55 @@ async fn bytes_out_are_counted_and_an_error_answer_is_recorded_as_one() {
     assert_eq!(recs[0]["error_code"], -32601);
     assert_eq!(recs[0]["bytes_out"], answer.len());
 }
+
+#[tokio::test]
+async fn every_record_of_a_session_names_the_client_its_initialize_named() {
+    let path = temp_path("clients");
+    let writer = AuditWriter::open(AuditSink::File(path.clone()), 64).unwrap();
+    let session = new_session_id(Some("r2")).unwrap();
+    let sid = session.clone();
+    let app = Router::new()
+        .route(
+            "/mcp",
+            post(move || {
+                let sid = sid.clone();
+                async move { ([("mcp-session-id", sid)], "{}") }
+            })
+            .delete(|| async { "" }),
+        )
+        .layer(McpStack::new().audit(McpAuditLayer::new(writer)));
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},
+        "clientInfo":{"name":"inspector","version":"1.2.3"}}});
+    assert_eq!(
+        status(&app, post_mcp(None, None, init.to_string())).await,
+        StatusCode::OK
+    );
+    let in_session = post_mcp(None, Some(&session), call(2, "echo", json!({})));
+    assert_eq!(status(&app, in_session).await, StatusCode::OK);
+    let end = Request::delete("/mcp")
+        .header("mcp-session-id", &session)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(status(&app, end).await, StatusCode::OK);
+    let after = post_mcp(None, Some(&session), call(3, "echo", json!({})));
+    assert_eq!(status(&app, after).await, StatusCode::OK);
+
+    let recs = records(&path, 4);
+    let fingerprint = crate::session::session_fingerprint(&session);
+    assert_eq!(
+        recs[0]["session"], fingerprint,
+        "initialize names the session it opened"
+    );
+    assert_eq!(recs[0]["route_key"], "r2");
+    for rec in &recs[..2] {
+        assert_eq!(rec["client_name"], "inspector", "{rec}");
+        assert_eq!(rec["client_version"], "1.2.3", "{rec}");
+    }
+    assert_eq!(recs[2]["method"], "http:DELETE");
+    assert_eq!(recs[2]["session"], fingerprint);
+    assert!(
+        recs[3].get("client_name").is_none(),
+        "a deleted session is forgotten"
+    );
+}
