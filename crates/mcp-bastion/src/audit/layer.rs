@@ -30,7 +30,7 @@ use crate::{
 pub struct McpAuditLayer {
     writer: AuditWriter,
     hash_arguments: bool,
-    clients: Arc<ClientNames>,
+    pub(super) clients: Arc<ClientNames>,
 }
 
 impl McpAuditLayer {

@@ -127,8 +127,17 @@ pub enum RefusedBy {
 /// `initialize`, so every record of the session names its client. Bounded:
 /// at [`MAX_SESSIONS`] entries the table starts over (later records of the
 /// sessions it forgot have no client name).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct ClientNames(Mutex<HashMap<String, ClientInfo>>);
+
+impl std::fmt::Debug for ClientNames {
+    // the keys are session ids: bearer credentials, never printed
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientNames")
+            .field("sessions", &self.table().len())
+            .finish()
+    }
+}
 
 /// A client's `clientInfo` name and version.
 type ClientInfo = (Option<String>, Option<String>);

@@ -438,6 +438,14 @@ async fn every_record_of_a_session_names_the_client_its_initialize_named() {
     let after = post_mcp(None, Some(&session), call(3, "echo", json!({})));
     assert_eq!(status(&app, after).await, StatusCode::OK);
 
+    let layer = McpAuditLayer::new(AuditWriter::open(AuditSink::Stderr, 1).unwrap());
+    layer.clients.remember(&session, (Some("x".into()), None));
+    let shown = format!("{layer:?}");
+    assert!(
+        !shown.contains(&session),
+        "Debug never shows a session id: {shown}"
+    );
+
     let recs = records(&path, 4);
     let fingerprint = crate::session::session_fingerprint(&session);
     assert_eq!(
