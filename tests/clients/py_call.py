@@ -2,6 +2,7 @@
 
 Usage: python3 tests/clients/py_call.py --url URL --transport streamable|sse --tool NAME
            [--arguments JSON] [--expect ok|error] [--timeout S] [--started-file PATH]
+           [--header 'Name: value']...
 
 Connects with the official SDK (`mcp`), initializes, calls the tool and prints one JSON line:
 {"outcome": "ok"|"error", "code", "message", "text", "seconds"} (seconds from the call to its
@@ -20,13 +21,13 @@ import anyio
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
-from py_client import HttpLog, connect
+from py_client import HttpLog, connect, parse_headers
 
 REPORTED: list[str] = []  # the outcome, once printed
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    log = HttpLog()
+    log = HttpLog(parse_headers(args.header))
     report: dict = {}
     async with connect(args.url, args.transport, log, args.timeout) as (read, write):
         async with ClientSession(read, write) as session:
@@ -65,6 +66,7 @@ def main() -> int:
     parser.add_argument("--expect", default="ok", choices=["ok", "error"])
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--started-file", default=None)
+    parser.add_argument("--header", action="append", default=[], help="'Name: value' sent on every request")
     args = parser.parse_args()
     try:
         return anyio.run(main_async, args)

@@ -176,7 +176,7 @@ fn masked(name: &str, value: &str) -> String {
 
 /// What a check of option `name` needs beside it: an upstream instead of a command for the
 /// upstream options, the other half of the TLS and introspection-client pairs, the
-/// authorization server for the `oauth-*` options.
+/// authorization server for the `oauth-*` options, the audit log that argument hashing needs.
 fn companions(name: &str) -> String {
     let mut base = match name {
         "upstream" => String::new(),
@@ -186,6 +186,7 @@ fn companions(name: &str) -> String {
     match name {
         "tls-cert" => base.push_str("tls-key = \"/etc/mcp/key.pem\"\n"),
         "tls-key" => base.push_str("tls-cert = \"/etc/mcp/cert.pem\"\n"),
+        "audit-hash-arguments" => base.push_str("audit-log = \"stdout\"\n"),
         "introspection-client-id" => {
             base.push_str("introspection-client-secret-env = \"INTROSPECTION_SECRET\"\n");
         }

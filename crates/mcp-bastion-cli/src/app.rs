@@ -6,6 +6,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::get};
 use mcp_bastion::{
+    audit::McpAuditLayer,
     auth::oauth::OAuthServer,
     backend::DynBackend,
     inspect::McpInspectLayer,
@@ -30,15 +31,16 @@ pub(crate) struct ServerParts {
 /// default server at `/mcp` and `/sse`, each named one under
 /// `/servers/<name>/`), all of them behind one [`McpStack`] (lingering
 /// close, CORS, the Origin guard, authentication, the body parsed once,
-/// tracing, metrics, per-tool scopes, rate limits), and `/healthz`,
-/// `/readyz` outside it. With `oauth`, its endpoints are beside them,
-/// outside authentication, inside CORS and the Origin guard (see
-/// [`oauth_routes`]).
+/// tracing, metrics, per-tool scopes, rate limits; the audit log when
+/// `audit` is given), and `/healthz`, `/readyz` outside it. With `oauth`,
+/// its endpoints are beside them, outside authentication, inside CORS and
+/// the Origin guard (see [`oauth_routes`]).
 pub(crate) fn app(
     config: &Config,
     parts: Vec<ServerParts>,
     auth: &auth::AuthLayers,
     oauth: Option<&OAuthServer>,
+    audit: Option<McpAuditLayer>,
 ) -> Result<(Router, servers::Servers), String> {
     let general = &config.general;
     let keepalive_secs = *general.keepalive_secs.get();
@@ -93,7 +95,11 @@ pub(crate) fn app(
             .map_err(|e| format!("--oauth-issuer: {e}"))?;
     }
     let (cors, origin_guard) = session::browser_layers(&config.session, origins);
-    let stack = McpStack::new()
+    let mut stack = McpStack::new();
+    if let Some(audit) = audit {
+        stack = stack.audit(audit);
+    }
+    let stack = stack
         .cors(cors.clone())
         .origin_guard(origin_guard.clone())
         .inspect(McpInspectLayer::new().max_body_bytes(*general.max_body_bytes.get()))

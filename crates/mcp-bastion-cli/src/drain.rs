@@ -29,6 +29,30 @@ pub(crate) async fn shutdown_signal() {
     }
 }
 
+/// Reopens the audit log on every SIGHUP (after logrotate renamed it), for
+/// as long as the process runs. Nothing to do off Unix.
+pub(crate) fn reopen_on_sighup(writer: mcp_bastion::audit::AuditWriter) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reopening the audit log");
+                        writer.reopen();
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: the audit log will not be reopened")
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(writer);
+}
+
 /// How long a graceful shutdown leaves the last answers to reach their
 /// clients before it ends the sessions.
 const SETTLE: Duration = Duration::from_millis(300);

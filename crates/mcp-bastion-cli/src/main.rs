@@ -34,7 +34,10 @@ use std::{
 
 use clap::Parser;
 use figment::value::{Dict, Value};
-use mcp_bastion::backend::DynBackend;
+use mcp_bastion::{
+    audit::{AuditWriter, DEFAULT_QUEUE_CAPACITY, McpAuditLayer},
+    backend::DynBackend,
+};
 use mcp_bastion_cli::config::{
     Config, ConfigError, ConfigFile, Inputs, Loaded, load,
     options::{LogFormat, SessionMode},
@@ -127,6 +130,16 @@ struct Cli {
     /// The PEM private key of `--tls-cert`.
     #[arg(long, value_name = "FILE")]
     tls_key: Option<String>,
+
+    /// Write one JSON audit record per request to this file (appended to;
+    /// reopened on SIGHUP, for logrotate), or to `stdout` or `stderr`.
+    #[arg(long, value_name = "PATH|stdout|stderr")]
+    audit_log: Option<String>,
+
+    /// Add the SHA-256 of each tool call's canonical arguments to its audit
+    /// record (the arguments themselves are never logged).
+    #[arg(long)]
+    audit_hash_arguments: bool,
 
     /// Serve Prometheus metrics at `/metrics` on this address only (for
     /// example a loopback port for the scraper), instead of on the main
@@ -401,7 +414,17 @@ async fn start(config: Config) -> ExitCode {
             sessions,
         });
     }
-    let (router, mounted) = match app::app(&config, parts, &auth, oauth.as_ref()) {
+    let audit = match &config.general.audit_log {
+        Some(sink) => match AuditWriter::open(sink.get().clone(), DEFAULT_QUEUE_CAPACITY) {
+            Ok(writer) => {
+                drain::reopen_on_sighup(writer.clone());
+                Some(McpAuditLayer::new(writer).hash_arguments(config.general.audit_hash_arguments))
+            }
+            Err(e) => return refuse(format!("--audit-log {}: {e}", sink.get())),
+        },
+        None => None,
+    };
+    let (router, mounted) = match app::app(&config, parts, &auth, oauth.as_ref(), audit) {
         Ok(app) => app,
         Err(e) => return refuse(e),
     };

@@ -72,6 +72,8 @@
 //! `docs/deployment.md` covers running a loaded server.
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "audit")]
+pub mod audit;
 #[cfg(feature = "auth")]
 pub mod auth;
 pub mod backend;

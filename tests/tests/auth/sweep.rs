@@ -3,7 +3,7 @@
 //! secret, session parameters captured from the URL and passed to the child's environment, a
 //! Redis URL with a password, upstream credentials), both SDKs over both transports, refusals
 //! of wrong credentials; then every line of the log, every error body and every challenge is
-//! searched for every secret. `logs.rs` does the same for the auth layers in process.
+//! searched for every secret, and so is the audit log (`--audit-log`). `logs.rs` does the same for the auth layers in process.
 
 use tests::{redis::Redis, upstream};
 
@@ -90,8 +90,15 @@ fn no_secret_appears_in_trace_logs_or_error_answers_across_transports_and_featur
     let intro = format!("{}/introspect", introspection_server(Calls::default()));
     let redis = Redis::start_with_password(REDIS_PASSWORD);
     let redis_url = redis.url_with_password(REDIS_PASSWORD);
+    let audit_dir = std::env::temp_dir().join(format!("mcp-sweep-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&audit_dir);
+    std::fs::create_dir_all(&audit_dir).unwrap();
+    let audit_log = audit_dir.join("audit.jsonl");
     let server = Server::bastion_recorded(
         &[
+            "--audit-log",
+            audit_log.to_str().unwrap(),
+            "--audit-hash-arguments",
             "--session-mode",
             "per-session",
             "--api-key",
@@ -209,6 +216,22 @@ fn no_secret_appears_in_trace_logs_or_error_answers_across_transports_and_featur
     );
     assert_clean(&log, &secrets, "the TRACE log");
     assert_clean(&answers, &secrets, "an error answer or challenge");
+    // the writer's thread flushes when its queue is empty: wait for the last refusals
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut audit = String::new();
+    while std::time::Instant::now() < deadline {
+        audit = std::fs::read_to_string(&audit_log).unwrap_or_default();
+        if audit.matches("\"refused_by\":\"auth\"").count() >= presented.len() * 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        audit.lines().count() >= 10 && audit.contains("\"refused_by\":\"auth\""),
+        "the sweep needs the audit records of the requests and refusals: {} lines",
+        audit.lines().count()
+    );
+    assert_clean(&audit, &secrets, "the audit log");
     eprintln!(
         "swept {} log lines and {} refusals for {} secrets",
         log.lines().count(),

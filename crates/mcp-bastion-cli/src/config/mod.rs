@@ -308,6 +308,9 @@ fn check(
         (None, Some(_)) => return Err(err("tls-key", "needs `tls-cert` too")),
         _ => {}
     }
+    if general.audit_hash_arguments && general.audit_log.is_none() {
+        return Err(err("audit-hash-arguments", "needs `audit-log`"));
+    }
     if let Some(prefix) = &general.path_prefix
         && !prefix.text().is_empty()
         && !prefix.text().starts_with('/')

@@ -9,6 +9,7 @@
 use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use mcp_bastion::{
+    audit::AuditSink,
     net::parse_cidr,
     ratelimit::{FailurePolicy, Limit, MethodLimit, RedisStore, ToolLimit},
 };
@@ -172,6 +173,13 @@ impl FromText for ipnet::IpNet {
     }
 }
 
+impl FromText for AuditSink {
+    fn from_text(text: &str) -> Result<Self, String> {
+        text.parse()
+            .map_err(|e: mcp_bastion::audit::EmptyAuditSink| e.to_string())
+    }
+}
+
 impl FromText for RedisStore {
     fn from_text(text: &str) -> Result<Self, String> {
         RedisStore::open(text).map_err(|e| e.to_string())
@@ -212,6 +220,11 @@ pub struct GeneralConfig {
     pub tls_key: Option<Parsed<PathBuf>>,
     /// Serve `/metrics` on this address only.
     pub metrics_listen: Option<Parsed<SocketAddr>>,
+    /// Where audit records go: a file, `stdout` or `stderr`.
+    pub audit_log: Option<Parsed<AuditSink>>,
+    /// Add the SHA-256 of a tool call's canonical arguments to its record.
+    #[serde(deserialize_with = "switch")]
+    pub audit_hash_arguments: bool,
     /// Serve without authentication when none is configured.
     #[serde(deserialize_with = "switch")]
     pub allow_unauthenticated: bool,
@@ -233,6 +246,8 @@ impl Default for GeneralConfig {
             tls_cert: None,
             tls_key: None,
             metrics_listen: None,
+            audit_log: None,
+            audit_hash_arguments: false,
             allow_unauthenticated: false,
             shutdown_timeout: Parsed::known("10", 10),
         }

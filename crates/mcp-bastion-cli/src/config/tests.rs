@@ -436,3 +436,51 @@ fn upstream_token_mappings_need_the_authorization_server() {
         load_with(Dict::new(), &env(&[]), file(&format!("{oauth}{text}"))).unwrap();
     }
 }
+
+#[test]
+fn audit_options_parse_and_hashing_arguments_needs_an_audit_log() {
+    let loaded = load_with(
+        flags(&[
+            ("audit-log", text("stdout")),
+            ("audit-hash-arguments", Value::from(true)),
+            ("command", list(&["srv"])),
+        ]),
+        &env(&[]),
+        None,
+    )
+    .unwrap();
+    let general = &loaded.config.general;
+    assert_eq!(
+        general.audit_log.as_ref().map(|s| s.get().clone()),
+        Some(mcp_bastion::audit::AuditSink::Stdout)
+    );
+    assert!(general.audit_hash_arguments);
+    let file_sink = load_with(
+        flags(&[("command", list(&["srv"]))]),
+        &env(&[("MCP_BASTION_AUDIT_LOG", "/var/log/a.jsonl")]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        file_sink
+            .config
+            .general
+            .audit_log
+            .as_ref()
+            .map(|s| s.get().clone()),
+        Some(mcp_bastion::audit::AuditSink::File(
+            "/var/log/a.jsonl".into()
+        ))
+    );
+    let err = load_with(
+        flags(&[
+            ("audit-hash-arguments", Value::from(true)),
+            ("command", list(&["srv"])),
+        ]),
+        &env(&[]),
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("audit-hash-arguments"), "{err}");
+    assert!(err.to_string().contains("needs `audit-log`"), "{err}");
+}

@@ -33,7 +33,7 @@
 //!     .layer(ServiceBuilder::new().layer(McpInspectLayer::new()).layer(McpMetricsLayer::new()));
 //! ```
 
-mod labels;
+pub(crate) mod labels;
 mod layer;
 
 pub use labels::MAX_TOOL_LABELS;

@@ -31,9 +31,11 @@
 //! |---|---|---|
 //! | lingering close | on by default; [`lingering_close`](McpStack::lingering_close) | an answer sent before the body is read (any refusal below) must reach a client that is still sending |
 //! | CORS | [`browser`](McpStack::browser), [`cors`](McpStack::cors) | a preflight carries no credentials: answered before authentication could refuse it |
+//! | audit | [`audit`](McpStack::audit) | one record per request: outside every layer that refuses (Origin, auth, size, scopes, rate limit), so it sees each refusal and its status |
 //! | Origin guard | [`browser`](McpStack::browser), [`origin_guard`](McpStack::origin_guard) | a foreign `Origin` is refused (403) before anything else runs |
 //! | authentication | [`auth`](McpStack::auth) | headers and query only: an unauthenticated client never makes the server buffer a body |
 //! | inspect | on by default; [`inspect`](McpStack::inspect) | the body is read once, bounded, and parsed into `McpRequest` for every layer below |
+//! | audit capture | with [`audit`](McpStack::audit) | copies the parsed method, tool and id and the principal into the audit record; a refusal after it is the scopes' or the rate limit's |
 //! | trace | on by default; [`without_trace`](McpStack::without_trace) | one span per request, with the parsed method and the principal |
 //! | metrics | [`metrics`](McpStack::metrics) | counts and times everything below, refusals included |
 //! | scopes | [`scopes`](McpStack::scopes) | per-tool authorization needs the principal and the parsed tool name |
@@ -70,6 +72,7 @@ use tower::{
 };
 
 use crate::{
+    audit::{AuditCaptureLayer, McpAuditLayer},
     auth::{McpAuthLayer, McpScopeLayer, ProtectedResourceMetadata},
     backend::Backend,
     cors::{AllowedOrigins, McpCors, McpCorsLayer, OriginGuardLayer},
@@ -85,10 +88,11 @@ use crate::{
 /// A layer that may be absent: tower's `option_layer` shape.
 type Opt<L> = Either<L, Identity>;
 
-/// Lingering close, CORS, then the Origin guard (outermost first).
+/// Lingering close, CORS, the audit log, then the Origin guard (outermost
+/// first).
 type BrowserLayers = Stack<
     Opt<OriginGuardLayer>,
-    Stack<Opt<McpCorsLayer>, Stack<Opt<LingeringCloseLayer>, Identity>>,
+    Stack<Opt<McpAuditLayer>, Stack<Opt<McpCorsLayer>, Stack<Opt<LingeringCloseLayer>, Identity>>>,
 >;
 
 /// Authentication through rate limiting (outermost first), on top of `Inner`.
@@ -98,7 +102,13 @@ type McpLayers<Inner> = Stack<
         Opt<McpScopeLayer>,
         Stack<
             Opt<McpMetricsLayer>,
-            Stack<Opt<McpTraceLayer>, Stack<Opt<McpInspectLayer>, Stack<Opt<McpAuthLayer>, Inner>>>,
+            Stack<
+                Opt<McpTraceLayer>,
+                Stack<
+                    Opt<AuditCaptureLayer>,
+                    Stack<Opt<McpInspectLayer>, Stack<Opt<McpAuthLayer>, Inner>>,
+                >,
+            >,
         >,
     >,
 >;
@@ -113,6 +123,7 @@ type AllLayers = Stack<Opt<SessionLayer>, McpLayers<BrowserLayers>>;
 pub struct McpStack {
     linger: Option<LingeringCloseLayer>,
     cors: Option<McpCorsLayer>,
+    audit: Option<McpAuditLayer>,
     origin_guard: Option<OriginGuardLayer>,
     auth: Option<McpAuthLayer>,
     metadata: Option<ProtectedResourceMetadata>,
@@ -137,6 +148,7 @@ impl McpStack {
         Self {
             linger: Some(LingeringCloseLayer::new(LingerLimits::default())),
             cors: None,
+            audit: None,
             origin_guard: None,
             auth: None,
             metadata: None,
@@ -174,6 +186,13 @@ impl McpStack {
     /// The Origin guard (403 for a present `Origin` that is not allowed).
     pub fn origin_guard(mut self, layer: OriginGuardLayer) -> Self {
         self.origin_guard = Some(layer);
+        self
+    }
+
+    /// The audit log: one record per request, refusals included (see
+    /// [`audit`](crate::audit)). Its capture point goes inside inspection.
+    pub fn audit(mut self, layer: McpAuditLayer) -> Self {
+        self.audit = Some(layer);
         self
     }
 
@@ -252,6 +271,7 @@ impl McpStack {
         ServiceBuilder::new()
             .option_layer(self.linger)
             .option_layer(self.cors.clone())
+            .option_layer(self.audit.clone())
             .option_layer(self.origin_guard.clone())
     }
 
@@ -269,6 +289,7 @@ impl McpStack {
         outer
             .option_layer(self.auth_layer())
             .option_layer(self.inspect)
+            .option_layer(self.audit.as_ref().map(McpAuditLayer::capture))
             .option_layer(self.trace)
             .option_layer(self.metrics)
             .option_layer(self.scopes.clone())
