@@ -4,7 +4,7 @@ authorization server and calls a tool; this script plays the browser.
 Usage: python3 tests/clients/py_oauth.py --url URL [--transport streamable|sse] [--login NAME]
            [--expect-subject SUB (default NAME; a GitHub login's subject is its numeric id)]
            [--redirect-uri URI] [--cimd-cert CERT --cimd-key KEY] [--probe-url URL]
-           [--whoami-env VAR]
+           [--whoami-env VAR] [--profile NAME]
 
 The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers (dynamic registration; or,
 with --cimd-cert/--cimd-key, a Client ID Metadata Document that this script serves over https on loopback
@@ -17,9 +17,13 @@ Streamable HTTP (or legacy SSE); a refresh (the SDK's token made to look expired
 refresh token is revoked (RFC 7009) and the last access token must be refused (401). With
 --whoami-env VAR, the caller is read from variable VAR of the `get-env` tool's answer (a stdio
 server-everything behind the binary, given the subject with `--principal-env VAR=subject`)
-instead of a `whoami` tool.
+instead of a `whoami` tool. With --profile NAME (a profile of profiles.json, e.g. `everything`
+for server-everything behind the binary), the first authenticated session also runs py_client.py's
+full scenario of that profile (tools listed and called, progress, sampling, elicitation, a resource
+read, a prompt got) after the caller check, and its steps are reported under "scenario".
 
-Prints one JSON line: {"whoami", "client_id", "refreshed", "revoked_status", "pages", "secrets"}
+Prints one JSON line: {"whoami", "client_id", "refreshed", "revoked_status", "pages", "secrets",
+"scenario" (the scenario's steps, or null without --profile)}
 (the code, tokens and client secret the flow produced, for the test's log check); exits 0 on success,
 1 with the failing step on stderr otherwise.
 """
@@ -43,6 +47,7 @@ from mcp.client.auth import OAuthClientProvider, TokenStorage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from py_client import ScenarioClient, load_profile
 
 
 class Memory(TokenStorage):
@@ -145,15 +150,54 @@ def serve_cimd(cert: str, key: str, redirect_uri: str) -> str:
     return url
 
 
-async def call_whoami(url: str, transport: str, auth: OAuthClientProvider, env_var: str | None = None) -> str:
+def scenario_client(url: str, transport: str, profile: dict) -> ScenarioClient:
+    """py_client.py's scenario runner for one session opened here (one client, no extra headers)."""
+    options = argparse.Namespace(
+        url=url,
+        transport=transport,
+        timeout=60.0,
+        header=[],
+        handshake="initialize",
+        scenario="full",
+        strict_session_end=False,
+        calls=1,
+    )
+    return ScenarioClient(options, profile, 0)
+
+
+async def call_whoami(
+    url: str,
+    transport: str,
+    auth: OAuthClientProvider,
+    env_var: str | None = None,
+    scenario: ScenarioClient | None = None,
+) -> str:
+    """The caller, from `whoami` (or variable `env_var` of `get-env`); then, with `scenario`, its
+    full scenario on the same session (its steps land in `scenario.summary`)."""
+
     async def call(read, write) -> str:
-        async with ClientSession(read, write) as session:
+        callbacks = {}
+        if scenario is not None:
+            callbacks = {
+                "read_timeout_seconds": scenario.args.timeout,
+                "sampling_callback": scenario.on_sampling if scenario.profile.get("sampling") else None,
+                "elicitation_callback": scenario.on_elicitation if scenario.profile.get("elicitation") else None,
+            }
+        async with ClientSession(read, write, **callbacks) as session:
             await session.initialize()
             if env_var is not None:
                 result = await session.call_tool("get-env", {})
-                return json.loads(result.content[0].text).get(env_var, "")
-            result = await session.call_tool("whoami", {})
-            return result.content[0].text
+                caller = json.loads(result.content[0].text).get(env_var, "")
+            else:
+                result = await session.call_tool("whoami", {})
+                caller = result.content[0].text
+            if scenario is not None:
+                scenario.done("initialize", protocolVersion=session.protocol_version)
+                try:
+                    await scenario.full(session)
+                except Exception as e:
+                    raise RuntimeError(f"scenario step {scenario.step!r}: {e!r}") from e
+            return caller
 
     if transport == "sse":
         async with sse_client(url, timeout=30.0, auth=auth) as (read, write):
@@ -191,8 +235,9 @@ async def main_async(args: argparse.Namespace) -> dict:
     )
 
     try:
-        step = "login and whoami"
-        whoami = await call_whoami(args.url, args.transport, provider, args.whoami_env)
+        step = "login and whoami" + (f", then the {args.profile!r} scenario" if args.profile else "")
+        scenario = scenario_client(args.url, args.transport, load_profile(args.profile)) if args.profile else None
+        whoami = await call_whoami(args.url, args.transport, provider, args.whoami_env, scenario)
         expected = args.expect_subject or args.login
         if whoami != expected:
             raise RuntimeError(f"whoami answered {whoami!r}, not {expected!r}")
@@ -234,6 +279,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             "metadata_document": args.client_metadata_url is not None and client.client_id == args.client_metadata_url,
             "refreshed": refreshed,
             "revoked_status": probe.status_code,
+            "scenario": scenario.summary["steps"] if scenario is not None else None,
             "pages": browser.pages,
             # for the test's check that none of them reached the server's logs
             "secrets": [
@@ -264,6 +310,7 @@ def main() -> int:
     parser.add_argument("--cimd-cert")
     parser.add_argument("--cimd-key")
     parser.add_argument("--whoami-env", help="read the caller from this variable of `get-env`")
+    parser.add_argument("--profile", help="after the caller check, run py_client.py's full scenario of this profile")
     args = parser.parse_args()
     args.client_metadata_url = (
         serve_cimd(args.cimd_cert, args.cimd_key, args.redirect_uri) if args.cimd_cert else None

@@ -19,8 +19,12 @@
 //
 // Exit status 0 and one JSON summary line on stdout on success; exit status 1 and a message naming
 // the client and the step that failed on stderr otherwise (2 for bad arguments).
+//
+// Imported as a module (ts_oauth.mjs does), it runs nothing and exports `OneClient` and
+// `loadProfile`, so that a session opened elsewhere runs the same scenario.
 
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 
@@ -108,7 +112,7 @@ function parseCli(argv) {
   };
 }
 
-function loadProfile(spec) {
+export function loadProfile(spec) {
   let profile;
   if (spec.trimStart().startsWith("{")) {
     profile = JSON.parse(spec);
@@ -183,7 +187,7 @@ class HttpLog {
 // ---------------------------------------------------------------------------------------------
 // one client
 
-class OneClient {
+export class OneClient {
   constructor(args, profile, index) {
     this.args = args;
     this.profile = profile;
@@ -545,11 +549,14 @@ async function main() {
   return 0;
 }
 
-// exit explicitly: open SSE streams or keep-alive sockets must not keep the process alive
-main().then(
-  (code) => process.exit(code),
-  (err) => {
-    process.stderr.write(`ts_client FAILED: ${describe(err)}\n${err?.stack ?? ""}\n`);
-    process.exit(1);
-  },
-);
+// run only as the program, not when imported (ts_oauth.mjs); exit explicitly: open SSE streams or
+// keep-alive sockets must not keep the process alive
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  main().then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`ts_client FAILED: ${describe(err)}\n${err?.stack ?? ""}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -5,7 +5,7 @@
 //
 // Usage: node tests/clients/ts_oauth.mjs --url URL [--transport streamable|sse] [--login NAME]
 //            [--redirect-uri URI] [--cimd-cert CERT --cimd-key KEY] [--probe-url URL]
-//            [--whoami-env VAR]
+//            [--whoami-env VAR] [--profile NAME]
 //
 // The SDK gets the 401, reads the RFC 9728 and RFC 8414 metadata, registers dynamically (or,
 // with --cimd-cert/--cimd-key, uses a Client ID Metadata Document this script serves over https on loopback
@@ -17,10 +17,13 @@
 // SDK's 401 handling refreshes) and the tool again; then the refresh token is revoked (RFC 7009)
 // and the last access token must be refused (401). With --whoami-env VAR, the caller is read from
 // variable VAR of the `get-env` tool's answer (a stdio server-everything behind the binary, given
-// the subject with `--principal-env VAR=subject`) instead of a `whoami` tool.
+// the subject with `--principal-env VAR=subject`) instead of a `whoami` tool. With --profile NAME
+// (a profile of profiles.json, e.g. `everything` for server-everything behind the binary), the first
+// authenticated session also runs ts_client.mjs's full scenario of that profile (tools listed and
+// called, progress, sampling, elicitation, a resource read, a prompt got) after the caller check.
 //
 // Prints one JSON line {"whoami", "client_id", "metadata_document", "refreshed", "revoked_status",
-// "pages", "secrets"} (secrets: the code and tokens of the flow, for the test's log check); exit
+// "pages", "secrets", "scenario" (the scenario's steps, or null without --profile)} (secrets: the code and tokens of the flow, for the test's log check); exit
 // status 1 with the failing step on stderr otherwise.
 
 import { readFileSync } from "node:fs";
@@ -32,6 +35,7 @@ const { Client } = await import(new URL("client/index.js", SDK).href);
 const { StreamableHTTPClientTransport } = await import(new URL("client/streamableHttp.js", SDK).href);
 const { SSEClientTransport } = await import(new URL("client/sse.js", SDK).href);
 const { UnauthorizedError } = await import(new URL("client/auth.js", SDK).href);
+const { OneClient, loadProfile } = await import(new URL("./ts_client.mjs", import.meta.url).href);
 
 const { values: args } = parseArgs({
   options: {
@@ -45,6 +49,7 @@ const { values: args } = parseArgs({
     "cimd-key": { type: "string" },
     "probe-url": { type: "string" },
     "whoami-env": { type: "string" },
+    profile: { type: "string" },
   },
 });
 if (!args.url) {
@@ -170,13 +175,30 @@ function transportFor() {
   return new Transport(new URL(args.url), { authProvider: provider });
 }
 
-async function whoami() {
-  const client = new Client({ name: "ts-oauth-test", version: "1.0.0" });
-  await client.connect(transportFor());
-  const env = args["whoami-env"];
-  const result = await client.callTool({ name: env ? "get-env" : "whoami", arguments: {} });
-  await client.close();
-  return env ? (JSON.parse(result.content[0].text)[env] ?? "") : result.content[0].text;
+/**
+ * The caller, from `whoami` (or variable --whoami-env of `get-env`); then, with `scenario` (a
+ * ts_client.mjs `OneClient`), its full scenario on the same session (steps in `scenario.summary`).
+ */
+async function whoami(scenario) {
+  const client = scenario ? scenario.makeClient() : new Client({ name: "ts-oauth-test", version: "1.0.0" });
+  const transport = transportFor();
+  await client.connect(transport);
+  try {
+    const env = args["whoami-env"];
+    const result = await client.callTool({ name: env ? "get-env" : "whoami", arguments: {} });
+    const caller = env ? (JSON.parse(result.content[0].text)[env] ?? "") : result.content[0].text;
+    if (scenario) {
+      scenario.done("initialize", { protocolVersion: transport.protocolVersion });
+      try {
+        await scenario.full(client);
+      } catch (e) {
+        throw new Error(`scenario step ${JSON.stringify(scenario.step)}: ${e?.message ?? e}`);
+      }
+    }
+    return caller;
+  } finally {
+    await client.close();
+  }
 }
 
 const browser = new Browser();
@@ -193,8 +215,11 @@ try {
   const back = await browser.authorize(memory.authorizationUrl.href);
   const code = back.searchParams.get("code");
   await transport.finishAuth(code);
-  step = "whoami";
-  const who = await whoami();
+  step = args.profile ? `whoami, then the ${JSON.stringify(args.profile)} scenario` : "whoami";
+  const scenario = args.profile
+    ? new OneClient({ headers: {}, url: args.url, transport: args.transport, scenario: "full", timeout: 60, verbose: false }, loadProfile(args.profile), 0)
+    : undefined;
+  const who = await whoami(scenario);
   const expected = args["expect-subject"] ?? args.login;
   if (who !== expected) throw new Error(`whoami answered ${who}`);
   step = "refresh";
@@ -229,6 +254,7 @@ try {
       metadata_document: clientMetadataUrl !== undefined && memory.client.client_id === clientMetadataUrl,
       refreshed,
       revoked_status: probe.status,
+      scenario: scenario ? scenario.summary.steps : null,
       pages: browser.pages,
       // for the test's check that none of them reached the server's logs
       secrets: [code, first.access_token, first.refresh_token, second.access_token, second.refresh_token],

@@ -321,3 +321,31 @@ pub fn pkce() -> (String, String) {
         .encode(sha2::Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
+
+/// The profile (tests/clients/profiles.json) whose full scenario the SDK OAuth scripts run, with
+/// `--profile`, after their login when server-everything is behind the binary: the one the other
+/// black-box tests use for server-everything.
+pub const SCENARIO_PROFILE: &str = "everything";
+
+/// Every step of the full scenario an SDK OAuth script ran on its authenticated session (its
+/// report's `scenario`, with `--profile` [`SCENARIO_PROFILE`]) done, none skipped, progress seen.
+/// The session's end is the script's own (it is not one of the reported steps).
+pub fn assert_oauth_scenario(report: &Value) {
+    let steps = &report["scenario"];
+    for step in crate::clients::FULL_STEPS
+        .iter()
+        .filter(|step| **step != "session_end")
+    {
+        let done = &steps[*step];
+        assert!(!done.is_null(), "scenario step {step} missing: {report}");
+        assert!(
+            done["skipped"].is_null(),
+            "scenario step {step} was skipped: {report}"
+        );
+    }
+    let progress = steps["progress"]["notifications"].as_u64().unwrap_or(0);
+    assert!(
+        progress >= 2,
+        "fewer than 2 progress notifications: {report}"
+    );
+}

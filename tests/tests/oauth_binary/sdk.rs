@@ -2,14 +2,15 @@
 
 use tests::{
     Sdk, everything_stdio,
-    oauth::{OAuthBastion, sdk_oauth},
+    oauth::{OAuthBastion, SCENARIO_PROFILE, assert_oauth_scenario, sdk_oauth},
 };
 
 use crate::assert_flow;
 
 /// One binary (Client ID Metadata Documents on loopback allowed, with a certificate made here
 /// trusted), and `sdk` through three flows: dynamic registration over Streamable HTTP, the same
-/// over legacy SSE, and a metadata document served by the script over Streamable HTTP.
+/// over legacy SSE, and a metadata document served by the script over Streamable HTTP; each runs
+/// the full server-everything scenario on its authenticated session before the refresh.
 fn three_flows(sdk: Sdk) {
     let dir = std::env::temp_dir().join(format!(
         "mcp-bastion-oauth-binary-{}-{sdk:?}",
@@ -25,16 +26,20 @@ fn three_flows(sdk: Sdk) {
     );
     let b = &s.bastion;
     let run = |path: &str, extra: &[&str]| {
-        sdk_oauth(sdk, &b.url(path), &b.url("/mcp"), extra)
+        let args = [&["--profile", SCENARIO_PROFILE], extra].concat();
+        sdk_oauth(sdk, &b.url(path), &b.url("/mcp"), &args)
             .unwrap_or_else(|e| panic!("{e}\n--- mcp-bastion ---\n{}", b.logs()))
     };
     let report = run("/mcp", &[]);
     assert_flow(&report, "");
+    assert_oauth_scenario(&report);
     assert_eq!(report["metadata_document"], false, "{report}");
     let report = run("/sse", &["--transport", "sse"]);
     assert_flow(&report, "");
+    assert_oauth_scenario(&report);
     let report = run("/mcp", &["--cimd-cert", cert, "--cimd-key", key]);
     assert_flow(&report, "");
+    assert_oauth_scenario(&report);
     assert_eq!(report["metadata_document"], true, "{report}");
     assert!(
         report["client_id"]
@@ -87,17 +92,19 @@ fn one_login_serves_named_servers_under_a_path_prefix() {
         Sdk::Python,
         &b.url("/k/abc/servers/two/mcp"),
         &b.url("/k/abc/servers/one/mcp"),
-        &[],
+        &["--profile", SCENARIO_PROFILE],
     )
     .unwrap_or_else(|e| panic!("{e}\n--- mcp-bastion ---\n{}", b.logs()));
     assert_flow(&report, "/k/abc");
+    assert_oauth_scenario(&report);
     let report = sdk_oauth(
         Sdk::Python,
         &b.url("/k/abc/servers/one/sse"),
         &b.url("/k/abc/servers/two/mcp"),
-        &["--transport", "sse"],
+        &["--transport", "sse", "--profile", SCENARIO_PROFILE],
     )
     .unwrap_or_else(|e| panic!("{e}\n--- mcp-bastion ---\n{}", b.logs()));
     assert_flow(&report, "/k/abc");
+    assert_oauth_scenario(&report);
     let _ = std::fs::remove_dir_all(dir);
 }
