@@ -229,3 +229,140 @@ fn both_sdks_drive_every_outcome_each_one_record_and_no_secret_is_written() {
         "the large argument is in the audit log"
     );
 }
+
+/// POSTs each body to `/mcp` with the key; the statuses.
+fn post_all(server: &Server, bodies: Vec<String>) -> Vec<u16> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut got = Vec::new();
+        for body in bodies {
+            let res = client
+                .post(server.url("/mcp"))
+                .bearer_auth(KEY)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            got.push(res.status().as_u16());
+        }
+        got
+    })
+}
+
+fn scrape(server: &Server) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::Client::new()
+            .get(server.url("/metrics"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn the_drop_counter_is_on_metrics_at_zero_before_any_drop() {
+    let dir = temp_dir("audit-counter");
+    let path = dir.join("audit.jsonl");
+    let server = Server::bastion(
+        &["--api-key", KEY, "--audit-log", path.to_str().unwrap()],
+        &everything_stdio(),
+    );
+    let metrics = scrape(&server);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("mcp_audit_records_dropped_total"))
+        .unwrap_or_else(|| panic!("no drop counter on /metrics:\n{metrics}"));
+    assert_eq!(line, "mcp_audit_records_dropped_total 0", "{metrics}");
+
+    // and without an audit log, no such counter
+    let plain = Server::bastion(&["--api-key", KEY], &everything_stdio());
+    assert!(!scrape(&plain).contains("mcp_audit_records_dropped_total"));
+}
+
+#[test]
+fn client_chosen_tool_names_and_methods_are_bounded_in_the_file() {
+    let dir = temp_dir("audit-flood");
+    let path = dir.join("audit.jsonl");
+    let server = Server::bastion(
+        &["--api-key", KEY, "--audit-log", path.to_str().unwrap()],
+        &everything_stdio(),
+    );
+    let tools = 400;
+    let methods = 50;
+    let mut bodies: Vec<String> = (0..tools)
+        .map(|i| {
+            json!({"jsonrpc":"2.0","id":i,"method":"tools/call",
+                   "params":{"name":format!("flood-{i}"),"arguments":{}}})
+            .to_string()
+        })
+        .collect();
+    bodies.extend((0..methods).map(|i| {
+        json!({"jsonrpc":"2.0","id":1000 + i,"method":format!("flood/method-{i}")}).to_string()
+    }));
+    // names no label may take: too long, or with characters outside the label alphabet
+    let long = "l".repeat(200);
+    for name in [
+        long.as_str(),
+        "a name with spaces",
+        "ünïcödé",
+        "line\nbreak",
+    ] {
+        bodies.push(
+            json!({"jsonrpc":"2.0","id":2000,"method":"tools/call",
+                   "params":{"name":name,"arguments":{}}})
+            .to_string(),
+        );
+    }
+    let sent = bodies.len();
+    assert_eq!(post_all(&server, bodies).len(), sent);
+    let recs = wait_for_records(&path, sent);
+    assert_eq!(recs.len(), sent, "one record per request");
+
+    let tool_values: HashSet<&str> = recs.iter().filter_map(|r| r["tool"].as_str()).collect();
+    assert!(
+        tool_values.len() <= mcp_bastion::metrics::MAX_TOOL_LABELS + 1,
+        "{} distinct tool names in the file",
+        tool_values.len()
+    );
+    assert!(tool_values.contains("other"), "{tool_values:?}");
+    assert!(
+        !tool_values.contains(format!("flood-{}", tools - 1).as_str()),
+        "the last flood name is past the bound"
+    );
+    let calls = recs.iter().filter(|r| r["method"] == "tools/call").count();
+    assert_eq!(calls, tools as usize + 4);
+
+    let method_values: HashSet<&str> = recs.iter().filter_map(|r| r["method"].as_str()).collect();
+    assert_eq!(
+        method_values,
+        HashSet::from(["tools/call", "other"]),
+        "unknown methods are `other`"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("flood/method-"),
+        "a client-chosen method is in the file"
+    );
+    assert!(
+        !text.contains(&long),
+        "an unbounded tool name is in the file"
+    );
+    assert!(
+        !text.contains("spaces"),
+        "a tool name outside the alphabet is in the file"
+    );
+}
