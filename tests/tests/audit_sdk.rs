@@ -206,6 +206,16 @@ fn both_sdks_drive_every_outcome_each_one_record_and_no_secret_is_written() {
             (&limited["tool"], &limited["status"]),
             (&json!("audit-probe"), &json!(429))
         );
+        // refused before authentication, on the SDK's session: its session and client, no subject
+        let size = recs
+            .iter()
+            .find(|r| r["client_name"] == *name && r["refused_by"] == "size")
+            .unwrap_or_else(|| panic!("no 413 record of {name} in:\n{recs:#?}"));
+        assert_eq!(size["status"], 413, "{size}");
+        assert!(
+            size["session"].as_str().is_some_and(|s| s.len() == 8),
+            "{size}"
+        );
     }
     // refused before authentication: nobody is named, and the wrong key is not either
     for r in refused
