@@ -414,16 +414,17 @@ async fn start(config: Config) -> ExitCode {
             sessions,
         });
     }
-    let audit = match &config.general.audit_log {
+    let audit_writer = match &config.general.audit_log {
         Some(sink) => match AuditWriter::open(sink.get().clone(), DEFAULT_QUEUE_CAPACITY) {
-            Ok(writer) => {
-                drain::reopen_on_sighup(writer.clone());
-                Some(McpAuditLayer::new(writer).hash_arguments(config.general.audit_hash_arguments))
-            }
+            Ok(writer) => Some(writer),
             Err(e) => return refuse(format!("--audit-log {}: {e}", sink.get())),
         },
         None => None,
     };
+    let audit = audit_writer.clone().map(|writer| {
+        drain::reopen_on_sighup(writer.clone());
+        McpAuditLayer::new(writer).hash_arguments(config.general.audit_hash_arguments)
+    });
     let (router, mounted) = match app::app(&config, parts, &auth, oauth.as_ref(), audit) {
         Ok(app) => app,
         Err(e) => return refuse(e),
@@ -435,6 +436,11 @@ async fn start(config: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // the writer was opened before the recorder existed: /metrics shows the
+    // drop counter at 0 from the start
+    if let Some(writer) = &audit_writer {
+        writer.register_drop_counter();
+    }
     let router = match &config.general.metrics_listen {
         Some(addr) => match scrape.serve_alone(*addr.get()).await {
             Ok(local) => {

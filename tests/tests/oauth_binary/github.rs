@@ -2,7 +2,8 @@
 //! `--oauth-upstream-github-url` pointing at the GitHub stand-in, tests/clients/github_api.mjs,
 //! laid out like GitHub Enterprise Server) and an organisation-and-team allowlist
 //! (`--oauth-allow-github-org`): the Python SDK logs a team member in, and someone of the
-//! organisation outside the team gets the refusal page.
+//! organisation outside the team gets the refusal page. No secret of the flow is in the trace
+//! logs or in the audit log.
 
 use std::path::Path;
 
@@ -17,9 +18,10 @@ use tests::{
 };
 
 /// The stand-in (acme: alice and bob; acme/platform: alice) and the binary in front of
-/// server-everything, allowing the team `acme/platform` only.
-fn start() -> (Server, Server) {
+/// server-everything, allowing the team `acme/platform` only, writing its audit log to `audit`.
+fn start(audit: &Path) -> (Server, Server) {
     let port = free_port();
+    let audit = audit.display().to_string();
     let issuer = format!("http://127.0.0.1:{port}");
     let github = Server::spawn_recorded(
         "github stand-in",
@@ -61,6 +63,8 @@ fn start() -> (Server, Server) {
         "mcp",
         "--principal-env",
         &format!("{USER_VAR}=subject"),
+        "--audit-log",
+        &audit,
         "--",
     ]
     .map(str::to_owned)
@@ -80,7 +84,11 @@ fn start() -> (Server, Server) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_github_team_member_logs_in_with_the_python_sdk_and_others_are_refused() {
-    let (github, bastion) = start();
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-gh-audit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let audit = dir.join("audit.jsonl");
+    let (github, bastion) = start(&audit);
     // the subject is GitHub's numeric user id: the stand-in's first user is 1000
     let url = bastion.url("/mcp");
     let report = tokio::task::spawn_blocking(move || {
@@ -96,8 +104,13 @@ async fn a_github_team_member_logs_in_with_the_python_sdk_and_others_are_refused
     assert!(pages.contains("POST /login/oauth/authorize"), "{pages}");
     // no secret of the flow reaches the logs, even at trace: GitHub's codes and user tokens
     // (gho_…), mcp-bastion's state and verifier towards GitHub, the client's code and tokens, the
-    // upstream client secret
-    let logs = bastion.transcript();
+    // upstream client secret; nor do they reach the audit log, whose records name the subject
+    let audit_log = std::fs::read_to_string(&audit).unwrap_or_default();
+    assert!(
+        audit_log.contains("\"subject\":\"1000\""),
+        "the audit log has the member's records:\n{audit_log}"
+    );
+    let logs = bastion.transcript() + &audit_log;
     assert!(!logs.contains("gho_"));
     assert!(!logs.contains(UPSTREAM_SECRET));
     let upstream_secrets: Vec<String> = github

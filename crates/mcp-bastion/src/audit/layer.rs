@@ -115,7 +115,9 @@ where
             seen.record.bytes_in = content_length(req.headers());
         }
         req.extensions_mut().insert(slot.clone());
+        let session_header = req.headers().get(HEADER_SESSION_ID).cloned();
         ResponseFuture {
+            session_header,
             inner: self.inner.call(req),
             slot: Some(slot),
             writer: self.writer.clone(),
@@ -135,6 +137,8 @@ pin_project! {
         #[pin]
         inner: F,
         slot: Option<AuditSlot>,
+        // the request's session id, for a record the capture point never saw
+        session_header: Option<http::HeaderValue>,
         writer: Arc<AuditWriter>,
         clients: Arc<ClientNames>,
         started: Instant,
@@ -160,6 +164,16 @@ where
             None => (false, AuditRecord::default()),
         };
         rec.latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
+        if !reached && let Some(id) = this.session_header.as_ref().and_then(|v| v.to_str().ok()) {
+            // refused before the capture point (Origin, authentication, size):
+            // the session and the client it named, never a principal
+            rec.session = Some(session_fingerprint(id));
+            rec.route_key = route_key_of(id).map(str::to_owned);
+            if let Some((name, version)) = this.clients.lookup(id) {
+                rec.client_name = name;
+                rec.client_version = version;
+            }
+        }
         Poll::Ready(match out {
             Ok(res) => {
                 rec.status = res.status().as_u16();

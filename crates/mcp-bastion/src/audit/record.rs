@@ -159,7 +159,7 @@ impl ClientNames {
         table.insert(id.to_owned(), info);
     }
 
-    fn lookup(&self, id: &str) -> Option<ClientInfo> {
+    pub(super) fn lookup(&self, id: &str) -> Option<ClientInfo> {
         self.table().get(id).cloned()
     }
 

@@ -464,3 +464,56 @@ async fn every_record_of_a_session_names_the_client_its_initialize_named() {
         "a deleted session is forgotten"
     );
 }
+
+#[tokio::test]
+async fn a_request_refused_before_authentication_names_its_session_and_client_not_a_subject() {
+    let path = temp_path("refused-session");
+    let writer = AuditWriter::open(AuditSink::File(path.clone()), 64).unwrap();
+    let session = new_session_id(Some("r3")).unwrap();
+    let sid = session.clone();
+    let app = Router::new()
+        .route(
+            "/mcp",
+            post(move || {
+                let sid = sid.clone();
+                async move { ([("mcp-session-id", sid)], "{}") }
+            }),
+        )
+        .layer(
+            McpStack::new()
+                .browser(AllowedOrigins::new().allow(ORIGIN).unwrap())
+                .audit(McpAuditLayer::new(writer))
+                .auth(McpAuthLayer::new(
+                    ApiKeys::new().key(KEY, Principal::new("alice")),
+                )),
+        );
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},
+        "clientInfo":{"name":"inspector","version":"1.2.3"}}});
+    assert_eq!(
+        status(&app, post_mcp(Some(KEY), None, init.to_string())).await,
+        StatusCode::OK
+    );
+    // the session's id with a wrong key: refused by authentication
+    let wrong = post_mcp(
+        Some("wrong-key"),
+        Some(&session),
+        call(2, "echo", json!({})),
+    );
+    assert_eq!(status(&app, wrong).await, StatusCode::UNAUTHORIZED);
+
+    let recs = records(&path, 2);
+    let refused = &recs[1];
+    assert_eq!(refused["refused_by"], "auth", "{refused}");
+    assert_eq!(
+        refused["session"],
+        crate::session::session_fingerprint(&session)
+    );
+    assert_eq!(refused["route_key"], "r3");
+    assert_eq!(refused["client_name"], "inspector", "{refused}");
+    assert!(refused.get("subject").is_none(), "{refused}");
+    assert!(
+        refused.get("tool").is_none(),
+        "the body was not read: {refused}"
+    );
+}

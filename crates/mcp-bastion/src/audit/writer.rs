@@ -134,7 +134,20 @@ impl AuditWriter {
         std::thread::Builder::new()
             .name("mcp-audit".into())
             .spawn(move || drain(rx, sink, out, &thread_shared))?;
-        Ok(Self { tx, shared })
+        let writer = Self { tx, shared };
+        writer.register_drop_counter();
+        Ok(writer)
+    }
+
+    /// Registers `mcp_audit_records_dropped_total` with the installed
+    /// metrics recorder, at its current value (0 before the first drop), so
+    /// a scrape shows the counter before anything was dropped. [`open`]
+    /// calls it; call it again when the recorder is installed after the
+    /// writer was opened.
+    ///
+    /// [`open`]: Self::open
+    pub fn register_drop_counter(&self) {
+        metrics::counter!(AUDIT_RECORDS_DROPPED).increment(0);
     }
 
     /// Queues one line; never blocks. When the queue is full the line is
