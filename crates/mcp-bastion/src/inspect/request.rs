@@ -262,7 +262,9 @@ impl McpRequest {
     pub fn is_sessionless(&self) -> bool {
         self.protocol_version
             .is_some_and(ProtocolVersion::is_sessionless)
-            || self.request_meta().is_some_and(|m| m.contains_key(META_PROTOCOL_VERSION))
+            || self
+                .request_meta()
+                .is_some_and(|m| m.contains_key(META_PROTOCOL_VERSION))
     }
 
     /// The `params._meta` object of the first message, if it has one (in
