@@ -2,7 +2,9 @@
 //!
 //! The span `mcp.request` carries the JSON-RPC method, the tool (for
 //! `tools/call`), the session id's [`session_fingerprint`] (the tag the
-//! session layer logs too), and the principal's subject; every event logged
+//! session layer logs too), the client name of a 2026-07-28 request (its
+//! `_meta` `clientInfo.name`, at most 64 plain characters, else `other`: a
+//! sessionless request has no session tag), and the principal's subject; every event logged
 //! while the request is served (by the transport, the backend, a child's
 //! stderr) sits inside it, so a JSON log line says which request and which
 //! caller it belongs to.
@@ -81,6 +83,7 @@ where
             method = tracing::field::Empty,
             tool = tracing::field::Empty,
             session = tracing::field::Empty,
+            client = tracing::field::Empty,
             principal = tracing::field::Empty,
         );
         if let Some(mcp) = req.extensions().get::<McpRequest>() {
@@ -92,6 +95,9 @@ where
             }
             if let Some(session) = mcp.session_id() {
                 span.record("session", session_fingerprint(session));
+            }
+            if let Some(client) = client_name(mcp) {
+                span.record("client", client);
             }
         } else if let Some(session) = req
             .headers()
@@ -105,6 +111,23 @@ where
         }
         self.inner.call(req).instrument(span)
     }
+}
+
+/// The `clientInfo.name` in a request's `_meta` (2026-07-28 requests carry
+/// it on every request), or `other` when it is longer than 64 bytes or has
+/// characters other than letters, digits and `_-./ `.
+fn client_name(mcp: &McpRequest) -> Option<&str> {
+    let name = mcp
+        .request_meta()?
+        .get(crate::protocol::META_CLIENT_INFO)?
+        .get("name")?
+        .as_str()?;
+    let plain = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b' '));
+    Some(if plain { name } else { "other" })
 }
 
 #[cfg(test)]
@@ -181,5 +204,46 @@ mod tests {
             !out.contains("hunter2"),
             "arguments are never logged: {out}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_sessionless_request_is_traced_with_its_client_name_from_meta() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let app: Router = Router::new()
+            .route(
+                "/mcp",
+                post(|| async {
+                    tracing::info!("handled");
+                    "ok"
+                }),
+            )
+            .layer(McpTraceLayer::new())
+            .layer(McpInspectLayer::new());
+        for name in ["inspector-cli", "evil\nname=x"] {
+            let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+                crate::protocol::META_PROTOCOL_VERSION: "2026-07-28",
+                crate::protocol::META_CLIENT_CAPABILITIES: {},
+                crate::protocol::META_CLIENT_INFO: {"name": name, "version": "1"},
+            }}});
+            let req = Request::post("/mcp")
+                .header("content-type", "application/json")
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/list")
+                .body(Body::from(body.to_string()))
+                .unwrap();
+            let res = app.clone().oneshot(req).await.unwrap();
+            assert_eq!(res.status(), 200);
+        }
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<_> = out.lines().filter(|l| l.contains("handled")).collect();
+        assert!(lines[0].contains(r#"client="inspector-cli""#), "{out}");
+        assert!(lines[1].contains(r#"client="other""#), "{out}");
+        assert!(!out.contains("evil"), "{out}");
     }
 }

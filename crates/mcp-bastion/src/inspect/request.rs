@@ -256,6 +256,24 @@ impl McpRequest {
         self.protocol_version
     }
 
+    /// True for a sessionless (2026-07-28) request: its `MCP-Protocol-Version`
+    /// header names a sessionless revision, or its first message's `_meta`
+    /// carries a protocol version. Such a request has no session id.
+    pub fn is_sessionless(&self) -> bool {
+        self.protocol_version
+            .is_some_and(ProtocolVersion::is_sessionless)
+            || self
+                .request_meta()
+                .is_some_and(|m| m.contains_key(META_PROTOCOL_VERSION))
+    }
+
+    /// The `params._meta` object of the first message, if it has one (in
+    /// 2026-07-28 it carries the protocol version, client info and client
+    /// capabilities).
+    pub fn request_meta(&self) -> Option<&serde_json::Map<String, Value>> {
+        self.messages().first()?.params()?.get("_meta")?.as_object()
+    }
+
     fn single_param(&self, method: &str, key: &str) -> Option<&str> {
         match &self.payload {
             Payload::Single(m) if m.method() == Some(method) => m.params()?.get(key)?.as_str(),

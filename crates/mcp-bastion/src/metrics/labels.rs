@@ -5,8 +5,14 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
+use crate::{inspect::McpRequest, protocol::META_CLIENT_INFO};
+
 /// How many distinct tool names become labels; later ones are `other`.
 pub const MAX_TOOL_LABELS: usize = 256;
+
+/// How many distinct client names (of 2026-07-28 requests) become labels;
+/// later ones are `other`.
+pub const MAX_CLIENT_LABELS: usize = 64;
 
 /// The methods of MCP's vocabulary that get their own label.
 const METHODS: &[&str] = &[
@@ -42,6 +48,33 @@ pub(crate) fn method(method: &str) -> &'static str {
 
 /// The tool name as a label, or `other` (see the module docs).
 pub(crate) fn tool(name: &str) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    bounded(&SEEN, MAX_TOOL_LABELS, name)
+}
+
+/// The client name of a 2026-07-28 request (`clientInfo.name` in its
+/// `_meta`) as a label, bounded like tool names: unusual or long names and
+/// every name after [`MAX_CLIENT_LABELS`] distinct ones are `other`.
+pub(crate) fn client(name: &str) -> String {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    bounded(&SEEN, MAX_CLIENT_LABELS, name)
+}
+
+/// The `clientInfo.name` a sessionless request carries in its `_meta`, as a
+/// bounded label; `None` for a request without one (handshake-era requests
+/// name their client once, at `initialize`).
+pub(crate) fn client_of(req: &McpRequest) -> Option<String> {
+    let name = req
+        .request_meta()?
+        .get(META_CLIENT_INFO)?
+        .get("name")?
+        .as_str()?;
+    Some(client(name))
+}
+
+/// `name` when it is plain and either already seen or one of the first
+/// `max` names seen in `set`, else `other`.
+fn bounded(set: &OnceLock<Mutex<HashSet<String>>>, max: usize, name: &str) -> String {
     let plain = !name.is_empty()
         && name.len() <= 64
         && name
@@ -50,15 +83,14 @@ pub(crate) fn tool(name: &str) -> String {
     if !plain {
         return "other".into();
     }
-    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let mut seen = SEEN
+    let mut seen = set
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     if seen.contains(name) {
         return name.to_owned();
     }
-    if seen.len() >= MAX_TOOL_LABELS {
+    if seen.len() >= max {
         return "other".into();
     }
     seen.insert(name.to_owned());

@@ -54,10 +54,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (method, tool) = match req.extensions().get::<McpRequest>() {
+        let (method, tool, client) = match req.extensions().get::<McpRequest>() {
             Some(mcp) => (
                 mcp.method().map_or("response", labels::method),
                 mcp.tool_name().map(labels::tool),
+                labels::client_of(mcp),
             ),
             None => (
                 match *req.method() {
@@ -67,12 +68,14 @@ where
                     _ => "http:other",
                 },
                 None,
+                None,
             ),
         };
         ResponseFuture {
             inner: self.inner.call(req),
             method,
             tool,
+            client,
             started: Instant::now(),
         }
     }
@@ -85,6 +88,7 @@ pin_project! {
         inner: F,
         method: &'static str,
         tool: Option<String>,
+        client: Option<String>,
         started: Instant,
     }
 }
@@ -107,6 +111,7 @@ where
             REQUESTS_TOTAL,
             "method" => method,
             "tool" => this.tool.take().unwrap_or_default(),
+            "client" => this.client.take().unwrap_or_default(),
             "status" => status
         )
         .increment(1);

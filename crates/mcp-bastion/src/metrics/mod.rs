@@ -4,7 +4,7 @@
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
-//! | `mcp_requests_total` | counter | `method`, `tool`, `status` |
+//! | `mcp_requests_total` | counter | `method`, `tool`, `client`, `status` |
 //! | `mcp_request_duration_seconds` | histogram | `method` (time to the response head; an SSE reply streams on after it) |
 //! | `mcp_sessions_open` | gauge | `transport` (set by the application, see below) |
 //! | `mcp_sse_streams_open` | gauge | (kept by the transports' SSE bodies) |
@@ -15,6 +15,11 @@
 //! name that is long or has unusual characters is `other`, and after
 //! [`MAX_TOOL_LABELS`] distinct tools every new one is `other`. A flood of
 //! made-up names cannot grow the metric set without bound.
+//!
+//! `client` is the `clientInfo.name` a 2026-07-28 request carries in its
+//! `_meta` (such a request has no session, so it names its client every
+//! time), bounded the same way with [`MAX_CLIENT_LABELS`]; it is empty for
+//! handshake-era requests, whose client is named once, at `initialize`.
 //!
 //! Mount it inside [`McpInspectLayer`](crate::inspect::McpInspectLayer) (it
 //! reads the parsed [`McpRequest`](crate::inspect::McpRequest); requests
@@ -36,7 +41,7 @@
 pub(crate) mod labels;
 mod layer;
 
-pub use labels::MAX_TOOL_LABELS;
+pub use labels::{MAX_CLIENT_LABELS, MAX_TOOL_LABELS};
 pub use layer::{McpMetrics, McpMetricsLayer, ResponseFuture};
 
 /// Counter of requests.

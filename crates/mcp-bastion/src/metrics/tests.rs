@@ -21,3 +21,47 @@ fn client_chosen_names_are_bounded_before_they_become_labels() {
         "names seen before keep theirs"
     );
 }
+
+#[test]
+fn client_names_of_sessionless_requests_are_bounded_like_tool_names() {
+    use crate::inspect::McpRequest;
+    use crate::protocol::{META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION};
+
+    let parse = |meta: serde_json::Value| {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}});
+        let mut headers = http::HeaderMap::new();
+        headers.insert("mcp-method", http::HeaderValue::from_static("tools/list"));
+        McpRequest::parse(&headers, None, body.to_string().into()).unwrap()
+    };
+    let with_name = |name: &str| {
+        parse(serde_json::json!({
+            META_PROTOCOL_VERSION: "2026-07-28",
+            META_CLIENT_CAPABILITIES: {},
+            META_CLIENT_INFO: {"name": name, "version": "1"},
+        }))
+    };
+    assert_eq!(
+        labels::client_of(&with_name("claude-code")).as_deref(),
+        Some("claude-code")
+    );
+    assert_eq!(
+        labels::client_of(&with_name("a b\nc")).as_deref(),
+        Some("other")
+    );
+    assert_eq!(
+        labels::client_of(&parse(
+            serde_json::json!({META_PROTOCOL_VERSION: "2026-07-28"})
+        )),
+        None,
+        "no clientInfo, no label"
+    );
+    for i in 0..super::MAX_CLIENT_LABELS {
+        let _ = labels::client(&format!("client_{i}"));
+    }
+    assert_eq!(labels::client("one_more_client").as_str(), "other");
+    assert_eq!(
+        labels::client("claude-code"),
+        "claude-code",
+        "names seen before keep theirs"
+    );
+}

@@ -16,7 +16,7 @@ pub type KeyFn = Arc<dyn Fn(&Parts) -> Option<String> + Send + Sync>;
 /// | `Principal` | [`Principal::subject`] | client IP |
 /// | `KeyId` | [`Principal::key_id`] (the credential's id, never the secret) | the subject, then client IP |
 /// | `Ip` | client IP (through [`TrustedProxies`](crate::net::TrustedProxies)); IPv6 per /64 | one shared "unknown" bucket |
-/// | `Session` | `Mcp-Session-Id` or the `session_id`/`sessionId` query | client IP (e.g. `initialize`) |
+/// | `Session` | `Mcp-Session-Id` or the `session_id`/`sessionId` query | a sessionless (2026-07-28) request: the subject, then client IP; otherwise client IP (e.g. `initialize`) |
 /// | `Custom` | whatever the function returns | client IP |
 ///
 /// Session ids are chosen by whoever sends them: pair a session limit with an
@@ -63,9 +63,14 @@ impl KeyBy {
                     None => RateKey::Subject(p.subject().into()),
                 })
                 .unwrap_or_else(by_ip),
-            KeyBy::Session => session_id(parts)
-                .map(|s| RateKey::Session(s.into()))
-                .unwrap_or_else(by_ip),
+            KeyBy::Session => match session_id(parts) {
+                Some(s) => RateKey::Session(s.into()),
+                // A 2026-07-28 request has no session: its principal stands in.
+                None if is_sessionless(parts) => principal()
+                    .map(|p| RateKey::Subject(p.subject().into()))
+                    .unwrap_or_else(by_ip),
+                None => by_ip(),
+            },
             KeyBy::Custom(f) => f(parts)
                 .map(|s| RateKey::Custom(s.into()))
                 .unwrap_or_else(by_ip),
@@ -94,6 +99,13 @@ fn session_id(parts: &Parts) -> Option<&str> {
         .headers
         .get(HEADER_SESSION_ID)
         .and_then(|v| v.to_str().ok())
+}
+
+fn is_sessionless(parts: &Parts) -> bool {
+    parts
+        .extensions
+        .get::<McpRequest>()
+        .is_some_and(McpRequest::is_sessionless)
 }
 
 impl fmt::Debug for KeyBy {
@@ -172,7 +184,87 @@ impl fmt::Display for RateKey {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::net::SocketAddr;
+
+    use axum::{Router, body::Body, extract::ConnectInfo, routing::post};
+    use http::{Request, StatusCode};
+    use serde_json::json;
+    use tower::ServiceExt;
+
     use super::*;
+    use crate::{
+        inspect::McpInspectLayer,
+        protocol::{META_CLIENT_CAPABILITIES, META_PROTOCOL_VERSION},
+        ratelimit::{McpRateLimitLayer, RateLimitPolicy},
+    };
+
+    /// One `tools/call` from `peer`, as `who`; a 2026-07-28 request (`_meta`,
+    /// version header, no session) when `sessionless`.
+    fn call(sessionless: bool, who: Option<&str>, peer: &str) -> Request<Body> {
+        let mut params = json!({"name": "echo"});
+        let mut req = Request::post("/mcp").header("content-type", "application/json");
+        if sessionless {
+            params["_meta"] =
+                json!({META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: {}});
+            req = req
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "echo");
+        }
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params});
+        let mut req = req.body(Body::from(body.to_string())).unwrap();
+        let addr: SocketAddr = format!("{peer}:40000").parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(addr));
+        if let Some(who) = who {
+            req.extensions_mut().insert(Principal::new(who));
+        }
+        req
+    }
+
+    async fn statuses(requests: Vec<Request<Body>>) -> Vec<StatusCode> {
+        let app = Router::new()
+            .route("/mcp", post(|| async { "ok" }))
+            .layer(McpRateLimitLayer::new(
+                RateLimitPolicy::new()
+                    .key(KeyBy::Session)
+                    .default_limit("1/min".parse().unwrap()),
+            ))
+            .layer(McpInspectLayer::new());
+        let mut out = Vec::new();
+        for req in requests {
+            out.push(app.clone().oneshot(req).await.unwrap().status());
+        }
+        out
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_session_key_falls_back_to_the_principal_for_sessionless_requests() {
+        const OK: StatusCode = StatusCode::OK;
+        const LIMITED: StatusCode = StatusCode::TOO_MANY_REQUESTS;
+        // one principal from two addresses shares a bucket; another has its own
+        let got = statuses(vec![
+            call(true, Some("alice"), "192.0.2.1"),
+            call(true, Some("alice"), "192.0.2.2"),
+            call(true, Some("bob"), "192.0.2.1"),
+        ])
+        .await;
+        assert_eq!(got, [OK, LIMITED, OK]);
+        // anonymous sessionless requests are counted per client IP
+        let got = statuses(vec![
+            call(true, None, "192.0.2.1"),
+            call(true, None, "192.0.2.2"),
+            call(true, None, "192.0.2.1"),
+        ])
+        .await;
+        assert_eq!(got, [OK, OK, LIMITED]);
+        // a handshake-era request without a session (initialize) stays per IP
+        let got = statuses(vec![
+            call(false, Some("alice"), "192.0.2.1"),
+            call(false, Some("bob"), "192.0.2.1"),
+        ])
+        .await;
+        assert_eq!(got, [OK, LIMITED]);
+    }
 
     #[test]
     fn ipv6_clients_are_keyed_per_64_and_ipv4_per_address() {
