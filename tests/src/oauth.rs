@@ -187,6 +187,10 @@ pub fn sdk_oauth(sdk: Sdk, url: &str, probe: &str, extra: &[&str]) -> Result<Val
 pub struct Browser {
     http: reqwest::Client,
     cookies: Mutex<HashMap<String, String>>,
+    /// URL prefixes sent elsewhere (a load balancer's choice of replica).
+    routes: Vec<(String, String)>,
+    /// Every URL requested, before routing.
+    visited: Mutex<Vec<String>>,
     /// `METHOD path -> status` of every page visited.
     pub pages: Mutex<Vec<String>>,
 }
@@ -200,14 +204,27 @@ impl Default for Browser {
 impl Browser {
     /// A browser with an empty cookie jar.
     pub fn new() -> Self {
+        Self::routed(Vec::new())
+    }
+
+    /// A browser whose requests to a URL starting with a route's first prefix go to the same
+    /// URL with the second prefix instead: one public URL served by several replicas.
+    pub fn routed(routes: Vec<(String, String)>) -> Self {
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("a client"),
             cookies: Mutex::new(HashMap::new()),
+            routes,
+            visited: Mutex::new(Vec::new()),
             pages: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Every URL requested so far (before routing).
+    pub fn visited(&self) -> Vec<String> {
+        self.visited.lock().expect("visited").clone()
     }
 
     async fn send(&self, url: &str, form: Option<Vec<(String, String)>>) -> reqwest::Response {
@@ -220,9 +237,18 @@ impl Browser {
             .collect::<Vec<_>>()
             .join("; ");
         let method = if form.is_some() { "POST" } else { "GET" };
+        self.visited.lock().expect("visited").push(url.to_owned());
+        let routed = self
+            .routes
+            .iter()
+            .find_map(|(from, to)| {
+                url.strip_prefix(from.as_str())
+                    .map(|rest| format!("{to}{rest}"))
+            })
+            .unwrap_or_else(|| url.to_owned());
         let mut req = match &form {
-            Some(form) => self.http.post(url).form(form),
-            None => self.http.get(url),
+            Some(form) => self.http.post(&routed).form(form),
+            None => self.http.get(&routed),
         };
         req = req.header("cookie", cookie);
         let res = req.send().await.expect("the request is answered");

@@ -1,23 +1,14 @@
 //! The requests that must fail, with a browser played by reqwest and a cookie jar.
 
-use std::{collections::HashMap, sync::Mutex};
-
-use base64::Engine as _;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tests::Server;
 
 use crate::{REDIRECT, setup};
 
-/// A browser: no automatic redirects, one cookie jar for every host (the provider and
-/// mcp-bastion are both on 127.0.0.1).
+/// The harness's browser (`tests::oauth::Browser`: reqwest, one cookie jar, routes to replicas)
+/// stopping at one client redirect URI.
 pub(crate) struct Browser {
-    http: reqwest::Client,
-    cookies: Mutex<HashMap<String, String>>,
-    /// URL prefixes sent elsewhere (a load balancer's choice of replica).
-    routes: Vec<(String, String)>,
-    /// Every URL requested, before routing.
-    visited: Mutex<Vec<String>>,
+    inner: tests::oauth::Browser,
     /// Where the client waits for the authorization response: the browser stops there.
     redirect: String,
 }
@@ -29,71 +20,24 @@ impl Browser {
 
     /// A browser that stops at this client redirect URI.
     pub(crate) fn returning_to(redirect: &str) -> Self {
-        Self::with(Vec::new(), redirect)
+        Self {
+            inner: tests::oauth::Browser::new(),
+            redirect: redirect.to_owned(),
+        }
     }
 
     /// A browser whose requests to a URL starting with a route's first prefix go to the same
     /// URL with the second prefix instead: one public URL served by several replicas.
     pub(crate) fn routed(routes: Vec<(String, String)>) -> Self {
-        Self::with(routes, REDIRECT)
-    }
-
-    fn with(routes: Vec<(String, String)>, redirect: &str) -> Self {
         Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("a client"),
-            cookies: Mutex::new(HashMap::new()),
-            routes,
-            visited: Mutex::new(Vec::new()),
-            redirect: redirect.to_owned(),
+            inner: tests::oauth::Browser::routed(routes),
+            redirect: REDIRECT.to_owned(),
         }
     }
 
     /// Every URL requested so far.
     pub(crate) fn visited(&self) -> Vec<String> {
-        self.visited.lock().expect("visited").clone()
-    }
-
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        form: Option<Vec<(String, String)>>,
-    ) -> reqwest::Response {
-        let cookie = self
-            .cookies
-            .lock()
-            .expect("jar")
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        self.visited.lock().expect("visited").push(url.to_owned());
-        let url = self
-            .routes
-            .iter()
-            .find_map(|(from, to)| {
-                url.strip_prefix(from.as_str())
-                    .map(|rest| format!("{to}{rest}"))
-            })
-            .unwrap_or_else(|| url.to_owned());
-        let mut req = self.http.request(method, url).header("cookie", cookie);
-        if let Some(form) = form {
-            req = req.form(&form);
-        }
-        let res = req.send().await.expect("the request is answered");
-        for v in res.headers().get_all("set-cookie") {
-            let pair = v.to_str().expect("ascii").split(';').next().unwrap_or("");
-            if let Some((k, v)) = pair.split_once('=') {
-                self.cookies
-                    .lock()
-                    .expect("jar")
-                    .insert(k.trim().to_owned(), v.to_owned());
-            }
-        }
-        res
+        self.inner.visited()
     }
 
     /// From an authorization URL to the client's redirect (its URL) or to a page that is not a
@@ -103,67 +47,7 @@ impl Browser {
         url: &str,
         login: &str,
     ) -> Result<url::Url, (u16, String)> {
-        let mut url = url.to_owned();
-        let mut form = None;
-        for _ in 0..30 {
-            if url.starts_with(&self.redirect) {
-                return Ok(url::Url::parse(&url).expect("a URL"));
-            }
-            let method = if form.is_some() {
-                reqwest::Method::POST
-            } else {
-                reqwest::Method::GET
-            };
-            let res = self.send(method, &url, form.take()).await;
-            let status = res.status().as_u16();
-            if let Some(location) = res.headers().get("location") {
-                let next = url::Url::parse(&url)
-                    .and_then(|u| u.join(location.to_str().expect("ascii")))
-                    .expect("a location");
-                url = next.into();
-                continue;
-            }
-            let html = res.text().await.unwrap_or_default();
-            let action = html
-                .split("action=\"")
-                .nth(1)
-                .and_then(|s| s.split('"').next())
-                .map(|a| a.replace("&amp;", "&"));
-            let Some(action) = action.filter(|_| status == 200) else {
-                return Err((status, html));
-            };
-            url = url::Url::parse(&url)
-                .and_then(|u| u.join(&action))
-                .expect("an action")
-                .into();
-            let field = |name: &str| {
-                let marker = format!("name=\"{name}\" value=\"");
-                html.split(&marker)
-                    .nth(1)
-                    .and_then(|s| s.split('"').next())
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            let pairs: Vec<(&str, String)> = if html.contains("name=\"prompt\" value=\"login\"") {
-                vec![
-                    ("prompt", "login".into()),
-                    ("login", login.into()),
-                    ("password", "any".into()),
-                ]
-            } else if html.contains("name=\"prompt\" value=\"consent\"") {
-                vec![("prompt", "consent".into())]
-            } else if html.contains("name=\"consent_id\"") {
-                vec![
-                    ("consent_id", field("consent_id")),
-                    ("csrf", field("csrf")),
-                    ("decision", "approve".into()),
-                ]
-            } else {
-                return Err((status, html));
-            };
-            form = Some(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
-        }
-        panic!("too many redirects from {url}");
+        self.inner.authorize(url, login, &self.redirect).await
     }
 }
 
@@ -173,20 +57,7 @@ pub(crate) fn param(url: &url::Url, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-pub(crate) fn pkce() -> (String, String) {
-    let verifier: String = (0..64)
-        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
-        .collect::<String>()
-        + &format!(
-            "{:x}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        );
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
+pub(crate) use tests::oauth::pkce;
 
 pub(crate) async fn register(bastion: &Server) -> String {
     let res = reqwest::Client::new()
