@@ -117,11 +117,7 @@ where
 /// it on every request), or `other` when it is longer than 64 bytes or has
 /// characters other than letters, digits and `_-./ `.
 fn client_name(mcp: &McpRequest) -> Option<&str> {
-    let name = mcp
-        .request_meta()?
-        .get(crate::protocol::META_CLIENT_INFO)?
-        .get("name")?
-        .as_str()?;
+    let name = mcp.meta_client_name()?;
     let plain = !name.is_empty()
         && name.len() <= 64
         && name
@@ -154,23 +150,32 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn events_inside_a_request_carry_method_tool_session_tag_and_principal() {
+    /// This thread's log lines from now on, in a buffer (until the guard drops).
+    fn captured_logs() -> (Buf, tracing::subscriber::DefaultGuard) {
         let buf = Buf::default();
         let writer = buf.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-        let app: Router = Router::new()
-            .route(
-                "/mcp",
-                post(|| async {
-                    tracing::info!("handled");
-                    "ok"
-                }),
-            )
+        (buf, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// `POST /mcp` logging "handled" inside whatever span the layers opened.
+    fn handled_route() -> Router {
+        Router::new().route(
+            "/mcp",
+            post(|| async {
+                tracing::info!("handled");
+                "ok"
+            }),
+        )
+    }
+
+    #[tokio::test]
+    async fn events_inside_a_request_carry_method_tool_session_tag_and_principal() {
+        let (buf, _guard) = captured_logs();
+        let app: Router = handled_route()
             .layer(McpTraceLayer::new())
             .layer(axum::middleware::map_request(
                 |mut req: Request<Body>| async move {
@@ -208,21 +213,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_sessionless_request_is_traced_with_its_client_name_from_meta() {
-        let buf = Buf::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-        let app: Router = Router::new()
-            .route(
-                "/mcp",
-                post(|| async {
-                    tracing::info!("handled");
-                    "ok"
-                }),
-            )
+        let (buf, _guard) = captured_logs();
+        let app: Router = handled_route()
             .layer(McpTraceLayer::new())
             .layer(McpInspectLayer::new());
         for name in ["inspector-cli", "evil\nname=x"] {

@@ -274,6 +274,16 @@ impl McpRequest {
         self.messages().first()?.params()?.get("_meta")?.as_object()
     }
 
+    /// The client's name from [`request_meta`](Self::request_meta)
+    /// (`clientInfo.name`: 2026-07-28 requests name their client on every
+    /// request), as the client sent it: bound it before it becomes a label.
+    pub fn meta_client_name(&self) -> Option<&str> {
+        self.request_meta()?
+            .get(crate::protocol::META_CLIENT_INFO)?
+            .get("name")?
+            .as_str()
+    }
+
     fn single_param(&self, method: &str, key: &str) -> Option<&str> {
         match &self.payload {
             Payload::Single(m) if m.method() == Some(method) => m.params()?.get(key)?.as_str(),

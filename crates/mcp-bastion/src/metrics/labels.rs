@@ -5,7 +5,7 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
-use crate::{inspect::McpRequest, protocol::META_CLIENT_INFO};
+use crate::inspect::McpRequest;
 
 /// How many distinct tool names become labels; later ones are `other`.
 pub const MAX_TOOL_LABELS: usize = 256;
@@ -64,12 +64,7 @@ pub(crate) fn client(name: &str) -> String {
 /// bounded label; `None` for a request without one (handshake-era requests
 /// name their client once, at `initialize`).
 pub(crate) fn client_of(req: &McpRequest) -> Option<String> {
-    let name = req
-        .request_meta()?
-        .get(META_CLIENT_INFO)?
-        .get("name")?
-        .as_str()?;
-    Some(client(name))
+    req.meta_client_name().map(client)
 }
 
 /// `name` when it is plain and either already seen or one of the first
