@@ -22,9 +22,11 @@
 //! | [`clients`] | the SDK client runners ([`ClientRun`], [`ClientOutcome`], [`CallInFlight`]) and their summaries |
 //! | [`processes`] | `/proc` inspection: [`child_processes`], [`process_gone`] |
 //! | [`sse`] | SSE bodies read with the workspace's one decoder |
+//! | [`audit`] | the audit log a binary writes: its records, read as they land |
 //! | [`oauth`] | the binary as an OAuth authorization server, a real identity provider, the SDKs' OAuth clients |
 //! | [`upstream`], [`nginx`], [`redis`], [`raw`], [`certs`] | fixtures: an HTTP upstream, nginx, Redis, hostile raw clients, TLS certificates |
 
+pub mod audit;
 pub mod binaries;
 pub mod certs;
 pub mod clients;

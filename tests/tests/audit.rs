@@ -10,36 +10,19 @@
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::{
-    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
-use tests::{ClientRun, Sdk, Server, Transport, clients_dir, everything_stdio, python};
+use tests::{
+    ClientRun, Sdk, Server, Transport,
+    audit::{records, wait_for_records},
+    clients_dir, everything_stdio, python,
+};
 
 const KEY: &str = "mcpb_audit0123456789abcdef0123456789";
 const ORIGIN: &str = "https://app.example";
-
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-/// The records once there are at least `n` (the writer flushes when its queue is empty).
-fn wait_for_records(path: &Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let recs = records(path);
-        if recs.len() >= n || Instant::now() > deadline {
-            return recs;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// POSTs `body` to `/mcp` with the given extra headers; the status.
 fn post(server: &Server, headers: &[(&str, &str)], body: String) -> u16 {

@@ -11,39 +11,14 @@
 //! Needs `node`, `python3` with the `mcp` SDK and `tests/node/node_modules`.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::{
-    collections::HashSet,
-    path::{Path, PathBuf},
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::{collections::HashSet, path::PathBuf, process::Command};
 
 use serde_json::{Value, json};
-use tests::{Server, clients_dir, everything_stdio, python};
+use tests::{Server, audit::wait_for_records, clients_dir, everything_stdio, python};
 
 const KEY: &str = "mcpb_auditsdk0123456789abcdef012345";
 const WRONG_KEY: &str = "mcpb_wrongkey0123456789abcdef012345";
 const MAX_BYTES: usize = 4096;
-
-fn records(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-/// The records once at least `n` have been written (or after 10 s).
-fn wait_for_records(path: &Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let recs = records(path);
-        if recs.len() >= n || Instant::now() > deadline {
-            return recs;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mcp-bastion-{name}-{}", std::process::id()));
