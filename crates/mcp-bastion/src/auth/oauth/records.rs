@@ -173,14 +173,27 @@ impl Records {
 
     /// Whether a grant exists and is not revoked.
     pub(crate) async fn grant_active(&self, grant_id: &str) -> Result<bool, StoreError> {
-        // read the one field, not the whole record: this runs on every MCP request
+        if let Some(active) = self.grant_active_now(grant_id) {
+            return active;
+        }
         Ok(self
             .0
             .get(RecordKind::Grant, grant_id)
             .await?
-            .is_some_and(|g| g.get("revoked") == Some(&serde_json::Value::Bool(false))))
+            .is_some_and(|g| g.get("revoked") == Some(&NOT_REVOKED)))
+    }
+
+    /// [`grant_active`](Self::grant_active) when the store answers without
+    /// waiting (the memory store): this runs on every MCP request, so it
+    /// reads the one field, not the whole record.
+    pub(crate) fn grant_active_now(&self, grant_id: &str) -> Option<Result<bool, StoreError>> {
+        let revoked = self.0.field_now(RecordKind::Grant, grant_id, "revoked")?;
+        Some(revoked.map(|r| r == Some(NOT_REVOKED)))
     }
 }
+
+/// A grant's `revoked` field while it is live.
+const NOT_REVOKED: serde_json::Value = serde_json::Value::Bool(false);
 
 /// The key of a remembered consent.
 pub(crate) fn consent_key(sub: &str, client_id: &str) -> String {

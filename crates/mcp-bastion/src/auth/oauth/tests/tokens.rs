@@ -6,6 +6,7 @@ use http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::auth::{AuthError, Authenticator as _, Credential, CredentialSource, InvalidToken};
 
 #[tokio::test]
 async fn metadata_advertises_exactly_what_is_supported() {
@@ -245,10 +246,20 @@ async fn revocation_ends_access() {
     let idp = idp().await;
     let oauth = builder(&idp).build().unwrap();
     let app = oauth.router();
-    let mcp_app = mcp(oauth.authenticator());
+    let tokens = oauth.authenticator();
+    let mcp_app = mcp(tokens.clone());
     let (code, verifier) = code_for(&app, &idp, "alice").await;
     let (_, body, _) = token(&app, &redeem(&code, &verifier)).await;
     let access = body["access_token"].as_str().unwrap();
+    // verified once: later requests are answered without a future (the
+    // verified-token cache and the memory store), grant checked all the same
+    assert_eq!(call(&mcp_app, access).await, StatusCode::OK);
+    let (parts, _) = Request::get("/mcp").body(()).unwrap().into_parts();
+    let credential = Credential::new(access, CredentialSource::Bearer);
+    let now = tokens.authenticate_now(&parts, Some(&credential));
+    let principal = now.expect("answered now").unwrap().unwrap();
+    assert_eq!(principal.subject(), "alice");
+    assert!(principal.upstream_access().is_some());
     let res = send(
         &app,
         Request::post("/oauth/revoke")
@@ -258,6 +269,10 @@ async fn revocation_ends_access() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
+    assert!(matches!(
+        tokens.authenticate_now(&parts, Some(&credential)),
+        Some(Err(AuthError::InvalidToken(InvalidToken::Rejected)))
+    ));
     assert_eq!(call(&mcp_app, access).await, StatusCode::UNAUTHORIZED);
 }
 
