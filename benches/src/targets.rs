@@ -49,13 +49,19 @@ pub enum Target {
     ProxyPerSession,
     /// 5. the `mcp-bastion` binary, one shared stdio child.
     ProxyShared,
+    /// 5. the `mcp-bastion` binary, per-session mode, driven by revision
+    /// 2026-07-28 clients (no session) through the bridge.
+    ProxyPerSession2026,
+    /// 5. the `mcp-bastion` binary, one shared stdio child, driven by
+    /// revision 2026-07-28 clients through the bridge.
+    ProxyShared2026,
     /// 6. a peer proxy.
     Peer(Peer),
 }
 
 impl Target {
     /// Every target, in table order.
-    pub const ALL: [Target; 12] = [
+    pub const ALL: [Target; 14] = [
         Target::Baseline,
         Target::Bastion,
         Target::BastionNoEvents,
@@ -64,6 +70,8 @@ impl Target {
         Target::Rmcp,
         Target::ProxyPerSession,
         Target::ProxyShared,
+        Target::ProxyPerSession2026,
+        Target::ProxyShared2026,
         Target::Peer(Peer::Supergateway),
         Target::Peer(Peer::McpProxyNpm),
         Target::Peer(Peer::McpProxyAuth),
@@ -81,6 +89,8 @@ impl Target {
             Self::Rmcp => "rmcp",
             Self::ProxyPerSession => "bastion-per-session",
             Self::ProxyShared => "bastion-shared",
+            Self::ProxyPerSession2026 => "bastion-per-session-2026",
+            Self::ProxyShared2026 => "bastion-shared-2026",
             Self::Peer(p) => p.name(),
         }
     }
@@ -92,7 +102,10 @@ impl Target {
             Self::Bastion | Self::BastionNoEvents => 2,
             Self::FullStack | Self::FullStackOAuth => 3,
             Self::Rmcp => 4,
-            Self::ProxyPerSession | Self::ProxyShared => 5,
+            Self::ProxyPerSession
+            | Self::ProxyShared
+            | Self::ProxyPerSession2026
+            | Self::ProxyShared2026 => 5,
             Self::Peer(_) => 6,
         }
     }
@@ -112,6 +125,12 @@ impl Target {
             Self::Rmcp => "rmcp `StreamableHttpService`, no layers".into(),
             Self::ProxyPerSession => "`mcp-bastion` proxy, per-session child".into(),
             Self::ProxyShared => "`mcp-bastion` proxy, shared child".into(),
+            Self::ProxyPerSession2026 => {
+                "the same per-session proxy, 2026-07-28 clients (bridge, per principal)".into()
+            }
+            Self::ProxyShared2026 => {
+                "the same shared-child proxy, 2026-07-28 clients (bridge)".into()
+            }
             Self::Peer(p) => p.label(peers),
         }
     }
@@ -127,6 +146,8 @@ impl Target {
             // The limit is transport-agnostic: one JSON POST per call.
             Self::Baseline => &[Transport::Streamable],
             Self::Rmcp | Self::BastionNoEvents => &[Transport::Streamable],
+            // 2026-07-28 has no legacy SSE form
+            Self::ProxyPerSession2026 | Self::ProxyShared2026 => &[Transport::Streamable],
             Self::Peer(p) => p.transports(),
             _ => &[Transport::Streamable, Transport::Sse],
         }
@@ -144,6 +165,12 @@ impl Target {
         }
     }
 
+    /// Whether its clients speak revision 2026-07-28 (no `initialize`, no
+    /// session: every request carries its `_meta`).
+    pub fn sessionless(self) -> bool {
+        matches!(self, Self::ProxyPerSession2026 | Self::ProxyShared2026)
+    }
+
     /// Headers every client request carries (API keys).
     pub fn auth_headers(self) -> Vec<(HeaderName, HeaderValue)> {
         match self {
@@ -158,7 +185,10 @@ impl Target {
                 }
             }
             // the proxy with its API key on, like the peers that have one
-            Self::ProxyPerSession | Self::ProxyShared => {
+            Self::ProxyPerSession
+            | Self::ProxyShared
+            | Self::ProxyPerSession2026
+            | Self::ProxyShared2026 => {
                 match HeaderValue::from_str(&format!("Bearer {API_KEY}")) {
                     Ok(v) => vec![(http::header::AUTHORIZATION, v)],
                     Err(_) => Vec::new(),
@@ -208,7 +238,11 @@ impl Target {
         };
         let proxy = |mode: &str| {
             let mut c = Command::new(&tools.bastion);
-            c.args(["--listen", &listen, "--session-mode", mode])
+            c.args(["--listen", &listen, "--session-mode", mode]);
+            if self.sessionless() {
+                c.arg("--sessionless");
+            }
+            c
                 .args(["--api-key", API_KEY, "--"])
                 .arg(&tools.echo_server)
                 .env("MCP_BASTION_LOG", "warn");
@@ -223,6 +257,8 @@ impl Target {
             Self::Rmcp => server(ServerKind::Rmcp),
             Self::ProxyPerSession => proxy("per-session"),
             Self::ProxyShared => proxy("shared"),
+            Self::ProxyPerSession2026 => proxy("per-session"),
+            Self::ProxyShared2026 => proxy("shared"),
             Self::Peer(p) => tools
                 .peers
                 .command(p, port, transport, &tools.echo_server)?,
@@ -330,6 +366,7 @@ impl Running {
             addr: self.addr,
             path: target.path(transport).to_owned(),
             transport,
+            sessionless: target.sessionless(),
             headers: target.auth_headers(),
         }
     }

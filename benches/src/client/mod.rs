@@ -4,6 +4,10 @@
 //!
 //! - [`StreamableSession`]: `initialize` (POST), `notifications/initialized`,
 //!   then each request is a POST whose answer is JSON or an SSE stream.
+//!   With [`Endpoint::sessionless`], revision 2026-07-28 instead: no
+//!   handshake; every request carries `MCP-Protocol-Version`, `Mcp-Method`,
+//!   `Mcp-Name` and its `_meta` (protocol version, client info and
+//!   capabilities).
 //! - [`SseSession`]: legacy 2024-11-05: `GET /sse`, the `endpoint` event, then
 //!   each request is a POST (202) whose answer arrives on the stream.
 //!
@@ -60,6 +64,8 @@ pub struct Endpoint {
     pub path: String,
     /// The transport to speak.
     pub transport: Transport,
+    /// Revision 2026-07-28 over Streamable HTTP: no handshake, no session.
+    pub sessionless: bool,
     /// Extra headers on every request (API keys).
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -70,6 +76,8 @@ const STREAM_WAIT: Duration = Duration::from_secs(30);
 const STREAMABLE_VERSION: &str = "2025-06-18";
 /// The legacy SSE revision.
 const SSE_VERSION: &str = "2024-11-05";
+/// The sessionless revision.
+const SESSIONLESS_VERSION: &str = "2026-07-28";
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -140,6 +148,19 @@ fn echo_params() -> Value {
     json!({ "name": "echo", "arguments": { "message": "hello" } })
 }
 
+/// `echo_params` with the `_meta` every 2026-07-28 request carries.
+fn sessionless_echo_params() -> Value {
+    json!({
+        "name": "echo",
+        "arguments": { "message": "hello" },
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": SESSIONLESS_VERSION,
+            "io.modelcontextprotocol/clientInfo": { "name": "mcp-bastion-bench", "version": "0" },
+            "io.modelcontextprotocol/clientCapabilities": {},
+        },
+    })
+}
+
 const INITIALIZED: &str = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
 /// Checks that `message` answers `id` with a result (not an error, not a
@@ -183,15 +204,23 @@ pub struct StreamableSession {
 }
 
 impl StreamableSession {
-    /// Connects, initializes, and sends `notifications/initialized`.
+    /// Connects, initializes, and sends `notifications/initialized`; for a
+    /// [sessionless](Endpoint::sessionless) endpoint, only connects.
     pub async fn open(ep: &Endpoint) -> ClientResult<Self> {
         let mut session = Self {
             conn: HttpConn::connect(ep.addr).await?,
             ep: ep.clone(),
             session_id: None,
-            version: HeaderValue::from_static(STREAMABLE_VERSION),
+            version: HeaderValue::from_static(if ep.sessionless {
+                SESSIONLESS_VERSION
+            } else {
+                STREAMABLE_VERSION
+            }),
             broken: false,
         };
+        if ep.sessionless {
+            return Ok(session);
+        }
         let (id, body) = json_request("initialize", initialize_params(STREAMABLE_VERSION));
         let (headers, answer) = session.post(&body.to_string(), Some(id)).await?;
         let answer = answer.ok_or("initialize: no answer")?;
@@ -210,7 +239,12 @@ impl StreamableSession {
 
     /// Calls the `echo` tool once.
     pub async fn call_echo(&mut self) -> ClientResult<()> {
-        let (id, body) = json_request("tools/call", echo_params());
+        let params = if self.ep.sessionless {
+            sessionless_echo_params()
+        } else {
+            echo_params()
+        };
+        let (id, body) = json_request("tools/call", params);
         let (_, answer) = self.post(&body.to_string(), Some(id)).await?;
         check_answer(&answer.ok_or("no answer")?, id)
     }
@@ -259,6 +293,12 @@ impl StreamableSession {
             req = req
                 .header("mcp-session-id", sid.clone())
                 .header("mcp-protocol-version", self.version.clone());
+        } else if self.ep.sessionless {
+            // the benchmark sends tools/call of `echo` only
+            req = req
+                .header("mcp-protocol-version", self.version.clone())
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", "echo");
         }
         let req = req
             .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))

@@ -18,6 +18,10 @@ use crate::{client::Transport, targets::Target};
 /// configuration here (the same pair of targets moves by more than 5%).
 const OAUTH_MIN_RATIO: f64 = 0.95;
 
+/// The 2026-07-28 bridge's requests/s against the 2025 path's (the same
+/// proxy and backend, clients that initialize a session), at least.
+const BRIDGE_MIN_RATIO: f64 = 0.8;
+
 /// The proxy's requests/s against the best peer's (by requests/s), at least.
 const PROXY_MIN_RPS: f64 = 3.0;
 
@@ -81,6 +85,33 @@ impl Report {
                     s,
                     "| full stack ≥ 0.90× no-layer throughput, p99 added ≤ 0.2 ms | not measured in this run | – |"
                 );
+            }
+        }
+        // 1c. revision 2026-07-28 through the bridge vs the 2025 path
+        for (new, old, mode) in [
+            (Target::ProxyShared2026, Target::ProxyShared, "shared child"),
+            (
+                Target::ProxyPerSession2026,
+                Target::ProxyPerSession,
+                "per-session children",
+            ),
+        ] {
+            let what = format!(
+                "2026-07-28 clients through the bridge ({mode}) ≥ {BRIDGE_MIN_RATIO}× the 2025 path's throughput"
+            );
+            match (self.row(new, st), self.row(old, st)) {
+                (Some(n), Some(o)) => {
+                    let r = per_round_ratio(n, o);
+                    let _ = writeln!(
+                        s,
+                        "| {what} | {}× (rounds) | {} |",
+                        r.map_or("–".into(), |r| format!("{r:.3}")),
+                        yes(r.is_some_and(|r| r >= BRIDGE_MIN_RATIO))
+                    );
+                }
+                _ => {
+                    let _ = writeln!(s, "| {what} | not measured in this run | – |");
+                }
             }
         }
         // 1b. mcp-bastion's own OAuth tokens vs the JWT path, same stack
