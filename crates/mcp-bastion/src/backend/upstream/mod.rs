@@ -97,6 +97,7 @@ mod builder;
 mod events;
 mod failure;
 mod legacy_sse;
+mod modern;
 mod outbound;
 mod remote_session;
 mod streamable;
@@ -130,9 +131,10 @@ use self::{
     streamable::{Sent, StreamableSession},
 };
 use crate::{
-    backend::{Backend, BackendError, Connection, SessionContext},
+    backend::{Backend, BackendError, Connection, PassThrough, SessionContext},
     boxed::BoxFuture,
     jsonrpc::Message,
+    protocol::ProtocolVersion,
 };
 
 /// The `tracing` target of everything this backend logs.
@@ -153,6 +155,11 @@ struct Inner {
     transport: UpstreamTransport,
     request_timeout: Option<Duration>,
     channel_capacity: usize,
+    /// The revision the upstream is spoken to at for 2026-07-28 requests,
+    /// when the operator pinned one.
+    pinned: Option<ProtocolVersion>,
+    /// What `server/discover` said, cached.
+    revisions: modern::Revisions,
     shutdown: CancellationToken,
     /// Connections whose task still runs, and a wake-up when one ends.
     live: AtomicUsize,
@@ -201,6 +208,7 @@ impl UpstreamBackend {
         transport: UpstreamTransport,
         request_timeout: Option<Duration>,
         channel_capacity: usize,
+        pinned: Option<ProtocolVersion>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -209,6 +217,8 @@ impl UpstreamBackend {
                 transport,
                 request_timeout,
                 channel_capacity,
+                pinned,
+                revisions: modern::Revisions::default(),
                 shutdown: CancellationToken::new(),
                 live: AtomicUsize::new(0),
                 ended: Notify::new(),
@@ -244,6 +254,26 @@ impl Backend for UpstreamBackend {
             tokio::spawn(run(live, outbound, from_client, to_client, closed.clone()));
             Ok(Connection::new(outgoing, incoming, closed))
         })
+    }
+
+    /// The revisions the upstream speaks: its `server/discover`
+    /// `supportedVersions` (probed once, cached, probed again after a
+    /// pass-through fails), or what the operator
+    /// [pinned](UpstreamBackendBuilder::protocol_version). A legacy SSE
+    /// upstream, and one that refuses `server/discover`, speaks the
+    /// handshake revisions.
+    fn protocol_versions(&self) -> BoxFuture<'static, Result<Vec<String>, BackendError>> {
+        Box::pin(modern::protocol_versions(Arc::clone(&self.inner)))
+    }
+
+    /// Passes a 2026-07-28 request through: one POST with the client's body
+    /// and MCP protocol headers and the operator's credentials; the answer
+    /// comes back as it is (see "Revision 2026-07-28" in the module docs).
+    fn forward(
+        &self,
+        request: PassThrough,
+    ) -> BoxFuture<'static, Result<http::Response<axum::body::Body>, BackendError>> {
+        Box::pin(modern::forward(Arc::clone(&self.inner), request))
     }
 
     /// Ready when the upstream answers an `OPTIONS` request with a status

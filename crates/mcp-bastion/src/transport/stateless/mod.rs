@@ -56,6 +56,7 @@ use crate::{
 use crate::protocol::META_CLIENT_CAPABILITIES;
 pub use crate::protocol::{META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO};
 
+mod passthrough;
 mod rules;
 
 /// The handshake revision backends are spoken to at.
@@ -91,6 +92,9 @@ pub(crate) async fn serve<B: Backend>(
     mcp: McpRequest,
     in_flight: RequestInFlight,
 ) -> Response {
+    if passthrough::speaks_2026(backend).await {
+        return passthrough::serve(backend, parts, mcp, in_flight).await;
+    }
     let request = match mcp.into_payload() {
         Payload::Single(Message::Request(r)) => r,
         // 2026-07-28 has no client-to-server notifications over HTTP
