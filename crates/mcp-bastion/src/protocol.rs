@@ -157,9 +157,9 @@ impl ProtocolVersion {
     }
 }
 
-/// The revisions this build serves: those with the `initialize` handshake
-/// (sessionless 2026-07-28 requests are answered `-32022` for now). Sent as
-/// `data.supported` whenever a version is refused.
+/// The revisions with the `initialize` handshake, which every backend
+/// speaks. Sent as `data.supported` whenever a version of that era is
+/// refused (and for 2026-07-28 requests when the transport serves none).
 pub fn served_versions() -> Vec<&'static str> {
     ProtocolVersion::ALL
         .into_iter()

@@ -14,6 +14,14 @@
 //! [`tool_filter::ToolFilter`] wraps any of them to trim the tools it
 //! exposes (allow and deny lists of globs).
 //!
+//! Revision 2026-07-28: a backend that speaks it reports so in
+//! [`Backend::protocol_versions`] and gets 2026-07-28 requests as they are
+//! through [`Backend::forward`]; today that is the upstream backend when its
+//! server's `server/discover` lists 2026-07-28. The stdio and rmcp backends
+//! (and any backend wrapped in a tool filter, which rewrites answers) speak
+//! the handshake revisions only, and the transport bridges 2026-07-28
+//! requests onto them.
+//!
 //! A backend is mounted through a transport
 //! ([`StreamableHttp::new`](crate::transport::StreamableHttp::new),
 //! [`Sse::new`](crate::transport::Sse::new)), or behind every layer at once

@@ -30,11 +30,13 @@
 //! | the operator's [`header`](UpstreamBackendBuilder::header)s and [`bearer`](UpstreamBackendBuilder::bearer) `Authorization` | configuration |
 //! | the user's own token at their identity provider, in the header [`header_from_upstream_token`](UpstreamBackendBuilder::header_from_upstream_token) names | the OAuth authorization server's grant of the session's principal (never mcp-bastion's token) |
 //! | `Mcp-Session-Id`, `MCP-Protocol-Version` | the *upstream* session's own `initialize` exchange |
+//! | `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*` of a passed-through 2026-07-28 request | the client's request, where they describe its JSON-RPC message (checked against the body by the inspect layer) |
 //! | `Last-Event-ID` | the upstream's own event ids (GET stream resumption) |
 //! | `Accept`, `Content-Type` | fixed by the transport |
 //!
-//! The client's `Authorization`, `Cookie`, API-key headers, `Mcp-Session-Id`
-//! and `MCP-Protocol-Version` are never copied, and of the [`SessionContext`]
+//! The client's `Authorization`, `Cookie`, API-key headers and
+//! `Mcp-Session-Id` are never copied (nor its `MCP-Protocol-Version`, except
+//! on a passed-through 2026-07-28 request), and of the [`SessionContext`]
 //! extensions only the principal's upstream token handle is used, when
 //! mapped. Credential values are marked
 //! sensitive and appear in no log line and no `Debug` output; logs show the
@@ -61,6 +63,30 @@
 //!   backwards-compatibility rule: a 4xx to the `initialize` POST (other than
 //!   401, 403, 429) makes the connection try the legacy transport on the same
 //!   URL.
+//!
+//! # Revision 2026-07-28
+//!
+//! [`Backend::protocol_versions`] asks the upstream once: a `server/discover`
+//! POST at 2026-07-28 with the operator's credentials. Its
+//! `supportedVersions` are cached; an upstream that refuses it (a 4xx, a
+//! JSON-RPC error) speaks the handshake revisions, also cached; a probe that
+//! fails (no connection, a 5xx, 401/403/429) is not cached, and that request
+//! is bridged. [`UpstreamBackendBuilder::protocol_version`] pins the answer
+//! instead; a legacy SSE upstream speaks the handshake revisions.
+//!
+//! When the upstream speaks 2026-07-28, the transport hands each 2026-07-28
+//! request to [`Backend::forward`]: one POST with the client's body byte for
+//! byte, the client's MCP message headers (table above) and the operator's
+//! credentials (the user's upstream token too, when mapped); the answer's
+//! status, `Content-Type`, `Cache-Control` and body (JSON or an SSE stream)
+//! go back as they are. The [request timeout](UpstreamBackendBuilder::request_timeout)
+//! bounds the wait for the answer to start, not a stream's length (a
+//! `subscriptions/listen` stream lasts as long as the client keeps it). The
+//! client closing its stream drops the upstream answer, which closes that
+//! upstream connection: the 2026-07-28 cancel. A failure to reach the
+//! upstream, a 5xx, or a `-32022` answer forgets the cached revisions, so
+//! the next 2026-07-28 request asks again. No [`Connection`] is used: its
+//! message channels carry no HTTP status, which 2026-07-28 gives meaning.
 //!
 //! # Failures
 //!

@@ -2,10 +2,14 @@
 //!
 //! A 2026-07-28 client has no `initialize` handshake and no session: every
 //! request carries its protocol version, client info and capabilities in
-//! `_meta`, and `server/discover` replaces the handshake. Backends speak the
-//! handshake revisions, so [`StreamableHttp`](super::StreamableHttp) with
-//! [`sessionless`](super::StreamableHttp::sessionless) on translates each such
-//! request into a short backend connection:
+//! `_meta`, and `server/discover` replaces the handshake.
+//! [`StreamableHttp`](super::StreamableHttp) serves such requests by default
+//! ([`sessionless`](super::StreamableHttp::sessionless)`(false)` turns them
+//! off). A backend that speaks 2026-07-28 itself
+//! ([`Backend::protocol_versions`]: an upstream whose `server/discover` says
+//! so) gets them as they are (`passthrough.rs`). Every other backend speaks
+//! the handshake revisions (stdio and rmcp, for now), so each such request
+//! is bridged over a short backend connection:
 //!
 //! 1. connect the backend (the request's extensions, so the principal and
 //!    captured parameters reach it as for a session);
@@ -27,7 +31,7 @@
 //! answers, the request rules of 2026-07-28 in `rules.rs` apply (`_meta`,
 //! removed and unknown methods, undeclared client capabilities).
 //!
-//! With `sessionless` off (the default), 2026-07-28 requests get `400` and
+//! With `sessionless(false)`, 2026-07-28 requests get `400` and
 //! `-32022` listing the handshake revisions, and clients that negotiate (the
 //! Python SDK probes `server/discover` first) fall back to `initialize` on
 //! the same path. Either way old and new clients share one endpoint.
