@@ -270,7 +270,13 @@ fn refuses_revision(body: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::{Router, extract::State, routing::post};
+    use http::HeaderMap;
+
     use super::*;
+    use crate::backend::{Backend, upstream::UpstreamBackend};
 
     #[test]
     fn the_probe_reads_supported_versions_of_its_own_response_only() {
@@ -301,5 +307,196 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x"}}"#
         ));
         assert!(!refuses_revision(b"not json"));
+    }
+
+    /// A small upstream: answers `server/discover` when `modern`, else 400
+    /// (a handshake-era server); answers `tools/call` with 503 when told to,
+    /// else echoes the headers it got; counts discovers.
+    #[derive(Clone, Default)]
+    struct Fake {
+        modern: bool,
+        discovers: Arc<AtomicUsize>,
+        fail_calls: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    async fn answer(
+        State(fake): State<Fake>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> http::Response<Body> {
+        let request: Value = serde_json::from_slice(&body).unwrap();
+        let json_reply = |status: StatusCode, v: Value| {
+            http::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .header("x-upstream-internal", "not relayed")
+                .body(Body::from(v.to_string()))
+                .unwrap()
+        };
+        match request["method"].as_str().unwrap() {
+            "server/discover" => {
+                fake.discovers.fetch_add(1, Ordering::SeqCst);
+                if !fake.modern {
+                    return json_reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"jsonrpc": "2.0", "id": request["id"],
+                        "error": {"code": -32022, "message": "Unsupported protocol version"}}),
+                    );
+                }
+                json_reply(
+                    StatusCode::OK,
+                    json!({"jsonrpc": "2.0", "id": request["id"],
+                    "result": {"supportedVersions": ["2026-07-28"], "capabilities": {}}}),
+                )
+            }
+            _ if fake.fail_calls.load(Ordering::SeqCst) => json_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32603, "message": "down"}}),
+            ),
+            _ => {
+                let mut seen: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+                seen.sort_unstable();
+                json_reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"jsonrpc": "2.0", "id": request["id"],
+                    "error": {"code": -32601, "message": "nope", "data": {"headers": seen, "body": request}}}),
+                )
+            }
+        }
+    }
+
+    async fn start(fake: Fake) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/mcp", post(answer)).with_state(fake);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/mcp")
+    }
+
+    fn pass_through(method: &str) -> PassThrough {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", method),
+            ("authorization", "Bearer client-secret"),
+            ("cookie", "sid=1"),
+        ] {
+            headers.insert(http::HeaderName::from_static(name), value.parse().unwrap());
+        }
+        PassThrough {
+            body: Bytes::from(
+                json!({"jsonrpc": "2.0", "id": 3, "method": method, "params": {"x": [1, 2]}})
+                    .to_string(),
+            ),
+            headers,
+            extensions: http::Extensions::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn revisions_are_probed_once_and_again_after_a_failed_pass_through() {
+        let fake = Fake {
+            modern: true,
+            ..Fake::default()
+        };
+        let url = start(fake.clone()).await;
+        let backend = UpstreamBackend::builder(&url)
+            .header("X-Operator", "op")
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            assert_eq!(backend.protocol_versions().await.unwrap(), ["2026-07-28"]);
+        }
+        assert_eq!(fake.discovers.load(Ordering::SeqCst), 1, "cached");
+
+        // the answer comes back as it is: status, content type, body
+        let answer = backend.forward(pass_through("tools/call")).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::NOT_FOUND);
+        assert_eq!(answer.headers()["content-type"], "application/json");
+        assert!(answer.headers().get("x-upstream-internal").is_none());
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], -32601);
+        assert_eq!(v["error"]["data"]["body"]["params"], json!({"x": [1, 2]}));
+        // the MCP headers and the operator's credential went; the client's did not
+        let headers = &v["error"]["data"]["headers"];
+        for name in ["mcp-protocol-version", "mcp-method", "x-operator"] {
+            assert!(
+                headers.as_array().unwrap().contains(&json!(name)),
+                "{headers}"
+            );
+        }
+        for name in ["authorization", "cookie"] {
+            assert!(
+                !headers.as_array().unwrap().contains(&json!(name)),
+                "{headers}"
+            );
+        }
+        assert_eq!(fake.discovers.load(Ordering::SeqCst), 1);
+
+        // a 5xx: relayed, and the next request asks again
+        fake.fail_calls.store(true, Ordering::SeqCst);
+        let answer = backend.forward(pass_through("tools/call")).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(backend.protocol_versions().await.unwrap(), ["2026-07-28"]);
+        assert_eq!(fake.discovers.load(Ordering::SeqCst), 2, "probed again");
+    }
+
+    #[tokio::test]
+    async fn a_handshake_era_upstream_is_bridged_and_an_unreachable_one_asked_again() {
+        let fake = Fake::default();
+        let url = start(fake.clone()).await;
+        let backend = UpstreamBackend::builder(&url).build().unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                backend.protocol_versions().await.unwrap(),
+                handshake_versions()
+            );
+        }
+        assert_eq!(
+            fake.discovers.load(Ordering::SeqCst),
+            1,
+            "a refusal is cached"
+        );
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let gone = format!("http://{}/mcp", listener.local_addr().unwrap());
+        drop(listener);
+        let backend = UpstreamBackend::builder(&gone).build().unwrap();
+        assert!(backend.protocol_versions().await.is_err());
+        assert!(
+            backend.inner.revisions.get().is_none(),
+            "a failed probe is not cached"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pinned_revision_is_not_probed() {
+        let fake = Fake {
+            modern: true,
+            ..Fake::default()
+        };
+        let url = start(fake.clone()).await;
+        let pinned = UpstreamBackend::builder(&url)
+            .protocol_version(ProtocolVersion::V2025_11_25)
+            .build()
+            .unwrap();
+        assert_eq!(
+            pinned.protocol_versions().await.unwrap(),
+            handshake_versions()
+        );
+        let pinned = UpstreamBackend::builder(&url)
+            .protocol_version(ProtocolVersion::V2026_07_28)
+            .build()
+            .unwrap();
+        assert_eq!(pinned.protocol_versions().await.unwrap(), ["2026-07-28"]);
+        assert_eq!(fake.discovers.load(Ordering::SeqCst), 0);
+        let legacy = UpstreamBackend::builder(&url)
+            .transport(super::super::UpstreamTransport::LegacySse)
+            .protocol_version(ProtocolVersion::V2026_07_28)
+            .build();
+        assert!(legacy.is_err(), "legacy SSE cannot speak 2026-07-28");
     }
 }
