@@ -9,6 +9,8 @@ It serves Streamable HTTP at `/mcp` on 127.0.0.1 (port 0, the default, picks a f
 - tool `ask_name()`: asks the client for a name through elicitation (a resolver returning
   `Elicit`): at 2026-07-28 that is an `InputRequiredResult`, answered by the client's retry with
   `inputResponses` and `requestState`; at 2025-11-25 a standalone `elicitation/create`;
+- tool `touch_tools()`: publishes a tools list-changed event to the `subscriptions/listen`
+  streams (2026-07-28);
 - resource `note://greeting`: a fixed text.
 
 It prints `py-2026-upstream listening on http://127.0.0.1:PORT` on stderr once the socket
@@ -25,7 +27,7 @@ from typing import Annotated
 import uvicorn
 from pydantic import BaseModel
 
-from mcp.server.mcpserver import Elicit, MCPServer, Resolve
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 
 GREETING = "hello from the 2026 upstream"
 
@@ -50,6 +52,13 @@ def echo(text: str) -> str:
 def ask_name(who: Annotated[Name, Resolve(ask_for_name)]) -> str:
     """Asks the client for a name (elicitation) and greets it."""
     return f"hello, {who.name}"
+
+
+@server.tool()
+async def touch_tools(ctx: Context) -> str:
+    """Tells the subscriptions/listen streams that the tool list changed."""
+    await ctx.notify_tools_changed()
+    return "touched"
 
 
 @server.resource("note://greeting")

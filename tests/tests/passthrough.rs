@@ -14,6 +14,8 @@
 //!   and the operator's credential, never the client's `Authorization`, and no handshake; raw
 //!   requests get the same status and body through the proxy as directly (an
 //!   `InputRequiredResult`, a `-32601` 404, a `-32602` 400);
+//! - a `subscriptions/listen` stream passes through: the upstream's acknowledgement first, then
+//!   a list-changed notification tagged with the subscription id, as they are;
 //! - `--upstream-protocol-version 2025-11-25`: the same client works through the bridge, and
 //!   the upstream is spoken to at 2025-11-25 only;
 //! - a 2025 client (the TypeScript SDK, sessions) keeps working through the default binary over
@@ -133,7 +135,11 @@ fn meta(capabilities: Value) -> Value {
 fn assert_served(summary: &Value) {
     assert_eq!(summary["protocolVersion"], V2026, "{summary}");
     assert_eq!(summary["server"], "py-2026-upstream", "{summary}");
-    assert_eq!(summary["tools"], json!(["ask_name", "echo"]), "{summary}");
+    assert_eq!(
+        summary["tools"],
+        json!(["ask_name", "echo", "touch_tools"]),
+        "{summary}"
+    );
     assert_eq!(summary["echo"], "echo: through", "{summary}");
     assert_eq!(
         summary["resource"], "hello from the 2026 upstream",
@@ -279,4 +285,57 @@ fn a_2025_client_still_works_through_the_default_binary() {
     let summary = run.run_ok(&server);
     assert_full_summary(&summary);
     assert_eq!(summary["protocolVersion"], "2025-11-25", "{summary}");
+}
+
+#[test]
+fn a_subscriptions_listen_stream_passes_through() {
+    use futures_util::StreamExt;
+
+    let upstream = py_2026_server();
+    let server = bastion(&upstream.url("/mcp"), &[]);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let url = server.url("/mcp");
+            let params = json!({"notifications": {"toolsListChanged": true}, "_meta": meta(json!({}))});
+            let body = json!({"jsonrpc": "2.0", "id": 21, "method": "subscriptions/listen", "params": params});
+            let res = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("authorization", format!("Bearer {CLIENT_KEY}"))
+                .header("mcp-protocol-version", V2026)
+                .header("mcp-method", "subscriptions/listen")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            assert!(
+                res.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/event-stream")
+            );
+            let mut events = Box::pin(sse_stream::SseStream::from_bytes_stream(res.bytes_stream())
+                .filter_map(|e| async move { serde_json::from_str::<Value>(&e.ok()?.data?).ok() }));
+            // a hang guard, not an assertion on time
+            let guard = Duration::from_secs(30);
+            let ack = tokio::time::timeout(guard, events.next()).await.unwrap().unwrap();
+            assert_eq!(ack["method"], "notifications/subscriptions/acknowledged", "{ack}");
+            let id = ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"].clone();
+            assert!(!id.is_null(), "{ack}");
+
+            let touch = json!({"name": "touch_tools", "arguments": {}, "_meta": meta(json!({}))});
+            let (status, done) = send(&url, "tools/call", touch).await;
+            assert_eq!(status, StatusCode::OK, "{done}");
+            let changed = tokio::time::timeout(guard, events.next()).await.unwrap().unwrap();
+            assert_eq!(changed["method"], "notifications/tools/list_changed", "{changed}");
+            assert_eq!(
+                changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], id,
+                "{changed}"
+            );
+        });
 }
