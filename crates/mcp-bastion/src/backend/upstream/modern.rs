@@ -41,8 +41,8 @@ use crate::{
 /// The id of the probe's `server/discover` request.
 const PROBE_ID: &str = "mcp-bastion/discover";
 
-/// The largest error body read to see whether the upstream refused the
-/// revision (`-32022`): 64 KiB.
+/// How much of a 400 answer is read to see whether the upstream refused the
+/// revision (`-32022`): 64 KiB (the rest, if any, is relayed unread).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// What the backend knows of the revisions its upstream speaks.
@@ -231,13 +231,22 @@ pub(super) async fn forward(
     let body = if status == StatusCode::BAD_REQUEST
         && body_kind(response.headers()) == BodyKind::Json
     {
-        // Read it to see whether the upstream no longer speaks 2026-07-28.
-        let bytes = bounded_body(response).await;
-        if refuses_revision(&bytes) {
+        // Read its start to see whether the upstream no longer speaks
+        // 2026-07-28; the client gets the whole body all the same.
+        let mut response = response;
+        let (prefix, whole) = match read_prefix(&mut response).await {
+            Ok(read) => read,
+            Err(failure) => {
+                inner.revisions.forget();
+                return Err(BackendError::Unavailable(failure.to_string()));
+            }
+        };
+        if whole && refuses_revision(&prefix) {
             tracing::info!(target: TARGET, "the upstream refused revision 2026-07-28; probing again on the next request");
             inner.revisions.forget();
         }
-        Body::from(bytes)
+        let first = futures_util::stream::once(async move { Ok::<_, reqwest::Error>(prefix) });
+        Body::from_stream(first.chain(response.bytes_stream()))
     } else {
         if status.is_server_error() {
             inner.revisions.forget();
@@ -248,15 +257,21 @@ pub(super) async fn forward(
         .map_err(|e| BackendError::Unavailable(format!("upstream answer: {e}")))
 }
 
-async fn bounded_body(mut response: reqwest::Response) -> Bytes {
+/// The body's first [`MAX_ERROR_BODY`] bytes (or more, to a chunk's end),
+/// and whether that is the whole body.
+async fn read_prefix(response: &mut reqwest::Response) -> Result<(Bytes, bool), UpstreamFailure> {
     let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        if body.len() + chunk.len() > MAX_ERROR_BODY {
-            break;
-        }
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| UpstreamFailure::from_request_error(e, "upstream pass-through answer"))?
+    {
         body.extend_from_slice(&chunk);
+        if body.len() >= MAX_ERROR_BODY {
+            return Ok((Bytes::from(body), false));
+        }
     }
-    Bytes::from(body)
+    Ok((Bytes::from(body), true))
 }
 
 /// Whether an error body is the unsupported-version error (`-32022`).
@@ -317,6 +332,7 @@ mod tests {
         modern: bool,
         discovers: Arc<AtomicUsize>,
         fail_calls: Arc<std::sync::atomic::AtomicBool>,
+        refuse_calls: Arc<std::sync::atomic::AtomicBool>,
     }
 
     async fn answer(
@@ -349,6 +365,11 @@ mod tests {
                     "result": {"supportedVersions": ["2026-07-28"], "capabilities": {}}}),
                 )
             }
+            _ if fake.refuse_calls.load(Ordering::SeqCst) => json_reply(
+                StatusCode::BAD_REQUEST,
+                json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32022,
+                    "message": "Unsupported protocol version", "data": {"supported": ["2025-11-25"]}}}),
+            ),
             _ if fake.fail_calls.load(Ordering::SeqCst) => json_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32603, "message": "down"}}),
@@ -442,6 +463,20 @@ mod tests {
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(backend.protocol_versions().await.unwrap(), ["2026-07-28"]);
         assert_eq!(fake.discovers.load(Ordering::SeqCst), 2, "probed again");
+
+        // -32022 (the upstream changed): relayed whole, and the next request asks again
+        fake.fail_calls.store(false, Ordering::SeqCst);
+        fake.refuse_calls.store(true, Ordering::SeqCst);
+        let answer = backend.forward(pass_through("tools/call")).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], -32022);
+        assert_eq!(v["error"]["data"]["supported"], json!(["2025-11-25"]));
+        assert_eq!(backend.protocol_versions().await.unwrap(), ["2026-07-28"]);
+        assert_eq!(fake.discovers.load(Ordering::SeqCst), 3, "probed again");
     }
 
     #[tokio::test]
