@@ -206,9 +206,17 @@ fn typescript_sse_rmcp_stdio_child_shared_full_scenario() {
 }
 
 /// The Python SDK's high-level `Client` negotiates by default: it probes `server/discover`
-/// (revision 2026-07-28) first and must fall back to the `initialize` handshake through the proxy.
+/// (revision 2026-07-28) first and must fall back to the `initialize` handshake through the proxy
+/// when 2026-07-28 is turned off (`--no-2026`).
 fn python_auto_negotiation(transport: Transport) {
-    let server = Server::bastion_everything(SessionMode::PerSession, None);
+    let server = Server::bastion(
+        &[
+            "--session-mode",
+            SessionMode::PerSession.as_arg(),
+            "--no-2026",
+        ],
+        &tests::everything_stdio(),
+    );
     let run = ClientRun::against(Sdk::Python, transport, &server, "")
         .arg("--handshake")
         .arg("auto");
@@ -242,10 +250,10 @@ fn everything_sessionless_profile() -> String {
     profile.to_string()
 }
 
-/// Revision 2026-07-28 end to end: with `--sessionless`, the Python SDK pinned to 2026-07-28 runs
-/// tools/list, echo, progress, resources/read and prompts/get as sessionless requests through
-/// the proxy (each one a short connection to the shared child), and no session id is ever
-/// assigned.
+/// Revision 2026-07-28 end to end: the Python SDK pinned to 2026-07-28 runs tools/list, echo,
+/// progress, resources/read and prompts/get as sessionless requests through the proxy (each one a
+/// short connection to the shared child), and no session id is ever assigned. The deprecated
+/// `--sessionless` is still accepted (a no-op: 2026-07-28 is on by default).
 #[test]
 fn python_2026_07_28_sessionless_requests_through_the_proxy() {
     let server = Server::bastion(
@@ -274,14 +282,11 @@ fn python_2026_07_28_sessionless_requests_through_the_proxy() {
     server.wait_for_children(1, CHILD_EXIT);
 }
 
-/// With `--sessionless`, the Python SDK in its default mode discovers 2026-07-28 through
+/// By default, the Python SDK in its default mode discovers 2026-07-28 through
 /// `server/discover`, while the TypeScript SDK (2025-11-25) keeps using sessions on the same path.
 #[test]
-fn old_and_new_clients_share_one_path_with_sessionless_on() {
-    let server = Server::bastion(
-        &["--session-mode", "shared", "--sessionless"],
-        &tests::everything_stdio(),
-    );
+fn old_and_new_clients_share_one_path_by_default() {
+    let server = Server::bastion(&["--session-mode", "shared"], &tests::everything_stdio());
     let py = ClientRun::against(Sdk::Python, Transport::Streamable, &server, "")
         .strict_session_end(false)
         .profile(everything_sessionless_profile())

@@ -1,6 +1,7 @@
-//! The request rules of revision 2026-07-28, through the binary (`--sessionless`) in front of
-//! server-everything over stdio: each rule answered with its HTTP status and JSON-RPC error, and
-//! a well-formed request served.
+//! The request rules of revision 2026-07-28, through the binary (2026-07-28 on by default) in
+//! front of server-everything over stdio: each rule answered with its HTTP status and JSON-RPC
+//! error, and a well-formed request served; with `--no-2026`, every 2026-07-28 request is
+//! refused as an unsupported version.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use reqwest::{Client, StatusCode};
@@ -49,10 +50,7 @@ async fn send(
 
 #[test]
 fn each_request_rule_of_2026_07_28_is_answered_with_its_status_and_error() {
-    let server = Server::bastion(
-        &["--session-mode", "shared", "--sessionless"],
-        &everything_stdio(),
-    );
+    let server = Server::bastion(&["--session-mode", "shared"], &everything_stdio());
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,5 +109,30 @@ fn each_request_rule_of_2026_07_28_is_answered_with_its_status_and_error() {
                     .is_some_and(|v| !v.is_empty()),
                 "{e}"
             );
+        });
+}
+
+#[test]
+fn with_no_2026_a_2026_request_is_refused_naming_the_handshake_revisions() {
+    let server = Server::bastion(
+        &["--session-mode", "shared", "--no-2026"],
+        &everything_stdio(),
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let http = Client::new();
+            for method in ["server/discover", "tools/list"] {
+                let (status, e) =
+                    send(&http, &server, V2026, method, json!({"_meta": meta()})).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{method}: {e}");
+                assert_eq!(e["error"]["code"], -32022, "{method}: {e}");
+                assert_eq!(e["id"], 7, "{method}: {e}");
+                let supported = e["error"]["data"]["supported"].as_array().unwrap();
+                assert!(supported.contains(&json!("2025-11-25")), "{e}");
+                assert!(!supported.contains(&json!(V2026)), "{e}");
+            }
         });
 }

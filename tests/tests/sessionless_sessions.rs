@@ -1,5 +1,5 @@
 //! What keys on sessions, for 2026-07-28 requests (which have none), through the binary
-//! (`--sessionless`) in front of server-everything over stdio, in raw HTTP:
+//! (2026-07-28 on by default) in front of server-everything over stdio, in raw HTTP:
 //!
 //! - a rate limit keyed `session` counts each principal's 2026 requests in one bucket (two
 //!   requests of one API key share it, another key has its own);
@@ -77,7 +77,6 @@ fn a_rate_limit_keyed_session_counts_2026_requests_per_principal() {
         &[
             "--session-mode",
             "shared",
-            "--sessionless",
             "--api-keys-file",
             keys.to_str().unwrap(),
             "--rate-limit",
@@ -111,7 +110,6 @@ fn captured_parameters_come_from_each_2026_requests_own_url() {
         &[
             "--session-mode",
             "per-session",
-            "--sessionless",
             "--param-env",
             "github_token=GITHUB_PERSONAL_ACCESS_TOKEN",
         ],

@@ -43,6 +43,11 @@ pub(crate) fn app(
     audit: Option<McpAuditLayer>,
 ) -> Result<(Router, servers::Servers), String> {
     let general = &config.general;
+    if general.sessionless {
+        tracing::warn!(
+            "`sessionless` is deprecated and has no effect: revision 2026-07-28 is served by default (`no-2026` turns it off)"
+        );
+    }
     let keepalive_secs = *general.keepalive_secs.get();
     let keepalive = (keepalive_secs > 0).then(|| Duration::from_secs(keepalive_secs));
     let route_key = general.route_key.as_ref().map(|k| k.get().0.clone());
@@ -57,7 +62,7 @@ pub(crate) fn app(
     {
         let mut streamable = StreamableHttp::new(backend.clone())
             .json_response(general.json_response)
-            .sessionless(general.sessionless)
+            .sessionless(!general.no_2026)
             .keepalive(keepalive)
             .session_idle_timeout(config.session.session_idle_timeout.0);
         let mut sse = Sse::new(backend.clone()).keepalive(keepalive);

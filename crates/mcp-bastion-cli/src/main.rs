@@ -77,11 +77,16 @@ struct Cli {
     #[arg(long)]
     json_response: bool,
 
-    /// Also serve revision 2026-07-28 (sessionless) requests, each over a
-    /// short backend connection. Best with `--session-mode shared`: in
-    /// per-session mode every such request starts a child.
+    /// Deprecated, no effect: revision 2026-07-28 (sessionless) requests are
+    /// served by default (`--no-2026` turns them off). Still accepted so
+    /// that existing command lines and configurations work.
     #[arg(long)]
     sessionless: bool,
+
+    /// Do not serve revision 2026-07-28 (sessionless) requests: they get 400
+    /// with -32022, and negotiating clients fall back to `initialize`.
+    #[arg(long = "no-2026")]
+    no_2026: bool,
 
     /// This replica's route key, `[A-Za-z0-9_-]{1,32}`: session ids start with
     /// `KEY.` so that a load balancer can send each session to its replica

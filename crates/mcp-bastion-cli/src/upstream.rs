@@ -3,9 +3,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use mcp_bastion::backend::{
-    DynBackend,
-    upstream::{UpstreamBackend, UpstreamTransport},
+use mcp_bastion::{
+    backend::{
+        DynBackend,
+        upstream::{UpstreamBackend, UpstreamTransport},
+    },
+    protocol::ProtocolVersion,
 };
 use mcp_bastion_cli::config::{ServerConfig, options};
 use serde::Serialize;
@@ -49,6 +52,13 @@ pub struct UpstreamFlags {
     /// SSE; or `streamable`, `sse` [default: auto].
     #[arg(long, value_name = "TRANSPORT")]
     pub upstream_transport: Option<String>,
+
+    /// The revision 2026-07-28 requests are spoken to the upstream at:
+    /// `2026-07-28` passes them through without asking, `2025-11-25` bridges
+    /// them onto a 2025-11-25 session even if the upstream speaks 2026-07-28
+    /// [default: what the upstream's `server/discover` says].
+    #[arg(long, value_name = "VERSION")]
+    pub upstream_protocol_version: Option<String>,
 }
 
 /// The upstream backend of `server`, when it names an upstream.
@@ -57,8 +67,9 @@ pub fn backend(server: &ServerConfig) -> Result<Option<DynBackend>, String> {
         if !server.upstream_header.is_empty()
             || server.upstream_bearer_env.is_some()
             || server.upstream_header_from.is_some()
+            || server.upstream_protocol_version.is_some()
         {
-            return Err("--upstream-header, --upstream-bearer-env and --upstream-header-from need --upstream URL".into());
+            return Err("--upstream-header, --upstream-bearer-env, --upstream-header-from and --upstream-protocol-version need --upstream URL".into());
         }
         return Ok(None);
     };
@@ -73,6 +84,12 @@ pub fn backend(server: &ServerConfig) -> Result<Option<DynBackend>, String> {
         .connect_timeout(Duration::from_secs(
             server.upstream_connect_timeout().max(1),
         ));
+    if let Some(version) = &server.upstream_protocol_version {
+        builder = builder.protocol_version(match **version {
+            options::UpstreamProtocolVersion::V2025_11_25 => ProtocolVersion::V2025_11_25,
+            options::UpstreamProtocolVersion::V2026_07_28 => ProtocolVersion::V2026_07_28,
+        });
+    }
     for header in server.upstream_header.iter() {
         let (name, value) = parse_header(header)?;
         builder = builder.header(name, value);

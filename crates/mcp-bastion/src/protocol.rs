@@ -18,6 +18,32 @@ pub const HEADER_NAME: &str = "mcp-name";
 /// `Last-Event-ID`.
 pub const HEADER_LAST_EVENT_ID: &str = "last-event-id";
 
+/// Prefix of the `Mcp-Param-*` headers (2026-07-28): request parameters a
+/// tool exposes as headers for routing.
+pub const HEADER_PARAM_PREFIX: &str = "mcp-param-";
+
+/// Whether a request header describes the MCP message it carries
+/// (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`): the
+/// only headers of a 2026-07-28 request that are passed through to a
+/// backend. Credentials, cookies and session headers never are.
+///
+/// ```
+/// use mcp_bastion::protocol::is_message_header;
+///
+/// assert!(is_message_header("Mcp-Method"));
+/// assert!(is_message_header("mcp-param-region"));
+/// assert!(!is_message_header("authorization"));
+/// assert!(!is_message_header("mcp-session-id"));
+/// ```
+pub fn is_message_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case(HEADER_PROTOCOL_VERSION)
+        || name.eq_ignore_ascii_case(HEADER_METHOD)
+        || name.eq_ignore_ascii_case(HEADER_NAME)
+        || name
+            .get(..HEADER_PARAM_PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(HEADER_PARAM_PREFIX))
+}
+
 /// `_meta` key (2026-07-28): the client's protocol version.
 pub const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 /// `_meta` key (2026-07-28): the client's name and version.
@@ -131,9 +157,9 @@ impl ProtocolVersion {
     }
 }
 
-/// The revisions this build serves: those with the `initialize` handshake
-/// (sessionless 2026-07-28 requests are answered `-32022` for now). Sent as
-/// `data.supported` whenever a version is refused.
+/// The revisions with the `initialize` handshake, which every backend
+/// speaks. Sent as `data.supported` whenever a version of that era is
+/// refused (and for 2026-07-28 requests when the transport serves none).
 pub fn served_versions() -> Vec<&'static str> {
     ProtocolVersion::ALL
         .into_iter()

@@ -64,6 +64,18 @@ pub enum UpstreamTransport {
     Sse,
 }
 
+/// `--upstream-protocol-version`: the revision 2026-07-28 requests are
+/// spoken to the upstream at, instead of asking it (`server/discover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpstreamProtocolVersion {
+    /// Bridge them onto a 2025-11-25 session, even if the upstream speaks 2026-07-28.
+    #[value(name = "2025-11-25")]
+    V2025_11_25,
+    /// Pass them through without probing.
+    #[value(name = "2026-07-28")]
+    V2026_07_28,
+}
+
 /// `--rate-limit-key`: what limits are counted per.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RateLimitKey {
@@ -85,6 +97,7 @@ from_text_by_value_enum!(
     Overflow,
     StoreKind,
     UpstreamTransport,
+    UpstreamProtocolVersion,
     RateLimitKey
 );
 
@@ -203,9 +216,14 @@ pub struct GeneralConfig {
     /// Answer Streamable HTTP requests with JSON instead of SSE streams.
     #[serde(deserialize_with = "switch")]
     pub json_response: bool,
-    /// Also serve revision 2026-07-28 (sessionless) requests.
+    /// Deprecated, no effect: 2026-07-28 requests are served by default
+    /// (accepted so that older configurations still load).
     #[serde(deserialize_with = "switch")]
     pub sessionless: bool,
+    /// Do not serve revision 2026-07-28 (sessionless) requests: they get
+    /// `400` with `-32022`, and negotiating clients fall back to `initialize`.
+    #[serde(deserialize_with = "switch")]
+    pub no_2026: bool,
     /// This replica's route key, the prefix of its session ids.
     pub route_key: Option<Parsed<RouteKey>>,
     /// Seconds between SSE keepalive comments (0: none).
@@ -239,6 +257,7 @@ impl Default for GeneralConfig {
             path_prefix: None,
             json_response: false,
             sessionless: false,
+            no_2026: false,
             route_key: None,
             keepalive_secs: Parsed::known("30", 30),
             max_body_bytes: Parsed::known("4194304", 4 * 1024 * 1024),
@@ -518,6 +537,9 @@ pub struct ServerConfig {
     pub upstream_connect_timeout: Option<Parsed<u64>>,
     /// The upstream's transport (default `auto`).
     pub upstream_transport: Option<Parsed<UpstreamTransport>>,
+    /// The revision 2026-07-28 requests are spoken to the upstream at
+    /// (default: what its `server/discover` says).
+    pub upstream_protocol_version: Option<Parsed<UpstreamProtocolVersion>>,
     /// The stdio MCP server to run, program first.
     #[serde(deserialize_with = "super::value::command")]
     pub command: Vec<String>,

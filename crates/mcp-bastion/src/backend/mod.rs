@@ -14,6 +14,14 @@
 //! [`tool_filter::ToolFilter`] wraps any of them to trim the tools it
 //! exposes (allow and deny lists of globs).
 //!
+//! Revision 2026-07-28: a backend that speaks it reports so in
+//! [`Backend::protocol_versions`] and gets 2026-07-28 requests as they are
+//! through [`Backend::forward`]; today that is the upstream backend when its
+//! server's `server/discover` lists 2026-07-28. The stdio and rmcp backends
+//! (and any backend wrapped in a tool filter, which rewrites answers) speak
+//! the handshake revisions only, and the transport bridges 2026-07-28
+//! requests onto them.
+//!
 //! A backend is mounted through a transport
 //! ([`StreamableHttp::new`](crate::transport::StreamableHttp::new),
 //! [`Sse::new`](crate::transport::Sse::new)), or behind every layer at once
@@ -118,14 +126,73 @@ pub enum BackendError {
     Config(String),
 }
 
+/// A revision 2026-07-28 request handed to a backend that speaks that
+/// revision, as the client sent it (see [`Backend::forward`]).
+///
+/// `headers` holds only the MCP protocol headers of the client's request
+/// (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`), which
+/// the inspect layer has checked against the body; never its credentials,
+/// cookies or session headers.
+#[derive(Debug, Default)]
+pub struct PassThrough {
+    /// The JSON-RPC body, byte for byte.
+    pub body: bytes::Bytes,
+    /// The client's MCP protocol headers (nothing else).
+    pub headers: http::HeaderMap,
+    /// Request extensions (the `Principal`, captured parameters), as in
+    /// [`SessionContext::extensions`].
+    pub extensions: http::Extensions,
+}
+
+/// The revisions every backend speaks unless it says otherwise: those with
+/// the `initialize` handshake (2024-11-05 to 2025-11-25).
+pub fn handshake_versions() -> Vec<String> {
+    crate::protocol::served_versions()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Something that serves MCP sessions.
 ///
 /// Cheap to clone and shared by all requests; [`Backend::connect`] is called
-/// once per session (for the sessionless 2026-07-28 revision, once per
-/// request).
+/// once per session (for a sessionless 2026-07-28 request that is bridged,
+/// once per request).
+///
+/// A backend that speaks revision 2026-07-28 itself says so in
+/// [`protocol_versions`](Backend::protocol_versions) and takes such
+/// requests as they are in [`forward`](Backend::forward); the transport then
+/// passes them through instead of bridging them onto a handshake session.
 pub trait Backend: Send + Sync + 'static {
     /// Opens a connection for a new session.
     fn connect(&self, ctx: SessionContext) -> BoxFuture<'static, Result<Connection, BackendError>>;
+
+    /// The protocol revisions the backend speaks. When it lists
+    /// `2026-07-28`, 2026-07-28 requests go to [`forward`](Backend::forward)
+    /// unchanged. Default: the handshake revisions only
+    /// ([`handshake_versions`]), so 2026-07-28 requests are bridged. An
+    /// error counts as the default for that request.
+    fn protocol_versions(&self) -> BoxFuture<'static, Result<Vec<String>, BackendError>> {
+        Box::pin(async { Ok(handshake_versions()) })
+    }
+
+    /// Sends one 2026-07-28 request as it is and returns the backend's
+    /// HTTP answer (status, `Content-Type`, body: JSON or an SSE stream),
+    /// which goes to the client unchanged. Dropping the answer's body (the
+    /// client went away) must cancel the request at the backend. Called only
+    /// when [`protocol_versions`](Backend::protocol_versions) lists
+    /// 2026-07-28. Default: unavailable.
+    fn forward(
+        &self,
+        request: PassThrough,
+    ) -> BoxFuture<'static, Result<http::Response<axum::body::Body>, BackendError>> {
+        drop(request);
+        Box::pin(async {
+            Err(BackendError::Unavailable(
+                "this backend does not take 2026-07-28 requests as they are".into(),
+            ))
+        })
+    }
 
     /// Whether the backend can serve now (used by `/readyz`). Default: yes.
     fn ready(&self) -> BoxFuture<'static, Result<(), BackendError>> {
@@ -145,6 +212,15 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     }
     fn ready(&self) -> BoxFuture<'static, Result<(), BackendError>> {
         (**self).ready()
+    }
+    fn protocol_versions(&self) -> BoxFuture<'static, Result<Vec<String>, BackendError>> {
+        (**self).protocol_versions()
+    }
+    fn forward(
+        &self,
+        request: PassThrough,
+    ) -> BoxFuture<'static, Result<http::Response<axum::body::Body>, BackendError>> {
+        (**self).forward(request)
     }
     fn shutdown(&self) -> BoxFuture<'static, ()> {
         (**self).shutdown()

@@ -31,7 +31,7 @@ impl Default for TransportConfig {
             route_key: None,
             max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
             idle_timeout: Some(super::session_table::DEFAULT_IDLE_TIMEOUT),
-            sessionless: false,
+            sessionless: true,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The Streamable HTTP transport (2025-03-26, 2025-06-18, 2025-11-25), and
-//! sessionless 2026-07-28 requests on the same path.
+//! sessionless 2026-07-28 requests on the same path (on by default).
 
 use std::{
     convert::Infallible,
@@ -118,14 +118,19 @@ impl<B: Backend> StreamableHttp<B> {
         self.map_config(|c| c.json_response = on)
     }
 
-    /// Serve revision 2026-07-28 (sessionless) requests on this path, each
-    /// over a short backend connection initialized at 2025-11-25 (see
-    /// [`stateless`](super::stateless) for how and what it cannot relay).
-    /// Off by default: such requests then get `400` with `-32022` listing
-    /// the handshake revisions, and negotiating clients fall back to
-    /// `initialize`. With a per-session stdio backend each sessionless
-    /// request starts a child, so prefer a shared child or an in-process
-    /// backend when turning this on.
+    /// Whether revision 2026-07-28 (sessionless) requests are served on
+    /// this path. **On by default**: such a request is passed through
+    /// unchanged to a backend that speaks 2026-07-28
+    /// ([`Backend::protocol_versions`]), and otherwise bridged over a short
+    /// backend connection initialized at 2025-11-25 (see
+    /// [`stateless`](super::stateless) for how, and what the bridge cannot
+    /// relay). Requests of the handshake revisions never take that branch
+    /// (it is chosen by the `MCP-Protocol-Version` header value), so this
+    /// costs them nothing. `false` turns it off: 2026-07-28 requests then
+    /// get `400` with `-32022` listing the handshake revisions, and
+    /// negotiating clients fall back to `initialize`. With a per-session
+    /// stdio backend each bridged request starts a child, so prefer a
+    /// shared child or an in-process backend.
     pub fn sessionless(self, on: bool) -> Self {
         self.map_config(|c| c.sessionless = on)
     }

@@ -311,8 +311,8 @@ async fn unsupported_protocol_version_on_get_and_delete_is_400() {
 }
 
 #[tokio::test]
-async fn sessionless_2026_requests_are_refused_so_clients_fall_back() {
-    let svc = StreamableHttp::new(EchoBackend);
+async fn with_2026_off_sessionless_requests_are_refused_so_clients_fall_back() {
+    let svc = StreamableHttp::new(EchoBackend).sessionless(false);
     let req = Request::post("/mcp")
         .header("content-type", "application/json")
         .header("accept", ACCEPT_BOTH)
@@ -742,7 +742,8 @@ async fn eventually_all_closed(backend: &Recording) -> bool {
 #[tokio::test]
 async fn sessionless_discover_is_answered_from_the_backends_initialize_result() {
     let backend = Recording::default();
-    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    // on by default
+    let svc = StreamableHttp::new(backend.clone());
     let res = svc
         .clone()
         .oneshot(post_2026("server/discover", 1, json!({})))
@@ -954,4 +955,72 @@ async fn draining_refuses_new_sessions_but_serves_open_ones() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// A backend that speaks 2026-07-28: records what [`Backend::forward`] got
+/// and answers with a status and body of its own.
+#[derive(Clone, Default)]
+struct Modern {
+    got: std::sync::Arc<std::sync::Mutex<Vec<crate::backend::PassThrough>>>,
+}
+
+impl Backend for Modern {
+    fn connect(
+        &self,
+        _ctx: SessionContext,
+    ) -> BoxFuture<'static, Result<Connection, BackendError>> {
+        Box::pin(async { Err(BackendError::Unavailable("pass-through only".into())) })
+    }
+
+    fn protocol_versions(&self) -> BoxFuture<'static, Result<Vec<String>, BackendError>> {
+        Box::pin(async { Ok(vec!["2026-07-28".to_owned()]) })
+    }
+
+    fn forward(
+        &self,
+        request: crate::backend::PassThrough,
+    ) -> BoxFuture<'static, Result<http::Response<Body>, BackendError>> {
+        self.got.lock().unwrap().push(request);
+        Box::pin(async {
+            Ok(http::Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .header("content-type", "application/json")
+                .body(Body::from(
+                    r#"{"jsonrpc":"2.0","id":5,"error":{"code":-32601,"message":"upstream's own","data":{"k":1}}}"#,
+                ))
+                .unwrap())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_2026_request_to_a_backend_that_speaks_2026_passes_through_unchanged() {
+    let backend = Modern::default();
+    let svc = StreamableHttp::new(backend.clone());
+    let mut req = post_2026("tools/list", 5, json!({"cursor": "c1"}));
+    req.headers_mut()
+        .insert("authorization", "Bearer client-secret".parse().unwrap());
+    req.headers_mut()
+        .insert("cookie", "sid=client-cookie".parse().unwrap());
+    let sent = {
+        let (parts, body) = req.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        req = Request::from_parts(parts, Body::from(bytes.clone()));
+        bytes
+    };
+    let res = svc.clone().oneshot(req).await.unwrap();
+    // the backend's status, content type and body, as they are
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (status, v) = status_and_json(res).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"]["message"], "upstream's own");
+    assert_eq!(v["error"]["data"]["k"], 1);
+    let got = backend.got.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, sent, "the body is passed byte for byte");
+    let mut names: Vec<_> = got[0].headers.keys().map(|n| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["mcp-method", "mcp-protocol-version"]);
+    assert_eq!(svc.session_count(), 0);
+    assert_eq!(svc.in_flight_requests(), 0);
 }

@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 use reqwest::Url;
 
 use super::{UpstreamBackend, outbound::Outbound};
-use crate::backend::BackendError;
+use crate::{backend::BackendError, protocol::ProtocolVersion};
 
 /// The default [`UpstreamBackendBuilder::connect_timeout`]: 10 seconds.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,6 +79,7 @@ pub struct UpstreamBackendBuilder {
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
     channel_capacity: usize,
+    protocol_version: Option<ProtocolVersion>,
 }
 
 #[derive(Clone)]
@@ -109,6 +110,7 @@ impl fmt::Debug for UpstreamBackendBuilder {
             .field("transport", &self.transport)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("protocol_version", &self.protocol_version)
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +126,7 @@ impl UpstreamBackendBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             channel_capacity: 64,
+            protocol_version: None,
         }
     }
 
@@ -202,6 +205,30 @@ impl UpstreamBackendBuilder {
         self
     }
 
+    /// Pins the revision the upstream is spoken to for 2026-07-28 requests,
+    /// instead of asking it with `server/discover`:
+    /// [`V2026_07_28`](ProtocolVersion::V2026_07_28) passes them through
+    /// without a probe (e.g. when `server/discover` needs the user's own
+    /// token, see [`header_from_upstream_token`](Self::header_from_upstream_token));
+    /// a handshake revision such as
+    /// [`V2025_11_25`](ProtocolVersion::V2025_11_25) forces the bridge even
+    /// if the upstream speaks 2026-07-28 (the bridge initializes its
+    /// sessions at 2025-11-25). Clients of the handshake revisions negotiate
+    /// their own version either way.
+    ///
+    /// ```
+    /// use mcp_bastion::{backend::upstream::UpstreamBackend, protocol::ProtocolVersion};
+    ///
+    /// let bridged = UpstreamBackend::builder("https://mcp.example.com/mcp")
+    ///     .protocol_version(ProtocolVersion::V2025_11_25)
+    ///     .build();
+    /// assert!(bridged.is_ok());
+    /// ```
+    pub fn protocol_version(mut self, version: ProtocolVersion) -> Self {
+        self.protocol_version = Some(version);
+        self
+    }
+
     /// Messages buffered per direction and connection (default 64, minimum 1).
     pub fn channel_capacity(mut self, capacity: usize) -> Self {
         self.channel_capacity = capacity.max(1);
@@ -225,6 +252,13 @@ impl UpstreamBackendBuilder {
                     .into(),
             ));
         }
+        if self.protocol_version == Some(ProtocolVersion::V2026_07_28)
+            && self.transport == UpstreamTransport::LegacySse
+        {
+            return Err(BackendError::Config(
+                "upstream: the legacy SSE transport cannot speak revision 2026-07-28".into(),
+            ));
+        }
         let credentials = self.credentials()?;
         let token_header = self.token_header(&credentials)?;
         let outbound = Outbound::new(url, credentials, self.connect_timeout)
@@ -235,6 +269,7 @@ impl UpstreamBackendBuilder {
             self.transport,
             self.request_timeout,
             self.channel_capacity,
+            self.protocol_version,
         ))
     }
 

@@ -30,11 +30,13 @@
 //! | the operator's [`header`](UpstreamBackendBuilder::header)s and [`bearer`](UpstreamBackendBuilder::bearer) `Authorization` | configuration |
 //! | the user's own token at their identity provider, in the header [`header_from_upstream_token`](UpstreamBackendBuilder::header_from_upstream_token) names | the OAuth authorization server's grant of the session's principal (never mcp-bastion's token) |
 //! | `Mcp-Session-Id`, `MCP-Protocol-Version` | the *upstream* session's own `initialize` exchange |
+//! | `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*` of a passed-through 2026-07-28 request | the client's request, where they describe its JSON-RPC message (checked against the body by the inspect layer) |
 //! | `Last-Event-ID` | the upstream's own event ids (GET stream resumption) |
 //! | `Accept`, `Content-Type` | fixed by the transport |
 //!
-//! The client's `Authorization`, `Cookie`, API-key headers, `Mcp-Session-Id`
-//! and `MCP-Protocol-Version` are never copied, and of the [`SessionContext`]
+//! The client's `Authorization`, `Cookie`, API-key headers and
+//! `Mcp-Session-Id` are never copied (nor its `MCP-Protocol-Version`, except
+//! on a passed-through 2026-07-28 request), and of the [`SessionContext`]
 //! extensions only the principal's upstream token handle is used, when
 //! mapped. Credential values are marked
 //! sensitive and appear in no log line and no `Debug` output; logs show the
@@ -61,6 +63,30 @@
 //!   backwards-compatibility rule: a 4xx to the `initialize` POST (other than
 //!   401, 403, 429) makes the connection try the legacy transport on the same
 //!   URL.
+//!
+//! # Revision 2026-07-28
+//!
+//! [`Backend::protocol_versions`] asks the upstream once: a `server/discover`
+//! POST at 2026-07-28 with the operator's credentials. Its
+//! `supportedVersions` are cached; an upstream that refuses it (a 4xx, a
+//! JSON-RPC error) speaks the handshake revisions, also cached; a probe that
+//! fails (no connection, a 5xx, 401/403/429) is not cached, and that request
+//! is bridged. [`UpstreamBackendBuilder::protocol_version`] pins the answer
+//! instead; a legacy SSE upstream speaks the handshake revisions.
+//!
+//! When the upstream speaks 2026-07-28, the transport hands each 2026-07-28
+//! request to [`Backend::forward`]: one POST with the client's body byte for
+//! byte, the client's MCP message headers (table above) and the operator's
+//! credentials (the user's upstream token too, when mapped); the answer's
+//! status, `Content-Type`, `Cache-Control` and body (JSON or an SSE stream)
+//! go back as they are. The [request timeout](UpstreamBackendBuilder::request_timeout)
+//! bounds the wait for the answer to start, not a stream's length (a
+//! `subscriptions/listen` stream lasts as long as the client keeps it). The
+//! client closing its stream drops the upstream answer, which closes that
+//! upstream connection: the 2026-07-28 cancel. A failure to reach the
+//! upstream, a 5xx, or a `-32022` answer forgets the cached revisions, so
+//! the next 2026-07-28 request asks again. No [`Connection`] is used: its
+//! message channels carry no HTTP status, which 2026-07-28 gives meaning.
 //!
 //! # Failures
 //!
@@ -97,6 +123,7 @@ mod builder;
 mod events;
 mod failure;
 mod legacy_sse;
+mod modern;
 mod outbound;
 mod remote_session;
 mod streamable;
@@ -130,9 +157,10 @@ use self::{
     streamable::{Sent, StreamableSession},
 };
 use crate::{
-    backend::{Backend, BackendError, Connection, SessionContext},
+    backend::{Backend, BackendError, Connection, PassThrough, SessionContext},
     boxed::BoxFuture,
     jsonrpc::Message,
+    protocol::ProtocolVersion,
 };
 
 /// The `tracing` target of everything this backend logs.
@@ -153,6 +181,11 @@ struct Inner {
     transport: UpstreamTransport,
     request_timeout: Option<Duration>,
     channel_capacity: usize,
+    /// The revision the upstream is spoken to at for 2026-07-28 requests,
+    /// when the operator pinned one.
+    pinned: Option<ProtocolVersion>,
+    /// What `server/discover` said, cached.
+    revisions: modern::Revisions,
     shutdown: CancellationToken,
     /// Connections whose task still runs, and a wake-up when one ends.
     live: AtomicUsize,
@@ -201,6 +234,7 @@ impl UpstreamBackend {
         transport: UpstreamTransport,
         request_timeout: Option<Duration>,
         channel_capacity: usize,
+        pinned: Option<ProtocolVersion>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -209,6 +243,8 @@ impl UpstreamBackend {
                 transport,
                 request_timeout,
                 channel_capacity,
+                pinned,
+                revisions: modern::Revisions::default(),
                 shutdown: CancellationToken::new(),
                 live: AtomicUsize::new(0),
                 ended: Notify::new(),
@@ -244,6 +280,26 @@ impl Backend for UpstreamBackend {
             tokio::spawn(run(live, outbound, from_client, to_client, closed.clone()));
             Ok(Connection::new(outgoing, incoming, closed))
         })
+    }
+
+    /// The revisions the upstream speaks: its `server/discover`
+    /// `supportedVersions` (probed once, cached, probed again after a
+    /// pass-through fails), or what the operator
+    /// [pinned](UpstreamBackendBuilder::protocol_version). A legacy SSE
+    /// upstream, and one that refuses `server/discover`, speaks the
+    /// handshake revisions.
+    fn protocol_versions(&self) -> BoxFuture<'static, Result<Vec<String>, BackendError>> {
+        Box::pin(modern::protocol_versions(Arc::clone(&self.inner)))
+    }
+
+    /// Passes a 2026-07-28 request through: one POST with the client's body
+    /// and MCP protocol headers and the operator's credentials; the answer
+    /// comes back as it is (see "Revision 2026-07-28" in the module docs).
+    fn forward(
+        &self,
+        request: PassThrough,
+    ) -> BoxFuture<'static, Result<http::Response<axum::body::Body>, BackendError>> {
+        Box::pin(modern::forward(Arc::clone(&self.inner), request))
     }
 
     /// Ready when the upstream answers an `OPTIONS` request with a status

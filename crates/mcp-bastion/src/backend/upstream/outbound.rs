@@ -118,6 +118,29 @@ impl Outbound {
         session.apply(request)
     }
 
+    /// POST a 2026-07-28 request as it is: `body` byte for byte, with the
+    /// MCP protocol headers of `protocol` (`MCP-Protocol-Version`,
+    /// `Mcp-Method`, `Mcp-Name`, `Mcp-Param-*`; any other header in it is
+    /// dropped here, whatever the caller passed) and the operator's
+    /// credentials.
+    pub(crate) fn post_as_is(&self, protocol: HeaderMap, body: bytes::Bytes) -> RequestBuilder {
+        let mut request = self
+            .base(self.client.post(self.url.clone()))
+            .header(header::ACCEPT, ACCEPT_POST)
+            .header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in &protocol {
+            if crate::protocol::is_message_header(name.as_str()) {
+                request = request.header(name, value.clone());
+            }
+        }
+        request.body(body)
+    }
+
+    /// The configured connect timeout.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// GET an event stream at `url`, resuming after `last_event_id`.
     pub(crate) fn get_stream(
         &self,
@@ -197,6 +220,27 @@ mod tests {
             &https,
             &Url::parse("https://a.example:443/m").unwrap()
         ));
+    }
+
+    #[test]
+    fn only_mcp_protocol_headers_pass_through() {
+        for name in [
+            "mcp-protocol-version",
+            "Mcp-Method",
+            "mcp-name",
+            "Mcp-Param-Region",
+        ] {
+            assert!(crate::protocol::is_message_header(name), "{name}");
+        }
+        for name in [
+            "authorization",
+            "cookie",
+            "mcp-session-id",
+            "x-api-key",
+            "mcp-paramx",
+        ] {
+            assert!(!crate::protocol::is_message_header(name), "{name}");
+        }
     }
 
     #[test]

@@ -2,10 +2,14 @@
 //!
 //! A 2026-07-28 client has no `initialize` handshake and no session: every
 //! request carries its protocol version, client info and capabilities in
-//! `_meta`, and `server/discover` replaces the handshake. Backends speak the
-//! handshake revisions, so [`StreamableHttp`](super::StreamableHttp) with
-//! [`sessionless`](super::StreamableHttp::sessionless) on translates each such
-//! request into a short backend connection:
+//! `_meta`, and `server/discover` replaces the handshake.
+//! [`StreamableHttp`](super::StreamableHttp) serves such requests by default
+//! ([`sessionless`](super::StreamableHttp::sessionless)`(false)` turns them
+//! off). A backend that speaks 2026-07-28 itself
+//! ([`Backend::protocol_versions`]: an upstream whose `server/discover` says
+//! so) gets them as they are (`passthrough.rs`). Every other backend speaks
+//! the handshake revisions (stdio and rmcp, for now), so each such request
+//! is bridged over a short backend connection:
 //!
 //! 1. connect the backend (the request's extensions, so the principal and
 //!    captured parameters reach it as for a session);
@@ -27,7 +31,7 @@
 //! answers, the request rules of 2026-07-28 in `rules.rs` apply (`_meta`,
 //! removed and unknown methods, undeclared client capabilities).
 //!
-//! With `sessionless` off (the default), 2026-07-28 requests get `400` and
+//! With `sessionless(false)`, 2026-07-28 requests get `400` and
 //! `-32022` listing the handshake revisions, and clients that negotiate (the
 //! Python SDK probes `server/discover` first) fall back to `initialize` on
 //! the same path. Either way old and new clients share one endpoint.
@@ -56,6 +60,7 @@ use crate::{
 use crate::protocol::META_CLIENT_CAPABILITIES;
 pub use crate::protocol::{META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO};
 
+mod passthrough;
 mod rules;
 
 /// The handshake revision backends are spoken to at.
@@ -91,6 +96,9 @@ pub(crate) async fn serve<B: Backend>(
     mcp: McpRequest,
     in_flight: RequestInFlight,
 ) -> Response {
+    if passthrough::speaks_2026(backend).await {
+        return passthrough::serve(backend, parts, mcp, in_flight).await;
+    }
     let request = match mcp.into_payload() {
         Payload::Single(Message::Request(r)) => r,
         // 2026-07-28 has no client-to-server notifications over HTTP

@@ -1,0 +1,86 @@
+"""A small MCP server on the official Python SDK (`mcp` 2.3), which speaks revision 2026-07-28
+server-side (and the handshake revisions on the same endpoint): the upstream of the
+pass-through tests (tests/tests/passthrough.rs).
+
+    python py_2026_server.py [--port PORT]
+
+It serves Streamable HTTP at `/mcp` on 127.0.0.1 (port 0, the default, picks a free one) with:
+- tool `echo(text)`: returns `echo: <text>`;
+- tool `ask_name()`: asks the client for a name through elicitation (a resolver returning
+  `Elicit`): at 2026-07-28 that is an `InputRequiredResult`, answered by the client's retry with
+  `inputResponses` and `requestState`; at 2025-11-25 a standalone `elicitation/create`;
+- tool `touch_tools()`: publishes a tools list-changed event to the `subscriptions/listen`
+  streams (2026-07-28);
+- resource `note://greeting`: a fixed text.
+
+It prints `py-2026-upstream listening on http://127.0.0.1:PORT` on stderr once the socket
+listens (the line the test harness waits for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from typing import Annotated
+
+import uvicorn
+from pydantic import BaseModel
+
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+
+GREETING = "hello from the 2026 upstream"
+
+server = MCPServer("py-2026-upstream")
+
+
+class Name(BaseModel):
+    name: str
+
+
+def ask_for_name() -> Elicit[Name]:
+    return Elicit("What is your name?", Name)
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """Echoes the text back."""
+    return f"echo: {text}"
+
+
+@server.tool()
+def ask_name(who: Annotated[Name, Resolve(ask_for_name)]) -> str:
+    """Asks the client for a name (elicitation) and greets it."""
+    return f"hello, {who.name}"
+
+
+@server.tool()
+async def touch_tools(ctx: Context) -> str:
+    """Tells the subscriptions/listen streams that the tool list changed."""
+    await ctx.notify_tools_changed()
+    return "touched"
+
+
+@server.resource("note://greeting")
+def greeting() -> str:
+    """A fixed note."""
+    return GREETING
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    app = server.streamable_http_app(streamable_http_path="/mcp", host="127.0.0.1")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", args.port))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning")
+    print(f"py-2026-upstream listening on http://127.0.0.1:{port}", file=sys.stderr, flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
