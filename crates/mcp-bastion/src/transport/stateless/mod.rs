@@ -185,6 +185,10 @@ pub(crate) async fn serve<B: Backend>(
                 link.resume(in_flight, declared);
                 relay(config, link, resumed.call).await
             }
+            // the backend went away while the call was parked
+            Err(err) if err.code == codes::INTERNAL_ERROR => {
+                http_error(StatusCode::INTERNAL_SERVER_ERROR, Some(id), err)
+            }
             Err(err) => refuse(id, err),
         };
     }
