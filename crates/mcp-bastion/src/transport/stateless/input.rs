@@ -611,6 +611,163 @@ mod tests {
         );
     }
 
+    /// A parked link over a fake backend: the bridge, the backend's ends of the
+    /// connection, the sessions that count requests in flight, and the
+    /// client's `InputRequiredResult`.
+    async fn parked_call(
+        bridge: &Arc<InputBridge>,
+    ) -> (
+        tokio::sync::mpsc::Receiver<jsonrpc::Message>,
+        tokio::sync::mpsc::Sender<jsonrpc::Message>,
+        Arc<crate::transport::session_table::TransportSessions>,
+        jsonrpc::Response,
+    ) {
+        let (to_backend, from_client) = tokio::sync::mpsc::channel(8);
+        let (to_client, from_backend) = tokio::sync::mpsc::channel(8);
+        let conn = crate::backend::Connection::new(
+            to_backend,
+            from_backend,
+            tokio_util::sync::CancellationToken::new(),
+        );
+        let sessions = Arc::new(crate::transport::session_table::TransportSessions::new(
+            None,
+        ));
+        let link = Link::new(conn, sessions.track_request(), Map::new());
+        let call = Call {
+            backend_id: RequestId::Number(1),
+            client_id: RequestId::Number(1),
+            method: "tools/call".into(),
+            target: Some("ask".into()),
+            principal: bridge.principal_digest(None),
+        };
+        let request = jsonrpc::Request {
+            id: RequestId::Number(77),
+            method: "elicitation/create".into(),
+            params: Some(json!({"message": "name?", "requestedSchema": {"type": "object"}})),
+        };
+        let answer = bridge.park(Some("a"), link, call, request).await;
+        (from_client, to_client, sessions, answer)
+    }
+
+    #[tokio::test]
+    async fn a_parked_call_is_resumed_once_by_its_retry() {
+        let bridge = Arc::new(InputBridge::default());
+        let (mut from_client, _to_client, sessions, answer) = parked_call(&bridge).await;
+        let result = answer.outcome.unwrap();
+        assert_eq!(result["resultType"], "input_required");
+        assert_eq!(
+            result["inputRequests"]["elicitation/create"]["params"]["message"],
+            "name?"
+        );
+        let state = result["requestState"].as_str().unwrap().to_owned();
+        assert!(state.starts_with("a."), "{state}");
+        assert_eq!(bridge.len(), 1);
+        // a parked call is not a request in flight (a shutdown does not wait for it)
+        assert_eq!(sessions.in_flight(), 0);
+
+        let anonymous = bridge.principal_digest(None);
+        let retry = |name: &str, responses: Value| json!({"name": name, "requestState": state, "inputResponses": responses});
+        let accept = json!({"elicitation/create": {"action": "accept", "content": {"n": 1}, "resultType": "complete"}});
+        // another tool, or no answer for the request: refused, still parked
+        let err = bridge
+            .resume(
+                "tools/call",
+                &retry("other", accept.clone()),
+                &anonymous,
+                RequestId::Number(2),
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code, codes::INVALID_PARAMS);
+        let err = bridge
+            .resume(
+                "tools/call",
+                &retry("ask", json!({})),
+                &anonymous,
+                RequestId::Number(2),
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code, codes::INVALID_PARAMS);
+        // another principal: refused
+        let bob = bridge.principal_digest(Some(&Principal::new("bob")));
+        let err = bridge
+            .resume(
+                "tools/call",
+                &retry("ask", accept.clone()),
+                &bob,
+                RequestId::Number(2),
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code, codes::INVALID_PARAMS);
+        assert_eq!(bridge.len(), 1);
+
+        let resumed = bridge
+            .resume(
+                "tools/call",
+                &retry("ask", accept.clone()),
+                &anonymous,
+                RequestId::Number(2),
+            )
+            .await
+            .ok()
+            .unwrap();
+        assert_eq!(resumed.call.client_id, RequestId::Number(2));
+        assert_eq!(resumed.call.backend_id, RequestId::Number(1));
+        assert_eq!(bridge.len(), 0);
+        // the backend got the client's result for its own request, without the 2026 marker
+        let jsonrpc::Message::Response(sent) = from_client.recv().await.unwrap() else {
+            panic!("the backend got no response");
+        };
+        assert_eq!(sent.id, Some(RequestId::Number(77)));
+        assert_eq!(
+            sent.outcome.unwrap(),
+            json!({"action": "accept", "content": {"n": 1}})
+        );
+        // once only
+        let err = bridge
+            .resume(
+                "tools/call",
+                &retry("ask", accept),
+                &anonymous,
+                RequestId::Number(3),
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.message, StateError::Unknown.to_error().message);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_parked_call_expires_and_its_backend_connection_closes() {
+        let bridge = Arc::new(InputBridge::default().with_ttl(Duration::from_secs(60)));
+        let (_from_client, to_client, _sessions, _answer) = parked_call(&bridge).await;
+        assert_eq!(bridge.len(), 1);
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert_eq!(bridge.len(), 0);
+        // the link was dropped: its connection is closed for the backend
+        to_client.closed().await;
+    }
+
+    #[tokio::test]
+    async fn a_full_table_refuses_to_park() {
+        let bridge = Arc::new(InputBridge::default().with_capacity(1));
+        let (_a, _a_tx, _s, first) = parked_call(&bridge).await;
+        assert!(first.outcome.is_ok());
+        let (mut from_client, _b_tx, _s2, second) = parked_call(&bridge).await;
+        assert_eq!(second.outcome.unwrap_err().code, codes::INTERNAL_ERROR);
+        assert_eq!(bridge.len(), 1);
+        // the backend's request got an error
+        let jsonrpc::Message::Response(sent) = from_client.recv().await.unwrap() else {
+            panic!("the backend got no response");
+        };
+        assert!(sent.outcome.is_err());
+    }
+
     #[test]
     fn refusals_are_invalid_params() {
         for err in [
