@@ -320,4 +320,5 @@ fn through_nginx_limits_are_shared_keyed_on_the_forwarded_ip_streams_flow_and_a_
         });
 }
 
+mod input;
 mod restarts;

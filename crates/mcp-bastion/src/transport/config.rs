@@ -20,6 +20,9 @@ pub(crate) struct TransportConfig {
     pub(crate) max_body_bytes: usize,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) sessionless: bool,
+    /// Calls of 2026-07-28 requests waiting for their client's input.
+    #[cfg(feature = "streamable-http")]
+    pub(crate) inputs: Arc<super::stateless::InputBridge>,
 }
 
 impl Default for TransportConfig {
@@ -32,6 +35,8 @@ impl Default for TransportConfig {
             max_body_bytes: crate::inspect::DEFAULT_MAX_BODY_BYTES,
             idle_timeout: Some(super::session_table::DEFAULT_IDLE_TIMEOUT),
             sessionless: true,
+            #[cfg(feature = "streamable-http")]
+            inputs: Arc::default(),
         }
     }
 }
@@ -46,7 +51,7 @@ impl fmt::Debug for TransportConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("idle_timeout", &self.idle_timeout)
             .field("sessionless", &self.sessionless)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

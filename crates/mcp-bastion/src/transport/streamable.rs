@@ -135,6 +135,31 @@ impl<B: Backend> StreamableHttp<B> {
         self.map_config(|c| c.sessionless = on)
     }
 
+    /// How long a 2026-07-28 call whose backend asked for client input
+    /// (elicitation, sampling, roots) waits for the client's retry with
+    /// `inputResponses` (default [`DEFAULT_PENDING_INPUT_TTL`](super::stateless::DEFAULT_PENDING_INPUT_TTL),
+    /// 5 minutes); its `requestState` expires with it, and its backend
+    /// connection closes then. See [`stateless`](super::stateless#multi-round-trip-input).
+    pub fn pending_input_ttl(self, ttl: Duration) -> Self {
+        self.map_config(|c| c.inputs = Arc::new(c.inputs.with_ttl(ttl)))
+    }
+
+    /// How many 2026-07-28 calls may wait for their client's input at once
+    /// (default [`DEFAULT_MAX_PENDING_INPUTS`](super::stateless::DEFAULT_MAX_PENDING_INPUTS));
+    /// past it, a call whose backend asks for input fails with `-32603`.
+    pub fn max_pending_inputs(self, max: usize) -> Self {
+        self.map_config(|c| c.inputs = Arc::new(c.inputs.with_capacity(max)))
+    }
+
+    /// The HMAC-SHA256 key that protects `requestState` tokens (default: a
+    /// random key of this process). Only the replica that holds a call can
+    /// complete it, so one key per replica is enough; give replicas one
+    /// shared key to have every replica recognise (and refuse clearly) any
+    /// replica's tokens.
+    pub fn request_state_key(self, key: [u8; 32]) -> Self {
+        self.map_config(|c| c.inputs = Arc::new(c.inputs.with_key(key)))
+    }
+
     /// SSE keepalive comment period; `None` turns keepalives off.
     pub fn keepalive(self, every: Option<Duration>) -> Self {
         self.map_config(|c| c.keepalive = every)

@@ -22,10 +22,25 @@
 //! 4. close the connection: after the response, or as soon as the client
 //!    closes its response stream (which, in 2026-07-28, cancels the request).
 //!
-//! The backend is initialized with empty client capabilities: a sessionless
-//! request has no channel on which a backend's own requests (sampling,
-//! elicitation, roots) could reach the client, so they are answered with a
-//! JSON-RPC error and the backend sees a client that declared none of them.
+//! The backend is initialized with the client capabilities the request
+//! declares in `_meta`, restricted to those a backend's own requests need
+//! (`elicitation`, `sampling`, `roots`), so that a backend offers what
+//! depends on them. When the backend sends such a request while serving a
+//! `tools/call`, `prompts/get` or `resources/read`, the client gets an
+//! `InputRequiredResult` and the backend call waits for the client's retry
+//! (see [`input`](self#multi-round-trip-input)); a request needing a
+//! capability the client did not declare fails with `-32021`; the backend's
+//! other requests are answered with a JSON-RPC error.
+//!
+//! # Multi-round-trip input
+//!
+//! The backend connection of a call waiting for its client's input stays
+//! open, parked under a random handle that the `requestState` of the
+//! `InputRequiredResult` names (integrity-protected, bound to the principal,
+//! expiring, prefixed with the replica's route key). The client's retry with
+//! `inputResponses` takes it out, answers the backend's pending request, and
+//! is relayed like a fresh request. See
+//! [`StreamableHttp::pending_input_ttl`](super::StreamableHttp::pending_input_ttl).
 //! `subscriptions/listen` needs a long-lived backend connection and is
 //! answered `404` with `-32601`. Before any of this, and while the backend
 //! answers, the request rules of 2026-07-28 in `rules.rs` apply (`_meta`,
@@ -35,6 +50,8 @@
 //! `-32022` listing the handshake revisions, and clients that negotiate (the
 //! Python SDK probes `server/discover` first) fall back to `initialize` on
 //! the same path. Either way old and new clients share one endpoint.
+
+use std::sync::Arc;
 
 use axum::{
     body::Body,
@@ -60,8 +77,13 @@ use crate::{
 use crate::protocol::META_CLIENT_CAPABILITIES;
 pub use crate::protocol::{META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO};
 
+mod input;
 mod passthrough;
 mod rules;
+
+pub(crate) use input::InputBridge;
+use input::{Call, INPUT_REQUESTS};
+pub use input::{DEFAULT_MAX_PENDING_INPUTS, DEFAULT_PENDING_INPUT_TTL};
 
 /// The handshake revision backends are spoken to at.
 const BACKEND_VERSION: ProtocolVersion = ProtocolVersion::V2025_11_25;
@@ -152,6 +174,32 @@ pub(crate) async fn serve<B: Backend>(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    let principal = config
+        .inputs
+        .principal_digest(parts.extensions.get::<crate::principal::Principal>());
+    if input::INPUT_METHODS.contains(&request.method.as_str())
+        && let Some(params) = request
+            .params
+            .as_ref()
+            .filter(|p| p.get("requestState").is_some_and(|s| !s.is_null()))
+    {
+        return match config
+            .inputs
+            .resume(&request.method, params, &principal, id.clone())
+            .await
+        {
+            Ok(resumed) => {
+                let mut link = resumed.link;
+                link.resume(in_flight, declared);
+                relay(config, link, resumed.call).await
+            }
+            // the backend went away while the call was parked
+            Err(err) if err.code == codes::INTERNAL_ERROR => {
+                http_error(StatusCode::INTERNAL_SERVER_ERROR, Some(id), err)
+            }
+            Err(err) => refuse(id, err),
+        };
+    }
     let client_info = meta
         .get(META_CLIENT_INFO)
         .filter(|v| v.is_object())
@@ -181,34 +229,76 @@ pub(crate) async fn serve<B: Backend>(
             &Message::Response(jsonrpc::Response::result(id, result)),
         );
     }
-    let method = request.method.clone();
+    let call = Call {
+        backend_id: id.clone(),
+        client_id: id.clone(),
+        target: input::target_of(&request.method, request.params.as_ref()),
+        method: request.method.clone(),
+        principal,
+    };
     if link.send(Message::Request(request)).await.is_err() {
         return backend_unavailable(id);
     }
+    relay(config, link, call).await
+}
+
+/// Relays what the backend sends for `call` until its end: the response,
+/// or a request for client input (the link is then parked and the client
+/// gets an `InputRequiredResult`).
+async fn relay(config: &TransportConfig, mut link: Link, call: Call) -> Response {
+    let id = call.client_id.clone();
     // Up to the first message the reply has not started: a response then
     // (an error included) can still choose its HTTP status.
-    let first = match link.next(&id, &method, None).await {
+    let first = match link.next(&call, None).await {
         Some(Next::Event(n)) if !config.json_response => n,
-        Some(Next::Event(_)) => match link.until_response(&id, &method, None).await {
-            Some(response) => return whole_reply(config, response),
-            None => return whole_reply(config, closed_response(&id)),
-        },
-        Some(Next::Response(response)) => return whole_reply(config, response),
+        Some(Next::Event(_)) => {
+            let end = link.until_end(&call, None).await;
+            let response =
+                finish(&config.inputs, config.route_key.as_deref(), link, call, end).await;
+            return whole_reply(config, response);
+        }
+        Some(Next::End(end)) => {
+            let response = finish(
+                &config.inputs,
+                config.route_key.as_deref(),
+                link,
+                call,
+                Some(end),
+            )
+            .await;
+            return whole_reply(config, response);
+        }
         None => return whole_reply(config, closed_response(&id)),
     };
     let (tx, rx) = mpsc::channel(16);
     let _ = tx.send(event(&Message::Notification(first))).await;
+    let inputs = Arc::clone(&config.inputs);
+    let route_key = config.route_key.clone();
     tokio::spawn(async move {
         // `None`: the backend went away, or the client did (then nobody reads this)
-        let response = link
-            .until_response(&id, &method, Some(&tx))
-            .await
-            .unwrap_or_else(|| closed_response(&id));
+        let end = link.until_end(&call, Some(&tx)).await;
+        let response = finish(&inputs, route_key.as_deref(), link, call, end).await;
         let _ = tx.send(event(&Message::Response(response))).await;
     });
     SseBody::settled(Default::default(), rx, config.keepalive)
         .await
         .into_response()
+}
+
+/// The client's answer for how a call ended: its response, or an
+/// `InputRequiredResult` with the link parked.
+async fn finish(
+    inputs: &Arc<InputBridge>,
+    route_key: Option<&str>,
+    link: Link,
+    call: Call,
+    end: Option<End>,
+) -> jsonrpc::Response {
+    match end {
+        Some(End::Response(response)) => response,
+        Some(End::Input(request)) => inputs.park(route_key, link, call, request).await,
+        None => closed_response(&call.client_id),
+    }
 }
 
 /// A refusal by one of the [`rules`], with its status and the request's id.
@@ -229,10 +319,11 @@ fn whole_reply(config: &TransportConfig, response: jsonrpc::Response) -> Respons
 }
 
 /// One backend connection, closed when dropped; the request counts as in
-/// flight while it lives.
-struct Link {
+/// flight while it lives, except while it is parked waiting for the
+/// client's input.
+pub(crate) struct Link {
     conn: Connection,
-    _in_flight: RequestInFlight,
+    in_flight: Option<RequestInFlight>,
     /// The capabilities the client declared in `_meta`.
     declared: Map<String, Value>,
 }
@@ -241,8 +332,17 @@ struct Link {
 enum Next {
     /// A notification to relay (progress, log).
     Event(Notification),
-    /// The response: the request's last message.
+    /// The request's last message.
+    End(End),
+}
+
+/// How the backend ended its part of a client request.
+enum End {
+    /// The response.
     Response(jsonrpc::Response),
+    /// A request of the backend for client input (elicitation, sampling,
+    /// roots) that the client declared it can give.
+    Input(jsonrpc::Request),
 }
 
 impl Drop for Link {
@@ -275,21 +375,41 @@ impl Link {
     fn new(conn: Connection, in_flight: RequestInFlight, declared: Map<String, Value>) -> Self {
         Self {
             conn,
-            _in_flight: in_flight,
+            in_flight: Some(in_flight),
             declared,
         }
+    }
+
+    /// Parked: no request of the client waits on it.
+    fn suspend(&mut self) {
+        self.in_flight = None;
+    }
+
+    /// Taken up again by the client's retry, with the capabilities it
+    /// declares now.
+    fn resume(&mut self, in_flight: RequestInFlight, declared: Map<String, Value>) {
+        self.in_flight = Some(in_flight);
+        self.declared = declared;
     }
 
     async fn send(&self, message: Message) -> Result<(), ()> {
         self.conn.outgoing.send(message).await.map_err(|_| ())
     }
 
-    /// `initialize` at [`BACKEND_VERSION`], then `notifications/initialized`.
+    /// `initialize` at [`BACKEND_VERSION`] with the capabilities the client
+    /// declared that a backend's requests need, then
+    /// `notifications/initialized`.
     async fn initialize(&mut self, client_info: Value) -> Result<Map<String, Value>, LinkError> {
         let init_id = RequestId::String(INIT_ID.into());
+        let capabilities: Map<String, Value> = self
+            .declared
+            .iter()
+            .filter(|(name, _)| rules::BACKEND_CAPABILITIES.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
         let params = json!({
             "protocolVersion": BACKEND_VERSION.as_str(),
-            "capabilities": {},
+            "capabilities": capabilities,
             "clientInfo": client_info,
         });
         self.send(Message::Request(jsonrpc::Request {
@@ -299,7 +419,14 @@ impl Link {
         }))
         .await
         .map_err(|()| LinkError::Closed)?;
-        let Some(response) = self.until_response(&init_id, "initialize", None).await else {
+        let call = Call {
+            backend_id: init_id.clone(),
+            client_id: init_id,
+            method: "initialize".into(),
+            target: None,
+            principal: Default::default(),
+        };
+        let Some(End::Response(response)) = self.until_end(&call, None).await else {
             return Err(LinkError::Closed);
         };
         let result = match response.outcome {
@@ -321,19 +448,18 @@ impl Link {
         Ok(result)
     }
 
-    /// Reads backend messages until the response to `id`, relaying
+    /// Reads backend messages until the end of `call`, relaying
     /// notifications to `events` (an SSE reply) or dropping them (a JSON
     /// reply). `None` when the link ended first: the backend went away, or
     /// the client closed its stream.
-    async fn until_response(
+    async fn until_end(
         &mut self,
-        id: &RequestId,
-        method: &str,
+        call: &Call,
         events: Option<&mpsc::Sender<Bytes>>,
-    ) -> Option<jsonrpc::Response> {
+    ) -> Option<End> {
         loop {
-            match self.next(id, method, events).await? {
-                Next::Response(r) => return Some(r),
+            match self.next(call, events).await? {
+                Next::End(end) => return Some(end),
                 Next::Event(n) => {
                     if let Some(tx) = events {
                         let _ = tx.send(event(&Message::Notification(n))).await;
@@ -343,17 +469,14 @@ impl Link {
         }
     }
 
-    /// The next backend message for the client's request `id`: a
-    /// notification, or its response. The backend's own requests are
-    /// answered here: ping, and a refusal of the others, which also fail
-    /// the client's request with `-32021` when they need a capability the
+    /// The next backend message for `call`: a notification, its response
+    /// (with the id of the client's latest request), or a request for client
+    /// input that the client declared it can give (when the client's method
+    /// can take an `InputRequiredResult`). The backend's other requests are
+    /// answered here: ping, and a refusal of the others, which also fail the
+    /// client's request with `-32021` when they need a capability the
     /// client did not declare. `None` when the link ended first.
-    async fn next(
-        &mut self,
-        id: &RequestId,
-        method: &str,
-        events: Option<&mpsc::Sender<Bytes>>,
-    ) -> Option<Next> {
+    async fn next(&mut self, call: &Call, events: Option<&mpsc::Sender<Bytes>>) -> Option<Next> {
         loop {
             let next = match events {
                 Some(tx) => tokio::select! {
@@ -370,16 +493,23 @@ impl Link {
                 return None;
             };
             match message {
-                Message::Response(mut r) if r.id.as_ref() == Some(id) => {
+                Message::Response(mut r) if r.id.as_ref() == Some(&call.backend_id) => {
                     if let Ok(result) = &mut r.outcome {
-                        mark_result(method, result);
+                        mark_result(&call.method, result);
                     }
-                    return Some(Next::Response(r));
+                    r.id = Some(call.client_id.clone());
+                    return Some(Next::End(End::Response(r)));
                 }
                 Message::Response(_) => {}
                 Message::Notification(n) => return Some(Next::Event(n)),
                 Message::Request(r) => {
                     let missing = rules::missing_capability(&self.declared, &r.method);
+                    if missing.is_none()
+                        && call.takes_input()
+                        && INPUT_REQUESTS.contains(&r.method.as_str())
+                    {
+                        return Some(Next::End(End::Input(r)));
+                    }
                     let answer = if r.method == "ping" {
                         jsonrpc::Response::result(r.id, json!({}))
                     } else {
@@ -395,10 +525,10 @@ impl Link {
                     };
                     let _ = self.send(Message::Response(answer)).await;
                     if let Some(err) = missing {
-                        return Some(Next::Response(jsonrpc::Response::error(
-                            Some(id.clone()),
+                        return Some(Next::End(End::Response(jsonrpc::Response::error(
+                            Some(call.client_id.clone()),
                             err,
-                        )));
+                        ))));
                     }
                 }
             }

@@ -71,6 +71,10 @@ pub(crate) fn removed_method(method: &str) -> Option<ErrorObject> {
     })
 }
 
+/// The client capabilities a backend's own requests need: the only ones of
+/// a 2026-07-28 request's `_meta` the backend is initialized with.
+pub(crate) const BACKEND_CAPABILITIES: &[&str] = &["elicitation", "sampling", "roots"];
+
 /// The client capability a backend's own request needs: sampling,
 /// elicitation or roots. `None` for requests that need none (ping).
 pub(crate) fn capability_needed_by(backend_method: &str) -> Option<&'static str> {
