@@ -36,6 +36,8 @@ use axum::{
     body::Body,
     response::{IntoResponse, Response},
 };
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header, request::Parts};
 use serde_json::{Map, Value, json};
@@ -47,7 +49,7 @@ use super::{
     sse_codec::{SseBody, encode_event},
 };
 use crate::{
-    backend::{Backend, Connection, SessionContext},
+    backend::{Backend, SessionContext},
     inspect::{McpRequest, Payload},
     jsonrpc::{self, ErrorObject, Message, Notification, RequestId, codes, http_error},
     protocol::{ProtocolVersion, served_versions, unsupported_version_error},
@@ -56,7 +58,11 @@ use crate::{
 use crate::protocol::META_CLIENT_CAPABILITIES;
 pub use crate::protocol::{META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO};
 
+mod listen;
+pub(crate) mod pool;
 mod rules;
+
+use pool::{Pool, PoolKey, Pooled};
 
 /// The handshake revision backends are spoken to at.
 const BACKEND_VERSION: ProtocolVersion = ProtocolVersion::V2025_11_25;
@@ -86,6 +92,7 @@ pub(crate) fn version_not_served(id: Option<RequestId>) -> Response {
 /// Serves one 2026-07-28 POST (Accept and header checks already done).
 pub(crate) async fn serve<B: Backend>(
     backend: &B,
+    pool: &Arc<Pool>,
     config: &TransportConfig,
     parts: Parts,
     mcp: McpRequest,
@@ -130,14 +137,8 @@ pub(crate) async fn serve<B: Backend>(
         return refuse(id, err);
     }
     if request.method == "subscriptions/listen" {
-        return http_error(
-            StatusCode::NOT_FOUND,
-            Some(id),
-            ErrorObject::new(
-                codes::METHOD_NOT_FOUND,
-                "subscriptions/listen is not served by this gateway",
-            ),
-        );
+        let meta = meta.clone();
+        return listen::serve(backend, pool, config, parts, request, meta).await;
     }
     let declared = meta
         .get(META_CLIENT_CAPABILITIES)
@@ -150,24 +151,15 @@ pub(crate) async fn serve<B: Backend>(
         .cloned()
         .unwrap_or_else(|| json!({ "name": "mcp-client", "version": "0" }));
 
-    let ctx = SessionContext {
-        session_id: None,
-        protocol_version: Some(BACKEND_VERSION.as_str().to_owned()),
-        extensions: parts.extensions,
-    };
-    let mut link = match backend.connect(ctx).await {
-        Ok(conn) => Link::new(conn, in_flight, declared),
-        Err(e) => {
-            tracing::error!(target: TARGET, error = %e, "backend failed to open a sessionless connection");
-            return backend_unavailable(id);
-        }
-    };
-    let init = match link.initialize(client_info).await {
-        Ok(init) => init,
+    let key = PoolKey::of(&parts.extensions, &declared);
+    let pooled = pool.checkout(key, || backend.connect(backend_context(parts.extensions)));
+    let (mut link, init) = match Link::open(pooled.await, in_flight, declared, client_info).await {
+        Ok(opened) => opened,
         Err(res) => return res.with_id(id),
     };
     if request.method == "server/discover" {
         let result = discover_result(init);
+        link.release();
         return reply(
             config,
             &Message::Response(jsonrpc::Response::result(id, result)),
@@ -182,20 +174,30 @@ pub(crate) async fn serve<B: Backend>(
     let first = match link.next(&id, &method, None).await {
         Some(Next::Event(n)) if !config.json_response => n,
         Some(Next::Event(_)) => match link.until_response(&id, &method, None).await {
-            Some(response) => return whole_reply(config, response),
+            Some(response) => {
+                link.release();
+                return whole_reply(config, response);
+            }
             None => return whole_reply(config, closed_response(&id)),
         },
-        Some(Next::Response(response)) => return whole_reply(config, response),
+        Some(Next::Response(response)) => {
+            link.release();
+            return whole_reply(config, response);
+        }
         None => return whole_reply(config, closed_response(&id)),
     };
     let (tx, rx) = mpsc::channel(16);
     let _ = tx.send(event(&Message::Notification(first))).await;
     tokio::spawn(async move {
-        // `None`: the backend went away, or the client did (then nobody reads this)
-        let response = link
-            .until_response(&id, &method, Some(&tx))
-            .await
-            .unwrap_or_else(|| closed_response(&id));
+        // `None`: the backend went away, or the client did (then nobody reads
+        // this); the link is then dropped, which closes it
+        let response = match link.until_response(&id, &method, Some(&tx)).await {
+            Some(response) => {
+                link.release();
+                response
+            }
+            None => closed_response(&id),
+        };
         let _ = tx.send(event(&Message::Response(response))).await;
     });
     SseBody::settled(Default::default(), rx, config.keepalive)
@@ -220,13 +222,28 @@ fn whole_reply(config: &TransportConfig, response: jsonrpc::Response) -> Respons
     reply(config, &Message::Response(response))
 }
 
-/// One backend connection, closed when dropped; the request counts as in
-/// flight while it lives.
+/// The context a sessionless backend connection is opened with: the
+/// request's extensions (principal, captured parameters), no session.
+fn backend_context(extensions: http::Extensions) -> SessionContext {
+    SessionContext {
+        session_id: None,
+        protocol_version: Some(BACKEND_VERSION.as_str().to_owned()),
+        extensions,
+    }
+}
+
+/// One backend connection serving one request: checked out of the
+/// [`Pool`], and handed back with [`Link::release`] once the backend has
+/// answered; dropped, it closes. The request counts as in flight while it
+/// lives.
 struct Link {
-    conn: Connection,
-    _in_flight: RequestInFlight,
+    conn: Pooled,
+    _in_flight: Option<RequestInFlight>,
     /// The capabilities the client declared in `_meta`.
     declared: Map<String, Value>,
+    /// The backend answered the last request sent on this link: it is
+    /// between requests, and may serve another.
+    answered: bool,
 }
 
 /// What the backend sent next for the client's request.
@@ -237,14 +254,9 @@ enum Next {
     Response(jsonrpc::Response),
 }
 
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.conn.closed.cancel();
-    }
-}
-
 /// Why a link failed before the client's request was forwarded.
 enum LinkError {
+    Unavailable(crate::backend::BackendError),
     Closed,
     Refused(ErrorObject),
 }
@@ -252,6 +264,10 @@ enum LinkError {
 impl LinkError {
     fn with_id(self, id: RequestId) -> Response {
         match self {
+            LinkError::Unavailable(e) => {
+                tracing::error!(target: TARGET, error = %e, "backend failed to open a sessionless connection");
+                backend_unavailable(id)
+            }
             LinkError::Closed => backend_unavailable(id),
             LinkError::Refused(err) => {
                 tracing::warn!(target: TARGET, code = err.code, "backend refused initialize");
@@ -264,15 +280,48 @@ impl LinkError {
 const INIT_ID: &str = "mcp-bastion/initialize";
 
 impl Link {
-    fn new(conn: Connection, in_flight: RequestInFlight, declared: Map<String, Value>) -> Self {
+    fn new(conn: Pooled, in_flight: Option<RequestInFlight>, declared: Map<String, Value>) -> Self {
         Self {
             conn,
             _in_flight: in_flight,
             declared,
+            answered: true,
         }
     }
 
-    async fn send(&self, message: Message) -> Result<(), ()> {
+    /// The link of a checkout, initialized (with `client_info`) unless it
+    /// was pooled already, and the backend's `InitializeResult`.
+    async fn open(
+        checkout: Result<Pooled, crate::backend::BackendError>,
+        in_flight: RequestInFlight,
+        declared: Map<String, Value>,
+        client_info: Value,
+    ) -> Result<(Link, Map<String, Value>), LinkError> {
+        let pooled = checkout.map_err(LinkError::Unavailable)?;
+        let mut link = Link::new(pooled, Some(in_flight), declared);
+        let init = match link.conn.init.clone() {
+            Some(init) => init,
+            None => {
+                let init = link.initialize(client_info).await?;
+                link.conn.init = Some(init.clone());
+                init
+            }
+        };
+        Ok((link, init))
+    }
+
+    /// Hands the backend connection back to the pool when the backend
+    /// answered the last request completely; closes it otherwise.
+    fn release(self) {
+        if self.answered {
+            self.conn.release();
+        }
+    }
+
+    async fn send(&mut self, message: Message) -> Result<(), ()> {
+        if matches!(message, Message::Request(_)) {
+            self.answered = false;
+        }
         self.conn.outgoing.send(message).await.map_err(|_| ())
     }
 
@@ -363,6 +412,7 @@ impl Link {
             };
             match message {
                 Message::Response(mut r) if r.id.as_ref() == Some(id) => {
+                    self.answered = true;
                     if let Ok(result) = &mut r.outcome {
                         mark_result(method, result);
                     }
