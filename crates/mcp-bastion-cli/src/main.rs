@@ -77,9 +77,9 @@ struct Cli {
     #[arg(long)]
     json_response: bool,
 
-    /// Also serve revision 2026-07-28 (sessionless) requests, each over a
-    /// short backend connection. Best with `--session-mode shared`: in
-    /// per-session mode every such request starts a child.
+    /// Also serve revision 2026-07-28 (sessionless) requests, over backend
+    /// connections pooled per principal (in per-session mode, a child per
+    /// principal with their environment; see `--sessionless-idle-timeout`).
     #[arg(long)]
     sessionless: bool,
 

@@ -122,7 +122,7 @@ pub enum BackendError {
 ///
 /// Cheap to clone and shared by all requests; [`Backend::connect`] is called
 /// once per session (for the sessionless 2026-07-28 revision, once per
-/// request).
+/// pooled link of a principal, and once per `subscriptions/listen` stream).
 pub trait Backend: Send + Sync + 'static {
     /// Opens a connection for a new session.
     fn connect(&self, ctx: SessionContext) -> BoxFuture<'static, Result<Connection, BackendError>>;

@@ -163,14 +163,14 @@ impl<B: Backend> StreamableHttp<B> {
         self.map_config(|c| c.json_response = on)
     }
 
-    /// Serve revision 2026-07-28 (sessionless) requests on this path, each
-    /// over a short backend connection initialized at 2025-11-25 (see
-    /// [`stateless`](super::stateless) for how and what it cannot relay).
-    /// Off by default: such requests then get `400` with `-32022` listing
-    /// the handshake revisions, and negotiating clients fall back to
-    /// `initialize`. With a per-session stdio backend each sessionless
-    /// request starts a child, so prefer a shared child or an in-process
-    /// backend when turning this on.
+    /// Serve revision 2026-07-28 (sessionless) requests on this path, over
+    /// backend connections initialized at 2025-11-25 and pooled per
+    /// principal (see [`stateless`](super::stateless) for how and what it
+    /// cannot relay). Off by default: such requests then get `400` with
+    /// `-32022` listing the handshake revisions, and negotiating clients
+    /// fall back to `initialize`. With a per-session stdio backend each
+    /// principal gets a child of their own, kept for
+    /// [`sessionless_idle_timeout`](Self::sessionless_idle_timeout).
     pub fn sessionless(self, on: bool) -> Self {
         self.map_config(|c| c.sessionless = on)
     }

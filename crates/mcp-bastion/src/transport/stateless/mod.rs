@@ -4,26 +4,31 @@
 //! request carries its protocol version, client info and capabilities in
 //! `_meta`, and `server/discover` replaces the handshake. Backends speak the
 //! handshake revisions, so [`StreamableHttp`](super::StreamableHttp) with
-//! [`sessionless`](super::StreamableHttp::sessionless) on translates each such
-//! request into a short backend connection:
+//! [`sessionless`](super::StreamableHttp::sessionless) on serves each such
+//! request over a backend link taken from a pool of warm ones (`pool.rs`):
 //!
-//! 1. connect the backend (the request's extensions, so the principal and
-//!    captured parameters reach it as for a session);
-//! 2. `initialize` it at 2025-11-25 with the client's `clientInfo` from
-//!    `_meta`, and send `notifications/initialized`;
-//! 3. answer `server/discover` from the `InitializeResult` (capabilities,
+//! 1. check out a link for the request's key (its principal, captured
+//!    parameters and declared client capabilities; see `pool.rs`): an idle
+//!    one, or a new connection (the request's extensions, so the principal
+//!    and captured parameters reach the backend as for a session),
+//!    `initialize`d at 2025-11-25 with the client's `clientInfo` from
+//!    `_meta`, then `notifications/initialized`;
+//! 2. answer `server/discover` from the `InitializeResult` (capabilities,
 //!    instructions, server info), or forward the request and relay what the
 //!    backend sends for it (progress and log notifications on an SSE reply)
 //!    until its response;
-//! 4. close the connection: after the response, or as soon as the client
-//!    closes its response stream (which, in 2026-07-28, cancels the request).
+//! 3. hand the link back to the pool once the backend answered completely;
+//!    close it instead when the client closes its response stream first
+//!    (which, in 2026-07-28, cancels the request), when the backend closed,
+//!    or when the request was refused half-way.
 //!
 //! The backend is initialized with empty client capabilities: a sessionless
 //! request has no channel on which a backend's own requests (sampling,
 //! elicitation, roots) could reach the client, so they are answered with a
 //! JSON-RPC error and the backend sees a client that declared none of them.
-//! `subscriptions/listen` needs a long-lived backend connection and is
-//! answered `404` with `-32601`. Before any of this, and while the backend
+//! `subscriptions/listen` gets a dedicated long-lived backend connection (see
+//! `listen.rs`): the acknowledgement first, then the subscribed notifications
+//! tagged with the subscription id. Before any of this, and while the backend
 //! answers, the request rules of 2026-07-28 in `rules.rs` apply (`_meta`,
 //! removed and unknown methods, undeclared client capabilities).
 //!
