@@ -121,6 +121,20 @@ fn each_user_keeps_one_child_with_their_own_environment_across_2026_requests() {
         "{report}"
     );
     assert_eq!(spawned_children(&server), 2, "{}", server.logs());
+    // the pool's gauge: one link per user, idle now
+    let metrics = runtime().block_on(async {
+        let res = reqwest::Client::new()
+            .get(server.url("/metrics"))
+            .bearer_auth(users[0].0)
+            .send()
+            .await
+            .unwrap();
+        res.text().await.unwrap()
+    });
+    assert!(
+        metrics.lines().any(|l| l == "mcp_sessionless_links_open 2"),
+        "{metrics}"
+    );
     let logs = server.logs();
     assert!(!logs.contains("ghp_pool"), "a token in the logs:\n{logs}");
     let _ = std::fs::remove_dir_all(&dir);

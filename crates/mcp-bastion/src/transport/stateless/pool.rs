@@ -239,7 +239,26 @@ struct Idle {
     init: Map<String, Value>,
     since: Instant,
     seq: u64,
-    total: OwnedSemaphorePermit,
+    total: LinkPermit,
+}
+
+/// One open link's place in the pool's total (and in the
+/// `mcp_sessionless_links_open` gauge), given back when dropped.
+struct LinkPermit(#[allow(dead_code, reason = "held for its Drop")] OwnedSemaphorePermit);
+
+impl LinkPermit {
+    fn new(permit: OwnedSemaphorePermit) -> Self {
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(crate::metrics::SESSIONLESS_LINKS_OPEN).increment(1.0);
+        Self(permit)
+    }
+}
+
+impl Drop for LinkPermit {
+    fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(crate::metrics::SESSIONLESS_LINKS_OPEN).decrement(1.0);
+    }
 }
 
 /// An idle link's connection: closed when dropped (expired, evicted, the
@@ -350,14 +369,14 @@ impl Pool {
                 });
             }
             match Arc::clone(&self.total).try_acquire_owned() {
-                Ok(permit) => break permit,
+                Ok(permit) => break LinkPermit::new(permit),
                 Err(_) if self.evict_one() => {}
                 Err(_) => {
                     // full and nothing idle: wait for a link to close, or
                     // for one to become idle (then evict it, or take it)
                     tokio::select! {
                         permit = Arc::clone(&self.total).acquire_owned() => {
-                            break permit.map_err(|_| closed())?;
+                            break LinkPermit::new(permit.map_err(|_| closed())?);
                         }
                         () = released => {}
                     }
@@ -500,6 +519,8 @@ impl Pool {
         }
         state.listens.insert(key.clone(), n + 1);
         state.listens_total += 1;
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(crate::metrics::SESSIONLESS_LISTEN_STREAMS).increment(1.0);
         Some(ListenSlot {
             pool: Arc::clone(self),
             key,
@@ -576,7 +597,7 @@ struct Slot {
     pool: Arc<Pool>,
     key: PoolKey,
     busy: OwnedSemaphorePermit,
-    total: OwnedSemaphorePermit,
+    total: LinkPermit,
 }
 
 /// A backend link checked out of a [`Pool`] for one request (or a detached
@@ -692,6 +713,8 @@ impl fmt::Debug for ListenSlot {
 
 impl Drop for ListenSlot {
     fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        metrics::gauge!(crate::metrics::SESSIONLESS_LISTEN_STREAMS).decrement(1.0);
         let mut state = self.pool.state();
         state.listens_total = state.listens_total.saturating_sub(1);
         if let Some(n) = state.listens.get_mut(&self.key) {
