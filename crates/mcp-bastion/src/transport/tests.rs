@@ -707,8 +707,8 @@ impl Recording {
     }
 }
 
-fn post_2026(method: &str, id: i64, params: Value) -> Request<Body> {
-    let mut params = params;
+fn post_2026(method: &str, id: impl Into<Value>, params: Value) -> Request<Body> {
+    let (mut params, id) = (params, id.into());
     params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2026-07-28");
     params["_meta"]["io.modelcontextprotocol/clientInfo"] = json!({"name": "t26", "version": "1"});
     params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
@@ -905,6 +905,62 @@ async fn sessionless_client_closing_its_stream_closes_the_backend_connection() {
     let _ = body.frame().await;
     drop(body);
     assert!(eventually_all_closed(&backend).await);
+}
+
+#[tokio::test]
+async fn a_draining_gateway_ends_listen_streams_gracefully_with_their_result() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let req = post_2026(
+        "subscriptions/listen",
+        "listen-3",
+        json!({"notifications": {"toolsListChanged": true}}),
+    );
+    let res = svc.clone().oneshot(req).await.unwrap();
+    svc.start_draining();
+    // the whole stream: the ack, then the result, then the end
+    let events = sse_events(res.into_body()).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        events[0].1["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+    let result = &events[1].1;
+    assert_eq!(result["id"], "listen-3");
+    assert_eq!(
+        result["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "listen-3"
+    );
+    assert!(eventually_all_closed(&backend).await);
+}
+
+#[tokio::test]
+async fn concurrent_sessionless_requests_use_a_link_each_then_both_are_reused() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let (a, b) = tokio::join!(
+        svc.clone().oneshot(post_2026("slow", 1, json!({}))),
+        svc.clone().oneshot(post_2026("slow", 2, json!({}))),
+    );
+    let (a, b) = tokio::join!(
+        sse_events(a.unwrap().into_body()),
+        sse_events(b.unwrap().into_body())
+    );
+    assert_eq!(a.last().unwrap().1["id"], 1);
+    assert_eq!(b.last().unwrap().1["id"], 2);
+    assert_eq!(backend.opened(), 2, "one request at a time per link");
+    assert_eq!(svc.sessionless_links(), 2);
+    let (c, d) = tokio::join!(
+        svc.clone().oneshot(post_2026("slow", 3, json!({}))),
+        svc.clone().oneshot(post_2026("slow", 4, json!({}))),
+    );
+    let (c, d) = tokio::join!(
+        sse_events(c.unwrap().into_body()),
+        sse_events(d.unwrap().into_body())
+    );
+    assert_eq!(c.last().unwrap().1["id"], 3);
+    assert_eq!(d.last().unwrap().1["id"], 4);
+    assert_eq!(backend.opened(), 2, "both pooled links served again");
 }
 
 #[tokio::test]
