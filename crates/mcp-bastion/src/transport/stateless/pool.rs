@@ -383,7 +383,14 @@ impl Pool {
                 }
             }
         };
-        let conn = open().await?;
+        let conn = match open().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                drop((busy, total));
+                prune(&mut self.state(), &key, self.limits.max_per_key);
+                return Err(e);
+            }
+        };
         Ok(Pooled {
             conn,
             init: None,

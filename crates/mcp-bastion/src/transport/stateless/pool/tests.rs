@@ -288,6 +288,19 @@ async fn a_full_pool_closes_the_longest_idle_link_for_a_new_key() {
 }
 
 #[tokio::test]
+async fn a_failed_connect_leaves_nothing_behind() {
+    let pool = pool(8, 128);
+    let failed = pool
+        .checkout(key("alice"), || async {
+            Err(BackendError::Unavailable("down".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(pool.open_links(), 0);
+    assert!(pool.state().keys.is_empty(), "no entry kept for the key");
+}
+
+#[tokio::test]
 async fn listen_streams_are_bounded_per_key_and_in_total() {
     let pool = pool(2, 3);
     let a1 = pool.listen_slot(key("alice")).unwrap();
