@@ -49,18 +49,17 @@ pub enum Target {
     ProxyPerSession,
     /// 5. the `mcp-bastion` binary, one shared stdio child.
     ProxyShared,
-    /// 5. the `mcp-bastion` binary, per-session mode, driven by revision
-    /// 2026-07-28 clients (no session) through the bridge.
+    /// 5. the `mcp-bastion` binary, per-session mode, 2026-07-28 clients.
     ProxyPerSession2026,
-    /// 5. the `mcp-bastion` binary, one shared stdio child, driven by
-    /// revision 2026-07-28 clients through the bridge.
+    /// 5. the `mcp-bastion` binary, one shared child, 2026-07-28 clients.
     ProxyShared2026,
-    /// 5. the `mcp-bastion` binary in front of an upstream Streamable HTTP
-    /// server (`bench-server bastion`), 2025 clients: the upstream path the
-    /// pass-through is compared with.
+    /// 5. the `mcp-bastion` binary in front of `bench-server bastion`.
     ProxyUpstream,
-    /// 5. the `mcp-bastion` binary passing revision 2026-07-28 requests
-    /// through to an upstream that speaks it (`bench-server echo-2026`).
+    /// 5. the `mcp-bastion` binary passing 2026-07-28 requests through.
+    ///
+    /// The upstream is `bench-server echo-2026`, which speaks only that
+    /// revision; compared with [`Target::ProxyUpstream`] (2025 clients, a
+    /// 2025 upstream).
     ProxyUpstream2026,
     /// 6. a peer proxy.
     Peer(Peer),

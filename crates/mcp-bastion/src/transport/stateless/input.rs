@@ -633,7 +633,7 @@ mod tests {
             None,
         ));
         let link = Link::new(
-            super::Pooled::detached(conn),
+            crate::transport::stateless::Pooled::detached(conn),
             Some(sessions.track_request()),
             Map::new(),
         );
