@@ -122,11 +122,22 @@ class HttpLog:
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self.endpoint: str | None = None
+        # 2026-07-28 retries that carried the client's answers (`inputResponses`), by `Mcp-Method`
+        self.input_retries: list[str] = []
 
     async def on_request(self, request: httpx2.Request) -> None:
         # --header: sent on every request the SDK makes (e.g. a client token the proxy must not forward)
         for name, value in self.extra_headers.items():
             request.headers[name] = value
+        if request.method == "POST" and b'"inputResponses"' in self.body_of(request):
+            self.input_retries.append(request.headers.get("mcp-method", "?"))
+
+    @staticmethod
+    def body_of(request: httpx2.Request) -> bytes:
+        try:
+            return request.content
+        except httpx2.RequestNotRead:  # a streamed body (the SDK sends JSON bodies whole)
+            return b""
         version = request.headers.get(PROTOCOL_VERSION_HEADER)
         if version:
             self.protocol_version = version
@@ -189,6 +200,8 @@ class ScenarioClient:
         self.sampling_answer: str | None = None
         self.elicitation_requests: list[str] = []
         self.elicitation_content: dict[str, Any] | None = None
+        # the SDK's high-level `Client` (--handshake auto / 2026-07-28); None with ClientSession
+        self.client: McpClient | None = None
 
     def fail(self, message: str) -> ScenarioError:
         return ScenarioError(message)
@@ -218,7 +231,10 @@ class ScenarioClient:
     # -- helpers --------------------------------------------------------------------------------
 
     async def call(self, session: ClientSession, tool: str, arguments: dict[str, Any], **kw: Any) -> types.CallToolResult:
-        result = await session.call_tool(tool, arguments, read_timeout_seconds=self.args.timeout, **kw)
+        # `Client.call_tool` answers a 2026-07-28 InputRequiredResult with this client's callbacks
+        # and retries (multi-round-trip input); `ClientSession.call_tool` would return it as is
+        caller = self.client if self.client is not None else session
+        result = await caller.call_tool(tool, arguments, read_timeout_seconds=self.args.timeout, **kw)
         if result.is_error:
             raise self.fail(f"tools/call {tool!r} returned isError=true: {short(result_text(result))}")
         return result
@@ -246,14 +262,18 @@ class ScenarioClient:
 
     # -- scenarios ------------------------------------------------------------------------------
 
-    async def run(self) -> dict[str, Any]:
-        started = time.monotonic()
-        callbacks: dict[str, Any] = {
+    def client_options(self) -> dict[str, Any]:
+        """The callbacks and settings of the SDK session (a subclass may add to them)."""
+        return {
             "read_timeout_seconds": self.args.timeout,
             "sampling_callback": self.on_sampling if self.profile.get("sampling") else None,
             "elicitation_callback": self.on_elicitation if self.profile.get("elicitation") else None,
             "client_info": types.Implementation(name="mcp-bastion-py-client", version="0.1.0"),
         }
+
+    async def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        callbacks = self.client_options()
         transport = connect(self.args.url, self.args.transport, self.log, self.args.timeout)
         if self.args.handshake == "initialize":
             # the classic path: ClientSession over the transport's streams, explicit initialize
@@ -268,9 +288,11 @@ class ScenarioClient:
             mode = self.args.handshake
             self.step = f"initialize ({mode}: server/discover" + (", then initialize)" if mode == "auto" else ")")
             async with McpClient(transport, mode=mode, cache=None, **callbacks) as client:
+                self.client = client
                 await self.scenario(client.session)
         # leaving the transport context sent DELETE (streamable) or closed the stream (sse)
         self.summary["sessionId"] = self.log.session_id
+        self.summary["inputRetries"] = self.log.input_retries
         await self.check_session_ended()
         self.summary["seconds"] = round(time.monotonic() - started, 3)
         return self.summary
@@ -345,7 +367,7 @@ class ScenarioClient:
             text = result_text(result)
             if self.sampling_answer not in text:
                 raise self.fail(f"the tool result lacks this client's sampling answer {self.sampling_answer!r}: {short(text)!r}")
-            self.done("sampling", requests=len(self.sampling_requests))
+            self.done("sampling", requests=len(self.sampling_requests), answer=self.sampling_answer, text=short(text, 200))
         else:
             self.done("sampling", skipped=True)
 
@@ -359,7 +381,7 @@ class ScenarioClient:
             text = result_text(result)
             if "{nonce}" in json.dumps(p["elicitation"].get("content", {})) and nonce not in text:
                 raise self.fail(f"the tool result lacks this client's elicitation answer {nonce!r}: {short(text)!r}")
-            self.done("elicitation", requests=len(self.elicitation_requests))
+            self.done("elicitation", requests=len(self.elicitation_requests), answer=nonce, text=short(text, 200))
         else:
             self.done("elicitation", skipped=True)
 
