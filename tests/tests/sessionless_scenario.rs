@@ -244,3 +244,75 @@ fn strip_ansi(text: &str) -> String {
     }
     out
 }
+
+/// POSTs a 2026-07-28 `tools/call` of `tool` whose `_meta` has `meta_extra` added: its status and
+/// every JSON-RPC message of the reply.
+async fn call_2026(url: &str, tool: &str, meta_extra: Value) -> (reqwest::StatusCode, Vec<Value>) {
+    let mut meta = json!({
+        "io.modelcontextprotocol/protocolVersion": V2026,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "scenario-raw", "version": "0"},
+    });
+    for (k, v) in meta_extra.as_object().unwrap() {
+        meta[k] = v.clone();
+    }
+    let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                      "params": {"name": tool, "arguments": {}, "_meta": meta}});
+    let res = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", V2026)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, tests::sse::json_messages(&text).await)
+}
+
+fn methods(messages: &[Value]) -> Vec<&str> {
+    messages
+        .iter()
+        .filter_map(|m| m["method"].as_str())
+        .collect()
+}
+
+#[test]
+fn a_2026_request_gets_log_messages_only_when_it_opts_in_and_never_list_changes() {
+    let server = Server::bastion(&["--session-mode", "per-session"], &everything_stdio());
+    let url = server.url("/mcp");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // the first call on a new link: server-everything announces its tool list changes after
+        // `initialize`, and toggle-simulated-logging sends a log message before it answers;
+        // without `_meta` logLevel the reply carries neither
+        let (status, on) = call_2026(&url, "toggle-simulated-logging", json!({})).await;
+        assert_eq!(status, 200, "{on:?}");
+        assert!(on.last().unwrap()["result"]["content"].is_array(), "{on:?}");
+        assert_eq!(methods(&on), Vec::<&str>::new(), "{on:?}");
+        let (_, off) = call_2026(&url, "toggle-simulated-logging", json!({})).await;
+        assert!(off.last().unwrap()["result"].is_object(), "{off:?}");
+
+        // opted in at debug: the message comes on the call's stream
+        let debug = json!({"io.modelcontextprotocol/logLevel": "debug"});
+        let (_, on) = call_2026(&url, "toggle-simulated-logging", debug.clone()).await;
+        assert!(on.last().unwrap()["result"].is_object(), "{on:?}");
+        assert_eq!(methods(&on), vec!["notifications/message"], "{on:?}");
+        let (_, off) = call_2026(&url, "toggle-simulated-logging", debug).await;
+        assert!(off.last().unwrap()["result"].is_object(), "{off:?}");
+
+        // a logLevel that is no log level: 400, -32602, the request's id
+        let loud = json!({"io.modelcontextprotocol/logLevel": "loud"});
+        let (status, refused) = call_2026(&url, "echo", loud).await;
+        assert_eq!(status, 400, "{refused:?}");
+        assert_eq!(refused[0]["id"], 3, "{refused:?}");
+        assert_eq!(refused[0]["error"]["code"], -32602, "{refused:?}");
+    });
+}

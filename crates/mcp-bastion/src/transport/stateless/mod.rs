@@ -20,8 +20,9 @@
 //!    `_meta`, then `notifications/initialized`;
 //! 2. answer `server/discover` from the `InitializeResult` (capabilities,
 //!    instructions, server info), or forward the request and relay what the
-//!    backend sends for it (progress and log notifications on an SSE reply)
-//!    until its response;
+//!    backend sends for it on an SSE reply (progress notifications; log
+//!    messages only when the request opts in with `_meta` logLevel, see
+//!    `rules.rs`) until its response;
 //! 3. hand the link back to the pool once the backend answered completely;
 //!    keep it checked out while the call waits for the client's input (see
 //!    below); close it instead when the client closes its response stream
@@ -181,6 +182,10 @@ pub(crate) async fn serve<B: Backend>(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    let log_threshold = match rules::log_threshold(meta) {
+        Ok(threshold) => threshold,
+        Err(err) => return refuse(id, err),
+    };
     let principal = config
         .inputs
         .principal_digest(parts.extensions.get::<crate::principal::Principal>());
@@ -197,7 +202,7 @@ pub(crate) async fn serve<B: Backend>(
         {
             Ok(resumed) => {
                 let mut link = resumed.link;
-                link.resume(in_flight, declared);
+                link.resume(in_flight, declared, log_threshold);
                 relay(config, link, resumed.call).await
             }
             // the backend went away while the call was parked
@@ -219,6 +224,7 @@ pub(crate) async fn serve<B: Backend>(
         Ok(opened) => opened,
         Err(res) => return res.with_id(id),
     };
+    link.log_threshold = log_threshold;
     if request.method == "server/discover" {
         link.release();
         let result = discover_result(init);
@@ -339,6 +345,9 @@ pub(crate) struct Link {
     in_flight: Option<RequestInFlight>,
     /// The capabilities the client declared in `_meta`.
     declared: Map<String, Value>,
+    /// The least severe log level the client's request opted in to
+    /// (`_meta` logLevel); `None`: no log messages for it.
+    log_threshold: Option<usize>,
     /// The backend answered the last request sent on this link: it is
     /// between requests, and may serve another.
     answered: bool,
@@ -392,6 +401,7 @@ impl Link {
             conn,
             in_flight,
             declared,
+            log_threshold: None,
             answered: true,
         }
     }
@@ -431,10 +441,16 @@ impl Link {
     }
 
     /// Taken up again by the client's retry, with the capabilities it
-    /// declares now.
-    fn resume(&mut self, in_flight: RequestInFlight, declared: Map<String, Value>) {
+    /// declares now and the log level it opts in to now.
+    fn resume(
+        &mut self,
+        in_flight: RequestInFlight,
+        declared: Map<String, Value>,
+        log_threshold: Option<usize>,
+    ) {
         self.in_flight = Some(in_flight);
         self.declared = declared;
+        self.log_threshold = log_threshold;
     }
 
     async fn send(&mut self, message: Message) -> Result<(), ()> {
@@ -550,7 +566,17 @@ impl Link {
                     return Some(Next::End(End::Response(r)));
                 }
                 Message::Response(_) => {}
-                Message::Notification(n) => return Some(Next::Event(n)),
+                // only what belongs on this request's stream (see `rules`)
+                Message::Notification(n)
+                    if rules::relayed_on_request(
+                        &n.method,
+                        n.params.as_ref(),
+                        self.log_threshold,
+                    ) =>
+                {
+                    return Some(Next::Event(n));
+                }
+                Message::Notification(_) => {}
                 Message::Request(r) => {
                     let missing = rules::missing_capability(&self.declared, &r.method);
                     if missing.is_none()

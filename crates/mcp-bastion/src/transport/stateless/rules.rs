@@ -9,7 +9,13 @@
 //! - methods removed in 2026-07-28 are not found ([`removed_method`],
 //!   `-32601`, 404), and so is a method the backend does not know;
 //! - a backend request that needs a capability the client did not declare
-//!   fails the client's request ([`missing_capability`], `-32021`, 400).
+//!   fails the client's request ([`missing_capability`], `-32021`, 400);
+//! - a request's response stream carries only what belongs to that request
+//!   ([`relayed_on_request`]): log messages only when the request opts in
+//!   with `_meta` `io.modelcontextprotocol/logLevel` ([`log_threshold`], a
+//!   value that is no log level is `-32602`, 400), and at or above that
+//!   level; list changes and resource updates never (they go to
+//!   `subscriptions/listen` streams).
 //!
 //! The unsupported-version error, which the inspect layer and the transport
 //! both answer, is [`unsupported_version_error`](crate::protocol::unsupported_version_error).
@@ -102,6 +108,71 @@ pub(crate) fn missing_capability(
     })
 }
 
+/// The `_meta` key by which a 2026-07-28 request opts in to log messages
+/// (`notifications/message`) at or above a level.
+pub(crate) const META_LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
+
+/// The log levels (RFC 5424, as MCP names them), least severe first.
+const LOG_LEVELS: &[&str] = &[
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+/// Notifications 2026-07-28 delivers only on `subscriptions/listen` streams,
+/// never on a request's response stream.
+const LISTEN_ONLY: &[&str] = &[
+    "notifications/tools/list_changed",
+    "notifications/prompts/list_changed",
+    "notifications/resources/list_changed",
+    "notifications/resources/updated",
+];
+
+/// The least severe log level a request's `_meta` opts in to (an index
+/// into the levels, least severe first); `None` when it does not opt in.
+/// `-32602` when the value is not a log level.
+pub(crate) fn log_threshold(meta: &Map<String, Value>) -> Result<Option<usize>, ErrorObject> {
+    let Some(level) = meta.get(META_LOG_LEVEL) else {
+        return Ok(None);
+    };
+    level
+        .as_str()
+        .and_then(|level| LOG_LEVELS.iter().position(|l| *l == level))
+        .map(Some)
+        .ok_or_else(|| {
+            ErrorObject::new(
+                codes::INVALID_PARAMS,
+                format!("Invalid params: _meta.{META_LOG_LEVEL} must be a log level"),
+            )
+        })
+}
+
+/// Whether a notification the backend sent while serving a request goes out
+/// on that request's response stream, for a request that opted in to log
+/// messages from `log_threshold` up ([`log_threshold`]). A log message only
+/// then, and only at or above that level (the server MUST NOT send any
+/// otherwise); a list change or resource update never; anything else
+/// (progress) always.
+pub(crate) fn relayed_on_request(
+    method: &str,
+    params: Option<&Value>,
+    log_threshold: Option<usize>,
+) -> bool {
+    if method == "notifications/message" {
+        let level = params
+            .and_then(|p| p.get("level"))
+            .and_then(Value::as_str)
+            .and_then(|level| LOG_LEVELS.iter().position(|l| *l == level));
+        return matches!((level, log_threshold), (Some(level), Some(min)) if level >= min);
+    }
+    !LISTEN_ONLY.contains(&method)
+}
+
 /// The HTTP status of a refusal by the rules above: 404 for a method not
 /// found, 400 for the others.
 pub(crate) fn status_of(error: &ErrorObject) -> StatusCode {
@@ -168,6 +239,48 @@ mod tests {
         assert!(missing_capability(declared, "roots/list").is_some());
         assert!(missing_capability(declared, "sampling/createMessage").is_none());
         assert!(missing_capability(declared, "ping").is_none());
+    }
+
+    #[test]
+    fn log_messages_go_out_only_when_the_request_opted_in_at_or_below_their_level() {
+        let log = |level: &str| json!({"level": level, "data": "x"});
+        let meta = |v: Value| json!({ META_LOG_LEVEL: v }).as_object().unwrap().clone();
+        assert_eq!(log_threshold(&Map::new()).unwrap(), None);
+        let warning = log_threshold(&meta(json!("warning"))).unwrap();
+        assert!(warning.is_some());
+        for bad in [json!("loud"), json!(3), json!(null)] {
+            let err = log_threshold(&meta(bad)).unwrap_err();
+            assert_eq!(err.code, codes::INVALID_PARAMS);
+            assert_eq!(status_of(&err), StatusCode::BAD_REQUEST);
+        }
+        let relayed = |level: &str, threshold| {
+            relayed_on_request("notifications/message", Some(&log(level)), threshold)
+        };
+        // no opt-in: no log message at all
+        assert!(!relayed("emergency", None));
+        assert!(relayed("warning", warning));
+        assert!(relayed("emergency", warning));
+        assert!(!relayed("info", warning));
+        assert!(!relayed("debug", warning));
+        assert!(!relayed_on_request("notifications/message", None, warning));
+        assert!(!relayed_on_request(
+            "notifications/message",
+            Some(&log("loud")),
+            warning
+        ));
+    }
+
+    #[test]
+    fn list_changes_stay_off_a_request_stream_and_progress_goes_on_it() {
+        for method in LISTEN_ONLY {
+            assert!(!relayed_on_request(method, None, Some(0)), "{method}");
+        }
+        let progress = json!({"progressToken": 1, "progress": 1});
+        assert!(relayed_on_request(
+            "notifications/progress",
+            Some(&progress),
+            None
+        ));
     }
 
     #[test]
