@@ -22,7 +22,6 @@ use std::{
     time::Duration,
 };
 
-use serde_json::Value;
 use tests::{
     ClientRun, Sdk, Server, SessionMode, Transport, assert_full_summary, assert_summary,
     example_bin,
@@ -239,21 +238,12 @@ fn python_sse_auto_negotiation_falls_back_to_initialize_full_scenario() {
     python_auto_negotiation(Transport::Sse);
 }
 
-/// The `everything` profile without the steps a sessionless request cannot carry (the server's
-/// own sampling and elicitation requests need a session to reach the client).
-fn everything_sessionless_profile() -> String {
-    let all: Value =
-        serde_json::from_str(include_str!("../clients/profiles.json")).expect("profiles.json");
-    let mut profile = all["everything"].clone();
-    profile["sampling"] = Value::Null;
-    profile["elicitation"] = Value::Null;
-    profile.to_string()
-}
-
-/// Revision 2026-07-28 end to end: the Python SDK pinned to 2026-07-28 runs tools/list, echo,
-/// progress, resources/read and prompts/get as sessionless requests through the proxy (each one a
-/// short connection to the shared child), and no session id is ever assigned. The deprecated
-/// `--sessionless` is still accepted (a no-op: 2026-07-28 is on by default).
+/// Revision 2026-07-28 end to end: the Python SDK pinned to 2026-07-28 runs the full scenario as
+/// sessionless requests through the proxy (pooled links to the shared child; sampling and
+/// elicitation through the multi-round-trip bridge: `Client.call_tool` answers each
+/// `InputRequiredResult` with the client's callbacks and retries), and no session id is ever
+/// assigned. The deprecated `--sessionless` is still accepted (a no-op: 2026-07-28 is on by
+/// default).
 #[test]
 fn python_2026_07_28_sessionless_requests_through_the_proxy() {
     let server = Server::bastion(
@@ -262,12 +252,19 @@ fn python_2026_07_28_sessionless_requests_through_the_proxy() {
     );
     let run = ClientRun::against(Sdk::Python, Transport::Streamable, &server, "")
         .strict_session_end(false)
-        .profile(everything_sessionless_profile())
         .arg("--handshake")
         .arg("2026-07-28");
     let summary = run.run_ok(&server);
     assert_eq!(summary["protocolVersion"], "2026-07-28", "{summary}");
-    for step in ["tools/list", "echo", "progress", "resource", "prompt"] {
+    for step in [
+        "tools/list",
+        "echo",
+        "progress",
+        "sampling",
+        "elicitation",
+        "resource",
+        "prompt",
+    ] {
         let done = &summary["steps"][step];
         assert!(
             !done.is_null() && done["skipped"].is_null(),
@@ -289,7 +286,6 @@ fn old_and_new_clients_share_one_path_by_default() {
     let server = Server::bastion(&["--session-mode", "shared"], &tests::everything_stdio());
     let py = ClientRun::against(Sdk::Python, Transport::Streamable, &server, "")
         .strict_session_end(false)
-        .profile(everything_sessionless_profile())
         .arg("--handshake")
         .arg("auto");
     let ts = ClientRun::against(Sdk::TypeScript, Transport::Streamable, &server, "");
