@@ -14,8 +14,12 @@
 //! results show the callbacks' answers. Each user sees their own token, never the other's, and
 //! each is served by one child of their own.
 //!
-//! Left out of the 2025 scenario: the session end (2026-07-28 has no session: no
-//! `Mcp-Session-Id`, nothing to DELETE; asserted: no session id was ever assigned).
+//! Changed or left out of the 2025 scenario, for the revision's reasons: `initialize` is replaced
+//! by `server/discover` (2026-07-28 has no handshake); the session end is left out (no session: no
+//! `Mcp-Session-Id`, nothing to DELETE; asserted: no session id was ever assigned); log messages
+//! are asked for per request with `_meta` logLevel (`logging/setLevel` was removed). Resource
+//! subscriptions (`resources/subscribe` was removed for `subscriptions/listen`) are shown by
+//! `tests/tests/sessionless_pool.rs`.
 //!
 //! A raw request shows what a request that does not opt in to log messages gets: none
 //! (2026-07-28, server/utilities/logging: the server MUST NOT send `notifications/message` for a
