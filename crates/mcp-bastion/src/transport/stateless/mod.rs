@@ -7,10 +7,13 @@
 //! ([`sessionless`](super::StreamableHttp::sessionless)`(false)` turns them
 //! off). A backend that speaks 2026-07-28 itself
 //! ([`Backend::protocol_versions`]: an upstream whose `server/discover` says
-//! so) gets them as they are (`passthrough.rs`). Every other backend speaks
-//! the handshake revisions (stdio and rmcp, for now), so each such request
-//! is bridged over a backend link taken from a pool of warm ones
-//! (`pool.rs`):
+//! so) gets them as they are (`passthrough.rs`). A backend whose connections
+//! speak it ([`Backend::connection_versions`]: a per-session stdio child
+//! whose `server/discover` says so) gets them as they are over a pooled
+//! connection that never saw `initialize` (`direct.rs`). Every other backend
+//! speaks the handshake revisions (rmcp, older stdio servers, for now), so
+//! each such request is bridged over a backend link taken from a pool of
+//! warm ones (`pool.rs`):
 //!
 //! 1. check out a link for the request's key (its principal, captured
 //!    parameters and declared client capabilities; see `pool.rs`): an idle
@@ -85,6 +88,7 @@ use crate::{
 use crate::protocol::META_CLIENT_CAPABILITIES;
 pub use crate::protocol::{META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO};
 
+mod direct;
 mod input;
 mod listen;
 mod passthrough;
@@ -133,6 +137,9 @@ pub(crate) async fn serve<B: Backend>(
 ) -> Response {
     if passthrough::speaks_2026(backend).await {
         return passthrough::serve(backend, parts, mcp, in_flight).await;
+    }
+    if direct::speaks_2026(backend).await {
+        return direct::serve(backend, pool, config, parts, mcp, in_flight).await;
     }
     let request = match mcp.into_payload() {
         Payload::Single(Message::Request(r)) => r,
