@@ -241,10 +241,36 @@ pub(crate) async fn serve<B: Backend>(
         method: request.method.clone(),
         principal,
     };
+    let mut request = request;
+    strip_envelope(&mut request);
     if link.send(Message::Request(request)).await.is_err() {
         return backend_unavailable(id);
     }
     relay(config, link, call).await
+}
+
+/// Removes the 2026-07-28 envelope (`_meta` protocol version, client info
+/// and capabilities) from a request bridged onto a handshake session: it is
+/// not part of the revision the backend is spoken to at, and a server that
+/// speaks both eras refuses it on a handshake connection. The rest of
+/// `_meta` (a progress token) stays.
+fn strip_envelope(request: &mut jsonrpc::Request) {
+    let Some(Value::Object(params)) = request.params.as_mut() else {
+        return;
+    };
+    let Some(Value::Object(meta)) = params.get_mut("_meta") else {
+        return;
+    };
+    for key in [
+        META_PROTOCOL_VERSION,
+        META_CLIENT_INFO,
+        META_CLIENT_CAPABILITIES,
+    ] {
+        meta.remove(key);
+    }
+    if meta.is_empty() {
+        params.remove("_meta");
+    }
 }
 
 /// Relays what the backend sends for `call` until its end: the response,
@@ -661,4 +687,39 @@ fn backend_unavailable(id: RequestId) -> Response {
         Some(id),
         ErrorObject::new(codes::INTERNAL_ERROR, "MCP backend unavailable"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bridged_request_loses_the_2026_envelope_and_keeps_the_rest() {
+        let mut request = jsonrpc::Request {
+            id: RequestId::Number(1),
+            method: "tools/call".into(),
+            params: Some(
+                json!({"name": "echo", "arguments": {"text": "x"}, "_meta": {
+                    META_PROTOCOL_VERSION: "2026-07-28",
+                    META_CLIENT_INFO: {"name": "c", "version": "1"},
+                    META_CLIENT_CAPABILITIES: {},
+                    "progressToken": 7,
+                }}),
+            ),
+        };
+        strip_envelope(&mut request);
+        assert_eq!(
+            request.params,
+            Some(
+                json!({"name": "echo", "arguments": {"text": "x"}, "_meta": {"progressToken": 7}})
+            )
+        );
+        let mut bare = jsonrpc::Request {
+            id: RequestId::Number(2),
+            method: "tools/list".into(),
+            params: Some(json!({"_meta": {META_PROTOCOL_VERSION: "2026-07-28"}})),
+        };
+        strip_envelope(&mut bare);
+        assert_eq!(bare.params, Some(json!({})));
+    }
 }
