@@ -284,6 +284,15 @@ impl Inner {
             .ok_or_else(|| BackendError::Unavailable("the backend process ended at once".into()))
     }
 
+    /// A per-session child with no session variables, for the protocol probe.
+    fn connect_probe(&self) -> Result<Connection, BackendError> {
+        let env = child_environment(&self.inherit, &self.env, &BTreeMap::new());
+        let child = process::spawn_probe(&self.spec, &env, &self.registry)?;
+        engine::start(child, true, self.request_timeout)
+            .open_session(self.session_key())
+            .ok_or_else(|| BackendError::Unavailable("the backend process ended at once".into()))
+    }
+
     fn connect_shared(&self, ctx: &SessionContext) -> Result<Connection, BackendError> {
         if !self.session_env.is_empty()
             && !self.session_env.resolve(&ctx.extensions, None).is_empty()

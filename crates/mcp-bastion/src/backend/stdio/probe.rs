@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Inner, StdioMode, TARGET};
 use crate::{
-    backend::{BackendError, SessionContext, handshake_versions},
+    backend::{BackendError, handshake_versions},
     jsonrpc::{self, ErrorObject, Message, RequestId, codes},
     protocol::{
         META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, ProtocolVersion,
@@ -53,7 +53,7 @@ pub(super) async fn connection_versions(inner: Arc<Inner>) -> Result<Vec<String>
 
 /// Spawns a child, sends it `server/discover` at 2026-07-28, and ends it.
 async fn probe(inner: &Inner) -> Result<Vec<String>, BackendError> {
-    let mut conn = inner.connect_per_session(&SessionContext::default(), None)?;
+    let mut conn = inner.connect_probe()?;
     let id = RequestId::String(PROBE_ID.into());
     let discover = Message::Request(jsonrpc::Request {
         id: id.clone(),
