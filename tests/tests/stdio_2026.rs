@@ -14,7 +14,10 @@
 //!   request carried the 2026-07-28 envelope. One probe child, then one child per user; an
 //!   unknown method gets the child's `-32601` with 404;
 //! - `--stdio-protocol-version 2025-11-25`: the same client works through the bridge, the child
-//!   is initialized at 2025-11-25, never probed, and receives no 2026-07-28 envelope.
+//!   is initialized at 2025-11-25, never probed, and receives no 2026-07-28 envelope;
+//! - `--stdio-protocol-version 2026-07-28` (no probe): `subscriptions/listen` goes as it is to a
+//!   child of its own, whose acknowledgement is the first event (with the client's subscription
+//!   id), and closing the stream ends that child.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::{collections::BTreeMap, path::PathBuf, thread};
@@ -240,5 +243,73 @@ fn pinned_to_2025_11_25_a_2026_client_is_bridged() {
     assert!(
         seen.iter().all(|l| l["protocolVersion"].is_null()),
         "a bridged child received the 2026-07-28 envelope: {seen:?}"
+    );
+}
+
+#[test]
+fn a_subscriptions_listen_stream_goes_to_a_child_of_its_own_and_ends_with_the_stream() {
+    use futures_util::StreamExt;
+
+    let dir = test_dir("stdio26-listen");
+    let log = dir.join("received.jsonl");
+    let server = bastion(&dir, &log, &["--stdio-protocol-version", "2026-07-28"]);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let body = json!({"jsonrpc": "2.0", "id": 21, "method": "subscriptions/listen", "params": {
+                "notifications": {"toolsListChanged": true},
+                "_meta": {
+                    "io.modelcontextprotocol/protocolVersion": V2026,
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                    "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"},
+                }}});
+            let res = reqwest::Client::new()
+                .post(server.url("/mcp"))
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .header("authorization", "Bearer k-stdio26-alice-7c1d")
+                .header("mcp-protocol-version", V2026)
+                .header("mcp-method", "subscriptions/listen")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let mut events = Box::pin(
+                sse_stream::SseStream::from_bytes_stream(res.bytes_stream()).filter_map(
+                    |e| async move { serde_json::from_str::<Value>(&e.ok()?.data?).ok() },
+                ),
+            );
+            // a hang guard, not an assertion on time
+            let guard = std::time::Duration::from_secs(30);
+            let ack = tokio::time::timeout(guard, events.next())
+                .await
+                .unwrap()
+                .unwrap();
+            // the child's own acknowledgement, as it sent it
+            assert_eq!(
+                ack["method"], "notifications/subscriptions/acknowledged",
+                "{ack}"
+            );
+            assert_eq!(
+                ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 21,
+                "{ack}"
+            );
+            assert_eq!(server.children().len(), 1, "the listen's own child");
+            drop(events);
+        });
+    // closing the stream ends the listen's child; pinned, nothing was probed
+    server.wait_for_children(0, std::time::Duration::from_secs(10));
+    // it received the listen request as it was, then at most its cancellation
+    let seen = received(&log);
+    assert_eq!(seen[0]["method"], "subscriptions/listen", "{seen:?}");
+    assert_eq!(seen[0]["protocolVersion"], V2026, "{seen:?}");
+    assert!(
+        seen[1..]
+            .iter()
+            .all(|l| l["method"] == "notifications/cancelled"),
+        "{seen:?}"
     );
 }

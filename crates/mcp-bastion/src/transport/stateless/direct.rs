@@ -31,7 +31,8 @@
 //! `subscriptions/listen` gets a dedicated connection outside the pool,
 //! counted against its limits ([`Pool::listen_slot`]; `429` over them): the
 //! request is sent as it is and everything the backend sends for it is
-//! relayed until the client closes the stream (then the connection closes),
+//! relayed (the subscription id its frames carry given back as the client's
+//! listen request id, see [`with_subscription_id`]) until the client closes the stream (then the connection closes),
 //! the backend answers it, the backend goes away, or the gateway shuts down.
 
 use std::sync::Arc;
@@ -39,11 +40,12 @@ use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{StatusCode, request::Parts};
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::{
     TARGET, backend_unavailable, closed_response, event, json_message,
+    listen::META_SUBSCRIPTION_ID,
     pool::{Pool, PoolKey, Pooled},
     reply,
 };
@@ -291,7 +293,7 @@ async fn listen<B: Backend>(
         return backend_unavailable(id);
     }
     let first = match next(&mut link, &id, None).await {
-        Some(Step::Event(n)) => n,
+        Some(Step::Event(n)) => with_subscription_id(n, &id),
         // refused (or answered at once): no stream
         Some(Step::End(response)) => return whole_reply(config, response),
         None => return whole_reply(config, closed_response(&id)),
@@ -307,6 +309,7 @@ async fn listen<B: Backend>(
             };
             match step {
                 Some(Step::Event(n)) => {
+                    let n = with_subscription_id(n, &id);
                     if tx.send(event(&Message::Notification(n))).await.is_err() {
                         return;
                     }
@@ -331,6 +334,20 @@ async fn listen<B: Backend>(
     .into_response()
 }
 
+/// A frame of a listen stream with the client's subscription id: the
+/// backend tags its frames with the id of the listen request as it received
+/// it, and a stdio child receives requests under ids of the engine's own
+/// (restored on responses, not inside notifications). Frames without a
+/// subscription id stay as they are.
+fn with_subscription_id(mut n: jsonrpc::Notification, id: &RequestId) -> jsonrpc::Notification {
+    if let Some(Value::Object(meta)) = n.params.as_mut().and_then(|p| p.get_mut("_meta"))
+        && let Some(tag) = meta.get_mut(META_SUBSCRIPTION_ID)
+    {
+        *tag = serde_json::to_value(id).unwrap_or(Value::Null);
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,5 +367,23 @@ mod tests {
         assert_eq!(status(codes::HEADER_MISMATCH), StatusCode::BAD_REQUEST);
         assert_eq!(status(codes::INVALID_PARAMS), StatusCode::OK);
         assert_eq!(status(codes::INTERNAL_ERROR), StatusCode::OK);
+    }
+
+    #[test]
+    fn listen_frames_carry_the_clients_subscription_id() {
+        let frame = |params: Value| jsonrpc::Notification {
+            method: "notifications/tools/list_changed".into(),
+            params: Some(params),
+        };
+        let tagged = with_subscription_id(
+            frame(json!({"_meta": {META_SUBSCRIPTION_ID: 3, "other": 1}})),
+            &RequestId::String("listen-a".into()),
+        );
+        assert_eq!(
+            tagged.params,
+            Some(json!({"_meta": {META_SUBSCRIPTION_ID: "listen-a", "other": 1}}))
+        );
+        let untagged = with_subscription_id(frame(json!({"x": 1})), &RequestId::Number(21));
+        assert_eq!(untagged.params, Some(json!({"x": 1})));
     }
 }
