@@ -69,6 +69,14 @@ struct Cli {
     #[arg(long, value_name = "MODE")]
     session_mode: Option<String>,
 
+    /// The revision 2026-07-28 requests are spoken to the stdio child at:
+    /// `2026-07-28` sends them as they are without asking (per-session
+    /// mode), `2025-11-25` bridges them onto 2025-11-25 sessions even if the
+    /// child speaks 2026-07-28 [default: what the child's `server/discover`
+    /// says].
+    #[arg(long, value_name = "VERSION")]
+    stdio_protocol_version: Option<String>,
+
     /// Serve everything under this path prefix (e.g. `/k/abc`).
     #[arg(long, value_name = "PREFIX")]
     path_prefix: Option<String>,

@@ -13,11 +13,15 @@ use std::sync::Arc;
 use mcp_bastion::{
     backend::{
         Backend, DynBackend,
-        stdio::{SessionEnv, StdioBackend, StdioMode},
+        stdio::{SessionEnv, StdioBackend, StdioBackendBuilder, StdioMode},
     },
+    protocol::ProtocolVersion,
     transport::{Sse, StreamableHttp},
 };
-use mcp_bastion_cli::config::{ServerConfig, options::SessionMode};
+use mcp_bastion_cli::config::{
+    ServerConfig,
+    options::{SessionMode, StdioProtocolVersion},
+};
 
 /// The backend of `server` (an upstream, or a stdio command), or `None`
 /// when it names neither (the default server may be left out). `name` is
@@ -47,6 +51,13 @@ fn bare_backend(
     principal_env: &[String],
     param_env: &[String],
 ) -> Result<Option<DynBackend>, String> {
+    if server.stdio_protocol_version.is_some() && server.upstream.is_some() {
+        return Err(
+            "--stdio-protocol-version needs a command (`-- COMMAND`), not --upstream \
+                    (see --upstream-protocol-version)"
+                .into(),
+        );
+    }
     if let Some(backend) = crate::upstream::backend(server)? {
         return Ok(Some(backend));
     }
@@ -67,6 +78,19 @@ fn bare_backend(
                 &server.env.to_vec(),
                 session_env,
             )
+            .and_then(|builder| {
+                let builder = match server.stdio_protocol_version.as_deref() {
+                    Some(StdioProtocolVersion::V2025_11_25) => {
+                        builder.protocol_version(ProtocolVersion::V2025_11_25)
+                    }
+                    Some(StdioProtocolVersion::V2026_07_28) => {
+                        builder.protocol_version(ProtocolVersion::V2026_07_28)
+                    }
+                    None => builder,
+                };
+                let backend = builder.build().map_err(|e| e.to_string())?;
+                Ok(Arc::new(backend) as DynBackend)
+            })
         })
         .map(Some)
 }
@@ -95,14 +119,14 @@ pub(crate) fn session_env(
     Ok(env)
 }
 
-/// A stdio backend running `command` (program first).
+/// The builder of a stdio backend running `command` (program first).
 fn stdio_backend(
     command: &[String],
     mode: SessionMode,
     pass_env: &[String],
     env: &[String],
     session_env: SessionEnv,
-) -> Result<DynBackend, String> {
+) -> Result<StdioBackendBuilder, String> {
     let (program, args) = command
         .split_first()
         .ok_or("give the MCP server to run after `--`, or `--upstream URL`")?;
@@ -125,8 +149,7 @@ fn stdio_backend(
         })?;
         builder = builder.env(name, value);
     }
-    let backend = builder.build().map_err(|e| e.to_string())?;
-    Ok(Arc::new(backend))
+    Ok(builder)
 }
 
 /// One server as mounted: its transports and backend.

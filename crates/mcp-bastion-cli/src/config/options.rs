@@ -76,6 +76,18 @@ pub enum UpstreamProtocolVersion {
     V2026_07_28,
 }
 
+/// `--stdio-protocol-version`: the revision 2026-07-28 requests are spoken
+/// to a stdio child at, instead of asking it (`server/discover`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StdioProtocolVersion {
+    /// Bridge them onto 2025-11-25 sessions, even if the child speaks 2026-07-28.
+    #[value(name = "2025-11-25")]
+    V2025_11_25,
+    /// Send them to the child as they are, without probing (per-session mode).
+    #[value(name = "2026-07-28")]
+    V2026_07_28,
+}
+
 /// `--rate-limit-key`: what limits are counted per.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RateLimitKey {
@@ -98,6 +110,7 @@ from_text_by_value_enum!(
     StoreKind,
     UpstreamTransport,
     UpstreamProtocolVersion,
+    StdioProtocolVersion,
     RateLimitKey
 );
 
@@ -552,6 +565,9 @@ pub struct ServerConfig {
     /// The revision 2026-07-28 requests are spoken to the upstream at
     /// (default: what its `server/discover` says).
     pub upstream_protocol_version: Option<Parsed<UpstreamProtocolVersion>>,
+    /// The revision 2026-07-28 requests are spoken to a stdio child at
+    /// (default: what its `server/discover` says).
+    pub stdio_protocol_version: Option<Parsed<StdioProtocolVersion>>,
     /// The stdio MCP server to run, program first.
     #[serde(deserialize_with = "super::value::command")]
     pub command: Vec<String>,

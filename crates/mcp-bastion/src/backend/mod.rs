@@ -17,10 +17,14 @@
 //! Revision 2026-07-28: a backend that speaks it reports so in
 //! [`Backend::protocol_versions`] and gets 2026-07-28 requests as they are
 //! through [`Backend::forward`]; today that is the upstream backend when its
-//! server's `server/discover` lists 2026-07-28. The stdio and rmcp backends
-//! (and any backend wrapped in a tool filter, which rewrites answers) speak
-//! the handshake revisions only, and the transport bridges 2026-07-28
-//! requests onto them.
+//! server's `server/discover` lists 2026-07-28. A backend whose
+//! *connections* speak it reports so in [`Backend::connection_versions`]
+//! and gets 2026-07-28 requests as they are over a connection, without
+//! `initialize`; today that is the stdio backend (per-session mode) when its
+//! child's `server/discover` lists 2026-07-28. The rmcp backend (and any
+//! backend wrapped in a tool filter, which rewrites answers) speaks the
+//! handshake revisions only, and the transport bridges 2026-07-28 requests
+//! onto them.
 //!
 //! A backend is mounted through a transport
 //! ([`StreamableHttp::new`](crate::transport::StreamableHttp::new),
@@ -158,7 +162,8 @@ pub fn handshake_versions() -> Vec<String> {
 /// Cheap to clone and shared by all requests; [`Backend::connect`] is called
 /// once per session (for a sessionless 2026-07-28 request that is bridged,
 /// once per pooled link of a principal, and once per `subscriptions/listen`
-/// stream).
+/// stream; the same for a 2026-07-28 request sent over a connection as it is,
+/// see [`connection_versions`](Backend::connection_versions)).
 ///
 /// A backend that speaks revision 2026-07-28 itself says so in
 /// [`protocol_versions`](Backend::protocol_versions) and takes such
@@ -195,6 +200,19 @@ pub trait Backend: Send + Sync + 'static {
         })
     }
 
+    /// The protocol revisions a [`Connection`] of the backend speaks. When
+    /// it lists `2026-07-28` (and [`protocol_versions`](Backend::protocol_versions)
+    /// does not), each 2026-07-28 request is sent as it is (its `_meta`
+    /// included) over a connection that never saw `initialize`, and what
+    /// the backend sends for it comes back unchanged; the transport pools
+    /// such connections per principal as it does bridged ones. Default: the
+    /// handshake revisions only ([`handshake_versions`]), so 2026-07-28
+    /// requests are bridged. An error counts as the default for that
+    /// request.
+    fn connection_versions(&self) -> BoxFuture<'static, Result<Vec<String>, BackendError>> {
+        Box::pin(async { Ok(handshake_versions()) })
+    }
+
     /// Whether the backend can serve now (used by `/readyz`). Default: yes.
     fn ready(&self) -> BoxFuture<'static, Result<(), BackendError>> {
         Box::pin(async { Ok(()) })
@@ -216,6 +234,9 @@ impl<B: Backend + ?Sized> Backend for Arc<B> {
     }
     fn protocol_versions(&self) -> BoxFuture<'static, Result<Vec<String>, BackendError>> {
         (**self).protocol_versions()
+    }
+    fn connection_versions(&self) -> BoxFuture<'static, Result<Vec<String>, BackendError>> {
+        (**self).connection_versions()
     }
     fn forward(
         &self,

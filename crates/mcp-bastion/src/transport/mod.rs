@@ -3,7 +3,7 @@
 //!
 //! | service | revision | endpoints |
 //! |---|---|---|
-//! | [`StreamableHttp`] | 2025-03-26, 2025-06-18, 2025-11-25; 2026-07-28 requests by default (passed through to a backend that speaks 2026-07-28, else bridged; [`StreamableHttp::sessionless`]`(false)` answers them `-32022`, so negotiating clients fall back) | one path for POST, GET, DELETE |
+//! | [`StreamableHttp`] | 2025-03-26, 2025-06-18, 2025-11-25; 2026-07-28 requests by default (passed through to a backend that speaks 2026-07-28, sent as they are over the connections of a backend whose connections speak it, else bridged; [`StreamableHttp::sessionless`]`(false)` answers them `-32022`, so negotiating clients fall back) | one path for POST, GET, DELETE |
 //! | [`Sse`] | 2024-11-05 | `GET …/sse` and `POST …/messages` |
 //!
 //! Both read the [`McpRequest`](crate::inspect::McpRequest) that

@@ -166,7 +166,10 @@ impl<B: Backend> StreamableHttp<B> {
     /// Whether revision 2026-07-28 (sessionless) requests are served on
     /// this path. **On by default**: such a request is passed through
     /// unchanged to a backend that speaks 2026-07-28
-    /// ([`Backend::protocol_versions`]), and otherwise bridged over backend
+    /// ([`Backend::protocol_versions`]), sent unchanged over pooled backend
+    /// connections without `initialize` to a backend whose connections
+    /// speak it ([`Backend::connection_versions`]: a per-session stdio child
+    /// whose `server/discover` says so), and otherwise bridged over backend
     /// connections initialized at 2025-11-25 and pooled per principal (see
     /// [`stateless`](super::stateless) for how, and what the bridge cannot
     /// relay). Requests of the handshake revisions never take that branch

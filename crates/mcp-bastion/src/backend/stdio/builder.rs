@@ -9,7 +9,7 @@ use std::{
 };
 
 use super::{SessionEnv, StdioBackend, env::check_name_syntax, process::ProcessSpec};
-use crate::backend::BackendError;
+use crate::{backend::BackendError, protocol::ProtocolVersion};
 
 /// Names copied from the proxy's environment when
 /// [`StdioBackendBuilder::inherit_env`] is not called: enough for most
@@ -73,6 +73,7 @@ pub struct StdioBackendBuilder {
     request_timeout: Option<Duration>,
     max_line_bytes: usize,
     grace_period: Duration,
+    protocol_version: Option<ProtocolVersion>,
 }
 
 impl fmt::Debug for StdioBackendBuilder {
@@ -88,6 +89,7 @@ impl fmt::Debug for StdioBackendBuilder {
             .field("request_timeout", &self.request_timeout)
             .field("max_line_bytes", &self.max_line_bytes)
             .field("grace_period", &self.grace_period)
+            .field("protocol_version", &self.protocol_version)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +107,7 @@ impl StdioBackendBuilder {
             request_timeout: None,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             grace_period: DEFAULT_GRACE_PERIOD,
+            protocol_version: None,
         }
     }
 
@@ -206,6 +209,36 @@ impl StdioBackendBuilder {
         self
     }
 
+    /// Pins the revision the child is spoken to for 2026-07-28 requests,
+    /// instead of asking it with `server/discover` (see the
+    /// [module docs](super#revision-2026-07-28)):
+    /// [`V2026_07_28`](ProtocolVersion::V2026_07_28) sends them to the child
+    /// as they are without a probe; a handshake revision such as
+    /// [`V2025_11_25`](ProtocolVersion::V2025_11_25) forces the bridge
+    /// (children initialized at 2025-11-25) even if the child speaks
+    /// 2026-07-28. Clients of the handshake revisions negotiate their own
+    /// version either way. A [`StdioMode::Shared`] child is always bridged
+    /// (one stdio connection speaks one era), so pinning it to 2026-07-28 is
+    /// refused by [`build`](Self::build).
+    ///
+    /// ```
+    /// use mcp_bastion::{backend::stdio::{StdioBackend, StdioMode}, protocol::ProtocolVersion};
+    ///
+    /// let direct = StdioBackend::builder("my-2026-server")
+    ///     .protocol_version(ProtocolVersion::V2026_07_28)
+    ///     .build();
+    /// assert!(direct.is_ok());
+    /// let shared = StdioBackend::builder("my-2026-server")
+    ///     .mode(StdioMode::Shared)
+    ///     .protocol_version(ProtocolVersion::V2026_07_28)
+    ///     .build();
+    /// assert!(shared.is_err());
+    /// ```
+    pub fn protocol_version(mut self, version: ProtocolVersion) -> Self {
+        self.protocol_version = Some(version);
+        self
+    }
+
     /// Checks the configuration and builds the backend. Nothing is spawned
     /// yet.
     ///
@@ -213,7 +246,8 @@ impl StdioBackendBuilder {
     ///
     /// [`BackendError::Config`] for an empty program, a NUL in the program or
     /// an argument, an invalid environment variable name, a NUL in a value, a
-    /// zero `max_line_bytes` or a zero `request_timeout`.
+    /// zero `max_line_bytes`, a zero `request_timeout`, or a shared child
+    /// pinned to 2026-07-28.
     pub fn build(self) -> Result<StdioBackend, BackendError> {
         let config = |msg: String| Err(BackendError::Config(msg));
         if self.program.is_empty() {
@@ -238,6 +272,15 @@ impl StdioBackendBuilder {
         if self.request_timeout == Some(Duration::ZERO) {
             return config("request_timeout must be longer than zero".into());
         }
+        if self.mode == StdioMode::Shared
+            && self.protocol_version == Some(ProtocolVersion::V2026_07_28)
+        {
+            return config(
+                "a shared stdio child speaks the handshake revisions to every session: \
+                 it cannot be pinned to 2026-07-28 (use per-session mode)"
+                    .into(),
+            );
+        }
         Ok(StdioBackend::from_parts(
             ProcessSpec {
                 program: self.program,
@@ -251,6 +294,7 @@ impl StdioBackendBuilder {
             self.inherit,
             self.session_env,
             self.request_timeout,
+            self.protocol_version,
         ))
     }
 }

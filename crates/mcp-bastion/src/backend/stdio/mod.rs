@@ -87,11 +87,33 @@
 //! - A session that stops reading `incoming` (over a thousand messages
 //!   queued) is closed, so that it cannot stall a shared child's other
 //!   sessions.
+//!
+//! # Revision 2026-07-28
+//!
+//! A child built on an SDK that speaks 2026-07-28 (no `initialize`, a
+//! `_meta` envelope on every request) can take 2026-07-28 requests as they
+//! are. [`Backend::connection_versions`] learns whether it does, in
+//! per-session mode: the first 2026-07-28 request spawns a child of its own
+//! (no session variables), sends it `server/discover` at 2026-07-28 and ends
+//! it. Its `supportedVersions` are cached; a child that refuses the method
+//! (method not found, not initialized…), or stays silent for ten seconds,
+//! speaks the handshake revisions (also cached); a probe that fails (the
+//! child cannot start, or exits first) is not cached, that request is
+//! bridged, and the next one asks again.
+//! [`StdioBackendBuilder::protocol_version`] pins the answer instead (no
+//! probe). A shared child always speaks the handshake revisions: one stdio
+//! connection serves one protocol era, and its handshake sessions share it.
+//!
+//! When the child speaks 2026-07-28, the transport sends each 2026-07-28
+//! request over a per-session connection that never saw `initialize` (a
+//! child with the principal's environment, as for a session), pooled per
+//! principal; see [`StreamableHttp`](crate::transport::StreamableHttp).
 
 mod builder;
 mod engine;
 mod env;
 mod lines;
+mod probe;
 mod process;
 mod router;
 mod session_env;
@@ -125,6 +147,7 @@ use crate::{
     backend::{Backend, BackendError, Connection, SessionContext},
     boxed::BoxFuture,
     principal::Principal,
+    protocol::ProtocolVersion,
     upstream_token::UpstreamToken,
 };
 
@@ -151,6 +174,10 @@ struct Inner {
     shared: Mutex<Option<EngineHandle>>,
     next_session: AtomicU64,
     warned_shared_env: AtomicBool,
+    /// The revision pinned for 2026-07-28 requests, if any.
+    pinned: Option<ProtocolVersion>,
+    /// The probe's answer (see [`probe`]); `None` until a probe succeeds.
+    revisions: tokio::sync::Mutex<Option<Vec<String>>>,
 }
 
 impl fmt::Debug for StdioBackend {
@@ -180,6 +207,7 @@ impl StdioBackend {
         inherit: Vec<String>,
         session_env: SessionEnv,
         request_timeout: Option<Duration>,
+        pinned: Option<ProtocolVersion>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -193,6 +221,8 @@ impl StdioBackend {
                 shared: Mutex::new(None),
                 next_session: AtomicU64::new(0),
                 warned_shared_env: AtomicBool::new(false),
+                pinned,
+                revisions: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -249,6 +279,15 @@ impl Inner {
         let session = self.session_env.resolve(&ctx.extensions, upstream);
         let env = child_environment(&self.inherit, &self.env, &session);
         let child = process::spawn(&self.spec, &env, &self.registry)?;
+        engine::start(child, true, self.request_timeout)
+            .open_session(self.session_key())
+            .ok_or_else(|| BackendError::Unavailable("the backend process ended at once".into()))
+    }
+
+    /// A per-session child with no session variables, for the protocol probe.
+    fn connect_probe(&self) -> Result<Connection, BackendError> {
+        let env = child_environment(&self.inherit, &self.env, &BTreeMap::new());
+        let child = process::spawn_probe(&self.spec, &env, &self.registry)?;
         engine::start(child, true, self.request_timeout)
             .open_session(self.session_key())
             .ok_or_else(|| BackendError::Unavailable("the backend process ended at once".into()))
@@ -324,6 +363,13 @@ impl Backend for StdioBackend {
                 StdioMode::Shared => inner.connect_shared(&ctx),
             }
         })
+    }
+
+    /// The revisions the child speaks on a connection: pinned, or asked
+    /// once with `server/discover` (per-session mode; see the
+    /// [module docs](self#revision-2026-07-28)).
+    fn connection_versions(&self) -> BoxFuture<'static, Result<Vec<String>, BackendError>> {
+        Box::pin(probe::connection_versions(Arc::clone(&self.inner)))
     }
 
     /// Ready when the program resolves (an existing executable path, or found

@@ -131,6 +131,25 @@ pub(crate) fn spawn(
     env: &BTreeMap<OsString, OsString>,
     registry: &ChildRegistry,
 ) -> Result<ChildIo, BackendError> {
+    spawn_for(spec, env, registry, false)
+}
+
+/// [`spawn`], for the protocol probe of `probe.rs` (logged as such: it
+/// serves no session).
+pub(crate) fn spawn_probe(
+    spec: &ProcessSpec,
+    env: &BTreeMap<OsString, OsString>,
+    registry: &ChildRegistry,
+) -> Result<ChildIo, BackendError> {
+    spawn_for(spec, env, registry, true)
+}
+
+fn spawn_for(
+    spec: &ProcessSpec,
+    env: &BTreeMap<OsString, OsString>,
+    registry: &ChildRegistry,
+    probe: bool,
+) -> Result<ChildIo, BackendError> {
     if registry.is_closed() {
         return Err(BackendError::Unavailable("the backend is shut down".into()));
     }
@@ -162,13 +181,23 @@ pub(crate) fn spawn(
             "a standard stream was not captured",
         )));
     };
-    tracing::info!(
-        target: TARGET,
-        pid,
-        program = %spec.program.to_string_lossy(),
-        env = ?super::env::names(env),
-        "spawned backend process"
-    );
+    if probe {
+        tracing::info!(
+            target: TARGET,
+            pid,
+            program = %spec.program.to_string_lossy(),
+            env = ?super::env::names(env),
+            "spawned a probe of the backend's protocol revisions"
+        );
+    } else {
+        tracing::info!(
+            target: TARGET,
+            pid,
+            program = %spec.program.to_string_lossy(),
+            env = ?super::env::names(env),
+            "spawned backend process"
+        );
+    }
 
     let terminate = CancellationToken::new();
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);

@@ -7,10 +7,13 @@
 //! ([`sessionless`](super::StreamableHttp::sessionless)`(false)` turns them
 //! off). A backend that speaks 2026-07-28 itself
 //! ([`Backend::protocol_versions`]: an upstream whose `server/discover` says
-//! so) gets them as they are (`passthrough.rs`). Every other backend speaks
-//! the handshake revisions (stdio and rmcp, for now), so each such request
-//! is bridged over a backend link taken from a pool of warm ones
-//! (`pool.rs`):
+//! so) gets them as they are (`passthrough.rs`). A backend whose connections
+//! speak it ([`Backend::connection_versions`]: a per-session stdio child
+//! whose `server/discover` says so) gets them as they are over a pooled
+//! connection that never saw `initialize` (`direct.rs`). Every other backend
+//! speaks the handshake revisions (rmcp, older stdio servers, for now), so
+//! each such request is bridged over a backend link taken from a pool of
+//! warm ones (`pool.rs`):
 //!
 //! 1. check out a link for the request's key (its principal, captured
 //!    parameters and declared client capabilities; see `pool.rs`): an idle
@@ -86,6 +89,7 @@ use crate::{
 use crate::protocol::META_CLIENT_CAPABILITIES;
 pub use crate::protocol::{META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO};
 
+mod direct;
 mod input;
 mod listen;
 mod passthrough;
@@ -134,6 +138,9 @@ pub(crate) async fn serve<B: Backend>(
 ) -> Response {
     if passthrough::speaks_2026(backend).await {
         return passthrough::serve(backend, parts, mcp, in_flight).await;
+    }
+    if direct::speaks_2026(backend).await {
+        return direct::serve(backend, pool, config, parts, mcp, in_flight).await;
     }
     let request = match mcp.into_payload() {
         Payload::Single(Message::Request(r)) => r,
@@ -240,10 +247,36 @@ pub(crate) async fn serve<B: Backend>(
         method: request.method.clone(),
         principal,
     };
+    let mut request = request;
+    strip_envelope(&mut request);
     if link.send(Message::Request(request)).await.is_err() {
         return backend_unavailable(id);
     }
     relay(config, link, call).await
+}
+
+/// Removes the 2026-07-28 envelope (`_meta` protocol version, client info
+/// and capabilities) from a request bridged onto a handshake session: it is
+/// not part of the revision the backend is spoken to at, and a server that
+/// speaks both eras refuses it on a handshake connection. The rest of
+/// `_meta` (a progress token) stays.
+fn strip_envelope(request: &mut jsonrpc::Request) {
+    let Some(Value::Object(params)) = request.params.as_mut() else {
+        return;
+    };
+    let Some(Value::Object(meta)) = params.get_mut("_meta") else {
+        return;
+    };
+    for key in [
+        META_PROTOCOL_VERSION,
+        META_CLIENT_INFO,
+        META_CLIENT_CAPABILITIES,
+    ] {
+        meta.remove(key);
+    }
+    if meta.is_empty() {
+        params.remove("_meta");
+    }
 }
 
 /// Relays what the backend sends for `call` until its end: the response,
@@ -680,4 +713,39 @@ fn backend_unavailable(id: RequestId) -> Response {
         Some(id),
         ErrorObject::new(codes::INTERNAL_ERROR, "MCP backend unavailable"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bridged_request_loses_the_2026_envelope_and_keeps_the_rest() {
+        let mut request = jsonrpc::Request {
+            id: RequestId::Number(1),
+            method: "tools/call".into(),
+            params: Some(
+                json!({"name": "echo", "arguments": {"text": "x"}, "_meta": {
+                    META_PROTOCOL_VERSION: "2026-07-28",
+                    META_CLIENT_INFO: {"name": "c", "version": "1"},
+                    META_CLIENT_CAPABILITIES: {},
+                    "progressToken": 7,
+                }}),
+            ),
+        };
+        strip_envelope(&mut request);
+        assert_eq!(
+            request.params,
+            Some(
+                json!({"name": "echo", "arguments": {"text": "x"}, "_meta": {"progressToken": 7}})
+            )
+        );
+        let mut bare = jsonrpc::Request {
+            id: RequestId::Number(2),
+            method: "tools/list".into(),
+            params: Some(json!({"_meta": {META_PROTOCOL_VERSION: "2026-07-28"}})),
+        };
+        strip_envelope(&mut bare);
+        assert_eq!(bare.params, Some(json!({})));
+    }
 }

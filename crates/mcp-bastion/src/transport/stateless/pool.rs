@@ -16,7 +16,10 @@
 //!   gets its environment from them), and the client capabilities the link
 //!   is initialized with (`elicitation`, `sampling`, `roots` of the request's
 //!   `_meta` client capabilities, as declared). Two requests that differ in
-//!   any of them never share a link. The key holds the exact bytes, not a
+//!   any of them never share a link. A link that carries 2026-07-28 requests
+//!   as they are (a backend whose connections speak that revision, see
+//!   `direct.rs`) has a key of its own kind, without capabilities
+//!   ([`PoolKey::direct`]). The key holds the exact bytes, not a
 //!   digest (no collisions), and its `Debug` shows none of them.
 //! - **Checkout** ([`Pool::checkout`]): one request at a time per link (a
 //!   backend's own requests and notifications cannot be attributed to one
@@ -169,6 +172,20 @@ impl PoolKey {
                 canonical(&mut out, v);
             }
         }
+        Self(out.into())
+    }
+}
+
+impl PoolKey {
+    /// The key of a 2026-07-28 request sent to the backend as it is
+    /// (`direct.rs`): its principal and captured parameters, as
+    /// [`of`](Self::of), and no capabilities (such a link is never
+    /// initialized with them). It never equals a bridged link's key: the
+    /// backend may bind a connection to the protocol era of its first
+    /// request.
+    pub(crate) fn direct(extensions: &http::Extensions) -> Self {
+        let mut out = Self::of(extensions, &Map::new()).0.to_vec();
+        out.push(8);
         Self(out.into())
     }
 }

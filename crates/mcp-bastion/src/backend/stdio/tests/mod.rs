@@ -3,6 +3,7 @@
 
 mod logging;
 mod per_session;
+mod probe;
 mod shared;
 
 use std::{sync::OnceLock, time::Duration};

@@ -419,3 +419,20 @@ fn keys_tell_principals_params_and_capabilities_apart() {
         "PoolKey(..)"
     );
 }
+
+#[test]
+fn direct_keys_are_per_principal_and_never_a_bridged_links() {
+    let ext = |subject: &str| {
+        let mut ext = http::Extensions::new();
+        ext.insert(Principal::new(subject));
+        ext
+    };
+    let alice = PoolKey::direct(&ext("alice"));
+    assert_eq!(alice, PoolKey::direct(&ext("alice")));
+    assert_ne!(alice, PoolKey::direct(&ext("bob")));
+    assert_ne!(alice, key("alice"), "a bridged link is initialized");
+    assert_ne!(
+        PoolKey::direct(&http::Extensions::new()),
+        PoolKey::of(&http::Extensions::new(), &Map::new())
+    );
+}
