@@ -89,6 +89,7 @@ pub mod linger;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod net;
+pub mod otel;
 pub mod prelude;
 pub mod principal;
 pub mod protocol;

@@ -392,7 +392,8 @@ impl Link {
         self.declared = declared;
     }
 
-    async fn send(&self, message: Message) -> Result<(), ()> {
+    async fn send(&self, mut message: Message) -> Result<(), ()> {
+        crate::otel::inject_current(&mut message);
         self.conn.outgoing.send(message).await.map_err(|_| ())
     }
 
