@@ -142,7 +142,7 @@ fn parse_traceparent(value: &str) -> (String, String) {
     (parts[1].to_owned(), parts[2].to_owned())
 }
 
-fn find<'a>(spans: &'a [Value], what: impl Fn(&Value) -> bool) -> &'a Value {
+fn find(spans: &[Value], what: impl Fn(&Value) -> bool) -> &Value {
     spans
         .iter()
         .find(|s| what(s))

@@ -68,6 +68,17 @@ pub(crate) fn settings(
         }
         None => return Ok(None),
     };
+    if protocol == OtlpProtocol::Grpc
+        && endpoint
+            .as_deref()
+            .is_some_and(|e| e.trim_start().to_ascii_lowercase().starts_with("https:"))
+    {
+        return Err(
+            "--otlp-endpoint https://…: gRPC export is plaintext in this build; \
+                    use --otlp-protocol http-protobuf for a TLS collector"
+                .into(),
+        );
+    }
     Ok(Some(ExportSettings { endpoint, protocol }))
 }
 
@@ -344,6 +355,14 @@ mod tests {
                 env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])
             )
             .is_err()
+        );
+        assert!(
+            settings(
+                &general(Some("https://c:4317"), Some(OtlpProtocol::Grpc)),
+                env(&[])
+            )
+            .is_err(),
+            "gRPC is plaintext only"
         );
     }
 

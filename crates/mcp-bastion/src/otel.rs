@@ -233,6 +233,14 @@ mod enabled {
         }
     }
 
+    #[cfg(test)]
+    pub(super) fn remote_parent_for_tests(
+        headers: &http::HeaderMap,
+        mcp: Option<&McpRequest>,
+    ) -> Option<Context> {
+        remote_parent(headers, mcp)
+    }
+
     /// The caller's span context: `_meta` first (the MCP conventions), then
     /// the HTTP headers; `None` when neither holds a valid `traceparent`.
     fn remote_parent(headers: &http::HeaderMap, mcp: Option<&McpRequest>) -> Option<Context> {
@@ -470,5 +478,112 @@ mod enabled {
                 fail(&self.span, status.as_u16().to_string());
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "otel"))]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use serde_json::json;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+    use crate::jsonrpc::{ErrorObject, Request, RequestId, Response};
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    /// A subscriber exporting nowhere, but giving spans real contexts.
+    fn otel_on() -> tracing::subscriber::DefaultGuard {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(layer(provider.tracer("test")));
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn tool_call(meta: serde_json::Value) -> Message {
+        Message::Request(Request {
+            id: RequestId::Number(7),
+            method: "tools/call".into(),
+            params: Some(json!({"name": "echo", "_meta": meta})),
+        })
+    }
+
+    fn meta_traceparent(message: &Message) -> String {
+        message.params().unwrap()["_meta"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_backend_call_carries_its_own_span_of_the_request_trace_in_meta() {
+        let _guard = otel_on();
+        let request = tracing::info_span!("mcp.request");
+        let headers = http::HeaderMap::from_iter([(
+            http::header::HeaderName::from_static("traceparent"),
+            http::HeaderValue::from_str(&format!("00-{TRACE}-00f067aa0ba902b7-01")).unwrap(),
+        )]);
+        server_span(&request, &headers, None);
+        assert_eq!(
+            format!("{}", request.context().span().span_context().trace_id()),
+            TRACE
+        );
+        let calls = BackendCalls::default();
+        // the client's own `_meta` trace context is replaced, other keys stay
+        let mut message = tool_call(json!({"traceparent": "00-x-y-01", "progressToken": 1}));
+        request.in_scope(|| calls.start(&mut message));
+        let traceparent = meta_traceparent(&message);
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(parts[1], TRACE);
+        let request_span_id = format!("{}", request.context().span().span_context().span_id());
+        assert_ne!(
+            parts[2], request_span_id,
+            "the backend call has a span of its own"
+        );
+        assert_eq!(message.params().unwrap()["_meta"]["progressToken"], 1);
+        assert_eq!(calls.calls.lock().unwrap().len(), 1);
+        // the answer ends it
+        calls.finish(&Message::Response(Response {
+            id: Some(RequestId::Number(7)),
+            outcome: Err(ErrorObject::new(-32602, "bad")),
+        }));
+        assert!(calls.calls.lock().unwrap().is_empty());
+        // and the upstream sends the same context as headers
+        let headers = meta_headers(&message);
+        assert_eq!(headers[0].0, "traceparent");
+        assert_eq!(headers[0].1.to_str().unwrap(), traceparent);
+    }
+
+    #[test]
+    fn meta_wins_over_the_header_and_a_malformed_traceparent_is_no_parent() {
+        let header = http::HeaderMap::from_iter([(
+            http::header::HeaderName::from_static("traceparent"),
+            http::HeaderValue::from_static(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        )]);
+        let mcp = |meta: serde_json::Value| {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}});
+            crate::inspect::McpRequest::parse(
+                &http::HeaderMap::new(),
+                None,
+                bytes::Bytes::from(body.to_string()),
+            )
+            .unwrap()
+        };
+        let from_meta = mcp(json!({"traceparent": format!("00-{TRACE}-00f067aa0ba902b7-01")}));
+        let cx = enabled::remote_parent_for_tests(&header, Some(&from_meta)).unwrap();
+        assert_eq!(format!("{}", cx.span().span_context().trace_id()), TRACE);
+        let malformed = mcp(json!({"traceparent": "not-a-trace"}));
+        let cx = enabled::remote_parent_for_tests(&header, Some(&malformed)).unwrap();
+        assert_eq!(
+            format!("{}", cx.span().span_context().trace_id()),
+            "0af7651916cd43dd8448eb211c80319c",
+            "a malformed _meta falls back to the header"
+        );
+        assert!(
+            enabled::remote_parent_for_tests(&http::HeaderMap::new(), Some(&malformed)).is_none()
+        );
     }
 }
