@@ -10,9 +10,14 @@
 //!   `params._meta.traceparent`. A 2026-07-28 request's `_meta.traceparent` is the parent too
 //!   (it wins over the header), and the bridged child sees the trace continue. The spans arrive
 //!   although the batch delay is an hour: they are flushed at shutdown.
+//!   A JSON-RPC error answer sets `error.type` and the status ERROR on both spans.
 //! - upstream backend (server-everything over Streamable HTTP behind a recording proxy): the
 //!   upstream receives a `traceparent` header whose trace id is the client's and whose parent is
 //!   the backend call's span in that trace.
+//! - 2026-07-28 pass-through (the Python SDK's 2026 server, `tests/clients/py_2026_server.py`,
+//!   behind the recording proxy): the upstream receives the trace context of the proxy's CLIENT
+//!   span in the `traceparent` header (the body's `params._meta` gets the same: a unit test of
+//!   `mcp_bastion::otel` covers that rewrite).
 
 #![allow(clippy::unwrap_used)]
 
@@ -77,7 +82,8 @@ impl Receiver {
     }
 }
 
-/// One POST to the proxy: status, headers, the JSON answer (`Null` for none).
+/// One POST to the proxy: status, headers, the JSON-RPC answer (of a JSON or an SSE body;
+/// `Null` for none).
 fn post(
     url: &str,
     headers: &[(&str, &str)],
@@ -100,11 +106,12 @@ fn post(
         let status = res.status().as_u16();
         let headers = res.headers().clone();
         let text = res.text().await.unwrap();
-        (
-            status,
-            headers,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        )
+        let answer = tests::sse::json_messages(&text)
+            .await
+            .into_iter()
+            .find(|m| m.get("id").is_some())
+            .unwrap_or(Value::Null);
+        (status, headers, answer)
     })
 }
 
@@ -202,6 +209,18 @@ fn a_tool_call_through_a_stdio_child_is_one_trace_from_the_client_into_the_child
     assert_eq!(status, 200, "{answer}");
     let child_meta = echoed_meta(&answer);
 
+    // a JSON-RPC error from the child
+    let (status, _, error) = post(
+        &url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 4, "method": "resources/list", "params": {}}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(error["error"]["code"], -32601, "{error}");
+
     // a 2026-07-28 request: the trace context in `_meta` (which wins over the header)
     let meta_trace = "0af7651916cd43dd8448eb211c80319c";
     let meta_span = "b7ad6b7169203331";
@@ -278,6 +297,17 @@ fn a_tool_call_through_a_stdio_child_is_one_trace_from_the_client_into_the_child
         "{parent} not in {in_trace:?}"
     );
 
+    // the error answer marks both the backend call and the request
+    for kind in ["SERVER", "CLIENT"] {
+        let failed = find(&spans, |s| {
+            s["kind"] == kind && s["attributes"]["jsonrpc.request.id"] == "4"
+        });
+        assert_eq!(failed["name"], "resources/list");
+        assert_eq!(failed["status"], "ERROR", "{failed:#}");
+        assert_eq!(attr(failed, "error.type"), "-32601");
+        assert_eq!(attr(failed, "rpc.response.status_code"), "-32601");
+    }
+
     // never the session id itself
     let all = std::fs::read_to_string(&receiver.out).unwrap();
     assert!(!all.contains(&session), "the session id was exported");
@@ -349,4 +379,73 @@ fn the_upstream_receives_the_trace_context_of_the_backend_call() {
             && s["parent_span_id"] == server["span_id"]
     });
     assert_eq!(upstream_parent, call["span_id"].as_str().unwrap());
+}
+
+#[test]
+fn a_2026_pass_through_carries_the_trace_context_to_the_upstream() {
+    let upstream = Server::spawn(
+        "py-2026-upstream",
+        Path::new(&python()),
+        &[clients_dir()
+            .join("py_2026_server.py")
+            .display()
+            .to_string()],
+    );
+    let recorder = RecordingProxy::start(upstream.base_url().to_owned());
+    let receiver = Receiver::start("passthru");
+    let mut bastion = Server::bastion_args_with_env(
+        &[
+            "--upstream",
+            &recorder.url("/mcp"),
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--shutdown-timeout",
+            "1",
+        ],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let (status, _, answer) = post(
+        &bastion.url("/mcp"),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"text": "hi"},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "otel-test", "version": "1"},
+            "traceparent": traceparent(TRACE_ID, CLIENT_SPAN),
+        }}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["result"].is_object(), "{answer}");
+
+    let seen = recorder.seen();
+    let call = seen
+        .iter()
+        .find(|s| s.method == "POST" && s.header("mcp-method") == Some("tools/call"))
+        .unwrap_or_else(|| panic!("no tools/call reached the upstream: {seen:#?}"));
+    let (trace, upstream_parent) = parse_traceparent(call.header("traceparent").unwrap());
+    assert_eq!(trace, TRACE_ID);
+
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
+    let server = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
+    });
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    let backend = find(&spans, |s| {
+        s["kind"] == "CLIENT"
+            && s["trace_id"] == TRACE_ID
+            && s["parent_span_id"] == server["span_id"]
+    });
+    assert_eq!(backend["name"], "tools/call echo");
+    assert_eq!(upstream_parent, backend["span_id"].as_str().unwrap());
 }

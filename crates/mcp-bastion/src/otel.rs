@@ -229,7 +229,10 @@ mod enabled {
 
     impl Injector for Fields {
         fn set(&mut self, key: &str, value: String) {
-            self.0.insert(key.to_owned(), value);
+            // an empty `tracestate` is left out rather than sent empty
+            if !value.is_empty() {
+                self.0.insert(key.to_owned(), value);
+            }
         }
     }
 
@@ -553,6 +556,30 @@ mod tests {
         let headers = meta_headers(&message);
         assert_eq!(headers[0].0, "traceparent");
         assert_eq!(headers[0].1.to_str().unwrap(), traceparent);
+    }
+
+    #[test]
+    fn a_pass_through_body_gets_the_calls_trace_context_in_meta_and_nothing_else() {
+        let _guard = otel_on();
+        let request = tracing::info_span!("mcp.request");
+        let call = request
+            .in_scope(|| Outbound::start(Some("tools/call"), Some("echo")))
+            .unwrap();
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "echo", "arguments": {"a": 1},
+            "_meta": {"traceparent": "00-client-trace-01", "tracestate": "c=1", "k": "v"}}});
+        let out: serde_json::Value =
+            serde_json::from_slice(&call.rewrite_body(body.to_string().as_bytes()).unwrap())
+                .unwrap();
+        let (headers, mut expected) = (call.headers(), body.clone());
+        let traceparent = headers.iter().find(|(k, _)| k == "traceparent").unwrap();
+        expected["params"]["_meta"] =
+            json!({"k": "v", "traceparent": traceparent.1.to_str().unwrap()});
+        assert_eq!(out, expected);
+        assert!(
+            call.rewrite_body(b"[1, 2]").is_none(),
+            "a batch goes as it is"
+        );
     }
 
     #[test]
