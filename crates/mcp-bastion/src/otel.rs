@@ -103,7 +103,9 @@ impl BackendCalls {
     /// the request's span).
     pub(crate) fn finish(&self, message: &Message) {
         #[cfg(feature = "otel")]
-        if let Message::Response(crate::jsonrpc::Response { id: Some(id), .. }) = message {
+        if is_enabled()
+            && let Message::Response(crate::jsonrpc::Response { id: Some(id), .. }) = message
+        {
             let call = {
                 let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
                 if calls.is_empty() {
