@@ -4,7 +4,7 @@ as one JSON line to the file named by argv[1]:
 
     {"service": ..., "trace_id": hex, "span_id": hex, "parent_span_id": hex or "",
      "name": ..., "kind": "SERVER" | "CLIENT" | ..., "status": "OK" | "ERROR" | "UNSET",
-     "attributes": {key: value}}
+     "attributes": {key: value}, "events": [{"name": ..., "attributes": {key: value}}]}
 
 Listens on 127.0.0.1:0 and prints `otlp receiver listening on http://127.0.0.1:PORT` on stderr.
 """
@@ -66,6 +66,10 @@ class Handler(BaseHTTPRequestHandler):
                                     "STATUS_CODE_"
                                 ),
                                 "attributes": attributes(span.attributes),
+                                "events": [
+                                    {"name": e.name, "attributes": attributes(e.attributes)}
+                                    for e in span.events
+                                ],
                             }
                         )
                     )

@@ -1,6 +1,7 @@
 //! OpenTelemetry export of the `mcp-bastion` binary (`--otlp-endpoint`), against a real OTLP/HTTP
-//! receiver: `tests/clients/otlp_receiver.py`, which decodes what arrives with the official
-//! `opentelemetry-proto` package and writes the spans as JSON lines.
+//! receiver ([`tests::otlp::Receiver`]: `tests/clients/otlp_receiver.py`, which decodes what
+//! arrives with the official `opentelemetry-proto` package and writes the spans as JSON lines).
+//! (The secrets sweep, `tests/tests/auth/sweep.rs`, searches the exported spans too.)
 //!
 //! - stdio backend (`tests/clients/meta_echo_server.py`, a child that answers a tool call with
 //!   the `_meta` it received): a `tools/call` with a client `traceparent` header gives a SERVER
@@ -21,66 +22,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
-};
+use std::path::Path;
 
 use serde_json::{Value, json};
 use tests::{
-    Server, clients_dir, python,
+    Server, clients_dir,
+    otlp::Receiver,
+    python,
     upstream::{Everything, Mode, RecordingProxy},
 };
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
-
-/// The receiver, writing spans to a file in a fresh temporary directory.
-struct Receiver {
-    server: Server,
-    out: PathBuf,
-}
-
-impl Receiver {
-    fn start(tag: &str) -> Receiver {
-        let dir =
-            std::env::temp_dir().join(format!("mcp-bastion-otel-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("spans.jsonl");
-        let script = clients_dir().join("otlp_receiver.py");
-        let server = Server::spawn(
-            "otlp-receiver",
-            Path::new(&python()),
-            &[script.display().to_string(), out.display().to_string()],
-        );
-        Receiver { server, out }
-    }
-
-    fn endpoint(&self) -> String {
-        self.server.base_url().to_owned()
-    }
-
-    fn spans(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    /// The spans, once one matching `what` has arrived.
-    fn wait_for(&self, what: impl Fn(&Value) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let spans = self.spans();
-            if spans.iter().any(&what) || Instant::now() > deadline {
-                return spans;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
 
 /// One POST to the proxy: status, headers, the JSON-RPC answer (of a JSON or an SSE body;
 /// `Null` for none).
@@ -309,7 +262,7 @@ fn a_tool_call_through_a_stdio_child_is_one_trace_from_the_client_into_the_child
     }
 
     // never the session id itself
-    let all = std::fs::read_to_string(&receiver.out).unwrap();
+    let all = receiver.text();
     assert!(!all.contains(&session), "the session id was exported");
 }
 

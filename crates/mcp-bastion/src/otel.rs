@@ -278,15 +278,21 @@ mod enabled {
 
     /// Names the request span, gives it its parent and attributes (see the
     /// [module docs](super)).
-    pub(crate) fn server_span(span: &Span, headers: &http::HeaderMap, mcp: Option<&McpRequest>) {
+    pub(crate) fn server_span(
+        span: &Span,
+        http_method: &http::Method,
+        headers: &http::HeaderMap,
+        mcp: Option<&McpRequest>,
+    ) {
         if let Some(parent) = remote_parent(headers, mcp) {
             let _ = span.set_parent(parent);
         }
         span.record("otel.kind", "server");
         span.set_attribute("network.transport", "tcp");
         span.set_attribute("network.protocol.name", "http");
+        // no JSON-RPC body (a GET stream, a DELETE): named by the HTTP method
         let Some(mcp) = mcp else {
-            span.record("otel.name", "mcp");
+            span.record("otel.name", http_method.as_str());
             return;
         };
         let method = mcp.method().unwrap_or("batch");
@@ -529,7 +535,7 @@ mod tests {
             http::header::HeaderName::from_static("traceparent"),
             http::HeaderValue::from_str(&format!("00-{TRACE}-00f067aa0ba902b7-01")).unwrap(),
         )]);
-        server_span(&request, &headers, None);
+        server_span(&request, &http::Method::POST, &headers, None);
         assert_eq!(
             format!("{}", request.context().span().span_context().trace_id()),
             TRACE

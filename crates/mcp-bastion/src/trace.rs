@@ -123,7 +123,12 @@ where
         }
         #[cfg(feature = "otel")]
         if crate::otel::is_enabled() {
-            crate::otel::server_span(&span, req.headers(), req.extensions().get::<McpRequest>());
+            crate::otel::server_span(
+                &span,
+                req.method(),
+                req.headers(),
+                req.extensions().get::<McpRequest>(),
+            );
         }
         TraceFuture {
             inner: self.inner.call(req).instrument(span),
