@@ -1,7 +1,8 @@
 //! A real OTLP/HTTP trace receiver: `tests/clients/otlp_receiver.py`, which decodes what arrives
 //! at `/v1/traces` with the official `opentelemetry-proto` package and writes each span as a JSON
 //! line (`trace_id`, `span_id`, `parent_span_id`, `name`, `kind`, `status`, `attributes`,
-//! `events`, the resource's `service`).
+//! `events`, the resource's `service`); or, started with [`Receiver::start_grpc`], the same over
+//! OTLP/gRPC.
 #![allow(
     clippy::unwrap_used,
     reason = "test fixtures: a failure is a test failure"
@@ -24,8 +25,17 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts it; `tag` names its directory.
+    /// Starts it (OTLP/HTTP, protobuf); `tag` names its directory.
     pub fn start(tag: &str) -> Receiver {
+        Receiver::start_with(tag, &[])
+    }
+
+    /// Starts it as an OTLP/gRPC receiver (`grpcio`).
+    pub fn start_grpc(tag: &str) -> Receiver {
+        Receiver::start_with(tag, &["--grpc"])
+    }
+
+    fn start_with(tag: &str, extra: &[&str]) -> Receiver {
         let dir =
             std::env::temp_dir().join(format!("mcp-bastion-otlp-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -35,7 +45,10 @@ impl Receiver {
         let server = Server::spawn(
             "otlp-receiver",
             Path::new(&python()),
-            &[script.display().to_string(), out.display().to_string()],
+            &[script.display().to_string(), out.display().to_string()]
+                .into_iter()
+                .chain(extra.iter().map(|a| (*a).to_owned()))
+                .collect::<Vec<_>>(),
         );
         Receiver { server, out }
     }

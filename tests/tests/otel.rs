@@ -15,6 +15,8 @@
 //! - upstream backend (server-everything over Streamable HTTP behind a recording proxy): the
 //!   upstream receives a `traceparent` header whose trace id is the client's and whose parent is
 //!   the backend call's span in that trace.
+//! - gRPC export (`--otlp-protocol grpc`, to the receiver's gRPC mode): the same request span,
+//!   child of the client's.
 //! - 2026-07-28 pass-through (the Python SDK's 2026 server, `tests/clients/py_2026_server.py`,
 //!   behind the recording proxy): the upstream receives the trace context of the proxy's CLIENT
 //!   span in the `traceparent` header (the body's `params._meta` gets the same: a unit test of
@@ -401,4 +403,53 @@ fn a_2026_pass_through_carries_the_trace_context_to_the_upstream() {
     });
     assert_eq!(backend["name"], "tools/call echo");
     assert_eq!(upstream_parent, backend["span_id"].as_str().unwrap());
+}
+
+#[test]
+fn spans_are_exported_over_grpc_too() {
+    let receiver = Receiver::start_grpc("grpc");
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--otlp-protocol",
+            "grpc",
+            "--json-response",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &[
+            python(),
+            clients_dir()
+                .join("meta_echo_server.py")
+                .display()
+                .to_string(),
+        ],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let url = bastion.url("/mcp");
+    let session = open_session(&url);
+    let (status, _, answer) = post(
+        &url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
+        ],
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "echo_meta", "arguments": {}}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
+    let server = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
+    });
+    assert_eq!(server["name"], "tools/call echo_meta");
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    assert_eq!(server["service"], "mcp-bastion");
 }
