@@ -1,6 +1,7 @@
 """A tiny stdio MCP server (newline-delimited JSON-RPC, no SDK: nothing between the wire and the
-test) with one tool, `echo_meta`, whose result is the `params._meta` object of the request it
-received, as JSON text: the test reads what a backend child sees of the trace context."""
+test) with a tool `echo_meta`, whose result is the `params._meta` object of the request it
+received, as JSON text (the test reads what a backend child sees of the trace context), and a
+tool `fail`, whose result is a tool error (`isError: true`)."""
 
 import json
 import sys
@@ -25,6 +26,8 @@ for line in sys.stdin:
                 {"name": "echo_meta", "description": "echoes _meta", "inputSchema": {"type": "object"}}
             ]
         }
+    elif method == "tools/call" and params.get("name") == "fail":
+        result = {"content": [{"type": "text", "text": "failed"}], "isError": True}
     elif method == "tools/call":
         text = json.dumps(params.get("_meta", {}))
         result = {"content": [{"type": "text", "text": text}], "isError": False}

@@ -11,7 +11,8 @@
 //!   `params._meta.traceparent`. A 2026-07-28 request's `_meta.traceparent` is the parent too
 //!   (it wins over the header), and the bridged child sees the trace continue. The spans arrive
 //!   although the batch delay is an hour: they are flushed at shutdown.
-//!   A JSON-RPC error answer sets `error.type` and the status ERROR on both spans.
+//!   A JSON-RPC error answer sets `error.type` (the code) and the status ERROR on both spans, a
+//!   tool error `error.type = tool_error`.
 //! - upstream backend (server-everything over Streamable HTTP behind a recording proxy): the
 //!   upstream receives a `traceparent` header whose trace id is the client's and whose parent is
 //!   the backend call's span in that trace.
@@ -176,6 +177,19 @@ fn a_tool_call_through_a_stdio_child_is_one_trace_from_the_client_into_the_child
     assert_eq!(status, 200);
     assert_eq!(error["error"]["code"], -32601, "{error}");
 
+    // a tool error
+    let (status, _, failed) = post(
+        &url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+               "params": {"name": "fail", "arguments": {}}}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(failed["result"]["isError"], true, "{failed}");
+
     // a 2026-07-28 request: the trace context in `_meta` (which wins over the header)
     let meta_trace = "0af7651916cd43dd8448eb211c80319c";
     let meta_span = "b7ad6b7169203331";
@@ -262,6 +276,14 @@ fn a_tool_call_through_a_stdio_child_is_one_trace_from_the_client_into_the_child
         assert_eq!(attr(failed, "error.type"), "-32601");
         assert_eq!(attr(failed, "rpc.response.status_code"), "-32601");
     }
+
+    // a tool error is `tool_error`
+    let tool_failed = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["attributes"]["jsonrpc.request.id"] == "6"
+    });
+    assert_eq!(tool_failed["name"], "tools/call fail");
+    assert_eq!(tool_failed["status"], "ERROR");
+    assert_eq!(attr(tool_failed, "error.type"), "tool_error");
 
     // never the session id itself
     let all = receiver.text();
