@@ -3,7 +3,7 @@
 //!
 //! The exporter belongs to the application (the `mcp-bastion` binary builds
 //! an OTLP one from `--otlp-endpoint` and the `OTEL_*` variables). Install
-//! its tracer with [`layer`] (a `tracing-opentelemetry` layer that also turns
+//! its tracer with `layer` (a `tracing-opentelemetry` layer that also turns
 //! on what this module adds; without it nothing here runs and logs stay as
 //! they are):
 //!
@@ -20,7 +20,7 @@
 //! ```
 //!
 //! With it on:
-//! - the request span of [`McpTraceLayer`](crate::trace::McpTraceLayer)
+//! - the request span of `McpTraceLayer`
 //!   (`mcp.request`) is a SERVER span named `{mcp.method.name} {target}`
 //!   (`tools/call echo`), whose parent is the caller's W3C trace context:
 //!   `params._meta.traceparent`/`tracestate` of the request (the MCP
@@ -48,7 +48,7 @@ use crate::jsonrpc::Message;
 #[cfg(feature = "otel")]
 pub use enabled::layer;
 
-/// Whether [`layer`] was installed in this process.
+/// Whether `layer` (feature `otel`) was installed in this process.
 pub fn is_enabled() -> bool {
     #[cfg(feature = "otel")]
     {

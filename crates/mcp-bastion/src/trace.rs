@@ -13,7 +13,7 @@
 //! the session id only as a fingerprint (a session id lets whoever holds it
 //! speak in that session).
 //!
-//! With OpenTelemetry on (feature `otel`, [`crate::otel::layer`]) the span
+//! With OpenTelemetry on (feature `otel`, `crate::otel::layer`) the span
 //! is also exported: a SERVER span named like `tools/call echo`, child of
 //! the caller's W3C trace context, with the MCP semantic-convention
 //! attributes (see [`crate::otel`]).
