@@ -12,7 +12,7 @@
 //!   (it wins over the header), and the bridged child sees the trace continue. The spans arrive
 //!   although the batch delay is an hour: they are flushed at shutdown.
 //!   A JSON-RPC error answer sets `error.type` (the code) and the status ERROR on both spans, a
-//!   tool error `error.type = tool_error`.
+//!   tool error `error.type = tool_error`, an HTTP refusal (404, unknown session) its status.
 //! - upstream backend (server-everything over Streamable HTTP behind a recording proxy): the
 //!   upstream receives a `traceparent` header whose trace id is the client's and whose parent is
 //!   the backend call's span in that trace.
@@ -190,6 +190,17 @@ fn a_tool_call_through_a_stdio_child_is_one_trace_from_the_client_into_the_child
     assert_eq!(status, 200);
     assert_eq!(failed["result"]["isError"], true, "{failed}");
 
+    // an HTTP refusal: an unknown session
+    let (status, _, _) = post(
+        &url,
+        &[
+            ("mcp-session-id", "no-such-session"),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {}}),
+    );
+    assert_eq!(status, 404);
+
     // a 2026-07-28 request: the trace context in `_meta` (which wins over the header)
     let meta_trace = "0af7651916cd43dd8448eb211c80319c";
     let meta_span = "b7ad6b7169203331";
@@ -284,6 +295,13 @@ fn a_tool_call_through_a_stdio_child_is_one_trace_from_the_client_into_the_child
     assert_eq!(tool_failed["name"], "tools/call fail");
     assert_eq!(tool_failed["status"], "ERROR");
     assert_eq!(attr(tool_failed, "error.type"), "tool_error");
+
+    // an HTTP refusal is its status
+    let refused = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["attributes"]["jsonrpc.request.id"] == "7"
+    });
+    assert_eq!(refused["status"], "ERROR");
+    assert_eq!(attr(refused, "error.type"), "404");
 
     // never the session id itself
     let all = receiver.text();
