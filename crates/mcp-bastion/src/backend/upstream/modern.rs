@@ -7,6 +7,9 @@
 //! byte, its MCP protocol headers (`MCP-Protocol-Version`, `Mcp-Method`,
 //! `Mcp-Name`, `Mcp-Param-*`, checked against the body by the inspect layer
 //! before), and the operator's credentials, as for every upstream request.
+//! (With OpenTelemetry on, feature `otel`, the one change: the trace context
+//! of the proxy's span for the call replaces the client's in
+//! `params._meta` and goes in `traceparent`/`tracestate` headers too.)
 //! The answer's status, `Content-Type` and body (JSON, or an SSE stream:
 //! progress, an `InputRequiredResult`, a `subscriptions/listen` stream) go
 //! back unchanged; the client closing its stream drops the upstream
