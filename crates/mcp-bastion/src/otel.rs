@@ -42,6 +42,15 @@
 //!
 //! Nothing from the request's credentials, headers (other than the trace
 //! context), arguments or results becomes an attribute.
+// The propagation helpers serve the transports and the upstream backend: a
+// build without them uses only the request span's part.
+#![cfg_attr(
+    not(all(
+        any(feature = "streamable-http", feature = "sse", feature = "auth"),
+        feature = "upstream"
+    )),
+    allow(dead_code, unused_imports)
+)]
 
 use crate::jsonrpc::Message;
 
