@@ -46,6 +46,10 @@ pub enum ServerKind {
     FullStackOAuth,
     /// Target 4: rmcp's own `StreamableHttpService` over [`EchoServer`].
     Rmcp,
+    /// A server that speaks revision 2026-07-28 only, at `/mcp`: answers
+    /// `server/discover`, `tools/list` and `tools/call` of `echo` as JSON,
+    /// with no state. The upstream of the pass-through target.
+    Echo2026,
 }
 
 impl ServerKind {
@@ -58,6 +62,7 @@ impl ServerKind {
             Self::FullStack => "full-stack",
             Self::FullStackOAuth => "full-stack-oauth",
             Self::Rmcp => "rmcp",
+            Self::Echo2026 => "echo-2026",
         }
     }
 }
@@ -78,12 +83,13 @@ impl FromStr for ServerKind {
             Self::FullStack,
             Self::FullStackOAuth,
             Self::Rmcp,
+            Self::Echo2026,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
         .ok_or_else(|| {
             format!(
-                "unknown server `{s}`: axum-echo, bastion, bastion-no-events, full-stack, full-stack-oauth, rmcp"
+                "unknown server `{s}`: axum-echo, bastion, bastion-no-events, full-stack, full-stack-oauth, rmcp, echo-2026"
             )
         })
     }
@@ -98,6 +104,7 @@ pub async fn router(kind: ServerKind, addr: SocketAddr) -> Result<Router, String
         ServerKind::FullStack => full_stack(addr),
         ServerKind::FullStackOAuth => full_stack_oauth().await,
         ServerKind::Rmcp => Ok(rmcp_router()),
+        ServerKind::Echo2026 => Ok(Router::new().route("/mcp", post(echo_2026))),
     }
 }
 
@@ -115,6 +122,41 @@ async fn json_echo(Json(request): Json<Value>) -> Json<Value> {
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let params = request.get("params").cloned().unwrap_or(Value::Null);
     Json(json!({ "jsonrpc": "2.0", "id": id, "result": { "echo": params } }))
+}
+
+/// [`ServerKind::Echo2026`]'s one handler.
+async fn echo_2026(Json(request): Json<Value>) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let result = match request.get("method").and_then(Value::as_str) {
+        Some("server/discover") => json!({
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": { "tools": {} },
+            "_meta": { "io.modelcontextprotocol/serverInfo": { "name": "echo-2026", "version": "0" } },
+            "resultType": "complete",
+            "ttlMs": 0,
+            "cacheScope": "private",
+        }),
+        Some("tools/list") => json!({
+            "tools": [{ "name": "echo", "inputSchema": { "type": "object" } }],
+            "resultType": "complete",
+            "ttlMs": 0,
+            "cacheScope": "private",
+        }),
+        Some("tools/call") if request.pointer("/params/name") == Some(&json!("echo")) => {
+            let text = request
+                .pointer("/params/arguments/message")
+                .cloned()
+                .unwrap_or(Value::Null);
+            json!({ "content": [{ "type": "text", "text": text }], "resultType": "complete" })
+        }
+        _ => {
+            let error = json!({ "code": -32601, "message": "method not found" });
+            let body = json!({ "jsonrpc": "2.0", "id": id, "error": error });
+            return (http::StatusCode::NOT_FOUND, Json(body)).into_response();
+        }
+    };
+    Json(json!({ "jsonrpc": "2.0", "id": id, "result": result })).into_response()
 }
 
 fn bastion_router(event_store: bool) -> Router {

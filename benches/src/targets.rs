@@ -49,19 +49,25 @@ pub enum Target {
     ProxyPerSession,
     /// 5. the `mcp-bastion` binary, one shared stdio child.
     ProxyShared,
-    /// 5. the `mcp-bastion` binary, per-session mode, driven by revision
-    /// 2026-07-28 clients (no session) through the bridge.
+    /// 5. the `mcp-bastion` binary, per-session mode, 2026-07-28 clients.
     ProxyPerSession2026,
-    /// 5. the `mcp-bastion` binary, one shared stdio child, driven by
-    /// revision 2026-07-28 clients through the bridge.
+    /// 5. the `mcp-bastion` binary, one shared child, 2026-07-28 clients.
     ProxyShared2026,
+    /// 5. the `mcp-bastion` binary in front of `bench-server bastion`.
+    ProxyUpstream,
+    /// 5. the `mcp-bastion` binary passing 2026-07-28 requests through.
+    ///
+    /// The upstream is `bench-server echo-2026`, which speaks only that
+    /// revision; compared with [`Target::ProxyUpstream`] (2025 clients, a
+    /// 2025 upstream).
+    ProxyUpstream2026,
     /// 6. a peer proxy.
     Peer(Peer),
 }
 
 impl Target {
     /// Every target, in table order.
-    pub const ALL: [Target; 14] = [
+    pub const ALL: [Target; 16] = [
         Target::Baseline,
         Target::Bastion,
         Target::BastionNoEvents,
@@ -72,6 +78,8 @@ impl Target {
         Target::ProxyShared,
         Target::ProxyPerSession2026,
         Target::ProxyShared2026,
+        Target::ProxyUpstream,
+        Target::ProxyUpstream2026,
         Target::Peer(Peer::Supergateway),
         Target::Peer(Peer::McpProxyNpm),
         Target::Peer(Peer::McpProxyAuth),
@@ -91,6 +99,8 @@ impl Target {
             Self::ProxyShared => "bastion-shared",
             Self::ProxyPerSession2026 => "bastion-per-session-2026",
             Self::ProxyShared2026 => "bastion-shared-2026",
+            Self::ProxyUpstream => "bastion-upstream",
+            Self::ProxyUpstream2026 => "bastion-upstream-2026",
             Self::Peer(p) => p.name(),
         }
     }
@@ -105,7 +115,9 @@ impl Target {
             Self::ProxyPerSession
             | Self::ProxyShared
             | Self::ProxyPerSession2026
-            | Self::ProxyShared2026 => 5,
+            | Self::ProxyShared2026
+            | Self::ProxyUpstream
+            | Self::ProxyUpstream2026 => 5,
             Self::Peer(_) => 6,
         }
     }
@@ -131,6 +143,12 @@ impl Target {
             Self::ProxyShared2026 => {
                 "the same shared-child proxy, 2026-07-28 clients (bridge)".into()
             }
+            Self::ProxyUpstream => {
+                "`mcp-bastion` proxy in front of an upstream Streamable HTTP server".into()
+            }
+            Self::ProxyUpstream2026 => {
+                "the same, 2026-07-28 clients passed through to a 2026-07-28 upstream".into()
+            }
             Self::Peer(p) => p.label(peers),
         }
     }
@@ -148,6 +166,7 @@ impl Target {
             Self::Rmcp | Self::BastionNoEvents => &[Transport::Streamable],
             // 2026-07-28 has no legacy SSE form
             Self::ProxyPerSession2026 | Self::ProxyShared2026 => &[Transport::Streamable],
+            Self::ProxyUpstream | Self::ProxyUpstream2026 => &[Transport::Streamable],
             Self::Peer(p) => p.transports(),
             _ => &[Transport::Streamable, Transport::Sse],
         }
@@ -168,7 +187,10 @@ impl Target {
     /// Whether its clients speak revision 2026-07-28 (no `initialize`, no
     /// session: every request carries its `_meta`).
     pub fn sessionless(self) -> bool {
-        matches!(self, Self::ProxyPerSession2026 | Self::ProxyShared2026)
+        matches!(
+            self,
+            Self::ProxyPerSession2026 | Self::ProxyShared2026 | Self::ProxyUpstream2026
+        )
     }
 
     /// Headers every client request carries (API keys).
@@ -188,7 +210,9 @@ impl Target {
             Self::ProxyPerSession
             | Self::ProxyShared
             | Self::ProxyPerSession2026
-            | Self::ProxyShared2026 => {
+            | Self::ProxyShared2026
+            | Self::ProxyUpstream
+            | Self::ProxyUpstream2026 => {
                 match HeaderValue::from_str(&format!("Bearer {API_KEY}")) {
                     Ok(v) => vec![(http::header::AUTHORIZATION, v)],
                     Err(_) => Vec::new(),
@@ -238,15 +262,30 @@ impl Target {
         };
         let proxy = |mode: &str| {
             let mut c = Command::new(&tools.bastion);
-            c.args(["--listen", &listen, "--session-mode", mode]);
-            if self.sessionless() {
-                c.arg("--sessionless");
-            }
-            c
+            c.args(["--listen", &listen, "--session-mode", mode])
                 .args(["--api-key", API_KEY, "--"])
                 .arg(&tools.echo_server)
                 .env("MCP_BASTION_LOG", "warn");
             c
+        };
+        // the proxy and its upstream in one process group (one tree to
+        // measure and to stop): the upstream on a port of its own, the proxy
+        // once the upstream listens
+        let upstream = |kind: ServerKind| -> Result<Command, String> {
+            let upstream_port = free_port()?;
+            let script = format!(
+                "\"$1\" {kind} --listen 127.0.0.1:{upstream_port} &\n\
+                 until (exec 3<>/dev/tcp/127.0.0.1/{upstream_port}) 2>/dev/null; do sleep 0.05; done\n\
+                 exec \"$2\" --listen {listen} --api-key {API_KEY} --upstream http://127.0.0.1:{upstream_port}/mcp"
+            );
+            let mut c = Command::new("bash");
+            c.arg("-c")
+                .arg(script)
+                .arg("bench-upstream")
+                .arg(&tools.bench_server)
+                .arg(&tools.bastion)
+                .env("MCP_BASTION_LOG", "warn");
+            Ok(c)
         };
         Ok(match self {
             Self::Baseline => server(ServerKind::AxumEcho),
@@ -259,6 +298,8 @@ impl Target {
             Self::ProxyShared => proxy("shared"),
             Self::ProxyPerSession2026 => proxy("per-session"),
             Self::ProxyShared2026 => proxy("shared"),
+            Self::ProxyUpstream => upstream(ServerKind::Bastion)?,
+            Self::ProxyUpstream2026 => upstream(ServerKind::Echo2026)?,
             Self::Peer(p) => tools
                 .peers
                 .command(p, port, transport, &tools.echo_server)?,

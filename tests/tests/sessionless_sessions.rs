@@ -5,7 +5,8 @@
 //!   requests of one API key share it, another key has its own);
 //! - captured parameters come from each request's own URL: with `--param-env` in per-session
 //!   mode, `get-env` of a request to `/mcp?github_token=A` shows `A`, the next request to
-//!   `/mcp?github_token=B` shows `B`, and neither value reaches the logs.
+//!   `/mcp?github_token=B` shows `B` (each from a pooled child of its own, ended after
+//!   `--sessionless-idle-timeout`), and neither value reaches the logs.
 #![allow(clippy::unwrap_used, reason = "tests")]
 
 use std::time::Duration;
@@ -112,6 +113,8 @@ fn captured_parameters_come_from_each_2026_requests_own_url() {
             "per-session",
             "--param-env",
             "github_token=GITHUB_PERSONAL_ACCESS_TOKEN",
+            "--sessionless-idle-timeout",
+            "1s",
         ],
         &everything_stdio(),
     );
@@ -128,6 +131,13 @@ fn captured_parameters_come_from_each_2026_requests_own_url() {
     });
     let logs = server.logs();
     assert!(!logs.contains("ghp_sessionless"), "token in logs:\n{logs}");
-    // each request's child ends with its request
+    // each value has a pooled child of its own (never shared: the child's environment comes from
+    // it), ended once idle for the idle timeout
+    assert_eq!(
+        server.logs().matches("spawned backend process").count(),
+        2,
+        "{}",
+        server.logs()
+    );
     server.wait_for_children(0, Duration::from_secs(10));
 }

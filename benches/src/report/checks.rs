@@ -32,6 +32,29 @@ const PROXY_MAX_PSS: f64 = 0.25;
 const IDLE_MAX_PSS_MB: u64 = 150;
 
 impl Report {
+    /// A row comparing two targets' throughput by round: `new` against
+    /// `old`, met when at least `min` (a `min` of 0 reports the figure only).
+    fn ratio_row(s: &mut String, what: &str, new: Option<&Row>, old: Option<&Row>, min: f64) {
+        match (new, old) {
+            (Some(n), Some(o)) => {
+                let r = per_round_ratio(n, o);
+                let met = if min > 0.0 {
+                    yes(r.is_some_and(|r| r >= min))
+                } else {
+                    "–"
+                };
+                let _ = writeln!(
+                    s,
+                    "| {what} | {}× (rounds) | {met} |",
+                    r.map_or("–".into(), |r| format!("{r:.3}"))
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "| {what} | not measured in this run | – |");
+            }
+        }
+    }
+
     /// The targets, met or not, with figures.
     pub fn checks(&self) -> String {
         let mut s = String::from("| target | figures | met? |\n|---|---|---|\n");
@@ -99,21 +122,21 @@ impl Report {
             let what = format!(
                 "2026-07-28 clients through the bridge ({mode}) ≥ {BRIDGE_MIN_RATIO}× the 2025 path's throughput"
             );
-            match (self.row(new, st), self.row(old, st)) {
-                (Some(n), Some(o)) => {
-                    let r = per_round_ratio(n, o);
-                    let _ = writeln!(
-                        s,
-                        "| {what} | {}× (rounds) | {} |",
-                        r.map_or("–".into(), |r| format!("{r:.3}")),
-                        yes(r.is_some_and(|r| r >= BRIDGE_MIN_RATIO))
-                    );
-                }
-                _ => {
-                    let _ = writeln!(s, "| {what} | not measured in this run | – |");
-                }
-            }
+            Self::ratio_row(
+                &mut s,
+                &what,
+                self.row(new, st),
+                self.row(old, st),
+                BRIDGE_MIN_RATIO,
+            );
         }
+        Self::ratio_row(
+            &mut s,
+            "2026-07-28 clients passed through to a 2026-07-28 upstream, against 2025 clients through the same proxy to a 2025 upstream (figure only)",
+            self.row(Target::ProxyUpstream2026, st),
+            self.row(Target::ProxyUpstream, st),
+            0.0,
+        );
         // 1b. mcp-bastion's own OAuth tokens vs the JWT path, same stack
         match (
             self.row(Target::FullStackOAuth, st),

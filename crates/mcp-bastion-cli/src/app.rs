@@ -64,7 +64,12 @@ pub(crate) fn app(
             .json_response(general.json_response)
             .sessionless(!general.no_2026)
             .keepalive(keepalive)
-            .session_idle_timeout(config.session.session_idle_timeout.0);
+            .session_idle_timeout(config.session.session_idle_timeout.0)
+            .sessionless_idle_timeout(config.session.sessionless_idle_timeout.0)
+            .sessionless_max_links_per_principal(
+                *config.session.sessionless_max_links_per_principal.get(),
+            )
+            .sessionless_max_links(*config.session.sessionless_max_links.get());
         let mut sse = Sse::new(backend.clone()).keepalive(keepalive);
         let mut sessions = sessions;
         if let Some(key) = &route_key {

@@ -49,6 +49,24 @@ pub struct SessionFlags {
     #[arg(long, value_name = "DUR")]
     pub session_max_lifetime: Option<String>,
 
+    /// Close a pooled backend link of 2026-07-28 (sessionless) requests once
+    /// idle this long: in per-session mode, how long a principal's child
+    /// outlives their last request (`0` or `off`: never) [default: 60s].
+    #[arg(long, value_name = "DUR")]
+    pub sessionless_idle_timeout: Option<String>,
+
+    /// At most N backend links of one principal busy at once for 2026-07-28
+    /// requests (more concurrent requests wait); also caps the principal's
+    /// open `subscriptions/listen` streams [default: 8].
+    #[arg(long, value_name = "N")]
+    pub sessionless_max_links_per_principal: Option<String>,
+
+    /// At most N backend links open at once for 2026-07-28 requests, busy and
+    /// idle (the one idle the longest makes room); also caps the open
+    /// `subscriptions/listen` streams [default: 128].
+    #[arg(long, value_name = "N")]
+    pub sessionless_max_links: Option<String>,
+
     /// At most N live sessions per authenticated principal.
     #[arg(long, value_name = "N")]
     pub max_sessions_per_principal: Option<String>,
@@ -210,6 +228,26 @@ mod tests {
             MaybeDuration(Some(Duration::from_secs(1800)))
         );
         assert!(s.session_max_lifetime.is_none());
+        assert_eq!(
+            *s.sessionless_idle_timeout.get(),
+            MaybeDuration(Some(Duration::from_secs(60)))
+        );
+        assert_eq!(*s.sessionless_max_links_per_principal.get(), 8);
+        assert_eq!(*s.sessionless_max_links.get(), 128);
+        let pooled = parse(&[
+            "--sessionless-idle-timeout",
+            "5m",
+            "--sessionless-max-links-per-principal",
+            "2",
+            "--sessionless-max-links",
+            "16",
+        ]);
+        assert_eq!(
+            *pooled.sessionless_idle_timeout.get(),
+            MaybeDuration(Some(Duration::from_secs(300)))
+        );
+        assert_eq!(*pooled.sessionless_max_links_per_principal.get(), 2);
+        assert_eq!(*pooled.sessionless_max_links.get(), 16);
         let s = parse(&[
             "--capture-param",
             "service",

@@ -502,6 +502,12 @@ pub struct SessionConfig {
     pub session_idle_timeout: Parsed<MaybeDuration>,
     /// End sessions this long after they opened.
     pub session_max_lifetime: Option<Parsed<MaybeDuration>>,
+    /// Close a pooled backend link of 2026-07-28 requests idle this long.
+    pub sessionless_idle_timeout: Parsed<MaybeDuration>,
+    /// Backend links of one principal busy at once for 2026-07-28 requests.
+    pub sessionless_max_links_per_principal: Parsed<usize>,
+    /// Backend links open at once for 2026-07-28 requests, busy and idle.
+    pub sessionless_max_links: Parsed<usize>,
     /// Live sessions per principal.
     pub max_sessions_per_principal: Option<Parsed<usize>>,
     /// What a session over that cap does.
@@ -529,6 +535,12 @@ impl Default for SessionConfig {
                 MaybeDuration(Some(Duration::from_secs(1800))),
             ),
             session_max_lifetime: None,
+            sessionless_idle_timeout: Parsed::known(
+                "60s",
+                MaybeDuration(Some(Duration::from_secs(60))),
+            ),
+            sessionless_max_links_per_principal: Parsed::known("8", 8),
+            sessionless_max_links: Parsed::known("128", 128),
             max_sessions_per_principal: None,
             session_overflow: Parsed::known("evict-oldest-idle", Overflow::EvictOldestIdle),
             session_store: Parsed::known("memory", StoreKind::Memory),

@@ -157,7 +157,8 @@ pub fn handshake_versions() -> Vec<String> {
 ///
 /// Cheap to clone and shared by all requests; [`Backend::connect`] is called
 /// once per session (for a sessionless 2026-07-28 request that is bridged,
-/// once per request).
+/// once per pooled link of a principal, and once per `subscriptions/listen`
+/// stream).
 ///
 /// A backend that speaks revision 2026-07-28 itself says so in
 /// [`protocol_versions`](Backend::protocol_versions) and takes such

@@ -9,6 +9,8 @@
 //! | `mcp_sessions_open` | gauge | `transport` (set by the application, see below) |
 //! | `mcp_sse_streams_open` | gauge | (kept by the transports' SSE bodies) |
 //! | `mcp_backend_children` | gauge | (kept by the stdio backend) |
+//! | `mcp_sessionless_links_open` | gauge | (backend links of 2026-07-28 requests, busy and idle, kept by the pool) |
+//! | `mcp_sessionless_listen_streams` | gauge | (open `subscriptions/listen` streams of 2026-07-28 clients) |
 //!
 //! Method and tool names come from the client, so they are bounded before
 //! they become labels: a method outside MCP's vocabulary is `other`, a tool
@@ -54,6 +56,11 @@ pub const SESSIONS_OPEN: &str = "mcp_sessions_open";
 pub const SSE_STREAMS_OPEN: &str = "mcp_sse_streams_open";
 /// Gauge of live stdio child processes.
 pub const BACKEND_CHILDREN: &str = "mcp_backend_children";
+/// Gauge of backend links open for sessionless (2026-07-28) requests, busy
+/// and idle.
+pub const SESSIONLESS_LINKS_OPEN: &str = "mcp_sessionless_links_open";
+/// Gauge of open `subscriptions/listen` streams.
+pub const SESSIONLESS_LISTEN_STREAMS: &str = "mcp_sessionless_listen_streams";
 
 #[cfg(test)]
 mod tests;

@@ -22,7 +22,10 @@ use super::{
     event_store::EventStore,
     session_table::TransportSessions,
     sse_codec::{SseBody, encode_event},
-    stateless,
+    stateless::{
+        self,
+        pool::{Pool, PoolLimits},
+    },
     stream_routing::{Encoding, OpenedStream, TransportSession},
 };
 use crate::{
@@ -65,6 +68,8 @@ pub struct StreamableHttp<B> {
     backend: Arc<B>,
     sessions: Arc<TransportSessions>,
     config: Arc<TransportConfig>,
+    /// Warm backend links of sessionless (2026-07-28) requests.
+    pool: Arc<Pool>,
 }
 
 impl<B> Clone for StreamableHttp<B> {
@@ -73,6 +78,7 @@ impl<B> Clone for StreamableHttp<B> {
             backend: Arc::clone(&self.backend),
             sessions: Arc::clone(&self.sessions),
             config: Arc::clone(&self.config),
+            pool: Arc::clone(&self.pool),
         }
     }
 }
@@ -96,7 +102,46 @@ impl<B: Backend> StreamableHttp<B> {
                 TransportConfig::default().idle_timeout,
             )),
             config: Arc::new(TransportConfig::default()),
+            pool: Arc::new(Pool::new(PoolLimits::default())),
         }
+    }
+
+    fn map_pool(mut self, f: impl FnOnce(&mut PoolLimits)) -> Self {
+        let mut limits = self.pool.limits();
+        f(&mut limits);
+        self.pool = Arc::new(Pool::new(limits));
+        self
+    }
+
+    /// Closes a pooled backend link of sessionless (2026-07-28) requests
+    /// once it has been idle this long (default 60 s; `None`: never). With
+    /// a per-session stdio backend this is how long a principal's child
+    /// outlives their last request. See
+    /// [`stateless::pool`](super::stateless) for how links are pooled.
+    pub fn sessionless_idle_timeout(self, idle: Option<Duration>) -> Self {
+        self.map_pool(|l| l.idle_timeout = idle)
+    }
+
+    /// At most this many backend links of one principal (one pool key)
+    /// serve sessionless requests at once (default 8, at least 1); a
+    /// further concurrent request waits for one to finish. Also bounds the
+    /// principal's open `subscriptions/listen` streams.
+    pub fn sessionless_max_links_per_principal(self, n: usize) -> Self {
+        self.map_pool(|l| l.max_per_key = n)
+    }
+
+    /// At most this many backend links are open for sessionless requests in
+    /// all, busy and idle (default 128, at least 1): when full, the link
+    /// idle the longest is closed for a new one, and with none idle a
+    /// request waits. Also bounds the open `subscriptions/listen` streams.
+    pub fn sessionless_max_links(self, n: usize) -> Self {
+        self.map_pool(|l| l.max_total = n)
+    }
+
+    /// Backend links open for sessionless requests (busy and idle; listen
+    /// streams not counted).
+    pub fn sessionless_links(&self) -> usize {
+        self.pool.open_links()
     }
 
     /// Ends sessions that have had no request and no open stream for this
@@ -121,16 +166,16 @@ impl<B: Backend> StreamableHttp<B> {
     /// Whether revision 2026-07-28 (sessionless) requests are served on
     /// this path. **On by default**: such a request is passed through
     /// unchanged to a backend that speaks 2026-07-28
-    /// ([`Backend::protocol_versions`]), and otherwise bridged over a short
-    /// backend connection initialized at 2025-11-25 (see
+    /// ([`Backend::protocol_versions`]), and otherwise bridged over backend
+    /// connections initialized at 2025-11-25 and pooled per principal (see
     /// [`stateless`](super::stateless) for how, and what the bridge cannot
     /// relay). Requests of the handshake revisions never take that branch
     /// (it is chosen by the `MCP-Protocol-Version` header value), so this
     /// costs them nothing. `false` turns it off: 2026-07-28 requests then
     /// get `400` with `-32022` listing the handshake revisions, and
     /// negotiating clients fall back to `initialize`. With a per-session
-    /// stdio backend each bridged request starts a child, so prefer a
-    /// shared child or an in-process backend.
+    /// stdio backend each principal gets a child of their own, kept for
+    /// [`sessionless_idle_timeout`](Self::sessionless_idle_timeout).
     pub fn sessionless(self, on: bool) -> Self {
         self.map_config(|c| c.sessionless = on)
     }
@@ -201,6 +246,8 @@ impl<B: Backend> StreamableHttp<B> {
     /// [`close_all_sessions`](Self::close_all_sessions).
     pub fn start_draining(&self) {
         self.sessions.start_draining();
+        // listen streams end gracefully, so their clients listen elsewhere
+        self.pool.close();
     }
 
     /// Whether [`start_draining`](Self::start_draining) was called: a
@@ -222,6 +269,7 @@ impl<B: Backend> StreamableHttp<B> {
     /// Ends every session (their backend connections close).
     pub fn close_all_sessions(&self) {
         self.sessions.end_all();
+        self.pool.close();
     }
 
     /// Ends every session once the requests inside them are answered (or at
@@ -231,6 +279,7 @@ impl<B: Backend> StreamableHttp<B> {
     /// a graceful shutdown, after [`start_draining`](Self::start_draining).
     pub async fn close_sessions_when_idle(&self, deadline: tokio::time::Instant) {
         self.sessions.close_when_idle(deadline).await;
+        self.pool.close();
     }
 
     /// Ends one session (its backend connection closes); `false` when no
@@ -370,7 +419,15 @@ impl<B: Backend> StreamableHttp<B> {
             }
             if self.config.sessionless {
                 let in_flight = self.sessions.track_request();
-                return stateless::serve(&self.backend, &self.config, parts, mcp, in_flight).await;
+                return stateless::serve(
+                    &self.backend,
+                    &self.pool,
+                    &self.config,
+                    parts,
+                    mcp,
+                    in_flight,
+                )
+                .await;
             }
             return stateless::version_not_served(mcp.id().cloned());
         }

@@ -707,8 +707,8 @@ impl Recording {
     }
 }
 
-fn post_2026(method: &str, id: i64, params: Value) -> Request<Body> {
-    let mut params = params;
+fn post_2026(method: &str, id: impl Into<Value>, params: Value) -> Request<Body> {
+    let (mut params, id) = (params, id.into());
     params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2026-07-28");
     params["_meta"]["io.modelcontextprotocol/clientInfo"] = json!({"name": "t26", "version": "1"});
     params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
@@ -766,14 +766,24 @@ async fn sessionless_discover_is_answered_from_the_backends_initialize_result() 
         0,
         "a sessionless request opens no session"
     );
-    assert!(
-        eventually_all_closed(&backend).await,
-        "the backend connection is closed"
-    );
+    // the initialized link is pooled: the next request of the same client
+    // skips connect and initialize
+    assert_eq!(svc.sessionless_links(), 1);
+    assert!(!backend.all_closed(), "kept open for the next request");
+    let again = svc
+        .clone()
+        .oneshot(post_2026("server/discover", 2, json!({})))
+        .await
+        .unwrap();
+    let events = sse_events(again.into_body()).await;
+    assert_eq!(events.last().unwrap().1["id"], 2);
+    assert_eq!(backend.opened(), 1, "served by the pooled link");
+    svc.close_all_sessions();
+    assert!(backend.all_closed(), "a shutdown closes pooled links");
 }
 
 #[tokio::test]
-async fn sessionless_request_streams_its_progress_then_its_answer_then_closes() {
+async fn sessionless_request_streams_its_progress_then_its_answer_then_pools_its_link() {
     let backend = Recording::default();
     let svc = StreamableHttp::new(backend.clone()).sessionless(true);
     let res = svc
@@ -796,7 +806,37 @@ async fn sessionless_request_streams_its_progress_then_its_answer_then_closes() 
     assert_eq!(last["result"]["done"], true);
     assert_eq!(last["result"]["resultType"], "complete");
     assert_eq!(backend.opened(), 1);
-    assert!(eventually_all_closed(&backend).await);
+    // answered completely: the link went back to the pool before the answer
+    // was sent, and serves the next request
+    let res = svc
+        .clone()
+        .oneshot(post_2026("tools/list", 8, json!({})))
+        .await
+        .unwrap();
+    let events = sse_events(res.into_body()).await;
+    assert_eq!(events.last().unwrap().1["id"], 8);
+    assert_eq!(backend.opened(), 1);
+    assert!(!backend.all_closed());
+}
+
+#[tokio::test]
+async fn sessionless_link_left_mid_request_is_closed_not_pooled() {
+    // refused with -32021 while the backend still works on the request: the
+    // link is not between requests, so it must not serve another
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let mut req = post_2026("ask", 6, json!({}));
+    *req.body_mut() = Body::from(
+        json!({"jsonrpc":"2.0","id":6,"method":"ask","params":{"_meta":{
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}}}})
+        .to_string(),
+    );
+    let (status, v) = status_and_json(svc.clone().oneshot(req).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], -32021);
+    assert!(backend.all_closed());
+    assert_eq!(svc.sessionless_links(), 0);
 }
 
 #[tokio::test]
@@ -869,17 +909,107 @@ async fn sessionless_client_closing_its_stream_closes_the_backend_connection() {
 }
 
 #[tokio::test]
-async fn sessionless_subscriptions_listen_is_404_method_not_found() {
-    let svc = StreamableHttp::new(EchoBackend).sessionless(true);
+async fn a_draining_gateway_ends_listen_streams_gracefully_with_their_result() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let req = post_2026(
+        "subscriptions/listen",
+        "listen-3",
+        json!({"notifications": {"toolsListChanged": true}}),
+    );
+    let res = svc.clone().oneshot(req).await.unwrap();
+    svc.start_draining();
+    // the whole stream: the ack, then the result, then the end
+    let events = sse_events(res.into_body()).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(
+        events[0].1["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+    let result = &events[1].1;
+    assert_eq!(result["id"], "listen-3");
+    assert_eq!(
+        result["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "listen-3"
+    );
+    assert!(eventually_all_closed(&backend).await);
+}
+
+#[tokio::test]
+async fn concurrent_sessionless_requests_use_a_link_each_then_both_are_reused() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let (a, b) = tokio::join!(
+        svc.clone().oneshot(post_2026("slow", 1, json!({}))),
+        svc.clone().oneshot(post_2026("slow", 2, json!({}))),
+    );
+    let (a, b) = tokio::join!(
+        sse_events(a.unwrap().into_body()),
+        sse_events(b.unwrap().into_body())
+    );
+    assert_eq!(a.last().unwrap().1["id"], 1);
+    assert_eq!(b.last().unwrap().1["id"], 2);
+    assert_eq!(backend.opened(), 2, "one request at a time per link");
+    assert_eq!(svc.sessionless_links(), 2);
+    let (c, d) = tokio::join!(
+        svc.clone().oneshot(post_2026("slow", 3, json!({}))),
+        svc.clone().oneshot(post_2026("slow", 4, json!({}))),
+    );
+    let (c, d) = tokio::join!(
+        sse_events(c.unwrap().into_body()),
+        sse_events(d.unwrap().into_body())
+    );
+    assert_eq!(c.last().unwrap().1["id"], 3);
+    assert_eq!(d.last().unwrap().1["id"], 4);
+    assert_eq!(backend.opened(), 2, "both pooled links served again");
+}
+
+#[tokio::test]
+async fn sessionless_subscriptions_listen_without_a_filter_is_400_invalid_params() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
     let (status, v) = status_and_json(
         svc.oneshot(post_2026("subscriptions/listen", 4, json!({})))
             .await
             .unwrap(),
     )
     .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(v["error"]["code"], -32601);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], -32602);
     assert_eq!(v["id"], 4);
+    assert_eq!(backend.opened(), 0);
+}
+
+#[tokio::test]
+async fn sessionless_subscriptions_listen_acknowledges_first_on_a_link_of_its_own() {
+    let backend = Recording::default();
+    let svc = StreamableHttp::new(backend.clone()).sessionless(true);
+    let req = post_2026(
+        "subscriptions/listen",
+        9,
+        json!({"notifications": {"toolsListChanged": true}}),
+    );
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let frame = body.frame().await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(frame.data_ref().unwrap()).into_owned();
+    let data = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let ack: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        9
+    );
+    // the echo backend declares no listChanged: nothing is honored
+    assert_eq!(ack["params"]["notifications"], json!({}));
+    assert_eq!(backend.opened(), 1);
+    assert_eq!(svc.sessionless_links(), 0, "not a pooled link");
+    drop(body);
+    assert!(
+        eventually_all_closed(&backend).await,
+        "the client's close ends the listen's backend connection"
+    );
 }
 
 /// A shutdown waits for answers to reach the client, not only to be routed:

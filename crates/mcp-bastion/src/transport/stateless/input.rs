@@ -390,7 +390,7 @@ impl InputBridge {
                 None
             }
         };
-        if let Some(link) = refused {
+        if let Some(mut link) = refused {
             tracing::warn!(target: super::TARGET, capacity = self.capacity, "too many calls wait for client input: refusing one");
             let _ = link
                 .send(jsonrpc::Message::Response(jsonrpc::Response::error(
@@ -482,7 +482,7 @@ impl InputBridge {
             }
         };
         let Parked {
-            link,
+            mut link,
             mut call,
             pending,
             ..
@@ -632,7 +632,11 @@ mod tests {
         let sessions = Arc::new(crate::transport::session_table::TransportSessions::new(
             None,
         ));
-        let link = Link::new(conn, sessions.track_request(), Map::new());
+        let link = Link::new(
+            crate::transport::stateless::Pooled::detached(conn),
+            Some(sessions.track_request()),
+            Map::new(),
+        );
         let call = Call {
             backend_id: RequestId::Number(1),
             client_id: RequestId::Number(1),

@@ -9,18 +9,24 @@
 //! ([`Backend::protocol_versions`]: an upstream whose `server/discover` says
 //! so) gets them as they are (`passthrough.rs`). Every other backend speaks
 //! the handshake revisions (stdio and rmcp, for now), so each such request
-//! is bridged over a short backend connection:
+//! is bridged over a backend link taken from a pool of warm ones
+//! (`pool.rs`):
 //!
-//! 1. connect the backend (the request's extensions, so the principal and
-//!    captured parameters reach it as for a session);
-//! 2. `initialize` it at 2025-11-25 with the client's `clientInfo` from
-//!    `_meta`, and send `notifications/initialized`;
-//! 3. answer `server/discover` from the `InitializeResult` (capabilities,
+//! 1. check out a link for the request's key (its principal, captured
+//!    parameters and declared client capabilities; see `pool.rs`): an idle
+//!    one, or a new connection (the request's extensions, so the principal
+//!    and captured parameters reach the backend as for a session),
+//!    `initialize`d at 2025-11-25 with the client's `clientInfo` from
+//!    `_meta`, then `notifications/initialized`;
+//! 2. answer `server/discover` from the `InitializeResult` (capabilities,
 //!    instructions, server info), or forward the request and relay what the
 //!    backend sends for it (progress and log notifications on an SSE reply)
 //!    until its response;
-//! 4. close the connection: after the response, or as soon as the client
-//!    closes its response stream (which, in 2026-07-28, cancels the request).
+//! 3. hand the link back to the pool once the backend answered completely;
+//!    keep it checked out while the call waits for the client's input (see
+//!    below); close it instead when the client closes its response stream
+//!    first (which, in 2026-07-28, cancels the request), when the backend
+//!    closed, or when the request was refused half-way.
 //!
 //! The backend is initialized with the client capabilities the request
 //! declares in `_meta`, restricted to those a backend's own requests need
@@ -41,8 +47,10 @@
 //! `inputResponses` takes it out, answers the backend's pending request, and
 //! is relayed like a fresh request. See
 //! [`StreamableHttp::pending_input_ttl`](super::StreamableHttp::pending_input_ttl).
-//! `subscriptions/listen` needs a long-lived backend connection and is
-//! answered `404` with `-32601`. Before any of this, and while the backend
+//!
+//! `subscriptions/listen` gets a dedicated long-lived backend connection (see
+//! `listen.rs`): the acknowledgement first, then the subscribed notifications
+//! tagged with the subscription id. Before any of this, and while the backend
 //! answers, the request rules of 2026-07-28 in `rules.rs` apply (`_meta`,
 //! removed and unknown methods, undeclared client capabilities).
 //!
@@ -68,7 +76,7 @@ use super::{
     sse_codec::{SseBody, encode_event},
 };
 use crate::{
-    backend::{Backend, Connection, SessionContext},
+    backend::{Backend, SessionContext},
     inspect::{McpRequest, Payload},
     jsonrpc::{self, ErrorObject, Message, Notification, RequestId, codes, http_error},
     protocol::{ProtocolVersion, served_versions, unsupported_version_error},
@@ -78,8 +86,12 @@ use crate::protocol::META_CLIENT_CAPABILITIES;
 pub use crate::protocol::{META_CLIENT_INFO, META_PROTOCOL_VERSION, META_SERVER_INFO};
 
 mod input;
+mod listen;
 mod passthrough;
+pub(crate) mod pool;
 mod rules;
+
+use pool::{Pool, PoolKey, Pooled};
 
 pub(crate) use input::InputBridge;
 use input::{Call, INPUT_REQUESTS};
@@ -113,6 +125,7 @@ pub(crate) fn version_not_served(id: Option<RequestId>) -> Response {
 /// Serves one 2026-07-28 POST (Accept and header checks already done).
 pub(crate) async fn serve<B: Backend>(
     backend: &B,
+    pool: &Arc<Pool>,
     config: &TransportConfig,
     parts: Parts,
     mcp: McpRequest,
@@ -160,14 +173,8 @@ pub(crate) async fn serve<B: Backend>(
         return refuse(id, err);
     }
     if request.method == "subscriptions/listen" {
-        return http_error(
-            StatusCode::NOT_FOUND,
-            Some(id),
-            ErrorObject::new(
-                codes::METHOD_NOT_FOUND,
-                "subscriptions/listen is not served by this gateway",
-            ),
-        );
+        let meta = meta.clone();
+        return listen::serve(backend, pool, config, parts, request, meta).await;
     }
     let declared = meta
         .get(META_CLIENT_CAPABILITIES)
@@ -206,23 +213,14 @@ pub(crate) async fn serve<B: Backend>(
         .cloned()
         .unwrap_or_else(|| json!({ "name": "mcp-client", "version": "0" }));
 
-    let ctx = SessionContext {
-        session_id: None,
-        protocol_version: Some(BACKEND_VERSION.as_str().to_owned()),
-        extensions: parts.extensions,
-    };
-    let mut link = match backend.connect(ctx).await {
-        Ok(conn) => Link::new(conn, in_flight, declared),
-        Err(e) => {
-            tracing::error!(target: TARGET, error = %e, "backend failed to open a sessionless connection");
-            return backend_unavailable(id);
-        }
-    };
-    let init = match link.initialize(client_info).await {
-        Ok(init) => init,
+    let key = PoolKey::of(&parts.extensions, &declared);
+    let pooled = pool.checkout(key, || backend.connect(backend_context(parts.extensions)));
+    let (mut link, init) = match Link::open(pooled.await, in_flight, declared, client_info).await {
+        Ok(opened) => opened,
         Err(res) => return res.with_id(id),
     };
     if request.method == "server/discover" {
+        link.release();
         let result = discover_result(init);
         return reply(
             config,
@@ -295,7 +293,11 @@ async fn finish(
     end: Option<End>,
 ) -> jsonrpc::Response {
     match end {
-        Some(End::Response(response)) => response,
+        Some(End::Response(response)) => {
+            link.release();
+            response
+        }
+        // the link stays checked out while the call waits for its client
         Some(End::Input(request)) => inputs.park(route_key, link, call, request).await,
         None => closed_response(&call.client_id),
     }
@@ -318,14 +320,28 @@ fn whole_reply(config: &TransportConfig, response: jsonrpc::Response) -> Respons
     reply(config, &Message::Response(response))
 }
 
-/// One backend connection, closed when dropped; the request counts as in
-/// flight while it lives, except while it is parked waiting for the
-/// client's input.
+/// The context a sessionless backend connection is opened with: the
+/// request's extensions (principal, captured parameters), no session.
+fn backend_context(extensions: http::Extensions) -> SessionContext {
+    SessionContext {
+        session_id: None,
+        protocol_version: Some(BACKEND_VERSION.as_str().to_owned()),
+        extensions,
+    }
+}
+
+/// One backend connection serving one call: checked out of the [`Pool`],
+/// and handed back with [`Link::release`] once the backend has answered;
+/// dropped, it closes. The request counts as in flight while it lives,
+/// except while it is parked waiting for the client's input.
 pub(crate) struct Link {
-    conn: Connection,
+    conn: Pooled,
     in_flight: Option<RequestInFlight>,
     /// The capabilities the client declared in `_meta`.
     declared: Map<String, Value>,
+    /// The backend answered the last request sent on this link: it is
+    /// between requests, and may serve another.
+    answered: bool,
 }
 
 /// What the backend sent next for the client's request.
@@ -345,15 +361,10 @@ enum End {
     Input(jsonrpc::Request),
 }
 
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.conn.closed.cancel();
-    }
-}
-
 /// Why a link failed before the client's request was forwarded.
 enum LinkError {
     Closed,
+    Unavailable(crate::backend::BackendError),
     Refused(ErrorObject),
 }
 
@@ -361,6 +372,10 @@ impl LinkError {
     fn with_id(self, id: RequestId) -> Response {
         match self {
             LinkError::Closed => backend_unavailable(id),
+            LinkError::Unavailable(e) => {
+                tracing::error!(target: TARGET, error = %e, "backend failed to open a sessionless connection");
+                backend_unavailable(id)
+            }
             LinkError::Refused(err) => {
                 tracing::warn!(target: TARGET, code = err.code, "backend refused initialize");
                 http_error(StatusCode::INTERNAL_SERVER_ERROR, Some(id), err)
@@ -372,11 +387,41 @@ impl LinkError {
 const INIT_ID: &str = "mcp-bastion/initialize";
 
 impl Link {
-    fn new(conn: Connection, in_flight: RequestInFlight, declared: Map<String, Value>) -> Self {
+    fn new(conn: Pooled, in_flight: Option<RequestInFlight>, declared: Map<String, Value>) -> Self {
         Self {
             conn,
-            in_flight: Some(in_flight),
+            in_flight,
             declared,
+            answered: true,
+        }
+    }
+
+    /// The link of a checkout, initialized (with `client_info`) unless it
+    /// was pooled already, and the backend's `InitializeResult`.
+    async fn open(
+        checkout: Result<Pooled, crate::backend::BackendError>,
+        in_flight: RequestInFlight,
+        declared: Map<String, Value>,
+        client_info: Value,
+    ) -> Result<(Link, Map<String, Value>), LinkError> {
+        let pooled = checkout.map_err(LinkError::Unavailable)?;
+        let mut link = Link::new(pooled, Some(in_flight), declared);
+        let init = match link.conn.init.clone() {
+            Some(init) => init,
+            None => {
+                let init = link.initialize(client_info).await?;
+                link.conn.init = Some(init.clone());
+                init
+            }
+        };
+        Ok((link, init))
+    }
+
+    /// Hands the backend connection back to the pool when the backend
+    /// answered the last request completely; closes it otherwise.
+    fn release(self) {
+        if self.answered {
+            self.conn.release();
         }
     }
 
@@ -392,7 +437,10 @@ impl Link {
         self.declared = declared;
     }
 
-    async fn send(&self, mut message: Message) -> Result<(), ()> {
+    async fn send(&mut self, mut message: Message) -> Result<(), ()> {
+        if matches!(message, Message::Request(_)) {
+            self.answered = false;
+        }
         crate::otel::inject_current(&mut message);
         self.conn.outgoing.send(message).await.map_err(|_| ())
     }
@@ -495,6 +543,7 @@ impl Link {
             };
             match message {
                 Message::Response(mut r) if r.id.as_ref() == Some(&call.backend_id) => {
+                    self.answered = true;
                     if let Ok(result) = &mut r.outcome {
                         mark_result(&call.method, result);
                     }

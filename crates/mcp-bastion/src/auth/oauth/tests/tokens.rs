@@ -6,7 +6,7 @@ use http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::auth::{AuthError, Authenticator as _, Credential, CredentialSource, InvalidToken};
+use crate::auth::{AuthError, Credential, CredentialSource, InvalidToken};
 
 #[tokio::test]
 async fn metadata_advertises_exactly_what_is_supported() {
