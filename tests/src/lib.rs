@@ -32,6 +32,7 @@ pub mod certs;
 pub mod clients;
 pub mod nginx;
 pub mod oauth;
+pub mod otlp;
 pub mod processes;
 pub mod raw;
 pub mod redis;

@@ -24,6 +24,7 @@ mod ratelimit;
 mod serve;
 mod servers;
 mod session;
+mod telemetry;
 mod tls;
 mod upstream;
 
@@ -154,6 +155,19 @@ struct Cli {
     #[arg(long)]
     audit_hash_arguments: bool,
 
+    /// Export trace spans over OTLP to this collector (e.g.
+    /// `http://127.0.0.1:4318` for HTTP/protobuf, `/v1/traces` is added;
+    /// `http://127.0.0.1:4317` for gRPC). Default: `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`); without any, nothing is
+    /// exported.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+
+    /// The OTLP protocol: grpc or http-protobuf [default:
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, else http-protobuf].
+    #[arg(long, value_name = "PROTOCOL")]
+    otlp_protocol: Option<String>,
+
     /// Serve Prometheus metrics at `/metrics` on this address only (for
     /// example a loopback port for the scraper), instead of on the main
     /// listener.
@@ -271,16 +285,20 @@ fn backends(config: &Config) -> Result<(Option<DynBackend>, Vec<DynBackend>), St
     Ok((default, named))
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, export: Option<telemetry::ExportLayer>) {
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter =
         EnvFilter::try_from_env("MCP_BASTION_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.with_filter(filter).boxed(),
+        LogFormat::Json => logs.json().with_filter(filter).boxed(),
+    };
+    // the export has its own level (info), whatever MCP_BASTION_LOG says
+    tracing_subscriber::registry()
+        .with(export)
+        .with(logs)
+        .init();
 }
 
 /// The safe default when no authentication is configured: on a loopback
@@ -357,7 +375,20 @@ async fn main() -> ExitCode {
 /// Builds everything `config` describes, serves until a shutdown signal,
 /// then drains.
 async fn start(config: Config) -> ExitCode {
-    init_tracing(*config.general.log_format.get());
+    let exporting = telemetry::settings(&config.general, |name| std::env::var(name).ok())
+        .and_then(telemetry::Telemetry::start);
+    let (telemetry, export) = match exporting {
+        Ok(started) => started,
+        Err(e) => return refuse(e),
+    };
+    init_tracing(*config.general.log_format.get(), export);
+    let code = serve_until_shutdown(config).await;
+    telemetry.shutdown().await;
+    code
+}
+
+/// Everything `start` does once logging (and trace export) is set up.
+async fn serve_until_shutdown(config: Config) -> ExitCode {
     let (backend, named) = match backends(&config) {
         Ok(b) => b,
         Err(e) => return refuse(e),

@@ -51,6 +51,7 @@
 //! | `auth::oauth::OAuthServer` (feature `oauth-server`, off by default) | mcp-bastion as the OAuth 2.1 authorization server of its own endpoints: metadata, CIMD/DCR/static clients, PKCE authorization with login federated to an OIDC provider or GitHub (allowlists of subjects, email domains, groups, GitHub organisations and teams), consent, tokens verified by `McpAuthLayer` (`docs/oauth.md`) |
 //! | [`inspect::McpInspectLayer`] | reads a POST body once, bounded, and puts the parsed [`inspect::McpRequest`] in the extensions for every later layer |
 //! | [`trace::McpTraceLayer`] | one span per request: method, tool, session fingerprint, principal; never a secret |
+//! | [`otel`] (feature `otel`) | OpenTelemetry: the request span as a SERVER span with the MCP semantic conventions, the caller's W3C trace context as its parent, a CLIENT span per backend call whose context goes on in `params._meta` and the upstream's headers |
 //! | `metrics::McpMetricsLayer` (feature `metrics`) | request counts and latencies through the `metrics` facade, labels bounded |
 //! | `ratelimit::McpRateLimitLayer` (feature `ratelimit`) | per principal, key, IP or session; per method and tool; sliding window or GCRA; memory or Redis (feature `redis`) |
 //! | `session::SessionLayer` (feature `session-layer`) | captures allowlisted parameters when a session opens (`SessionParams`), binds the session to its principal, idle/lifetime/per-principal limits, memory or Redis store |
@@ -89,6 +90,7 @@ pub mod linger;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod net;
+pub mod otel;
 pub mod prelude;
 pub mod principal;
 pub mod protocol;

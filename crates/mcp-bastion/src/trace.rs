@@ -13,6 +13,11 @@
 //! the session id only as a fingerprint (a session id lets whoever holds it
 //! speak in that session).
 //!
+//! With OpenTelemetry on (feature `otel`, `crate::otel::layer`) the span
+//! is also exported: a SERVER span named like `tools/call echo`, child of
+//! the caller's W3C trace context, with the MCP semantic-convention
+//! attributes (see [`crate::otel`]).
+//!
 //! Mount it inside [`McpInspectLayer`](crate::inspect::McpInspectLayer) and
 //! authentication, so that the parsed request and the `Principal` are there,
 //! in one `ServiceBuilder` given to one `Router::layer` call.
@@ -29,9 +34,14 @@
 //!     .layer(ServiceBuilder::new().layer(McpInspectLayer::new()).layer(McpTraceLayer::new()));
 //! ```
 
-use std::task::{Context, Poll};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
 
 use http::Request;
+use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing::{Instrument, instrument::Instrumented};
 
@@ -64,13 +74,13 @@ pub struct McpTrace<S> {
     inner: S,
 }
 
-impl<S, B> Service<Request<B>> for McpTrace<S>
+impl<S, B, RB> Service<Request<B>> for McpTrace<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = http::Response<RB>>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Instrumented<S::Future>;
+    type Future = TraceFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -85,6 +95,8 @@ where
             session = tracing::field::Empty,
             client = tracing::field::Empty,
             principal = tracing::field::Empty,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
         );
         if let Some(mcp) = req.extensions().get::<McpRequest>() {
             if let Some(method) = mcp.method() {
@@ -109,7 +121,48 @@ where
         if let Some(principal) = req.extensions().get::<Principal>() {
             span.record("principal", principal.subject());
         }
-        self.inner.call(req).instrument(span)
+        #[cfg(feature = "otel")]
+        if crate::otel::is_enabled() {
+            crate::otel::server_span(
+                &span,
+                req.method(),
+                req.headers(),
+                req.extensions().get::<McpRequest>(),
+            );
+        }
+        TraceFuture {
+            inner: self.inner.call(req).instrument(span),
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`McpTrace`]: the inner service's, inside the request
+    /// span, which records a failed HTTP answer (status 400 and up) for
+    /// OpenTelemetry.
+    pub struct TraceFuture<F> {
+        #[pin]
+        inner: Instrumented<F>,
+    }
+}
+
+impl<F, RB, E> Future for TraceFuture<F>
+where
+    F: Future<Output = Result<http::Response<RB>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let out = ready!(this.inner.as_mut().poll(cx));
+        #[cfg(feature = "otel")]
+        if crate::otel::is_enabled()
+            && let Ok(res) = &out
+            && res.status().as_u16() >= 400
+        {
+            crate::otel::fail(this.inner.span(), res.status().as_u16().to_string());
+        }
+        Poll::Ready(out)
     }
 }
 

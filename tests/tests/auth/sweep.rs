@@ -3,7 +3,8 @@
 //! secret, session parameters captured from the URL and passed to the child's environment, a
 //! Redis URL with a password, upstream credentials), both SDKs over both transports, refusals
 //! of wrong credentials; then every line of the log, every error body and every challenge is
-//! searched for every secret, and so is the audit log (`--audit-log`). `logs.rs` does the same for the auth layers in process.
+//! searched for every secret, and so are the audit log (`--audit-log`) and the spans exported
+//! over OTLP (`--otlp-endpoint`, to a real receiver). `logs.rs` does the same for the auth layers in process.
 
 use tests::{redis::Redis, upstream};
 
@@ -94,8 +95,11 @@ fn no_secret_appears_in_trace_logs_or_error_answers_across_transports_and_featur
     let _ = std::fs::remove_dir_all(&audit_dir);
     std::fs::create_dir_all(&audit_dir).unwrap();
     let audit_log = audit_dir.join("audit.jsonl");
+    let otlp = tests::otlp::Receiver::start("sweep");
     let server = Server::bastion_recorded(
         &[
+            "--otlp-endpoint",
+            &otlp.endpoint(),
             "--audit-log",
             audit_log.to_str().unwrap(),
             "--audit-hash-arguments",
@@ -132,6 +136,7 @@ fn no_secret_appears_in_trace_logs_or_error_answers_across_transports_and_featur
         &[
             ("MCP_BASTION_LOG", "trace"),
             ("SWEEP_INTRO_SECRET", INTROSPECTION_SECRET),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ],
     );
     let params = format!("tenant_token={TENANT_TOKEN}&ticket={TICKET}");
@@ -232,6 +237,16 @@ fn no_secret_appears_in_trace_logs_or_error_answers_across_transports_and_featur
         audit.lines().count()
     );
     assert_clean(&audit, &secrets, "the audit log");
+    let spans = otlp.wait_until(|spans| {
+        spans.iter().filter(|s| s["kind"] == "SERVER").count() >= 10
+            && spans.iter().any(|s| s["kind"] == "CLIENT")
+    });
+    assert!(
+        spans.iter().filter(|s| s["kind"] == "SERVER").count() >= 10,
+        "the sweep needs the exported spans of the requests: {} spans",
+        spans.len()
+    );
+    assert_clean(&otlp.text(), &secrets, "the exported OpenTelemetry spans");
     eprintln!(
         "swept {} log lines and {} refusals for {} secrets",
         log.lines().count(),

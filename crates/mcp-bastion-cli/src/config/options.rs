@@ -88,6 +88,33 @@ pub enum StdioProtocolVersion {
     V2026_07_28,
 }
 
+/// `--otlp-protocol`: how spans are exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC (usually port 4317).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (usually port 4318, path `/v1/traces`).
+    #[value(name = "http-protobuf", alias = "http/protobuf")]
+    HttpProtobuf,
+}
+
+/// `--otlp-endpoint`: an `http://` or `https://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtlpEndpoint(pub String);
+
+impl FromText for OtlpEndpoint {
+    fn from_text(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let uri: http::Uri = text
+            .parse()
+            .map_err(|_| "not a URL (e.g. http://127.0.0.1:4318)".to_owned())?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err("must be an http:// or https:// URL with a host".into());
+        }
+        Ok(OtlpEndpoint(text.to_owned()))
+    }
+}
+
 /// `--rate-limit-key`: what limits are counted per.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RateLimitKey {
@@ -111,6 +138,7 @@ from_text_by_value_enum!(
     UpstreamTransport,
     UpstreamProtocolVersion,
     StdioProtocolVersion,
+    OtlpProtocol,
     RateLimitKey
 );
 
@@ -256,6 +284,11 @@ pub struct GeneralConfig {
     /// Add the SHA-256 of a tool call's canonical arguments to its record.
     #[serde(deserialize_with = "switch")]
     pub audit_hash_arguments: bool,
+    /// Export trace spans over OTLP to this collector URL.
+    pub otlp_endpoint: Option<Parsed<OtlpEndpoint>>,
+    /// The OTLP protocol (default: `OTEL_EXPORTER_OTLP_PROTOCOL`, else
+    /// HTTP/protobuf).
+    pub otlp_protocol: Option<Parsed<OtlpProtocol>>,
     /// Serve without authentication when none is configured.
     #[serde(deserialize_with = "switch")]
     pub allow_unauthenticated: bool,
@@ -280,6 +313,8 @@ impl Default for GeneralConfig {
             metrics_listen: None,
             audit_log: None,
             audit_hash_arguments: false,
+            otlp_endpoint: None,
+            otlp_protocol: None,
             allow_unauthenticated: false,
             shutdown_timeout: Parsed::known("10", 10),
         }

@@ -118,6 +118,8 @@ pub(crate) struct TransportSession {
     negotiated: OnceLock<ProtocolVersion>,
     /// When the client last did anything, in ms since `CLOCK_EPOCH`.
     last_active: AtomicU64,
+    /// The OpenTelemetry spans of requests awaiting the backend's answer.
+    calls: crate::otel::BackendCalls,
 }
 
 static CLOCK_EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
@@ -151,6 +153,7 @@ impl TransportSession {
             priming: AtomicBool::new(false),
             negotiated: OnceLock::new(),
             last_active: AtomicU64::new(now_ms()),
+            calls: crate::otel::BackendCalls::default(),
         });
         let pump = Arc::clone(&session);
         tokio::spawn(async move {
@@ -232,7 +235,8 @@ impl TransportSession {
         &self,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<(), ()> {
-        for msg in messages {
+        for mut msg in messages {
+            self.calls.start(&mut msg);
             self.outgoing.send(msg).await.map_err(|_| ())?;
         }
         Ok(())
@@ -342,6 +346,7 @@ impl TransportSession {
 
     /// Routes one server message to its stream.
     async fn route(&self, msg: Message) {
+        self.calls.finish(&msg);
         let target = {
             let mut routes = self.lock();
             self.target(&mut routes, &msg)

@@ -159,7 +159,7 @@ async fn post(
 ) -> Result<(), UpstreamFailure> {
     let response = shared
         .outbound
-        .post(endpoint, &SessionHeaders::default(), message.to_json())
+        .post(endpoint, &SessionHeaders::default(), message)
         .send()
         .await
         .map_err(|e| UpstreamFailure::from_request_error(e, "upstream POST"))?;

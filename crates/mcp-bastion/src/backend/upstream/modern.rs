@@ -7,6 +7,9 @@
 //! byte, its MCP protocol headers (`MCP-Protocol-Version`, `Mcp-Method`,
 //! `Mcp-Name`, `Mcp-Param-*`, checked against the body by the inspect layer
 //! before), and the operator's credentials, as for every upstream request.
+//! (With OpenTelemetry on, feature `otel`, the one change: the trace context
+//! of the proxy's span for the call replaces the client's in
+//! `params._meta` and goes in `traceparent`/`tracestate` headers too.)
 //! The answer's status, `Content-Type` and body (JSON, or an SSE stream:
 //! progress, an `InputRequiredResult`, a `subscriptions/listen` stream) go
 //! back unchanged; the client closing its stream drops the upstream
@@ -203,7 +206,38 @@ pub(super) async fn forward(
         ..SessionContext::default()
     };
     let outbound = session_outbound(&inner, &ctx).await?;
-    let send = outbound.post_as_is(request.headers, request.body).send();
+    // With OpenTelemetry on: a CLIENT span for the call, its context in the
+    // headers and in the body's `params._meta` (see `crate::otel`).
+    #[cfg(feature = "otel")]
+    let call = {
+        let header = |name| {
+            request
+                .headers
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+        };
+        crate::otel::Outbound::start(
+            header(crate::protocol::HEADER_METHOD),
+            header(crate::protocol::HEADER_NAME),
+        )
+    };
+    #[cfg(feature = "otel")]
+    let body = call
+        .as_ref()
+        .and_then(|call| call.rewrite_body(&request.body))
+        .map_or(request.body, Bytes::from);
+    #[cfg(not(feature = "otel"))]
+    let body = request.body;
+    #[allow(
+        unused_mut,
+        reason = "trace headers are added with the otel feature only"
+    )]
+    let mut post = outbound.post_as_is(request.headers, body);
+    #[cfg(feature = "otel")]
+    for (name, value) in call.iter().flat_map(crate::otel::Outbound::headers) {
+        post = post.header(name, value);
+    }
+    let send = post.send();
     // The limit covers the answer's start only: an SSE answer (a long tool
     // call's progress, a `subscriptions/listen` stream) lasts as it lasts.
     let sent = match inner.request_timeout {
@@ -222,6 +256,10 @@ pub(super) async fn forward(
         }
     };
     let status = response.status();
+    #[cfg(feature = "otel")]
+    if let Some(call) = &call {
+        call.status(status);
+    }
     let mut out = http::Response::builder().status(status.as_u16());
     for name in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
         if let Some(value) = response.headers().get(&name) {

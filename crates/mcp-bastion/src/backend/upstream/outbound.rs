@@ -5,8 +5,10 @@
 //! Every request carries exactly: the operator's configured headers (the
 //! bearer token among them), the MCP protocol headers this proxy itself
 //! manages for the *upstream* session (`Mcp-Session-Id`,
-//! `MCP-Protocol-Version`, `Last-Event-ID`), and `Accept` / `Content-Type`.
-//! Nothing of the client's HTTP request is ever added here.
+//! `MCP-Protocol-Version`, `Last-Event-ID`), `Accept` / `Content-Type`, and
+//! with OpenTelemetry on the W3C trace context (`traceparent`, `tracestate`)
+//! of this proxy's span for the call (the one also in the message's
+//! `params._meta`). Nothing of the client's HTTP request is ever added here.
 
 use std::{fmt, time::Duration};
 
@@ -108,14 +110,22 @@ impl Outbound {
         request.headers(self.credentials.clone())
     }
 
-    /// POST one JSON-RPC message (as JSON text) to `url`.
-    pub(crate) fn post(&self, url: &Url, session: &SessionHeaders, body: String) -> RequestBuilder {
-        let request = self
+    /// POST one JSON-RPC message to `url` (with the trace context of its
+    /// `params._meta` as headers, when OpenTelemetry is on).
+    pub(crate) fn post(
+        &self,
+        url: &Url,
+        session: &SessionHeaders,
+        message: &crate::jsonrpc::Message,
+    ) -> RequestBuilder {
+        let mut request = self
             .base(self.client.post(url.clone()))
             .header(header::ACCEPT, ACCEPT_POST)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
-        session.apply(request)
+            .header(header::CONTENT_TYPE, "application/json");
+        for (name, value) in crate::otel::meta_headers(message) {
+            request = request.header(name, value);
+        }
+        session.apply(request.body(message.to_json()))
     }
 
     /// POST a 2026-07-28 request as it is: `body` byte for byte, with the

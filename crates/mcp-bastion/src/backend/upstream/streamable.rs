@@ -206,7 +206,7 @@ async fn send_post(
     let url = shared.outbound.url().clone();
     shared
         .outbound
-        .post(&url, &headers, message.to_json())
+        .post(&url, &headers, message)
         .send()
         .await
         .map_err(|e| UpstreamFailure::from_request_error(e, "upstream POST"))

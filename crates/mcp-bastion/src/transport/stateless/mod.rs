@@ -486,10 +486,11 @@ impl Link {
         self.log_threshold = log_threshold;
     }
 
-    async fn send(&mut self, message: Message) -> Result<(), ()> {
+    async fn send(&mut self, mut message: Message) -> Result<(), ()> {
         if matches!(message, Message::Request(_)) {
             self.answered = false;
         }
+        crate::otel::inject_current(&mut message);
         self.conn.outgoing.send(message).await.map_err(|_| ())
     }
 

@@ -1,0 +1,633 @@
+//! OpenTelemetry: W3C trace context in and out, and the span names, kinds
+//! and semantic-convention attributes of an exported trace (feature `otel`).
+//!
+//! The exporter belongs to the application (the `mcp-bastion` binary builds
+//! an OTLP one from `--otlp-endpoint` and the `OTEL_*` variables). Install
+//! its tracer with `layer` (a `tracing-opentelemetry` layer that also turns
+//! on what this module adds; without it nothing here runs and logs stay as
+//! they are):
+//!
+//! ```
+//! # #[cfg(feature = "otel")] {
+//! use opentelemetry::trace::TracerProvider as _;
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(mcp_bastion::otel::layer(provider.tracer("mcp-bastion")));
+//! # drop(subscriber);
+//! # }
+//! ```
+//!
+//! With it on:
+//! - the request span of `McpTraceLayer`
+//!   (`mcp.request`) is a SERVER span named `{mcp.method.name} {target}`
+//!   (`tools/call echo`), whose parent is the caller's W3C trace context:
+//!   `params._meta.traceparent`/`tracestate` of the request (the MCP
+//!   semantic conventions and the 2026-07-28 revision put it there), else
+//!   the `traceparent`/`tracestate` HTTP headers;
+//! - it carries `mcp.method.name`, `gen_ai.tool.name` (with
+//!   `gen_ai.operation.name = execute_tool`) or `gen_ai.prompt.name`,
+//!   `jsonrpc.request.id`, `mcp.protocol.version`, `mcp.session.id` (the
+//!   session id's fingerprint, never the id: it is a bearer of the session),
+//!   `network.transport`, and on failure `error.type` with the span status
+//!   ERROR;
+//! - every request a session sends to its backend gets a CLIENT span
+//!   `mcp.backend` (child of the request span, from the send to the answer,
+//!   with `error.type` and `rpc.response.status_code` when the answer is a
+//!   JSON-RPC error, `tool_error` for a tool result with `isError`), whose
+//!   context is written into the message's `params._meta` (`traceparent`,
+//!   `tracestate`), so a stdio child or an upstream server can continue the
+//!   trace; the upstream backend also sends it as HTTP headers.
+//!
+//! Nothing from the request's credentials, headers (other than the trace
+//! context), arguments or results becomes an attribute.
+// The propagation helpers serve the transports and the upstream backend: a
+// build without them uses only the request span's part.
+#![cfg_attr(
+    not(all(
+        any(feature = "streamable-http", feature = "sse", feature = "auth"),
+        feature = "upstream"
+    )),
+    allow(dead_code, unused_imports)
+)]
+
+use crate::jsonrpc::Message;
+
+#[cfg(feature = "otel")]
+pub use enabled::layer;
+
+/// Whether `layer` (feature `otel`) was installed in this process.
+pub fn is_enabled() -> bool {
+    #[cfg(feature = "otel")]
+    {
+        enabled::ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        false
+    }
+}
+
+/// The CLIENT spans of the requests a session has sent to its backend and
+/// not yet seen answered (empty unless OpenTelemetry is on).
+#[derive(Default)]
+pub(crate) struct BackendCalls {
+    #[cfg(feature = "otel")]
+    calls: std::sync::Mutex<
+        std::collections::HashMap<crate::jsonrpc::RequestId, (tracing::Span, tracing::Span)>,
+    >,
+}
+
+/// Most calls one session keeps a span for; beyond it a call is still
+/// traced through `_meta` but its span ends at once.
+#[cfg(feature = "otel")]
+const MAX_OPEN_CALLS: usize = 1024;
+
+impl BackendCalls {
+    /// Called, inside the request's span, just before `message` goes to the
+    /// backend: opens its `mcp.backend` span and writes its context into
+    /// `params._meta`.
+    pub(crate) fn start(&self, message: &mut Message) {
+        #[cfg(feature = "otel")]
+        if is_enabled() {
+            let Message::Request(request) = &*message else {
+                return;
+            };
+            let id = request.id.clone();
+            let request_span = tracing::Span::current();
+            let span = enabled::backend_span(message);
+            enabled::inject_meta(&span, message);
+            let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            if calls.len() < MAX_OPEN_CALLS {
+                calls.insert(id, (span, request_span));
+            }
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = message;
+    }
+
+    /// Called with each message from the backend: a response ends the span
+    /// of the request it answers (recording an error answer on it and on
+    /// the request's span).
+    pub(crate) fn finish(&self, message: &Message) {
+        #[cfg(feature = "otel")]
+        if is_enabled()
+            && let Message::Response(crate::jsonrpc::Response { id: Some(id), .. }) = message
+        {
+            let call = {
+                let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+                if calls.is_empty() {
+                    return;
+                }
+                calls.remove(id)
+            };
+            if let Some((span, request_span)) = call {
+                enabled::record_answer(&span, &request_span, message);
+            }
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = message;
+    }
+}
+
+/// Writes the current span's trace context into `message`'s
+/// `params._meta`, for a message sent to a backend outside a session's
+/// bookkeeping (the 2026-07-28 bridge).
+pub(crate) fn inject_current(message: &mut Message) {
+    #[cfg(feature = "otel")]
+    if is_enabled() && matches!(message, Message::Request(_)) {
+        enabled::inject_meta(&tracing::Span::current(), message);
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = message;
+}
+
+/// The `traceparent` and `tracestate` of a message's `params._meta`, as
+/// HTTP headers for the request that carries it upstream.
+pub(crate) fn meta_headers(message: &Message) -> Vec<(&'static str, http::HeaderValue)> {
+    if !is_enabled() {
+        return Vec::new();
+    }
+    let Some(meta) = message
+        .params()
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.as_object())
+    else {
+        return Vec::new();
+    };
+    [TRACEPARENT, TRACESTATE]
+        .into_iter()
+        .filter_map(|key| {
+            let value = meta.get(key)?.as_str()?;
+            Some((key, http::HeaderValue::from_str(value).ok()?))
+        })
+        .collect()
+}
+
+/// The W3C trace context keys, in headers and in `_meta` alike.
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+
+#[cfg(feature = "otel")]
+pub(crate) use enabled::{Outbound, fail, server_span};
+
+#[cfg(feature = "otel")]
+mod enabled {
+    use std::{
+        collections::HashMap,
+        sync::atomic::{AtomicBool, Ordering},
+    };
+
+    use opentelemetry::{
+        Context,
+        propagation::{Extractor, Injector, TextMapPropagator},
+        trace::{Status, TraceContextExt},
+    };
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use serde_json::{Map, Value};
+    use tracing::Span;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use super::{TRACEPARENT, TRACESTATE};
+    use crate::{inspect::McpRequest, jsonrpc::Message, session::session_fingerprint};
+
+    pub(super) static ENABLED: AtomicBool = AtomicBool::new(false);
+
+    /// The `tracing-opentelemetry` layer exporting spans to `tracer`, which
+    /// also turns on the names, kinds, attributes and trace context
+    /// propagation of this crate (see the [module docs](super)). Source
+    /// locations and thread ids are left out of the spans.
+    pub fn layer<S, T>(tracer: T) -> tracing_opentelemetry::OpenTelemetryLayer<S, T>
+    where
+        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+        T: opentelemetry::trace::Tracer + 'static,
+        T::Span: Send + Sync,
+    {
+        ENABLED.store(true, Ordering::Relaxed);
+        tracing_opentelemetry::layer()
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_tracer(tracer)
+    }
+
+    struct MetaCarrier<'a>(&'a Map<String, Value>);
+
+    impl Extractor for MetaCarrier<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key)?.as_str()
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(String::as_str).collect()
+        }
+    }
+
+    struct HeaderCarrier<'a>(&'a http::HeaderMap);
+
+    impl Extractor for HeaderCarrier<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key)?.to_str().ok()
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(http::HeaderName::as_str).collect()
+        }
+    }
+
+    /// Collects what a propagator writes.
+    #[derive(Default)]
+    pub(super) struct Fields(HashMap<String, String>);
+
+    impl Injector for Fields {
+        fn set(&mut self, key: &str, value: String) {
+            // an empty `tracestate` is left out rather than sent empty
+            if !value.is_empty() {
+                self.0.insert(key.to_owned(), value);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn remote_parent_for_tests(
+        headers: &http::HeaderMap,
+        mcp: Option<&McpRequest>,
+    ) -> Option<Context> {
+        remote_parent(headers, mcp)
+    }
+
+    /// The caller's span context: `_meta` first (the MCP conventions), then
+    /// the HTTP headers; `None` when neither holds a valid `traceparent`.
+    fn remote_parent(headers: &http::HeaderMap, mcp: Option<&McpRequest>) -> Option<Context> {
+        let propagator = TraceContextPropagator::new();
+        let from_meta = mcp
+            .and_then(McpRequest::request_meta)
+            .filter(|meta| meta.contains_key(TRACEPARENT))
+            .map(|meta| propagator.extract(&MetaCarrier(meta)));
+        let valid = |cx: &Context| cx.span().span_context().is_valid();
+        from_meta.filter(valid).or_else(|| {
+            headers
+                .contains_key(TRACEPARENT)
+                .then(|| propagator.extract(&HeaderCarrier(headers)))
+                .filter(valid)
+        })
+    }
+
+    /// The conventions' span name: `{method} {tool or prompt}`.
+    fn span_name(method: &str, target: Option<&str>) -> String {
+        match target {
+            Some(target) => format!("{method} {target}"),
+            None => method.to_owned(),
+        }
+    }
+
+    /// A client-chosen value bounded before it becomes an attribute.
+    fn bounded(value: &str) -> String {
+        value.chars().take(128).collect()
+    }
+
+    /// Names the request span, gives it its parent and attributes (see the
+    /// [module docs](super)).
+    pub(crate) fn server_span(
+        span: &Span,
+        http_method: &http::Method,
+        headers: &http::HeaderMap,
+        mcp: Option<&McpRequest>,
+    ) {
+        if let Some(parent) = remote_parent(headers, mcp) {
+            let _ = span.set_parent(parent);
+        }
+        span.record("otel.kind", "server");
+        span.set_attribute("network.transport", "tcp");
+        span.set_attribute("network.protocol.name", "http");
+        // no JSON-RPC body (a GET stream, a DELETE): named by the HTTP method
+        let Some(mcp) = mcp else {
+            span.record("otel.name", http_method.as_str());
+            return;
+        };
+        let method = mcp.method().unwrap_or("batch");
+        let target = mcp.tool_name().or_else(|| mcp.prompt_name());
+        span.record(
+            "otel.name",
+            span_name(method, target.map(bounded).as_deref()),
+        );
+        span.set_attribute("mcp.method.name", method.to_owned());
+        if let Some(tool) = mcp.tool_name() {
+            span.set_attribute("gen_ai.tool.name", bounded(tool));
+            span.set_attribute("gen_ai.operation.name", "execute_tool");
+        }
+        if let Some(prompt) = mcp.prompt_name() {
+            span.set_attribute("gen_ai.prompt.name", bounded(prompt));
+        }
+        if let Some(id) = mcp.id() {
+            span.set_attribute("jsonrpc.request.id", bounded(&request_id(id)));
+        }
+        if let Some(version) = mcp.protocol_version() {
+            span.set_attribute("mcp.protocol.version", version.as_str());
+        }
+        if let Some(session) = mcp.session_id() {
+            span.set_attribute("mcp.session.id", session_fingerprint(session));
+        }
+    }
+
+    /// A request id as the conventions write it: a number, or the string
+    /// itself (not quoted).
+    fn request_id(id: &crate::jsonrpc::RequestId) -> String {
+        match id {
+            crate::jsonrpc::RequestId::Number(n) => n.to_string(),
+            crate::jsonrpc::RequestId::String(s) => s.clone(),
+        }
+    }
+
+    /// Marks a span failed with `error_type` (an HTTP status, a JSON-RPC
+    /// code or `tool_error`).
+    pub(crate) fn fail(span: &Span, error_type: String) {
+        span.set_attribute("error.type", error_type.clone());
+        span.set_status(Status::error(error_type));
+    }
+
+    /// The CLIENT span of one request sent to the backend, a child of the
+    /// current (request) span.
+    pub(super) fn backend_span(message: &Message) -> Span {
+        let method = message.method().unwrap_or("-");
+        let target = message.params().and_then(|p| match method {
+            "tools/call" | "prompts/get" => p.get("name")?.as_str(),
+            _ => None,
+        });
+        let span = tracing::info_span!(
+            target: "mcp_bastion::backend",
+            "mcp.backend",
+            otel.name = span_name(method, target.map(bounded).as_deref()),
+            otel.kind = "client",
+        );
+        span.set_attribute("mcp.method.name", method.to_owned());
+        if method == "tools/call"
+            && let Some(tool) = target
+        {
+            span.set_attribute("gen_ai.tool.name", bounded(tool));
+            span.set_attribute("gen_ai.operation.name", "execute_tool");
+        }
+        if let Some(id) = message.id() {
+            span.set_attribute("jsonrpc.request.id", bounded(&request_id(id)));
+        }
+        span
+    }
+
+    /// Writes `span`'s context into `message`'s `params._meta` (replacing
+    /// a `traceparent`/`tracestate` the client put there: the backend's
+    /// parent is this proxy's span, itself a child of the client's).
+    pub(super) fn inject_meta(span: &Span, message: &mut Message) {
+        let fields = context_fields(span);
+        if fields.0.is_empty() {
+            return;
+        }
+        let params = match message {
+            Message::Request(r) => &mut r.params,
+            Message::Notification(n) => &mut n.params,
+            _ => return,
+        };
+        let params = params.get_or_insert_with(|| Value::Object(Map::new()));
+        let Some(params) = params.as_object_mut() else {
+            return;
+        };
+        let meta = params
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Some(meta) = meta.as_object_mut() else {
+            return;
+        };
+        meta.remove(TRACESTATE);
+        for (key, value) in fields.0 {
+            meta.insert(key, Value::String(value));
+        }
+    }
+
+    /// The W3C fields of `span`'s context (empty when it has none).
+    pub(super) fn context_fields(span: &Span) -> Fields {
+        let cx = span.context();
+        let mut fields = Fields::default();
+        if cx.span().span_context().is_valid() {
+            TraceContextPropagator::new().inject_context(&cx, &mut fields);
+        }
+        fields
+    }
+
+    /// Records the backend's answer on the call's span and, when it is an
+    /// error, on the request's span; the call's span ends when dropped here.
+    pub(super) fn record_answer(span: &Span, request_span: &Span, message: &Message) {
+        let Message::Response(response) = message else {
+            return;
+        };
+        let error_type = match &response.outcome {
+            Err(error) => {
+                let code = error.code.to_string();
+                for span in [span, request_span] {
+                    span.set_attribute("rpc.response.status_code", code.clone());
+                    span.set_attribute("rpc.jsonrpc.error_code", i64::from(error.code));
+                }
+                Some(code)
+            }
+            Ok(result) if result.get("isError").and_then(Value::as_bool) == Some(true) => {
+                Some("tool_error".to_owned())
+            }
+            Ok(_) => None,
+        };
+        if let Some(error_type) = error_type {
+            fail(span, error_type.clone());
+            fail(request_span, error_type);
+        }
+    }
+
+    /// A span sending one HTTP request on: its context as `traceparent`
+    /// and `tracestate` headers.
+    pub(crate) struct Outbound {
+        /// The CLIENT span of the call; it ends when this is dropped.
+        pub(crate) span: Span,
+    }
+
+    impl Outbound {
+        /// A CLIENT span for a pass-through of `method`, child of the
+        /// current span.
+        pub(crate) fn start(method: Option<&str>, name: Option<&str>) -> Option<Self> {
+            if !super::is_enabled() {
+                return None;
+            }
+            let method = method.unwrap_or("-");
+            let span = tracing::info_span!(
+                target: "mcp_bastion::backend",
+                "mcp.backend",
+                otel.name = span_name(method, name.map(bounded).as_deref()),
+                otel.kind = "client",
+            );
+            span.set_attribute("mcp.method.name", method.to_owned());
+            Some(Self { span })
+        }
+
+        /// The headers carrying this span's context.
+        pub(crate) fn headers(&self) -> Vec<(String, http::HeaderValue)> {
+            context_fields(&self.span)
+                .0
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, http::HeaderValue::from_str(&v).ok()?)))
+                .collect()
+        }
+
+        /// Replaces the trace context in a JSON-RPC request body's
+        /// `params._meta` with this span's; `None` when the body is not one
+        /// request object (it then goes as it is).
+        pub(crate) fn rewrite_body(&self, body: &[u8]) -> Option<Vec<u8>> {
+            let mut value: Value = serde_json::from_slice(body).ok()?;
+            let params = value
+                .as_object_mut()?
+                .entry("params")
+                .or_insert_with(|| Value::Object(Map::new()))
+                .as_object_mut()?;
+            let meta = params
+                .entry("_meta")
+                .or_insert_with(|| Value::Object(Map::new()))
+                .as_object_mut()?;
+            meta.remove(TRACESTATE);
+            for (key, value) in context_fields(&self.span).0 {
+                meta.insert(key, Value::String(value));
+            }
+            serde_json::to_vec(&value).ok()
+        }
+
+        /// Records the HTTP status of the answer (a failure from 400 on).
+        pub(crate) fn status(&self, status: http::StatusCode) {
+            if status.as_u16() >= 400 {
+                fail(&self.span, status.as_u16().to_string());
+            }
+        }
+    }
+}
+
+#[cfg(all(test, feature = "otel"))]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use serde_json::json;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+    use crate::jsonrpc::{ErrorObject, Request, RequestId, Response};
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    /// A subscriber exporting nowhere, but giving spans real contexts.
+    fn otel_on() -> tracing::subscriber::DefaultGuard {
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry().with(layer(provider.tracer("test")));
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn tool_call(meta: serde_json::Value) -> Message {
+        Message::Request(Request {
+            id: RequestId::Number(7),
+            method: "tools/call".into(),
+            params: Some(json!({"name": "echo", "_meta": meta})),
+        })
+    }
+
+    fn meta_traceparent(message: &Message) -> String {
+        message.params().unwrap()["_meta"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn a_backend_call_carries_its_own_span_of_the_request_trace_in_meta() {
+        let _guard = otel_on();
+        let request = tracing::info_span!("mcp.request");
+        let headers = http::HeaderMap::from_iter([(
+            http::header::HeaderName::from_static("traceparent"),
+            http::HeaderValue::from_str(&format!("00-{TRACE}-00f067aa0ba902b7-01")).unwrap(),
+        )]);
+        server_span(&request, &http::Method::POST, &headers, None);
+        assert_eq!(
+            format!("{}", request.context().span().span_context().trace_id()),
+            TRACE
+        );
+        let calls = BackendCalls::default();
+        // the client's own `_meta` trace context is replaced, other keys stay
+        let mut message = tool_call(json!({"traceparent": "00-x-y-01", "progressToken": 1}));
+        request.in_scope(|| calls.start(&mut message));
+        let traceparent = meta_traceparent(&message);
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(parts[1], TRACE);
+        let request_span_id = format!("{}", request.context().span().span_context().span_id());
+        assert_ne!(
+            parts[2], request_span_id,
+            "the backend call has a span of its own"
+        );
+        assert_eq!(message.params().unwrap()["_meta"]["progressToken"], 1);
+        assert_eq!(calls.calls.lock().unwrap().len(), 1);
+        // the answer ends it
+        calls.finish(&Message::Response(Response {
+            id: Some(RequestId::Number(7)),
+            outcome: Err(ErrorObject::new(-32602, "bad")),
+        }));
+        assert!(calls.calls.lock().unwrap().is_empty());
+        // and the upstream sends the same context as headers
+        let headers = meta_headers(&message);
+        assert_eq!(headers[0].0, "traceparent");
+        assert_eq!(headers[0].1.to_str().unwrap(), traceparent);
+    }
+
+    #[test]
+    fn a_pass_through_body_gets_the_calls_trace_context_in_meta_and_nothing_else() {
+        let _guard = otel_on();
+        let request = tracing::info_span!("mcp.request");
+        let call = request
+            .in_scope(|| Outbound::start(Some("tools/call"), Some("echo")))
+            .unwrap();
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "echo", "arguments": {"a": 1},
+            "_meta": {"traceparent": "00-client-trace-01", "tracestate": "c=1", "k": "v"}}});
+        let out: serde_json::Value =
+            serde_json::from_slice(&call.rewrite_body(body.to_string().as_bytes()).unwrap())
+                .unwrap();
+        let (headers, mut expected) = (call.headers(), body.clone());
+        let traceparent = headers.iter().find(|(k, _)| k == "traceparent").unwrap();
+        expected["params"]["_meta"] =
+            json!({"k": "v", "traceparent": traceparent.1.to_str().unwrap()});
+        assert_eq!(out, expected);
+        assert!(
+            call.rewrite_body(b"[1, 2]").is_none(),
+            "a batch goes as it is"
+        );
+    }
+
+    #[test]
+    fn meta_wins_over_the_header_and_a_malformed_traceparent_is_no_parent() {
+        let header = http::HeaderMap::from_iter([(
+            http::header::HeaderName::from_static("traceparent"),
+            http::HeaderValue::from_static(
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            ),
+        )]);
+        let mcp = |meta: serde_json::Value| {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": meta}});
+            crate::inspect::McpRequest::parse(
+                &http::HeaderMap::new(),
+                None,
+                bytes::Bytes::from(body.to_string()),
+            )
+            .unwrap()
+        };
+        let from_meta = mcp(json!({"traceparent": format!("00-{TRACE}-00f067aa0ba902b7-01")}));
+        let cx = enabled::remote_parent_for_tests(&header, Some(&from_meta)).unwrap();
+        assert_eq!(format!("{}", cx.span().span_context().trace_id()), TRACE);
+        let malformed = mcp(json!({"traceparent": "not-a-trace"}));
+        let cx = enabled::remote_parent_for_tests(&header, Some(&malformed)).unwrap();
+        assert_eq!(
+            format!("{}", cx.span().span_context().trace_id()),
+            "0af7651916cd43dd8448eb211c80319c",
+            "a malformed _meta falls back to the header"
+        );
+        assert!(
+            enabled::remote_parent_for_tests(&http::HeaderMap::new(), Some(&malformed)).is_none()
+        );
+    }
+}

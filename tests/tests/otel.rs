@@ -1,0 +1,495 @@
+//! OpenTelemetry export of the `mcp-bastion` binary (`--otlp-endpoint`), against a real OTLP/HTTP
+//! receiver ([`tests::otlp::Receiver`]: `tests/clients/otlp_receiver.py`, which decodes what
+//! arrives with the official `opentelemetry-proto` package and writes the spans as JSON lines).
+//! (The secrets sweep, `tests/tests/auth/sweep.rs`, searches the exported spans too.)
+//!
+//! - stdio backend (`tests/clients/meta_echo_server.py`, a child that answers a tool call with
+//!   the `_meta` it received): a `tools/call` with a client `traceparent` header gives a SERVER
+//!   span `tools/call echo_meta` whose parent is the client's span (same trace id), with the MCP
+//!   semantic-convention attributes and the session as a fingerprint only; its CLIENT child is
+//!   the backend call, and the child process received that span's context in
+//!   `params._meta.traceparent`. A 2026-07-28 request's `_meta.traceparent` is the parent too
+//!   (it wins over the header), and the bridged child sees the trace continue. The spans arrive
+//!   although the batch delay is an hour: they are flushed at shutdown.
+//!   A JSON-RPC error answer sets `error.type` (the code) and the status ERROR on both spans, a
+//!   tool error `error.type = tool_error`, an HTTP refusal (404, unknown session) its status.
+//! - upstream backend (server-everything over Streamable HTTP behind a recording proxy): the
+//!   upstream receives a `traceparent` header whose trace id is the client's and whose parent is
+//!   the backend call's span in that trace.
+//! - gRPC export (`--otlp-protocol grpc`, to the receiver's gRPC mode): the same request span,
+//!   child of the client's.
+//! - 2026-07-28 pass-through (the Python SDK's 2026 server, `tests/clients/py_2026_server.py`,
+//!   behind the recording proxy): the upstream receives the trace context of the proxy's CLIENT
+//!   span in the `traceparent` header (the body's `params._meta` gets the same: a unit test of
+//!   `mcp_bastion::otel` covers that rewrite).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tests::{
+    Server, clients_dir,
+    otlp::Receiver,
+    python,
+    upstream::{Everything, Mode, RecordingProxy},
+};
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// One POST to the proxy: status, headers, the JSON-RPC answer (of a JSON or an SSE body;
+/// `Null` for none).
+fn post(
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap();
+        let answer = tests::sse::json_messages(&text)
+            .await
+            .into_iter()
+            .find(|m| m.get("id").is_some())
+            .unwrap_or(Value::Null);
+        (status, headers, answer)
+    })
+}
+
+/// `initialize` + `notifications/initialized` at 2025-11-25; the session id.
+fn open_session(url: &str) -> String {
+    let (status, headers, _) = post(
+        url,
+        &[],
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "otel-test", "version": "1"}}}),
+    );
+    assert_eq!(status, 200);
+    let session = headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let (status, _, _) = post(
+        url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    assert_eq!(status, 202);
+    session
+}
+
+fn traceparent(trace: &str, span: &str) -> String {
+    format!("00-{trace}-{span}-01")
+}
+
+/// The `(trace id, parent id)` of a `traceparent` value.
+fn parse_traceparent(value: &str) -> (String, String) {
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    (parts[1].to_owned(), parts[2].to_owned())
+}
+
+fn find(spans: &[Value], what: impl Fn(&Value) -> bool) -> &Value {
+    spans
+        .iter()
+        .find(|s| what(s))
+        .unwrap_or_else(|| panic!("no such span among:\n{spans:#?}"))
+}
+
+fn attr<'a>(span: &'a Value, key: &str) -> &'a Value {
+    &span["attributes"][key]
+}
+
+/// The `_meta` the child answered with.
+fn echoed_meta(answer: &Value) -> Value {
+    let text = answer["result"]["content"][0]["text"].as_str().unwrap();
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn a_tool_call_through_a_stdio_child_is_one_trace_from_the_client_into_the_child() {
+    let receiver = Receiver::start("stdio");
+    let child = vec![
+        python(),
+        clients_dir()
+            .join("meta_echo_server.py")
+            .display()
+            .to_string(),
+    ];
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--json-response",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &child,
+        // only the flush at shutdown can deliver the spans in time
+        &[
+            ("OTEL_BSP_SCHEDULE_DELAY", "3600000"),
+            ("OTEL_SERVICE_NAME", "bastion-under-test"),
+        ],
+    );
+    let url = bastion.url("/mcp");
+
+    // a 2025-11-25 session: the trace context in the HTTP headers
+    let session = open_session(&url);
+    let (status, _, answer) = post(
+        &url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
+            ("tracestate", "client=1"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "echo_meta", "arguments": {}}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let child_meta = echoed_meta(&answer);
+
+    // a JSON-RPC error from the child
+    let (status, _, error) = post(
+        &url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 4, "method": "resources/list", "params": {}}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(error["error"]["code"], -32601, "{error}");
+
+    // a tool error
+    let (status, _, failed) = post(
+        &url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+               "params": {"name": "fail", "arguments": {}}}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(failed["result"]["isError"], true, "{failed}");
+
+    // an HTTP refusal: an unknown session
+    let (status, _, _) = post(
+        &url,
+        &[
+            ("mcp-session-id", "no-such-session"),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {}}),
+    );
+    assert_eq!(status, 404);
+
+    // a 2026-07-28 request: the trace context in `_meta` (which wins over the header)
+    let meta_trace = "0af7651916cd43dd8448eb211c80319c";
+    let meta_span = "b7ad6b7169203331";
+    let (status, _, answer_2026) = post(
+        &url,
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo_meta"),
+            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
+        ],
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "echo_meta", "arguments": {},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "otel-test", "version": "1"},
+            "traceparent": traceparent(meta_trace, meta_span),
+        }}}),
+    );
+    assert_eq!(status, 200, "{answer_2026}");
+    let child_meta_2026 = echoed_meta(&answer_2026);
+
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["attributes"]["jsonrpc.request.id"] == "3");
+
+    // the request span: SERVER, child of the client's span, the conventions' attributes
+    let server = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID && s["name"] == "tools/call echo_meta"
+    });
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN, "{server:#}");
+    assert_eq!(server["service"], "bastion-under-test");
+    assert_eq!(attr(server, "mcp.method.name"), "tools/call");
+    assert_eq!(attr(server, "gen_ai.tool.name"), "echo_meta");
+    assert_eq!(attr(server, "gen_ai.operation.name"), "execute_tool");
+    assert_eq!(attr(server, "jsonrpc.request.id"), "2");
+    assert_eq!(attr(server, "mcp.protocol.version"), "2025-11-25");
+    let fingerprint = attr(server, "mcp.session.id").as_str().unwrap();
+    assert!(!fingerprint.is_empty() && fingerprint != session);
+
+    // the backend call: CLIENT, child of the request span
+    let call = find(&spans, |s| {
+        s["kind"] == "CLIENT"
+            && s["trace_id"] == TRACE_ID
+            && s["parent_span_id"] == server["span_id"]
+    });
+    assert_eq!(call["name"], "tools/call echo_meta");
+    assert_eq!(attr(call, "jsonrpc.request.id"), "2");
+
+    // the child saw the backend call's span as its parent, in `_meta`
+    let (trace, parent) = parse_traceparent(child_meta["traceparent"].as_str().unwrap());
+    assert_eq!(trace, TRACE_ID);
+    assert_eq!(parent, call["span_id"].as_str().unwrap());
+
+    // 2026-07-28: `_meta`'s trace context is the parent, and the child continues that trace
+    let server_2026 = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["attributes"]["jsonrpc.request.id"] == "3"
+    });
+    assert_eq!(server_2026["trace_id"], meta_trace, "{server_2026:#}");
+    assert_eq!(server_2026["parent_span_id"], meta_span);
+    let (trace, parent) = parse_traceparent(child_meta_2026["traceparent"].as_str().unwrap());
+    assert_eq!(trace, meta_trace);
+    let in_trace: Vec<&str> = spans
+        .iter()
+        .filter(|s| s["trace_id"] == meta_trace)
+        .map(|s| s["span_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        in_trace.contains(&parent.as_str()),
+        "{parent} not in {in_trace:?}"
+    );
+
+    // the error answer marks both the backend call and the request
+    for kind in ["SERVER", "CLIENT"] {
+        let failed = find(&spans, |s| {
+            s["kind"] == kind && s["attributes"]["jsonrpc.request.id"] == "4"
+        });
+        assert_eq!(failed["name"], "resources/list");
+        assert_eq!(failed["status"], "ERROR", "{failed:#}");
+        assert_eq!(attr(failed, "error.type"), "-32601");
+        assert_eq!(attr(failed, "rpc.response.status_code"), "-32601");
+    }
+
+    // a tool error is `tool_error`
+    let tool_failed = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["attributes"]["jsonrpc.request.id"] == "6"
+    });
+    assert_eq!(tool_failed["name"], "tools/call fail");
+    assert_eq!(tool_failed["status"], "ERROR");
+    assert_eq!(attr(tool_failed, "error.type"), "tool_error");
+
+    // an HTTP refusal is its status
+    let refused = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["attributes"]["jsonrpc.request.id"] == "7"
+    });
+    assert_eq!(refused["status"], "ERROR");
+    assert_eq!(attr(refused, "error.type"), "404");
+
+    // never the session id itself
+    let all = receiver.text();
+    assert!(!all.contains(&session), "the session id was exported");
+}
+
+#[test]
+fn the_upstream_receives_the_trace_context_of_the_backend_call() {
+    let everything = Everything::start(Mode::Streamable);
+    let recorder = RecordingProxy::start(everything.base_url());
+    let receiver = Receiver::start("upstream");
+    let mut bastion = Server::bastion_args_with_env(
+        &[
+            "--upstream",
+            &recorder.url("/mcp"),
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--otlp-protocol",
+            "http-protobuf",
+            "--json-response",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let url = bastion.url("/mcp");
+    let session = open_session(&url);
+    let (status, _, answer) = post(
+        &url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
+        ],
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"message": "hi"}}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("hi")
+    );
+
+    let with_client_trace: Vec<(String, String)> = recorder
+        .seen()
+        .iter()
+        .filter(|s| s.method == "POST")
+        .filter_map(|s| s.header("traceparent").map(parse_traceparent))
+        .filter(|(trace, _)| trace == TRACE_ID)
+        .collect();
+    assert_eq!(with_client_trace.len(), 1, "{:#?}", recorder.seen());
+    let upstream_parent = &with_client_trace[0].1;
+
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
+    let server = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
+    });
+    assert_eq!(server["name"], "tools/call echo");
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    let call = find(&spans, |s| {
+        s["kind"] == "CLIENT"
+            && s["trace_id"] == TRACE_ID
+            && s["parent_span_id"] == server["span_id"]
+    });
+    assert_eq!(upstream_parent, call["span_id"].as_str().unwrap());
+}
+
+#[test]
+fn a_2026_pass_through_carries_the_trace_context_to_the_upstream() {
+    let upstream = Server::spawn(
+        "py-2026-upstream",
+        Path::new(&python()),
+        &[clients_dir()
+            .join("py_2026_server.py")
+            .display()
+            .to_string()],
+    );
+    let recorder = RecordingProxy::start(upstream.base_url().to_owned());
+    let receiver = Receiver::start("passthru");
+    let mut bastion = Server::bastion_args_with_env(
+        &[
+            "--upstream",
+            &recorder.url("/mcp"),
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--shutdown-timeout",
+            "1",
+        ],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let (status, _, answer) = post(
+        &bastion.url("/mcp"),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ],
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"text": "hi"},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "otel-test", "version": "1"},
+            "traceparent": traceparent(TRACE_ID, CLIENT_SPAN),
+        }}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["result"].is_object(), "{answer}");
+
+    let seen = recorder.seen();
+    let call = seen
+        .iter()
+        .find(|s| s.method == "POST" && s.header("mcp-method") == Some("tools/call"))
+        .unwrap_or_else(|| panic!("no tools/call reached the upstream: {seen:#?}"));
+    let (trace, upstream_parent) = parse_traceparent(call.header("traceparent").unwrap());
+    assert_eq!(trace, TRACE_ID);
+
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
+    let server = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
+    });
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    let backend = find(&spans, |s| {
+        s["kind"] == "CLIENT"
+            && s["trace_id"] == TRACE_ID
+            && s["parent_span_id"] == server["span_id"]
+    });
+    assert_eq!(backend["name"], "tools/call echo");
+    assert_eq!(upstream_parent, backend["span_id"].as_str().unwrap());
+}
+
+#[test]
+fn spans_are_exported_over_grpc_too() {
+    let receiver = Receiver::start_grpc("grpc");
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--otlp-protocol",
+            "grpc",
+            "--json-response",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &[
+            python(),
+            clients_dir()
+                .join("meta_echo_server.py")
+                .display()
+                .to_string(),
+        ],
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let url = bastion.url("/mcp");
+    let session = open_session(&url);
+    let (status, _, answer) = post(
+        &url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
+        ],
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "echo_meta", "arguments": {}}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
+    let server = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
+    });
+    assert_eq!(server["name"], "tools/call echo_meta");
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    assert_eq!(server["service"], "mcp-bastion");
+}
