@@ -19,10 +19,16 @@ pub fn records(path: &Path) -> Vec<Value> {
 /// The records once at least `n` have been written, or after 10 s (the writer flushes when its
 /// queue is empty).
 pub fn wait_for_records(path: &Path, n: usize) -> Vec<Value> {
+    wait_until(path, |recs| recs.len() >= n)
+}
+
+/// The records once `done` holds of them (say, the record of the last request sent is there:
+/// records land in the order requests end, a little after their answers), or after 10 s.
+pub fn wait_until(path: &Path, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let recs = records(path);
-        if recs.len() >= n || Instant::now() > deadline {
+        if done(&recs) || Instant::now() > deadline {
             return recs;
         }
         std::thread::sleep(Duration::from_millis(50));

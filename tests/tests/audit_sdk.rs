@@ -14,7 +14,11 @@
 use std::{collections::HashSet, path::PathBuf, process::Command};
 
 use serde_json::{Value, json};
-use tests::{Server, audit::wait_for_records, clients_dir, everything_stdio, python};
+use tests::{
+    Server,
+    audit::{wait_for_records, wait_until},
+    clients_dir, everything_stdio, python,
+};
 
 const KEY: &str = "mcpb_auditsdk0123456789abcdef012345";
 const WRONG_KEY: &str = "mcpb_wrongkey0123456789abcdef012345";
@@ -133,7 +137,8 @@ fn both_sdks_drive_every_outcome_each_one_record_and_no_secret_is_written() {
         .flatten()
         .filter(|s| *s >= 400)
         .count();
-    let recs = wait_for_records(&path, refused_seen + 20);
+    let refusals = |recs: &[Value]| recs.iter().filter(|r| r["outcome"] == "refused").count();
+    let recs = wait_until(&path, |recs| refusals(recs) >= refused_seen);
     let refused: Vec<&Value> = recs.iter().filter(|r| r["outcome"] == "refused").collect();
     assert_eq!(refused.len(), refused_seen, "{refused:#?}");
     for (by, status) in [
