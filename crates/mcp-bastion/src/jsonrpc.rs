@@ -165,6 +165,19 @@ impl Response {
             outcome: Err(error),
         }
     }
+
+    /// The answer to a backend's own request where no client can take it:
+    /// `{}` for `ping`, `-32601` with `refusal` for any other method.
+    pub(crate) fn ping_or_refuse(request: Request, refusal: &str) -> Self {
+        if request.method == "ping" {
+            Self::result(request.id, Value::Object(Map::new()))
+        } else {
+            Self::error(
+                Some(request.id),
+                ErrorObject::new(codes::METHOD_NOT_FOUND, refusal),
+            )
+        }
+    }
 }
 
 /// One JSON-RPC message.
