@@ -29,6 +29,7 @@ import anyio
 import httpx2
 from pydantic import BaseModel
 
+from _script import parse_headers
 from mcp import Client, types
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import Elicit, MCPServer, Resolve
@@ -81,10 +82,7 @@ def client_args() -> argparse.ArgumentParser:
 @asynccontextmanager
 async def connected(args: argparse.Namespace, summary: dict[str, Any], client_name: str) -> AsyncIterator[Client]:
     """A connected `mcp.Client` (step `connect` recorded in `summary`)."""
-    headers = {}
-    for header in args.header:
-        name, _, value = header.partition(":")
-        headers[name.strip()] = value.strip()
+    headers = parse_headers(args.header)
 
     async def on_elicitation(context: Any, params: Any) -> types.ElicitResult:
         summary.setdefault("elicitations", []).append(getattr(params, "message", ""))
