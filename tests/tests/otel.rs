@@ -25,14 +25,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 use tests::{
     Server, clients_dir,
     otlp::Receiver,
     python,
-    upstream::{Everything, Mode, RecordingProxy},
+    upstream::{Everything, Mode, RecordingProxy, py_2026_server},
 };
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -69,6 +67,22 @@ fn post(
             .unwrap_or(Value::Null);
         (status, headers, answer)
     })
+}
+
+/// Opens a 2025-11-25 session at `url` and sends in it one `tools/call` with `params` and the
+/// client's trace context (`TRACE_ID`, `CLIENT_SPAN`): the status and the answer.
+fn traced_call(url: &str, params: Value) -> (u16, Value) {
+    let session = open_session(url);
+    let (status, _, answer) = post(
+        url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
+        ],
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}),
+    );
+    (status, answer)
 }
 
 /// `initialize` + `notifications/initialized` at 2025-11-25; the session id.
@@ -328,16 +342,9 @@ fn the_upstream_receives_the_trace_context_of_the_backend_call() {
         &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
     );
     let url = bastion.url("/mcp");
-    let session = open_session(&url);
-    let (status, _, answer) = post(
+    let (status, answer) = traced_call(
         &url,
-        &[
-            ("mcp-session-id", &session),
-            ("mcp-protocol-version", "2025-11-25"),
-            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
-        ],
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-               "params": {"name": "echo", "arguments": {"message": "hi"}}}),
+        json!({"name": "echo", "arguments": {"message": "hi"}}),
     );
     assert_eq!(status, 200, "{answer}");
     assert!(
@@ -378,14 +385,7 @@ fn the_upstream_receives_the_trace_context_of_the_backend_call() {
 
 #[test]
 fn a_2026_pass_through_carries_the_trace_context_to_the_upstream() {
-    let upstream = Server::spawn(
-        "py-2026-upstream",
-        Path::new(&python()),
-        &[clients_dir()
-            .join("py_2026_server.py")
-            .display()
-            .to_string()],
-    );
+    let upstream = py_2026_server();
     let recorder = RecordingProxy::start(upstream.base_url().to_owned());
     let receiver = Receiver::start("passthru");
     let mut bastion = Server::bastion_args_with_env(
@@ -468,17 +468,7 @@ fn spans_are_exported_over_grpc_too() {
         &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
     );
     let url = bastion.url("/mcp");
-    let session = open_session(&url);
-    let (status, _, answer) = post(
-        &url,
-        &[
-            ("mcp-session-id", &session),
-            ("mcp-protocol-version", "2025-11-25"),
-            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
-        ],
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-               "params": {"name": "echo_meta", "arguments": {}}}),
-    );
+    let (status, answer) = traced_call(&url, json!({"name": "echo_meta", "arguments": {}}));
     assert_eq!(status, 200, "{answer}");
     assert!(
         bastion.stop().is_some_and(|s| s.success()),

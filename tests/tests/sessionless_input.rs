@@ -95,14 +95,7 @@ async fn elicit(http: &Client, server: &Server, bearer: &str, extra: Value) -> (
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    let message = tests::sse::json_messages(&text)
-        .await
-        .into_iter()
-        .find(|m| m.get("id").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in {text:?}"));
-    (status, message)
+    tests::sse::answer(res).await
 }
 
 #[test]

@@ -58,14 +58,8 @@ async fn elicit(http: &reqwest::Client, url: &str, id: u64, extra: Value) -> (u1
         .send()
         .await
         .unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let message = tests::sse::json_messages(&text)
-        .await
-        .into_iter()
-        .find(|m| m.get("id").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in {text:?}"));
-    (status, message)
+    let (status, message) = tests::sse::answer(res).await;
+    (status.as_u16(), message)
 }
 
 #[test]
