@@ -35,6 +35,7 @@ pub mod oauth;
 pub mod otlp;
 pub mod processes;
 pub mod raw;
+pub mod raw2026;
 pub mod redis;
 pub mod server;
 pub mod sse;

@@ -126,6 +126,24 @@ fn find(spans: &[Value], what: impl Fn(&Value) -> bool) -> &Value {
         .unwrap_or_else(|| panic!("no such span among:\n{spans:#?}"))
 }
 
+/// Stops `bastion` (which must exit cleanly: the flush at shutdown exports its spans), waits for
+/// the CLIENT span of the client's trace (`TRACE_ID`), and checks that the SERVER span of that
+/// trace is the child of the client's span (`CLIENT_SPAN`): the spans and that SERVER span.
+fn traced_spans(bastion: &mut Server, receiver: &Receiver) -> (Vec<Value>, Value) {
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
+    let server = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
+    })
+    .clone();
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    (spans, server)
+}
+
 fn attr<'a>(span: &'a Value, key: &str) -> &'a Value {
     &span["attributes"][key]
 }
@@ -364,17 +382,8 @@ fn the_upstream_receives_the_trace_context_of_the_backend_call() {
     assert_eq!(with_client_trace.len(), 1, "{:#?}", recorder.seen());
     let upstream_parent = &with_client_trace[0].1;
 
-    assert!(
-        bastion.stop().is_some_and(|s| s.success()),
-        "{}",
-        bastion.logs()
-    );
-    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
-    let server = find(&spans, |s| {
-        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
-    });
+    let (spans, server) = traced_spans(&mut bastion, &receiver);
     assert_eq!(server["name"], "tools/call echo");
-    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
     let call = find(&spans, |s| {
         s["kind"] == "CLIENT"
             && s["trace_id"] == TRACE_ID
@@ -426,16 +435,7 @@ fn a_2026_pass_through_carries_the_trace_context_to_the_upstream() {
     let (trace, upstream_parent) = parse_traceparent(call.header("traceparent").unwrap());
     assert_eq!(trace, TRACE_ID);
 
-    assert!(
-        bastion.stop().is_some_and(|s| s.success()),
-        "{}",
-        bastion.logs()
-    );
-    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
-    let server = find(&spans, |s| {
-        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
-    });
-    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    let (spans, server) = traced_spans(&mut bastion, &receiver);
     let backend = find(&spans, |s| {
         s["kind"] == "CLIENT"
             && s["trace_id"] == TRACE_ID
@@ -470,16 +470,7 @@ fn spans_are_exported_over_grpc_too() {
     let url = bastion.url("/mcp");
     let (status, answer) = traced_call(&url, json!({"name": "echo_meta", "arguments": {}}));
     assert_eq!(status, 200, "{answer}");
-    assert!(
-        bastion.stop().is_some_and(|s| s.success()),
-        "{}",
-        bastion.logs()
-    );
-    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
-    let server = find(&spans, |s| {
-        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
-    });
+    let (_, server) = traced_spans(&mut bastion, &receiver);
     assert_eq!(server["name"], "tools/call echo_meta");
-    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
     assert_eq!(server["service"], "mcp-bastion");
 }
