@@ -47,7 +47,7 @@ pub use binaries::{
 };
 pub use clients::{
     CLIENT_TIMEOUT, CallInFlight, ClientOutcome, ClientRun, FULL_STEPS, Sdk, Transport,
-    assert_full_summary, assert_summary, script_report,
+    assert_full_summary, assert_input_round_trip, assert_summary, script_report,
 };
 pub use processes::{child_processes, process_gone};
 pub use server::{SHUTDOWN_GRACE, STARTUP_TIMEOUT, Server, SessionMode};
