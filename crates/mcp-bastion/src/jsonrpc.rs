@@ -459,6 +459,22 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_backend_ping_is_answered_and_its_other_requests_refused() {
+        let request = |method: &str| Request {
+            id: RequestId::Number(5),
+            method: method.into(),
+            params: None,
+        };
+        let pong = Response::ping_or_refuse(request("ping"), "no client here");
+        assert_eq!(pong, Response::result(RequestId::Number(5), json!({})));
+        let refused = Response::ping_or_refuse(request("sampling/createMessage"), "no client here");
+        assert_eq!(refused.id, Some(RequestId::Number(5)));
+        let error = refused.outcome.unwrap_err();
+        assert_eq!(error.code, codes::METHOD_NOT_FOUND);
+        assert_eq!(error.message, "no client here");
+    }
+
+    #[test]
     fn classifies_requests_notifications_and_responses() {
         let r = Message::from_value(json!({"jsonrpc":"2.0","id":"a","method":"ping"})).unwrap();
         assert!(matches!(r, Message::Request(Request { ref method, .. }) if method == "ping"));
