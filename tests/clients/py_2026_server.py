@@ -22,36 +22,14 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-from typing import Annotated
 
 import uvicorn
-from pydantic import BaseModel
-
-from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from _mcp2026 import new_server
+from mcp.server.mcpserver import Context
 
 GREETING = "hello from the 2026 upstream"
 
-server = MCPServer("py-2026-upstream")
-
-
-class Name(BaseModel):
-    name: str
-
-
-def ask_for_name() -> Elicit[Name]:
-    return Elicit("What is your name?", Name)
-
-
-@server.tool()
-def echo(text: str) -> str:
-    """Echoes the text back."""
-    return f"echo: {text}"
-
-
-@server.tool()
-def ask_name(who: Annotated[Name, Resolve(ask_for_name)]) -> str:
-    """Asks the client for a name (elicitation) and greets it."""
-    return f"hello, {who.name}"
+server = new_server("py-2026-upstream", GREETING)
 
 
 @server.tool()
@@ -59,12 +37,6 @@ async def touch_tools(ctx: Context) -> str:
     """Tells the subscriptions/listen streams that the tool list changed."""
     await ctx.notify_tools_changed()
     return "touched"
-
-
-@server.resource("note://greeting")
-def greeting() -> str:
-    """A fixed note."""
-    return GREETING
 
 
 def main() -> None:

@@ -25,49 +25,21 @@ import argparse
 import json
 import os
 import sys
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
-from pydantic import BaseModel
-
-from mcp.server.mcpserver import Elicit, MCPServer, Resolve
+from _mcp2026 import new_server
 from mcp.server.stdio import stdio_server
 
 GREETING = "hello from the 2026 stdio server"
 
-server = MCPServer("py-2026-stdio")
-
-
-class Name(BaseModel):
-    name: str
-
-
-def ask_for_name() -> Elicit[Name]:
-    return Elicit("What is your name?", Name)
-
-
-@server.tool()
-def echo(text: str) -> str:
-    """Echoes the text back."""
-    return f"echo: {text}"
-
-
-@server.tool()
-def ask_name(who: Annotated[Name, Resolve(ask_for_name)]) -> str:
-    """Asks the client for a name (elicitation) and greets it."""
-    return f"hello, {who.name}"
+server = new_server("py-2026-stdio", GREETING)
 
 
 @server.tool()
 def whoami() -> str:
     """The MCP_USER variable of this process's environment."""
     return os.environ.get("MCP_USER", "")
-
-
-@server.resource("note://greeting")
-def greeting() -> str:
-    """A fixed note."""
-    return GREETING
 
 
 class LoggedLines:

@@ -33,25 +33,12 @@ import anyio
 import httpx2
 from mcp import types
 from mcp.client.client import Client
+from _script import describe, parse_headers
 from mcp.client.streamable_http import streamable_http_client
-
-
-def parse_headers(pairs: list[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for pair in pairs:
-        name, _, value = pair.partition(":")
-        headers[name.strip()] = value.strip()
-    return headers
 
 
 def text_of(result: Any) -> str:
     return "\n".join(getattr(b, "text", "") or "" for b in result.content)
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

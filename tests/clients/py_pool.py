@@ -26,17 +26,10 @@ from contextlib import asynccontextmanager
 import anyio
 import httpx2
 from mcp import Client
+from _script import describe, parse_headers
 from mcp.client.streamable_http import streamable_http_client
 
 V2026 = "2026-07-28"
-
-
-def parse_headers(pairs: list[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for pair in pairs:
-        name, _, value = pair.partition(":")
-        headers[name.strip()] = value.strip()
-    return headers
 
 
 @asynccontextmanager
@@ -83,12 +76,6 @@ async def main_async(args: argparse.Namespace) -> dict:
             else:
                 out.update(await run_listen(client, args))
             return out
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def main() -> int:

@@ -20,21 +20,8 @@ import anyio
 import httpx2
 from mcp import ClientSession
 from mcp.client.sse import sse_client
+from _script import describe, parse_headers
 from mcp.client.streamable_http import streamable_http_client
-
-
-def parse_headers(pairs: list[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for pair in pairs:
-        name, _, value = pair.partition(":")
-        headers[name.strip()] = value.strip()
-    return headers
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def session_run(args: argparse.Namespace, read, write) -> dict:

@@ -332,6 +332,30 @@ impl ClientOutcome {
     }
 }
 
+/// The elicitation round trip of a 2026-07-28 SDK client script (`tests/clients/_mcp2026.py`,
+/// `--elicit`): one `elicitation/create` input request reached the client in an
+/// `InputRequiredResult` with a non-empty `requestState` (returned, for checks of its form), and
+/// the SDK's own loop asked once more.
+pub fn assert_input_round_trip(summary: &serde_json::Value) -> &str {
+    let requests = summary["inputRequests"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no inputRequests: {summary}"));
+    assert_eq!(requests.len(), 1, "{summary}");
+    assert!(
+        requests.values().all(|m| m == "elicitation/create"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["elicitations"],
+        serde_json::json!(["What is your name?"]),
+        "{summary}"
+    );
+    match summary["requestState"].as_str() {
+        Some(state) if !state.is_empty() => state,
+        _ => panic!("no requestState: {summary}"),
+    }
+}
+
 /// The steps a full scenario with the `everything` profile must have done (none skipped).
 pub const FULL_STEPS: [&str; 9] = [
     "initialize",

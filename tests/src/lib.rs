@@ -35,6 +35,7 @@ pub mod oauth;
 pub mod otlp;
 pub mod processes;
 pub mod raw;
+pub mod raw2026;
 pub mod redis;
 pub mod server;
 pub mod sse;
@@ -46,7 +47,7 @@ pub use binaries::{
 };
 pub use clients::{
     CLIENT_TIMEOUT, CallInFlight, ClientOutcome, ClientRun, FULL_STEPS, Sdk, Transport,
-    assert_full_summary, assert_summary, script_report,
+    assert_full_summary, assert_input_round_trip, assert_summary, script_report,
 };
 pub use processes::{child_processes, process_gone};
 pub use server::{SHUTDOWN_GRACE, STARTUP_TIMEOUT, Server, SessionMode};

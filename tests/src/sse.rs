@@ -23,3 +23,21 @@ pub async fn json_messages(body: &str) -> Vec<Value> {
         .collect()
         .await
 }
+
+/// The status of `res` and the JSON-RPC answer in its body (one JSON value or an SSE stream):
+/// the first message with an `id`. Without one (or an unreadable body) the test fails.
+pub async fn answer(res: reqwest::Response) -> (reqwest::StatusCode, Value) {
+    let status = res.status();
+    let text = match res.text().await {
+        Ok(text) => text,
+        Err(e) => panic!("{status}: unreadable body: {e}"),
+    };
+    match json_messages(&text)
+        .await
+        .into_iter()
+        .find(|m| m.get("id").is_some())
+    {
+        Some(message) => (status, message),
+        None => panic!("{status}: no JSON-RPC answer in {text:?}"),
+    }
+}

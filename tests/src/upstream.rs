@@ -23,7 +23,7 @@ use axum::{
     response::Response,
 };
 
-use crate::node_modules_dir;
+use crate::{Server, clients_dir, node_modules_dir, python};
 
 /// The HTTP modes of server-everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +146,17 @@ fn drain(reader: impl Read + Send + 'static, log: Arc<Mutex<String>>) {
             log.push('\n');
         }
     });
+}
+
+/// The official Python SDK's 2026-07-28 server (`tests/clients/py_2026_server.py`, which also
+/// speaks the handshake revisions) on a free loopback port.
+pub fn py_2026_server() -> Server {
+    let script = clients_dir().join("py_2026_server.py");
+    Server::spawn(
+        "py-2026-upstream",
+        std::path::Path::new(&python()),
+        &[script.to_string_lossy().into_owned()],
+    )
 }
 
 /// A loopback port that was free a moment ago.

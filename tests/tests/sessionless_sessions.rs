@@ -47,14 +47,7 @@ async fn call(
     }
     let body = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": params});
     let res = req.body(body.to_string()).send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    let message = tests::sse::json_messages(&text)
-        .await
-        .into_iter()
-        .find(|m| m.get("id").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in {text:?}"));
-    (status, message)
+    tests::sse::answer(res).await
 }
 
 fn runtime() -> tokio::runtime::Runtime {

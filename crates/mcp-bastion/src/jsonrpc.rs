@@ -165,6 +165,19 @@ impl Response {
             outcome: Err(error),
         }
     }
+
+    /// The answer to a backend's own request where no client can take it:
+    /// `{}` for `ping`, `-32601` with `refusal` for any other method.
+    pub(crate) fn ping_or_refuse(request: Request, refusal: &str) -> Self {
+        if request.method == "ping" {
+            Self::result(request.id, Value::Object(Map::new()))
+        } else {
+            Self::error(
+                Some(request.id),
+                ErrorObject::new(codes::METHOD_NOT_FOUND, refusal),
+            )
+        }
+    }
 }
 
 /// One JSON-RPC message.
@@ -444,6 +457,22 @@ pub fn http_error(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_backend_ping_is_answered_and_its_other_requests_refused() {
+        let request = |method: &str| Request {
+            id: RequestId::Number(5),
+            method: method.into(),
+            params: None,
+        };
+        let pong = Response::ping_or_refuse(request("ping"), "no client here");
+        assert_eq!(pong, Response::result(RequestId::Number(5), json!({})));
+        let refused = Response::ping_or_refuse(request("sampling/createMessage"), "no client here");
+        assert_eq!(refused.id, Some(RequestId::Number(5)));
+        let error = refused.outcome.unwrap_err();
+        assert_eq!(error.code, codes::METHOD_NOT_FOUND);
+        assert_eq!(error.message, "no client here");
+    }
 
     #[test]
     fn classifies_requests_notifications_and_responses() {

@@ -34,38 +34,12 @@ fn sessionless_replica(key: &str) -> Server {
 /// POSTs a 2026-07-28 `tools/call` of `trigger-elicitation-request` with `extra` params to `url`:
 /// its status and JSON-RPC answer.
 async fn elicit(http: &reqwest::Client, url: &str, id: u64, extra: Value) -> (u16, Value) {
-    let mut params = json!({
-        "name": "trigger-elicitation-request",
-        "arguments": {},
-        "_meta": {
-            "io.modelcontextprotocol/protocolVersion": V2026,
-            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}},
-            "io.modelcontextprotocol/clientInfo": {"name": "mrtr-nginx", "version": "0"},
-        },
-    });
-    for (k, v) in extra.as_object().unwrap() {
-        params[k] = v.clone();
-    }
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
-    let res = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", V2026)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "trigger-elicitation-request")
-        .body(body.to_string())
+    let res = tests::raw2026::elicitation_call(http, url, id, "mrtr-nginx", extra)
         .send()
         .await
         .unwrap();
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let message = tests::sse::json_messages(&text)
-        .await
-        .into_iter()
-        .find(|m| m.get("id").is_some())
-        .unwrap_or_else(|| panic!("no JSON-RPC answer in {text:?}"));
-    (status, message)
+    let (status, message) = tests::sse::answer(res).await;
+    (status.as_u16(), message)
 }
 
 #[test]

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{Inner, StdioMode, TARGET};
 use crate::{
     backend::{BackendError, handshake_versions},
-    jsonrpc::{self, ErrorObject, Message, RequestId, codes},
+    jsonrpc::{self, Message, RequestId, codes},
     protocol::{
         META_CLIENT_CAPABILITIES, META_CLIENT_INFO, META_PROTOCOL_VERSION, ProtocolVersion,
     },
@@ -78,14 +78,7 @@ async fn probe(inner: &Inner) -> Result<Vec<String>, BackendError> {
             match conn.incoming.recv().await? {
                 Message::Response(r) if r.id.as_ref() == Some(&id) => return Some(r),
                 Message::Request(r) => {
-                    let answer = if r.method == "ping" {
-                        jsonrpc::Response::result(r.id, json!({}))
-                    } else {
-                        jsonrpc::Response::error(
-                            Some(r.id),
-                            ErrorObject::new(codes::METHOD_NOT_FOUND, "not served during a probe"),
-                        )
-                    };
+                    let answer = jsonrpc::Response::ping_or_refuse(r, "not served during a probe");
                     let _ = conn.outgoing.send(Message::Response(answer)).await;
                 }
                 _ => {}

@@ -37,21 +37,22 @@
 
 use std::sync::Arc;
 
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http::{StatusCode, request::Parts};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use super::{
     TARGET, backend_unavailable, closed_response, event, json_message,
     listen::META_SUBSCRIPTION_ID,
+    lists_2026, one_request,
     pool::{Pool, PoolKey, Pooled},
     reply,
 };
 use crate::{
     backend::{Backend, SessionContext},
-    inspect::{McpRequest, Payload},
+    inspect::McpRequest,
     jsonrpc::{self, ErrorObject, Message, RequestId, codes, http_error},
     protocol::ProtocolVersion,
     transport::{config::TransportConfig, session_table::RequestInFlight, sse_codec::SseBody},
@@ -59,15 +60,10 @@ use crate::{
 
 /// Whether `backend`'s connections take 2026-07-28 requests as they are.
 pub(crate) async fn speaks_2026<B: Backend>(backend: &B) -> bool {
-    match backend.connection_versions().await {
-        Ok(versions) => versions
-            .iter()
-            .any(|v| v == ProtocolVersion::V2026_07_28.as_str()),
-        Err(e) => {
-            tracing::debug!(target: TARGET, error = %e, "backend connection revisions unknown; bridging this request");
-            false
-        }
-    }
+    lists_2026(
+        backend.connection_versions().await,
+        "backend connection revisions",
+    )
 }
 
 /// Serves one 2026-07-28 POST over a backend connection, as it is.
@@ -79,22 +75,9 @@ pub(crate) async fn serve<B: Backend>(
     mcp: McpRequest,
     in_flight: RequestInFlight,
 ) -> Response {
-    let request = match mcp.into_payload() {
-        Payload::Single(Message::Request(r)) => r,
-        // no client-to-server notifications over HTTP in 2026-07-28
-        Payload::Single(Message::Notification(_)) => {
-            return StatusCode::ACCEPTED.into_response();
-        }
-        _ => {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                ErrorObject::new(
-                    codes::INVALID_REQUEST,
-                    "A 2026-07-28 POST carries exactly one JSON-RPC request",
-                ),
-            );
-        }
+    let request = match one_request(mcp) {
+        Ok(r) => r,
+        Err(response) => return *response,
     };
     if request.method == "subscriptions/listen" {
         return listen(backend, pool, config, parts, request).await;
@@ -204,17 +187,10 @@ async fn next(
             Message::Response(_) => {}
             Message::Notification(n) => return Some(Step::Event(n)),
             Message::Request(r) => {
-                let answer = if r.method == "ping" {
-                    jsonrpc::Response::result(r.id, json!({}))
-                } else {
-                    jsonrpc::Response::error(
-                        Some(r.id),
-                        ErrorObject::new(
-                            codes::METHOD_NOT_FOUND,
-                            "a 2026-07-28 client is not reachable for server requests",
-                        ),
-                    )
-                };
+                let answer = jsonrpc::Response::ping_or_refuse(
+                    r,
+                    "a 2026-07-28 client is not reachable for server requests",
+                );
                 if link.outgoing.send(Message::Response(answer)).await.is_err() {
                     return None;
                 }
@@ -350,6 +326,8 @@ fn with_subscription_id(mut n: jsonrpc::Notification, id: &RequestId) -> jsonrpc
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

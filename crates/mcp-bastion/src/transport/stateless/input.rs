@@ -672,41 +672,21 @@ mod tests {
         let anonymous = bridge.principal_digest(None);
         let retry = |name: &str, responses: Value| json!({"name": name, "requestState": state, "inputResponses": responses});
         let accept = json!({"elicitation/create": {"action": "accept", "content": {"n": 1}, "resultType": "complete"}});
+        let refusal = async |params: Value, principal: &PrincipalDigest, id: i64| {
+            bridge
+                .resume("tools/call", &params, principal, RequestId::Number(id))
+                .await
+                .err()
+                .unwrap()
+        };
         // another tool, or no answer for the request: refused, still parked
-        let err = bridge
-            .resume(
-                "tools/call",
-                &retry("other", accept.clone()),
-                &anonymous,
-                RequestId::Number(2),
-            )
-            .await
-            .err()
-            .unwrap();
+        let err = refusal(retry("other", accept.clone()), &anonymous, 2).await;
         assert_eq!(err.code, codes::INVALID_PARAMS);
-        let err = bridge
-            .resume(
-                "tools/call",
-                &retry("ask", json!({})),
-                &anonymous,
-                RequestId::Number(2),
-            )
-            .await
-            .err()
-            .unwrap();
+        let err = refusal(retry("ask", json!({})), &anonymous, 2).await;
         assert_eq!(err.code, codes::INVALID_PARAMS);
         // another principal: refused
         let bob = bridge.principal_digest(Some(&Principal::new("bob")));
-        let err = bridge
-            .resume(
-                "tools/call",
-                &retry("ask", accept.clone()),
-                &bob,
-                RequestId::Number(2),
-            )
-            .await
-            .err()
-            .unwrap();
+        let err = refusal(retry("ask", accept.clone()), &bob, 2).await;
         assert_eq!(err.code, codes::INVALID_PARAMS);
         assert_eq!(bridge.len(), 1);
 
@@ -733,16 +713,7 @@ mod tests {
             json!({"action": "accept", "content": {"n": 1}})
         );
         // once only
-        let err = bridge
-            .resume(
-                "tools/call",
-                &retry("ask", accept),
-                &anonymous,
-                RequestId::Number(3),
-            )
-            .await
-            .err()
-            .unwrap();
+        let err = refusal(retry("ask", accept), &anonymous, 3).await;
         assert_eq!(err.message, StateError::Unknown.to_error().message);
     }
 

@@ -308,17 +308,10 @@ async fn relay(
                 }
             }
             Message::Request(r) => {
-                let answer = if r.method == "ping" {
-                    jsonrpc::Response::result(r.id, json!({}))
-                } else {
-                    jsonrpc::Response::error(
-                        Some(r.id),
-                        ErrorObject::new(
-                            codes::METHOD_NOT_FOUND,
-                            "a subscriptions/listen stream cannot carry server requests",
-                        ),
-                    )
-                };
+                let answer = jsonrpc::Response::ping_or_refuse(
+                    r,
+                    "a subscriptions/listen stream cannot carry server requests",
+                );
                 if link.send(Message::Response(answer)).await.is_err() {
                     return;
                 }

@@ -127,6 +127,45 @@ pub(crate) fn version_not_served(id: Option<RequestId>) -> Response {
     )
 }
 
+/// Whether a backend's list of revisions (`what`, for the log) has
+/// 2026-07-28; an unknown list counts as no (the request is bridged).
+pub(crate) fn lists_2026(
+    versions: Result<Vec<String>, crate::backend::BackendError>,
+    what: &str,
+) -> bool {
+    match versions {
+        Ok(versions) => versions
+            .iter()
+            .any(|v| v == ProtocolVersion::V2026_07_28.as_str()),
+        Err(e) => {
+            tracing::debug!(target: TARGET, error = %e, "{what} unknown; bridging this request");
+            false
+        }
+    }
+}
+
+/// The one JSON-RPC request a 2026-07-28 POST carries, or the answer to
+/// give instead: `202` for a notification (2026-07-28 has no
+/// client-to-server notifications over HTTP; closing a stream is the cancel
+/// signal, so they are accepted and dropped), `400` + `-32600` for anything
+/// else.
+pub(crate) fn one_request(mcp: McpRequest) -> Result<jsonrpc::Request, Box<Response>> {
+    match mcp.into_payload() {
+        Payload::Single(Message::Request(r)) => Ok(r),
+        Payload::Single(Message::Notification(_)) => {
+            Err(Box::new(StatusCode::ACCEPTED.into_response()))
+        }
+        _ => Err(Box::new(http_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            ErrorObject::new(
+                codes::INVALID_REQUEST,
+                "A 2026-07-28 POST carries exactly one JSON-RPC request",
+            ),
+        ))),
+    }
+}
+
 /// Serves one 2026-07-28 POST (Accept and header checks already done).
 pub(crate) async fn serve<B: Backend>(
     backend: &B,
@@ -142,23 +181,9 @@ pub(crate) async fn serve<B: Backend>(
     if direct::speaks_2026(backend).await {
         return direct::serve(backend, pool, config, parts, mcp, in_flight).await;
     }
-    let request = match mcp.into_payload() {
-        Payload::Single(Message::Request(r)) => r,
-        // 2026-07-28 has no client-to-server notifications over HTTP
-        // (closing a stream is the cancel signal); accept and drop them.
-        Payload::Single(Message::Notification(_)) => {
-            return StatusCode::ACCEPTED.into_response();
-        }
-        _ => {
-            return http_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                ErrorObject::new(
-                    codes::INVALID_REQUEST,
-                    "A 2026-07-28 POST carries exactly one JSON-RPC request",
-                ),
-            );
-        }
+    let request = match one_request(mcp) {
+        Ok(r) => r,
+        Err(response) => return *response,
     };
     let id = request.id.clone();
     let meta = match rules::required_meta(request.params.as_ref()) {

@@ -30,21 +30,13 @@ use crate::{
     backend::{Backend, PassThrough},
     inspect::McpRequest,
     jsonrpc::{ErrorObject, codes, http_error},
-    protocol::{ProtocolVersion, is_message_header},
+    protocol::is_message_header,
     transport::session_table::RequestInFlight,
 };
 
 /// Whether `backend` takes 2026-07-28 requests as they are.
 pub(crate) async fn speaks_2026<B: Backend>(backend: &B) -> bool {
-    match backend.protocol_versions().await {
-        Ok(versions) => versions
-            .iter()
-            .any(|v| v == ProtocolVersion::V2026_07_28.as_str()),
-        Err(e) => {
-            tracing::debug!(target: TARGET, error = %e, "backend revisions unknown; bridging this request");
-            false
-        }
-    }
+    super::lists_2026(backend.protocol_versions().await, "backend revisions")
 }
 
 /// Forwards one 2026-07-28 request unchanged and relays the answer.
