@@ -277,6 +277,10 @@ fn a_tool_call_through_a_stdio_child_is_one_trace_from_the_client_into_the_child
     let fingerprint = attr(server, "mcp.session.id").as_str().unwrap();
     assert!(!fingerprint.is_empty() && fingerprint != session);
 
+    // the trace holds these two spans only: the request's log span is not exported
+    let in_trace: Vec<&Value> = spans.iter().filter(|s| s["trace_id"] == TRACE_ID).collect();
+    assert_eq!(in_trace.len(), 2, "{in_trace:#?}");
+
     // the backend call: CLIENT, child of the request span
     let call = find(&spans, |s| {
         s["kind"] == "CLIENT"

@@ -286,10 +286,21 @@ fn backends(config: &Config) -> Result<(Option<DynBackend>, Vec<DynBackend>), St
 }
 
 fn init_tracing(format: LogFormat, export: Option<telemetry::ExportLayer>) {
-    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    use tracing_subscriber::{
+        Layer, filter::FilterExt, layer::SubscriberExt, util::SubscriberInitExt,
+    };
     let filter =
         EnvFilter::try_from_env("MCP_BASTION_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // The backend calls' CLIENT spans exist for the export only: no event is
+    // logged inside them, and formatting their fields for the logs is work
+    // per request for nothing.
+    let filter = filter.and(tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.is_span() && meta.target() == mcp_bastion::otel::EXPORT_ONLY_TARGET)
+    }));
+    // colours for a terminal; a file, a pipe or journald gets plain text
+    let logs = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     let logs = match format {
         LogFormat::Text => logs.with_filter(filter).boxed(),
         LogFormat::Json => logs.json().with_filter(filter).boxed(),

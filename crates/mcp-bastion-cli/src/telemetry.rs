@@ -206,9 +206,8 @@ mod export {
             .with_batch_exporter(exporter)
             .with_resource(resource())
             .build();
-        let layer = mcp_bastion::otel::layer(provider.tracer("mcp-bastion"))
-            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
-            .boxed();
+        // exports INFO and above, whatever MCP_BASTION_LOG says
+        let layer = mcp_bastion::otel::layer(provider.tracer("mcp-bastion")).boxed();
         Ok((provider, layer))
     }
 

@@ -20,8 +20,8 @@
 //! ```
 //!
 //! With it on:
-//! - the request span of `McpTraceLayer`
-//!   (`mcp.request`) is a SERVER span named `{mcp.method.name} {target}`
+//! - beside the log span of `McpTraceLayer` (`mcp.request`, not exported)
+//!   a SERVER span opens (`mcp.server`), named `{mcp.method.name} {target}`
 //!   (`tools/call echo`), whose parent is the caller's W3C trace context:
 //!   `params._meta.traceparent`/`tracestate` of the request (the MCP
 //!   semantic conventions and the 2026-07-28 revision put it there), else
@@ -165,6 +165,13 @@ pub(crate) fn meta_headers(message: &Message) -> Vec<(&'static str, http::Header
         .collect()
 }
 
+/// The target of the spans made for export only (the SERVER span of a
+/// request, the CLIENT spans of backend calls): their fields are the
+/// semantic conventions' attributes, and the request's log span beside them
+/// says the same for the logs, so an application's log layer can leave them
+/// out (the `mcp-bastion` binary does: `target != EXPORT_ONLY_TARGET`).
+pub const EXPORT_ONLY_TARGET: &str = "mcp_bastion::otel";
+
 /// The W3C trace context keys, in headers and in `_meta` alike.
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -174,15 +181,12 @@ pub(crate) use enabled::{Outbound, fail, server_span};
 
 #[cfg(feature = "otel")]
 mod enabled {
-    use std::{
-        collections::HashMap,
-        sync::atomic::{AtomicBool, Ordering},
-    };
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use opentelemetry::{
         Context,
-        propagation::{Extractor, Injector, TextMapPropagator},
-        trace::{Status, TraceContextExt},
+        propagation::{Extractor, TextMapPropagator},
+        trace::{Status, TraceContextExt, TraceFlags},
     };
     use opentelemetry_sdk::propagation::TraceContextPropagator;
     use serde_json::{Map, Value};
@@ -190,26 +194,50 @@ mod enabled {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
 
     use super::{TRACEPARENT, TRACESTATE};
-    use crate::{inspect::McpRequest, jsonrpc::Message, session::session_fingerprint};
+    use crate::{inspect::McpRequest, jsonrpc::Message};
 
     pub(super) static ENABLED: AtomicBool = AtomicBool::new(false);
 
     /// The `tracing-opentelemetry` layer exporting spans to `tracer`, which
     /// also turns on the names, kinds, attributes and trace context
-    /// propagation of this crate (see the [module docs](super)). Source
-    /// locations and thread ids are left out of the spans.
-    pub fn layer<S, T>(tracer: T) -> tracing_opentelemetry::OpenTelemetryLayer<S, T>
+    /// propagation of this crate (see the [module docs](super)). It exports
+    /// what is at level INFO and above, except the log span of
+    /// [`McpTraceLayer`](crate::trace::McpTraceLayer) (`mcp.request`: the
+    /// exported SERVER span beside it carries the conventions' names instead).
+    /// Source locations, thread ids and `tracing` targets are left out of the
+    /// spans.
+    pub fn layer<S, T>(tracer: T) -> impl tracing_subscriber::Layer<S> + Send + Sync + 'static
     where
-        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
-        T: opentelemetry::trace::Tracer + 'static,
+        S: tracing::Subscriber
+            + for<'span> tracing_subscriber::registry::LookupSpan<'span>
+            + Send
+            + Sync
+            + 'static,
+        T: opentelemetry::trace::Tracer + Send + Sync + 'static,
         T::Span: Send + Sync,
     {
+        use tracing_subscriber::Layer as _;
         ENABLED.store(true, Ordering::Relaxed);
         tracing_opentelemetry::layer()
             .with_location(false)
             .with_threads(false)
             .with_tracked_inactivity(false)
+            .with_target(false)
+            // the trace context travels in `_meta` and headers, written
+            // here; no OpenTelemetry-instrumented code runs inside a span
+            .with_context_activation(false)
             .with_tracer(tracer)
+            .with_filter(tracing_subscriber::filter::filter_fn(
+                exported as fn(&tracing::Metadata<'_>) -> bool,
+            ))
+    }
+
+    /// What [`layer`] exports.
+    fn exported(meta: &tracing::Metadata<'_>) -> bool {
+        *meta.level() <= tracing::Level::INFO
+            && !(meta.is_span()
+                && meta.name() == crate::trace::REQUEST_SPAN
+                && meta.target() == crate::trace::REQUEST_SPAN_TARGET)
     }
 
     struct MetaCarrier<'a>(&'a Map<String, Value>);
@@ -234,18 +262,8 @@ mod enabled {
         }
     }
 
-    /// Collects what a propagator writes.
-    #[derive(Default)]
-    pub(super) struct Fields(HashMap<String, String>);
-
-    impl Injector for Fields {
-        fn set(&mut self, key: &str, value: String) {
-            // an empty `tracestate` is left out rather than sent empty
-            if !value.is_empty() {
-                self.0.insert(key.to_owned(), value);
-            }
-        }
-    }
+    /// The W3C trace context fields of a span, as `(key, value)`.
+    pub(super) struct Fields(pub(super) Vec<(&'static str, String)>);
 
     #[cfg(test)]
     pub(super) fn remote_parent_for_tests(
@@ -285,48 +303,71 @@ mod enabled {
         value.chars().take(128).collect()
     }
 
-    /// Names the request span, gives it its parent and attributes (see the
-    /// [module docs](super)).
+    /// The request span's name: `{method} {tool or prompt}` of its
+    /// JSON-RPC request, else (a GET stream, a DELETE) the HTTP method.
+    fn server_span_name(http_method: &http::Method, mcp: Option<&McpRequest>) -> String {
+        match mcp {
+            Some(mcp) => span_name(
+                mcp.method().unwrap_or("batch"),
+                mcp.tool_name()
+                    .or_else(|| mcp.prompt_name())
+                    .map(bounded)
+                    .as_deref(),
+            ),
+            None => http_method.as_str().to_owned(),
+        }
+    }
+
+    /// The exported SERVER span of one request (see the
+    /// [module docs](super)), inside `request` (the log span, which is not
+    /// exported) and child of the caller's trace context, else of the
+    /// exported span around the request, if any; it carries the session
+    /// id's fingerprint, the principal's subject and the client's name as
+    /// the log span does. Its attributes are its fields, given when it opens:
+    /// one pass for the exporting layer, where each `set_attribute` would
+    /// look the span up again.
     pub(crate) fn server_span(
-        span: &Span,
+        request: &Span,
         http_method: &http::Method,
         headers: &http::HeaderMap,
         mcp: Option<&McpRequest>,
-    ) {
-        if let Some(parent) = remote_parent(headers, mcp) {
-            let _ = span.set_parent(parent);
-        }
-        span.record("otel.kind", "server");
-        span.set_attribute("network.transport", "tcp");
-        span.set_attribute("network.protocol.name", "http");
-        // no JSON-RPC body (a GET stream, a DELETE): named by the HTTP method
-        let Some(mcp) = mcp else {
-            span.record("otel.name", http_method.as_str());
-            return;
-        };
-        let method = mcp.method().unwrap_or("batch");
-        let target = mcp.tool_name().or_else(|| mcp.prompt_name());
-        span.record(
-            "otel.name",
-            span_name(method, target.map(bounded).as_deref()),
+        [session, principal, client]: [Option<&str>; 3],
+    ) -> Span {
+        let tool = mcp.and_then(McpRequest::tool_name);
+        let prompt = mcp.and_then(McpRequest::prompt_name);
+        let span = tracing::info_span!(
+            target: super::EXPORT_ONLY_TARGET,
+            parent: request,
+            "mcp.server",
+            otel.name = server_span_name(http_method, mcp),
+            otel.kind = "server",
+            network.transport = "tcp",
+            network.protocol.name = "http",
+            mcp.method.name = mcp.map(|m| m.method().unwrap_or("batch")),
+            gen_ai.tool.name = tool.map(bounded),
+            gen_ai.operation.name = tool.map(|_| "execute_tool"),
+            gen_ai.prompt.name = prompt.map(bounded),
+            jsonrpc.request.id = mcp.and_then(McpRequest::id).map(|id| bounded(&request_id(id))),
+            mcp.protocol.version = mcp.and_then(McpRequest::protocol_version).map(|v| v.as_str()),
+            mcp.session.id = session,
+            principal = principal,
+            client = client,
         );
-        span.set_attribute("mcp.method.name", method.to_owned());
-        if let Some(tool) = mcp.tool_name() {
-            span.set_attribute("gen_ai.tool.name", bounded(tool));
-            span.set_attribute("gen_ai.operation.name", "execute_tool");
+        match remote_parent(headers, mcp) {
+            Some(parent) => {
+                let _ = span.set_parent(parent);
+            }
+            None => {
+                // the log span, its parent here, is not exported: the
+                // exported span around the request (a library user's HTTP
+                // span), if there is one, is the parent instead
+                let around = Span::current();
+                if !around.is_none() {
+                    let _ = span.set_parent(around.context());
+                }
+            }
         }
-        if let Some(prompt) = mcp.prompt_name() {
-            span.set_attribute("gen_ai.prompt.name", bounded(prompt));
-        }
-        if let Some(id) = mcp.id() {
-            span.set_attribute("jsonrpc.request.id", bounded(&request_id(id)));
-        }
-        if let Some(version) = mcp.protocol_version() {
-            span.set_attribute("mcp.protocol.version", version.as_str());
-        }
-        if let Some(session) = mcp.session_id() {
-            span.set_attribute("mcp.session.id", session_fingerprint(session));
-        }
+        span
     }
 
     /// A request id as the conventions write it: a number, or the string
@@ -353,23 +394,17 @@ mod enabled {
             "tools/call" | "prompts/get" => p.get("name")?.as_str(),
             _ => None,
         });
-        let span = tracing::info_span!(
-            target: "mcp_bastion::backend",
+        let tool = target.filter(|_| method == "tools/call");
+        tracing::info_span!(
+            target: super::EXPORT_ONLY_TARGET,
             "mcp.backend",
             otel.name = span_name(method, target.map(bounded).as_deref()),
             otel.kind = "client",
-        );
-        span.set_attribute("mcp.method.name", method.to_owned());
-        if method == "tools/call"
-            && let Some(tool) = target
-        {
-            span.set_attribute("gen_ai.tool.name", bounded(tool));
-            span.set_attribute("gen_ai.operation.name", "execute_tool");
-        }
-        if let Some(id) = message.id() {
-            span.set_attribute("jsonrpc.request.id", bounded(&request_id(id)));
-        }
-        span
+            mcp.method.name = method,
+            gen_ai.tool.name = tool.map(bounded),
+            gen_ai.operation.name = tool.map(|_| "execute_tool"),
+            jsonrpc.request.id = message.id().map(|id| bounded(&request_id(id))),
+        )
     }
 
     /// Writes `span`'s context into `message`'s `params._meta` (replacing
@@ -397,18 +432,34 @@ mod enabled {
         };
         meta.remove(TRACESTATE);
         for (key, value) in fields.0 {
-            meta.insert(key, Value::String(value));
+            meta.insert(key.to_owned(), Value::String(value));
         }
     }
 
-    /// The W3C fields of `span`'s context (empty when it has none).
+    /// The W3C fields of `span`'s context (empty when it has none):
+    /// `traceparent` as the W3C Trace Context propagator writes it (version
+    /// `00`, the sampled flag only), and `tracestate` unless it is empty.
     pub(super) fn context_fields(span: &Span) -> Fields {
         let cx = span.context();
-        let mut fields = Fields::default();
-        if cx.span().span_context().is_valid() {
-            TraceContextPropagator::new().inject_context(&cx, &mut fields);
+        let otel_span = cx.span();
+        let context = otel_span.span_context();
+        let mut fields = Vec::new();
+        if context.is_valid() {
+            fields.push((
+                TRACEPARENT,
+                format!(
+                    "00-{}-{}-{:02x}",
+                    context.trace_id(),
+                    context.span_id(),
+                    context.trace_flags() & TraceFlags::SAMPLED
+                ),
+            ));
+            let state = context.trace_state().header();
+            if !state.is_empty() {
+                fields.push((TRACESTATE, state));
+            }
         }
-        fields
+        Fields(fields)
     }
 
     /// Records the backend's answer on the call's span and, when it is an
@@ -453,17 +504,17 @@ mod enabled {
             }
             let method = method.unwrap_or("-");
             let span = tracing::info_span!(
-                target: "mcp_bastion::backend",
+                target: super::EXPORT_ONLY_TARGET,
                 "mcp.backend",
                 otel.name = span_name(method, name.map(bounded).as_deref()),
                 otel.kind = "client",
+                mcp.method.name = method,
             );
-            span.set_attribute("mcp.method.name", method.to_owned());
             Some(Self { span })
         }
 
         /// The headers carrying this span's context.
-        pub(crate) fn headers(&self) -> Vec<(String, http::HeaderValue)> {
+        pub(crate) fn headers(&self) -> Vec<(&'static str, http::HeaderValue)> {
             context_fields(&self.span)
                 .0
                 .into_iter()
@@ -487,7 +538,7 @@ mod enabled {
                 .as_object_mut()?;
             meta.remove(TRACESTATE);
             for (key, value) in context_fields(&self.span).0 {
-                meta.insert(key, Value::String(value));
+                meta.insert(key.to_owned(), Value::String(value));
             }
             serde_json::to_vec(&value).ok()
         }
@@ -539,12 +590,17 @@ mod tests {
     #[test]
     fn a_backend_call_carries_its_own_span_of_the_request_trace_in_meta() {
         let _guard = otel_on();
-        let request = tracing::info_span!("mcp.request");
         let headers = http::HeaderMap::from_iter([(
             http::header::HeaderName::from_static("traceparent"),
             http::HeaderValue::from_str(&format!("00-{TRACE}-00f067aa0ba902b7-01")).unwrap(),
         )]);
-        server_span(&request, &http::Method::POST, &headers, None);
+        let request = server_span(
+            &tracing::Span::none(),
+            &http::Method::POST,
+            &headers,
+            None,
+            [None; 3],
+        );
         assert_eq!(
             format!("{}", request.context().span().span_context().trace_id()),
             TRACE
@@ -576,6 +632,38 @@ mod tests {
     }
 
     #[test]
+    fn the_trace_context_written_is_what_the_w3c_propagator_writes() {
+        use opentelemetry::propagation::TextMapPropagator as _;
+        let _guard = otel_on();
+        for header in [
+            format!("00-{TRACE}-00f067aa0ba902b7-01"),
+            format!("00-{TRACE}-00f067aa0ba902b7-00"),
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", header.parse().unwrap());
+            headers.insert("tracestate", "vendor=a,other=b".parse().unwrap());
+            let span = server_span(
+                &tracing::Span::none(),
+                &http::Method::POST,
+                &headers,
+                None,
+                [None; 3],
+            );
+            let mut expected = std::collections::HashMap::new();
+            opentelemetry_sdk::propagation::TraceContextPropagator::new()
+                .inject_context(&span.context(), &mut expected);
+            let written: std::collections::HashMap<String, String> = enabled::context_fields(&span)
+                .0
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            assert_eq!(written, expected);
+            assert!(written["traceparent"].starts_with(&format!("00-{TRACE}-")));
+            assert_eq!(written["tracestate"], "vendor=a,other=b");
+        }
+    }
+
+    #[test]
     fn a_pass_through_body_gets_the_calls_trace_context_in_meta_and_nothing_else() {
         let _guard = otel_on();
         let request = tracing::info_span!("mcp.request");
@@ -589,7 +677,7 @@ mod tests {
             serde_json::from_slice(&call.rewrite_body(body.to_string().as_bytes()).unwrap())
                 .unwrap();
         let (headers, mut expected) = (call.headers(), body.clone());
-        let traceparent = headers.iter().find(|(k, _)| k == "traceparent").unwrap();
+        let traceparent = headers.iter().find(|(k, _)| *k == "traceparent").unwrap();
         expected["params"]["_meta"] =
             json!({"k": "v", "traceparent": traceparent.1.to_str().unwrap()});
         assert_eq!(out, expected);

@@ -13,10 +13,12 @@
 //! the session id only as a fingerprint (a session id lets whoever holds it
 //! speak in that session).
 //!
-//! With OpenTelemetry on (feature `otel`, `crate::otel::layer`) the span
-//! is also exported: a SERVER span named like `tools/call echo`, child of
-//! the caller's W3C trace context, with the MCP semantic-convention
-//! attributes (see [`crate::otel`]).
+//! With OpenTelemetry on (feature `otel`, `crate::otel::layer`) a second
+//! span opens inside it and is exported: a SERVER span named like
+//! `tools/call echo`, child of the caller's W3C trace context, with the MCP
+//! semantic-convention attributes (see [`crate::otel`]). The log span
+//! itself is not exported, and the exported one is not logged: each layer
+//! formats only the fields it shows.
 //!
 //! Mount it inside [`McpInspectLayer`](crate::inspect::McpInspectLayer) and
 //! authentication, so that the parsed request and the `Principal` are there,
@@ -46,6 +48,11 @@ use tower::{Layer, Service};
 use tracing::{Instrument, instrument::Instrumented};
 
 use crate::{inspect::McpRequest, principal::Principal, session::session_fingerprint};
+
+/// The name of the request span.
+pub(crate) const REQUEST_SPAN: &str = "mcp.request";
+/// The target of the request span.
+pub(crate) const REQUEST_SPAN_TARGET: &str = "mcp_bastion::trace";
 
 /// Adds the `mcp.request` span; see the [module docs](self).
 #[derive(Debug, Clone, Copy, Default)]
@@ -87,62 +94,57 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        // Every value is known before the span opens, so it is created with
+        // them: one pass over the fields for each subscriber layer, where
+        // recording them one by one costs a pass (and a format) each.
+        let mcp = req.extensions().get::<McpRequest>();
+        let session = match mcp {
+            Some(mcp) => mcp.session_id(),
+            None => req
+                .headers()
+                .get(crate::protocol::HEADER_SESSION_ID)
+                .and_then(|v| v.to_str().ok()),
+        }
+        .map(session_fingerprint);
+        let principal = req.extensions().get::<Principal>().map(Principal::subject);
+        let client = mcp.and_then(client_name);
         let span = tracing::info_span!(
-            "mcp.request",
+            target: REQUEST_SPAN_TARGET,
+            REQUEST_SPAN,
             http.method = %req.method(),
-            method = tracing::field::Empty,
-            tool = tracing::field::Empty,
-            session = tracing::field::Empty,
-            client = tracing::field::Empty,
-            principal = tracing::field::Empty,
-            otel.name = tracing::field::Empty,
-            otel.kind = tracing::field::Empty,
+            method = mcp.and_then(McpRequest::method),
+            tool = mcp.and_then(McpRequest::tool_name),
+            session = session.as_deref(),
+            client = client,
+            principal = principal,
         );
-        if let Some(mcp) = req.extensions().get::<McpRequest>() {
-            if let Some(method) = mcp.method() {
-                span.record("method", method);
-            }
-            if let Some(tool) = mcp.tool_name() {
-                span.record("tool", tool);
-            }
-            if let Some(session) = mcp.session_id() {
-                span.record("session", session_fingerprint(session));
-            }
-            if let Some(client) = client_name(mcp) {
-                span.record("client", client);
-            }
-        } else if let Some(session) = req
-            .headers()
-            .get(crate::protocol::HEADER_SESSION_ID)
-            .and_then(|v| v.to_str().ok())
-        {
-            span.record("session", session_fingerprint(session));
-        }
-        if let Some(principal) = req.extensions().get::<Principal>() {
-            span.record("principal", principal.subject());
-        }
         #[cfg(feature = "otel")]
-        if crate::otel::is_enabled() {
+        let export = if crate::otel::is_enabled() {
             crate::otel::server_span(
                 &span,
                 req.method(),
                 req.headers(),
-                req.extensions().get::<McpRequest>(),
-            );
-        }
+                mcp,
+                [session.as_deref(), principal, client],
+            )
+        } else {
+            tracing::Span::none()
+        };
+        #[cfg(not(feature = "otel"))]
+        let export = tracing::Span::none();
         TraceFuture {
-            inner: self.inner.call(req).instrument(span),
+            inner: self.inner.call(req).instrument(export).instrument(span),
         }
     }
 }
 
 pin_project! {
     /// The future of [`McpTrace`]: the inner service's, inside the request
-    /// span, which records a failed HTTP answer (status 400 and up) for
-    /// OpenTelemetry.
+    /// span (and, with OpenTelemetry on, inside the exported SERVER span,
+    /// which records a failed HTTP answer, status 400 and up).
     pub struct TraceFuture<F> {
         #[pin]
-        inner: Instrumented<F>,
+        inner: Instrumented<Instrumented<F>>,
     }
 }
 
@@ -160,7 +162,7 @@ where
             && let Ok(res) = &out
             && res.status().as_u16() >= 400
         {
-            crate::otel::fail(this.inner.span(), res.status().as_u16().to_string());
+            crate::otel::fail(this.inner.inner().span(), res.status().as_u16().to_string());
         }
         Poll::Ready(out)
     }
