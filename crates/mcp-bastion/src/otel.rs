@@ -445,21 +445,30 @@ mod enabled {
         let context = otel_span.span_context();
         let mut fields = Vec::new();
         if context.is_valid() {
-            fields.push((
-                TRACEPARENT,
-                format!(
-                    "00-{}-{}-{:02x}",
-                    context.trace_id(),
-                    context.span_id(),
-                    context.trace_flags() & TraceFlags::SAMPLED
-                ),
-            ));
+            let flags = context.trace_flags() & TraceFlags::SAMPLED;
+            let mut traceparent = String::with_capacity(55);
+            traceparent.push_str("00-");
+            push_hex(&mut traceparent, &context.trace_id().to_bytes());
+            traceparent.push('-');
+            push_hex(&mut traceparent, &context.span_id().to_bytes());
+            traceparent.push('-');
+            push_hex(&mut traceparent, &[flags.to_u8()]);
+            fields.push((TRACEPARENT, traceparent));
             let state = context.trace_state().header();
             if !state.is_empty() {
                 fields.push((TRACESTATE, state));
             }
         }
         Fields(fields)
+    }
+
+    /// Appends `bytes` in lowercase hex.
+    fn push_hex(out: &mut String, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in bytes {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        }
     }
 
     /// Records the backend's answer on the call's span and, when it is an
