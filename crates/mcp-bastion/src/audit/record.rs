@@ -88,6 +88,128 @@ pub struct AuditRecord {
     pub bytes_out: Option<u64>,
 }
 
+impl AuditRecord {
+    /// Appends the record as one JSON line (without its newline) to `out`:
+    /// the same text as its `Serialize` through `serde_json`, written
+    /// directly (member names are constants, values are escaped in place).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":");
+        json_str(out, &self.time);
+        if let Some(id) = &self.request_id {
+            out.extend_from_slice(b",\"request_id\":");
+            match id {
+                RequestId::Number(n) => json_int(out, *n),
+                RequestId::String(s) => json_str(out, s),
+            }
+        }
+        opt_str(out, b",\"subject\":", self.subject.as_deref());
+        opt_str(out, b",\"auth_key_id\":", self.auth_key_id.as_deref());
+        opt_str(out, b",\"client_name\":", self.client_name.as_deref());
+        opt_str(out, b",\"client_version\":", self.client_version.as_deref());
+        opt_str(out, b",\"session\":", self.session.as_deref());
+        opt_str(out, b",\"route_key\":", self.route_key.as_deref());
+        out.extend_from_slice(b",\"method\":");
+        json_str(out, &self.method);
+        opt_str(out, b",\"tool\":", self.tool.as_deref());
+        opt_str(out, b",\"prompt\":", self.prompt.as_deref());
+        opt_str(out, b",\"resource\":", self.resource.as_deref());
+        opt_str(
+            out,
+            b",\"arguments_sha256\":",
+            self.arguments_sha256.as_deref(),
+        );
+        out.extend_from_slice(b",\"outcome\":\"");
+        out.extend_from_slice(self.outcome.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(code) = self.error_code {
+            out.extend_from_slice(b",\"error_code\":");
+            json_int(out, code);
+        }
+        if let Some(by) = self.refused_by {
+            out.extend_from_slice(b",\"refused_by\":\"");
+            out.extend_from_slice(by.as_str().as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(b",\"status\":");
+        json_int(out, self.status);
+        out.extend_from_slice(b",\"latency_ms\":");
+        if serde_json::to_writer(&mut *out, &self.latency_ms).is_err() {
+            out.extend_from_slice(b"null");
+        }
+        if let Some(n) = self.bytes_in {
+            out.extend_from_slice(b",\"bytes_in\":");
+            json_int(out, n);
+        }
+        if let Some(n) = self.bytes_out {
+            out.extend_from_slice(b",\"bytes_out\":");
+            json_int(out, n);
+        }
+        out.push(b'}');
+    }
+}
+
+/// `,"name":"value"` when there is a value.
+fn opt_str(out: &mut Vec<u8>, name: &[u8], value: Option<&str>) {
+    if let Some(v) = value {
+        out.extend_from_slice(name);
+        json_str(out, v);
+    }
+}
+
+/// An integer as JSON.
+fn json_int(out: &mut Vec<u8>, n: impl Into<i128>) {
+    let n: i128 = n.into();
+    let mut digits = [0u8; 40];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// A string as JSON, escaped as `serde_json` does: `"` and `\\`, the
+/// control characters (short forms where JSON has them, else `\u00XX`).
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0x00..=0x1f => 0,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[from..i]);
+        if short == 0 {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.push(b'\\');
+            out.push(short);
+        }
+        from = i + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out.push(b'"');
+}
+
 /// How a request ended.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -103,6 +225,19 @@ pub enum Outcome {
     Refused,
     /// The server failed (5xx, or a service error).
     Failed,
+}
+
+impl Outcome {
+    /// The name in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Error => "error",
+            Self::ToolError => "tool_error",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// The layer that refused a request.
@@ -121,6 +256,20 @@ pub enum RefusedBy {
     Size,
     /// Any other refusal of the request itself (400, 404, 405, 415…).
     Request,
+}
+
+impl RefusedBy {
+    /// The name in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Origin => "origin",
+            Self::Auth => "auth",
+            Self::Scopes => "scopes",
+            Self::RateLimit => "rate_limit",
+            Self::Size => "size",
+            Self::Request => "request",
+        }
+    }
 }
 
 /// The client name and version of each live session, learnt from its
@@ -285,13 +434,23 @@ pub(crate) fn rfc3339(at: SystemTime) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    // years past 9999 (or before 0) do not fit four digits
+    let year = u64::try_from(y).unwrap_or(0).min(9999);
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, u64::from(m));
+    put(8, 2, u64::from(d));
+    put(11, 2, rem / 3600);
+    put(14, 2, rem / 60 % 60);
+    put(17, 2, rem % 60);
+    put(20, 3, u64::from(since.subsec_millis()));
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (the
