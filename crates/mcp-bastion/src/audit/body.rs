@@ -203,6 +203,10 @@ macro_rules! ignore_objects {
 /// `result.isError` are read: the rest of each message is skipped by the
 /// parser, never built into values.
 pub(crate) fn judge_answer(body: &[u8], rec: &mut AuditRecord) {
+    if !may_name_an_error(body) {
+        // no member can be `error` or `isError`: nothing to read
+        return;
+    }
     let want = rec.request_id.as_ref();
     let start = body
         .iter()
@@ -224,6 +228,17 @@ pub(crate) fn judge_answer(body: &[u8], rec: &mut AuditRecord) {
     } else if verdict.is_error && rec.outcome == Outcome::Answered {
         rec.outcome = Outcome::ToolError;
     }
+}
+
+/// False when no member of any message in `body` can be named `error` or
+/// `isError`: both contain `rror`, and a name spelt with escapes needs a
+/// backslash.
+fn may_name_an_error(body: &[u8]) -> bool {
+    body.contains(&b'\\')
+        || body
+            .iter()
+            .enumerate()
+            .any(|(i, &b)| b == b'r' && body[i..].starts_with(b"rror"))
 }
 
 /// What the message answering the record's request said.

@@ -173,12 +173,8 @@ where
         if !reached && let Some(id) = this.session_header.as_ref().and_then(|v| v.to_str().ok()) {
             // refused before the capture point (Origin, authentication, size):
             // the session and the client it named, never a principal
-            rec.session = Some(session_fingerprint(id));
             rec.route_key = route_key_of(id).map(str::to_owned);
-            if let Some((name, version)) = this.clients.lookup(id) {
-                rec.client_name = name;
-                rec.client_version = version;
-            }
+            this.clients.fill(id, &mut rec);
         }
         Poll::Ready(match out {
             Ok(res) => {

@@ -182,6 +182,12 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        // nothing to escape (the usual case)
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut from = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let short = match b {
@@ -277,7 +283,15 @@ impl RefusedBy {
 /// at [`MAX_SESSIONS`] entries the table starts over (later records of the
 /// sessions it forgot have no client name).
 #[derive(Default)]
-pub(crate) struct ClientNames(Mutex<HashMap<String, ClientInfo>>);
+pub(crate) struct ClientNames(Mutex<HashMap<String, Known>>);
+
+/// What is kept of a session: its fingerprint (computed once, at its
+/// `initialize`) and its client.
+#[derive(Debug)]
+pub(crate) struct Known {
+    fingerprint: String,
+    client: ClientInfo,
+}
 
 impl std::fmt::Debug for ClientNames {
     // the keys are session ids: bearer credentials, never printed
@@ -295,7 +309,7 @@ type ClientInfo = (Option<String>, Option<String>);
 const MAX_SESSIONS: usize = 65_536;
 
 impl ClientNames {
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClientInfo>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -305,11 +319,27 @@ impl ClientNames {
         if table.len() >= MAX_SESSIONS {
             table.clear();
         }
-        table.insert(id.to_owned(), info);
+        let fingerprint = session_fingerprint(id);
+        table.insert(
+            id.to_owned(),
+            Known {
+                fingerprint,
+                client: info,
+            },
+        );
     }
 
-    pub(super) fn lookup(&self, id: &str) -> Option<ClientInfo> {
-        self.table().get(id).cloned()
+    /// Fills `session`, `client_name` and `client_version` of `rec` for the
+    /// session `id`: from the table when its `initialize` was seen, else
+    /// only the fingerprint, computed.
+    pub(super) fn fill(&self, id: &str, rec: &mut AuditRecord) {
+        if let Some(known) = self.table().get(id) {
+            rec.session = Some(known.fingerprint.clone());
+            rec.client_name.clone_from(&known.client.0);
+            rec.client_version.clone_from(&known.client.1);
+            return;
+        }
+        rec.session = Some(session_fingerprint(id));
     }
 
     fn forget(&self, id: &str) {
@@ -355,13 +385,12 @@ impl AuditSlot {
             .and_then(|v| v.to_str().ok());
         let session = mcp.and_then(McpRequest::session_id).or(header_session);
         if let Some(id) = session {
-            rec.session = Some(session_fingerprint(id));
             rec.route_key = route_key_of(id).map(str::to_owned);
             if req.method == http::Method::DELETE {
+                rec.session = Some(session_fingerprint(id));
                 clients.forget(id);
-            } else if let Some((name, version)) = clients.lookup(id) {
-                rec.client_name = name;
-                rec.client_version = version;
+            } else {
+                clients.fill(id, rec);
             }
         }
         let Some(mcp) = mcp else { return };
@@ -450,7 +479,7 @@ pub(crate) fn rfc3339(at: SystemTime) -> String {
     put(14, 2, rem / 60 % 60);
     put(17, 2, rem % 60);
     put(20, 3, u64::from(since.subsec_millis()));
-    out.iter().map(|&b| char::from(b)).collect()
+    std::str::from_utf8(&out).unwrap_or_default().to_owned()
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (the

@@ -645,3 +645,31 @@ fn the_answer_is_found_in_a_batch_and_by_a_string_id() {
     );
     assert_eq!((odd.outcome, odd.error_code), (Outcome::Answered, None));
 }
+
+#[test]
+fn an_answer_without_error_members_is_not_parsed_and_escapes_still_count() {
+    use super::body::judge_answer;
+    let rec = || AuditRecord {
+        request_id: Some(crate::jsonrpc::RequestId::Number(1)),
+        ..AuditRecord::default()
+    };
+    let mut plain = rec();
+    judge_answer(
+        br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
+        &mut plain,
+    );
+    assert_eq!((plain.outcome, plain.error_code), (Outcome::Answered, None));
+    // member names spelt with escapes are still read
+    let mut escaped = rec();
+    judge_answer(
+        br#"{"jsonrpc":"2.0","id":1,"\u0065rror":{"c\u006fde":-32000}}"#,
+        &mut escaped,
+    );
+    assert_eq!(
+        (escaped.outcome, escaped.error_code),
+        (Outcome::Error, Some(-32000))
+    );
+    let mut tool = rec();
+    judge_answer(br#"{"id":1,"result":{"is\u0045rror":true}}"#, &mut tool);
+    assert_eq!(tool.outcome, Outcome::ToolError);
+}
