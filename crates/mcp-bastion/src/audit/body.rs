@@ -230,15 +230,28 @@ pub(crate) fn judge_answer(body: &[u8], rec: &mut AuditRecord) {
     }
 }
 
-/// False when no member of any message in `body` can be named `error` or
-/// `isError`: both contain `rror`, and a name spelt with escapes needs a
-/// backslash.
+/// False when no message in `body` can have an `error` member or an
+/// `isError` member that is `true` (a tool's usual answer carries
+/// `"isError":false`): without a backslash nothing is escaped, so such a
+/// member is spelt out as `"error"`, or as `"isError"` then `:` then `true`.
 fn may_name_an_error(body: &[u8]) -> bool {
-    body.contains(&b'\\')
-        || body
-            .iter()
-            .enumerate()
-            .any(|(i, &b)| b == b'r' && body[i..].starts_with(b"rror"))
+    if body.contains(&b'\\') {
+        return true;
+    }
+    body.iter().enumerate().any(|(i, &b)| {
+        if b != b'r' || !body[i..].starts_with(b"rror\"") {
+            return false;
+        }
+        let before = &body[..i];
+        if before.ends_with(b"\"e") {
+            return true;
+        }
+        before.ends_with(b"\"isE")
+            && body[i + 5..]
+                .trim_ascii_start()
+                .strip_prefix(b":")
+                .is_some_and(|v| v.trim_ascii_start().starts_with(b"true"))
+    })
 }
 
 /// What the message answering the record's request said.

@@ -673,3 +673,30 @@ fn an_answer_without_error_members_is_not_parsed_and_escapes_still_count() {
     judge_answer(br#"{"id":1,"result":{"is\u0045rror":true}}"#, &mut tool);
     assert_eq!(tool.outcome, Outcome::ToolError);
 }
+
+#[test]
+fn a_tool_answer_with_is_error_false_or_true_is_judged_right() {
+    use super::body::judge_answer;
+    let rec = || AuditRecord {
+        request_id: Some(crate::jsonrpc::RequestId::Number(1)),
+        ..AuditRecord::default()
+    };
+    let mut ok = rec();
+    judge_answer(
+        b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"an error\"}],\"isError\":false}}\n\n",
+        &mut ok,
+    );
+    assert_eq!((ok.outcome, ok.error_code), (Outcome::Answered, None));
+    let mut spaced = rec();
+    judge_answer(
+        b"data: {\"id\":1,\"result\":{\"isError\" :\t true}}\n\n",
+        &mut spaced,
+    );
+    assert_eq!(spaced.outcome, Outcome::ToolError);
+    let mut error = rec();
+    judge_answer(br#"{"id":1,"error" : {"code":-32603}}"#, &mut error);
+    assert_eq!(
+        (error.outcome, error.error_code),
+        (Outcome::Error, Some(-32603))
+    );
+}
