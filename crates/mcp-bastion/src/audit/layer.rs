@@ -105,19 +105,21 @@ where
         {
             let mut seen = slot.0.lock().unwrap_or_else(|e| e.into_inner());
             seen.record.time = rfc3339(SystemTime::now());
-            seen.record.method = match *req.method() {
-                http::Method::GET => "http:GET",
-                http::Method::DELETE => "http:DELETE",
-                http::Method::POST => "http:POST",
-                _ => "http:other",
-            }
-            .to_owned();
             seen.record.bytes_in = content_length(req.headers());
         }
+        // the method of a request the capture point does not name (it names
+        // every request with a parsed body)
+        let http_method = match *req.method() {
+            http::Method::GET => "http:GET",
+            http::Method::DELETE => "http:DELETE",
+            http::Method::POST => "http:POST",
+            _ => "http:other",
+        };
         req.extensions_mut().insert(slot.clone());
         let session_header = req.headers().get(HEADER_SESSION_ID).cloned();
         ResponseFuture {
             session_header,
+            http_method,
             inner: self.inner.call(req),
             slot: Some(slot),
             writer: self.writer.clone(),
@@ -139,6 +141,7 @@ pin_project! {
         slot: Option<AuditSlot>,
         // the request's session id, for a record the capture point never saw
         session_header: Option<http::HeaderValue>,
+        http_method: &'static str,
         writer: Arc<AuditWriter>,
         clients: Arc<ClientNames>,
         started: Instant,
@@ -164,15 +167,14 @@ where
             None => (false, AuditRecord::default()),
         };
         rec.latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
+        if rec.method.is_empty() {
+            rec.method = (*this.http_method).to_owned();
+        }
         if !reached && let Some(id) = this.session_header.as_ref().and_then(|v| v.to_str().ok()) {
             // refused before the capture point (Origin, authentication, size):
             // the session and the client it named, never a principal
-            rec.session = Some(session_fingerprint(id));
             rec.route_key = route_key_of(id).map(str::to_owned);
-            if let Some((name, version)) = this.clients.lookup(id) {
-                rec.client_name = name;
-                rec.client_version = version;
-            }
+            this.clients.fill(id, &mut rec);
         }
         Poll::Ready(match out {
             Ok(res) => {
@@ -196,9 +198,7 @@ where
             Err(e) => {
                 rec.status = 500;
                 rec.outcome = super::Outcome::Failed;
-                if let Ok(line) = serde_json::to_string(&rec) {
-                    this.writer.write_line(line);
-                }
+                this.writer.write_record(rec);
                 Err(e)
             }
         })

@@ -88,6 +88,134 @@ pub struct AuditRecord {
     pub bytes_out: Option<u64>,
 }
 
+impl AuditRecord {
+    /// Appends the record as one JSON line (without its newline) to `out`:
+    /// the same text as its `Serialize` through `serde_json`, written
+    /// directly (member names are constants, values are escaped in place).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":");
+        json_str(out, &self.time);
+        if let Some(id) = &self.request_id {
+            out.extend_from_slice(b",\"request_id\":");
+            match id {
+                RequestId::Number(n) => json_int(out, *n),
+                RequestId::String(s) => json_str(out, s),
+            }
+        }
+        opt_str(out, b",\"subject\":", self.subject.as_deref());
+        opt_str(out, b",\"auth_key_id\":", self.auth_key_id.as_deref());
+        opt_str(out, b",\"client_name\":", self.client_name.as_deref());
+        opt_str(out, b",\"client_version\":", self.client_version.as_deref());
+        opt_str(out, b",\"session\":", self.session.as_deref());
+        opt_str(out, b",\"route_key\":", self.route_key.as_deref());
+        out.extend_from_slice(b",\"method\":");
+        json_str(out, &self.method);
+        opt_str(out, b",\"tool\":", self.tool.as_deref());
+        opt_str(out, b",\"prompt\":", self.prompt.as_deref());
+        opt_str(out, b",\"resource\":", self.resource.as_deref());
+        opt_str(
+            out,
+            b",\"arguments_sha256\":",
+            self.arguments_sha256.as_deref(),
+        );
+        out.extend_from_slice(b",\"outcome\":\"");
+        out.extend_from_slice(self.outcome.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(code) = self.error_code {
+            out.extend_from_slice(b",\"error_code\":");
+            json_int(out, code);
+        }
+        if let Some(by) = self.refused_by {
+            out.extend_from_slice(b",\"refused_by\":\"");
+            out.extend_from_slice(by.as_str().as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(b",\"status\":");
+        json_int(out, self.status);
+        out.extend_from_slice(b",\"latency_ms\":");
+        if serde_json::to_writer(&mut *out, &self.latency_ms).is_err() {
+            out.extend_from_slice(b"null");
+        }
+        if let Some(n) = self.bytes_in {
+            out.extend_from_slice(b",\"bytes_in\":");
+            json_int(out, n);
+        }
+        if let Some(n) = self.bytes_out {
+            out.extend_from_slice(b",\"bytes_out\":");
+            json_int(out, n);
+        }
+        out.push(b'}');
+    }
+}
+
+/// `,"name":"value"` when there is a value.
+fn opt_str(out: &mut Vec<u8>, name: &[u8], value: Option<&str>) {
+    if let Some(v) = value {
+        out.extend_from_slice(name);
+        json_str(out, v);
+    }
+}
+
+/// An integer as JSON.
+fn json_int(out: &mut Vec<u8>, n: impl Into<i128>) {
+    let n: i128 = n.into();
+    let mut digits = [0u8; 40];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// A string as JSON, escaped as `serde_json` does: `"` and `\\`, the
+/// control characters (short forms where JSON has them, else `\u00XX`).
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        // nothing to escape (the usual case)
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0x00..=0x1f => 0,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[from..i]);
+        if short == 0 {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.push(b'\\');
+            out.push(short);
+        }
+        from = i + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out.push(b'"');
+}
+
 /// How a request ended.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -103,6 +231,19 @@ pub enum Outcome {
     Refused,
     /// The server failed (5xx, or a service error).
     Failed,
+}
+
+impl Outcome {
+    /// The name in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Error => "error",
+            Self::ToolError => "tool_error",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// The layer that refused a request.
@@ -123,12 +264,34 @@ pub enum RefusedBy {
     Request,
 }
 
+impl RefusedBy {
+    /// The name in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Origin => "origin",
+            Self::Auth => "auth",
+            Self::Scopes => "scopes",
+            Self::RateLimit => "rate_limit",
+            Self::Size => "size",
+            Self::Request => "request",
+        }
+    }
+}
+
 /// The client name and version of each live session, learnt from its
 /// `initialize`, so every record of the session names its client. Bounded:
 /// at [`MAX_SESSIONS`] entries the table starts over (later records of the
 /// sessions it forgot have no client name).
 #[derive(Default)]
-pub(crate) struct ClientNames(Mutex<HashMap<String, ClientInfo>>);
+pub(crate) struct ClientNames(Mutex<HashMap<String, Known>>);
+
+/// What is kept of a session: its fingerprint (computed once, at its
+/// `initialize`) and its client.
+#[derive(Debug)]
+pub(crate) struct Known {
+    fingerprint: String,
+    client: ClientInfo,
+}
 
 impl std::fmt::Debug for ClientNames {
     // the keys are session ids: bearer credentials, never printed
@@ -146,7 +309,7 @@ type ClientInfo = (Option<String>, Option<String>);
 const MAX_SESSIONS: usize = 65_536;
 
 impl ClientNames {
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClientInfo>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -156,11 +319,27 @@ impl ClientNames {
         if table.len() >= MAX_SESSIONS {
             table.clear();
         }
-        table.insert(id.to_owned(), info);
+        let fingerprint = session_fingerprint(id);
+        table.insert(
+            id.to_owned(),
+            Known {
+                fingerprint,
+                client: info,
+            },
+        );
     }
 
-    pub(super) fn lookup(&self, id: &str) -> Option<ClientInfo> {
-        self.table().get(id).cloned()
+    /// Fills `session`, `client_name` and `client_version` of `rec` for the
+    /// session `id`: from the table when its `initialize` was seen, else
+    /// only the fingerprint, computed.
+    pub(super) fn fill(&self, id: &str, rec: &mut AuditRecord) {
+        if let Some(known) = self.table().get(id) {
+            rec.session = Some(known.fingerprint.clone());
+            rec.client_name.clone_from(&known.client.0);
+            rec.client_version.clone_from(&known.client.1);
+            return;
+        }
+        rec.session = Some(session_fingerprint(id));
     }
 
     fn forget(&self, id: &str) {
@@ -206,13 +385,12 @@ impl AuditSlot {
             .and_then(|v| v.to_str().ok());
         let session = mcp.and_then(McpRequest::session_id).or(header_session);
         if let Some(id) = session {
-            rec.session = Some(session_fingerprint(id));
             rec.route_key = route_key_of(id).map(str::to_owned);
             if req.method == http::Method::DELETE {
+                rec.session = Some(session_fingerprint(id));
                 clients.forget(id);
-            } else if let Some((name, version)) = clients.lookup(id) {
-                rec.client_name = name;
-                rec.client_version = version;
+            } else {
+                clients.fill(id, rec);
             }
         }
         let Some(mcp) = mcp else { return };
@@ -285,13 +463,23 @@ pub(crate) fn rfc3339(at: SystemTime) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    // years past 9999 (or before 0) do not fit four digits
+    let year = u64::try_from(y).unwrap_or(0).min(9999);
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, u64::from(m));
+    put(8, 2, u64::from(d));
+    put(11, 2, rem / 3600);
+    put(14, 2, rem / 60 % 60);
+    put(17, 2, rem % 60);
+    put(20, 3, u64::from(since.subsec_millis()));
+    std::str::from_utf8(&out).unwrap_or_default().to_owned()
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (the

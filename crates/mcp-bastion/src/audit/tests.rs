@@ -517,3 +517,186 @@ async fn a_request_refused_before_authentication_names_its_session_and_client_no
         "the body was not read: {refused}"
     );
 }
+
+#[test]
+fn the_written_line_is_the_records_serialization() {
+    let full = AuditRecord {
+        time: rfc3339(UNIX_EPOCH + Duration::from_millis(1_796_408_503_512)),
+        request_id: Some(crate::jsonrpc::RequestId::String("a\"b\\c\u{1}\n".into())),
+        subject: Some("alice \u{e9}\u{7f}\u{1f}".into()),
+        auth_key_id: Some("ops\tkey\r\u{8}\u{c}".into()),
+        client_name: Some("claude-code".into()),
+        client_version: Some("1.0.0".into()),
+        session: Some("9f3c01a2".into()),
+        route_key: Some("replica-a".into()),
+        method: "tools/call".into(),
+        tool: Some("echo".into()),
+        prompt: Some("p".into()),
+        resource: Some("file:///x".into()),
+        arguments_sha256: Some("ab".repeat(32)),
+        outcome: Outcome::Refused,
+        error_code: Some(-32_602),
+        refused_by: Some(RefusedBy::RateLimit),
+        status: 429,
+        latency_ms: 3.25,
+        bytes_in: Some(112),
+        bytes_out: Some(u64::MAX),
+    };
+    let minimal = AuditRecord {
+        time: rfc3339(UNIX_EPOCH),
+        method: "http:GET".into(),
+        latency_ms: 0.000_012_5,
+        ..AuditRecord::default()
+    };
+    let numeric = AuditRecord {
+        request_id: Some(crate::jsonrpc::RequestId::Number(i64::MIN)),
+        latency_ms: 12.0,
+        outcome: Outcome::ToolError,
+        ..AuditRecord::default()
+    };
+    for outcome in [
+        Outcome::Answered,
+        Outcome::Error,
+        Outcome::ToolError,
+        Outcome::Refused,
+        Outcome::Failed,
+    ] {
+        assert_eq!(
+            serde_json::to_value(outcome).unwrap(),
+            Value::from(outcome.as_str())
+        );
+    }
+    for by in [
+        RefusedBy::Origin,
+        RefusedBy::Auth,
+        RefusedBy::Scopes,
+        RefusedBy::RateLimit,
+        RefusedBy::Size,
+        RefusedBy::Request,
+    ] {
+        assert_eq!(serde_json::to_value(by).unwrap(), Value::from(by.as_str()));
+    }
+    for rec in [full, minimal, numeric] {
+        let mut line = Vec::new();
+        rec.write_json(&mut line);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            serde_json::to_string(&rec).unwrap()
+        );
+    }
+}
+
+#[test]
+fn the_answer_is_found_in_a_batch_and_by_a_string_id() {
+    use super::body::judge_answer;
+    let with_id = |id: crate::jsonrpc::RequestId| AuditRecord {
+        request_id: Some(id),
+        ..AuditRecord::default()
+    };
+    // in a batch, after another message; the rest of the batch is skipped
+    let mut in_batch = with_id(crate::jsonrpc::RequestId::Number(2));
+    judge_answer(
+        br#" [{"jsonrpc":"2.0","id":1,"error":{"code":-1}}, 7, {"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"x"}],"isError":true}}, {"id":2,"error":{"code":-3}}]"#,
+        &mut in_batch,
+    );
+    assert_eq!(
+        (in_batch.outcome, in_batch.error_code),
+        (Outcome::ToolError, None)
+    );
+    // a string id, escaped in the answer; the error's code is read when the
+    // error comes before the id
+    let mut by_string = with_id(crate::jsonrpc::RequestId::String("a/b".into()));
+    judge_answer(
+        br#"{"error":{"message":"no","code":-32601,"data":[1,{"code":2}]},"id":"a\/b","jsonrpc":"2.0"}"#,
+        &mut by_string,
+    );
+    assert_eq!(
+        (by_string.outcome, by_string.error_code),
+        (Outcome::Error, Some(-32601))
+    );
+    // 1.0 is not the id 1; a null id is no one's; an answer cut short says
+    // nothing
+    for body in [
+        &br#"{"id":1.0,"error":{"code":-1}}"#[..],
+        br#"{"id":null,"error":{"code":-1}}"#,
+        br#"{"id":1,"error":{"code":-1}"#,
+        br#"{"id":1,"error":{"code":-1}} trailing"#,
+        b"",
+    ] {
+        let mut rec = with_id(crate::jsonrpc::RequestId::Number(1));
+        judge_answer(body, &mut rec);
+        assert_eq!((rec.outcome, rec.error_code), (Outcome::Answered, None));
+    }
+    // a record without an id takes the first message with one, even null
+    let mut no_id = AuditRecord::default();
+    judge_answer(
+        b"event: message\r\ndata: {\"method\":\"x\"}\r\n\r\ndata:   {\"id\":null,\"error\":{\"code\":-32700}}\n\n",
+        &mut no_id,
+    );
+    assert_eq!(
+        (no_id.outcome, no_id.error_code),
+        (Outcome::Error, Some(-32700))
+    );
+    // a non-integer code or a non-boolean isError is not read as one
+    let mut odd = with_id(crate::jsonrpc::RequestId::Number(1));
+    judge_answer(
+        br#"{"id":1,"error":{"code":"-1"},"result":{"isError":"true"}}"#,
+        &mut odd,
+    );
+    assert_eq!((odd.outcome, odd.error_code), (Outcome::Answered, None));
+}
+
+#[test]
+fn an_answer_without_error_members_is_not_parsed_and_escapes_still_count() {
+    use super::body::judge_answer;
+    let rec = || AuditRecord {
+        request_id: Some(crate::jsonrpc::RequestId::Number(1)),
+        ..AuditRecord::default()
+    };
+    let mut plain = rec();
+    judge_answer(
+        br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
+        &mut plain,
+    );
+    assert_eq!((plain.outcome, plain.error_code), (Outcome::Answered, None));
+    // member names spelt with escapes are still read
+    let mut escaped = rec();
+    judge_answer(
+        br#"{"jsonrpc":"2.0","id":1,"\u0065rror":{"c\u006fde":-32000}}"#,
+        &mut escaped,
+    );
+    assert_eq!(
+        (escaped.outcome, escaped.error_code),
+        (Outcome::Error, Some(-32000))
+    );
+    let mut tool = rec();
+    judge_answer(br#"{"id":1,"result":{"is\u0045rror":true}}"#, &mut tool);
+    assert_eq!(tool.outcome, Outcome::ToolError);
+}
+
+#[test]
+fn a_tool_answer_with_is_error_false_or_true_is_judged_right() {
+    use super::body::judge_answer;
+    let rec = || AuditRecord {
+        request_id: Some(crate::jsonrpc::RequestId::Number(1)),
+        ..AuditRecord::default()
+    };
+    let mut ok = rec();
+    judge_answer(
+        b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"an error\"}],\"isError\":false}}\n\n",
+        &mut ok,
+    );
+    assert_eq!((ok.outcome, ok.error_code), (Outcome::Answered, None));
+    let mut spaced = rec();
+    judge_answer(
+        b"data: {\"id\":1,\"result\":{\"isError\" :\t true}}\n\n",
+        &mut spaced,
+    );
+    assert_eq!(spaced.outcome, Outcome::ToolError);
+    let mut error = rec();
+    judge_answer(br#"{"id":1,"error" : {"code":-32603}}"#, &mut error);
+    assert_eq!(
+        (error.outcome, error.error_code),
+        (Outcome::Error, Some(-32603))
+    );
+}

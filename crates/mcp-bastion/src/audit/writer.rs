@@ -16,6 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::AuditRecord;
+
 /// Counter of audit records dropped because the queue was full.
 pub const AUDIT_RECORDS_DROPPED: &str = "mcp_audit_records_dropped_total";
 
@@ -79,6 +81,8 @@ impl fmt::Display for AuditSink {
 enum Entry {
     /// One JSON line (without its newline).
     Line(String),
+    /// One record, written as a JSON line by the thread.
+    Record(Box<AuditRecord>),
     /// Wakes the thread to look at the reopen flag.
     Wake,
 }
@@ -161,6 +165,16 @@ impl AuditWriter {
         }
     }
 
+    /// Queues one record, written as its JSON line by the writer's thread
+    /// (off the request's path); never blocks, and counts a drop as
+    /// [`write_line`](Self::write_line) does.
+    pub(crate) fn write_record(&self, record: AuditRecord) {
+        match self.tx.try_send(Entry::Record(Box::new(record))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.count_drop(),
+        }
+    }
+
     /// Closes and reopens the file (after logrotate renamed it), before the
     /// next line is written. No line is lost: lines queued meanwhile go to
     /// the new file. Nothing to do for stdout and stderr.
@@ -223,6 +237,8 @@ impl Output {
 /// The thread: write each line, flush whenever the queue is empty, reopen
 /// when asked.
 fn drain(rx: Receiver<Entry>, sink: AuditSink, mut out: Output, shared: &Shared) {
+    // one buffer for every line the thread formats
+    let mut buf = Vec::with_capacity(512);
     loop {
         let entry = match rx.try_recv() {
             Ok(entry) => entry,
@@ -244,14 +260,15 @@ fn drain(rx: Receiver<Entry>, sink: AuditSink, mut out: Output, shared: &Shared)
                 }
             }
         }
-        if let Entry::Line(line) = entry {
-            let w = out.writer();
-            if let Err(e) = w
-                .write_all(line.as_bytes())
-                .and_then(|()| w.write_all(b"\n"))
-            {
-                tracing::warn!(error = %e, "audit log: write failed");
-            }
+        buf.clear();
+        match entry {
+            Entry::Line(line) => buf.extend_from_slice(line.as_bytes()),
+            Entry::Record(record) => record.write_json(&mut buf),
+            Entry::Wake => continue,
+        }
+        buf.push(b'\n');
+        if let Err(e) = out.writer().write_all(&buf) {
+            tracing::warn!(error = %e, "audit log: write failed");
         }
     }
     flush(&mut out);
