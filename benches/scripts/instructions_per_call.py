@@ -5,9 +5,14 @@ Usage (after `cargo build -p benches --release` and `cargo run -p benches --rele
 which builds `bench-echo-server`):
 
     python3 benches/scripts/instructions_per_call.py full-stack full-stack-oauth
+    python3 benches/scripts/instructions_per_call.py full-stack full-stack-observed
     python3 benches/scripts/instructions_per_call.py proxy proxy-observed
 
-`full-stack`, `full-stack-oauth`: the `bench-server` targets of those names.
+`full-stack`, `full-stack-oauth`: the `bench-server` targets of those names;
+`full-stack-observed`: the `bench-server` target of that name (the JWT full
+stack with the audit log, to a temp file, and OTLP export, to the sink of this
+script, on; it exports what it still holds when terminated, so every call's
+spans are counted).
 `proxy`: the `mcp-bastion` binary (API key, shared `bench-echo-server` child);
 `proxy-observed`: the same with the audit log (`--audit-log`, to a file) and
 OpenTelemetry export (`--otlp-endpoint`, to an OTLP/HTTP sink in this script
@@ -116,6 +121,10 @@ def command(kind, port, sink):
     listen = f"127.0.0.1:{port}"
     if kind in ("full-stack", "full-stack-oauth"):
         return [SERVER, kind, "--listen", listen]
+    if kind == "full-stack-observed":
+        audit = tempfile.NamedTemporaryFile(prefix="audit-", suffix=".jsonl", delete=False).name
+        return [SERVER, kind, "--listen", listen,
+                "--otlp", f"http://127.0.0.1:{sink.server_port}", "--audit-log", audit]
     cmd = [BASTION, "--listen", listen, "--session-mode", "shared", "--api-key", API_KEY]
     if kind not in ("proxy", "proxy-observed", "proxy-audit", "proxy-otel"):
         raise SystemExit(f"unknown kind {kind}")
@@ -167,7 +176,7 @@ def total_instructions(kind, calls, sink):
         wait_port(port)
         if kind == "full-stack-oauth":
             tok, path = oauth_token(port), "/mcp?service=bench"
-        elif kind == "full-stack":
+        elif kind in ("full-stack", "full-stack-observed"):
             tok, path = jwt_token(), "/mcp?service=bench"
         else:
             tok, path = API_KEY, "/mcp"

@@ -9,6 +9,8 @@
 //! | [`echo`] | the rmcp `echo` handler every target serves (the `bench-echo-server` package) |
 //! | [`jwt`] | the throwaway RS256 key, JWKS and tokens of target 3 and the JWT bench |
 //! | [`oauth`] | target 3 with mcp-bastion's own access tokens: its authorization server (throwaway ES256 key, one grant) and tokens |
+//! | [`observed`] | the audit log and OTLP trace export of the `full-stack-observed` target, in `bench-server` |
+//! | [`otlp_sink`] | the OTLP/HTTP receiver the harness runs for that target: answers 200, counts what arrives |
 //! | [`servers`] | the in-process HTTP targets that `bench-server` runs |
 //! | [`client`] | a lean MCP client over raw hyper: Streamable HTTP and legacy SSE |
 //! | [`load`] | the load loop (requests/s, hdrhistogram latencies) and the idle mode |
@@ -23,6 +25,8 @@ pub use bench_echo_server as echo;
 pub mod jwt;
 pub mod load;
 pub mod oauth;
+pub mod observed;
+pub mod otlp_sink;
 pub mod peers;
 pub mod process_tree;
 pub mod report;

@@ -23,7 +23,7 @@ use benches::{
     peers::{Peer, PeerInstalls},
     process_tree::{self, PeakSampler},
     report::{IdleReport, JwtFigures, Measurement, PairedRun, Report, Row},
-    targets::{Running, Target, Tools},
+    targets::{ObservedCounts, Running, Target, Tools},
 };
 use clap::{Parser, ValueEnum};
 use tests::binaries::{self, CargoOutput};
@@ -34,7 +34,7 @@ use tests::binaries::{self, CargoOutput};
 struct Cli {
     /// `all`, `idle`, or targets separated by commas: baseline,
     /// bastion-inproc, bastion-inproc-no-events, full-stack,
-    /// full-stack-oauth, rmcp,
+    /// full-stack-oauth, full-stack-observed, rmcp,
     /// bastion-per-session, bastion-shared, supergateway, mcp-proxy-npm,
     /// mcp-proxy-auth, mcp-proxy-py (the baseline always runs).
     target: String,
@@ -185,7 +185,7 @@ fn measure(
     transport: Transport,
     rate: Option<f64>,
     seconds: f64,
-) -> Result<(benches::load::LoadResult, process_tree::PeakMemory, f64), String> {
+) -> Result<Measured, String> {
     let mut running = Running::start(target, transport, tools)?;
     let pid = running.pid();
     let sampler = PeakSampler::start(pid);
@@ -210,19 +210,35 @@ fn measure(
     });
     let peak = sampler.stop();
     running.stop();
-    Ok((result?, peak, cpu))
+    let observed = running.observed();
+    if let Some(o) = observed {
+        eprint!(
+            "[OTLP sink: {} exports, {} bytes; {} audit records] ",
+            o.exported.exports, o.exported.bytes, o.audit_records
+        );
+    }
+    Ok((result?, peak, cpu, observed))
 }
+
+/// One run: the load, the peak memory, the CPU seconds, and what the
+/// observed target's observers got.
+type Measured = (
+    benches::load::LoadResult,
+    process_tree::PeakMemory,
+    f64,
+    Option<ObservedCounts>,
+);
 
 /// Files one measurement in `row` as `round` and returns it; a target that
 /// could not be measured is printed and recorded as the row's failure.
 fn file(
     row: &mut Row,
-    outcome: Result<(benches::load::LoadResult, process_tree::PeakMemory, f64), String>,
+    outcome: Result<Measured, String>,
     round: usize,
     baseline_rps: Option<f64>,
 ) -> Option<&mut Measurement> {
     match outcome {
-        Ok((load, peak, cpu_seconds)) => {
+        Ok((load, peak, cpu_seconds, observed)) => {
             row.rounds.push(Measurement {
                 load,
                 peak_rss: peak.rss_bytes,
@@ -230,6 +246,7 @@ fn file(
                 cpu_seconds,
                 baseline_rps,
                 round,
+                observed,
             });
             row.rounds.last_mut()
         }
@@ -247,7 +264,8 @@ fn file(
 const PACED_SHARE: f64 = 0.25;
 
 /// Pairs of short runs of the no-layer transport and the full stack (and
-/// the full stack with mcp-bastion's own OAuth tokens, when measured).
+/// the full stack with mcp-bastion's own OAuth tokens, and with the audit
+/// log and OTLP export on, when measured).
 const PAIRS: usize = 5;
 
 /// Measured seconds of each run of a pair.
@@ -283,12 +301,14 @@ fn paired_runs(
         };
         for (kind, offered) in [("saturated", None), ("paced", Some(rate))] {
             for pair in 0..PAIRS {
-                // the OAuth-token full stack, when measured, runs in each
-                // pair too: its ratio to the JWT full stack is read from
-                // runs seconds apart
+                // the OAuth-token and the observed full stacks, when
+                // measured, run in each pair too: their ratios to the JWT
+                // full stack are read from runs seconds apart
                 let mut order = vec![Target::Bastion, Target::FullStack];
-                if measured(Target::FullStackOAuth).is_some() {
-                    order.push(Target::FullStackOAuth);
+                for extra in [Target::FullStackOAuth, Target::FullStackObserved] {
+                    if measured(extra).is_some() {
+                        order.push(extra);
+                    }
                 }
                 if pair % 2 == 1 {
                     order.reverse();

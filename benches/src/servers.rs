@@ -5,16 +5,18 @@
 //! Every server sets `TCP_NODELAY` on accepted sockets (SSE replies are
 //! several small writes; without it Nagle and delayed ACKs add ~40 ms).
 
-use std::{fmt, net::SocketAddr, str::FromStr, sync::Arc};
+use std::{fmt, future::IntoFuture as _, net::SocketAddr, path::PathBuf, str::FromStr, sync::Arc};
 
 use axum::{Json, Router, routing::post, serve::ListenerExt};
 use mcp_bastion::{
+    audit::McpAuditLayer,
     auth::McpAuthLayer,
     backend::rmcp::RmcpBackend,
     cors::{AllowedOrigins, OriginGuardLayer, mcp_cors},
     inspect::McpInspectLayer,
     ratelimit::{KeyBy, Limit, McpRateLimitLayer, RateLimitPolicy},
     session::SessionLayer,
+    trace::McpTraceLayer,
     transport::{Sse, StreamableHttp},
 };
 use rmcp::transport::{
@@ -25,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
-use crate::{echo::EchoServer, jwt, oauth};
+use crate::{echo::EchoServer, jwt, oauth, observed::Observed};
 
 /// Which in-process server `bench-server` runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +46,10 @@ pub enum ServerKind {
     /// Target 3 with mcp-bastion's own access tokens instead of the
     /// JWKS-verified RS256 JWTs (see [`full_stack_oauth`]).
     FullStackOAuth,
+    /// Target 3 with the audit log and OpenTelemetry export on (issue 21):
+    /// see [`full_stack_observed`]. Needs an OTLP endpoint
+    /// ([`ServerOptions::otlp`]).
+    FullStackObserved,
     /// Target 4: rmcp's own `StreamableHttpService` over [`EchoServer`].
     Rmcp,
     /// A server that speaks revision 2026-07-28 only, at `/mcp`: answers
@@ -61,6 +67,7 @@ impl ServerKind {
             Self::BastionNoEvents => "bastion-no-events",
             Self::FullStack => "full-stack",
             Self::FullStackOAuth => "full-stack-oauth",
+            Self::FullStackObserved => "full-stack-observed",
             Self::Rmcp => "rmcp",
             Self::Echo2026 => "echo-2026",
         }
@@ -82,6 +89,7 @@ impl FromStr for ServerKind {
             Self::BastionNoEvents,
             Self::FullStack,
             Self::FullStackOAuth,
+            Self::FullStackObserved,
             Self::Rmcp,
             Self::Echo2026,
         ]
@@ -89,13 +97,26 @@ impl FromStr for ServerKind {
         .find(|k| k.as_str() == s)
         .ok_or_else(|| {
             format!(
-                "unknown server `{s}`: axum-echo, bastion, bastion-no-events, full-stack, full-stack-oauth, rmcp, echo-2026"
+                "unknown server `{s}`: axum-echo, bastion, bastion-no-events, full-stack, full-stack-oauth, full-stack-observed, rmcp, echo-2026"
             )
         })
     }
 }
 
-/// Builds the router of `kind`, or says why it cannot be served yet.
+/// What some kinds need besides their address.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// [`ServerKind::FullStackObserved`]: the OTLP/HTTP base URL spans are
+    /// exported to (`/v1/traces` is added).
+    pub otlp: Option<String>,
+    /// [`ServerKind::FullStackObserved`]: the audit log file (appended to);
+    /// default: a new directory under the system's temp dir.
+    pub audit_log: Option<PathBuf>,
+}
+
+/// Builds the router of `kind`, or says why it cannot be served yet
+/// ([`ServerKind::FullStackObserved`] is built by [`serve`], which owns its
+/// exporter).
 pub async fn router(kind: ServerKind, addr: SocketAddr) -> Result<Router, String> {
     match kind {
         ServerKind::AxumEcho => Ok(Router::new().fallback(post(json_echo))),
@@ -103,19 +124,58 @@ pub async fn router(kind: ServerKind, addr: SocketAddr) -> Result<Router, String
         ServerKind::BastionNoEvents => Ok(bastion_router(false)),
         ServerKind::FullStack => full_stack(addr),
         ServerKind::FullStackOAuth => full_stack_oauth().await,
+        ServerKind::FullStackObserved => {
+            Err("full-stack-observed is served by `serve`, with an OTLP endpoint".into())
+        }
         ServerKind::Rmcp => Ok(rmcp_router()),
         ServerKind::Echo2026 => Ok(Router::new().route("/mcp", post(echo_2026))),
     }
 }
 
-/// Serves `kind` on `listener` until the process is killed.
-pub async fn serve(kind: ServerKind, listener: TcpListener) -> Result<(), String> {
+/// Serves `kind` on `listener` until the process is killed;
+/// [`ServerKind::FullStackObserved`] until `SIGTERM`, then exports the
+/// spans still queued before returning.
+pub async fn serve(
+    kind: ServerKind,
+    listener: TcpListener,
+    options: &ServerOptions,
+) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let app = router(kind, addr).await?;
+    let observed = match kind {
+        ServerKind::FullStackObserved => {
+            let otlp = options.otlp.as_deref().ok_or(
+                "full-stack-observed needs an OTLP endpoint (--otlp URL or OTEL_EXPORTER_OTLP_ENDPOINT)",
+            )?;
+            Some(Observed::start(otlp, options.audit_log.as_deref())?)
+        }
+        _ => None,
+    };
+    let app = match &observed {
+        Some(observed) => {
+            eprintln!(
+                "bench-server: audit log {}, spans to {}",
+                observed.audit_log().display(),
+                options.otlp.as_deref().unwrap_or_default()
+            );
+            full_stack_observed(addr, observed.audit().clone())?
+        }
+        None => router(kind, addr).await?,
+    };
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app).await.map_err(|e| e.to_string())
+    let server = axum::serve(listener, app).into_future();
+    let Some(observed) = observed else {
+        return server.await.map_err(|e| e.to_string());
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| e.to_string())?;
+    tokio::select! {
+        served = server => served.map_err(|e| e.to_string())?,
+        _ = term.recv() => {}
+    }
+    observed.shutdown().await;
+    Ok(())
 }
 
 async fn json_echo(Json(request): Json<Value>) -> Json<Value> {
@@ -208,8 +268,27 @@ pub async fn full_stack_oauth() -> Result<Router, String> {
     Ok(full_stack_with(auth)?.merge(server.router()))
 }
 
+/// Target 3 with the audit log and OpenTelemetry export on: the stack of
+/// [`full_stack`] (the same JWTs through the same JWKS cache) plus `audit`
+/// and [`McpTraceLayer`], where `McpStack` (and so the binary) mounts them:
+/// the audit layer outside the Origin guard, its capture point and the
+/// trace layer inside `McpInspectLayer`. Export itself is the process's
+/// tracing subscriber ([`Observed`]); without one the trace layer's spans
+/// go nowhere.
+pub fn full_stack_observed(addr: SocketAddr, audit: McpAuditLayer) -> Result<Router, String> {
+    let jwt = jwt::verifier(addr).build().map_err(|e| e.to_string())?;
+    Ok(full_stack_layers(McpAuthLayer::new(jwt), Some(audit))?.merge(jwt::jwks_router()))
+}
+
 /// The stack of [`full_stack`] with `auth` as its authentication.
 fn full_stack_with(auth: McpAuthLayer) -> Result<Router, String> {
+    full_stack_layers(auth, None)
+}
+
+/// The stack of [`full_stack`] with `auth`, and with `audit` and the trace
+/// layer when `audit` is given (the stack without them is built exactly as
+/// before: no `Option` layer in its path).
+fn full_stack_layers(auth: McpAuthLayer, audit: Option<McpAuditLayer>) -> Result<Router, String> {
     let backend = Arc::new(RmcpBackend::new(EchoServer::default));
     let streamable = StreamableHttp::new(backend.clone());
     let sse = Sse::new(backend);
@@ -228,20 +307,35 @@ fn full_stack_with(auth: McpAuthLayer) -> Result<Router, String> {
     let origins = AllowedOrigins::loopback()
         .allow(FULL_STACK_ORIGIN)
         .map_err(|e| e.to_string())?;
+    let routes = Router::new()
+        .route_service("/mcp", streamable)
+        .merge(sse.into_router());
     // One stack, applied once: `Router::layer` boxes each layer it is given
     // into a route of its own, so layering one by one would add a boxed
     // clone and a route future per layer to every request.
-    let stack = ServiceBuilder::new()
-        .layer(mcp_cors(origins.clone()))
-        .layer(OriginGuardLayer::new(origins))
-        .layer(auth)
-        .layer(McpInspectLayer::new())
-        .layer(limits)
-        .layer(sessions);
-    Ok(Router::new()
-        .route_service("/mcp", streamable)
-        .merge(sse.into_router())
-        .layer(stack))
+    Ok(match audit {
+        None => routes.layer(
+            ServiceBuilder::new()
+                .layer(mcp_cors(origins.clone()))
+                .layer(OriginGuardLayer::new(origins))
+                .layer(auth)
+                .layer(McpInspectLayer::new())
+                .layer(limits)
+                .layer(sessions),
+        ),
+        Some(audit) => routes.layer(
+            ServiceBuilder::new()
+                .layer(mcp_cors(origins.clone()))
+                .layer(audit.clone())
+                .layer(OriginGuardLayer::new(origins))
+                .layer(auth)
+                .layer(McpInspectLayer::new())
+                .layer(audit.capture())
+                .layer(McpTraceLayer::new())
+                .layer(limits)
+                .layer(sessions),
+        ),
+    })
 }
 
 /// The `Origin` the full stack allows and its clients send.

@@ -2,7 +2,9 @@
 //!
 //! Every target runs as its own process tree (its own process group), on a
 //! free loopback port, with its output in `target/bench-logs/<name>.log`;
-//! readiness is the port accepting connections.
+//! readiness is the port accepting connections. The `full-stack-observed`
+//! target also gets an [`OtlpSink`] started beside it (in this process) and
+//! an audit log file next to its log, both read when it has stopped.
 
 use std::{
     fs,
@@ -19,6 +21,7 @@ use nix::{sys::signal::Signal, unistd::Pid};
 
 use crate::{
     client::{Endpoint, Transport},
+    otlp_sink::{OtlpSink, Received},
     peers::{Peer, PeerInstalls},
     servers::ServerKind,
 };
@@ -43,6 +46,9 @@ pub enum Target {
     /// 3, with mcp-bastion's own OAuth access tokens (ES256 + grant lookup)
     /// instead of JWKS-verified RS256 JWTs.
     FullStackOAuth,
+    /// 3, with the audit log (to a file) and OpenTelemetry export (OTLP/HTTP
+    /// to an [`OtlpSink`] of the harness) on: issue 21's cost of observing.
+    FullStackObserved,
     /// 4. rmcp's own `StreamableHttpService`.
     Rmcp,
     /// 5. the `mcp-bastion` binary, one stdio child per session.
@@ -67,12 +73,13 @@ pub enum Target {
 
 impl Target {
     /// Every target, in table order.
-    pub const ALL: [Target; 16] = [
+    pub const ALL: [Target; 17] = [
         Target::Baseline,
         Target::Bastion,
         Target::BastionNoEvents,
         Target::FullStack,
         Target::FullStackOAuth,
+        Target::FullStackObserved,
         Target::Rmcp,
         Target::ProxyPerSession,
         Target::ProxyShared,
@@ -94,6 +101,7 @@ impl Target {
             Self::BastionNoEvents => "bastion-inproc-no-events",
             Self::FullStack => "full-stack",
             Self::FullStackOAuth => "full-stack-oauth",
+            Self::FullStackObserved => "full-stack-observed",
             Self::Rmcp => "rmcp",
             Self::ProxyPerSession => "bastion-per-session",
             Self::ProxyShared => "bastion-shared",
@@ -110,7 +118,7 @@ impl Target {
         match self {
             Self::Baseline => 1,
             Self::Bastion | Self::BastionNoEvents => 2,
-            Self::FullStack | Self::FullStackOAuth => 3,
+            Self::FullStack | Self::FullStackOAuth | Self::FullStackObserved => 3,
             Self::Rmcp => 4,
             Self::ProxyPerSession
             | Self::ProxyShared
@@ -133,6 +141,9 @@ impl Target {
             }
             Self::FullStackOAuth => {
                 "the same with mcp-bastion's own OAuth tokens (ES256 + grant lookup)".into()
+            }
+            Self::FullStackObserved => {
+                "the JWT full stack with the audit log (file) and OTLP trace export on".into()
             }
             Self::Rmcp => "rmcp `StreamableHttpService`, no layers".into(),
             Self::ProxyPerSession => "`mcp-bastion` proxy, per-session child".into(),
@@ -177,8 +188,13 @@ impl Target {
         match (self, transport) {
             (Self::Baseline, _) => "/mcp",
             // session capture has a parameter to capture
-            (Self::FullStack | Self::FullStackOAuth, Transport::Streamable) => "/mcp?service=bench",
-            (Self::FullStack | Self::FullStackOAuth, Transport::Sse) => "/sse?service=bench",
+            (
+                Self::FullStack | Self::FullStackOAuth | Self::FullStackObserved,
+                Transport::Streamable,
+            ) => "/mcp?service=bench",
+            (Self::FullStack | Self::FullStackOAuth | Self::FullStackObserved, Transport::Sse) => {
+                "/sse?service=bench"
+            }
             (_, Transport::Streamable) => "/mcp",
             (_, Transport::Sse) => "/sse",
         }
@@ -221,11 +237,11 @@ impl Target {
             // the full stack: an RS256 token its JWKS verifies (or, in the
             // OAuth case, an ES256 token of its own authorization server),
             // and an allowed browser Origin (so the Origin guard checks one)
-            Self::FullStack | Self::FullStackOAuth => {
-                let token = if self == Self::FullStack {
-                    crate::jwt::token("bench-client")
-                } else {
+            Self::FullStack | Self::FullStackOAuth | Self::FullStackObserved => {
+                let token = if self == Self::FullStackOAuth {
                     crate::oauth::token("bench-client")
+                } else {
+                    crate::jwt::token("bench-client")
                 };
                 let Ok(token) = token else {
                     return Vec::new();
@@ -252,8 +268,20 @@ impl Target {
         }
     }
 
-    /// The command that serves this target on `port`.
-    fn command(self, tools: &Tools, port: u16, transport: Transport) -> Result<Command, String> {
+    /// Whether it runs with [`Observers`] (an OTLP sink and an audit log).
+    pub fn observed(self) -> bool {
+        self == Self::FullStackObserved
+    }
+
+    /// The command that serves this target on `port` (reporting to
+    /// `observers`, for the observed target).
+    fn command(
+        self,
+        tools: &Tools,
+        port: u16,
+        transport: Transport,
+        observers: Option<&Observers>,
+    ) -> Result<Command, String> {
         let listen = format!("127.0.0.1:{port}");
         let server = |kind: ServerKind| {
             let mut c = Command::new(&tools.bench_server);
@@ -293,6 +321,16 @@ impl Target {
             Self::BastionNoEvents => server(ServerKind::BastionNoEvents),
             Self::FullStack => server(ServerKind::FullStack),
             Self::FullStackOAuth => server(ServerKind::FullStackOAuth),
+            Self::FullStackObserved => {
+                let observers =
+                    observers.ok_or("full-stack-observed is started with its observers")?;
+                let mut c = server(ServerKind::FullStackObserved);
+                c.arg("--otlp")
+                    .arg(observers.sink.url())
+                    .arg("--audit-log")
+                    .arg(&observers.audit_log);
+                c
+            }
             Self::Rmcp => server(ServerKind::Rmcp),
             Self::ProxyPerSession => proxy("per-session"),
             Self::ProxyShared => proxy("shared"),
@@ -322,6 +360,24 @@ pub struct Tools {
     pub log_dir: PathBuf,
 }
 
+/// What the observed target reports to.
+#[derive(Debug)]
+pub struct Observers {
+    /// The OTLP/HTTP receiver its spans are exported to.
+    pub sink: OtlpSink,
+    /// Its audit log file (removed before the start).
+    pub audit_log: PathBuf,
+}
+
+/// What the observed target's observers got over one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObservedCounts {
+    /// What the OTLP sink received.
+    pub exported: Received,
+    /// Lines in the audit log (one per record).
+    pub audit_records: u64,
+}
+
 /// A started target; stopped (its whole process group) when dropped.
 #[derive(Debug)]
 pub struct Running {
@@ -331,6 +387,9 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Its log file.
     pub log: PathBuf,
+    /// The observed target's sink and audit log (dropped after the child
+    /// is stopped: the fields drop after [`Drop::drop`]).
+    observers: Option<Observers>,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -352,8 +411,27 @@ impl Running {
     /// Starts `target` for `transport` and waits until it accepts connections.
     pub fn start(target: Target, transport: Transport, tools: &Tools) -> Result<Running, String> {
         let port = free_port()?;
-        let mut cmd = target.command(tools, port, transport)?;
         fs::create_dir_all(&tools.log_dir).map_err(|e| e.to_string())?;
+        let observers = if target.observed() {
+            let audit_log = tools.log_dir.join(format!(
+                "{}-{}-audit.jsonl",
+                target.name(),
+                transport.as_str()
+            ));
+            match fs::remove_file(&audit_log) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(format!("{}: {e}", audit_log.display()));
+                }
+                _ => {}
+            }
+            Some(Observers {
+                sink: OtlpSink::start()?,
+                audit_log,
+            })
+        } else {
+            None
+        };
+        let mut cmd = target.command(tools, port, transport, observers.as_ref())?;
         let log = tools
             .log_dir
             .join(format!("{}-{}.log", target.name(), transport.as_str()));
@@ -372,6 +450,7 @@ impl Running {
             stopped: false,
             addr,
             log,
+            observers,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -394,6 +473,23 @@ impl Running {
             }
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What the observed target's observers got (`None` for the other
+    /// targets). Read after [`stop`](Self::stop): the server exports the
+    /// spans it still holds when stopped.
+    pub fn observed(&self) -> Option<ObservedCounts> {
+        let observers = self.observers.as_ref()?;
+        let audit_records = fs::File::open(&observers.audit_log)
+            .map(|f| {
+                use std::io::BufRead as _;
+                std::io::BufReader::new(f).lines().count() as u64
+            })
+            .unwrap_or(0);
+        Some(ObservedCounts {
+            exported: observers.sink.received(),
+            audit_records,
+        })
     }
 
     /// The root process id.

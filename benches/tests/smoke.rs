@@ -97,3 +97,58 @@ async fn a_paced_run_sends_no_more_than_its_rate() {
     );
     assert!(saturating.requests as f64 > slots + clients as f64);
 }
+
+/// The observed full stack (issue 21) serves the harness's clients over
+/// both transports with the audit log and OTLP export on, and both really
+/// happen: the harness's OTLP sink receives exports and the audit log holds
+/// an `answered` record of a `tools/call` of `echo`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_observed_full_stack_audits_and_exports_what_it_serves() {
+    let tools = tools();
+    for transport in [Transport::Streamable, Transport::Sse] {
+        let target = Target::FullStackObserved;
+        let mut running = tokio::task::block_in_place(|| Running::start(target, transport, &tools))
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let spec = LoadSpec {
+            endpoint: running.endpoint(target, transport),
+            clients: 2,
+            warmup: Duration::from_millis(300),
+            duration: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            rate: None,
+        };
+        let result = load::run(&spec).await;
+        // stopped with SIGTERM: the server exports the spans it still holds
+        tokio::task::block_in_place(|| running.stop());
+        let log = benches::targets::log_tail(&running.log, 20);
+        assert!(
+            result.requests > 0 && result.errors == 0,
+            "{transport:?}: {} calls, {} errors; first failure: {:?}\n{log}",
+            result.requests,
+            result.errors,
+            result.first_error
+        );
+        let observed = running.observed().unwrap();
+        assert!(
+            observed.exported.exports > 0 && observed.exported.bytes > 0,
+            "{transport:?}: nothing exported: {observed:?}\n{log}"
+        );
+        assert!(observed.audit_records > 0, "{transport:?}: no audit record");
+        let audit_log = tools.log_dir.join(format!(
+            "full-stack-observed-{}-audit.jsonl",
+            transport.as_str()
+        ));
+        let text = std::fs::read_to_string(&audit_log).unwrap();
+        let answered_call = text.lines().any(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            record["method"] == "tools/call"
+                && record["tool"] == "echo"
+                && record["outcome"] == "answered"
+                && record["subject"] == "bench-client"
+        });
+        assert!(
+            answered_call,
+            "{transport:?}: no answered echo call in\n{text}"
+        );
+    }
+}

@@ -1,4 +1,5 @@
-//! The targets of issue 8, met or not, with their figures.
+//! The targets of issue 8 (and issue 21's cost of observing), met or not,
+//! with their figures.
 //!
 //! Memory of a process tree (a proxy and its children) is compared as PSS:
 //! summed RSS counts every shared page once per process, so it charges a
@@ -17,6 +18,10 @@ use crate::{client::Transport, targets::Target};
 /// least: "no more than the JWT path", less the run-to-run noise of one
 /// configuration here (the same pair of targets moves by more than 5%).
 const OAUTH_MIN_RATIO: f64 = 0.95;
+
+/// The full stack with the audit log and OTLP export on, against the same
+/// stack without them, at least (issue 21).
+const OBSERVED_MIN_RATIO: f64 = 0.9;
 
 /// The 2026-07-28 bridge's requests/s against the 2025 path's (the same
 /// proxy and backend, clients that initialize a session), at least.
@@ -180,6 +185,8 @@ impl Report {
                 );
             }
         }
+        // 1d. the audit log and OTLP export on vs the same stack without
+        self.observed_row(&mut s);
         // 2. in-process transport vs rmcp's own service
         match (self.row(Target::Bastion, st), self.row(Target::Rmcp, st)) {
             (Some(ours), Some(rmcp)) => {
@@ -284,6 +291,73 @@ impl Report {
             }
         }
         s
+    }
+}
+
+impl Report {
+    /// Issue 21: the full stack with the audit log and OTLP export on, as
+    /// a ratio to the same stack without them, in the same run; met when at
+    /// least [`OBSERVED_MIN_RATIO`] and the observers got something (else
+    /// the ratio measured a stack that observed nothing).
+    fn observed_row(&self, s: &mut String) {
+        let what = format!(
+            "the full stack with the audit log and OTLP trace export on ≥ {OBSERVED_MIN_RATIO}× the same stack's throughput without them (issue 21)"
+        );
+        let st = Transport::Streamable;
+        let (Some(observed), Some(plain)) = (
+            self.row(Target::FullStackObserved, st),
+            self.row(Target::FullStack, st),
+        ) else {
+            let _ = writeln!(s, "| {what} | not measured in this run | – |");
+            return;
+        };
+        let rounds = per_round_ratio(observed, plain);
+        let paired = self.paired.get(&st);
+        let r = paired.and_then(PairedRun::median_observed_ratio).or(rounds);
+        let pairs = paired.map(PairedRun::observed_ratios).unwrap_or_default();
+        let ratio = |r: Option<f64>| r.map_or("–".into(), |r| format!("{r:.3}×"));
+        let mut figures = if pairs.is_empty() {
+            format!("{} (rounds)", ratio(r))
+        } else {
+            format!(
+                "median of {} pairs {} (pairs: {}; rounds: {})",
+                pairs.len(),
+                ratio(r),
+                pairs
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ratio(rounds)
+            )
+        };
+        if let Some(d) = paired.and_then(PairedRun::observed_p99_delta_ms) {
+            let _ = write!(figures, ", p99 {d:+.3} ms at the paced rate");
+        }
+        // what the observers got in the rounds (the pairs' runs too when
+        // they ran): proof that export and audit really happened
+        let got = [
+            Some(observed),
+            paired.and_then(|p| p.saturated.get(&Target::FullStackObserved)),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Row::observed)
+        .fold((0, 0, 0), |(e, b, a), o| {
+            (
+                e + o.exported.exports,
+                b + o.exported.bytes,
+                a + o.audit_records,
+            )
+        });
+        let (exports, bytes, records) = got;
+        let _ = write!(
+            figures,
+            "; the OTLP sink received {exports} exports ({:.1} MB), the audit log {records} records (rounds and saturated pairs)",
+            bytes as f64 / 1_048_576.0
+        );
+        let met = r.is_some_and(|r| r >= OBSERVED_MIN_RATIO) && exports > 0 && records > 0;
+        let _ = writeln!(s, "| {what} | {figures} | {} |", yes(met));
     }
 }
 

@@ -4,7 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::{client::Transport, load::LoadResult, targets::Target};
+use crate::{
+    client::Transport,
+    load::LoadResult,
+    targets::{ObservedCounts, Target},
+};
 
 /// One target, one transport, one round.
 #[derive(Debug, Clone)]
@@ -21,6 +25,9 @@ pub struct Measurement {
     pub baseline_rps: Option<f64>,
     /// Which round (0-based).
     pub round: usize,
+    /// The observed target's exports and audit records over the whole run
+    /// (warm-up included); `None` for the other targets.
+    pub observed: Option<ObservedCounts>,
 }
 
 /// Everything measured for one (target, transport).
@@ -65,6 +72,21 @@ impl Row {
     /// Highest peak RSS of any round, bytes.
     pub fn peak_rss(&self) -> Option<u64> {
         self.rounds.iter().map(|m| m.peak_rss).max()
+    }
+
+    /// The observed target's exports and audit records, summed over the
+    /// rounds (`None` for the other targets).
+    pub fn observed(&self) -> Option<ObservedCounts> {
+        self.rounds
+            .iter()
+            .filter_map(|m| m.observed)
+            .reduce(|a, b| ObservedCounts {
+                exported: crate::otlp_sink::Received {
+                    exports: a.exported.exports + b.exported.exports,
+                    bytes: a.exported.bytes + b.exported.bytes,
+                },
+                audit_records: a.audit_records + b.audit_records,
+            })
     }
 
     /// Highest peak PSS of any round, bytes.
@@ -137,17 +159,45 @@ impl PairedRun {
         median(self.ratios())
     }
 
+    /// `a`'s saturated requests/s over `b`'s, pair by pair (empty when
+    /// either did not run).
+    fn pair_ratios(&self, a: Target, b: Target) -> Vec<f64> {
+        match (self.saturated.get(&a), self.saturated.get(&b)) {
+            (Some(a), Some(b)) => round_ratios(a, b).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `a`'s p99 minus `b`'s at the fixed rate, ms.
+    fn paced_p99_delta_ms(&self, a: Target, b: Target) -> Option<f64> {
+        let a = self.paced.get(&a)?.p99_us()?;
+        let b = self.paced.get(&b)?.p99_us()?;
+        Some((a as f64 - b as f64) / 1000.0)
+    }
+
     /// The full stack with mcp-bastion's own OAuth tokens over the same
     /// stack with JWKS-verified JWTs, requests/s pair by pair (empty when
     /// the OAuth case did not run).
     pub fn oauth_ratios(&self) -> Vec<f64> {
-        match (
-            self.saturated.get(&Target::FullStackOAuth),
-            self.saturated.get(&Target::FullStack),
-        ) {
-            (Some(oauth), Some(jwt)) => round_ratios(oauth, jwt).collect(),
-            _ => Vec::new(),
-        }
+        self.pair_ratios(Target::FullStackOAuth, Target::FullStack)
+    }
+
+    /// The full stack with the audit log and OTLP export on over the same
+    /// stack without them, requests/s pair by pair (empty when the observed
+    /// case did not run).
+    pub fn observed_ratios(&self) -> Vec<f64> {
+        self.pair_ratios(Target::FullStackObserved, Target::FullStack)
+    }
+
+    /// The median of [`observed_ratios`](Self::observed_ratios).
+    pub fn median_observed_ratio(&self) -> Option<f64> {
+        median(self.observed_ratios())
+    }
+
+    /// The observed full stack's p99 minus the full stack's at the fixed
+    /// rate, ms.
+    pub fn observed_p99_delta_ms(&self) -> Option<f64> {
+        self.paced_p99_delta_ms(Target::FullStackObserved, Target::FullStack)
     }
 
     /// The median of [`oauth_ratios`](Self::oauth_ratios).
@@ -158,9 +208,7 @@ impl PairedRun {
     /// The OAuth-token full stack's p99 minus the JWT full stack's at the
     /// fixed rate, ms.
     pub fn oauth_p99_delta_ms(&self) -> Option<f64> {
-        let oauth = self.paced.get(&Target::FullStackOAuth)?.p99_us()?;
-        let jwt = self.paced.get(&Target::FullStack)?.p99_us()?;
-        Some((oauth as f64 - jwt as f64) / 1000.0)
+        self.paced_p99_delta_ms(Target::FullStackOAuth, Target::FullStack)
     }
 
     /// What the full stack adds to the no-layer transport's p99 at the fixed

@@ -210,6 +210,22 @@ impl Report {
                 }
                 s.push_str(".\n");
             }
+            if let Some(median) = run.median_observed_ratio() {
+                let _ = write!(
+                    s,
+                    "- {}: audit log and OTLP export on / off, pair by pair: {} (median {median:.3})",
+                    tr.as_str(),
+                    run.observed_ratios()
+                        .iter()
+                        .map(|r| format!("{r:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if let Some(d) = run.observed_p99_delta_ms() {
+                    let _ = write!(s, "; p99 difference at {:.0} req/s: {d:+.3} ms", run.rate);
+                }
+                s.push_str(".\n");
+            }
         }
         s
     }
@@ -244,7 +260,7 @@ impl Report {
         s.push_str(&self.paired_section());
         let _ = writeln!(s, "\n### Idle sessions\n");
         s.push_str(&self.idle_section());
-        let _ = writeln!(s, "\n### Targets of issue 8\n");
+        let _ = writeln!(s, "\n### Targets of issues 8 and 21\n");
         s.push_str(&self.checks());
         let failures: Vec<String> = self
             .rows
