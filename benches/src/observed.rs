@@ -5,8 +5,8 @@
 //!
 //! - [`McpAuditLayer`] over an [`AuditWriter`] of the default queue
 //!   capacity, appending to a file;
-//! - a global tracing subscriber with only `mcp_bastion::otel::layer` (at
-//!   `INFO`, the binary's filter for it) over an `SdkTracerProvider` with a
+//! - a global tracing subscriber with only `mcp_bastion::otel::layer` (which
+//!   exports `INFO` and above, as in the binary) over an `SdkTracerProvider` with a
 //!   batch exporter (its own thread), HTTP/protobuf to `{base}/v1/traces`
 //!   through `reqwest` on the Tokio runtime, as the binary sends it.
 //!
@@ -27,7 +27,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
-use tracing_subscriber::{Layer as _, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
 /// How long one export may take.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,8 +79,8 @@ impl Observed {
                     .build(),
             )
             .build();
-        let layer = mcp_bastion::otel::layer(provider.tracer("mcp-bastion"))
-            .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+        // exports INFO and above, as in the binary
+        let layer = mcp_bastion::otel::layer(provider.tracer("mcp-bastion"));
         tracing_subscriber::registry()
             .with(layer)
             .try_init()
