@@ -291,9 +291,9 @@ fn init_tracing(format: LogFormat, export: Option<telemetry::ExportLayer>) {
     };
     let filter =
         EnvFilter::try_from_env("MCP_BASTION_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    // The backend calls' CLIENT spans exist for the export only: no event is
-    // logged inside them, and formatting their fields for the logs is work
-    // per request for nothing.
+    // The export-only spans (a request's SERVER span, the backend calls'
+    // CLIENT spans) repeat for the exporter what the log span says: formatting
+    // their fields for the logs would be work per request for nothing.
     let filter = filter.and(tracing_subscriber::filter::filter_fn(|meta| {
         !(meta.is_span() && meta.target() == mcp_bastion::otel::EXPORT_ONLY_TARGET)
     }));

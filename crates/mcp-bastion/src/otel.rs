@@ -395,6 +395,18 @@ mod enabled {
             _ => None,
         });
         let tool = target.filter(|_| method == "tools/call");
+        client_span(method, target, tool, message.id())
+    }
+
+    /// A CLIENT span `mcp.backend` for `method` on `target` (the tool or
+    /// prompt named in the span's name), with the tool and request id as
+    /// attributes when given; a child of the current span.
+    fn client_span(
+        method: &str,
+        target: Option<&str>,
+        tool: Option<&str>,
+        id: Option<&crate::jsonrpc::RequestId>,
+    ) -> Span {
         tracing::info_span!(
             target: super::EXPORT_ONLY_TARGET,
             "mcp.backend",
@@ -403,7 +415,7 @@ mod enabled {
             mcp.method.name = method,
             gen_ai.tool.name = tool.map(bounded),
             gen_ai.operation.name = tool.map(|_| "execute_tool"),
-            jsonrpc.request.id = message.id().map(|id| bounded(&request_id(id))),
+            jsonrpc.request.id = id.map(|id| bounded(&request_id(id))),
         )
     }
 
@@ -430,6 +442,12 @@ mod enabled {
         let Some(meta) = meta.as_object_mut() else {
             return;
         };
+        write_fields(meta, fields);
+    }
+
+    /// Puts `fields` into a `_meta` object in place of the trace context
+    /// it held.
+    fn write_fields(meta: &mut Map<String, Value>, fields: Fields) {
         meta.remove(TRACESTATE);
         for (key, value) in fields.0 {
             meta.insert(key.to_owned(), Value::String(value));
@@ -511,15 +529,9 @@ mod enabled {
             if !super::is_enabled() {
                 return None;
             }
-            let method = method.unwrap_or("-");
-            let span = tracing::info_span!(
-                target: super::EXPORT_ONLY_TARGET,
-                "mcp.backend",
-                otel.name = span_name(method, name.map(bounded).as_deref()),
-                otel.kind = "client",
-                mcp.method.name = method,
-            );
-            Some(Self { span })
+            Some(Self {
+                span: client_span(method.unwrap_or("-"), name, None, None),
+            })
         }
 
         /// The headers carrying this span's context.
@@ -545,10 +557,7 @@ mod enabled {
                 .entry("_meta")
                 .or_insert_with(|| Value::Object(Map::new()))
                 .as_object_mut()?;
-            meta.remove(TRACESTATE);
-            for (key, value) in context_fields(&self.span).0 {
-                meta.insert(key.to_owned(), Value::String(value));
-            }
+            write_fields(meta, context_fields(&self.span));
             serde_json::to_vec(&value).ok()
         }
 
