@@ -204,8 +204,9 @@ mod enabled {
     /// what is at level INFO and above, except the log span of
     /// [`McpTraceLayer`](crate::trace::McpTraceLayer) (`mcp.request`: the
     /// exported SERVER span beside it carries the conventions' names instead).
-    /// Source locations, thread ids and `tracing` targets are left out of the
-    /// spans.
+    /// The spans and events of rmcp's own session loop are not exported
+    /// (those of the tools an rmcp server runs are). Source locations,
+    /// thread ids and `tracing` targets are left out of the spans.
     pub fn layer<S, T>(tracer: T) -> impl tracing_subscriber::Layer<S> + Send + Sync + 'static
     where
         S: tracing::Subscriber
@@ -232,9 +233,22 @@ mod enabled {
             ))
     }
 
+    /// Crates whose spans and events [`layer`] leaves out: rmcp's session
+    /// loop opens one span per session (`serve_inner`, a root span as long
+    /// as the session, with no attributes) and enters it around every
+    /// message it sends, so exporting it would add a trace per session and
+    /// work to every call while saying nothing the request spans do not.
+    const NOT_EXPORTED: &[&str] = &["rmcp"];
+
     /// What [`layer`] exports.
     fn exported(meta: &tracing::Metadata<'_>) -> bool {
+        let from_crate = |name: &str| {
+            meta.target()
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        };
         *meta.level() <= tracing::Level::INFO
+            && !NOT_EXPORTED.iter().any(|name| from_crate(name))
             && !(meta.is_span()
                 && meta.name() == crate::trace::REQUEST_SPAN
                 && meta.target() == crate::trace::REQUEST_SPAN_TARGET)
@@ -647,6 +661,25 @@ mod tests {
         let headers = meta_headers(&message);
         assert_eq!(headers[0].0, "traceparent");
         assert_eq!(headers[0].1.to_str().unwrap(), traceparent);
+    }
+
+    #[test]
+    fn spans_of_rmcps_session_loop_are_not_exported_and_others_at_info_are() {
+        let _guard = otel_on();
+        let exported = |span: tracing::Span| span.context().span().span_context().is_valid();
+        assert!(!exported(
+            tracing::info_span!(target: "rmcp::service", "serve_inner")
+        ));
+        assert!(!exported(tracing::info_span!(target: "rmcp", "serve")));
+        assert!(exported(
+            tracing::info_span!(target: "rmcpx::tools", "a crate named alike")
+        ));
+        assert!(exported(tracing::info_span!(target: "my_app", "work")));
+        assert!(!exported(tracing::debug_span!(target: "my_app", "detail")));
+        assert!(!exported(tracing::info_span!(
+            target: crate::trace::REQUEST_SPAN_TARGET,
+            "mcp.request"
+        )));
     }
 
     #[test]
