@@ -166,7 +166,8 @@ where
             }
             None => (false, AuditRecord::default()),
         };
-        rec.latency_ms = this.started.elapsed().as_secs_f64() * 1000.0;
+        // to the microsecond: `0.125`, not `0.12545699999999999`
+        rec.latency_ms = this.started.elapsed().as_micros() as f64 / 1000.0;
         if rec.method.is_empty() {
             rec.method = (*this.http_method).to_owned();
         }

@@ -77,7 +77,7 @@ pub struct AuditRecord {
     /// The HTTP status of the answer.
     pub status: u16,
     /// Milliseconds from the request to the response head (an SSE answer
-    /// streams on after it).
+    /// streams on after it), to the microsecond.
     pub latency_ms: f64,
     /// Bytes of the request body (the parsed body, else `Content-Length`).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -158,6 +158,11 @@ async fn each_outcome_leaves_one_record_with_its_layer_and_status() {
     assert_eq!(answered["route_key"], "replica-a");
     assert!(answered["bytes_in"].as_u64().unwrap() > 0);
     assert!(answered["latency_ms"].as_f64().unwrap() >= 0.0);
+    for rec in &recs {
+        let latency = rec["latency_ms"].to_string();
+        let decimals = latency.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 3, "latency to the microsecond: {latency}");
+    }
     assert!(answered.get("arguments_sha256").is_none());
     let time = answered["time"].as_str().unwrap();
     assert!(time.ends_with('Z') && time.len() == 24, "{time}");
