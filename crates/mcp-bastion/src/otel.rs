@@ -19,6 +19,10 @@
 //! # }
 //! ```
 //!
+//! An exporter fails quietly (the SDK's own diagnostics are off): wrap it in
+//! [`ReportingExporter`] to have a failing export warned about in the log
+//! and counted in `mcp_otlp_spans_failed_total`, as the binary does.
+//!
 //! With it on:
 //! - beside the log span of `McpTraceLayer` (`mcp.request`, not exported)
 //!   a SERVER span opens (`mcp.server`), named `{mcp.method.name} {target}`
@@ -56,6 +60,11 @@ use crate::jsonrpc::Message;
 
 #[cfg(feature = "otel")]
 pub use enabled::layer;
+#[cfg(feature = "otel")]
+pub use report::{OTLP_SPANS_FAILED, ReportingExporter};
+
+#[cfg(feature = "otel")]
+mod report;
 
 /// Whether `layer` (feature `otel`) was installed in this process.
 pub fn is_enabled() -> bool {

@@ -57,7 +57,7 @@
 //! 2. the operator's fixed [`StdioBackendBuilder::env`] entries;
 //! 3. the session's variables (per-session mode only): what the
 //!    [`StdioBackendBuilder::session_env`] mapping picks from the
-//!    [`Principal`](crate::principal::Principal) and
+//!    [`Principal`] and
 //!    [`SessionParams`](crate::session::SessionParams) of the request that
 //!    opened the session. The mapping cannot name what [`check_env_name`]
 //!    refuses (`PATH`, `HOME`, `LD_*`, `DYLD_*`, `NODE_OPTIONS`, `PYTHON*`…).
