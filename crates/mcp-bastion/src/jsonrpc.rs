@@ -168,6 +168,7 @@ impl Response {
 
     /// The answer to a backend's own request where no client can take it:
     /// `{}` for `ping`, `-32601` with `refusal` for any other method.
+    #[cfg(any(feature = "stdio", feature = "streamable-http"))]
     pub(crate) fn ping_or_refuse(request: Request, refusal: &str) -> Self {
         if request.method == "ping" {
             Self::result(request.id, Value::Object(Map::new()))

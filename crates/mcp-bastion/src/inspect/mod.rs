@@ -66,6 +66,7 @@ pub use rejection::InspectRejection;
 pub(crate) use request::echoed_version;
 pub use request::{McpRequest, MessageKind, Payload};
 pub use service::McpInspect;
+#[cfg(any(feature = "streamable-http", feature = "sse"))]
 pub(crate) use service::read_and_parse;
 
 /// The default body limit: 4 MiB.
