@@ -2,7 +2,7 @@
 server-side (and the handshake revisions on the same endpoint): the upstream of the
 pass-through tests (tests/tests/passthrough.rs).
 
-    python py_2026_server.py [--port PORT]
+    python py_2026_server.py [--port PORT] [--tls-cert PEM --tls-key PEM [--client-ca PEM]]
 
 It serves Streamable HTTP at `/mcp` on 127.0.0.1 (port 0, the default, picks a free one) with:
 - tool `echo(text)`: returns `echo: <text>`;
@@ -13,14 +13,16 @@ It serves Streamable HTTP at `/mcp` on 127.0.0.1 (port 0, the default, picks a f
   streams (2026-07-28);
 - resource `note://greeting`: a fixed text.
 
-It prints `py-2026-upstream listening on http://127.0.0.1:PORT` on stderr once the socket
-listens (the line the test harness waits for).
+It prints `py-2026-upstream listening on http://127.0.0.1:PORT` (`https` with `--tls-cert`) on
+stderr once the socket listens (the line the test harness waits for). With `--client-ca` it
+requires a client certificate that CA issued (mutual TLS).
 """
 
 from __future__ import annotations
 
 import argparse
 import socket
+import ssl
 import sys
 
 import uvicorn
@@ -42,6 +44,9 @@ async def touch_tools(ctx: Context) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="the certificate's private key (PEM)")
+    parser.add_argument("--client-ca", help="require a client certificate issued by this CA (PEM)")
     args = parser.parse_args()
     app = server.streamable_http_app(streamable_http_path="/mcp", host="127.0.0.1")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -49,8 +54,14 @@ def main() -> None:
     sock.bind(("127.0.0.1", args.port))
     sock.listen(128)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning")
-    print(f"py-2026-upstream listening on http://127.0.0.1:{port}", file=sys.stderr, flush=True)
+    tls = {}
+    if args.tls_cert:
+        tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}
+        if args.client_ca:
+            tls |= {"ssl_ca_certs": args.client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    config = uvicorn.Config(app, log_level="warning", **tls)
+    scheme = "https" if tls else "http"
+    print(f"py-2026-upstream listening on {scheme}://127.0.0.1:{port}", file=sys.stderr, flush=True)
     uvicorn.Server(config).run(sockets=[sock])
 
 

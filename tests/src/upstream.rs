@@ -151,12 +151,16 @@ fn drain(reader: impl Read + Send + 'static, log: Arc<Mutex<String>>) {
 /// The official Python SDK's 2026-07-28 server (`tests/clients/py_2026_server.py`, which also
 /// speaks the handshake revisions) on a free loopback port.
 pub fn py_2026_server() -> Server {
+    py_2026_server_with(&[])
+}
+
+/// [`py_2026_server`] with more arguments (`--tls-cert PEM --tls-key PEM [--client-ca PEM]`
+/// serve HTTPS, with mutual TLS when a client CA is given).
+pub fn py_2026_server_with(args: &[&str]) -> Server {
     let script = clients_dir().join("py_2026_server.py");
-    Server::spawn(
-        "py-2026-upstream",
-        std::path::Path::new(&python()),
-        &[script.to_string_lossy().into_owned()],
-    )
+    let mut all = vec![script.to_string_lossy().into_owned()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    Server::spawn("py-2026-upstream", std::path::Path::new(&python()), &all)
 }
 
 /// A loopback port that was free a moment ago.

@@ -186,6 +186,12 @@ fn companions(name: &str) -> String {
     match name {
         "tls-cert" => base.push_str("tls-key = \"/etc/mcp/key.pem\"\n"),
         "tls-key" => base.push_str("tls-cert = \"/etc/mcp/cert.pem\"\n"),
+        "upstream-client-cert" => {
+            base.push_str(&format!("upstream-client-key = {:?}\n", pem_files().1));
+        }
+        "upstream-client-key" => {
+            base.push_str(&format!("upstream-client-cert = {:?}\n", pem_files().0));
+        }
         "audit-hash-arguments" => base.push_str("audit-log = \"stdout\"\n"),
         "introspection-client-id" => {
             base.push_str("introspection-client-secret-env = \"INTROSPECTION_SECRET\"\n");
@@ -225,6 +231,28 @@ fn companions(name: &str) -> String {
         }
     }
     base
+}
+
+/// A certificate and its key, made once: `check-config` builds the upstream backend, which reads
+/// the PEM files of `upstream-ca` and `upstream-client-cert`/`-key`, so their documented example
+/// paths stand for these.
+fn pem_files() -> &'static (String, String) {
+    static FILES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir =
+            std::env::temp_dir().join(format!("mcp-bastion-config-pem-{}", std::process::id()));
+        let (cert, key) = tests::certs::self_signed_end_entity(&dir);
+        (cert.display().to_string(), key.display().to_string())
+    })
+}
+
+/// The value an option is checked with: its documented example, or the file it stands for.
+fn example_value<'a>(name: &str, example: &'a str) -> std::borrow::Cow<'a, str> {
+    match name {
+        "upstream-ca" | "upstream-client-cert" => pem_files().0.as_str().into(),
+        "upstream-client-key" => pem_files().1.as_str().into(),
+        _ => example.into(),
+    }
 }
 
 fn run_check(file: &std::path::Path, flags: &[String]) -> (bool, String) {
@@ -275,11 +303,8 @@ fn every_documented_option_parses_with_its_example_in_the_file_and_as_a_flag() {
         if name == "config" {
             continue;
         }
-        let value = if row.switch {
-            "true"
-        } else {
-            row.example.as_str()
-        };
+        let example = example_value(name, &row.example);
+        let value = if row.switch { "true" } else { &example };
         let shown = masked(name, value);
         // in the file
         let text = format!(

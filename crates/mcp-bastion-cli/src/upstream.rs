@@ -59,6 +59,20 @@ pub struct UpstreamFlags {
     /// [default: what the upstream's `server/discover` says].
     #[arg(long, value_name = "VERSION")]
     pub upstream_protocol_version: Option<String>,
+
+    /// Also trust the CA certificates in this PEM file for an `https`
+    /// upstream (one behind a private CA), beside the Mozilla roots built in.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<String>,
+
+    /// Show this client certificate (PEM, leaf first) to an `https` upstream
+    /// that asks for one (mutual TLS); needs --upstream-client-key.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_client_cert: Option<String>,
+
+    /// The private key (PEM) of --upstream-client-cert.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_client_key: Option<String>,
 }
 
 /// The upstream backend of `server`, when it names an upstream.
@@ -68,8 +82,11 @@ pub fn backend(server: &ServerConfig) -> Result<Option<DynBackend>, String> {
             || server.upstream_bearer_env.is_some()
             || server.upstream_header_from.is_some()
             || server.upstream_protocol_version.is_some()
+            || server.upstream_ca.is_some()
+            || server.upstream_client_cert.is_some()
+            || server.upstream_client_key.is_some()
         {
-            return Err("--upstream-header, --upstream-bearer-env, --upstream-header-from and --upstream-protocol-version need --upstream URL".into());
+            return Err("--upstream-header, --upstream-bearer-env, --upstream-header-from, --upstream-protocol-version, --upstream-ca and --upstream-client-cert/-key need --upstream URL".into());
         }
         return Ok(None);
     };
@@ -100,8 +117,24 @@ pub fn backend(server: &ServerConfig) -> Result<Option<DynBackend>, String> {
     if let Some(mapping) = &server.upstream_header_from {
         builder = builder.header_from_upstream_token(parse_header_from(mapping.get())?);
     }
+    if let Some(ca) = &server.upstream_ca {
+        builder = builder.root_certificates_pem(read_pem("--upstream-ca", ca.get())?);
+    }
+    // the configuration's check has made sure they come together
+    if let (Some(cert), Some(key)) = (&server.upstream_client_cert, &server.upstream_client_key) {
+        let mut identity = read_pem("--upstream-client-cert", cert.get())?;
+        identity.push(b'\n');
+        identity.extend(read_pem("--upstream-client-key", key.get())?);
+        builder = builder.client_identity_pem(identity);
+    }
     let backend = builder.build().map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(backend)))
+}
+
+/// The contents of the PEM file of `flag`; the error names the flag and the
+/// path, never what the file holds.
+fn read_pem(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
 }
 
 /// `NAME=upstream:access_token`: the header the user's upstream token goes in.

@@ -308,6 +308,23 @@ fn check(
         (None, Some(_)) => return Err(err("tls-key", "needs `tls-cert` too")),
         _ => {}
     }
+    for server in std::iter::once(&config.server).chain(servers.values()) {
+        match (&server.upstream_client_cert, &server.upstream_client_key) {
+            (Some(_), None) => {
+                return Err(err(
+                    "upstream-client-cert",
+                    "needs `upstream-client-key` too",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "upstream-client-key",
+                    "needs `upstream-client-cert` too",
+                ));
+            }
+            _ => {}
+        }
+    }
     if general.audit_hash_arguments && general.audit_log.is_none() {
         return Err(err("audit-hash-arguments", "needs `audit-log`"));
     }

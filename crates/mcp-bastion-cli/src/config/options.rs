@@ -600,6 +600,14 @@ pub struct ServerConfig {
     /// The revision 2026-07-28 requests are spoken to the upstream at
     /// (default: what its `server/discover` says).
     pub upstream_protocol_version: Option<Parsed<UpstreamProtocolVersion>>,
+    /// PEM file of CA certificates trusted for an `https` upstream, beside
+    /// the built-in roots (a private CA).
+    pub upstream_ca: Option<Parsed<PathBuf>>,
+    /// PEM file of the client certificate shown to an `https` upstream that
+    /// asks for one (mutual TLS); with `upstream-client-key`.
+    pub upstream_client_cert: Option<Parsed<PathBuf>>,
+    /// PEM file of the private key of `upstream-client-cert` (a secret).
+    pub upstream_client_key: Option<Parsed<PathBuf>>,
     /// The revision 2026-07-28 requests are spoken to a stdio child at
     /// (default: what its `server/discover` says).
     pub stdio_protocol_version: Option<Parsed<StdioProtocolVersion>>,

@@ -80,6 +80,10 @@ pub struct UpstreamBackendBuilder {
     request_timeout: Option<Duration>,
     channel_capacity: usize,
     protocol_version: Option<ProtocolVersion>,
+    /// PEM bundles of CA certificates trusted beside the built-in roots.
+    root_certificates: Vec<Vec<u8>>,
+    /// PEM of the client certificate chain and its private key (a secret).
+    client_identity: Option<Vec<u8>>,
 }
 
 #[derive(Clone)]
@@ -111,6 +115,8 @@ impl fmt::Debug for UpstreamBackendBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("protocol_version", &self.protocol_version)
+            .field("root_certificates", &self.root_certificates.len())
+            .field("client_identity", &self.client_identity.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +133,8 @@ impl UpstreamBackendBuilder {
             request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             channel_capacity: 64,
             protocol_version: None,
+            root_certificates: Vec::new(),
+            client_identity: None,
         }
     }
 
@@ -181,6 +189,34 @@ impl UpstreamBackendBuilder {
     /// ```
     pub fn header_from_upstream_token(mut self, name: impl Into<String>) -> Self {
         self.token_header = Some(name.into());
+        self
+    }
+
+    /// Also trusts the CA certificates of this PEM bundle (repeatable) for
+    /// an `https` upstream, beside the Mozilla roots compiled in: an
+    /// upstream whose certificate a private CA issued. A bundle without a
+    /// certificate, or with one that does not parse, is refused by
+    /// [`build`](Self::build).
+    ///
+    /// ```
+    /// use mcp_bastion::backend::upstream::UpstreamBackend;
+    ///
+    /// let refused = UpstreamBackend::builder("https://mcp.internal/mcp")
+    ///     .root_certificates_pem("not a certificate")
+    ///     .build();
+    /// assert!(refused.is_err());
+    /// ```
+    pub fn root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
+        self
+    }
+
+    /// Presents this client certificate to an `https` upstream that asks for
+    /// one (mutual TLS): `pem` holds the certificate chain, leaf first, and
+    /// its private key (PKCS#8, PKCS#1 or SEC1). The key is a secret: never
+    /// in `Debug` output or errors.
+    pub fn client_identity_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.client_identity = Some(pem.into());
         self
     }
 
@@ -261,7 +297,8 @@ impl UpstreamBackendBuilder {
         }
         let credentials = self.credentials()?;
         let token_header = self.token_header(&credentials)?;
-        let outbound = Outbound::new(url, credentials, self.connect_timeout)
+        let tls = self.tls()?;
+        let outbound = Outbound::new(url, credentials, self.connect_timeout, tls)
             .map_err(|e| BackendError::Config(format!("HTTP client: {e}")))?;
         Ok(UpstreamBackend::from_parts(
             outbound,
@@ -271,6 +308,30 @@ impl UpstreamBackendBuilder {
             self.channel_capacity,
             self.protocol_version,
         ))
+    }
+
+    /// The extra roots and the client identity, parsed.
+    fn tls(&self) -> Result<Tls, BackendError> {
+        let mut roots = Vec::new();
+        for pem in &self.root_certificates {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
+                BackendError::Config("upstream CA certificates: the PEM does not parse".into())
+            })?;
+            if certs.is_empty() {
+                return Err(BackendError::Config(
+                    "upstream CA certificates: no PEM certificate in the bundle".into(),
+                ));
+            }
+            roots.extend(certs);
+        }
+        let identity = match &self.client_identity {
+            None => None,
+            // reqwest's message names the part that is wrong, never the key
+            Some(pem) => Some(reqwest::Identity::from_pem(pem).map_err(|e| {
+                BackendError::Config(format!("upstream client certificate: {}", source_text(&e)))
+            })?),
+        };
+        Ok(Tls { roots, identity })
     }
 
     /// The header the user's upstream token goes in: a header name the
@@ -343,6 +404,24 @@ impl UpstreamBackendBuilder {
     }
 }
 
+/// What an `https` upstream is checked against and shown.
+#[derive(Default)]
+pub(super) struct Tls {
+    /// CA certificates trusted beside the built-in roots.
+    pub(super) roots: Vec<reqwest::Certificate>,
+    /// The client certificate and key for mutual TLS.
+    pub(super) identity: Option<reqwest::Identity>,
+}
+
+/// The innermost cause of an error, as text.
+fn source_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
 /// A header value marked sensitive (hidden from `Debug`, never indexed by
 /// HPACK).
 pub(super) fn secret_value(value: &str) -> Option<HeaderValue> {
@@ -355,6 +434,49 @@ pub(super) fn secret_value(value: &str) -> Option<HeaderValue> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// A self-signed CA certificate (no key anywhere: only for parsing).
+    const CA_PEM: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIBkjCCATmgAwIBAgIURGxgPQWu3OhcIuA3RJB0zHVAMuwwCgYIKoZIzj0EAwIw\n\
+HjEcMBoGA1UEAwwTbWNwLWJhc3Rpb24gdGVzdCBDQTAgFw0yNjEyMDUxOTEzMzNa\n\
+GA8yMTI2MTExMTE5MTMzM1owHjEcMBoGA1UEAwwTbWNwLWJhc3Rpb24gdGVzdCBD\n\
+QTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABFupFZZSD/lPL+mBp+fy6l/eYgqw\n\
+7QvwQSTcjhOm5fL7BoE6DiQW4WAHvsNuR55HCrKdq13GPTTIL1wCRtB1XGmjUzBR\n\
+MB0GA1UdDgQWBBQnCC+BUxB/N7DyO5wbOQgsu5TbczAfBgNVHSMEGDAWgBQnCC+B\n\
+UxB/N7DyO5wbOQgsu5TbczAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cA\n\
+MEQCIBQzZfNzC5IBr6C2jyrbZZP8YnbvDWW5+aGaBQ0JOUFWAiBYVLRk6KDPKU5d\n\
+7mVGg3KpCJNd1L4e/x57TKug2s8x0A==\n\
+-----END CERTIFICATE-----\n\
+";
+
+    #[test]
+    fn ca_bundles_and_client_identities_are_checked_when_built() {
+        let https = || UpstreamBackend::builder("https://mcp.internal/mcp");
+        assert!(https().root_certificates_pem(CA_PEM).build().is_ok());
+        let bundle = format!("{CA_PEM}{CA_PEM}");
+        assert!(https().root_certificates_pem(bundle).build().is_ok());
+        let err = https()
+            .root_certificates_pem("# no certificate here\n")
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        // a certificate without its key is no identity; the error shows none
+        // of what it was given
+        let err = https()
+            .client_identity_pem(CA_PEM)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("upstream client certificate"), "{err}");
+        assert!(!err.contains("MIIB"), "{err}");
+        let shown = format!(
+            "{:?}",
+            https().client_identity_pem("-----BEGIN PRIVATE KEY-----s3cr3t")
+        );
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
 
     #[test]
     fn a_missing_bearer_variable_is_refused_and_secrets_stay_hidden() {

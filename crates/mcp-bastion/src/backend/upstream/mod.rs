@@ -110,8 +110,10 @@
 //! # Limits
 //!
 //! - Outbound HTTP honours `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`; HTTPS is
-//!   verified against the Mozilla roots (`webpki-roots`), so a private CA is
-//!   not supported yet.
+//!   verified against the Mozilla roots (`webpki-roots`) and the CAs given to
+//!   [`root_certificates_pem`](UpstreamBackendBuilder::root_certificates_pem);
+//!   [`client_identity_pem`](UpstreamBackendBuilder::client_identity_pem)
+//!   presents a client certificate (mutual TLS).
 //! - `application/json` answers are capped at 16 MiB; SSE events are not
 //!   (the upstream is the operator's choice, and trusted that far).
 //! - A server that answers an unknown session with 400 rather than the

@@ -67,13 +67,20 @@ impl Outbound {
         url: Url,
         credentials: HeaderMap,
         connect_timeout: Duration,
+        tls: super::builder::Tls,
     ) -> Result<Self, reqwest::Error> {
-        let client = Client::builder()
+        let mut builder = Client::builder()
             .connect_timeout(connect_timeout)
             // A redirect could carry the operator's credentials elsewhere.
             .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .build()?;
+            .tcp_nodelay(true);
+        for root in tls.roots {
+            builder = builder.add_root_certificate(root);
+        }
+        if let Some(identity) = tls.identity {
+            builder = builder.identity(identity);
+        }
+        let client = builder.build()?;
         Ok(Self {
             client,
             url,
@@ -263,6 +270,7 @@ mod tests {
             Url::parse("http://127.0.0.1:1/mcp?token=t0k").unwrap(),
             headers,
             Duration::from_secs(1),
+            Default::default(),
         )
         .unwrap();
         let shown = format!("{outbound:?}");

@@ -221,6 +221,7 @@ mod tests {
             reqwest::Url::parse("http://127.0.0.1:1/mcp").unwrap(),
             http::HeaderMap::new(),
             Duration::from_secs(1),
+            Default::default(),
         )
         .unwrap();
         let (tx, rx) = mpsc::channel(8);
