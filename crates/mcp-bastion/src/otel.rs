@@ -20,7 +20,7 @@
 //! ```
 //!
 //! An exporter fails quietly (the SDK's own diagnostics are off): wrap it in
-//! [`ReportingExporter`] to have a failing export warned about in the log
+//! `ReportingExporter` to have a failing export warned about in the log
 //! and counted in `mcp_otlp_spans_failed_total`, as the binary does.
 //!
 //! With it on:

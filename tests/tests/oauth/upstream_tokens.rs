@@ -304,3 +304,90 @@ fn the_upstream_backend_sends_the_users_idp_token_and_never_mcp_bastions() {
         assert!(!bastion.logs().contains(&bearer));
     });
 }
+
+/// A session that outlives the user's provider token goes on with the refreshed one: the
+/// upstream backend asks for the token again before a request once it has been used for 15 s,
+/// and the provider's tokens here are fresh for 6 s beyond the 60 s refresh margin. The same
+/// upstream session (one `initialize`) sees the first token, then a new one, both alice's.
+#[test]
+fn a_long_upstream_session_goes_on_with_the_refreshed_token() {
+    let everything = Everything::start(Mode::Streamable);
+    let recorder = RecordingProxy::start(everything.base_url());
+    let port = free_port();
+    let idp = identity_provider(
+        format!("http://127.0.0.1:{port}/oauth/callback"),
+        &[
+            "--refresh-tokens",
+            "--access-token-ttl",
+            &IDP_TOKEN_TTL.to_string(),
+        ],
+    );
+    let upstream = recorder.url("/mcp");
+    let bastion = bastion_with(
+        port,
+        &idp,
+        &[
+            "--upstream",
+            &upstream,
+            "--upstream-header-from",
+            "Authorization=upstream:access_token",
+        ],
+        &[],
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let access = log_alice_in(&bastion).await;
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "long-session-test", "version": "1"}}});
+        let (session, answer) = mcp(&bastion, &access, None, init).await;
+        assert!(answer.is_some_and(|a| a.get("result").is_some()));
+        let opened = Instant::now();
+        let bearer_of_posts = || -> Vec<String> {
+            recorder
+                .seen()
+                .iter()
+                .filter(|s| s.method == "POST")
+                .map(|s| {
+                    s.header("authorization")
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                        .unwrap_or_else(|| panic!("no user token upstream: {s:?}"))
+                        .to_owned()
+                })
+                .collect()
+        };
+        let first = bearer_of_posts()[0].clone();
+
+        // past the token's fresh window and the session's recheck time
+        let due = Duration::from_secs(16).max(Duration::from_secs(IDP_TOKEN_TTL - 60 + 1));
+        if let Some(wait) = due.checked_sub(opened.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+        let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+        let (_, answer) = mcp(&bastion, &access, session.as_deref(), list).await;
+        assert!(answer.is_some_and(|a| a["result"]["tools"].is_array()));
+
+        let bearers = bearer_of_posts();
+        let last = bearers.last().expect("a POST").clone();
+        assert_ne!(last, first, "the same session sends the refreshed token");
+        assert_eq!(
+            userinfo_subject(&idp, &last).await.as_deref(),
+            Some("alice"),
+            "the refreshed token is the provider's, for alice"
+        );
+        // one upstream session throughout: every POST after `initialize` names the same one
+        let seen = recorder.seen();
+        let sessions: std::collections::BTreeSet<_> = seen
+            .iter()
+            .filter(|s| s.method == "POST")
+            .skip(1)
+            .map(|s| s.header("mcp-session-id").map(str::to_owned))
+            .collect();
+        assert_eq!(sessions.len(), 1, "{seen:#?}");
+        assert!(sessions.iter().all(Option::is_some), "{seen:#?}");
+        let logs = bastion.logs();
+        for secret in [first.as_str(), last.as_str(), access.as_str()] {
+            assert!(!logs.contains(secret), "a token in the logs:\n{logs}");
+        }
+    });
+}

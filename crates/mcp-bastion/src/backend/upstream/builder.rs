@@ -168,8 +168,9 @@ impl UpstreamBackendBuilder {
     /// one) in the header `name` on every upstream request of their
     /// session: `Authorization` gets `Bearer <token>`, any other header the
     /// token as is. The token is read (refreshed first when about to expire)
-    /// when the session opens and kept for the session; one that cannot be
-    /// had refuses the session. Sessions of other principals go without
+    /// when the session opens, one that cannot be had refusing the session,
+    /// and read again before a request once the session has used it for
+    /// 15 s, so a session that outlives it goes on with the refreshed one. Sessions of other principals go without
     /// the header. mcp-bastion's own token is never sent: nothing of the
     /// client's request reaches the upstream.
     ///

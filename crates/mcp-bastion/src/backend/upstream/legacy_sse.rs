@@ -94,6 +94,7 @@ impl LegacySession {
         let opening = async {
             let response = outbound
                 .get_stream(&url, &SessionHeaders::default(), None)
+                .await
                 .send()
                 .await
                 .map_err(|e| UpstreamFailure::from_request_error(e, "upstream SSE GET"))?;
@@ -160,6 +161,7 @@ async fn post(
     let response = shared
         .outbound
         .post(endpoint, &SessionHeaders::default(), message)
+        .await
         .send()
         .await
         .map_err(|e| UpstreamFailure::from_request_error(e, "upstream POST"))?;

@@ -360,21 +360,8 @@ async fn session_outbound(
     let Some((name, access)) = access else {
         return Ok(Arc::clone(&inner.outbound));
     };
-    let token = access
-        .access_token()
-        .await
-        .map_err(|e| BackendError::Unavailable(e.to_string()))?;
-    let value = if *name == http::header::AUTHORIZATION {
-        format!("Bearer {}", token.secret())
-    } else {
-        token.secret().to_owned()
-    };
-    let value = builder::secret_value(&value).ok_or_else(|| {
-        BackendError::Unavailable("the user's upstream token is not a valid header value".into())
-    })?;
-    Ok(Arc::new(
-        inner.outbound.with_credential(name.clone(), value),
-    ))
+    let token = outbound::SessionToken::open(name.clone(), access.clone()).await?;
+    Ok(Arc::new(inner.outbound.with_session_token(token)))
 }
 
 /// The transport a connection speaks with the upstream.

@@ -10,12 +10,25 @@
 //! of this proxy's span for the call (the one also in the message's
 //! `params._meta`). Nothing of the client's HTTP request is ever added here.
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 use reqwest::{Client, RequestBuilder, Url};
 
-use crate::protocol::{HEADER_LAST_EVENT_ID, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID};
+use crate::{
+    protocol::{HEADER_LAST_EVENT_ID, HEADER_PROTOCOL_VERSION, HEADER_SESSION_ID},
+    upstream_token::{UpstreamAccess, UpstreamToken},
+};
+
+/// How long a session goes on with the user's upstream token before it asks
+/// the token's source again, which hands out a refreshed one once the token
+/// is within its refresh margin (60 s by default: a margin of at least this
+/// much means a token is never sent expired).
+const TOKEN_RECHECK: Duration = Duration::from_secs(15);
 
 /// `Accept` of every POST: Streamable HTTP requires both types.
 const ACCEPT_POST: &str = "application/json, text/event-stream";
@@ -50,6 +63,91 @@ pub(crate) struct Outbound {
     url: Url,
     credentials: HeaderMap,
     connect_timeout: Duration,
+    /// The session's user's upstream token, when it sends one.
+    token: Option<Arc<SessionToken>>,
+}
+
+/// The user's upstream token of one session, in its header, asked for again
+/// before a request once it has been used for [`TOKEN_RECHECK`]: a session
+/// that lasts longer than the token goes on with the refreshed one.
+pub(crate) struct SessionToken {
+    name: HeaderName,
+    access: UpstreamAccess,
+    /// The header value (sensitive), and when the source gave it.
+    current: Mutex<(HeaderValue, Instant)>,
+}
+
+impl SessionToken {
+    /// The token `access` gives now, for header `name` (`Authorization`
+    /// gets `Bearer <token>`, any other header the token as it is).
+    pub(crate) async fn open(
+        name: HeaderName,
+        access: UpstreamAccess,
+    ) -> Result<Self, crate::backend::BackendError> {
+        let token = access
+            .access_token()
+            .await
+            .map_err(|e| crate::backend::BackendError::Unavailable(e.to_string()))?;
+        let value = header_value(&name, &token).ok_or_else(|| {
+            crate::backend::BackendError::Unavailable(
+                "the user's upstream token is not a valid header value".into(),
+            )
+        })?;
+        Ok(Self {
+            name,
+            access,
+            current: Mutex::new((value, Instant::now())),
+        })
+    }
+
+    fn current(&self) -> HeaderValue {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Asks the source again when the token has been used for
+    /// [`TOKEN_RECHECK`]. A source that cannot give one now leaves the
+    /// token as it is (the upstream judges it) and is asked again after
+    /// the same time.
+    async fn recheck(&self) {
+        let due = {
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            let due = current.1.elapsed() >= TOKEN_RECHECK;
+            if due {
+                // one asker at a time: the others go on with this one
+                current.1 = Instant::now();
+            }
+            due
+        };
+        if !due {
+            return;
+        }
+        match self.access.access_token().await {
+            Ok(token) => {
+                if let Some(value) = header_value(&self.name, &token) {
+                    *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+                        (value, Instant::now());
+                }
+            }
+            Err(error) => tracing::warn!(
+                target: super::TARGET,
+                %error,
+                "the user's upstream token could not be renewed; the session goes on with the one it has"
+            ),
+        }
+    }
+}
+
+/// The header value carrying `token` in header `name`, marked sensitive.
+fn header_value(name: &HeaderName, token: &UpstreamToken) -> Option<HeaderValue> {
+    if *name == header::AUTHORIZATION {
+        super::builder::secret_value(&format!("Bearer {}", token.secret()))
+    } else {
+        super::builder::secret_value(token.secret())
+    }
 }
 
 impl fmt::Debug for Outbound {
@@ -86,20 +184,27 @@ impl Outbound {
             url,
             credentials,
             connect_timeout,
+            token: None,
         })
     }
 
-    /// The same, with one more credential header (a session's own): the
-    /// HTTP client and its connection pool are shared. `value` must be
-    /// marked sensitive.
-    pub(crate) fn with_credential(&self, name: http::HeaderName, value: HeaderValue) -> Self {
-        let mut credentials = self.credentials.clone();
-        credentials.insert(name, value);
+    /// The same, with the session's user's upstream token in its header:
+    /// the HTTP client and its connection pool are shared.
+    pub(crate) fn with_session_token(&self, token: SessionToken) -> Self {
         Self {
             client: self.client.clone(),
             url: self.url.clone(),
-            credentials,
+            credentials: self.credentials.clone(),
             connect_timeout: self.connect_timeout,
+            token: Some(Arc::new(token)),
+        }
+    }
+
+    /// Renews the session's upstream token when it is due (see
+    /// [`SessionToken`]); every request builder of a session calls it first.
+    async fn recheck_token(&self) {
+        if let Some(token) = &self.token {
+            token.recheck().await;
         }
     }
 
@@ -114,17 +219,22 @@ impl Outbound {
     }
 
     fn base(&self, request: RequestBuilder) -> RequestBuilder {
-        request.headers(self.credentials.clone())
+        let request = request.headers(self.credentials.clone());
+        match &self.token {
+            Some(token) => request.header(token.name.clone(), token.current()),
+            None => request,
+        }
     }
 
     /// POST one JSON-RPC message to `url` (with the trace context of its
     /// `params._meta` as headers, when OpenTelemetry is on).
-    pub(crate) fn post(
+    pub(crate) async fn post(
         &self,
         url: &Url,
         session: &SessionHeaders,
         message: &crate::jsonrpc::Message,
     ) -> RequestBuilder {
+        self.recheck_token().await;
         let mut request = self
             .base(self.client.post(url.clone()))
             .header(header::ACCEPT, ACCEPT_POST)
@@ -159,12 +269,13 @@ impl Outbound {
     }
 
     /// GET an event stream at `url`, resuming after `last_event_id`.
-    pub(crate) fn get_stream(
+    pub(crate) async fn get_stream(
         &self,
         url: &Url,
         session: &SessionHeaders,
         last_event_id: Option<&str>,
     ) -> RequestBuilder {
+        self.recheck_token().await;
         let mut request = self
             .base(self.client.get(url.clone()))
             .header(header::ACCEPT, ACCEPT_SSE);
@@ -175,7 +286,8 @@ impl Outbound {
     }
 
     /// DELETE the upstream session.
-    pub(crate) fn delete(&self, session: &SessionHeaders) -> RequestBuilder {
+    pub(crate) async fn delete(&self, session: &SessionHeaders) -> RequestBuilder {
+        self.recheck_token().await;
         session.apply(self.base(self.client.delete(self.url.clone())))
     }
 

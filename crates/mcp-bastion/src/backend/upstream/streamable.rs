@@ -165,7 +165,7 @@ impl StreamableSession {
         if headers.session_id.is_none() {
             return;
         }
-        let request = self.shared.outbound.delete(&headers).send();
+        let request = self.shared.outbound.delete(&headers).await.send();
         match tokio::time::timeout(SHORT_TIMEOUT, request).await {
             Ok(Ok(response)) => {
                 tracing::debug!(target: TARGET, status = %response.status(), "upstream session deleted");
@@ -207,6 +207,7 @@ async fn send_post(
     shared
         .outbound
         .post(&url, &headers, message)
+        .await
         .send()
         .await
         .map_err(|e| UpstreamFailure::from_request_error(e, "upstream POST"))
@@ -322,6 +323,7 @@ async fn read_reply(
                 let response = shared
                     .outbound
                     .get_stream(&url, &shared.session_headers(), Some(&last))
+                    .await
                     .send()
                     .await
                     .map_err(|e| {
@@ -402,6 +404,7 @@ async fn listen(shared: Arc<RemoteSession>) {
         let request = shared
             .outbound
             .get_stream(&url, &headers, cursor.last_event_id.as_deref())
+            .await
             .send();
         let mut delivered = false;
         match request.await {
