@@ -52,7 +52,7 @@
     allow(dead_code, unused_imports)
 )]
 
-use crate::jsonrpc::Message;
+use crate::jsonrpc::{Message, RequestId, Response};
 
 #[cfg(feature = "otel")]
 pub use enabled::layer;
@@ -69,14 +69,81 @@ pub fn is_enabled() -> bool {
     }
 }
 
+/// The CLIENT span of one request sent to a backend, from the send to the
+/// answer: the one place that opens such a span, writes its context into
+/// the message and records the answer on it (a session's [`BackendCalls`]
+/// keep one per request in flight; a sessionless backend link, which serves
+/// one request at a time, holds one). Empty, and nothing allocated, unless
+/// OpenTelemetry is on.
+#[derive(Default)]
+pub(crate) struct BackendCall {
+    /// The call's span and the request's span (which an error answer marks
+    /// failed too).
+    #[cfg(feature = "otel")]
+    spans: Option<(tracing::Span, tracing::Span)>,
+}
+
+impl BackendCall {
+    /// Called, inside the request's span, just before `message` goes to the
+    /// backend: opens its `mcp.backend` span (a child of the current span)
+    /// and writes its context into `params._meta`. Empty for a message other
+    /// than a request.
+    pub(crate) fn start(message: &mut Message) -> Self {
+        #[cfg(feature = "otel")]
+        if is_enabled() && matches!(message, Message::Request(_)) {
+            let span = enabled::backend_span(message);
+            enabled::inject_meta(&span, message);
+            return Self {
+                spans: Some((span, tracing::Span::current())),
+            };
+        }
+        let _ = message;
+        Self::default()
+    }
+
+    /// The span of a call that goes on after its client's retry (a
+    /// multi-round-trip input: what goes to the backend then is the
+    /// answer to its own request, not a request): a CLIENT span like
+    /// [`start`](Self::start)'s for `method` with `params` under the
+    /// backend's request id `id`, child of the current (retry's) span. No
+    /// trace context is written: a response has no `params._meta`, and the
+    /// backend continues the trace of the call's first request.
+    pub(crate) fn resumed(
+        method: &str,
+        params: Option<&serde_json::Value>,
+        id: &RequestId,
+    ) -> Self {
+        #[cfg(feature = "otel")]
+        if is_enabled() {
+            return Self {
+                spans: Some((
+                    enabled::backend_span_of(method, params, Some(id)),
+                    tracing::Span::current(),
+                )),
+            };
+        }
+        let _ = (method, params, id);
+        Self::default()
+    }
+
+    /// Ends the span with the backend's `response` recorded on it (and on
+    /// the request's span when it is an error).
+    pub(crate) fn finish(self, response: &Response) {
+        #[cfg(feature = "otel")]
+        if let Some((span, request_span)) = self.spans {
+            enabled::record_answer(&span, &request_span, response);
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = response;
+    }
+}
+
 /// The CLIENT spans of the requests a session has sent to its backend and
 /// not yet seen answered (empty unless OpenTelemetry is on).
 #[derive(Default)]
 pub(crate) struct BackendCalls {
     #[cfg(feature = "otel")]
-    calls: std::sync::Mutex<
-        std::collections::HashMap<crate::jsonrpc::RequestId, (tracing::Span, tracing::Span)>,
-    >,
+    calls: std::sync::Mutex<std::collections::HashMap<RequestId, BackendCall>>,
 }
 
 /// Most calls one session keeps a span for; beyond it a call is still
@@ -86,8 +153,7 @@ const MAX_OPEN_CALLS: usize = 1024;
 
 impl BackendCalls {
     /// Called, inside the request's span, just before `message` goes to the
-    /// backend: opens its `mcp.backend` span and writes its context into
-    /// `params._meta`.
+    /// backend: see [`BackendCall::start`].
     pub(crate) fn start(&self, message: &mut Message) {
         #[cfg(feature = "otel")]
         if is_enabled() {
@@ -95,12 +161,10 @@ impl BackendCalls {
                 return;
             };
             let id = request.id.clone();
-            let request_span = tracing::Span::current();
-            let span = enabled::backend_span(message);
-            enabled::inject_meta(&span, message);
+            let call = BackendCall::start(message);
             let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
             if calls.len() < MAX_OPEN_CALLS {
-                calls.insert(id, (span, request_span));
+                calls.insert(id, call);
             }
         }
         #[cfg(not(feature = "otel"))]
@@ -108,12 +172,11 @@ impl BackendCalls {
     }
 
     /// Called with each message from the backend: a response ends the span
-    /// of the request it answers (recording an error answer on it and on
-    /// the request's span).
+    /// of the request it answers (see [`BackendCall::finish`]).
     pub(crate) fn finish(&self, message: &Message) {
         #[cfg(feature = "otel")]
         if is_enabled()
-            && let Message::Response(crate::jsonrpc::Response { id: Some(id), .. }) = message
+            && let Message::Response(response @ Response { id: Some(id), .. }) = message
         {
             let call = {
                 let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
@@ -122,25 +185,13 @@ impl BackendCalls {
                 }
                 calls.remove(id)
             };
-            if let Some((span, request_span)) = call {
-                enabled::record_answer(&span, &request_span, message);
+            if let Some(call) = call {
+                call.finish(response);
             }
         }
         #[cfg(not(feature = "otel"))]
         let _ = message;
     }
-}
-
-/// Writes the current span's trace context into `message`'s
-/// `params._meta`, for a message sent to a backend outside a session's
-/// bookkeeping (the 2026-07-28 bridge).
-pub(crate) fn inject_current(message: &mut Message) {
-    #[cfg(feature = "otel")]
-    if is_enabled() && matches!(message, Message::Request(_)) {
-        enabled::inject_meta(&tracing::Span::current(), message);
-    }
-    #[cfg(not(feature = "otel"))]
-    let _ = message;
 }
 
 /// The `traceparent` and `tracestate` of a message's `params._meta`, as
@@ -389,13 +440,26 @@ mod enabled {
     /// The CLIENT span of one request sent to the backend, a child of the
     /// current (request) span.
     pub(super) fn backend_span(message: &Message) -> Span {
-        let method = message.method().unwrap_or("-");
-        let target = message.params().and_then(|p| match method {
+        backend_span_of(
+            message.method().unwrap_or("-"),
+            message.params(),
+            message.id(),
+        )
+    }
+
+    /// The CLIENT span of a request of `method` with `params` and `id`, a
+    /// child of the current span.
+    pub(super) fn backend_span_of(
+        method: &str,
+        params: Option<&Value>,
+        id: Option<&crate::jsonrpc::RequestId>,
+    ) -> Span {
+        let target = params.and_then(|p| match method {
             "tools/call" | "prompts/get" => p.get("name")?.as_str(),
             _ => None,
         });
         let tool = target.filter(|_| method == "tools/call");
-        client_span(method, target, tool, message.id())
+        client_span(method, target, tool, id)
     }
 
     /// A CLIENT span `mcp.backend` for `method` on `target` (the tool or
@@ -491,10 +555,11 @@ mod enabled {
 
     /// Records the backend's answer on the call's span and, when it is an
     /// error, on the request's span; the call's span ends when dropped here.
-    pub(super) fn record_answer(span: &Span, request_span: &Span, message: &Message) {
-        let Message::Response(response) = message else {
-            return;
-        };
+    pub(super) fn record_answer(
+        span: &Span,
+        request_span: &Span,
+        response: &crate::jsonrpc::Response,
+    ) {
         let error_type = match &response.outcome {
             Err(error) => {
                 let code = error.code.to_string();

@@ -409,6 +409,9 @@ pub(crate) struct Link {
     /// The backend answered the last request sent on this link: it is
     /// between requests, and may serve another.
     answered: bool,
+    /// The CLIENT span of the request the backend is serving (OpenTelemetry;
+    /// empty when off): one at a time, as the link serves one request.
+    backend_call: crate::otel::BackendCall,
 }
 
 /// What the backend sent next for the client's request.
@@ -461,6 +464,7 @@ impl Link {
             declared,
             log_threshold: None,
             answered: true,
+            backend_call: crate::otel::BackendCall::default(),
         }
     }
 
@@ -493,7 +497,8 @@ impl Link {
         }
     }
 
-    /// Parked: no request of the client waits on it.
+    /// Parked: no request of the client waits on it. The backend call's
+    /// span ended when the backend asked for input (see `next`).
     fn suspend(&mut self) {
         self.in_flight = None;
     }
@@ -511,12 +516,22 @@ impl Link {
         self.log_threshold = log_threshold;
     }
 
+    /// Sends `message` to the backend; a request gets its CLIENT span
+    /// (OpenTelemetry), ended when `next` sees its answer.
     async fn send(&mut self, mut message: Message) -> Result<(), ()> {
         if matches!(message, Message::Request(_)) {
             self.answered = false;
+            self.backend_call = crate::otel::BackendCall::start(&mut message);
         }
-        crate::otel::inject_current(&mut message);
         self.conn.outgoing.send(message).await.map_err(|_| ())
+    }
+
+    /// The span of the call going on after the client's retry answered the
+    /// backend's request for input (see
+    /// [`BackendCall::resumed`](crate::otel::BackendCall::resumed)).
+    fn trace_resumed(&mut self, call: &Call, params: Option<&Value>) {
+        self.backend_call =
+            crate::otel::BackendCall::resumed(&call.method, params, &call.backend_id);
     }
 
     /// `initialize` at [`BACKEND_VERSION`] with the capabilities the client
@@ -618,6 +633,7 @@ impl Link {
             match message {
                 Message::Response(mut r) if r.id.as_ref() == Some(&call.backend_id) => {
                     self.answered = true;
+                    std::mem::take(&mut self.backend_call).finish(&r);
                     if let Ok(result) = &mut r.outcome {
                         mark_result(&call.method, result);
                     }
@@ -642,6 +658,9 @@ impl Link {
                         && call.takes_input()
                         && INPUT_REQUESTS.contains(&r.method.as_str())
                     {
+                        // this round's backend call ends here: the call is
+                        // parked, and the retry gets a span of its own
+                        self.backend_call = crate::otel::BackendCall::default();
                         return Some(Next::End(End::Input(r)));
                     }
                     let answer = if r.method == "ping" {
@@ -659,10 +678,9 @@ impl Link {
                     };
                     let _ = self.send(Message::Response(answer)).await;
                     if let Some(err) = missing {
-                        return Some(Next::End(End::Response(jsonrpc::Response::error(
-                            Some(call.client_id.clone()),
-                            err,
-                        ))));
+                        let response = jsonrpc::Response::error(Some(call.client_id.clone()), err);
+                        std::mem::take(&mut self.backend_call).finish(&response);
+                        return Some(Next::End(End::Response(response)));
                     }
                 }
             }
