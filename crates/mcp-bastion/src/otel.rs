@@ -635,6 +635,56 @@ mod enabled {
     }
 }
 
+/// A tracer whose spans are kept in memory, for the unit tests of the
+/// modules that open spans.
+#[cfg(all(test, feature = "otel"))]
+pub(crate) mod testing {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::{
+        error::OTelSdkResult,
+        trace::{SpanData, SpanExporter},
+    };
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// The spans ended so far.
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct Ended(Arc<Mutex<Vec<SpanData>>>);
+
+    impl Ended {
+        /// Those ended so far, by name.
+        pub(crate) fn named(&self, name: &str) -> Vec<SpanData> {
+            let spans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            spans.iter().filter(|s| s.name == name).cloned().collect()
+        }
+    }
+
+    impl SpanExporter for Ended {
+        fn export(
+            &self,
+            batch: Vec<SpanData>,
+        ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(batch);
+            std::future::ready(Ok(()))
+        }
+    }
+
+    /// [`layer`](super::layer) installed on this thread, exporting each
+    /// span to the returned [`Ended`] as it ends.
+    pub(crate) fn otel_on() -> (Ended, tracing::subscriber::DefaultGuard) {
+        let ended = Ended::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(ended.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(super::layer(provider.tracer("test")));
+        (ended, tracing::subscriber::set_default(subscriber))
+    }
+}
+
 #[cfg(all(test, feature = "otel"))]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -799,6 +849,84 @@ mod tests {
         );
         assert!(
             enabled::remote_parent_for_tests(&http::HeaderMap::new(), Some(&malformed)).is_none()
+        );
+    }
+
+    #[test]
+    fn a_backend_call_is_a_client_span_of_its_own_ended_by_its_answer() {
+        use opentelemetry::trace::{SpanKind, Status};
+        let (ended, _guard) = testing::otel_on();
+        let request = tracing::info_span!("request");
+        let mut message = tool_call(json!({"progressToken": 1}));
+        let call = request.in_scope(|| BackendCall::start(&mut message));
+        let (trace, parent) = {
+            let traceparent = meta_traceparent(&message);
+            let parts: Vec<String> = traceparent.split('-').map(str::to_owned).collect();
+            (parts[1].clone(), parts[2].clone())
+        };
+        assert!(
+            ended.named("tools/call echo").is_empty(),
+            "open until answered"
+        );
+        call.finish(&Response {
+            id: Some(RequestId::Number(7)),
+            outcome: Err(ErrorObject::new(-32602, "bad")),
+        });
+        let spans = ended.named("tools/call echo");
+        assert_eq!(spans.len(), 1);
+        let span = &spans[0];
+        assert_eq!(span.span_kind, SpanKind::Client);
+        // the backend got this span's context, a child of the request's
+        assert_eq!(format!("{}", span.span_context.trace_id()), trace);
+        assert_eq!(format!("{}", span.span_context.span_id()), parent);
+        assert_eq!(
+            span.parent_span_id,
+            request.context().span().span_context().span_id()
+        );
+        assert!(matches!(&span.status, Status::Error { .. }), "{span:?}");
+        assert!(
+            span.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "error.type" && kv.value.as_str() == "-32602")
+        );
+        // a notification, or a response, is no backend call
+        let mut notification = Message::Notification(crate::jsonrpc::Notification {
+            method: "notifications/progress".into(),
+            params: Some(json!({})),
+        });
+        let none = request.in_scope(|| BackendCall::start(&mut notification));
+        assert!(none.spans.is_none());
+        assert_eq!(notification.params(), Some(&json!({})));
+    }
+
+    #[test]
+    fn a_resumed_call_is_a_span_of_the_retry_under_the_backends_id() {
+        use opentelemetry::trace::SpanKind;
+        let (ended, _guard) = testing::otel_on();
+        let retry = tracing::info_span!("retry");
+        let call = retry.in_scope(|| {
+            BackendCall::resumed(
+                "tools/call",
+                Some(&json!({"name": "ask", "inputResponses": {}})),
+                &RequestId::Number(3),
+            )
+        });
+        call.finish(&Response {
+            id: Some(RequestId::Number(3)),
+            outcome: Ok(json!({"content": []})),
+        });
+        let spans = ended.named("tools/call ask");
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].span_kind, SpanKind::Client);
+        assert_eq!(
+            spans[0].parent_span_id,
+            retry.context().span().span_context().span_id()
+        );
+        assert!(
+            spans[0]
+                .attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "jsonrpc.request.id" && kv.value.as_str() == "3")
         );
     }
 }

@@ -792,4 +792,106 @@ mod tests {
         strip_envelope(&mut bare);
         assert_eq!(bare.params, Some(json!({})));
     }
+
+    /// The spans of a link's backend calls (OpenTelemetry).
+    #[cfg(feature = "otel")]
+    mod otel_spans {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tokio_util::sync::CancellationToken;
+        use tracing::Instrument as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+        use super::*;
+        use crate::{backend::Connection, otel::testing};
+
+        fn span_id(span: &tracing::Span) -> opentelemetry::trace::SpanId {
+            span.context().span().span_context().span_id()
+        }
+
+        #[tokio::test]
+        async fn a_parked_call_ends_its_span_and_the_retry_has_one_of_its_own() {
+            let (ended, _guard) = testing::otel_on();
+            let (outgoing, mut to_backend) = mpsc::channel(8);
+            let (from_backend, incoming) = mpsc::channel(8);
+            let conn = Connection::new(outgoing, incoming, CancellationToken::new());
+            let declared = json!({"elicitation": {}}).as_object().cloned().unwrap();
+            let mut link = Link::new(Pooled::detached(conn), None, declared);
+            let call = Call {
+                backend_id: RequestId::Number(1),
+                client_id: RequestId::Number(1),
+                method: "tools/call".into(),
+                target: Some("ask".into()),
+                principal: Default::default(),
+            };
+
+            // the first request: its span's context goes to the backend
+            let first = tracing::info_span!("first");
+            let request = Message::Request(jsonrpc::Request {
+                id: RequestId::Number(1),
+                method: "tools/call".into(),
+                params: Some(json!({"name": "ask"})),
+            });
+            link.send(request).instrument(first.clone()).await.unwrap();
+            let sent = to_backend.recv().await.unwrap();
+            let traceparent = sent.params().unwrap()["_meta"]["traceparent"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+
+            // the backend asks for input: the call parks, and its span ends
+            let elicit = jsonrpc::Request {
+                id: RequestId::String("e1".into()),
+                method: "elicitation/create".into(),
+                params: Some(json!({"message": "name?"})),
+            };
+            from_backend.send(Message::Request(elicit)).await.unwrap();
+            assert!(matches!(
+                link.next(&call, None).await,
+                Some(Next::End(End::Input(_)))
+            ));
+            let spans = ended.named("tools/call ask");
+            assert_eq!(spans.len(), 1, "ended at the park");
+            assert_eq!(spans[0].parent_span_id, span_id(&first));
+            assert!(traceparent.contains(&format!("-{}-", spans[0].span_context.span_id())));
+            link.suspend();
+
+            // the retry: the answer to the backend's request, then its response
+            let retry = tracing::info_span!("retry");
+            async {
+                link.trace_resumed(&call, Some(&json!({"name": "ask"})));
+                link.send(Message::Response(jsonrpc::Response::result(
+                    RequestId::String("e1".into()),
+                    json!({"action": "accept"}),
+                )))
+                .await
+                .unwrap();
+            }
+            .instrument(retry.clone())
+            .await;
+            let answer = to_backend.recv().await.unwrap();
+            assert!(
+                matches!(&answer, Message::Response(r) if r.outcome.as_ref().is_ok_and(|r| r.get("_meta").is_none())),
+                "no trace context in a response: {answer:?}"
+            );
+            assert_eq!(
+                ended.named("tools/call ask").len(),
+                1,
+                "open until answered"
+            );
+            from_backend
+                .send(Message::Response(jsonrpc::Response::result(
+                    RequestId::Number(1),
+                    json!({"content": []}),
+                )))
+                .await
+                .unwrap();
+            assert!(matches!(
+                link.next(&call, None).await,
+                Some(Next::End(End::Response(_)))
+            ));
+            let spans = ended.named("tools/call ask");
+            assert_eq!(spans.len(), 2);
+            assert_eq!(spans[1].parent_span_id, span_id(&retry));
+        }
+    }
 }
