@@ -32,13 +32,36 @@
 //!   session id's fingerprint, never the id: it is a bearer of the session),
 //!   `network.transport`, and on failure `error.type` with the span status
 //!   ERROR;
-//! - every request a session sends to its backend gets a CLIENT span
-//!   `mcp.backend` (child of the request span, from the send to the answer,
-//!   with `error.type` and `rpc.response.status_code` when the answer is a
-//!   JSON-RPC error, `tool_error` for a tool result with `isError`), whose
-//!   context is written into the message's `params._meta` (`traceparent`,
-//!   `tracestate`), so a stdio child or an upstream server can continue the
-//!   trace; the upstream backend also sends it as HTTP headers.
+//! - every request sent to a backend for a client's request gets a CLIENT
+//!   span `mcp.backend` (child of the request span, from the send to the
+//!   answer, with `error.type` and `rpc.response.status_code` when the
+//!   answer is a JSON-RPC error, `tool_error` for a tool result with
+//!   `isError`), whose context is written into the message's
+//!   `params._meta` (`traceparent`, `tracestate`), so a stdio child or an
+//!   upstream server can continue the trace; the upstream backend also
+//!   sends it as HTTP headers. That holds for a session's requests, and for
+//!   2026-07-28 requests served without a session: passed through to an
+//!   upstream that speaks it, sent as they are to a stdio child that speaks
+//!   it, or bridged over a pooled handshake link (the call, and the
+//!   `initialize` that opens a new link).
+//!
+//! A bridged call that waits for its client's input (multi-round-trip: the
+//! backend asked for elicitation, sampling or roots) ends its CLIENT span
+//! when the backend asks, and the client's retry gets one of its own, child
+//! of the retry's request span, from the answer to the backend's request to
+//! the call's result (named like the call, with the id the backend knows the
+//! call by). Each request's spans so end within it: a parked call keeping
+//! its span open would end it under a request span long closed, minutes
+//! later or never (the retry may not come). Nothing is written into the
+//! answer to the backend's request (a response has no `params._meta`); the
+//! backend goes on in the trace of the call's first request. The backend's
+//! own requests (elicitation, sampling, roots, ping) and the answers to them
+//! are not backend calls.
+//!
+//! One type opens, propagates and ends these spans for all paths but the
+//! pass-through (`BackendCall`; a session keeps one per request in flight,
+//! a sessionless link one, as it serves one request at a time); with
+//! OpenTelemetry off it holds nothing.
 //!
 //! Nothing from the request's credentials, headers (other than the trace
 //! context), arguments or results becomes an attribute.

@@ -12,7 +12,10 @@
 //!    connection opened with the request's extensions (for a per-session
 //!    stdio backend, a child with the principal's environment);
 //! 2. send the client's request unchanged (its id, method and params,
-//!    `_meta`, `inputResponses` and `requestState` included);
+//!    `_meta`, `inputResponses` and `requestState` included), except, with
+//!    OpenTelemetry on, the trace context in `_meta`: that of the request's
+//!    CLIENT span (see [`crate::otel`]), which ends with the response (a
+//!    listen's, with the stream);
 //! 3. relay what the backend sends for it: its notifications (progress,
 //!    logs) as SSE events, then its response as it is (an
 //!    `InputRequiredResult`, error data, caching hints: mcp-bastion adds

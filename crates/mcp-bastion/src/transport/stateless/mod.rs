@@ -52,6 +52,19 @@
 //! is relayed like a fresh request. See
 //! [`StreamableHttp::pending_input_ttl`](super::StreamableHttp::pending_input_ttl).
 //!
+//! # Traces
+//!
+//! With OpenTelemetry on ([`crate::otel`]), each request a link sends to the
+//! backend (the call, the `initialize` of a new link, a listen's
+//! `resources/subscribe`) has a CLIENT span, child of the client request's
+//! span, its context in the message's `params._meta`, ended when the link
+//! sees the answer; the link holds it (one request at a time). A parked call
+//! ends its span when the backend asks for input, and the retry opens one of
+//! its own, until the call's result: each HTTP request's trace holds its own
+//! part of the call, and no span outlives its request while the call waits
+//! (maybe until it expires). The answer to the backend's request carries no
+//! trace context (a response has no `params`).
+//!
 //! `subscriptions/listen` gets a dedicated long-lived backend connection (see
 //! `listen.rs`): the acknowledgement first, then the subscribed notifications
 //! tagged with the subscription id. Before any of this, and while the backend
