@@ -22,6 +22,18 @@
 //!   behind the recording proxy): the upstream receives the trace context of the proxy's CLIENT
 //!   span in the `traceparent` header (the body's `params._meta` gets the same: a unit test of
 //!   `mcp_bastion::otel` covers that rewrite).
+//! - 2026-07-28 bridged onto a 2025 stdio child (server-everything, per-session, behind
+//!   `tests/clients/stdio_tee.py`, which logs every line the child receives): the SERVER span
+//!   (child of the client's `_meta` span) has a CLIENT child per request the link sent, the
+//!   `initialize` of the new link and the call, and the child received each under its CLIENT
+//!   span's context in `params._meta`. A multi-round-trip call (server-everything's elicitation):
+//!   the first request's SERVER span has the call's CLIENT span, ended without error when the
+//!   backend asked, the retry's SERVER span a CLIENT span of its own (the backend's id for the
+//!   call), and the child continued the first one's trace.
+//! - 2026-07-28 sent as it is to a stdio child that speaks it (the Python SDK's
+//!   `py_2026_stdio_server.py`, `--stdio-protocol-version 2026-07-28`, behind the same tee): one
+//!   CLIENT span, child of the SERVER span, whose context the child received in `_meta` (with
+//!   the rest of the envelope as it was, and no `initialize`).
 
 #![allow(clippy::unwrap_used)]
 
