@@ -29,7 +29,8 @@
 //!   span's context in `params._meta`. A multi-round-trip call (server-everything's elicitation):
 //!   the first request's SERVER span has the call's CLIENT span, ended without error when the
 //!   backend asked, the retry's SERVER span a CLIENT span of its own (the backend's id for the
-//!   call), and the child continued the first one's trace.
+//!   call), and the child continued the first one's trace. The same call to a shared child (one
+//!   child, each link a logical session of it) has the same two CLIENT spans.
 //! - 2026-07-28 sent as it is to a stdio child that speaks it (the Python SDK's
 //!   `py_2026_stdio_server.py`, `--stdio-protocol-version 2026-07-28`, behind the same tee): one
 //!   CLIENT span, child of the SERVER span, whose context the child received in `_meta` (with
@@ -782,5 +783,50 @@ fn a_2026_call_sent_as_it_is_to_a_2026_stdio_child_has_its_backend_call_span() {
             TRACE_ID.to_owned(),
             call["span_id"].as_str().unwrap().to_owned()
         )
+    );
+}
+
+#[test]
+fn a_bridged_2026_call_to_a_shared_stdio_child_has_its_backend_call_span() {
+    let receiver = Receiver::start("bridge-shared");
+    let log = test_dir("otel-bridge-shared").join("received.jsonl");
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            // one child, each link a logical session of it
+            "--session-mode",
+            "shared",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &teed(&log, tests::everything_stdio()),
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let (status, answer) = call_2026(
+        &bastion.url("/mcp"),
+        6,
+        "echo",
+        json!({"arguments": {"message": "shared"},
+               "_meta": meta_2026(&traceparent(TRACE_ID, CLIENT_SPAN), json!({}))}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["result"].to_string().contains("shared"), "{answer}");
+
+    let (spans, server) = traced_spans(&mut bastion, &receiver);
+    let calls = backend_calls(&spans, &server);
+    let names: Vec<&str> = calls.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    // the link is a new logical session: its `initialize` is a backend call too
+    assert_eq!(names, ["initialize", "tools/call echo"], "{calls:#?}");
+    let sent: Vec<(String, String)> = received(&log, "tools/call")
+        .iter()
+        .map(received_parent)
+        .collect();
+    assert_eq!(
+        sent,
+        [(
+            TRACE_ID.to_owned(),
+            calls[1]["span_id"].as_str().unwrap().to_owned()
+        )]
     );
 }
