@@ -22,6 +22,19 @@
 //!   behind the recording proxy): the upstream receives the trace context of the proxy's CLIENT
 //!   span in the `traceparent` header (the body's `params._meta` gets the same: a unit test of
 //!   `mcp_bastion::otel` covers that rewrite).
+//! - 2026-07-28 bridged onto a 2025 stdio child (server-everything, per-session, behind
+//!   `tests/clients/stdio_tee.py`, which logs every line the child receives): the SERVER span
+//!   (child of the client's `_meta` span) has a CLIENT child per request the link sent, the
+//!   `initialize` of the new link and the call, and the child received each under its CLIENT
+//!   span's context in `params._meta`. A multi-round-trip call (server-everything's elicitation):
+//!   the first request's SERVER span has the call's CLIENT span, ended without error when the
+//!   backend asked, the retry's SERVER span a CLIENT span of its own (the backend's id for the
+//!   call), and the child continued the first one's trace. The same call to a shared child (one
+//!   child, each link a logical session of it) has the same two CLIENT spans.
+//! - 2026-07-28 sent as it is to a stdio child that speaks it (the Python SDK's
+//!   `py_2026_stdio_server.py`, `--stdio-protocol-version 2026-07-28`, behind the same tee): one
+//!   CLIENT span, child of the SERVER span, whose context the child received in `_meta` (with
+//!   the rest of the envelope as it was, and no `initialize`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -477,4 +490,343 @@ fn spans_are_exported_over_grpc_too() {
     let (_, server) = traced_spans(&mut bastion, &receiver);
     assert_eq!(server["name"], "tools/call echo_meta");
     assert_eq!(server["service"], "mcp-bastion");
+}
+
+/// A fresh directory of this test (the children's stdin log).
+fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `command` run behind `tests/clients/stdio_tee.py`, which writes every line the child
+/// receives to `log`.
+fn teed(log: &std::path::Path, command: Vec<String>) -> Vec<String> {
+    let tee = clients_dir().join("stdio_tee.py").display().to_string();
+    [python(), tee, log.display().to_string()]
+        .into_iter()
+        .chain(command)
+        .collect()
+}
+
+/// The JSON-RPC requests the children received (from a `teed` log), of `method`.
+fn received(log: &std::path::Path, method: &str) -> Vec<Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|m| m["method"] == method && m.get("id").is_some())
+        .collect()
+}
+
+/// The `_meta.traceparent` of a request a child received, as `(trace id, parent id)`.
+fn received_parent(request: &Value) -> (String, String) {
+    parse_traceparent(
+        request["params"]["_meta"]["traceparent"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no traceparent in {request}")),
+    )
+}
+
+/// The 2026-07-28 envelope of a request's `_meta`, with the client's `traceparent`.
+fn meta_2026(traceparent: &str, capabilities: Value) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {"name": "otel-test", "version": "1"},
+        "traceparent": traceparent,
+    })
+}
+
+/// One 2026-07-28 `tools/call` of `name` with `params` (beside `name`; `_meta` included) and id
+/// `id`: the status and the answer.
+fn call_2026(url: &str, id: u64, name: &str, mut params: Value) -> (u16, Value) {
+    params["name"] = json!(name);
+    let (status, _, answer) = post(
+        url,
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", name),
+        ],
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}),
+    );
+    (status, answer)
+}
+
+/// The CLIENT spans whose parent is `server`, by name.
+fn backend_calls<'a>(spans: &'a [Value], server: &Value) -> Vec<&'a Value> {
+    let mut calls: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["kind"] == "CLIENT" && s["parent_span_id"] == server["span_id"])
+        .collect();
+    calls.sort_by_key(|s| s["name"].as_str().unwrap().to_owned());
+    calls
+}
+
+#[test]
+fn a_bridged_2026_call_to_a_stdio_child_has_its_backend_call_span_and_the_child_continues_it() {
+    let receiver = Receiver::start("bridge");
+    let log = test_dir("otel-bridge").join("received.jsonl");
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--session-mode",
+            "per-session",
+            // always bridged onto 2025-11-25 connections (server-everything speaks no 2026)
+            "--stdio-protocol-version",
+            "2025-11-25",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &teed(&log, tests::everything_stdio()),
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let url = bastion.url("/mcp");
+
+    // one call: the link is opened (`initialize`) and the call sent, both inside the request
+    let (status, answer) = call_2026(
+        &url,
+        5,
+        "echo",
+        json!({"arguments": {"message": "traced"},
+               "_meta": meta_2026(&traceparent(TRACE_ID, CLIENT_SPAN), json!({}))}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["result"].to_string().contains("traced"), "{answer}");
+
+    // a multi-round-trip call (server-everything's elicitation), each round with the client's
+    // trace context of its own: the first answer is an `InputRequiredResult`, the retry ends it
+    let round_trip = "5e1d4f2a9c3b4e6f8a7d6c5b4a392817";
+    let (first_span, retry_span) = ("a1a1a1a1a1a1a1a1", "b2b2b2b2b2b2b2b2");
+    let elicitation = json!({"elicitation": {}});
+    let (status, first) = call_2026(
+        &url,
+        11,
+        "trigger-elicitation-request",
+        json!({"arguments": {},
+               "_meta": meta_2026(&traceparent(round_trip, first_span), elicitation.clone())}),
+    );
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let (key, _) = first["result"]["inputRequests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let (status, done) = call_2026(
+        &url,
+        12,
+        "trigger-elicitation-request",
+        json!({"arguments": {},
+               "requestState": first["result"]["requestState"],
+               "inputResponses": {key.clone(): {"action": "accept",
+                   "content": {"name": "traced-answer", "check": true}}},
+               "_meta": meta_2026(&traceparent(round_trip, retry_span), elicitation)}),
+    );
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+
+    let (_, server) = traced_spans(&mut bastion, &receiver);
+    // the link's `initialize`, the first round's call, the retry's
+    let spans = receiver.wait_until(|all| {
+        all.iter()
+            .filter(|s| s["kind"] == "CLIENT" && s["trace_id"] == round_trip)
+            .count()
+            >= 3
+    });
+
+    // the request span (child of the client's span) has the link's two backend calls as
+    // CLIENT children: the `initialize` that opened it, and the call
+    assert_eq!(server["name"], "tools/call echo");
+    let calls = backend_calls(&spans, &server);
+    let names: Vec<&str> = calls.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["initialize", "tools/call echo"], "{calls:#?}");
+    let (init, call) = (calls[0], calls[1]);
+    assert_eq!(attr(call, "jsonrpc.request.id"), "5");
+    assert_eq!(attr(call, "gen_ai.tool.name"), "echo");
+    assert_ne!(call["status"], "ERROR", "{call:#}");
+
+    // the child received each one under its CLIENT span (not the request span)
+    let in_trace = |method: &str| -> Vec<(String, String)> {
+        received(&log, method)
+            .iter()
+            .map(received_parent)
+            .filter(|(trace, _)| trace == TRACE_ID)
+            .collect()
+    };
+    assert_eq!(
+        in_trace("tools/call"),
+        [(
+            TRACE_ID.to_owned(),
+            call["span_id"].as_str().unwrap().to_owned()
+        )]
+    );
+    assert_eq!(
+        in_trace("initialize"),
+        [(
+            TRACE_ID.to_owned(),
+            init["span_id"].as_str().unwrap().to_owned()
+        )]
+    );
+
+    // the round trip: each request span has a backend call of its own, the first one ended
+    // when the backend asked for input (no error), the retry's from its answer to the result
+    let server_of = |parent: &str| {
+        find(&spans, |s| {
+            s["kind"] == "SERVER" && s["trace_id"] == round_trip && s["parent_span_id"] == parent
+        })
+        .clone()
+    };
+    let (first_server, retry_server) = (server_of(first_span), server_of(retry_span));
+    let first_calls = backend_calls(&spans, &first_server);
+    let names: Vec<&str> = first_calls
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["initialize", "tools/call trigger-elicitation-request"],
+        "{first_calls:#?}"
+    );
+    let first_call = first_calls[1];
+    assert_ne!(first_call["status"], "ERROR", "{first_call:#}");
+    let retry_calls = backend_calls(&spans, &retry_server);
+    assert_eq!(retry_calls.len(), 1, "{retry_calls:#?}");
+    assert_eq!(
+        retry_calls[0]["name"],
+        "tools/call trigger-elicitation-request"
+    );
+    // the backend knows the call by the first request's id
+    assert_eq!(attr(retry_calls[0], "jsonrpc.request.id"), "11");
+    assert_ne!(retry_calls[0]["span_id"], first_call["span_id"]);
+    // the child continued the trace of the call's first request
+    let elicited: Vec<(String, String)> = received(&log, "tools/call")
+        .iter()
+        .map(received_parent)
+        .filter(|(trace, _)| trace == round_trip)
+        .collect();
+    assert_eq!(
+        elicited,
+        [(
+            round_trip.to_owned(),
+            first_call["span_id"].as_str().unwrap().to_owned()
+        )]
+    );
+}
+
+#[test]
+fn a_2026_call_sent_as_it_is_to_a_2026_stdio_child_has_its_backend_call_span() {
+    let receiver = Receiver::start("direct");
+    let dir = test_dir("otel-direct");
+    let log = dir.join("received.jsonl");
+    let child = vec![
+        python(),
+        clients_dir()
+            .join("py_2026_stdio_server.py")
+            .display()
+            .to_string(),
+        "--log".to_owned(),
+        dir.join("child.jsonl").display().to_string(),
+    ];
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--session-mode",
+            "per-session",
+            // sent as they are, without asking the child
+            "--stdio-protocol-version",
+            "2026-07-28",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &teed(&log, child),
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let (status, answer) = call_2026(
+        &bastion.url("/mcp"),
+        8,
+        "echo",
+        json!({"arguments": {"text": "traced"},
+               "_meta": meta_2026(&traceparent(TRACE_ID, CLIENT_SPAN), json!({}))}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer["result"].to_string().contains("echo: traced"),
+        "{answer}"
+    );
+
+    let (spans, server) = traced_spans(&mut bastion, &receiver);
+    assert_eq!(server["name"], "tools/call echo");
+    let calls = backend_calls(&spans, &server);
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let call = calls[0];
+    assert_eq!(call["name"], "tools/call echo");
+    assert_eq!(attr(call, "jsonrpc.request.id"), "8");
+
+    // the child got the request as it is (no `initialize`, the 2026-07-28 envelope kept), with
+    // the CLIENT span's context in place of the client's
+    assert!(received(&log, "initialize").is_empty());
+    let sent = received(&log, "tools/call");
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(
+        sent[0]["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+        "2026-07-28"
+    );
+    assert_eq!(
+        received_parent(&sent[0]),
+        (
+            TRACE_ID.to_owned(),
+            call["span_id"].as_str().unwrap().to_owned()
+        )
+    );
+}
+
+#[test]
+fn a_bridged_2026_call_to_a_shared_stdio_child_has_its_backend_call_span() {
+    let receiver = Receiver::start("bridge-shared");
+    let log = test_dir("otel-bridge-shared").join("received.jsonl");
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            // one child, each link a logical session of it
+            "--session-mode",
+            "shared",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &teed(&log, tests::everything_stdio()),
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let (status, answer) = call_2026(
+        &bastion.url("/mcp"),
+        6,
+        "echo",
+        json!({"arguments": {"message": "shared"},
+               "_meta": meta_2026(&traceparent(TRACE_ID, CLIENT_SPAN), json!({}))}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["result"].to_string().contains("shared"), "{answer}");
+
+    let (spans, server) = traced_spans(&mut bastion, &receiver);
+    let calls = backend_calls(&spans, &server);
+    let names: Vec<&str> = calls.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    // the link is a new logical session: its `initialize` is a backend call too
+    assert_eq!(names, ["initialize", "tools/call echo"], "{calls:#?}");
+    let sent: Vec<(String, String)> = received(&log, "tools/call")
+        .iter()
+        .map(received_parent)
+        .collect();
+    assert_eq!(
+        sent,
+        [(
+            TRACE_ID.to_owned(),
+            calls[1]["span_id"].as_str().unwrap().to_owned()
+        )]
+    );
 }

@@ -36,13 +36,36 @@
 //!   session id's fingerprint, never the id: it is a bearer of the session),
 //!   `network.transport`, and on failure `error.type` with the span status
 //!   ERROR;
-//! - every request a session sends to its backend gets a CLIENT span
-//!   `mcp.backend` (child of the request span, from the send to the answer,
-//!   with `error.type` and `rpc.response.status_code` when the answer is a
-//!   JSON-RPC error, `tool_error` for a tool result with `isError`), whose
-//!   context is written into the message's `params._meta` (`traceparent`,
-//!   `tracestate`), so a stdio child or an upstream server can continue the
-//!   trace; the upstream backend also sends it as HTTP headers.
+//! - every request sent to a backend for a client's request gets a CLIENT
+//!   span `mcp.backend` (child of the request span, from the send to the
+//!   answer, with `error.type` and `rpc.response.status_code` when the
+//!   answer is a JSON-RPC error, `tool_error` for a tool result with
+//!   `isError`), whose context is written into the message's
+//!   `params._meta` (`traceparent`, `tracestate`), so a stdio child or an
+//!   upstream server can continue the trace; the upstream backend also
+//!   sends it as HTTP headers. That holds for a session's requests, and for
+//!   2026-07-28 requests served without a session: passed through to an
+//!   upstream that speaks it, sent as they are to a stdio child that speaks
+//!   it, or bridged over a pooled handshake link (the call, and the
+//!   `initialize` that opens a new link).
+//!
+//! A bridged call that waits for its client's input (multi-round-trip: the
+//! backend asked for elicitation, sampling or roots) ends its CLIENT span
+//! when the backend asks, and the client's retry gets one of its own, child
+//! of the retry's request span, from the answer to the backend's request to
+//! the call's result (named like the call, with the id the backend knows the
+//! call by). Each request's spans so end within it: a parked call keeping
+//! its span open would end it under a request span long closed, minutes
+//! later or never (the retry may not come). Nothing is written into the
+//! answer to the backend's request (a response has no `params._meta`); the
+//! backend goes on in the trace of the call's first request. The backend's
+//! own requests (elicitation, sampling, roots, ping) and the answers to them
+//! are not backend calls.
+//!
+//! One type opens, propagates and ends these spans for all paths but the
+//! pass-through (`BackendCall`; a session keeps one per request in flight,
+//! a sessionless link one, as it serves one request at a time); with
+//! OpenTelemetry off it holds nothing.
 //!
 //! Nothing from the request's credentials, headers (other than the trace
 //! context), arguments or results becomes an attribute.
@@ -56,7 +79,7 @@
     allow(dead_code, unused_imports)
 )]
 
-use crate::jsonrpc::Message;
+use crate::jsonrpc::{Message, RequestId, Response};
 
 #[cfg(feature = "otel")]
 pub use enabled::layer;
@@ -78,14 +101,81 @@ pub fn is_enabled() -> bool {
     }
 }
 
+/// The CLIENT span of one request sent to a backend, from the send to the
+/// answer: the one place that opens such a span, writes its context into
+/// the message and records the answer on it (a session's [`BackendCalls`]
+/// keep one per request in flight; a sessionless backend link, which serves
+/// one request at a time, holds one). Empty, and nothing allocated, unless
+/// OpenTelemetry is on.
+#[derive(Default)]
+pub(crate) struct BackendCall {
+    /// The call's span and the request's span (which an error answer marks
+    /// failed too).
+    #[cfg(feature = "otel")]
+    spans: Option<(tracing::Span, tracing::Span)>,
+}
+
+impl BackendCall {
+    /// Called, inside the request's span, just before `message` goes to the
+    /// backend: opens its `mcp.backend` span (a child of the current span)
+    /// and writes its context into `params._meta`. Empty for a message other
+    /// than a request.
+    pub(crate) fn start(message: &mut Message) -> Self {
+        #[cfg(feature = "otel")]
+        if is_enabled() && matches!(message, Message::Request(_)) {
+            let span = enabled::backend_span(message);
+            enabled::inject_meta(&span, message);
+            return Self {
+                spans: Some((span, tracing::Span::current())),
+            };
+        }
+        let _ = message;
+        Self::default()
+    }
+
+    /// The span of a call that goes on after its client's retry (a
+    /// multi-round-trip input: what goes to the backend then is the
+    /// answer to its own request, not a request): a CLIENT span like
+    /// [`start`](Self::start)'s for `method` with `params` under the
+    /// backend's request id `id`, child of the current (retry's) span. No
+    /// trace context is written: a response has no `params._meta`, and the
+    /// backend continues the trace of the call's first request.
+    pub(crate) fn resumed(
+        method: &str,
+        params: Option<&serde_json::Value>,
+        id: &RequestId,
+    ) -> Self {
+        #[cfg(feature = "otel")]
+        if is_enabled() {
+            return Self {
+                spans: Some((
+                    enabled::backend_span_of(method, params, Some(id)),
+                    tracing::Span::current(),
+                )),
+            };
+        }
+        let _ = (method, params, id);
+        Self::default()
+    }
+
+    /// Ends the span with the backend's `response` recorded on it (and on
+    /// the request's span when it is an error).
+    pub(crate) fn finish(self, response: &Response) {
+        #[cfg(feature = "otel")]
+        if let Some((span, request_span)) = self.spans {
+            enabled::record_answer(&span, &request_span, response);
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = response;
+    }
+}
+
 /// The CLIENT spans of the requests a session has sent to its backend and
 /// not yet seen answered (empty unless OpenTelemetry is on).
 #[derive(Default)]
 pub(crate) struct BackendCalls {
     #[cfg(feature = "otel")]
-    calls: std::sync::Mutex<
-        std::collections::HashMap<crate::jsonrpc::RequestId, (tracing::Span, tracing::Span)>,
-    >,
+    calls: std::sync::Mutex<std::collections::HashMap<RequestId, BackendCall>>,
 }
 
 /// Most calls one session keeps a span for; beyond it a call is still
@@ -95,8 +185,7 @@ const MAX_OPEN_CALLS: usize = 1024;
 
 impl BackendCalls {
     /// Called, inside the request's span, just before `message` goes to the
-    /// backend: opens its `mcp.backend` span and writes its context into
-    /// `params._meta`.
+    /// backend: see [`BackendCall::start`].
     pub(crate) fn start(&self, message: &mut Message) {
         #[cfg(feature = "otel")]
         if is_enabled() {
@@ -104,12 +193,10 @@ impl BackendCalls {
                 return;
             };
             let id = request.id.clone();
-            let request_span = tracing::Span::current();
-            let span = enabled::backend_span(message);
-            enabled::inject_meta(&span, message);
+            let call = BackendCall::start(message);
             let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
             if calls.len() < MAX_OPEN_CALLS {
-                calls.insert(id, (span, request_span));
+                calls.insert(id, call);
             }
         }
         #[cfg(not(feature = "otel"))]
@@ -117,12 +204,11 @@ impl BackendCalls {
     }
 
     /// Called with each message from the backend: a response ends the span
-    /// of the request it answers (recording an error answer on it and on
-    /// the request's span).
+    /// of the request it answers (see [`BackendCall::finish`]).
     pub(crate) fn finish(&self, message: &Message) {
         #[cfg(feature = "otel")]
         if is_enabled()
-            && let Message::Response(crate::jsonrpc::Response { id: Some(id), .. }) = message
+            && let Message::Response(response @ Response { id: Some(id), .. }) = message
         {
             let call = {
                 let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
@@ -131,25 +217,13 @@ impl BackendCalls {
                 }
                 calls.remove(id)
             };
-            if let Some((span, request_span)) = call {
-                enabled::record_answer(&span, &request_span, message);
+            if let Some(call) = call {
+                call.finish(response);
             }
         }
         #[cfg(not(feature = "otel"))]
         let _ = message;
     }
-}
-
-/// Writes the current span's trace context into `message`'s
-/// `params._meta`, for a message sent to a backend outside a session's
-/// bookkeeping (the 2026-07-28 bridge).
-pub(crate) fn inject_current(message: &mut Message) {
-    #[cfg(feature = "otel")]
-    if is_enabled() && matches!(message, Message::Request(_)) {
-        enabled::inject_meta(&tracing::Span::current(), message);
-    }
-    #[cfg(not(feature = "otel"))]
-    let _ = message;
 }
 
 /// The `traceparent` and `tracestate` of a message's `params._meta`, as
@@ -412,13 +486,26 @@ mod enabled {
     /// The CLIENT span of one request sent to the backend, a child of the
     /// current (request) span.
     pub(super) fn backend_span(message: &Message) -> Span {
-        let method = message.method().unwrap_or("-");
-        let target = message.params().and_then(|p| match method {
+        backend_span_of(
+            message.method().unwrap_or("-"),
+            message.params(),
+            message.id(),
+        )
+    }
+
+    /// The CLIENT span of a request of `method` with `params` and `id`, a
+    /// child of the current span.
+    pub(super) fn backend_span_of(
+        method: &str,
+        params: Option<&Value>,
+        id: Option<&crate::jsonrpc::RequestId>,
+    ) -> Span {
+        let target = params.and_then(|p| match method {
             "tools/call" | "prompts/get" => p.get("name")?.as_str(),
             _ => None,
         });
         let tool = target.filter(|_| method == "tools/call");
-        client_span(method, target, tool, message.id())
+        client_span(method, target, tool, id)
     }
 
     /// A CLIENT span `mcp.backend` for `method` on `target` (the tool or
@@ -514,10 +601,11 @@ mod enabled {
 
     /// Records the backend's answer on the call's span and, when it is an
     /// error, on the request's span; the call's span ends when dropped here.
-    pub(super) fn record_answer(span: &Span, request_span: &Span, message: &Message) {
-        let Message::Response(response) = message else {
-            return;
-        };
+    pub(super) fn record_answer(
+        span: &Span,
+        request_span: &Span,
+        response: &crate::jsonrpc::Response,
+    ) {
         let error_type = match &response.outcome {
             Err(error) => {
                 let code = error.code.to_string();
@@ -590,6 +678,56 @@ mod enabled {
                 fail(&self.span, status.as_u16().to_string());
             }
         }
+    }
+}
+
+/// A tracer whose spans are kept in memory, for the unit tests of the
+/// modules that open spans.
+#[cfg(all(test, feature = "otel"))]
+pub(crate) mod testing {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::{
+        error::OTelSdkResult,
+        trace::{SpanData, SpanExporter},
+    };
+    use tracing_subscriber::layer::SubscriberExt;
+
+    /// The spans ended so far.
+    #[derive(Debug, Clone, Default)]
+    pub(crate) struct Ended(Arc<Mutex<Vec<SpanData>>>);
+
+    impl Ended {
+        /// Those ended so far, by name.
+        pub(crate) fn named(&self, name: &str) -> Vec<SpanData> {
+            let spans = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            spans.iter().filter(|s| s.name == name).cloned().collect()
+        }
+    }
+
+    impl SpanExporter for Ended {
+        fn export(
+            &self,
+            batch: Vec<SpanData>,
+        ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(batch);
+            std::future::ready(Ok(()))
+        }
+    }
+
+    /// [`layer`](super::layer) installed on this thread, exporting each
+    /// span to the returned [`Ended`] as it ends.
+    pub(crate) fn otel_on() -> (Ended, tracing::subscriber::DefaultGuard) {
+        let ended = Ended::default();
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_simple_exporter(ended.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(super::layer(provider.tracer("test")));
+        (ended, tracing::subscriber::set_default(subscriber))
     }
 }
 
@@ -776,6 +914,84 @@ mod tests {
         );
         assert!(
             enabled::remote_parent_for_tests(&http::HeaderMap::new(), Some(&malformed)).is_none()
+        );
+    }
+
+    #[test]
+    fn a_backend_call_is_a_client_span_of_its_own_ended_by_its_answer() {
+        use opentelemetry::trace::{SpanKind, Status};
+        let (ended, _guard) = testing::otel_on();
+        let request = tracing::info_span!("request");
+        let mut message = tool_call(json!({"progressToken": 1}));
+        let call = request.in_scope(|| BackendCall::start(&mut message));
+        let (trace, parent) = {
+            let traceparent = meta_traceparent(&message);
+            let parts: Vec<String> = traceparent.split('-').map(str::to_owned).collect();
+            (parts[1].clone(), parts[2].clone())
+        };
+        assert!(
+            ended.named("tools/call echo").is_empty(),
+            "open until answered"
+        );
+        call.finish(&Response {
+            id: Some(RequestId::Number(7)),
+            outcome: Err(ErrorObject::new(-32602, "bad")),
+        });
+        let spans = ended.named("tools/call echo");
+        assert_eq!(spans.len(), 1);
+        let span = &spans[0];
+        assert_eq!(span.span_kind, SpanKind::Client);
+        // the backend got this span's context, a child of the request's
+        assert_eq!(format!("{}", span.span_context.trace_id()), trace);
+        assert_eq!(format!("{}", span.span_context.span_id()), parent);
+        assert_eq!(
+            span.parent_span_id,
+            request.context().span().span_context().span_id()
+        );
+        assert!(matches!(&span.status, Status::Error { .. }), "{span:?}");
+        assert!(
+            span.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "error.type" && kv.value.as_str() == "-32602")
+        );
+        // a notification, or a response, is no backend call
+        let mut notification = Message::Notification(crate::jsonrpc::Notification {
+            method: "notifications/progress".into(),
+            params: Some(json!({})),
+        });
+        let none = request.in_scope(|| BackendCall::start(&mut notification));
+        assert!(none.spans.is_none());
+        assert_eq!(notification.params(), Some(&json!({})));
+    }
+
+    #[test]
+    fn a_resumed_call_is_a_span_of_the_retry_under_the_backends_id() {
+        use opentelemetry::trace::SpanKind;
+        let (ended, _guard) = testing::otel_on();
+        let retry = tracing::info_span!("retry");
+        let call = retry.in_scope(|| {
+            BackendCall::resumed(
+                "tools/call",
+                Some(&json!({"name": "ask", "inputResponses": {}})),
+                &RequestId::Number(3),
+            )
+        });
+        call.finish(&Response {
+            id: Some(RequestId::Number(3)),
+            outcome: Ok(json!({"content": []})),
+        });
+        let spans = ended.named("tools/call ask");
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].span_kind, SpanKind::Client);
+        assert_eq!(
+            spans[0].parent_span_id,
+            retry.context().span().span_context().span_id()
+        );
+        assert!(
+            spans[0]
+                .attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "jsonrpc.request.id" && kv.value.as_str() == "3")
         );
     }
 }

@@ -12,7 +12,10 @@
 //!    connection opened with the request's extensions (for a per-session
 //!    stdio backend, a child with the principal's environment);
 //! 2. send the client's request unchanged (its id, method and params,
-//!    `_meta`, `inputResponses` and `requestState` included);
+//!    `_meta`, `inputResponses` and `requestState` included), except, with
+//!    OpenTelemetry on, the trace context in `_meta`: that of the request's
+//!    CLIENT span (see [`crate::otel`]), which ends with the response (a
+//!    listen's, with the stream);
 //! 3. relay what the backend sends for it: its notifications (progress,
 //!    logs) as SSE events, then its response as it is (an
 //!    `InputRequiredResult`, error data, caching hints: mcp-bastion adds
@@ -54,6 +57,7 @@ use crate::{
     backend::{Backend, SessionContext},
     inspect::McpRequest,
     jsonrpc::{self, ErrorObject, Message, RequestId, codes, http_error},
+    otel::BackendCall,
     protocol::ProtocolVersion,
     transport::{config::TransportConfig, session_table::RequestInFlight, sse_codec::SseBody},
 };
@@ -96,14 +100,15 @@ pub(crate) async fn serve<B: Backend>(
     };
     // never initialized, and never needs to be: ready for the pool
     link.init.get_or_insert_with(Map::new);
-    if link.outgoing.send(Message::Request(request)).await.is_err() {
+    let (message, mut call) = traced(request);
+    if link.outgoing.send(message).await.is_err() {
         return backend_unavailable(id);
     }
-    let first = match next(&mut link, &id, None).await {
+    let first = match next(&mut link, &id, &mut call, None).await {
         Some(Step::Event(n)) if !config.json_response => n,
         Some(Step::Event(_)) => {
             // a JSON reply has no room for notifications: wait for the end
-            return match until_end(&mut link, &id, None).await {
+            return match until_end(&mut link, &id, &mut call, None).await {
                 Some(response) => {
                     link.release();
                     whole_reply(config, response)
@@ -122,7 +127,7 @@ pub(crate) async fn serve<B: Backend>(
     tokio::spawn(async move {
         // in flight until the response is written (a shutdown waits)
         let _in_flight = in_flight;
-        match until_end(&mut link, &id, Some(&tx)).await {
+        match until_end(&mut link, &id, &mut call, Some(&tx)).await {
             Some(response) => {
                 link.release();
                 let _ = tx.send(event(&Message::Response(response))).await;
@@ -151,6 +156,15 @@ fn context(extensions: http::Extensions) -> SessionContext {
     }
 }
 
+/// The client's request as it goes to the backend, with its CLIENT span
+/// (OpenTelemetry; its context written into `params._meta`), which ends
+/// when [`next`] sees the response.
+fn traced(request: jsonrpc::Request) -> (Message, BackendCall) {
+    let mut message = Message::Request(request);
+    let call = BackendCall::start(&mut message);
+    (message, call)
+}
+
 /// What the backend sent next for the client's request.
 enum Step {
     /// A notification, relayed as it is.
@@ -160,11 +174,13 @@ enum Step {
 }
 
 /// The next backend message for the request `id`: a notification or its
-/// response. The backend's own requests are answered here. `None` when the
-/// backend went away, or the client closed its stream (`events` closed).
+/// response (which ends `call`, the request's span). The backend's own
+/// requests are answered here. `None` when the backend went away, or the
+/// client closed its stream (`events` closed).
 async fn next(
     link: &mut Pooled,
     id: &RequestId,
+    call: &mut BackendCall,
     events: Option<&mpsc::Sender<Bytes>>,
 ) -> Option<Step> {
     loop {
@@ -183,7 +199,10 @@ async fn next(
             return None;
         };
         match message {
-            Message::Response(r) if r.id.as_ref() == Some(id) => return Some(Step::End(r)),
+            Message::Response(r) if r.id.as_ref() == Some(id) => {
+                std::mem::take(call).finish(&r);
+                return Some(Step::End(r));
+            }
             Message::Response(_) => {}
             Message::Notification(n) => return Some(Step::Event(n)),
             Message::Request(r) => {
@@ -203,10 +222,11 @@ async fn next(
 async fn until_end(
     link: &mut Pooled,
     id: &RequestId,
+    call: &mut BackendCall,
     events: Option<&mpsc::Sender<Bytes>>,
 ) -> Option<jsonrpc::Response> {
     loop {
-        match next(link, id, events).await? {
+        match next(link, id, call, events).await? {
             Step::End(response) => return Some(response),
             Step::Event(n) => {
                 if let Some(tx) = events {
@@ -265,10 +285,11 @@ async fn listen<B: Backend>(
         }
     };
     let mut link = Pooled::detached(conn);
-    if link.outgoing.send(Message::Request(request)).await.is_err() {
+    let (message, mut call) = traced(request);
+    if link.outgoing.send(message).await.is_err() {
         return backend_unavailable(id);
     }
-    let first = match next(&mut link, &id, None).await {
+    let first = match next(&mut link, &id, &mut call, None).await {
         Some(Step::Event(n)) => with_subscription_id(n, &id),
         // refused (or answered at once): no stream
         Some(Step::End(response)) => return whole_reply(config, response),
@@ -280,7 +301,7 @@ async fn listen<B: Backend>(
         let _slot = slot;
         loop {
             let step = tokio::select! {
-                step = next(&mut link, &id, Some(&tx)) => step,
+                step = next(&mut link, &id, &mut call, Some(&tx)) => step,
                 () = closing.cancelled() => return,
             };
             match step {

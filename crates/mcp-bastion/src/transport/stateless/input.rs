@@ -495,6 +495,8 @@ impl InputBridge {
             }
             other => other,
         };
+        // the call goes on inside the retry: a backend call span of the retry
+        link.trace_resumed(&call, Some(params));
         if link
             .send(jsonrpc::Message::Response(jsonrpc::Response::result(
                 pending, answer,

@@ -52,6 +52,19 @@
 //! is relayed like a fresh request. See
 //! [`StreamableHttp::pending_input_ttl`](super::StreamableHttp::pending_input_ttl).
 //!
+//! # Traces
+//!
+//! With OpenTelemetry on ([`crate::otel`]), each request a link sends to the
+//! backend (the call, the `initialize` of a new link, a listen's
+//! `resources/subscribe`) has a CLIENT span, child of the client request's
+//! span, its context in the message's `params._meta`, ended when the link
+//! sees the answer; the link holds it (one request at a time). A parked call
+//! ends its span when the backend asks for input, and the retry opens one of
+//! its own, until the call's result: each HTTP request's trace holds its own
+//! part of the call, and no span outlives its request while the call waits
+//! (maybe until it expires). The answer to the backend's request carries no
+//! trace context (a response has no `params`).
+//!
 //! `subscriptions/listen` gets a dedicated long-lived backend connection (see
 //! `listen.rs`): the acknowledgement first, then the subscribed notifications
 //! tagged with the subscription id. Before any of this, and while the backend
@@ -409,6 +422,9 @@ pub(crate) struct Link {
     /// The backend answered the last request sent on this link: it is
     /// between requests, and may serve another.
     answered: bool,
+    /// The CLIENT span of the request the backend is serving (OpenTelemetry;
+    /// empty when off): one at a time, as the link serves one request.
+    backend_call: crate::otel::BackendCall,
 }
 
 /// What the backend sent next for the client's request.
@@ -461,6 +477,7 @@ impl Link {
             declared,
             log_threshold: None,
             answered: true,
+            backend_call: crate::otel::BackendCall::default(),
         }
     }
 
@@ -493,7 +510,8 @@ impl Link {
         }
     }
 
-    /// Parked: no request of the client waits on it.
+    /// Parked: no request of the client waits on it. The backend call's
+    /// span ended when the backend asked for input (see `next`).
     fn suspend(&mut self) {
         self.in_flight = None;
     }
@@ -511,12 +529,22 @@ impl Link {
         self.log_threshold = log_threshold;
     }
 
+    /// Sends `message` to the backend; a request gets its CLIENT span
+    /// (OpenTelemetry), ended when `next` sees its answer.
     async fn send(&mut self, mut message: Message) -> Result<(), ()> {
         if matches!(message, Message::Request(_)) {
             self.answered = false;
+            self.backend_call = crate::otel::BackendCall::start(&mut message);
         }
-        crate::otel::inject_current(&mut message);
         self.conn.outgoing.send(message).await.map_err(|_| ())
+    }
+
+    /// The span of the call going on after the client's retry answered the
+    /// backend's request for input (see
+    /// [`BackendCall::resumed`](crate::otel::BackendCall::resumed)).
+    fn trace_resumed(&mut self, call: &Call, params: Option<&Value>) {
+        self.backend_call =
+            crate::otel::BackendCall::resumed(&call.method, params, &call.backend_id);
     }
 
     /// `initialize` at [`BACKEND_VERSION`] with the capabilities the client
@@ -618,6 +646,7 @@ impl Link {
             match message {
                 Message::Response(mut r) if r.id.as_ref() == Some(&call.backend_id) => {
                     self.answered = true;
+                    std::mem::take(&mut self.backend_call).finish(&r);
                     if let Ok(result) = &mut r.outcome {
                         mark_result(&call.method, result);
                     }
@@ -642,6 +671,9 @@ impl Link {
                         && call.takes_input()
                         && INPUT_REQUESTS.contains(&r.method.as_str())
                     {
+                        // this round's backend call ends here: the call is
+                        // parked, and the retry gets a span of its own
+                        self.backend_call = crate::otel::BackendCall::default();
                         return Some(Next::End(End::Input(r)));
                     }
                     let answer = if r.method == "ping" {
@@ -659,10 +691,9 @@ impl Link {
                     };
                     let _ = self.send(Message::Response(answer)).await;
                     if let Some(err) = missing {
-                        return Some(Next::End(End::Response(jsonrpc::Response::error(
-                            Some(call.client_id.clone()),
-                            err,
-                        ))));
+                        let response = jsonrpc::Response::error(Some(call.client_id.clone()), err);
+                        std::mem::take(&mut self.backend_call).finish(&response);
+                        return Some(Next::End(End::Response(response)));
                     }
                 }
             }
@@ -773,5 +804,107 @@ mod tests {
         };
         strip_envelope(&mut bare);
         assert_eq!(bare.params, Some(json!({})));
+    }
+
+    /// The spans of a link's backend calls (OpenTelemetry).
+    #[cfg(feature = "otel")]
+    mod otel_spans {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tokio_util::sync::CancellationToken;
+        use tracing::Instrument as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+        use super::*;
+        use crate::{backend::Connection, otel::testing};
+
+        fn span_id(span: &tracing::Span) -> opentelemetry::trace::SpanId {
+            span.context().span().span_context().span_id()
+        }
+
+        #[tokio::test]
+        async fn a_parked_call_ends_its_span_and_the_retry_has_one_of_its_own() {
+            let (ended, _guard) = testing::otel_on();
+            let (outgoing, mut to_backend) = mpsc::channel(8);
+            let (from_backend, incoming) = mpsc::channel(8);
+            let conn = Connection::new(outgoing, incoming, CancellationToken::new());
+            let declared = json!({"elicitation": {}}).as_object().cloned().unwrap();
+            let mut link = Link::new(Pooled::detached(conn), None, declared);
+            let call = Call {
+                backend_id: RequestId::Number(1),
+                client_id: RequestId::Number(1),
+                method: "tools/call".into(),
+                target: Some("ask".into()),
+                principal: Default::default(),
+            };
+
+            // the first request: its span's context goes to the backend
+            let first = tracing::info_span!("first");
+            let request = Message::Request(jsonrpc::Request {
+                id: RequestId::Number(1),
+                method: "tools/call".into(),
+                params: Some(json!({"name": "ask"})),
+            });
+            link.send(request).instrument(first.clone()).await.unwrap();
+            let sent = to_backend.recv().await.unwrap();
+            let traceparent = sent.params().unwrap()["_meta"]["traceparent"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+
+            // the backend asks for input: the call parks, and its span ends
+            let elicit = jsonrpc::Request {
+                id: RequestId::String("e1".into()),
+                method: "elicitation/create".into(),
+                params: Some(json!({"message": "name?"})),
+            };
+            from_backend.send(Message::Request(elicit)).await.unwrap();
+            assert!(matches!(
+                link.next(&call, None).await,
+                Some(Next::End(End::Input(_)))
+            ));
+            let spans = ended.named("tools/call ask");
+            assert_eq!(spans.len(), 1, "ended at the park");
+            assert_eq!(spans[0].parent_span_id, span_id(&first));
+            assert!(traceparent.contains(&format!("-{}-", spans[0].span_context.span_id())));
+            link.suspend();
+
+            // the retry: the answer to the backend's request, then its response
+            let retry = tracing::info_span!("retry");
+            async {
+                link.trace_resumed(&call, Some(&json!({"name": "ask"})));
+                link.send(Message::Response(jsonrpc::Response::result(
+                    RequestId::String("e1".into()),
+                    json!({"action": "accept"}),
+                )))
+                .await
+                .unwrap();
+            }
+            .instrument(retry.clone())
+            .await;
+            let answer = to_backend.recv().await.unwrap();
+            assert!(
+                matches!(&answer, Message::Response(r) if r.outcome.as_ref().is_ok_and(|r| r.get("_meta").is_none())),
+                "no trace context in a response: {answer:?}"
+            );
+            assert_eq!(
+                ended.named("tools/call ask").len(),
+                1,
+                "open until answered"
+            );
+            from_backend
+                .send(Message::Response(jsonrpc::Response::result(
+                    RequestId::Number(1),
+                    json!({"content": []}),
+                )))
+                .await
+                .unwrap();
+            assert!(matches!(
+                link.next(&call, None).await,
+                Some(Next::End(End::Response(_)))
+            ));
+            let spans = ended.named("tools/call ask");
+            assert_eq!(spans.len(), 2);
+            assert_eq!(spans[1].parent_span_id, span_id(&retry));
+        }
     }
 }
