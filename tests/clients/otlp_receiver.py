@@ -8,10 +8,13 @@ as one JSON line to the file named by argv[1]:
 
 Listens on 127.0.0.1:0 and prints `otlp receiver listening on http://127.0.0.1:PORT` on stderr.
 With `--grpc` after the file it is an OTLP/gRPC receiver instead (the TraceService of the same
-package, served with `grpcio`).
+package, served with `grpcio`). With `--tls CERT KEY` (PEM files) it serves TLS, either protocol,
+and prints an `https://` URL; `--client-ca CA` then also requires a client certificate issued by
+that CA (mTLS).
 """
 
 import json
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +27,25 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 OUT = sys.argv[1]
 LOCK = threading.Lock()
+
+
+def option(name, count):
+    """The `count` values after `name` on the command line, or None."""
+    args = sys.argv[2:]
+    if name not in args:
+        return None
+    at = args.index(name)
+    return args[at + 1 : at + 1 + count]
+
+
+TLS = option("--tls", 2)
+CLIENT_CA = option("--client-ca", 1)
+SCHEME = "https" if TLS else "http"
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def value(v):
@@ -106,9 +128,19 @@ def serve_grpc():
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if TLS:
+        credentials = grpc.ssl_server_credentials(
+            [(read(TLS[1]), read(TLS[0]))],
+            root_certificates=read(CLIENT_CA[0]) if CLIENT_CA else None,
+            require_client_auth=bool(CLIENT_CA),
+        )
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    print(f"otlp receiver (grpc) listening on http://127.0.0.1:{port}", file=sys.stderr, flush=True)
+    print(
+        f"otlp receiver (grpc) listening on {SCHEME}://127.0.0.1:{port}", file=sys.stderr, flush=True
+    )
     server.wait_for_termination()
 
 
@@ -116,5 +148,14 @@ if "--grpc" in sys.argv[2:]:
     serve_grpc()
 else:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    print(f"otlp receiver listening on http://127.0.0.1:{server.server_port}", file=sys.stderr, flush=True)
+    if TLS:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(TLS[0], TLS[1])
+        if CLIENT_CA:
+            context.load_verify_locations(CLIENT_CA[0])
+            context.verify_mode = ssl.CERT_REQUIRED
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    print(
+        f"otlp receiver listening on {SCHEME}://127.0.0.1:{server.server_port}", file=sys.stderr, flush=True
+    )
     server.serve_forever()

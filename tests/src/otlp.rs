@@ -2,7 +2,8 @@
 //! at `/v1/traces` with the official `opentelemetry-proto` package and writes each span as a JSON
 //! line (`trace_id`, `span_id`, `parent_span_id`, `name`, `kind`, `status`, `attributes`,
 //! `events`, the resource's `service`); or, started with [`Receiver::start_grpc`], the same over
-//! OTLP/gRPC.
+//! OTLP/gRPC; [`Receiver::start_tls`] serves either over TLS (optionally requiring a client
+//! certificate).
 #![allow(
     clippy::unwrap_used,
     reason = "test fixtures: a failure is a test failure"
@@ -15,7 +16,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::{Server, clients_dir, python};
+use crate::{Server, certs::PrivateCa, clients_dir, python};
 
 /// The receiver process, writing spans to a file in a fresh temporary directory; stopped on
 /// drop.
@@ -33,6 +34,25 @@ impl Receiver {
     /// Starts it as an OTLP/gRPC receiver (`grpcio`).
     pub fn start_grpc(tag: &str) -> Receiver {
         Receiver::start_with(tag, &["--grpc"])
+    }
+
+    /// Starts it serving TLS with the server certificate of `ca` (OTLP/gRPC when `grpc`, else
+    /// OTLP/HTTP); with `mtls` it also requires a client certificate issued by that CA.
+    /// [`Receiver::endpoint`] is then an `https://` URL.
+    pub fn start_tls(tag: &str, grpc: bool, ca: &PrivateCa, mtls: bool) -> Receiver {
+        let mut extra = vec![
+            "--tls".to_owned(),
+            ca.server_cert.display().to_string(),
+            ca.server_key.display().to_string(),
+        ];
+        if mtls {
+            extra.extend(["--client-ca".to_owned(), ca.ca.display().to_string()]);
+        }
+        if grpc {
+            extra.push("--grpc".to_owned());
+        }
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        Receiver::start_with(tag, &extra)
     }
 
     fn start_with(tag: &str, extra: &[&str]) -> Receiver {
@@ -53,7 +73,7 @@ impl Receiver {
         Receiver { server, out }
     }
 
-    /// `http://127.0.0.1:PORT`: the value of `--otlp-endpoint`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS): the value of `--otlp-endpoint`.
     pub fn endpoint(&self) -> String {
         self.server.base_url().to_owned()
     }

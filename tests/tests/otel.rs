@@ -830,3 +830,224 @@ fn a_bridged_2026_call_to_a_shared_stdio_child_has_its_backend_call_span() {
         )]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// OTLP over TLS: a collector behind a private CA (`OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`),
+// and one requiring a client certificate (`…_CLIENT_CERTIFICATE`, `…_CLIENT_KEY`), over gRPC
+// and HTTPS; bad files stop the start.
+
+/// A fresh private CA with a server and a client certificate (`tests::certs::private_ca`).
+fn tls_ca(tag: &str) -> tests::certs::PrivateCa {
+    let dir =
+        std::env::temp_dir().join(format!("mcp-bastion-otlp-tls-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    tests::certs::private_ca(&dir)
+}
+
+fn path(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+/// A bastion exporting to `receiver` with `protocol` and the variables `env` answers one traced
+/// `tools/call`; once it has stopped (flushing), the request span has arrived, child of the
+/// client's span.
+fn one_traced_call_arrives(receiver: &Receiver, protocol: &str, env: &[(&str, &str)]) {
+    assert!(receiver.endpoint().starts_with("https://"));
+    let mut all_env = vec![("OTEL_BSP_SCHEDULE_DELAY", "3600000")];
+    all_env.extend_from_slice(env);
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--otlp-protocol",
+            protocol,
+            "--json-response",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &[
+            python(),
+            clients_dir()
+                .join("meta_echo_server.py")
+                .display()
+                .to_string(),
+        ],
+        &all_env,
+    );
+    let (status, answer) = traced_call(
+        &bastion.url("/mcp"),
+        json!({"name": "echo_meta", "arguments": {}}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID);
+    let server = spans
+        .iter()
+        .find(|s| s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID)
+        .unwrap_or_else(|| {
+            panic!(
+                "no request span arrived over {protocol}+TLS; the proxy's output:\n{}",
+                bastion.logs()
+            )
+        });
+    assert_eq!(server["name"], "tools/call echo_meta");
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+}
+
+#[test]
+fn spans_arrive_over_grpc_with_tls_trusting_a_private_ca() {
+    let ca = tls_ca("grpc");
+    let receiver = Receiver::start_tls("grpc-tls", true, &ca, false);
+    one_traced_call_arrives(
+        &receiver,
+        "grpc",
+        &[("OTEL_EXPORTER_OTLP_CERTIFICATE", &path(&ca.ca))],
+    );
+}
+
+#[test]
+fn spans_arrive_over_https_trusting_the_ca_of_the_signal_specific_variable() {
+    let ca = tls_ca("https");
+    let receiver = Receiver::start_tls("https", false, &ca, false);
+    // the general variable names a certificate that did not issue the receiver's: the traces
+    // one wins, or nothing would arrive
+    one_traced_call_arrives(
+        &receiver,
+        "http-protobuf",
+        &[
+            ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", &path(&ca.ca)),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &path(&ca.client_cert)),
+        ],
+    );
+}
+
+#[test]
+fn a_receiver_requiring_a_client_certificate_gets_spans_when_the_client_variables_are_set() {
+    let ca = tls_ca("mtls");
+    // gRPC with the general variables
+    let grpc = Receiver::start_tls("mtls-grpc", true, &ca, true);
+    one_traced_call_arrives(
+        &grpc,
+        "grpc",
+        &[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &path(&ca.ca)),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                &path(&ca.client_cert),
+            ),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &path(&ca.client_key)),
+        ],
+    );
+    // HTTPS with the traces ones (the general ones name the server's pair, which the receiver
+    // would refuse as a client's: no `clientAuth`)
+    let https = Receiver::start_tls("mtls-https", false, &ca, true);
+    one_traced_call_arrives(
+        &https,
+        "http-protobuf",
+        &[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &path(&ca.ca)),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                &path(&ca.client_cert),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                &path(&ca.client_key),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                &path(&ca.server_cert),
+            ),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &path(&ca.server_key)),
+        ],
+    );
+}
+
+#[test]
+fn a_bad_tls_file_stops_the_start_with_the_variable_and_the_path_and_no_key() {
+    let ca = tls_ca("bad");
+    let missing = ca.ca.with_file_name("no-such-ca.pem");
+    let key_text = std::fs::read_to_string(&ca.client_key).unwrap();
+    let server_key_text = std::fs::read_to_string(&ca.server_key).unwrap();
+    // (the variables, what the error must say)
+    type Case<'a> = (Vec<(&'a str, String)>, Vec<String>);
+    let cases: Vec<Case> = vec![
+        // a missing CA bundle
+        (
+            vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", path(&missing))],
+            vec![format!("OTEL_EXPORTER_OTLP_CERTIFICATE={}", path(&missing))],
+        ),
+        // a key where the CA bundle should be
+        (
+            vec![(
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                path(&ca.client_key),
+            )],
+            vec![
+                format!(
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE={}",
+                    path(&ca.client_key)
+                ),
+                "no PEM certificate".into(),
+            ],
+        ),
+        // a client certificate without its key
+        (
+            vec![(
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                path(&ca.client_cert),
+            )],
+            vec![
+                format!(
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE={}",
+                    path(&ca.client_cert)
+                ),
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY".into(),
+            ],
+        ),
+        // a key that is not the certificate's
+        (
+            vec![
+                (
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                    path(&ca.client_cert),
+                ),
+                ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", path(&ca.server_key)),
+            ],
+            vec![format!(
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY={}",
+                path(&ca.server_key)
+            )],
+        ),
+    ];
+    for protocol in ["grpc", "http-protobuf"] {
+        for (env, expected) in &cases {
+            let out = std::process::Command::new(tests::bastion_bin())
+                .args(["--listen", "127.0.0.1:0", "--allow-unauthenticated"])
+                .args(["--otlp-endpoint", "https://127.0.0.1:9"])
+                .args(["--otlp-protocol", protocol, "--", "true"])
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+            for want in expected {
+                assert!(
+                    stderr.contains(want.as_str()),
+                    "{env:?}: {want} not in {stderr}"
+                );
+            }
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            // no line of a private key's PEM body
+            for line in key_text.lines().chain(server_key_text.lines()) {
+                if !line.starts_with("-----") && line.len() > 8 {
+                    assert!(!stderr.contains(line), "key material in: {stderr}");
+                }
+            }
+        }
+    }
+}

@@ -14,9 +14,25 @@
 //! `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`,
 //! `OTEL_TRACES_SAMPLER` and `OTEL_BSP_*` are read by the OpenTelemetry SDK.
 //!
+//! TLS, for both protocols (an `https://` endpoint): the server is checked
+//! against Mozilla's roots (the `webpki-roots` that reqwest carries), or
+//! against the PEM bundle of `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` /
+//! `OTEL_EXPORTER_OTLP_CERTIFICATE` instead (a private CA); a client
+//! certificate is presented when `OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE`
+//! and `OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY` name one (mTLS). The signal's
+//! variable wins over the general one, each on its own. The SDK does not read
+//! these; we do, here only, and check the files at start: a missing,
+//! unreadable or malformed file, a key that does not match its certificate,
+//! or one of the pair without the other stops the start with an error naming
+//! the variable and the path (never the content). For gRPC,
+//! `OTEL_EXPORTER_OTLP_[TRACES_]INSECURE` is the SDK's: it only decides the
+//! scheme of an endpoint variable given without one (`collector:4317`).
+//!
 //! Spans go through a batch processor (its own thread); the HTTP exporter
 //! sends with the proxy's `reqwest` client on the Tokio runtime. On shutdown
 //! [`Telemetry::shutdown`] flushes what is queued.
+
+use std::path::PathBuf;
 
 use mcp_bastion_cli::config::options::{GeneralConfig, OtlpProtocol};
 
@@ -29,7 +45,58 @@ pub(crate) struct ExportSettings {
     pub(crate) endpoint: Option<String>,
     /// The protocol.
     pub(crate) protocol: OtlpProtocol,
+    /// The PEM files for TLS to the collector.
+    pub(crate) tls: TlsFiles,
 }
+
+/// The PEM files of the TLS variables (paths only: they are read and checked
+/// when the exporter is built).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TlsFiles {
+    /// The CA bundle the collector's certificate is checked against, instead
+    /// of the built-in roots.
+    pub(crate) ca: Option<PemFile>,
+    /// The client certificate (chain) and its key, for mTLS.
+    pub(crate) client: Option<ClientFiles>,
+}
+
+/// A client certificate and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClientFiles {
+    /// The certificate chain, leaf first.
+    pub(crate) cert: PemFile,
+    /// The private key.
+    pub(crate) key: PemFile,
+}
+
+/// A PEM file and the variable that named it (for errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PemFile {
+    /// The variable.
+    pub(crate) var: &'static str,
+    /// The path it holds.
+    pub(crate) path: PathBuf,
+}
+
+impl std::fmt::Display for PemFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.var, self.path.display())
+    }
+}
+
+/// `(signal-specific, general)` names of the TLS variables.
+const CERTIFICATE: (&str, &str) = (
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+);
+const CLIENT_CERTIFICATE: (&str, &str) = (
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+);
+const CLIENT_KEY: (&str, &str) = (
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+);
 
 /// Resolves the export settings; `None` when nothing is to be exported.
 /// `var` reads an environment variable.
@@ -68,18 +135,45 @@ pub(crate) fn settings(
         }
         None => return Ok(None),
     };
-    if protocol == OtlpProtocol::Grpc
-        && endpoint
-            .as_deref()
-            .is_some_and(|e| e.trim_start().to_ascii_lowercase().starts_with("https:"))
-    {
-        return Err(
-            "--otlp-endpoint https://…: gRPC export is plaintext in this build; \
-                    use --otlp-protocol http-protobuf for a TLS collector"
-                .into(),
-        );
-    }
-    Ok(Some(ExportSettings { endpoint, protocol }))
+    let tls = tls_files(&set)?;
+    Ok(Some(ExportSettings {
+        endpoint,
+        protocol,
+        tls,
+    }))
+}
+
+/// The TLS variables: for each, the signal-specific one, else the general
+/// one. A client certificate and its key come together or not at all.
+fn tls_files(set: &impl Fn(&str) -> Option<String>) -> Result<TlsFiles, String> {
+    let file = |(signal, general): (&'static str, &'static str)| {
+        [signal, general].into_iter().find_map(|var| {
+            set(var).map(|path| PemFile {
+                var,
+                path: PathBuf::from(path),
+            })
+        })
+    };
+    let client = match (file(CLIENT_CERTIFICATE), file(CLIENT_KEY)) {
+        (Some(cert), Some(key)) => Some(ClientFiles { cert, key }),
+        (None, None) => None,
+        (Some(cert), None) => {
+            return Err(format!(
+                "{cert}: a client certificate needs its private key in {} (or {})",
+                CLIENT_KEY.1, CLIENT_KEY.0
+            ));
+        }
+        (None, Some(key)) => {
+            return Err(format!(
+                "{key}: a client key needs its certificate in {} (or {})",
+                CLIENT_CERTIFICATE.1, CLIENT_CERTIFICATE.0
+            ));
+        }
+    };
+    Ok(TlsFiles {
+        ca: file(CERTIFICATE),
+        client,
+    })
 }
 
 /// The traces URL of a base endpoint: HTTP/protobuf posts to `/v1/traces`
@@ -156,6 +250,153 @@ impl Telemetry {
     }
 }
 
+/// The PEM files of [`TlsFiles`], read and checked before anything is built
+/// with them (tonic and reqwest would take some malformed files silently, or
+/// fail only at the first export).
+#[cfg(feature = "otel")]
+mod pem {
+    use std::sync::Arc;
+
+    use tokio_rustls::rustls::{
+        self, RootCertStore,
+        pki_types::{
+            CertificateDer, PrivateKeyDer,
+            pem::{self, PemObject},
+        },
+    };
+
+    use super::{PemFile, TlsFiles};
+
+    /// The checked contents. (No `Debug`: it holds a private key.)
+    pub(super) struct Material {
+        /// The CA bundle's certificates, replacing the built-in roots.
+        pub(super) ca: Option<CaBundle>,
+        /// The client identity, for mTLS.
+        pub(super) client: Option<ClientIdentity>,
+    }
+
+    /// A CA bundle: its PEM text (for tonic) and its certificates (for
+    /// reqwest).
+    pub(super) struct CaBundle {
+        pub(super) pem: Vec<u8>,
+        pub(super) certs: Vec<CertificateDer<'static>>,
+    }
+
+    /// A client certificate chain and its key, as PEM text.
+    pub(super) struct ClientIdentity {
+        pub(super) cert: Vec<u8>,
+        pub(super) key: Vec<u8>,
+        /// Both were read from one file (`cert` holds the key too).
+        pub(super) one_file: bool,
+    }
+
+    impl ClientIdentity {
+        /// The certificates and the key in one PEM text (what reqwest
+        /// takes).
+        pub(super) fn combined(&self) -> Vec<u8> {
+            if self.one_file {
+                self.cert.clone()
+            } else {
+                [self.cert.as_slice(), b"\n", self.key.as_slice()].concat()
+            }
+        }
+    }
+
+    /// Reads and checks the files.
+    pub(super) fn load(files: &TlsFiles) -> Result<Material, String> {
+        let ca = match &files.ca {
+            None => None,
+            Some(file) => {
+                let pem = read(file)?;
+                let certs = certificates(file, &pem)?;
+                let mut roots = RootCertStore::empty();
+                for (i, cert) in certs.iter().enumerate() {
+                    roots.add(cert.clone()).map_err(|e| {
+                        format!("{file}: certificate {} is not a usable CA: {e}", i + 1)
+                    })?;
+                }
+                Some(CaBundle { pem, certs })
+            }
+        };
+        let client = match &files.client {
+            None => None,
+            Some(pair) => {
+                let cert = read(&pair.cert)?;
+                let chain = certificates(&pair.cert, &cert)?;
+                let one_file = pair.cert.path == pair.key.path;
+                let key = if one_file {
+                    cert.clone()
+                } else {
+                    read(&pair.key)?
+                };
+                let der = PrivateKeyDer::from_pem_slice(&key).map_err(|e| {
+                    format!(
+                        "{}: {}",
+                        pair.key,
+                        match e {
+                            pem::Error::NoItemsFound => {
+                                "no PEM private key in the file (PKCS#8 `PRIVATE KEY`, \
+                                 `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"
+                            }
+                            _ => malformed(&e),
+                        }
+                    )
+                })?;
+                // the key must be one rustls can sign with, and the leaf's
+                rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS: {e}"))?
+                .with_root_certificates(RootCertStore::empty())
+                .with_client_auth_cert(chain, der)
+                .map_err(|e| match e {
+                    rustls::Error::InconsistentKeys(_) => format!(
+                        "{} and {}: the key is not the certificate's",
+                        pair.cert, pair.key
+                    ),
+                    e => format!("{} and {}: {e}", pair.cert, pair.key),
+                })?;
+                Some(ClientIdentity {
+                    cert,
+                    key,
+                    one_file,
+                })
+            }
+        };
+        Ok(Material { ca, client })
+    }
+
+    fn read(file: &PemFile) -> Result<Vec<u8>, String> {
+        std::fs::read(&file.path).map_err(|e| format!("{file}: cannot read it: {e}"))
+    }
+
+    /// The certificates of a PEM text: at least one.
+    fn certificates(file: &PemFile, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{file}: {}", malformed(&e)))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "{file}: no PEM certificate (`BEGIN CERTIFICATE`) in the file"
+            ));
+        }
+        Ok(certs)
+    }
+
+    /// What is wrong with a PEM text, without quoting any of it (the parser's
+    /// own messages can).
+    fn malformed(e: &pem::Error) -> &'static str {
+        match e {
+            pem::Error::MissingSectionEnd { .. } => "not valid PEM: a section has no end line",
+            pem::Error::IllegalSectionStart { .. } => "not valid PEM: a malformed BEGIN line",
+            pem::Error::Base64Decode(_) => "not valid PEM: a section is not valid base64",
+            pem::Error::SectionTooLarge => "not valid PEM: a section is too large",
+            _ => "not valid PEM",
+        }
+    }
+}
+
 #[cfg(feature = "otel")]
 mod export {
     use std::{future::Future, pin::Pin, time::Duration};
@@ -163,11 +404,17 @@ mod export {
     use bytes::Bytes;
     use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_http::{HttpClient, HttpError, Request, Response};
-    use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+    use opentelemetry_otlp::{
+        Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
+        tonic_types::transport::{Certificate, ClientTlsConfig, Identity},
+    };
     use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
     use tracing_subscriber::Layer;
 
-    use super::{ExportLayer, ExportSettings, OtlpProtocol};
+    use super::{
+        ExportLayer, ExportSettings, OtlpProtocol,
+        pem::{self, Material},
+    };
 
     /// How long one export may take (the SDK's default).
     const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -175,19 +422,19 @@ mod export {
     pub(super) fn start(
         settings: ExportSettings,
     ) -> Result<(SdkTracerProvider, ExportLayer), String> {
+        let material = pem::load(&settings.tls)?;
         let exporter = match settings.protocol {
             OtlpProtocol::Grpc => {
-                let builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+                let builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_tls_config(grpc_tls(&material));
                 match settings.endpoint {
                     Some(url) => builder.with_endpoint(url).build(),
                     None => builder.build(),
                 }
             }
             OtlpProtocol::HttpProtobuf => {
-                let client = reqwest::Client::builder()
-                    .timeout(EXPORT_TIMEOUT)
-                    .build()
-                    .map_err(|e| format!("OTLP HTTP client: {e}"))?;
+                let client = http_client(&material, &settings.tls)?;
                 let builder = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
                     .with_protocol(Protocol::HttpBinary)
@@ -209,6 +456,46 @@ mod export {
         // exports INFO and above, whatever MCP_BASTION_LOG says
         let layer = mcp_bastion::otel::layer(provider.tracer("mcp-bastion")).boxed();
         Ok((provider, layer))
+    }
+
+    /// The gRPC channel's TLS (used for an `https` endpoint only; tonic
+    /// speaks h2c to an `http` one): the CA bundle, else Mozilla's roots;
+    /// and the client identity.
+    fn grpc_tls(material: &Material) -> ClientTlsConfig {
+        let tls = match &material.ca {
+            Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.pem)),
+            None => ClientTlsConfig::new().with_webpki_roots(),
+        };
+        match &material.client {
+            Some(id) => tls.identity(Identity::from_pem(&id.cert, &id.key)),
+            None => tls,
+        }
+    }
+
+    /// The OTLP/HTTP client: the CA bundle instead of the built-in roots,
+    /// and the client identity.
+    fn http_client(
+        material: &Material,
+        files: &super::TlsFiles,
+    ) -> Result<reqwest::Client, String> {
+        let mut builder = reqwest::Client::builder().timeout(EXPORT_TIMEOUT);
+        if let (Some(ca), Some(file)) = (&material.ca, &files.ca) {
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in &ca.certs {
+                let cert =
+                    reqwest::Certificate::from_der(cert).map_err(|e| format!("{file}: {e}"))?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let (Some(id), Some(pair)) = (&material.client, &files.client) {
+            // reqwest's messages name no part of the key
+            let identity = reqwest::Identity::from_pem(&id.combined())
+                .map_err(|e| format!("{} and {}: {e}", pair.cert, pair.key))?;
+            builder = builder.identity(identity);
+        }
+        builder
+            .build()
+            .map_err(|e| format!("OTLP HTTP client: {e}"))
     }
 
     /// `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, else service name
@@ -309,7 +596,8 @@ mod tests {
             s,
             Some(ExportSettings {
                 endpoint: Some("http://c:4318/v1/traces".into()),
-                protocol: OtlpProtocol::HttpProtobuf
+                protocol: OtlpProtocol::HttpProtobuf,
+                tls: TlsFiles::default(),
             })
         );
         let s = settings(
@@ -355,14 +643,202 @@ mod tests {
             )
             .is_err()
         );
-        assert!(
-            settings(
-                &general(Some("https://c:4317"), Some(OtlpProtocol::Grpc)),
-                env(&[])
-            )
-            .is_err(),
-            "gRPC is plaintext only"
+    }
+
+    #[test]
+    fn an_https_endpoint_is_accepted_for_both_protocols() {
+        for protocol in [OtlpProtocol::Grpc, OtlpProtocol::HttpProtobuf] {
+            let s = settings(&general(Some("https://c:4317"), Some(protocol)), env(&[]))
+                .unwrap()
+                .unwrap();
+            assert!(s.endpoint.unwrap().starts_with("https://c:4317"));
+            assert_eq!(s.tls, TlsFiles::default());
+        }
+    }
+
+    fn pem_file(var: &'static str, path: &str) -> PemFile {
+        PemFile {
+            var,
+            path: path.into(),
+        }
+    }
+
+    #[test]
+    fn the_signal_specific_tls_variable_wins_each_on_its_own() {
+        let s = settings(
+            &general(Some("https://c:4318"), None),
+            env(&[
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/general/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/traces/ca.pem"),
+                (
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                    "/general/client.pem",
+                ),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/general/client-key.pem"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                    "/traces/client-key.pem",
+                ),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            s.tls,
+            TlsFiles {
+                ca: Some(pem_file(
+                    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                    "/traces/ca.pem"
+                )),
+                client: Some(ClientFiles {
+                    cert: pem_file(
+                        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                        "/general/client.pem"
+                    ),
+                    key: pem_file(
+                        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                        "/traces/client-key.pem"
+                    ),
+                }),
+            }
         );
+        // the general ones alone; an empty value is unset
+        let s = settings(
+            &general(Some("https://c:4318"), None),
+            env(&[
+                ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/general/ca.pem"),
+                ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", " "),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            s.tls.ca,
+            Some(pem_file(
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                "/general/ca.pem"
+            ))
+        );
+        assert_eq!(s.tls.client, None);
+    }
+
+    #[test]
+    fn a_client_certificate_and_its_key_come_together() {
+        let e = settings(
+            &general(Some("https://c:4318"), None),
+            env(&[("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "/c.pem")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE=/c.pem")
+                && e.contains("OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+            "{e}"
+        );
+        let e = settings(
+            &general(Some("https://c:4318"), None),
+            env(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem")]),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("OTEL_EXPORTER_OTLP_CLIENT_KEY=/k.pem")
+                && e.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+            "{e}"
+        );
+        // not looked at when nothing is exported
+        assert_eq!(
+            settings(
+                &general(None, None),
+                env(&[("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem")])
+            )
+            .unwrap(),
+            None
+        );
+    }
+
+    /// A file in a fresh directory of this test process.
+    #[cfg(feature = "otel")]
+    fn write(name: &str, text: &str) -> String {
+        let dir =
+            std::env::temp_dir().join(format!("mcp-bastion-telemetry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+
+    /// What starting an HTTPS exporter with the variables `vars` says.
+    #[cfg(feature = "otel")]
+    fn start_error(vars: &[(&str, &str)]) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let s = settings(&general(Some("https://127.0.0.1:9"), None), env(vars))
+            .unwrap()
+            .unwrap();
+        match Telemetry::start(Some(s)) {
+            Ok(_) => panic!("{vars:?} started"),
+            Err(e) => e,
+        }
+    }
+
+    #[cfg(feature = "otel")]
+    #[test]
+    fn bad_pem_files_are_refused_naming_the_variable_and_the_path_never_the_content() {
+        const SECRET: &str = "c2VjcmV0LWtleS1tYXRlcmlhbA";
+        let missing = std::env::temp_dir().join("mcp-bastion-no-such-dir/ca.pem");
+        let missing = missing.display().to_string();
+        let e = start_error(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", &missing)]);
+        assert!(
+            e.contains(&format!(
+                "OTEL_EXPORTER_OTLP_CERTIFICATE={missing}: cannot read it"
+            )),
+            "{e}"
+        );
+
+        let empty = write("empty.pem", "just text\n");
+        let e = start_error(&[("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", &empty)]);
+        assert!(
+            e.contains(&format!(
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE={empty}: no PEM certificate"
+            )),
+            "{e}"
+        );
+
+        let cut = write(
+            "cut.pem",
+            &format!("-----BEGIN CERTIFICATE-----\n{SECRET}\n"),
+        );
+        let e = start_error(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", &cut)]);
+        assert!(e.contains(&cut) && e.contains("not valid PEM"), "{e}");
+        assert!(!e.contains(SECRET), "{e}");
+
+        // PEM, but not an X.509 certificate
+        let junk = write(
+            "junk.pem",
+            &format!("-----BEGIN CERTIFICATE-----\n{SECRET}\n-----END CERTIFICATE-----\n"),
+        );
+        let e = start_error(&[("OTEL_EXPORTER_OTLP_CERTIFICATE", &junk)]);
+        assert!(e.contains(&junk) && e.contains("certificate 1"), "{e}");
+
+        // a key file with no key, then one whose key is malformed: the key's variable and
+        // path, not its text
+        let bad_key = write(
+            "bad-key.pem",
+            &format!("-----BEGIN PRIVATE KEY-----\n{SECRET}!\n-----END PRIVATE KEY-----\n"),
+        );
+        for key in [empty.as_str(), bad_key.as_str()] {
+            let e = start_error(&[
+                ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &junk),
+                ("OTEL_EXPORTER_OTLP_CLIENT_KEY", key),
+            ]);
+            assert!(
+                e.contains(&format!("OTEL_EXPORTER_OTLP_CLIENT_KEY={key}: ")),
+                "{e}"
+            );
+            assert!(!e.contains(SECRET), "{e}");
+        }
     }
 
     #[cfg(feature = "otel")]
@@ -371,6 +847,8 @@ mod tests {
         for (url, protocol) in [
             ("http://127.0.0.1:4317", OtlpProtocol::Grpc),
             ("http://127.0.0.1:4318", OtlpProtocol::HttpProtobuf),
+            ("https://127.0.0.1:4317", OtlpProtocol::Grpc),
+            ("https://127.0.0.1:4318", OtlpProtocol::HttpProtobuf),
         ] {
             let s = settings(&general(Some(url), Some(protocol)), env(&[]))
                 .unwrap()
