@@ -15,6 +15,7 @@
 //! sweeps, in `tests/tests/auth/sweep.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod dcr_bounds;
 mod github;
 mod refusals;
 mod replicas;

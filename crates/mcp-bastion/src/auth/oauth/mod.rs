@@ -73,6 +73,7 @@ mod builder;
 mod cimd;
 mod clients;
 mod consent;
+mod dcr_bounds;
 mod error;
 mod keys;
 mod login;
