@@ -109,4 +109,62 @@ mod tests {
         assert!(wait > Duration::ZERO);
         assert!(rl.check(Some(b), &h).is_ok());
     }
+
+    #[tokio::test]
+    async fn a_use_extends_a_registered_client_once_then_not_again_the_same_day() {
+        use super::super::{
+            OAuthServer, RecordKind, UpstreamOidc,
+            clients::{Client, ClientKind},
+        };
+        let server = OAuthServer::builder()
+            .issuer("https://mcp.example.com")
+            .resource("https://mcp.example.com/mcp")
+            .upstream(UpstreamOidc::new(
+                "https://accounts.example.com",
+                "mcp-bastion",
+            ))
+            .allow_any_user()
+            .build()
+            .unwrap();
+        let inner = &server.inner;
+        assert_eq!(inner.dcr_unused_ttl, DEFAULT_UNUSED_TTL);
+        assert_eq!(inner.dcr_idle_ttl, DEFAULT_IDLE_TTL);
+        let client = Client {
+            id: "reg".into(),
+            name: Some("before".into()),
+            redirect_uris: vec![],
+            secret_sha256: None,
+            kind: ClientKind::Registered,
+            used_at: None,
+        };
+        inner
+            .records
+            .put(
+                RecordKind::Client,
+                "reg",
+                &client,
+                Some(inner.dcr_unused_ttl),
+            )
+            .await
+            .unwrap();
+        inner.touch_client(&client).await;
+        let used: Client = inner
+            .records
+            .get(RecordKind::Client, "reg")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(used.used_at.is_some());
+        // used moments ago: not written again
+        let mut renamed = used.clone();
+        renamed.name = Some("after".into());
+        inner.touch_client(&renamed).await;
+        let kept: Client = inner
+            .records
+            .get(RecordKind::Client, "reg")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.name.as_deref(), Some("before"));
+    }
 }
