@@ -1,5 +1,5 @@
 //! Bounds on open registration through the binary: `--oauth-dcr-rate-limit` answers `429` with
-//! an RFC 6749-shaped error and `Retry-After` past the limit; `--oauth-dcr-unused-ttl` drops a
+//! an RFC 6749-shaped error and `Retry-After` past the limit, per client IP; `--oauth-dcr-unused-ttl` drops a
 //! registered client that never completed a login, while one that did keeps working.
 
 use std::time::Duration;
@@ -53,6 +53,20 @@ async fn registrations_over_the_limit_are_refused_with_429_and_retry_after() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
     assert!(body["error_description"].is_string(), "{body}");
+
+    // counted per client IP: another address still registers
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+        .post(&url)
+        .json(
+            &serde_json::json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 201);
 }
 
 #[tokio::test(flavor = "multi_thread")]
