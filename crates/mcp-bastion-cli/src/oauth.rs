@@ -11,6 +11,7 @@
 //! own origin is allowed: the consent page posts from it).
 
 use clap::Args;
+use mcp_bastion::net::TrustedProxies;
 use std::sync::Arc;
 
 use mcp_bastion::auth::oauth::{
@@ -138,6 +139,21 @@ pub struct OAuthFlags {
     #[arg(long, value_name = "DURATION")]
     pub oauth_token_ttl: Option<String>,
 
+    /// How long a registered client lives if it never completes a login
+    /// (`2s`, `1h`) [default: 1d].
+    #[arg(long, value_name = "DURATION")]
+    pub oauth_dcr_unused_ttl: Option<String>,
+
+    /// How long a used registered client lives after its last use
+    /// (recorded at most once a day) [default: 30d].
+    #[arg(long, value_name = "DURATION")]
+    pub oauth_dcr_idle_ttl: Option<String>,
+
+    /// Open registrations allowed per client IP (`20/h`), or off; counted
+    /// by each replica [default: 20/h].
+    #[arg(long, value_name = "LIMIT")]
+    pub oauth_dcr_rate_limit: Option<String>,
+
     /// A scope offered to clients (repeatable).
     #[arg(long, value_name = "SCOPE")]
     pub oauth_scope: Vec<String>,
@@ -252,6 +268,12 @@ pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>
         .token_ttl(o.oauth_token_ttl.get().0)
         .upstream(upstream)
         .dcr(dcr)
+        .dcr_unused_ttl(o.oauth_dcr_unused_ttl.get().0)
+        .dcr_idle_ttl(o.oauth_dcr_idle_ttl.get().0)
+        .dcr_rate_limit(o.oauth_dcr_rate_limit.get().0)
+        .dcr_trusted_proxies(TrustedProxies::new(
+            config.rate_limit.trusted_proxy.iter().copied(),
+        ))
         .redirect_allow_loopback(true)
         .cimd(*o.oauth_cimd.get() == OnOff::On)
         .cimd_allow_loopback(o.oauth_cimd_allow_loopback);

@@ -120,6 +120,12 @@ pub use rejection::{
 };
 pub use service::McpRateLimit;
 pub use store::{Decision, FailurePolicy};
+/// For the OAuth server's registration limit.
+#[cfg(feature = "oauth-server")]
+pub(crate) use {
+    key::{RateKey, client_network},
+    store::Limiter,
+};
 
 /// Used by `#[rate_limit]`'s expansion; not a public API.
 #[doc(hidden)]

@@ -75,6 +75,19 @@ impl FromText for Lifetime {
     }
 }
 
+/// `--oauth-dcr-rate-limit`: a limit (`20/h`) or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationRate(pub Option<mcp_bastion::ratelimit::Limit>);
+
+impl FromText for RegistrationRate {
+    fn from_text(text: &str) -> Result<Self, String> {
+        if text.trim() == "off" {
+            return Ok(Self(None));
+        }
+        mcp_bastion::ratelimit::Limit::from_text(text).map(|l| Self(Some(l)))
+    }
+}
+
 /// mcp-bastion's own OAuth authorization server (`oauth-*`); off unless
 /// `oauth-issuer` is set.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +144,12 @@ pub struct OAuthConfig {
     pub oauth_store: Parsed<StoreKind>,
     /// Access-token lifetime.
     pub oauth_token_ttl: Parsed<Lifetime>,
+    /// Lifetime of a registered client never used.
+    pub oauth_dcr_unused_ttl: Parsed<Lifetime>,
+    /// Lifetime of a used registered client after its last use.
+    pub oauth_dcr_idle_ttl: Parsed<Lifetime>,
+    /// Open registrations per client IP.
+    pub oauth_dcr_rate_limit: Parsed<RegistrationRate>,
     /// The scopes offered.
     pub oauth_scope: List<String>,
     /// Static clients.
@@ -165,6 +184,15 @@ impl Default for OAuthConfig {
             oauth_signing_key_previous_file: List::default(),
             oauth_store: Parsed::known("memory", StoreKind::Memory),
             oauth_token_ttl: Parsed::known("1h", Lifetime(Duration::from_secs(3600))),
+            oauth_dcr_unused_ttl: Parsed::known("1d", Lifetime(Duration::from_secs(24 * 3600))),
+            oauth_dcr_idle_ttl: Parsed::known("30d", Lifetime(Duration::from_secs(30 * 24 * 3600))),
+            oauth_dcr_rate_limit: Parsed::known(
+                "20/h",
+                RegistrationRate(mcp_bastion::ratelimit::Limit::new(
+                    20,
+                    Duration::from_secs(3600),
+                )),
+            ),
             oauth_scope: List::default(),
             oauth_client: OAuthClients::default(),
             oauth_secrets_key_env: None,
@@ -245,6 +273,18 @@ impl OAuthConfig {
         note(
             self.oauth_token_ttl.get() != defaults.oauth_token_ttl.get(),
             "oauth-token-ttl",
+        );
+        note(
+            self.oauth_dcr_unused_ttl.get() != defaults.oauth_dcr_unused_ttl.get(),
+            "oauth-dcr-unused-ttl",
+        );
+        note(
+            self.oauth_dcr_idle_ttl.get() != defaults.oauth_dcr_idle_ttl.get(),
+            "oauth-dcr-idle-ttl",
+        );
+        note(
+            self.oauth_dcr_rate_limit.get() != defaults.oauth_dcr_rate_limit.get(),
+            "oauth-dcr-rate-limit",
         );
         note(!self.oauth_scope.is_empty(), "oauth-scope");
         note(!self.oauth_client.is_empty(), "oauth-client");

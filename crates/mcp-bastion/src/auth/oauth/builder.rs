@@ -4,6 +4,8 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
+use crate::{net::TrustedProxies, ratelimit::Limit};
+
 use super::{
     DcrPolicy, MemoryStore, OAuthConfigError, OAuthServer, OAuthStore, RedirectAllowlist,
     SecretsKey, SigningKey, StaticClient, UpstreamProvider,
@@ -28,6 +30,10 @@ pub struct OAuthServerBuilder {
     cimd_allow_loopback: bool,
     cimd_roots: Vec<Vec<u8>>,
     dcr: DcrPolicy,
+    dcr_unused_ttl: Option<Duration>,
+    dcr_idle_ttl: Option<Duration>,
+    dcr_limit: Option<Option<Limit>>,
+    dcr_proxies: TrustedProxies,
     redirects: RedirectAllowlist,
     upstream: Option<UpstreamProvider>,
     login: LoginPolicy,
@@ -99,6 +105,44 @@ impl OAuthServerBuilder {
     /// ```
     pub fn previous_signing_key(mut self, key: SigningKey) -> Self {
         self.previous_keys.push(key);
+        self
+    }
+
+    /// How long a registered client lives if it is never used (no code
+    /// exchanged at the token endpoint; default 24 h).
+    pub fn dcr_unused_ttl(mut self, ttl: Duration) -> Self {
+        self.dcr_unused_ttl = Some(ttl);
+        self
+    }
+
+    /// How long a used registered client lives after its last recorded use
+    /// (default 30 days). Uses are recorded at most once a day.
+    pub fn dcr_idle_ttl(mut self, ttl: Duration) -> Self {
+        self.dcr_idle_ttl = Some(ttl);
+        self
+    }
+
+    /// Open registrations allowed per client IP (default 20 per hour; `None`:
+    /// no limit). Counted in this process's memory: each replica counts its
+    /// own.
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use mcp_bastion::{auth::oauth::OAuthServer, ratelimit::Limit};
+    ///
+    /// let builder = OAuthServer::builder()
+    ///     .dcr_rate_limit(Some(Limit::per_hour(NonZeroU32::new(5).unwrap())));
+    /// # let _ = builder;
+    /// ```
+    pub fn dcr_rate_limit(mut self, limit: Option<Limit>) -> Self {
+        self.dcr_limit = Some(limit);
+        self
+    }
+
+    /// The proxies whose forwarding headers name the client IP that
+    /// [`dcr_rate_limit`](Self::dcr_rate_limit) counts (default none).
+    pub fn dcr_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.dcr_proxies = proxies;
         self
     }
 
@@ -306,6 +350,16 @@ impl OAuthServerBuilder {
                 statics,
                 cimd,
                 dcr: self.dcr,
+                dcr_unused_ttl: self
+                    .dcr_unused_ttl
+                    .unwrap_or(super::dcr_bounds::DEFAULT_UNUSED_TTL),
+                dcr_idle_ttl: self
+                    .dcr_idle_ttl
+                    .unwrap_or(super::dcr_bounds::DEFAULT_IDLE_TTL),
+                dcr_limit: self
+                    .dcr_limit
+                    .unwrap_or(Some(super::dcr_bounds::default_limit()))
+                    .map(|l| super::dcr_bounds::RegistrationLimit::new(l, self.dcr_proxies)),
                 redirects: self.redirects,
                 upstream,
                 login,

@@ -137,6 +137,10 @@ pub(crate) struct Client {
     /// Hex SHA-256 of the secret of a confidential client.
     pub secret_sha256: Option<String>,
     pub kind: ClientKind,
+    /// A registered client: when a use was last recorded (unix seconds;
+    /// `None`: never used, so it lives only the unused lifetime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<u64>,
 }
 
 impl Client {
@@ -147,6 +151,7 @@ impl Client {
             redirect_uris: c.redirect_uris.clone(),
             secret_sha256: c.secret_sha256.map(hex),
             kind: ClientKind::Static,
+            used_at: None,
         }
     }
 
@@ -226,6 +231,7 @@ mod tests {
             redirect_uris: uris.iter().map(|s| (*s).to_owned()).collect(),
             secret_sha256: None,
             kind: ClientKind::Static,
+            used_at: None,
         }
     }
 

@@ -24,7 +24,7 @@
 //! | `/oauth/callback`, `/oauth/consent` | the upstream login's return, the consent page's answer |
 //! | `/oauth/token` | `authorization_code` (single use, 60 s, bound to client, redirect URI, resource and verifier) and `refresh_token` (rotated; reuse revokes the grant) |
 //! | `/oauth/revoke` | RFC 7009 |
-//! | `/oauth/register` | RFC 7591, by [`DcrPolicy`], redirect URIs from the [`RedirectAllowlist`] |
+//! | `/oauth/register` | RFC 7591, by [`DcrPolicy`], redirect URIs from the [`RedirectAllowlist`]; rate-limited per client IP, unused clients expire (`dcr_bounds`) |
 //!
 //! Clients are [`StaticClient`]s, Client ID Metadata Documents (an `https`
 //! `client_id` fetched with SSRF guards, see `cimd`), or registered. Records
@@ -73,6 +73,7 @@ mod builder;
 mod cimd;
 mod clients;
 mod consent;
+mod dcr_bounds;
 mod error;
 mod keys;
 mod login;

@@ -2,12 +2,12 @@
 //! initial access token), with redirect URIs limited to the operator's
 //! allowlist (exact URLs, and loopback redirects on any port when enabled).
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
+    extract::{ConnectInfo, State},
     response::{IntoResponse, Response},
 };
 use http::{HeaderMap, StatusCode, header};
@@ -43,9 +43,16 @@ const MAX_NAME: usize = 200;
 
 pub(crate) async fn register(
     State(inner): State<Arc<Inner>>,
+    peer: Option<axum::Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if matches!(inner.dcr, DcrPolicy::Open)
+        && let Some(limit) = &inner.dcr_limit
+        && let Err(wait) = limit.check(peer.map(|c| c.0.0.ip()), &headers)
+    {
+        return too_many(wait);
+    }
     match registered(&inner, &headers, &body).await {
         Ok(doc) => {
             let mut res = (StatusCode::CREATED, Json(doc)).into_response();
@@ -54,6 +61,24 @@ pub(crate) async fn register(
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// `429` with an RFC 6749-shaped `temporarily_unavailable` (RFC 7591 has
+/// no code for it; clients know this one) and `Retry-After`.
+fn too_many(wait: std::time::Duration) -> Response {
+    let mut res = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({
+            "error": "temporarily_unavailable",
+            "error_description": "too many registrations from this address; retry later",
+        })),
+    )
+        .into_response();
+    no_store(&mut res);
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from(secs.max(1)));
+    res
 }
 
 async fn registered(
@@ -154,10 +179,16 @@ async fn registered(
         redirect_uris: reg.redirect_uris.clone(),
         secret_sha256: secret.as_deref().map(digest),
         kind: ClientKind::Registered,
+        used_at: None,
     };
     inner
         .records
-        .put(RecordKind::Client, &client.id, &client, None)
+        .put(
+            RecordKind::Client,
+            &client.id,
+            &client,
+            Some(inner.dcr_unused_ttl),
+        )
         .await
         .map_err(|_| EndpointError::unavailable())?;
     let mut doc = json!({

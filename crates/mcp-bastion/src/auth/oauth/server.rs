@@ -116,6 +116,9 @@ pub(crate) struct Inner {
     pub statics: HashMap<String, Client>,
     pub cimd: Option<CimdFetcher>,
     pub dcr: DcrPolicy,
+    pub dcr_unused_ttl: Duration,
+    pub dcr_idle_ttl: Duration,
+    pub dcr_limit: Option<super::dcr_bounds::RegistrationLimit>,
     pub redirects: RedirectAllowlist,
     pub upstream: Upstream,
     pub login: LoginPolicy,
@@ -161,6 +164,28 @@ impl Inner {
             Ok(Some(c)) => Ok(Arc::new(c)),
             Ok(None) => Err(ClientLookup::Unknown),
             Err(_) => Err(ClientLookup::Unavailable),
+        }
+    }
+
+    /// Records a use of a registered client (a code exchanged, a token
+    /// refreshed): its record then lives the idle lifetime. Written at most
+    /// once a day; a store failure only delays it.
+    pub(crate) async fn touch_client(&self, client: &Client) {
+        let now = super::unix_now();
+        if client.kind != super::clients::ClientKind::Registered
+            || !super::dcr_bounds::needs_touch(client.used_at, now, self.dcr_idle_ttl)
+        {
+            return;
+        }
+        let mut used = client.clone();
+        used.used_at = Some(now);
+        if self
+            .records
+            .put(RecordKind::Client, &used.id, &used, Some(self.dcr_idle_ttl))
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not record the use of a registered client");
         }
     }
 

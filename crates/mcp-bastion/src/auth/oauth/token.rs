@@ -227,6 +227,7 @@ async fn redeem_code(
         .put(RecordKind::Code, &key, &tombstone, Some(CODE_TTL))
         .await
         .map_err(|_| EndpointError::unavailable())?;
+    inner.touch_client(client).await;
     inner.issue(&grant).await
 }
 
@@ -286,6 +287,7 @@ async fn refresh(
         }
         grant.scope = asked;
     }
+    inner.touch_client(client).await;
     inner.issue(&grant).await
 }
 

@@ -246,5 +246,6 @@ fn parse_document(client_id: &str, body: &[u8]) -> Result<Client, CimdError> {
         redirect_uris: doc.redirect_uris,
         secret_sha256: None,
         kind: ClientKind::MetadataDocument,
+        used_at: None,
     })
 }
