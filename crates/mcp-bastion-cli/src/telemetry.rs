@@ -450,7 +450,7 @@ mod export {
         }
         .map_err(|e| format!("OTLP exporter: {e}"))?;
         let provider = SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
+            .with_batch_exporter(mcp_bastion::otel::ReportingExporter::new(exporter))
             .with_resource(resource())
             .build();
         // exports INFO and above, whatever MCP_BASTION_LOG says
