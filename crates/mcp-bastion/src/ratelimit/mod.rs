@@ -124,6 +124,7 @@ pub use store::{Decision, FailurePolicy};
 #[cfg(feature = "oauth-server")]
 pub(crate) use {
     key::{RateKey, client_network},
+    rejection::ceil_secs,
     store::Limiter,
 };
 

@@ -336,6 +336,7 @@ pub(crate) fn sf_string(s: &str) -> String {
     out
 }
 
-fn ceil_secs(d: Duration) -> u64 {
+/// `d` in whole seconds, rounded up (what `Retry-After` says).
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }

@@ -75,9 +75,9 @@ fn too_many(wait: std::time::Duration) -> Response {
     )
         .into_response();
     no_store(&mut res);
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = crate::ratelimit::ceil_secs(wait).max(1);
     res.headers_mut()
-        .insert(header::RETRY_AFTER, http::HeaderValue::from(secs.max(1)));
+        .insert(header::RETRY_AFTER, http::HeaderValue::from(secs));
     res
 }
 
