@@ -223,3 +223,16 @@ pub fn node() -> String {
 pub fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
+
+/// A new empty directory under the system's temporary directory, named after `tag`, this test
+/// process and a counter: each call gets its own, so tests running in parallel threads of one
+/// process never write over each other's files (a certificate rewritten while another test's
+/// binary reads it).
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mcp-bastion-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir
+}

@@ -8,7 +8,7 @@ use tests::{ClientRun, Sdk, Server, Transport, everything_stdio};
 
 /// A self-signed certificate for `localhost` and `127.0.0.1`: (dir, cert, key).
 fn self_signed() -> (PathBuf, PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("mcp-bastion-tls-{}", std::process::id()));
+    let dir = tests::scratch_dir("tls");
     let (cert, key) = tests::certs::self_signed(&dir);
     (dir, cert, key)
 }

@@ -23,9 +23,10 @@ struct Pki {
     client_key: PathBuf,
 }
 
-/// A server certificate for 127.0.0.1 and a client certificate, each its own (private) CA.
+/// A server certificate for 127.0.0.1 and a client certificate, each its own (private) CA, in a
+/// directory of the calling test's own.
 fn pki() -> Pki {
-    let dir = std::env::temp_dir().join(format!("mcp-bastion-upstream-tls-{}", std::process::id()));
+    let dir = tests::scratch_dir("upstream-tls");
     let (server_cert, server_key) = certs::self_signed_end_entity(&dir.join("server"));
     let (client_cert, client_key) = certs::self_signed_end_entity(&dir.join("client"));
     Pki {
@@ -131,8 +132,12 @@ fn unreadable_or_half_given_tls_files_are_refused_at_start_naming_the_flag() {
         err.contains("--upstream-client-cert") && err.contains("needs `upstream-client-key`"),
         "{err}"
     );
-    // a key that is not the certificate's: refused, and the key's text is not shown
+    // a key given as the certificate: refused, and the key's text is not shown
     let key_text = std::fs::read_to_string(&pki.client_key).unwrap();
+    let key_body: String = key_text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
     let err = refused(&[
         "--upstream-client-cert",
         path(&pki.client_key),
@@ -140,9 +145,18 @@ fn unreadable_or_half_given_tls_files_are_refused_at_start_naming_the_flag() {
         path(&pki.client_key),
     ]);
     assert!(err.contains("upstream client certificate"), "{err}");
-    let body: String = key_text
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
-    assert!(!err.contains(&body[..20]), "{err}");
+    assert!(!err.contains(&key_body[..20]), "{err}");
+    // a certificate and a key each well formed but not a pair: the cause is named (reqwest alone
+    // says only "builder error"), and the key's text is not shown
+    let err = refused(&[
+        "--upstream-client-cert",
+        path(&pki.server_cert),
+        "--upstream-client-key",
+        path(&pki.client_key),
+    ]);
+    assert!(
+        err.contains("HTTP client:") && err.contains("not be consistent"),
+        "{err}"
+    );
+    assert!(!err.contains(&key_body[..20]), "{err}");
 }

@@ -300,7 +300,9 @@ impl UpstreamBackendBuilder {
         let token_header = self.token_header(&credentials)?;
         let tls = self.tls()?;
         let outbound = Outbound::new(url, credentials, self.connect_timeout, tls)
-            .map_err(|e| BackendError::Config(format!("HTTP client: {e}")))?;
+            // reqwest's own text is only "builder error": its innermost cause says which part
+            // (a key that is not the certificate's, a root the TLS library refuses)
+            .map_err(|e| BackendError::Config(format!("HTTP client: {}", source_text(&e))))?;
         Ok(UpstreamBackend::from_parts(
             outbound,
             token_header,
