@@ -9,7 +9,8 @@
 // Usage:
 //   node tests/clients/oidc_idp.mjs --port 0 --client-id bastion --client-secret S \
 //       --redirect-uri http://127.0.0.1:8080/oauth/callback [--group mcp-users=alice] \
-//       [--print-secrets] [--refresh-tokens] [--access-token-ttl SECS]
+//       [--print-secrets] [--refresh-tokens] [--access-token-ttl SECS] \
+//       [--tls-cert PEM --tls-key PEM]
 //
 // With --print-secrets, every secret of a flow the provider sees or issues (the `state`, `nonce`
 // and PKCE verifier mcp-bastion sends, the codes, the access, ID and refresh tokens) is printed on
@@ -17,11 +18,15 @@
 // mcp-bastion's logs.
 // --refresh-tokens issues a refresh token with every code (not only for `offline_access`);
 // --access-token-ttl makes access tokens short-lived (for the upstream-token refresh tests).
+// --tls-cert and --tls-key serve it over https with that certificate (an identity provider behind
+// a private CA, for the `--outbound-ca` tests); the issuer is then `https://127.0.0.1:PORT`.
 //
-// Prints `oidc-provider listening on http://127.0.0.1:PORT` on stderr once it listens.
+// Prints `oidc-provider listening on http(s)://127.0.0.1:PORT` on stderr once it listens.
 
 import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import { pathToFileURL } from "node:url";
 
 const { values: args } = parseArgs({
@@ -34,6 +39,8 @@ const { values: args } = parseArgs({
     "print-secrets": { type: "boolean", default: false },
     "refresh-tokens": { type: "boolean", default: false },
     "access-token-ttl": { type: "string" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
   },
 });
 if (!args["client-id"] || !args["client-secret"] || !args["redirect-uri"]) {
@@ -56,9 +63,12 @@ const moduleUrl = process.env.OIDC_PROVIDER_MODULE
 const { default: Provider } = await import(moduleUrl);
 
 // the port must be known before the provider (its issuer) is made
-const server = createServer();
+const tls = Boolean(args["tls-cert"] && args["tls-key"]);
+const server = tls
+  ? createTlsServer({ cert: readFileSync(args["tls-cert"]), key: readFileSync(args["tls-key"]) })
+  : createServer();
 await new Promise((resolve) => server.listen(Number(args.port), "127.0.0.1", resolve));
-const issuer = `http://127.0.0.1:${server.address().port}`;
+const issuer = `${tls ? "https" : "http"}://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {
   clients: [

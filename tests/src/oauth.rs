@@ -63,20 +63,27 @@ pub struct Idp {
 impl Idp {
     /// Starts it with mcp-bastion's registration, whose redirect URI is `callback`.
     pub fn start(callback: &str) -> Idp {
+        Idp::start_with(callback, &[])
+    }
+
+    /// [`Idp::start`] with more of the script's arguments (`--tls-cert PEM --tls-key PEM`).
+    pub fn start_with(callback: &str, extra: &[&str]) -> Idp {
         let script = clients_dir().join("oidc_idp.mjs");
+        let mut args = vec![
+            script.display().to_string(),
+            "--client-id".into(),
+            UPSTREAM_CLIENT.into(),
+            "--client-secret".into(),
+            UPSTREAM_SECRET.into(),
+            "--redirect-uri".into(),
+            callback.into(),
+            "--print-secrets".into(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         let server = Server::spawn_recorded(
             "oidc-provider",
             Path::new(&node()),
-            &[
-                script.display().to_string(),
-                "--client-id".into(),
-                UPSTREAM_CLIENT.into(),
-                "--client-secret".into(),
-                UPSTREAM_SECRET.into(),
-                "--redirect-uri".into(),
-                callback.into(),
-                "--print-secrets".into(),
-            ],
+            &args,
             &[(
                 "OIDC_PROVIDER_MODULE",
                 oidc_provider_module().to_str().expect("a UTF-8 path"),
@@ -118,9 +125,21 @@ impl OAuthBastion {
         prefix: &str,
         command: Option<&[String]>,
     ) -> OAuthBastion {
+        OAuthBastion::start_with_idp(&[], extra, env, prefix, command)
+    }
+
+    /// [`OAuthBastion::start`] with more arguments for the identity provider's script
+    /// (`idp_args`, see [`Idp::start_with`]).
+    pub fn start_with_idp(
+        idp_args: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+        prefix: &str,
+        command: Option<&[String]>,
+    ) -> OAuthBastion {
         let port = free_port();
         let issuer = format!("http://127.0.0.1:{port}{prefix}");
-        let idp = Idp::start(&format!("{issuer}/oauth/callback"));
+        let idp = Idp::start_with(&format!("{issuer}/oauth/callback"), idp_args);
         let mut args: Vec<String> = vec![
             "--listen".into(),
             format!("127.0.0.1:{port}"),
@@ -161,6 +180,18 @@ impl OAuthBastion {
 /// then tried at `probe`), as user `alice`, reading the caller from the child's `MCP_USER`, with
 /// `extra` arguments; returns its report or why it failed.
 pub fn sdk_oauth(sdk: Sdk, url: &str, probe: &str, extra: &[&str]) -> Result<Value, String> {
+    sdk_oauth_with_env(sdk, url, probe, extra, &[])
+}
+
+/// [`sdk_oauth`] with extra environment variables for the script (`SSL_CERT_FILE` for the
+/// Python SDK's, `NODE_EXTRA_CA_CERTS` for the TypeScript SDK's: a CA its played browser trusts).
+pub fn sdk_oauth_with_env(
+    sdk: Sdk,
+    url: &str,
+    probe: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Value, String> {
     let (program, script) = match sdk {
         Sdk::Python => (python(), "py_oauth.py"),
         Sdk::TypeScript => (node(), "ts_oauth.mjs"),
@@ -170,6 +201,7 @@ pub fn sdk_oauth(sdk: Sdk, url: &str, probe: &str, extra: &[&str]) -> Result<Val
         .args(["--url", url, "--login", "alice", "--probe-url", probe])
         .args(["--redirect-uri", REDIRECT, "--whoami-env", USER_VAR])
         .args(extra)
+        .envs(env.iter().copied())
         .output()
         .map_err(|e| format!("{script} cannot run: {e}"))?;
     if !out.status.success() {

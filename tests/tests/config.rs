@@ -249,7 +249,7 @@ fn pem_files() -> &'static (String, String) {
 /// The value an option is checked with: its documented example, or the file it stands for.
 fn example_value<'a>(name: &str, example: &'a str) -> std::borrow::Cow<'a, str> {
     match name {
-        "upstream-ca" | "upstream-client-cert" => pem_files().0.as_str().into(),
+        "upstream-ca" | "upstream-client-cert" | "outbound-ca" => pem_files().0.as_str().into(),
         "upstream-client-key" => pem_files().1.as_str().into(),
         _ => example.into(),
     }

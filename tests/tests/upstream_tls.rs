@@ -144,9 +144,13 @@ fn unreadable_or_half_given_tls_files_are_refused_at_start_naming_the_flag() {
         "--upstream-client-key",
         path(&pki.client_key),
     ]);
-    assert!(err.contains("upstream client certificate"), "{err}");
+    assert!(
+        err.contains(&format!("--upstream-client-cert {}", path(&pki.client_key)))
+            && err.contains("no PEM certificate"),
+        "{err}"
+    );
     assert!(!err.contains(&key_body[..20]), "{err}");
-    // a certificate and a key each well formed but not a pair: the cause is named (reqwest alone
+    // a certificate and a key each well formed but not a pair: said so at start (reqwest alone
     // says only "builder error"), and the key's text is not shown
     let err = refused(&[
         "--upstream-client-cert",
@@ -155,7 +159,18 @@ fn unreadable_or_half_given_tls_files_are_refused_at_start_naming_the_flag() {
         path(&pki.client_key),
     ]);
     assert!(
-        err.contains("HTTP client:") && err.contains("not be consistent"),
+        err.contains(&format!(
+            "--upstream-client-cert {} and --upstream-client-key {}: the key is not the certificate's",
+            path(&pki.server_cert),
+            path(&pki.client_key)
+        )),
+        "{err}"
+    );
+    // a CA file that holds no certificate: named with the flag, before any connection
+    let err = refused(&["--upstream-ca", path(&pki.client_key)]);
+    assert!(
+        err.contains(&format!("--upstream-ca {}", path(&pki.client_key)))
+            && err.contains("no PEM certificate"),
         "{err}"
     );
     assert!(!err.contains(&key_body[..20]), "{err}");

@@ -24,6 +24,8 @@ use mcp_bastion::{
 use mcp_bastion_cli::config::AuthConfig;
 use serde::Serialize;
 
+use crate::outbound::OutboundTrust;
+
 /// The authentication and authorization flags, as given (values are read
 /// and checked with the other sources in [`mcp_bastion_cli::config`]).
 #[derive(Debug, Clone, Default, Args, Serialize)]
@@ -227,7 +229,11 @@ pub fn layers(
     prefix: &str,
     generated_key: Option<&str>,
     oauth: Option<&OAuthServer>,
+    trust: &OutboundTrust,
 ) -> Result<AuthLayers, String> {
+    // the one client of the key sources, remote authentication and
+    // introspection, when a private CA is to be trusted
+    let http = trust.http_client()?;
     let this = config;
     let mut chain = AnyOf::new();
     let mut keys = ApiKeys::new();
@@ -309,6 +315,9 @@ pub fn layers(
         if let Some(claim) = &this.jwt_scope_claim {
             b = b.scope_claim(claim.get());
         }
+        if let Some(client) = &http {
+            b = b.http_client(client.clone());
+        }
         let jwt = b.build().map_err(|e| match e {
             mcp_bastion::auth::JwtConfigError::NoAudience => {
                 "JWT: --jwt-audience or --resource-url is required (tokens for other resources must be refused)".to_owned()
@@ -324,10 +333,17 @@ pub fn layers(
         ..RemotePolicy::default()
     };
     if let Some(url) = &this.auth_server_url {
-        chain = chain.with(RemoteAuth::new(url.get(), policy));
+        let mut remote = RemoteAuth::new(url.get(), policy);
+        if let Some(client) = &http {
+            remote = remote.http_client(client.clone());
+        }
+        chain = chain.with(remote);
     }
     if let Some(url) = &this.introspection_url {
         let mut i = Introspection::new(url.get(), policy);
+        if let Some(client) = &http {
+            i = i.http_client(client.clone());
+        }
         if let (Some(id), Some(var)) = (
             &this.introspection_client_id,
             &this.introspection_client_secret_env,

@@ -33,7 +33,9 @@ pub(crate) fn run(argv: &[OsString], env: &BTreeMap<String, String>) -> ExitCode
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = crate::backends(&loaded.config) {
+    let checked = crate::outbound::OutboundTrust::load(&loaded.config.general)
+        .and_then(|trust| crate::backends(&loaded.config, &trust));
+    if let Err(e) = checked {
         eprintln!("mcp-bastion: {}: {e}", file.to_string_lossy());
         return ExitCode::from(2);
     }

@@ -20,6 +20,8 @@ mod check;
 mod drain;
 mod metrics;
 mod oauth;
+mod outbound;
+mod pem;
 mod ratelimit;
 mod serve;
 mod servers;
@@ -145,6 +147,14 @@ struct Cli {
     #[arg(long, value_name = "FILE")]
     tls_key: Option<String>,
 
+    /// Also trust the CA certificates in this PEM file, beside the Mozilla
+    /// roots built in, for every outbound HTTPS connection the operator
+    /// configures: the OAuth identity provider, JWKS and OIDC discovery,
+    /// remote authentication and introspection, upstream MCP servers (a
+    /// private CA). The OTLP exporter has its own variables.
+    #[arg(long, value_name = "FILE")]
+    outbound_ca: Option<String>,
+
     /// Write one JSON audit record per request to this file (appended to;
     /// reopened on SIGHUP, for logrotate), or to `stdout` or `stderr`.
     #[arg(long, value_name = "PATH|stdout|stderr")]
@@ -251,13 +261,17 @@ fn load_config(
 
 /// The default server's backend (`None` when only named servers are
 /// configured) and each named server's.
-fn backends(config: &Config) -> Result<(Option<DynBackend>, Vec<DynBackend>), String> {
+fn backends(
+    config: &Config,
+    trust: &outbound::OutboundTrust,
+) -> Result<(Option<DynBackend>, Vec<DynBackend>), String> {
     let principal_env = config.auth.principal_env.to_vec();
     let default = servers::backend(
         &config.server,
         None,
         &principal_env,
         &config.session.param_env.to_vec(),
+        trust,
     )?;
     if default.is_none() && config.servers.is_empty() {
         return Err(
@@ -278,6 +292,7 @@ fn backends(config: &Config) -> Result<(Option<DynBackend>, Vec<DynBackend>), St
                     .as_ref()
                     .map(|p| p.to_vec())
                     .unwrap_or_default(),
+                trust,
             )?
             .ok_or_else(|| format!("[servers.{name}]: no command or upstream"))?,
         );
@@ -400,7 +415,11 @@ async fn start(config: Config) -> ExitCode {
 
 /// Everything `start` does once logging (and trace export) is set up.
 async fn serve_until_shutdown(config: Config) -> ExitCode {
-    let (backend, named) = match backends(&config) {
+    let trust = match outbound::OutboundTrust::load(&config.general) {
+        Ok(trust) => trust,
+        Err(e) => return refuse(e),
+    };
+    let (backend, named) = match backends(&config, &trust) {
         Ok(b) => b,
         Err(e) => return refuse(e),
     };
@@ -420,7 +439,7 @@ async fn serve_until_shutdown(config: Config) -> ExitCode {
         tracing::warn!("{warning}");
     }
     let oauth = match auth::tool_scopes(&config.auth)
-        .and_then(|offered| oauth::server(&config, &offered))
+        .and_then(|offered| oauth::server(&config, &offered, &trust))
     {
         Ok(o) => o,
         Err(e) => return refuse(e),
@@ -430,6 +449,7 @@ async fn serve_until_shutdown(config: Config) -> ExitCode {
         prefix,
         generated_key.as_deref(),
         oauth.as_ref(),
+        &trust,
     ) {
         Ok(a) => a,
         Err(e) => return refuse(e),

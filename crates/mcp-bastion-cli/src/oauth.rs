@@ -25,6 +25,11 @@ use mcp_bastion_cli::config::{
 };
 use serde::Serialize;
 
+use crate::{
+    outbound::OutboundTrust,
+    pem::{CaBundle, PemFile},
+};
+
 /// The OAuth authorization server's flags, as given (values are read and
 /// checked with the other sources in [`mcp_bastion_cli::config`]).
 #[derive(Debug, Clone, Default, Args, Serialize)]
@@ -238,7 +243,11 @@ fn upstream(o: &OAuthConfig) -> Result<UpstreamProvider, String> {
 ///
 /// An unset secret variable, an unreadable key or CA file, or what the
 /// library refuses. Never quotes a secret.
-pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>, String> {
+pub fn server(
+    config: &Config,
+    offered: &[String],
+    trust: &OutboundTrust,
+) -> Result<Option<OAuthServer>, String> {
     let o: &OAuthConfig = &config.oauth;
     let (Some(issuer), Some(resource)) = (&o.oauth_issuer, resource(config)) else {
         return Ok(None);
@@ -303,10 +312,11 @@ pub fn server(config: &Config, offered: &[String]) -> Result<Option<OAuthServer>
         b = b.allow_any_user();
     }
     if let Some(path) = &o.oauth_cimd_ca_file {
-        let path = path.get();
-        let pem = std::fs::read(path)
-            .map_err(|e| format!("--oauth-cimd-ca-file {}: {e}", path.display()))?;
-        b = b.cimd_root_certificate(pem);
+        let bundle = CaBundle::load(&PemFile::flag("--oauth-cimd-ca-file", path.get()))?;
+        b = b.cimd_root_certificate(bundle.pem);
+    }
+    if let Some(pem) = trust.ca_pem() {
+        b = b.upstream_root_certificates(pem);
     }
     if let Some(path) = &o.oauth_signing_key_file {
         let path = path.get();

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use crate::outbound::OutboundTrust;
 use mcp_bastion::{
     backend::{
         Backend, DynBackend,
@@ -32,12 +33,13 @@ pub(crate) fn backend(
     name: Option<&str>,
     principal_env: &[String],
     param_env: &[String],
+    trust: &OutboundTrust,
 ) -> Result<Option<DynBackend>, String> {
     let on = |e: String| match name {
         Some(name) => format!("[servers.{name}]: {e}"),
         None => e,
     };
-    let backend = bare_backend(server, principal_env, param_env).map_err(on)?;
+    let backend = bare_backend(server, principal_env, param_env, trust).map_err(on)?;
     // the operator's trim of the backend's tools, whatever the backend
     Ok(backend.map(|backend| match server.tool_filter() {
         Some(filter) => Arc::new(filter.wrap(backend)) as DynBackend,
@@ -50,6 +52,7 @@ fn bare_backend(
     server: &ServerConfig,
     principal_env: &[String],
     param_env: &[String],
+    trust: &OutboundTrust,
 ) -> Result<Option<DynBackend>, String> {
     if server.stdio_protocol_version.is_some() && server.upstream.is_some() {
         return Err(
@@ -58,7 +61,7 @@ fn bare_backend(
                 .into(),
         );
     }
-    if let Some(backend) = crate::upstream::backend(server)? {
+    if let Some(backend) = crate::upstream::backend(server, trust)? {
         return Ok(Some(backend));
     }
     if server.command.is_empty() {

@@ -32,9 +32,9 @@
 //! sends with the proxy's `reqwest` client on the Tokio runtime. On shutdown
 //! [`Telemetry::shutdown`] flushes what is queued.
 
-use std::path::PathBuf;
-
 use mcp_bastion_cli::config::options::{GeneralConfig, OtlpProtocol};
+
+use crate::pem::PemFile;
 
 /// Where and how spans are exported, resolved from the options and the
 /// environment.
@@ -67,21 +67,6 @@ pub(crate) struct ClientFiles {
     pub(crate) cert: PemFile,
     /// The private key.
     pub(crate) key: PemFile,
-}
-
-/// A PEM file and the variable that named it (for errors).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PemFile {
-    /// The variable.
-    pub(crate) var: &'static str,
-    /// The path it holds.
-    pub(crate) path: PathBuf,
-}
-
-impl std::fmt::Display for PemFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={}", self.var, self.path.display())
-    }
 }
 
 /// `(signal-specific, general)` names of the TLS variables.
@@ -147,12 +132,9 @@ pub(crate) fn settings(
 /// one. A client certificate and its key come together or not at all.
 fn tls_files(set: &impl Fn(&str) -> Option<String>) -> Result<TlsFiles, String> {
     let file = |(signal, general): (&'static str, &'static str)| {
-        [signal, general].into_iter().find_map(|var| {
-            set(var).map(|path| PemFile {
-                var,
-                path: PathBuf::from(path),
-            })
-        })
+        [signal, general]
+            .into_iter()
+            .find_map(|var| set(var).map(|path| PemFile::variable(var, path)))
     };
     let client = match (file(CLIENT_CERTIFICATE), file(CLIENT_KEY)) {
         (Some(cert), Some(key)) => Some(ClientFiles { cert, key }),
@@ -250,153 +232,6 @@ impl Telemetry {
     }
 }
 
-/// The PEM files of [`TlsFiles`], read and checked before anything is built
-/// with them (tonic and reqwest would take some malformed files silently, or
-/// fail only at the first export).
-#[cfg(feature = "otel")]
-mod pem {
-    use std::sync::Arc;
-
-    use tokio_rustls::rustls::{
-        self, RootCertStore,
-        pki_types::{
-            CertificateDer, PrivateKeyDer,
-            pem::{self, PemObject},
-        },
-    };
-
-    use super::{PemFile, TlsFiles};
-
-    /// The checked contents. (No `Debug`: it holds a private key.)
-    pub(super) struct Material {
-        /// The CA bundle's certificates, replacing the built-in roots.
-        pub(super) ca: Option<CaBundle>,
-        /// The client identity, for mTLS.
-        pub(super) client: Option<ClientIdentity>,
-    }
-
-    /// A CA bundle: its PEM text (for tonic) and its certificates (for
-    /// reqwest).
-    pub(super) struct CaBundle {
-        pub(super) pem: Vec<u8>,
-        pub(super) certs: Vec<CertificateDer<'static>>,
-    }
-
-    /// A client certificate chain and its key, as PEM text.
-    pub(super) struct ClientIdentity {
-        pub(super) cert: Vec<u8>,
-        pub(super) key: Vec<u8>,
-        /// Both were read from one file (`cert` holds the key too).
-        pub(super) one_file: bool,
-    }
-
-    impl ClientIdentity {
-        /// The certificates and the key in one PEM text (what reqwest
-        /// takes).
-        pub(super) fn combined(&self) -> Vec<u8> {
-            if self.one_file {
-                self.cert.clone()
-            } else {
-                [self.cert.as_slice(), b"\n", self.key.as_slice()].concat()
-            }
-        }
-    }
-
-    /// Reads and checks the files.
-    pub(super) fn load(files: &TlsFiles) -> Result<Material, String> {
-        let ca = match &files.ca {
-            None => None,
-            Some(file) => {
-                let pem = read(file)?;
-                let certs = certificates(file, &pem)?;
-                let mut roots = RootCertStore::empty();
-                for (i, cert) in certs.iter().enumerate() {
-                    roots.add(cert.clone()).map_err(|e| {
-                        format!("{file}: certificate {} is not a usable CA: {e}", i + 1)
-                    })?;
-                }
-                Some(CaBundle { pem, certs })
-            }
-        };
-        let client = match &files.client {
-            None => None,
-            Some(pair) => {
-                let cert = read(&pair.cert)?;
-                let chain = certificates(&pair.cert, &cert)?;
-                let one_file = pair.cert.path == pair.key.path;
-                let key = if one_file {
-                    cert.clone()
-                } else {
-                    read(&pair.key)?
-                };
-                let der = PrivateKeyDer::from_pem_slice(&key).map_err(|e| {
-                    format!(
-                        "{}: {}",
-                        pair.key,
-                        match e {
-                            pem::Error::NoItemsFound => {
-                                "no PEM private key in the file (PKCS#8 `PRIVATE KEY`, \
-                                 `RSA PRIVATE KEY` or `EC PRIVATE KEY`)"
-                            }
-                            _ => malformed(&e),
-                        }
-                    )
-                })?;
-                // the key must be one rustls can sign with, and the leaf's
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| format!("TLS: {e}"))?
-                .with_root_certificates(RootCertStore::empty())
-                .with_client_auth_cert(chain, der)
-                .map_err(|e| match e {
-                    rustls::Error::InconsistentKeys(_) => format!(
-                        "{} and {}: the key is not the certificate's",
-                        pair.cert, pair.key
-                    ),
-                    e => format!("{} and {}: {e}", pair.cert, pair.key),
-                })?;
-                Some(ClientIdentity {
-                    cert,
-                    key,
-                    one_file,
-                })
-            }
-        };
-        Ok(Material { ca, client })
-    }
-
-    fn read(file: &PemFile) -> Result<Vec<u8>, String> {
-        std::fs::read(&file.path).map_err(|e| format!("{file}: cannot read it: {e}"))
-    }
-
-    /// The certificates of a PEM text: at least one.
-    fn certificates(file: &PemFile, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("{file}: {}", malformed(&e)))?;
-        if certs.is_empty() {
-            return Err(format!(
-                "{file}: no PEM certificate (`BEGIN CERTIFICATE`) in the file"
-            ));
-        }
-        Ok(certs)
-    }
-
-    /// What is wrong with a PEM text, without quoting any of it (the parser's
-    /// own messages can).
-    fn malformed(e: &pem::Error) -> &'static str {
-        match e {
-            pem::Error::MissingSectionEnd { .. } => "not valid PEM: a section has no end line",
-            pem::Error::IllegalSectionStart { .. } => "not valid PEM: a malformed BEGIN line",
-            pem::Error::Base64Decode(_) => "not valid PEM: a section is not valid base64",
-            pem::Error::SectionTooLarge => "not valid PEM: a section is too large",
-            _ => "not valid PEM",
-        }
-    }
-}
-
 #[cfg(feature = "otel")]
 mod export {
     use std::{future::Future, pin::Pin, time::Duration};
@@ -411,10 +246,30 @@ mod export {
     use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
     use tracing_subscriber::Layer;
 
-    use super::{
-        ExportLayer, ExportSettings, OtlpProtocol,
-        pem::{self, Material},
-    };
+    use super::{ExportLayer, ExportSettings, OtlpProtocol, TlsFiles};
+    use crate::pem::{CaBundle, ClientIdentity};
+
+    /// The files of [`TlsFiles`], read and checked before anything is built
+    /// with them. (No `Debug`: it holds a private key.)
+    struct Material {
+        /// The CA bundle, replacing the built-in roots.
+        ca: Option<CaBundle>,
+        /// The client identity, for mTLS.
+        client: Option<ClientIdentity>,
+    }
+
+    impl Material {
+        fn load(files: &TlsFiles) -> Result<Self, String> {
+            Ok(Self {
+                ca: files.ca.as_ref().map(CaBundle::load).transpose()?,
+                client: files
+                    .client
+                    .as_ref()
+                    .map(|pair| ClientIdentity::load(&pair.cert, &pair.key))
+                    .transpose()?,
+            })
+        }
+    }
 
     /// How long one export may take (the SDK's default).
     const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -422,7 +277,7 @@ mod export {
     pub(super) fn start(
         settings: ExportSettings,
     ) -> Result<(SdkTracerProvider, ExportLayer), String> {
-        let material = pem::load(&settings.tls)?;
+        let material = Material::load(&settings.tls)?;
         let exporter = match settings.protocol {
             OtlpProtocol::Grpc => {
                 let builder = opentelemetry_otlp::SpanExporter::builder()
@@ -474,16 +329,11 @@ mod export {
 
     /// The OTLP/HTTP client: the CA bundle instead of the built-in roots,
     /// and the client identity.
-    fn http_client(
-        material: &Material,
-        files: &super::TlsFiles,
-    ) -> Result<reqwest::Client, String> {
+    fn http_client(material: &Material, files: &TlsFiles) -> Result<reqwest::Client, String> {
         let mut builder = reqwest::Client::builder().timeout(EXPORT_TIMEOUT);
-        if let (Some(ca), Some(file)) = (&material.ca, &files.ca) {
+        if let Some(ca) = &material.ca {
             builder = builder.tls_built_in_root_certs(false);
-            for cert in &ca.certs {
-                let cert =
-                    reqwest::Certificate::from_der(cert).map_err(|e| format!("{file}: {e}"))?;
+            for cert in ca.reqwest_certificates() {
                 builder = builder.add_root_certificate(cert);
             }
         }
@@ -657,10 +507,7 @@ mod tests {
     }
 
     fn pem_file(var: &'static str, path: &str) -> PemFile {
-        PemFile {
-            var,
-            path: path.into(),
-        }
+        PemFile::variable(var, path)
     }
 
     #[test]

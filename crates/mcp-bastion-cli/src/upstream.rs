@@ -13,6 +13,11 @@ use mcp_bastion::{
 use mcp_bastion_cli::config::{ServerConfig, options};
 use serde::Serialize;
 
+use crate::{
+    outbound::OutboundTrust,
+    pem::{CaBundle, ClientIdentity, PemFile},
+};
+
 /// The flags of the upstream backend, as given.
 #[derive(Debug, Clone, Default, clap::Args, Serialize)]
 #[command(next_help_heading = "Upstream")]
@@ -76,7 +81,7 @@ pub struct UpstreamFlags {
 }
 
 /// The upstream backend of `server`, when it names an upstream.
-pub fn backend(server: &ServerConfig) -> Result<Option<DynBackend>, String> {
+pub fn backend(server: &ServerConfig, trust: &OutboundTrust) -> Result<Option<DynBackend>, String> {
     let Some(url) = &server.upstream else {
         if !server.upstream_header.is_empty()
             || server.upstream_bearer_env.is_some()
@@ -117,24 +122,23 @@ pub fn backend(server: &ServerConfig) -> Result<Option<DynBackend>, String> {
     if let Some(mapping) = &server.upstream_header_from {
         builder = builder.header_from_upstream_token(parse_header_from(mapping.get())?);
     }
+    if let Some(pem) = trust.ca_pem() {
+        builder = builder.root_certificates_pem(pem);
+    }
     if let Some(ca) = &server.upstream_ca {
-        builder = builder.root_certificates_pem(read_pem("--upstream-ca", ca.get())?);
+        let bundle = CaBundle::load(&PemFile::flag("--upstream-ca", ca.get()))?;
+        builder = builder.root_certificates_pem(bundle.pem);
     }
     // the configuration's check has made sure they come together
     if let (Some(cert), Some(key)) = (&server.upstream_client_cert, &server.upstream_client_key) {
-        let mut identity = read_pem("--upstream-client-cert", cert.get())?;
-        identity.push(b'\n');
-        identity.extend(read_pem("--upstream-client-key", key.get())?);
-        builder = builder.client_identity_pem(identity);
+        let identity = ClientIdentity::load(
+            &PemFile::flag("--upstream-client-cert", cert.get()),
+            &PemFile::flag("--upstream-client-key", key.get()),
+        )?;
+        builder = builder.client_identity_pem(identity.combined());
     }
     let backend = builder.build().map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(backend)))
-}
-
-/// The contents of the PEM file of `flag`; the error names the flag and the
-/// path, never what the file holds.
-fn read_pem(flag: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
 }
 
 /// `NAME=upstream:access_token`: the header the user's upstream token goes in.

@@ -12,6 +12,7 @@ mod clients;
 mod credentials;
 mod jwt;
 mod logs;
+mod outbound_ca;
 mod scopes;
 mod support;
 mod sweep;

@@ -11,13 +11,14 @@
 //! (`--oauth-store redis`) and one key file as one authorization server; `rotation`:
 //! `--oauth-signing-key-previous-file` through restarts; `github`: GitHub as the identity provider
 //! (a stand-in) with an organisation-and-team allowlist; `dcr_bounds`: the registration limit and
-//! the expiry of unused registered clients; `refusals`: what `check-config` and the
-//! start refuse. The TRACE secrets sweep of a whole flow through the binary is beside the other
+//! the expiry of unused registered clients; `outbound_ca`: an identity provider behind a private CA
+//! (`--outbound-ca`); `refusals`: what `check-config` and the start refuse. The TRACE secrets sweep of a whole flow through the binary is beside the other
 //! sweeps, in `tests/tests/auth/sweep.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dcr_bounds;
 mod github;
+mod outbound_ca;
 mod refusals;
 mod replicas;
 mod rotation;

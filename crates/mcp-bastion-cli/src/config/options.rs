@@ -277,6 +277,10 @@ pub struct GeneralConfig {
     pub tls_cert: Option<Parsed<PathBuf>>,
     /// The PEM private key of `tls-cert`.
     pub tls_key: Option<Parsed<PathBuf>>,
+    /// PEM file of CA certificates every outbound HTTPS client trusts beside
+    /// the built-in roots: the identity provider, JWKS and OIDC discovery,
+    /// remote authentication and introspection, upstream servers.
+    pub outbound_ca: Option<Parsed<PathBuf>>,
     /// Serve `/metrics` on this address only.
     pub metrics_listen: Option<Parsed<SocketAddr>>,
     /// Where audit records go: a file, `stdout` or `stderr`.
@@ -310,6 +314,7 @@ impl Default for GeneralConfig {
             log_format: Parsed::known("text", LogFormat::Text),
             tls_cert: None,
             tls_key: None,
+            outbound_ca: None,
             metrics_listen: None,
             audit_log: None,
             audit_hash_arguments: false,

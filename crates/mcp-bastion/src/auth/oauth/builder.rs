@@ -36,6 +36,7 @@ pub struct OAuthServerBuilder {
     dcr_proxies: TrustedProxies,
     redirects: RedirectAllowlist,
     upstream: Option<UpstreamProvider>,
+    upstream_roots: Vec<Vec<u8>>,
     login: LoginPolicy,
     store: Option<Arc<dyn OAuthStore>>,
     secrets: Option<SecretsKey>,
@@ -201,6 +202,31 @@ impl OAuthServerBuilder {
         self
     }
 
+    /// Trusts the CA certificates of this PEM bundle, beside the public
+    /// roots, for every call to the identity provider (discovery, token,
+    /// keys, user info): an identity provider behind a private CA.
+    /// Repeatable; a bundle without a certificate fails the build.
+    ///
+    /// ```
+    /// use mcp_bastion::auth::oauth::{OAuthConfigError, OAuthServer, UpstreamOidc};
+    ///
+    /// let with_ca = |pem: &str| {
+    ///     OAuthServer::builder()
+    ///         .issuer("https://mcp.example.com")
+    ///         .resource("https://mcp.example.com/mcp")
+    ///         .upstream(UpstreamOidc::new("https://idp.internal", "mcp-bastion"))
+    ///         .allow_any_user()
+    ///         .upstream_root_certificates(pem)
+    ///         .build()
+    /// };
+    /// // a file that holds no certificate is refused when the server is built
+    /// assert!(matches!(with_ca("no certificate"), Err(OAuthConfigError::HttpClient)));
+    /// ```
+    pub fn upstream_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.upstream_roots.push(pem.into());
+        self
+    }
+
     /// Lets this upstream subject log in; repeatable.
     pub fn allow_subject(mut self, sub: impl Into<String>) -> Self {
         self.login.subjects.push(sub.into());
@@ -309,7 +335,11 @@ impl OAuthServerBuilder {
             github_orgs: login.github_orgs.clone(),
             github_teams: login.github_teams.clone(),
         };
-        let upstream = Upstream::new(self.upstream.ok_or(OAuthConfigError::NoUpstream)?, lookups)?;
+        let upstream = Upstream::new(
+            self.upstream.ok_or(OAuthConfigError::NoUpstream)?,
+            lookups,
+            &self.upstream_roots,
+        )?;
         let mut statics = HashMap::new();
         for c in &self.clients {
             if let Some(bad) = c.redirect_uris.iter().find(|u| url::Url::parse(u).is_err()) {

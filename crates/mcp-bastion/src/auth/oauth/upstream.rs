@@ -102,6 +102,26 @@ pub(crate) enum UpstreamError {
     UserEndpoint,
 }
 
+impl UpstreamError {
+    /// [`UpstreamError::Unavailable`] for a request to the provider that
+    /// failed (`what`: which one), logged as a warning with its whole cause:
+    /// users only see "temporarily unavailable", and the operator must learn
+    /// why (a certificate from a CA that is not trusted, a name that does not
+    /// resolve, a refused connection). The cause names the URL, which holds
+    /// no credential; request bodies are never part of it.
+    pub(crate) fn unreachable(what: &'static str, error: &reqwest::Error) -> Self {
+        let mut cause = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(next) = source {
+            cause.push_str(": ");
+            cause.push_str(&next.to_string());
+            source = next.source();
+        }
+        tracing::warn!(what, cause, "identity provider request failed");
+        Self::Unavailable
+    }
+}
+
 /// What the login policy asks the provider about beyond who the user is.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Lookups {
@@ -124,11 +144,23 @@ impl Upstream {
     pub(crate) fn new(
         config: UpstreamProvider,
         lookups: Lookups,
+        roots: &[Vec<u8>],
     ) -> Result<Self, super::OAuthConfigError> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mcp-bastion/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("mcp-bastion/", env!("CARGO_PKG_VERSION")));
+        for pem in roots {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|_| super::OAuthConfigError::HttpClient)?;
+            if certs.is_empty() {
+                return Err(super::OAuthConfigError::HttpClient);
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
             .build()
             .map_err(|_| super::OAuthConfigError::HttpClient)?;
         match config {
@@ -346,7 +378,7 @@ impl TokenClient {
             .form(&form)
             .send()
             .await
-            .map_err(|_| UpstreamError::Unavailable)?;
+            .map_err(|e| UpstreamError::unreachable("token endpoint", &e))?;
         if res.status().is_server_error() {
             return Err(UpstreamError::Unavailable);
         }

@@ -126,10 +126,10 @@ impl OidcLogin {
                     .send()
                     .await
                     .and_then(reqwest::Response::error_for_status)
-                    .map_err(|_| UpstreamError::Unavailable)?
+                    .map_err(|e| UpstreamError::unreachable("discovery", &e))?
                     .json()
                     .await
-                    .map_err(|_| UpstreamError::Unavailable)?;
+                    .map_err(|e| UpstreamError::unreachable("discovery", &e))?;
                 if doc.issuer.trim_end_matches('/') != self.config.issuer {
                     return Err(UpstreamError::Unavailable);
                 }

@@ -334,7 +334,10 @@ impl UserApiLogin {
         } else {
             req.header(http::header::ACCEPT, "application/json")
         };
-        let res = req.send().await.map_err(|_| UpstreamError::Unavailable)?;
+        let res = req
+            .send()
+            .await
+            .map_err(|e| UpstreamError::unreachable("user API", &e))?;
         let status = res.status();
         if status == http::StatusCode::UNAUTHORIZED {
             return Err(UpstreamError::UserEndpoint);
