@@ -154,8 +154,8 @@ pub struct OAuthFlags {
     #[arg(long, value_name = "DURATION")]
     pub oauth_dcr_idle_ttl: Option<String>,
 
-    /// Open registrations allowed per client IP (`20/h`), or off; counted
-    /// by each replica [default: 20/h].
+    /// Open registrations allowed per client IP (`20/h`), or off; shared by
+    /// the replicas of one --redis-url [default: 20/h].
     #[arg(long, value_name = "LIMIT")]
     pub oauth_dcr_rate_limit: Option<String>,
 
@@ -286,6 +286,12 @@ pub fn server(
         .redirect_allow_loopback(true)
         .cimd(*o.oauth_cimd.get() == OnOff::On)
         .cimd_allow_loopback(o.oauth_cimd_allow_loopback);
+    if let Some(store) = &config.rate_limit.redis_url {
+        // the rate limits' Redis, under the registration limit's own keys
+        b = b
+            .dcr_rate_limit_store(store.get().clone())
+            .dcr_rate_limit_failure(*config.rate_limit.redis_failure.get());
+    }
     for uri in o.oauth_redirect_allow.iter() {
         b = b.redirect_allow(uri);
     }

@@ -125,7 +125,7 @@ pub use store::{Decision, FailurePolicy};
 pub(crate) use {
     key::{RateKey, client_network},
     rejection::ceil_secs,
-    store::Limiter,
+    store::{Limiter, StoreHealth},
 };
 
 /// Used by `#[rate_limit]`'s expansion; not a public API.

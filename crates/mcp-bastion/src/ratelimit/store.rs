@@ -89,6 +89,8 @@ pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// requests off a store that is down (one probe per [`PROBE_INTERVAL`]).
 #[derive(Debug)]
 pub(crate) struct StoreHealth {
+    /// What counts in the store, for the log lines (`rate-limit`).
+    what: &'static str,
     down: AtomicBool,
     failures: AtomicU64,
     epoch: std::time::Instant,
@@ -98,16 +100,23 @@ pub(crate) struct StoreHealth {
 
 impl Default for StoreHealth {
     fn default() -> Self {
+        Self::named("rate-limit")
+    }
+}
+
+impl StoreHealth {
+    /// The health of the store `what` counts in: the log lines say
+    /// `{what} store unreachable` and `{what} store reachable again`.
+    pub(crate) fn named(what: &'static str) -> Self {
         Self {
+            what,
             down: AtomicBool::new(false),
             failures: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
             retry_at: AtomicU64::new(0),
         }
     }
-}
 
-impl StoreHealth {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -146,13 +155,14 @@ impl StoreHealth {
             Ordering::AcqRel,
         );
         metrics::counter!("mcp_bastion_ratelimit_store_failures_total").increment(1);
-        tracing::debug!(target: "mcp_bastion::ratelimit", %error, "rate-limit store failed");
+        tracing::debug!(target: "mcp_bastion::ratelimit", %error, "{} store failed", self.what);
         if !self.down.swap(true, Ordering::AcqRel) {
             tracing::error!(
                 target: "mcp_bastion::ratelimit",
                 %error,
                 policy = ?policy,
-                "rate-limit store unreachable: failing {} until it is back",
+                "{} store unreachable: failing {} until it is back",
+                self.what,
                 match policy { FailurePolicy::Open => "open", FailurePolicy::Closed => "closed" },
             );
         }
@@ -160,7 +170,7 @@ impl StoreHealth {
 
     pub(crate) fn succeeded(&self) {
         if self.down.load(Ordering::Relaxed) && self.down.swap(false, Ordering::AcqRel) {
-            tracing::warn!(target: "mcp_bastion::ratelimit", "rate-limit store reachable again");
+            tracing::warn!(target: "mcp_bastion::ratelimit", "{} store reachable again", self.what);
         }
     }
 

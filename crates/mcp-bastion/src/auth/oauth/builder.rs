@@ -34,6 +34,10 @@ pub struct OAuthServerBuilder {
     dcr_idle_ttl: Option<Duration>,
     dcr_limit: Option<Option<Limit>>,
     dcr_proxies: TrustedProxies,
+    #[cfg(feature = "redis")]
+    dcr_store: Option<crate::ratelimit::RedisStore>,
+    #[cfg(feature = "redis")]
+    dcr_failure: crate::ratelimit::FailurePolicy,
     redirects: RedirectAllowlist,
     upstream: Option<UpstreamProvider>,
     upstream_roots: Vec<Vec<u8>>,
@@ -124,8 +128,9 @@ impl OAuthServerBuilder {
     }
 
     /// Open registrations allowed per client IP (default 20 per hour; `None`:
-    /// no limit). Counted in this process's memory: each replica counts its
-    /// own.
+    /// no limit). Counted in this process's memory, where each replica counts
+    /// its own, unless [`dcr_rate_limit_store`](Self::dcr_rate_limit_store)
+    /// shares the count.
     ///
     /// ```
     /// use std::num::NonZeroU32;
@@ -137,6 +142,68 @@ impl OAuthServerBuilder {
     /// ```
     pub fn dcr_rate_limit(mut self, limit: Option<Limit>) -> Self {
         self.dcr_limit = Some(limit);
+        self
+    }
+
+    /// Counts [`dcr_rate_limit`](Self::dcr_rate_limit) in Redis, shared by
+    /// every replica that uses the same Redis and key prefix: N replicas
+    /// admit the limit, not N times it. Give it the rate-limit layer's
+    /// [`RedisStore`](crate::ratelimit::RedisStore) if you like: the
+    /// registration counts live under their own rule name (`oauth.dcr`) and
+    /// never meet the layer's.
+    ///
+    /// While Redis is unreachable,
+    /// [`dcr_rate_limit_failure`](Self::dcr_rate_limit_failure) decides
+    /// (default: count in this process until it is back).
+    ///
+    /// ```
+    /// use std::num::NonZeroU32;
+    /// use mcp_bastion::{
+    ///     auth::oauth::{DcrPolicy, OAuthServer, UpstreamOidc},
+    ///     ratelimit::{FailurePolicy, Limit, RedisStore},
+    /// };
+    ///
+    /// // the URL is checked here; the connection is made on the first registration
+    /// let store = RedisStore::open("redis://127.0.0.1:6379")?;
+    /// let server = OAuthServer::builder()
+    ///     .issuer("https://mcp.example.com")
+    ///     .resource("https://mcp.example.com/mcp")
+    ///     .upstream(UpstreamOidc::new("https://accounts.example.com", "mcp-bastion"))
+    ///     .allow_any_user()
+    ///     .dcr(DcrPolicy::Open)
+    ///     .dcr_rate_limit(Some(Limit::per_hour(NonZeroU32::new(5).unwrap())))
+    ///     .dcr_rate_limit_store(store)
+    ///     .dcr_rate_limit_failure(FailurePolicy::Closed)
+    ///     .build()?;
+    /// # let _ = server;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "redis")]
+    pub fn dcr_rate_limit_store(mut self, store: crate::ratelimit::RedisStore) -> Self {
+        self.dcr_store = Some(store);
+        self
+    }
+
+    /// What the registration limit does while the Redis of
+    /// [`dcr_rate_limit_store`](Self::dcr_rate_limit_store) is unreachable,
+    /// as the rate-limit layer's [`FailurePolicy`](crate::ratelimit::FailurePolicy)
+    /// (pass the one the layer has; the binary passes `--redis-failure`):
+    ///
+    /// - [`Open`](crate::ratelimit::FailurePolicy::Open), the default: each
+    ///   replica counts registrations in its own memory until Redis is back
+    ///   (N replicas admit up to N times the limit meanwhile, never an
+    ///   unlimited number);
+    /// - [`Closed`](crate::ratelimit::FailurePolicy::Closed): registrations
+    ///   are refused with `503`, `temporarily_unavailable` and `Retry-After`.
+    ///
+    /// Either way the outage is logged once when it starts and once when it
+    /// ends (`registration-limit store unreachable…`; the error's kind, never
+    /// the URL, which may hold a password), counted in
+    /// `mcp_bastion_ratelimit_store_failures_total`, and one registration a
+    /// second probes Redis meanwhile.
+    #[cfg(feature = "redis")]
+    pub fn dcr_rate_limit_failure(mut self, policy: crate::ratelimit::FailurePolicy) -> Self {
+        self.dcr_failure = policy;
         self
     }
 
@@ -389,7 +456,15 @@ impl OAuthServerBuilder {
                 dcr_limit: self
                     .dcr_limit
                     .unwrap_or(Some(super::dcr_bounds::default_limit()))
-                    .map(|l| super::dcr_bounds::RegistrationLimit::new(l, self.dcr_proxies)),
+                    .map(|l| {
+                        let limit = super::dcr_bounds::RegistrationLimit::new(l, self.dcr_proxies);
+                        #[cfg(feature = "redis")]
+                        let limit = match &self.dcr_store {
+                            Some(store) => limit.shared(store, self.dcr_failure),
+                            None => limit,
+                        };
+                        limit
+                    }),
                 redirects: self.redirects,
                 upstream,
                 login,

@@ -3,6 +3,12 @@
 //! lifetime (extended on use at most once a day), and registrations are
 //! rate-limited per client IP.
 //!
+//! The limit counts in this process, or with a shared
+//! [`RedisStore`](crate::ratelimit::RedisStore) in Redis for every replica
+//! together (rule `oauth.dcr`, apart from the rate-limit layer's rules), with
+//! the rate-limit layer's [`FailurePolicy`] while Redis is unreachable: open
+//! counts in this process meanwhile, closed refuses with `503`.
+//!
 //! The extension happens at the token endpoint, when a code is exchanged
 //! or a refresh token redeemed: that is where the client proves it holds
 //! its secret or PKCE verifier. An `/authorize` request names a client id
@@ -10,11 +16,19 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use http::HeaderMap;
+use axum::{
+    Json,
+    response::{IntoResponse, Response},
+};
+use http::{HeaderMap, StatusCode, header};
+use serde_json::json;
 
+use super::error::no_store;
 use crate::{
     net::TrustedProxies,
-    ratelimit::{Decision, Limit, Limiter, RateKey, client_network},
+    ratelimit::{
+        Decision, FailurePolicy, Limit, Limiter, RateKey, StoreHealth, ceil_secs, client_network,
+    },
 };
 
 /// Default lifetime of a registered client that was never used.
@@ -24,10 +38,29 @@ pub(crate) const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(30 * 24 * 3600
 /// A use is written to the store at most this often per client.
 pub(crate) const TOUCH_EVERY: u64 = 24 * 3600;
 
-/// The registration limit per client IP (default 20 per hour).
+/// The rule name of the registration limit in a shared
+/// [`RedisStore`](crate::ratelimit::RedisStore): its keys are
+/// `<prefix>oauth.dcr:<limit>:ip:<network>`. The rate-limit layer's rules
+/// are named `default`, `method.…`, `tool.…` and `tier<N>.…`, so the two
+/// never count in the same key.
+#[cfg(feature = "redis")]
+pub(crate) const SHARED_RULE: &str = "oauth.dcr";
+
+/// How long a client is told to wait when the shared store is down and the
+/// limit fails closed: one probe a second reaches the store.
+const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
+
+/// The registration limit per client IP (default 20 per hour), counted in
+/// this process, or in a shared store (Redis) for every replica together.
 pub(crate) struct RegistrationLimit {
     limit: Limit,
-    limiter: Limiter,
+    /// This process's count: the only one without a shared store; with one,
+    /// the count while it is unreachable and the limit fails open.
+    local: Limiter,
+    /// The count shared by every replica.
+    shared: Option<Limiter>,
+    failure: FailurePolicy,
+    health: StoreHealth,
     epoch: tokio::time::Instant,
     proxies: TrustedProxies,
 }
@@ -36,35 +69,136 @@ impl std::fmt::Debug for RegistrationLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RegistrationLimit")
             .field("limit", &self.limit)
-            .finish()
+            .field("shared", &self.shared.is_some())
+            .field("failure", &self.failure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a registration was refused before it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// Over the limit: retry after this long.
+    Limited(Duration),
+    /// The shared store is unreachable and the limit fails closed.
+    Unavailable,
+}
+
+impl IntoResponse for Refused {
+    /// `429` (over the limit) or `503` (store down, failing closed), each
+    /// with an RFC 6749-shaped `temporarily_unavailable` (RFC 7591 has no
+    /// code for it; clients know this one) and `Retry-After`.
+    fn into_response(self) -> Response {
+        let (status, description, wait) = match self {
+            Refused::Limited(wait) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many registrations from this address; retry later",
+                wait,
+            ),
+            Refused::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "registration is unavailable right now; retry later",
+                UNAVAILABLE_RETRY,
+            ),
+        };
+        let mut res = (
+            status,
+            Json(json!({
+                "error": "temporarily_unavailable",
+                "error_description": description,
+            })),
+        )
+            .into_response();
+        no_store(&mut res);
+        let secs = ceil_secs(wait).max(1);
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, http::HeaderValue::from(secs));
+        res
     }
 }
 
 impl RegistrationLimit {
+    /// A limit counted in this process.
     pub(crate) fn new(limit: Limit, proxies: TrustedProxies) -> Self {
         let epoch = tokio::time::Instant::now();
         Self {
-            limiter: Limiter::memory(&limit, epoch),
+            local: Limiter::memory(&limit, epoch),
+            shared: None,
+            failure: FailurePolicy::default(),
+            health: StoreHealth::named("registration-limit"),
             limit,
             epoch,
             proxies,
         }
     }
 
-    /// `Err(retry after)` when the client at `peer` registered too often.
-    pub(crate) fn check(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> Result<(), Duration> {
+    /// Counts in `store` (under [`SHARED_RULE`]) instead, shared with every
+    /// process that uses the same Redis and prefix; while it is unreachable
+    /// `failure` decides: open counts in this process, closed refuses.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared(
+        mut self,
+        store: &crate::ratelimit::RedisStore,
+        failure: FailurePolicy,
+    ) -> Self {
+        self.shared = Some(Limiter::Redis(store.limiter(SHARED_RULE, &self.limit)));
+        self.failure = failure;
+        self
+    }
+
+    /// `Err` when the client at `peer` registered too often, or when the
+    /// shared store is down and the limit fails closed.
+    pub(crate) async fn check(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+    ) -> Result<(), Refused> {
         let key = match self.proxies.client_ip(peer, headers) {
             Some(ip) => RateKey::Ip(client_network(ip)),
             None => RateKey::UnknownIp,
         };
-        match self.limiter.check_now(&key, &self.limit, 1, self.epoch) {
+        let decision = match &self.shared {
+            None => self.count_here(&key),
+            Some(shared) => {
+                // while the store is down, only one probe a second reaches it
+                let result = if self.health.should_try() {
+                    Some(shared.check_shared(&key, &self.limit, 1).await)
+                } else {
+                    None
+                };
+                match result {
+                    Some(Ok(decision)) => {
+                        self.health.succeeded();
+                        Some(decision)
+                    }
+                    failed => {
+                        // the error names the failure (refused, timed out,
+                        // WRONGPASS), never the URL or its password
+                        match failed {
+                            Some(Err(e)) => self.health.failed(&e, self.failure),
+                            _ => self.health.skipped(),
+                        }
+                        match self.failure {
+                            FailurePolicy::Open => self.count_here(&key),
+                            FailurePolicy::Closed => return Err(Refused::Unavailable),
+                        }
+                    }
+                }
+            }
+        };
+        match decision {
             Some(Decision {
                 allowed: false,
                 retry_after,
                 ..
-            }) => Err(retry_after),
+            }) => Err(Refused::Limited(retry_after)),
             _ => Ok(()),
         }
+    }
+
+    /// This process's decision (never `None`: the local limiter is in memory).
+    fn count_here(&self, key: &RateKey) -> Option<Decision> {
+        self.local.check_now(key, &self.limit, 1, self.epoch)
     }
 }
 
@@ -103,11 +237,130 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let h = HeaderMap::new();
-        assert!(rl.check(Some(a), &h).is_ok());
-        assert!(rl.check(Some(a), &h).is_ok());
-        let wait = rl.check(Some(a), &h).unwrap_err();
+        assert!(rl.check(Some(a), &h).await.is_ok());
+        assert!(rl.check(Some(a), &h).await.is_ok());
+        let Err(Refused::Limited(wait)) = rl.check(Some(a), &h).await else {
+            panic!("the third registration must be refused by the limit");
+        };
         assert!(wait > Duration::ZERO);
-        assert!(rl.check(Some(b), &h).is_ok());
+        assert!(rl.check(Some(b), &h).await.is_ok());
+    }
+
+    /// Two replicas' limits on one Redis: registrations alternate between
+    /// them and the limit holds for both together, per client IP.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn two_replicas_sharing_redis_reach_the_limit_together() {
+        use crate::ratelimit::{RedisStore, redis_test_server};
+        let (_server, url) = redis_test_server().await;
+        let limit = Limit::per_hour(NonZeroU32::new(3).unwrap());
+        let replica = || {
+            // each replica opens its own connection, as two processes do
+            RegistrationLimit::new(limit, TrustedProxies::default())
+                .shared(&RedisStore::open(&url).unwrap(), FailurePolicy::Open)
+        };
+        let (one, two) = (replica(), replica());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let h = HeaderMap::new();
+        assert_eq!(one.check(Some(a), &h).await, Ok(()));
+        assert_eq!(two.check(Some(a), &h).await, Ok(()));
+        assert_eq!(one.check(Some(a), &h).await, Ok(()));
+        // each has counted at most two: only the shared count is at three
+        for replica in [&two, &one] {
+            let Err(Refused::Limited(wait)) = replica.check(Some(a), &h).await else {
+                panic!("the fourth registration must be refused on either replica");
+            };
+            assert!(wait > Duration::ZERO && wait <= Duration::from_secs(3600));
+        }
+        // another client IP has its own count
+        assert_eq!(two.check(Some(b), &h).await, Ok(()));
+        // nothing was counted in memory: the store answered every time
+        assert_eq!(one.local.len() + two.local.len(), 0);
+    }
+
+    /// The registration counts and the rate-limit layer's, in one store and
+    /// for the same client IP and limit, are kept apart.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn registration_counts_never_meet_the_rate_limit_layers() {
+        use crate::ratelimit::{RedisStore, redis_test_server};
+        let (_server, url) = redis_test_server().await;
+        let store = RedisStore::open(&url).unwrap();
+        let limit = Limit::per_hour(NonZeroU32::new(1).unwrap());
+        let dcr = RegistrationLimit::new(limit, TrustedProxies::default())
+            .shared(&store, FailurePolicy::Open);
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(dcr.check(Some(ip), &HeaderMap::new()).await, Ok(()));
+        assert!(matches!(
+            dcr.check(Some(ip), &HeaderMap::new()).await,
+            Err(Refused::Limited(_))
+        ));
+        // the layer's rules of every scope, counted per the same client IP
+        let key = RateKey::Ip(client_network(ip));
+        for rule in [
+            "default",
+            "method.tools/call",
+            "tool.oauth",
+            "tier0.default",
+        ] {
+            let d = store
+                .limiter(rule, &limit)
+                .check(&key, &limit, 1)
+                .await
+                .unwrap();
+            assert!(d.allowed, "{rule} met the registration count");
+        }
+        assert!(SHARED_RULE.starts_with("oauth."));
+    }
+
+    /// Redis unreachable: failing open counts in this process (still a
+    /// limit), failing closed refuses with 503 and `Retry-After`.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_open_to_this_replicas_count_or_closed() {
+        use crate::ratelimit::RedisStore;
+        // a loopback port nobody listens on
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = RedisStore::open(&format!("redis://:hunter2@127.0.0.1:{port}")).unwrap();
+        let limit = Limit::per_hour(NonZeroU32::new(2).unwrap());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let h = HeaderMap::new();
+
+        let open = RegistrationLimit::new(limit, TrustedProxies::default())
+            .shared(&store, FailurePolicy::Open);
+        assert_eq!(open.check(Some(ip), &h).await, Ok(()));
+        assert_eq!(open.check(Some(ip), &h).await, Ok(()));
+        assert!(matches!(
+            open.check(Some(ip), &h).await,
+            Err(Refused::Limited(_))
+        ));
+        assert_eq!(open.local.len(), 1);
+        assert!(open.health.failures() >= 3);
+
+        let closed = RegistrationLimit::new(limit, TrustedProxies::default())
+            .shared(&store, FailurePolicy::Closed);
+        assert_eq!(closed.check(Some(ip), &h).await, Err(Refused::Unavailable));
+        let res = Refused::Unavailable.into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+        // the Debug form names neither the URL nor its password
+        assert!(!format!("{closed:?}").contains("hunter2"));
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_a_429_or_503_temporarily_unavailable_with_retry_after() {
+        let res = Refused::Limited(Duration::from_millis(1500)).into_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(res.headers()[header::CACHE_CONTROL], "no-store");
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"], "temporarily_unavailable");
     }
 
     #[tokio::test]

@@ -49,9 +49,9 @@ pub(crate) async fn register(
 ) -> Response {
     if matches!(inner.dcr, DcrPolicy::Open)
         && let Some(limit) = &inner.dcr_limit
-        && let Err(wait) = limit.check(peer.map(|c| c.0.0.ip()), &headers)
+        && let Err(refused) = limit.check(peer.map(|c| c.0.0.ip()), &headers).await
     {
-        return too_many(wait);
+        return refused.into_response();
     }
     match registered(&inner, &headers, &body).await {
         Ok(doc) => {
@@ -61,24 +61,6 @@ pub(crate) async fn register(
         }
         Err(e) => e.into_response(),
     }
-}
-
-/// `429` with an RFC 6749-shaped `temporarily_unavailable` (RFC 7591 has
-/// no code for it; clients know this one) and `Retry-After`.
-fn too_many(wait: std::time::Duration) -> Response {
-    let mut res = (
-        StatusCode::TOO_MANY_REQUESTS,
-        Json(json!({
-            "error": "temporarily_unavailable",
-            "error_description": "too many registrations from this address; retry later",
-        })),
-    )
-        .into_response();
-    no_store(&mut res);
-    let secs = crate::ratelimit::ceil_secs(wait).max(1);
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, http::HeaderValue::from(secs));
-    res
 }
 
 async fn registered(
