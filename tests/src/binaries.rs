@@ -236,3 +236,18 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     dir
 }
+
+/// Runs `mcp-bastion --listen 127.0.0.1:0 <args…>` (with `env`), which must refuse to start:
+/// asserts the exit status of a configuration error (2) and returns what it wrote on stderr.
+pub fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let output = std::process::Command::new(bastion_bin())
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", bastion_bin().display()));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    stderr
+}

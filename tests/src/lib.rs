@@ -42,8 +42,8 @@ pub mod sse;
 pub mod upstream;
 
 pub use binaries::{
-    bastion_bin, clients_dir, everything_stdio, example_bin, node_modules_dir, python, scratch_dir,
-    tests_dir, workspace_dir,
+    bastion_bin, clients_dir, everything_stdio, example_bin, node_modules_dir, python,
+    refused_start, scratch_dir, tests_dir, workspace_dir,
 };
 pub use clients::{
     CLIENT_TIMEOUT, CallInFlight, ClientOutcome, ClientRun, FULL_STEPS, Sdk, Transport,

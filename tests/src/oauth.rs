@@ -54,6 +54,34 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// `tests/clients/oidc_idp.mjs`: `oidc-provider` with mcp-bastion's registration (client
+/// [`UPSTREAM_CLIENT`] with `secret`, redirect URI `callback`) and `extra` arguments of the
+/// script; every line it writes is kept when `recorded` (see [`Server::spawn_recorded`]).
+pub fn oidc_idp(callback: &str, secret: &str, extra: &[&str], recorded: bool) -> Server {
+    let script = clients_dir().join("oidc_idp.mjs");
+    let mut args = vec![
+        script.display().to_string(),
+        "--client-id".into(),
+        UPSTREAM_CLIENT.into(),
+        "--client-secret".into(),
+        secret.into(),
+        "--redirect-uri".into(),
+        callback.into(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let module = oidc_provider_module();
+    let env = [(
+        "OIDC_PROVIDER_MODULE",
+        module.to_str().expect("a UTF-8 path"),
+    )];
+    let node = node();
+    if recorded {
+        Server::spawn_recorded("oidc-provider", Path::new(&node), &args, &env)
+    } else {
+        Server::spawn_with_env("oidc-provider", Path::new(&node), &args, &env)
+    }
+}
+
 /// The identity provider.
 pub struct Idp {
     /// Its process.
@@ -68,28 +96,10 @@ impl Idp {
 
     /// [`Idp::start`] with more of the script's arguments (`--tls-cert PEM --tls-key PEM`).
     pub fn start_with(callback: &str, extra: &[&str]) -> Idp {
-        let script = clients_dir().join("oidc_idp.mjs");
-        let mut args = vec![
-            script.display().to_string(),
-            "--client-id".into(),
-            UPSTREAM_CLIENT.into(),
-            "--client-secret".into(),
-            UPSTREAM_SECRET.into(),
-            "--redirect-uri".into(),
-            callback.into(),
-            "--print-secrets".into(),
-        ];
-        args.extend(extra.iter().map(|a| (*a).to_owned()));
-        let server = Server::spawn_recorded(
-            "oidc-provider",
-            Path::new(&node()),
-            &args,
-            &[(
-                "OIDC_PROVIDER_MODULE",
-                oidc_provider_module().to_str().expect("a UTF-8 path"),
-            )],
-        );
-        Idp { server }
+        let extra = [&["--print-secrets"], extra].concat();
+        Idp {
+            server: oidc_idp(callback, UPSTREAM_SECRET, &extra, true),
+        }
     }
 
     /// Every secret of the flows so far, as the provider saw or issued them.

@@ -63,23 +63,29 @@ fn both_sdks_run_their_scenario_over_https() {
 
 #[test]
 fn a_bad_certificate_file_is_refused_at_start_with_its_name() {
-    let dir = std::env::temp_dir().join(format!("mcp-bastion-badtls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tests::scratch_dir("badtls");
     let cert = dir.join("cert.pem");
     std::fs::write(&cert, "not a certificate").unwrap();
-    let out = Command::new(tests::bastion_bin())
-        .args(["--listen", "127.0.0.1:0", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&cert)
-        .args(["--", "true"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let cert = cert.to_str().unwrap();
+    let err = tests::refused_start(&["--tls-cert", cert, "--tls-key", cert, "--", "true"], &[]);
     assert!(
-        err.contains("--tls-cert") && err.contains("cert.pem"),
+        err.contains(&format!("--tls-cert {cert}: no PEM certificate")),
         "{err}"
     );
+    // a certificate with a key that is not its own
+    let (good_cert, _) = tests::certs::self_signed(&dir.join("a"));
+    let (_, other_key) = tests::certs::self_signed(&dir.join("b"));
+    let err = tests::refused_start(
+        &[
+            "--tls-cert",
+            good_cert.to_str().unwrap(),
+            "--tls-key",
+            other_key.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+        &[],
+    );
+    assert!(err.contains("the key is not the certificate's"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }

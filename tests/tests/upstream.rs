@@ -333,19 +333,7 @@ fn an_upstream_that_dies_mid_session_fails_the_next_call_with_a_clear_error() {
     });
 }
 
-/// Runs the binary with `args` (and `env`), expecting it to refuse to start; returns stderr.
-fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = std::process::Command::new(tests::bastion_bin())
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
-    stderr
-}
+use tests::refused_start as refused;
 
 #[test]
 fn the_cli_wants_exactly_one_backend_and_usable_upstream_credentials() {

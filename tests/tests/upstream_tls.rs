@@ -112,18 +112,10 @@ fn an_upstream_behind_a_private_ca_with_mutual_tls_is_served() {
 fn unreadable_or_half_given_tls_files_are_refused_at_start_naming_the_flag() {
     let pki = pki();
     let refused = |args: &[&str]| {
-        let out = Command::new(tests::bastion_bin())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--upstream",
-                "https://127.0.0.1:9/mcp",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        tests::refused_start(
+            &[&["--upstream", "https://127.0.0.1:9/mcp"], args].concat(),
+            &[],
+        )
     };
     let err = refused(&["--upstream-ca", "/nonexistent/ca.pem"]);
     assert!(err.contains("--upstream-ca /nonexistent/ca.pem"), "{err}");

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use tests::{certs, clients_dir, python, scratch_dir};
+use tests::{certs, clients_dir, python, refused_start, scratch_dir};
 
 use crate::support::*;
 
@@ -115,15 +115,17 @@ fn an_outbound_ca_file_that_holds_no_certificate_stops_the_start_naming_the_flag
         "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----\n",
     )
     .unwrap();
-    let out = std::process::Command::new(tests::bastion_bin())
-        .args(["--listen", "127.0.0.1:0", "--allow-unauthenticated"])
-        .arg("--outbound-ca")
-        .arg(&bad)
-        .args(["--", "true"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let bad_path = bad.to_str().unwrap();
+    let err = refused_start(
+        &[
+            "--allow-unauthenticated",
+            "--outbound-ca",
+            bad_path,
+            "--",
+            "true",
+        ],
+        &[],
+    );
     assert!(
         err.contains(&format!("--outbound-ca {}", bad.display()))
             && err.contains("no PEM certificate"),
@@ -133,12 +135,16 @@ fn an_outbound_ca_file_that_holds_no_certificate_stops_the_start_naming_the_flag
         !err.contains("c2VjcmV0"),
         "the file's content is shown: {err}"
     );
-    let missing = std::process::Command::new(tests::bastion_bin())
-        .args(["--listen", "127.0.0.1:0", "--allow-unauthenticated"])
-        .args(["--outbound-ca", "/nonexistent/ca.pem", "--", "true"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&missing.stderr);
+    let err = refused_start(
+        &[
+            "--allow-unauthenticated",
+            "--outbound-ca",
+            "/nonexistent/ca.pem",
+            "--",
+            "true",
+        ],
+        &[],
+    );
     assert!(
         err.contains("--outbound-ca /nonexistent/ca.pem: cannot read it"),
         "{err}"

@@ -16,39 +16,15 @@
 //! `upstream_tokens`: the binary handing the user's provider token to a per-session child and to
 //! an upstream backend's header, refreshed before it expires.
 
-use std::{
-    net::TcpListener,
-    path::{Path, PathBuf},
-};
+use std::path::Path;
 
-use tests::{Server, binaries::node, clients_dir, example_bin, node_modules_dir};
+use tests::{Server, binaries::node, clients_dir, example_bin};
 
 pub(crate) const UPSTREAM_CLIENT: &str = "bastion";
 pub(crate) const UPSTREAM_SECRET: &str = "upstream-secret-for-tests";
 pub(crate) const REDIRECT: &str = "http://127.0.0.1:53682/callback";
 
-/// `oidc-provider`'s entry: `$OIDC_PROVIDER_MODULE`, else tests/node/node_modules.
-fn oidc_provider_module() -> PathBuf {
-    let path = std::env::var_os("OIDC_PROVIDER_MODULE").map_or_else(
-        || node_modules_dir().join("oidc-provider/lib/index.js"),
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "{} is missing: install the test dependencies with `npm ci --prefix tests/node`",
-        path.display()
-    );
-    path
-}
-
-/// A port nobody listens on now (the issuer must be known before the identity provider, which
-/// must know mcp-bastion's callback URL, starts).
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+pub(crate) use tests::oauth::free_port;
 
 /// The identity provider and mcp-bastion (the example) wired to each other.
 pub(crate) struct Setup {
@@ -59,26 +35,7 @@ pub(crate) struct Setup {
 /// `oidc-provider` with mcp-bastion's registration (redirect URI `callback`), given `extra`
 /// arguments of `tests/clients/oidc_idp.mjs`.
 pub(crate) fn identity_provider(callback: String, extra: &[&str]) -> Server {
-    let script = clients_dir().join("oidc_idp.mjs");
-    let mut args = vec![
-        script.display().to_string(),
-        "--client-id".into(),
-        UPSTREAM_CLIENT.into(),
-        "--client-secret".into(),
-        UPSTREAM_SECRET.into(),
-        "--redirect-uri".into(),
-        callback,
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    Server::spawn_with_env(
-        "oidc-provider",
-        Path::new(&node()),
-        &args,
-        &[(
-            "OIDC_PROVIDER_MODULE",
-            oidc_provider_module().to_str().expect("a UTF-8 path"),
-        )],
-    )
+    tests::oauth::oidc_idp(&callback, UPSTREAM_SECRET, extra, false)
 }
 
 /// The identity provider a setup starts.
