@@ -20,6 +20,8 @@ pub struct Redis {
     pub port: u16,
     /// Its `requirepass`, if any.
     password: Option<String>,
+    /// Its TLS port, if it serves TLS too ([`Redis::start_tls`]).
+    pub tls_port: Option<u16>,
 }
 
 impl Redis {
@@ -60,11 +62,48 @@ impl Redis {
         Redis::start_with(port, Some(password))
     }
 
-    fn start_with(port: u16, password: Option<&str>) -> Redis {
-        let extra: &[&str] = match password {
-            Some(password) => &["--requirepass", password],
-            None => &[],
+    /// Starts one on a free port that also serves TLS on another (`--tls-port`) with this
+    /// certificate and key (no client certificate asked for); its TLS URL is
+    /// `rediss://127.0.0.1:TLS_PORT` ([`Redis::tls_url`]).
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Redis {
+        let free = || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
         };
+        let (port, tls_port) = (free(), free());
+        let tls = [
+            "--tls-port".to_owned(),
+            tls_port.to_string(),
+            "--tls-cert-file".to_owned(),
+            cert.display().to_string(),
+            "--tls-key-file".to_owned(),
+            key.display().to_string(),
+            "--tls-auth-clients".to_owned(),
+            "no".to_owned(),
+        ];
+        let mut redis = Redis::spawn(port, None, &tls);
+        redis.tls_port = Some(tls_port);
+        redis
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT` of [`Redis::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let port = self.tls_port.expect("a Redis started with start_tls");
+        format!("rediss://127.0.0.1:{port}")
+    }
+
+    fn start_with(port: u16, password: Option<&str>) -> Redis {
+        let extra: Vec<String> = match password {
+            Some(password) => vec!["--requirepass".into(), password.into()],
+            None => Vec::new(),
+        };
+        Redis::spawn(port, password, &extra)
+    }
+
+    fn spawn(port: u16, password: Option<&str>, extra: &[String]) -> Redis {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -85,6 +124,7 @@ impl Redis {
             child,
             port,
             password: password.map(str::to_owned),
+            tls_port: None,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

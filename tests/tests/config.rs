@@ -200,6 +200,7 @@ fn companions(name: &str) -> String {
             base.push_str("introspection-client-id = \"mcp-bastion\"\n");
         }
         "oauth-dcr-token-env" => base.push_str("oauth-dcr = \"token\"\n"),
+        "redis-ca" => base.push_str("redis-url = \"rediss://127.0.0.1:6380\"\n"),
         "oauth-store" => base.push_str(
             "redis-url = \"redis://127.0.0.1:6379\"\noauth-signing-key-file = \"/k.pem\"\n\
              oauth-secrets-key-env = \"OAUTH_SECRETS_KEY\"\n",
@@ -249,7 +250,9 @@ fn pem_files() -> &'static (String, String) {
 /// The value an option is checked with: its documented example, or the file it stands for.
 fn example_value<'a>(name: &str, example: &'a str) -> std::borrow::Cow<'a, str> {
     match name {
-        "upstream-ca" | "upstream-client-cert" | "outbound-ca" => pem_files().0.as_str().into(),
+        "upstream-ca" | "upstream-client-cert" | "outbound-ca" | "redis-ca" => {
+            pem_files().0.as_str().into()
+        }
         "upstream-client-key" => pem_files().1.as_str().into(),
         _ => example.into(),
     }

@@ -574,3 +574,56 @@ fn a_tier_flag_gives_principals_with_that_scope_their_own_limit() {
     assert_eq!(a.json()["error"]["data"]["limit"], 3);
     let _ = std::fs::remove_file(&keys);
 }
+
+#[test]
+fn a_redis_over_tls_behind_a_private_ca_is_shared_with_redis_ca_and_refused_without_it() {
+    let pki = tests::certs::private_ca(&tests::scratch_dir("redis-tls"));
+    let redis = Redis::start_tls(&pki.server_cert, &pki.server_key);
+    let url = redis.tls_url();
+    let ca = pki.ca.to_str().unwrap();
+    let args = |with_ca: bool| {
+        let mut args = vec![
+            "--redis-url",
+            url.as_str(),
+            "--redis-failure",
+            "closed",
+            "--tool-rate-limit",
+            "echo=2/min",
+        ];
+        if with_ca {
+            args.extend(["--redis-ca", ca]);
+        }
+        args
+    };
+    let a = bastion(&args(true));
+    let b = bastion(&args(true));
+    // one limit between the two, counted over TLS (a failed connection would be 503: closed)
+    assert_eq!(call_tool(&a, 1, "echo", &[]).status, 400, "{}", a.logs());
+    assert_eq!(call_tool(&b, 2, "echo", &[]).status, 400, "{}", b.logs());
+    assert_rate_limited(&call_tool(&a, 3, "echo", &[]), 3, "tool.echo");
+    let stats = redis.command_stats();
+    let evalsha = stats.iter().find(|(c, ..)| c == "evalsha").unwrap();
+    assert_eq!(evalsha.1 - evalsha.2, 3, "{stats:?}");
+
+    // the same Redis without the CA: its certificate is not trusted, so the store is down
+    let untrusting = bastion(&args(false));
+    let refused = call_tool(&untrusting, 4, "echo", &[]);
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], -32029);
+
+    // a CA for a plain `redis://` URL, or without any URL: refused at start, naming the flag
+    let plain = format!("redis://127.0.0.1:{}", redis.port);
+    let err = tests::refused_start(
+        &["--redis-url", &plain, "--redis-ca", ca, "--", "true"],
+        &[],
+    );
+    assert!(
+        err.contains("--redis-ca") && err.contains("`rediss://`"),
+        "{err}"
+    );
+    let err = tests::refused_start(&["--redis-ca", ca, "--", "true"], &[]);
+    assert!(
+        err.contains("redis-ca") && err.contains("needs `redis-url`"),
+        "{err}"
+    );
+}

@@ -34,7 +34,8 @@ pub(crate) fn run(argv: &[OsString], env: &BTreeMap<String, String>) -> ExitCode
         }
     };
     let checked = crate::outbound::OutboundTrust::load(&loaded.config.general)
-        .and_then(|trust| crate::backends(&loaded.config, &trust));
+        .and_then(|trust| crate::backends(&loaded.config, &trust))
+        .and_then(|_| crate::outbound::apply_redis_ca(&mut loaded.config.rate_limit.clone()));
     if let Err(e) = checked {
         eprintln!("mcp-bastion: {}: {e}", file.to_string_lossy());
         return ExitCode::from(2);

@@ -414,7 +414,10 @@ async fn start(config: Config) -> ExitCode {
 }
 
 /// Everything `start` does once logging (and trace export) is set up.
-async fn serve_until_shutdown(config: Config) -> ExitCode {
+async fn serve_until_shutdown(mut config: Config) -> ExitCode {
+    if let Err(e) = outbound::apply_redis_ca(&mut config.rate_limit) {
+        return refuse(e);
+    }
     let trust = match outbound::OutboundTrust::load(&config.general) {
         Ok(trust) => trust,
         Err(e) => return refuse(e),

@@ -10,9 +10,31 @@
 //! metadata documents are fetched from the clients' own hosts, on the public
 //! roots (and `--oauth-cimd-ca-file`, for tests).
 
-use mcp_bastion_cli::config::options::GeneralConfig;
+use mcp_bastion_cli::config::{
+    options::{GeneralConfig, RateLimitConfig},
+    value::Parsed,
+};
 
 use crate::pem::{CaBundle, PemFile};
+
+/// `--redis-ca`: the one Redis connection of `--redis-url` (rate limits,
+/// sessions, the OAuth store, the registration limit) checks its `rediss://`
+/// server against this bundle instead of the built-in roots. A Redis is
+/// trusted by its own CA alone (a self-hosted Redis's `tls-ca-cert-file`),
+/// so `--outbound-ca` does not apply to it.
+pub(crate) fn apply_redis_ca(rate_limit: &mut RateLimitConfig) -> Result<(), String> {
+    let (Some(ca), Some(url)) = (&rate_limit.redis_ca, &mut rate_limit.redis_url) else {
+        return Ok(());
+    };
+    let bundle = CaBundle::load(&PemFile::flag("--redis-ca", ca.get()))?;
+    let store = url
+        .get()
+        .clone()
+        .with_root_certificates(&bundle.pem)
+        .map_err(|e| format!("--redis-ca with --redis-url: {e}"))?;
+    *url = Parsed::known(url.text(), store);
+    Ok(())
+}
 
 /// The extra CA certificates, read and checked once at start.
 #[derive(Default)]

@@ -49,9 +49,16 @@ pub struct RateLimitFlags {
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     pub trusted_proxy: Vec<String>,
 
-    /// Share the counters in Redis (`redis://[:password@]host:port[/db]`).
+    /// Share the counters in Redis (`redis://[:password@]host:port[/db]`,
+    /// or `rediss://` for TLS).
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
+
+    /// Check the certificate of a `rediss://` Redis against the CA
+    /// certificates in this PEM file instead of the Mozilla roots built in
+    /// (a Redis whose certificate a private CA issued).
+    #[arg(long, value_name = "FILE")]
+    pub redis_ca: Option<String>,
 
     /// When Redis cannot be reached: let requests through (open) or refuse
     /// them with 503 (closed) [default: open].

@@ -325,6 +325,9 @@ fn check(
             _ => {}
         }
     }
+    if config.rate_limit.redis_ca.is_some() && config.rate_limit.redis_url.is_none() {
+        return Err(err("redis-ca", "needs `redis-url` (a `rediss://` URL)"));
+    }
     if general.audit_hash_arguments && general.audit_log.is_none() {
         return Err(err("audit-hash-arguments", "needs `audit-log`"));
     }

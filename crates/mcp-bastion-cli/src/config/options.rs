@@ -479,6 +479,9 @@ pub struct RateLimitConfig {
     pub trusted_proxy: List<ipnet::IpNet>,
     /// Redis shared by replicas.
     pub redis_url: Option<Parsed<RedisStore>>,
+    /// PEM file of the CA certificates a `rediss://` Redis is checked
+    /// against, instead of the built-in roots.
+    pub redis_ca: Option<Parsed<PathBuf>>,
     /// What an unreachable Redis does to requests.
     pub redis_failure: Parsed<FailurePolicy>,
     /// Leave the RateLimit headers off allowed answers.
@@ -498,6 +501,7 @@ impl Default for RateLimitConfig {
             max_streams: None,
             trusted_proxy: List::default(),
             redis_url: None,
+            redis_ca: None,
             redis_failure: Parsed::known("open", FailurePolicy::default()),
             no_rate_limit_headers: false,
         }

@@ -136,7 +136,8 @@ impl std::fmt::Debug for RedisStore {
 pub struct RedisUrlError(String);
 
 impl RedisStore {
-    /// A store for `redis://[:password@]host:port[/db]`, with prefix
+    /// A store for `redis://[:password@]host:port[/db]` (or `rediss://` for
+    /// TLS, checked against the Mozilla roots built in), with prefix
     /// `mcp-bastion:rl:` and a 500 ms timeout per decision.
     pub fn open(url: &str) -> Result<Self, RedisUrlError> {
         Self::with_options(url, "mcp-bastion:rl:", Duration::from_millis(500))
@@ -152,6 +153,49 @@ impl RedisStore {
                 conn: OnceCell::new(),
                 prefix: prefix.to_owned(),
                 timeout,
+                sliding: Script::new(SLIDING_WINDOW),
+                gcra: Script::new(GCRA),
+            }),
+        })
+    }
+
+    /// Checks the certificate of a `rediss://` (TLS) server against the CA
+    /// certificates of this PEM bundle instead of the built-in roots: a
+    /// Redis whose certificate a private CA issued (a self-hosted Redis with
+    /// `tls-cert-file`). Managed Redis services with public certificates need
+    /// nothing: `rediss://` alone checks them against the Mozilla roots.
+    ///
+    /// A bundle for a `redis://` (plain) URL is refused: it would protect
+    /// nothing, and is most likely a URL missing its `s`.
+    ///
+    /// ```
+    /// use mcp_bastion::ratelimit::RedisStore;
+    ///
+    /// let plain = RedisStore::open("redis://127.0.0.1:6379").unwrap();
+    /// assert!(plain.with_root_certificates(b"-----BEGIN CERTIFICATE-----").is_err());
+    /// ```
+    pub fn with_root_certificates(self, pem: &[u8]) -> Result<Self, RedisUrlError> {
+        let info = self.inner.client.get_connection_info().clone();
+        if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            return Err(RedisUrlError(
+                "a CA bundle is for a `rediss://` (TLS) URL, not `redis://`".into(),
+            ));
+        }
+        let client = Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.to_vec()),
+            },
+        )
+        // the error's kind only: its text could hold part of the URL
+        .map_err(|e| RedisUrlError(format!("the CA bundle: {:?}", e.kind())))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                conn: OnceCell::new(),
+                prefix: self.inner.prefix.clone(),
+                timeout: self.inner.timeout,
                 sliding: Script::new(SLIDING_WINDOW),
                 gcra: Script::new(GCRA),
             }),
