@@ -35,6 +35,14 @@
 //!   `py_2026_stdio_server.py`, `--stdio-protocol-version 2026-07-28`, behind the same tee): one
 //!   CLIENT span, child of the SERVER span, whose context the child received in `_meta` (with
 //!   the rest of the envelope as it was, and no `initialize`).
+//! - Long-lived requests: a 2026-07-28 `subscriptions/listen` sent as it is to that child has a
+//!   SERVER span and one CLIENT span (its context in the listen's `_meta`), both exported while
+//!   the stream is still open (they end when it opens); bridged onto server-everything (shared),
+//!   the listen's SERVER span has the CLIENT spans of its link's `initialize` and of the
+//!   `resources/subscribe` it sent (each received by the child under its own context), and the
+//!   `notifications/resources/updated` the stream relays add no span to the trace. A
+//!   `resources/subscribe` in a 2025-11-25 session has its CLIENT span and `_meta`, and the
+//!   updates that follow on the session's GET stream add no span.
 
 #![allow(clippy::unwrap_used)]
 
@@ -1393,6 +1401,17 @@ fn a_resources_subscribe_in_a_2025_session_has_its_backend_call_span_and_updates
         }
     });
 
+    // the session ends (and its GET stream with it) before the shutdown
+    runtime().block_on(async {
+        let res = reqwest::Client::new()
+            .delete(&url)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    });
     let (spans, server) = traced_spans(&mut bastion, &receiver);
     assert_eq!(server["name"], "resources/subscribe");
     assert_eq!(attr(&server, "mcp.method.name"), "resources/subscribe");
