@@ -294,7 +294,7 @@ async fn listen<B: Backend>(
             // the stream is open: the listen's CLIENT span ends here (without
             // error), so that no span stays open for the life of the stream
             // (see docs/observability.md); its frames get no span
-            drop(std::mem::take(&mut call));
+            call = BackendCall::default();
             with_subscription_id(n, &id)
         }
         // refused (or answered at once): no stream
