@@ -35,6 +35,14 @@
 //!   `py_2026_stdio_server.py`, `--stdio-protocol-version 2026-07-28`, behind the same tee): one
 //!   CLIENT span, child of the SERVER span, whose context the child received in `_meta` (with
 //!   the rest of the envelope as it was, and no `initialize`).
+//! - Long-lived requests: a 2026-07-28 `subscriptions/listen` sent as it is to that child has a
+//!   SERVER span and one CLIENT span (its context in the listen's `_meta`), both exported while
+//!   the stream is still open (they end when it opens); bridged onto server-everything (shared),
+//!   the listen's SERVER span has the CLIENT spans of its link's `initialize` and of the
+//!   `resources/subscribe` it sent (each received by the child under its own context), and the
+//!   `notifications/resources/updated` the stream relays add no span to the trace. A
+//!   `resources/subscribe` in a 2025-11-25 session has its CLIENT span and `_meta`, and the
+//!   updates that follow on the session's GET stream add no span.
 
 #![allow(clippy::unwrap_used)]
 
@@ -1050,4 +1058,382 @@ fn a_bad_tls_file_stops_the_start_with_the_variable_and_the_path_and_no_key() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Long-lived requests: `subscriptions/listen` (2026-07-28), sent as it is to a 2026 stdio child
+// and bridged onto a 2025-11-25 one, and `resources/subscribe` in a 2025-11-25 session. The
+// spans of a listen end when its stream opens (they are exported while it is still open), and
+// the notifications a stream carries get no span.
+
+/// The resource of server-everything the subscription tests subscribe to.
+const RESOURCE: &str = "demo://resource/static/document/architecture.md";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The next JSON-RPC message of an SSE stream (a hang guard of 30 s, not an assertion on time).
+async fn next_frame(
+    frames: &mut (impl futures_util::Stream<Item = Value> + Unpin),
+) -> Option<Value> {
+    use futures_util::StreamExt;
+    tokio::time::timeout(std::time::Duration::from_secs(30), frames.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The JSON-RPC messages of an SSE response, as they come.
+fn frames(res: reqwest::Response) -> impl futures_util::Stream<Item = Value> + Unpin {
+    use futures_util::StreamExt;
+    Box::pin(
+        sse_stream::SseStream::from_bytes_stream(res.bytes_stream())
+            .filter_map(|e| async move { serde_json::from_str::<Value>(&e.ok()?.data?).ok() }),
+    )
+}
+
+/// Opens a 2026-07-28 `subscriptions/listen` stream with id `id`, the `notifications` filter and
+/// the client's `traceparent` in `_meta`: its frames (dropping them closes the stream).
+async fn listen_2026(
+    url: &str,
+    id: &str,
+    notifications: Value,
+    traceparent: &str,
+) -> impl futures_util::Stream<Item = Value> + Unpin + use<> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "subscriptions/listen", "params": {
+        "notifications": notifications,
+        "_meta": meta_2026(traceparent, json!({})),
+    }});
+    let res = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    frames(res)
+}
+
+/// Waits (while the stream is still open) for the SERVER span `subscriptions/listen` of the
+/// client's trace and for `calls` CLIENT spans under it: the spans so far and that SERVER span.
+fn listen_spans_while_open(receiver: &Receiver, calls: usize) -> (Vec<Value>, Value) {
+    let is_listen = |s: &Value| {
+        s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID && s["name"] == "subscriptions/listen"
+    };
+    let spans = receiver.wait_until(|all| {
+        all.iter().find(|s| is_listen(s)).is_some_and(|server| {
+            all.iter()
+                .filter(|s| s["kind"] == "CLIENT" && s["parent_span_id"] == server["span_id"])
+                .count()
+                >= calls
+        })
+    });
+    let server = find(&spans, is_listen).clone();
+    assert_eq!(server["parent_span_id"], CLIENT_SPAN);
+    (spans, server)
+}
+
+/// The spans of the client's trace (`TRACE_ID`).
+fn of_client_trace(spans: &[Value]) -> Vec<&Value> {
+    spans.iter().filter(|s| s["trace_id"] == TRACE_ID).collect()
+}
+
+#[test]
+fn a_2026_listen_sent_as_it_is_to_a_2026_stdio_child_has_spans_that_end_when_the_stream_opens() {
+    let receiver = Receiver::start("direct-listen");
+    let dir = test_dir("otel-direct-listen");
+    let log = dir.join("received.jsonl");
+    let child = vec![
+        python(),
+        clients_dir()
+            .join("py_2026_stdio_server.py")
+            .display()
+            .to_string(),
+        "--log".to_owned(),
+        dir.join("child.jsonl").display().to_string(),
+    ];
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--session-mode",
+            "per-session",
+            "--stdio-protocol-version",
+            "2026-07-28",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &teed(&log, child),
+        // exported soon after they end: the spans must arrive while the stream is open
+        &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
+    );
+    let url = bastion.url("/mcp");
+    let (during, server) = runtime().block_on(async {
+        let mut stream = listen_2026(
+            &url,
+            "listen-d",
+            json!({"toolsListChanged": true}),
+            &traceparent(TRACE_ID, CLIENT_SPAN),
+        )
+        .await;
+        let ack = next_frame(&mut stream).await.unwrap();
+        assert_eq!(
+            ack["method"], "notifications/subscriptions/acknowledged",
+            "{ack}"
+        );
+        // the stream is open, and the request's SERVER span and the listen's CLIENT span have
+        // ended (only ended spans are exported)
+        let seen = listen_spans_while_open(&receiver, 1);
+        drop(stream);
+        seen
+    });
+    let calls = backend_calls(&during, &server);
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let call = calls[0];
+    assert_eq!(call["name"], "subscriptions/listen");
+    assert_eq!(attr(call, "mcp.method.name"), "subscriptions/listen");
+    assert_eq!(attr(call, "jsonrpc.request.id"), "listen-d");
+    // the stream opened: not a failure
+    assert_ne!(call["status"], "ERROR", "{call:#}");
+    assert_ne!(server["status"], "ERROR", "{server:#}");
+
+    // the child received the listen as it is, under the CLIENT span's context
+    let sent = received(&log, "subscriptions/listen");
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(
+        received_parent(&sent[0]),
+        (
+            TRACE_ID.to_owned(),
+            call["span_id"].as_str().unwrap().to_owned()
+        )
+    );
+
+    // closing the stream (and the shutdown) adds no span to the trace: its frames have none
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let all = receiver.spans();
+    let traced = of_client_trace(&all);
+    assert_eq!(traced.len(), 2, "{traced:#?}");
+}
+
+#[test]
+fn a_bridged_2026_listen_has_a_span_per_subscribe_and_none_for_the_updates_it_relays() {
+    let receiver = Receiver::start("bridge-listen");
+    let log = test_dir("otel-bridge-listen").join("received.jsonl");
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            // one child: a tool call on another link of it starts the resource updates
+            "--session-mode",
+            "shared",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &teed(&log, tests::everything_stdio()),
+        &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
+    );
+    let url = bastion.url("/mcp");
+    let other_trace = "6c0ffee06c0ffee06c0ffee06c0ffee0";
+    let (during, server) = runtime().block_on(async {
+        let mut stream = listen_2026(
+            &url,
+            "listen-b",
+            json!({"resourceSubscriptions": [RESOURCE]}),
+            &traceparent(TRACE_ID, CLIENT_SPAN),
+        )
+        .await;
+        let ack = next_frame(&mut stream).await.unwrap();
+        assert_eq!(
+            ack["method"], "notifications/subscriptions/acknowledged",
+            "{ack}"
+        );
+        assert_eq!(
+            ack["params"]["notifications"]["resourceSubscriptions"],
+            json!([RESOURCE]),
+            "{ack}"
+        );
+        // while the stream is open: the SERVER span and its two backend calls have ended
+        let seen = listen_spans_while_open(&receiver, 2);
+
+        // updates start (a call in a trace of its own) and come down the stream
+        // (a thread of its own: `call_2026` runs a runtime of its own)
+        let url = url.clone();
+        let (status, answer) = std::thread::spawn(move || {
+            call_2026(
+                &url,
+                30,
+                "toggle-subscriber-updates",
+                json!({"arguments": {},
+                       "_meta": meta_2026(&traceparent(other_trace, CLIENT_SPAN), json!({}))}),
+            )
+        })
+        .join()
+        .unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let update = next_frame(&mut stream).await.unwrap();
+        assert_eq!(
+            update["method"], "notifications/resources/updated",
+            "{update}"
+        );
+        assert_eq!(update["params"]["uri"], RESOURCE, "{update}");
+        drop(stream);
+        seen
+    });
+
+    // the link's `initialize` and the `resources/subscribe` it sent, each a CLIENT span child of
+    // the listen's SERVER span, each received by the child under its own span's context
+    let calls = backend_calls(&during, &server);
+    let names: Vec<&str> = calls.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["initialize", "resources/subscribe"], "{calls:#?}");
+    let subscribe = calls[1];
+    assert_eq!(attr(subscribe, "mcp.method.name"), "resources/subscribe");
+    assert_ne!(subscribe["status"], "ERROR", "{subscribe:#}");
+    let in_trace = |method: &str| -> Vec<(String, String)> {
+        received(&log, method)
+            .iter()
+            .map(received_parent)
+            .filter(|(trace, _)| trace == TRACE_ID)
+            .collect()
+    };
+    assert_eq!(
+        in_trace("resources/subscribe"),
+        [(
+            TRACE_ID.to_owned(),
+            subscribe["span_id"].as_str().unwrap().to_owned()
+        )]
+    );
+    assert_eq!(
+        in_trace("initialize"),
+        [(
+            TRACE_ID.to_owned(),
+            calls[0]["span_id"].as_str().unwrap().to_owned()
+        )]
+    );
+
+    // the updates the stream relayed, its end and the shutdown add no span to the trace
+    assert!(
+        bastion.stop().is_some_and(|s| s.success()),
+        "{}",
+        bastion.logs()
+    );
+    let all = receiver.spans();
+    let traced = of_client_trace(&all);
+    assert_eq!(traced.len(), 3, "{traced:#?}");
+}
+
+#[test]
+fn a_resources_subscribe_in_a_2025_session_has_its_backend_call_span_and_updates_have_none() {
+    let receiver = Receiver::start("session-subscribe");
+    let log = test_dir("otel-session-subscribe").join("received.jsonl");
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--shutdown-timeout",
+            "1",
+        ],
+        &teed(&log, tests::everything_stdio()),
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let url = bastion.url("/mcp");
+    let session = open_session(&url);
+    let in_session = |trace: &str, id: u64, method: &str, params: Value| {
+        let (url, session, trace) = (url.clone(), session.clone(), trace.to_owned());
+        let method = method.to_owned();
+        // (a thread of its own: `post` runs a runtime of its own)
+        std::thread::spawn(move || {
+            post(
+                &url,
+                &[
+                    ("mcp-session-id", &session),
+                    ("mcp-protocol-version", "2025-11-25"),
+                    ("traceparent", &traceparent(&trace, CLIENT_SPAN)),
+                ],
+                json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+            )
+        })
+        .join()
+        .unwrap()
+    };
+    let (status, _, answer) =
+        in_session(TRACE_ID, 2, "resources/subscribe", json!({"uri": RESOURCE}));
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["result"].is_object(), "{answer}");
+
+    // updates (started by a call in a trace of its own) come on the session's GET stream
+    let other_trace = "6c0ffee06c0ffee06c0ffee06c0ffee0";
+    runtime().block_on(async {
+        let res = reqwest::Client::new()
+            .get(&url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let mut stream = frames(res);
+        let (status, _, answer) = in_session(
+            other_trace,
+            3,
+            "tools/call",
+            json!({"name": "toggle-subscriber-updates", "arguments": {}}),
+        );
+        assert_eq!(status, 200, "{answer}");
+        loop {
+            let frame = next_frame(&mut stream).await.unwrap();
+            if frame["method"] == "notifications/resources/updated" {
+                assert_eq!(frame["params"]["uri"], RESOURCE, "{frame}");
+                break;
+            }
+        }
+    });
+
+    // the session ends (and its GET stream with it) before the shutdown
+    runtime().block_on(async {
+        let res = reqwest::Client::new()
+            .delete(&url)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    });
+    let (spans, server) = traced_spans(&mut bastion, &receiver);
+    assert_eq!(server["name"], "resources/subscribe");
+    assert_eq!(attr(&server, "mcp.method.name"), "resources/subscribe");
+    let calls = backend_calls(&spans, &server);
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let call = calls[0];
+    assert_eq!(call["name"], "resources/subscribe");
+    assert_eq!(attr(call, "jsonrpc.request.id"), "2");
+    assert_ne!(call["status"], "ERROR", "{call:#}");
+    // the child received the subscribe under the CLIENT span's context
+    let sent: Vec<(String, String)> = received(&log, "resources/subscribe")
+        .iter()
+        .map(received_parent)
+        .collect();
+    assert_eq!(
+        sent,
+        [(
+            TRACE_ID.to_owned(),
+            call["span_id"].as_str().unwrap().to_owned()
+        )]
+    );
+    // the updates that followed are in no span of the subscribe's trace
+    let traced = of_client_trace(&spans);
+    assert_eq!(traced.len(), 2, "{traced:#?}");
 }

@@ -62,6 +62,13 @@
 //! own requests (elicitation, sampling, roots, ping) and the answers to them
 //! are not backend calls.
 //!
+//! A long-lived stream keeps no span open either: a 2026-07-28
+//! `subscriptions/listen` sent as it is to a backend ends its CLIENT span
+//! when the backend's first frame (the acknowledgement) arrives, and a
+//! bridged one's (the `initialize` and `resources/subscribe` of its own
+//! connection) end before the stream opens; so the request span ends when
+//! the stream opens. The notifications a stream relays get no span.
+//!
 //! One type opens, propagates and ends these spans for all paths but the
 //! pass-through (`BackendCall`; a session keeps one per request in flight,
 //! a sessionless link one, as it serves one request at a time); with

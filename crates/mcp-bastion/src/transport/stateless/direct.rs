@@ -15,7 +15,7 @@
 //!    `_meta`, `inputResponses` and `requestState` included), except, with
 //!    OpenTelemetry on, the trace context in `_meta`: that of the request's
 //!    CLIENT span (see [`crate::otel`]), which ends with the response (a
-//!    listen's, with the stream);
+//!    listen's with the backend's first frame: the stream is then open);
 //! 3. relay what the backend sends for it: its notifications (progress,
 //!    logs) as SSE events, then its response as it is (an
 //!    `InputRequiredResult`, error data, caching hints: mcp-bastion adds
@@ -290,7 +290,13 @@ async fn listen<B: Backend>(
         return backend_unavailable(id);
     }
     let first = match next(&mut link, &id, &mut call, None).await {
-        Some(Step::Event(n)) => with_subscription_id(n, &id),
+        Some(Step::Event(n)) => {
+            // the stream is open: the listen's CLIENT span ends here (without
+            // error), so that no span stays open for the life of the stream
+            // (see docs/observability.md); its frames get no span
+            call = BackendCall::default();
+            with_subscription_id(n, &id)
+        }
         // refused (or answered at once): no stream
         Some(Step::End(response)) => return whole_reply(config, response),
         None => return whole_reply(config, closed_response(&id)),
