@@ -1437,3 +1437,54 @@ fn a_resources_subscribe_in_a_2025_session_has_its_backend_call_span_and_updates
     let traced = of_client_trace(&spans);
     assert_eq!(traced.len(), 2, "{traced:#?}");
 }
+
+#[test]
+fn spans_are_flushed_when_the_drain_gives_up_on_open_connections_and_exits() {
+    let receiver = Receiver::start("forced-exit");
+    let mut bastion = Server::bastion_with_env(
+        &[
+            "--otlp-endpoint",
+            &receiver.endpoint(),
+            "--json-response",
+            "--shutdown-timeout",
+            "1",
+        ],
+        &tests::everything_stdio(),
+        // only a flush at exit can deliver the spans in time
+        &[("OTEL_BSP_SCHEDULE_DELAY", "3600000")],
+    );
+    let url = bastion.url("/mcp");
+    let session = open_session(&url);
+    let (status, _, _) = post(
+        &url,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+            ("traceparent", &traceparent(TRACE_ID, CLIENT_SPAN)),
+        ],
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"message": "before the exit"}}}),
+    );
+    assert_eq!(status, 200);
+    // a client that never finishes its request head keeps its connection open past the drain
+    let mut stalled =
+        std::net::TcpStream::connect(tests::raw::socket_addr(bastion.base_url())).unwrap();
+    std::io::Write::write_all(&mut stalled, b"POST /mcp HTTP/1.1\r\nHost: bastion\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    bastion.stop();
+    assert!(
+        bastion
+            .logs()
+            .contains("connections still open after the shutdown timeout; exiting"),
+        "{}",
+        bastion.logs()
+    );
+    let spans = receiver.wait_for(|s| s["kind"] == "CLIENT" && s["trace_id"] == TRACE_ID);
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["kind"] == "SERVER" && s["trace_id"] == TRACE_ID),
+        "{spans:#?}"
+    );
+    drop(stalled);
+}

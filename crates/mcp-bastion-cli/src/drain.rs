@@ -1,7 +1,7 @@
 //! Graceful shutdown: the signals that start it, and the drain that lets
 //! work in flight finish before sessions and children end.
 
-use std::time::Duration;
+use std::{sync::OnceLock, time::Duration};
 
 use crate::servers::Servers;
 
@@ -57,6 +57,16 @@ pub(crate) fn reopen_on_sighup(writer: mcp_bastion::audit::AuditWriter) {
 /// clients before it ends the sessions.
 const SETTLE: Duration = Duration::from_millis(300);
 
+/// What must still run when the drain gives up on open connections and
+/// exits the process: the span exporter's flush (set by `start`).
+static BEFORE_FORCED_EXIT: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
+
+/// Runs `hook` before a forced exit (connections still open after the
+/// shutdown timeout), which skips the normal end of `main`. Set once.
+pub(crate) fn before_forced_exit(hook: impl Fn() + Send + Sync + 'static) {
+    let _ = BEFORE_FORCED_EXIT.set(Box::new(hook));
+}
+
 /// Graceful shutdown, after the signal (when [`Servers::start_draining`]
 /// was called): no new sessions (503, and `/readyz` not ready) while
 /// requests in flight finish (up to `timeout`; their sessions are still
@@ -95,6 +105,13 @@ pub(crate) async fn drain(servers: Servers, timeout: Duration) {
     tokio::spawn(async move {
         tokio::time::sleep(timeout).await;
         tracing::warn!("connections still open after the shutdown timeout; exiting");
+        // the hook blocks (the exporter's batch thread does the work)
+        let _ = tokio::task::spawn_blocking(|| {
+            if let Some(hook) = BEFORE_FORCED_EXIT.get() {
+                hook();
+            }
+        })
+        .await;
         std::process::exit(0);
     });
 }

@@ -408,6 +408,9 @@ async fn start(config: Config) -> ExitCode {
         Err(e) => return refuse(e),
     };
     init_tracing(*config.general.log_format.get(), export);
+    if let Some(flush) = telemetry.flusher() {
+        drain::before_forced_exit(flush);
+    }
     let code = serve_until_shutdown(config).await;
     telemetry.shutdown().await;
     code

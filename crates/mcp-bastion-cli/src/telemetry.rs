@@ -218,6 +218,25 @@ impl Telemetry {
         }
     }
 
+    /// A function that exports what is queued, for an exit that skips
+    /// [`Telemetry::shutdown`] (`None` when nothing is exported).
+    pub(crate) fn flusher(&self) -> Option<impl Fn() + Send + Sync + 'static> {
+        #[cfg(feature = "otel")]
+        {
+            self.provider.clone().map(|provider| {
+                move || {
+                    if let Err(e) = provider.force_flush() {
+                        eprintln!("mcp-bastion: flushing trace spans at exit failed: {e}");
+                    }
+                }
+            })
+        }
+        #[cfg(not(feature = "otel"))]
+        {
+            None::<fn()>
+        }
+    }
+
     /// Exports what is still queued and stops the exporter.
     pub(crate) async fn shutdown(self) {
         #[cfg(feature = "otel")]
